@@ -11,7 +11,8 @@ What it checks (the Rust tests of crate ace-contracts are the authority; this is
      listed oldest first, no subject@version twice, and every subject named in the
      compatibility table is registered;
   3. every "$ref" in every JSON file (schemas and the OpenAPI document ml/ml_api.json) resolves
-     among the local files, without network access;
+     among the local files, without network access; ml/ml_api.json is also checked against the
+     OpenAPI 3.1 meta-schema when openapi-spec-validator is installed;
   4. examples: */examples/*.json validate against the latest version of the subject their file
      name starts with; */examples/invalid/*.json ({subject, expect_pointer, rule, instance}) fail,
      and every validation error points at expect_pointer (one broken rule per document);
@@ -113,6 +114,21 @@ def check_refs(docs: dict[str, object]) -> None:
                 resolve_pointer(docs[file], frag)
             except (KeyError, IndexError, ValueError):
                 fail(f"{name}{where}: $ref {ref!r} does not resolve")
+
+
+def check_openapi() -> None:
+    """Validates ml/ml_api.json against the OpenAPI 3.1 meta-schema when openapi-spec-validator
+    is installed (optional: `pip install openapi-spec-validator`); $refs are checked either way."""
+    try:
+        from openapi_spec_validator import validate
+    except ImportError:
+        print("note: openapi-spec-validator not installed, ml/ml_api.json checked for $refs only")
+        return
+    path = ROOT / "ml/ml_api.json"
+    try:
+        validate(json.loads(path.read_text()), base_uri=path.as_uri())
+    except Exception as err:  # noqa: BLE001 - report and continue
+        fail(f"ml/ml_api.json: not a valid OpenAPI 3.1 document: {err}")
 
 
 def check_manifest(docs) -> dict[str, list[tuple[str, dict]]]:
@@ -228,6 +244,7 @@ def main() -> int:
     docs = load_json_files()
     registry = check_schemas(docs)
     check_refs(docs)
+    check_openapi()
     subjects = check_manifest(docs)
     examples = check_examples(subjects, registry)
     events = check_events_master(subjects)
