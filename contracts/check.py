@@ -22,6 +22,7 @@ What it checks (the Rust tests of crate ace-contracts are the authority; this is
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import sys
 from pathlib import Path
@@ -106,7 +107,7 @@ def check_refs(docs: dict[str, object]) -> None:
             continue
         for where, ref in refs_in(doc):
             target, _, frag = ref.partition("#")
-            file = (Path(name).parent / target).as_posix() if target else name
+            file = posixpath.normpath(posixpath.join(posixpath.dirname(name), target)) if target else name
             if file not in docs:
                 fail(f"{name}{where}: $ref {ref!r} names missing file {file}")
                 continue
