@@ -17,7 +17,8 @@ What it checks (the Rust tests of crate ace-contracts are the authority; this is
      name starts with; */examples/invalid/*.json ({subject, expect_pointer, rule, instance}) fail,
      and every validation error points at expect_pointer (one broken rule per document);
   5. comms/events.master.yaml: every event's schema is null (with a note) or a registered
-     subject@version, and priorities, QoS classes and seeds are from their sets.
+     subject@version, its subject follows the ACE hierarchy with the verb of its kind, and
+     priorities, QoS classes and seeds are from their sets.
 """
 from __future__ import annotations
 
@@ -207,6 +208,25 @@ def check_examples(subjects, registry) -> int:
     return count
 
 
+VERBS = {"event": "evt", "command": "cmd", "query": "qry", "reply": "rsp", "error": "err"}
+ACE_SUBJECT = re.compile(r"^ace\.comms(\.([A-Za-z0-9_-]+|\*)){3}\.(cmd|evt|qry|rsp|err)(\.[A-Za-z0-9_-]+)?\.v[0-9]+$")
+
+
+def check_event_subject(where: str, ev: dict) -> None:
+    """An event's subject follows the ACE hierarchy and its verb matches the envelope kind;
+    null is allowed only with a note (records that are never published)."""
+    subject = ev.get("subject")
+    if subject is None:
+        if not ev.get("note"):
+            fail(f"{where}: subject null without a note saying why")
+        return
+    match = ACE_SUBJECT.match(subject)
+    if not match:
+        fail(f"{where}: subject {subject!r} is not ace.comms.<protocol>.<type>.<id>.<verb>[.<name>].v<N>")
+    elif VERBS.get(ev.get("kind")) != match.group(3):
+        fail(f"{where}: subject verb {match.group(3)} does not match kind {ev.get('kind')!r}")
+
+
 def check_events_master(subjects) -> int:
     path = ROOT / "comms/events.master.yaml"
     if not path.exists():
@@ -219,9 +239,10 @@ def check_events_master(subjects) -> int:
         if (ev.get("domain"), ev.get("name")) in seen:
             fail(f"{where}: listed twice")
         seen.add((ev.get("domain"), ev.get("name")))
-        for key in ("domain", "name", "subject", "priority", "qos", "seeds"):
+        for key in ("domain", "name", "kind", "priority", "qos", "seeds"):
             if not ev.get(key):
                 fail(f"{where}: missing {key}")
+        check_event_subject(where, ev)
         if ev.get("priority") not in {"P0", "P1", "P2", "P3"}:
             fail(f"{where}: priority {ev.get('priority')!r}")
         if ev.get("qos") not in {"realtime", "standard", "bulk"}:
