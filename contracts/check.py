@@ -227,6 +227,17 @@ def check_event_subject(where: str, ev: dict) -> None:
         fail(f"{where}: subject verb {match.group(3)} does not match kind {ev.get('kind')!r}")
 
 
+def check_proto_ref(where: str, ref: str) -> None:
+    """`proto: <file>#<package>.<Message>` names a message defined in that .proto file."""
+    file, _, qualified = ref.partition("#")
+    path = ROOT / file
+    message = qualified.rpartition(".")[2]
+    if not path.is_file():
+        fail(f"{where}: proto file {file} missing")
+    elif not re.search(rf"^message {re.escape(message)}\s*{{", path.read_text(), re.M):
+        fail(f"{where}: {file} defines no message {message}")
+
+
 def check_events_master(subjects) -> int:
     path = ROOT / "comms/events.master.yaml"
     if not path.exists():
@@ -243,6 +254,8 @@ def check_events_master(subjects) -> int:
             if not ev.get(key):
                 fail(f"{where}: missing {key}")
         check_event_subject(where, ev)
+        if ev.get("proto"):
+            check_proto_ref(where, ev["proto"])
         if ev.get("priority") not in {"P0", "P1", "P2", "P3"}:
             fail(f"{where}: priority {ev.get('priority')!r}")
         if ev.get("qos") not in {"realtime", "standard", "bulk"}:
