@@ -1,0 +1,71 @@
+//! `ace-log`: one stream's messages as a segmented, crash-safe, append-only log. Synchronous (no
+//! async runtime); the embedded engine of `ace-bus` calls it from its writer thread.
+//!
+//! # Layout on disk
+//! A directory per stream. `<base_seq:020>.log` segment files, named by the first sequence they
+//! hold, each a 128-byte header (magic, base sequence, two durability-watermark slots) followed
+//! by records framed as
+//! `[len u32][crc32c u32][seq u64][ts u64][subject len u16][headers len u32][subject][headers][payload]`
+//! (little endian, CRC32C over everything after the crc field; see [`codec`]). A segment rolls
+//! when the next record would take it past `segment_bytes`. `<base_seq:020>.del` holds the
+//! segment's single-message deletes (12-byte entries with their own CRC32C).
+//!
+//! # Durability
+//! - `SyncPolicy::Always`: write + fdatasync before each call returns.
+//! - `SyncPolicy::Batch` (default): group commit, see `log.rs`: all writers waiting in the same
+//!   window share one fdatasync. Records are readable only once durable.
+//! - `SyncPolicy::Never`: write(2) only. A process crash loses nothing acknowledged; an OS crash
+//!   or power loss loses everything since the last sealed segment (roll or close fsync).
+//! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
+//!   (except under `Never`).
+//! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
+//!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
+//!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").
+//!
+//! # Recovery
+//! Each sync also records, in the segment header, the offset the *previous* sync made durable
+//! (the watermark; sealing records the full length). On open every segment is scanned and every
+//! CRC checked. In the last segment, an undecodable record at or past the watermark is a torn
+//! tail: it and everything after it are truncated and reported in
+//! [`RecoveryReport::truncated`] (segment, offset, bytes). Anything undecodable below the
+//! watermark, or anywhere in a sealed segment, is corruption: nothing is truncated or skipped, the
+//! log opens read-only with [`RecoveryReport::corruption`] naming segment and offset, reads of
+//! records before it still work and writes return [`LogError::Corrupt`]. Because the watermark
+//! lags one sync behind, the records of the very last sync before a crash are judged as a
+//! possible torn tail: were they damaged on disk later, they would be truncated (and reported)
+//! rather than flagged as corruption.
+//!
+//! # Retention and deletes
+//! `apply_retention` drops the oldest *whole* segments whose every record lies outside a limit
+//! (older than `max_age`, or the newer segments alone already hold `max_msgs` / `max_bytes`): it
+//! keeps at least the limit, like Kafka; callers wanting exact counts delete single messages. When
+//! the active segment itself expires it is rolled first, so sequences never restart. A sealed
+//! segment whose messages are all deleted is removed.
+//!
+//! # Invariants
+//! - Sequences start at 1 and increase by exactly one per record, across restarts; a segment
+//!   holds a contiguous run starting at its base sequence.
+//! - An acknowledged record (per the sync policy) is never truncated by recovery unless it was
+//!   written in the last sync before the crash *and* damaged afterwards — and then it is reported.
+//! - Stored timestamps never decrease, so time → sequence is a binary search on the sparse index.
+//! - Readers never see a record that is not yet durable (except under `Never`).
+//! - After corruption or a failed sync the log accepts no write until it is reopened.
+//! - The index is in memory, rebuilt by the scan at open (which also verifies every CRC).
+
+pub mod codec;
+mod config;
+mod durability;
+mod error;
+mod log;
+mod segment;
+mod store;
+mod tombstones;
+mod types;
+
+pub use config::{LogConfig, Retention, SyncPolicy};
+pub use durability::{Durability, OsDurability};
+pub use error::LogError;
+pub use log::Log;
+pub use types::{
+    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+};

@@ -1,0 +1,382 @@
+//! `Log`: the public handle. It owns the lock around the `Store`, the sync policies and group
+//! commit, and opening (recovery) of a log directory.
+//!
+//! Group commit (`SyncPolicy::Batch`): an appender encodes its records into the write buffer
+//! under the store lock, then waits until the durable sequence covers its last record. If no sync
+//! is in flight it becomes the leader: it flushes the buffer, writes the watermark and calls
+//! fdatasync *without* holding the store lock (so others keep appending into the next batch),
+//! then publishes the new durable sequence and wakes everyone it covered. A failed sync halts
+//! the log: every waiter and every later write gets `LogError::SyncFailed`; nothing is retried.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::codec;
+use crate::config::{LogConfig, SyncPolicy};
+use crate::durability::{Durability, OsDurability};
+use crate::error::LogError;
+use crate::segment::{HEADER_LEN, Outcome, Segment};
+use crate::store::{Halt, Store, list_segments};
+use crate::tombstones::sync_failed;
+use crate::types::{
+    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+};
+
+/// One stream's append-only log in one directory. `Send + Sync`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Log {
+    config: LogConfig,
+    durability: Arc<dyn Durability>,
+    store: Mutex<Store>,
+    /// Highest sequence known durable (what `Batch`/`Always` readers may see).
+    durable: AtomicU64,
+    commit: Mutex<Commit>,
+    committed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Commit {
+    leader: bool,
+    failed: Option<Halt>,
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` and recovers it; see the crate docs.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<(Log, RecoveryReport), LogError> {
+        Self::open_with(dir, config, Arc::new(OsDurability))
+    }
+
+    /// Like [`Log::open`], with the file/directory sync calls supplied by `durability`.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        durability: Arc<dyn Durability>,
+    ) -> Result<(Log, RecoveryReport), LogError> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create log directory", dir, e))?;
+        let (store, report) = recover(dir, &config, &*durability)?;
+        let durable = store.next_seq - 1;
+        let failed = store.halted.clone();
+        let log = Log {
+            config,
+            durability,
+            store: Mutex::new(store),
+            durable: AtomicU64::new(durable),
+            commit: Mutex::new(Commit {
+                leader: false,
+                failed,
+            }),
+            committed: Condvar::new(),
+        };
+        Ok((log, report))
+    }
+
+    /// Appends one record and returns once it is durable per the sync policy.
+    pub fn append(&self, rec: NewRecord<'_>) -> Result<Appended, LogError> {
+        let mut out = self.append_batch(std::slice::from_ref(&rec))?;
+        Ok(out.pop().expect("one record in, one out"))
+    }
+
+    /// Appends records in order, all covered by one sync; returns when all are durable.
+    pub fn append_batch(&self, recs: &[NewRecord<'_>]) -> Result<Vec<Appended>, LogError> {
+        let sizes = recs
+            .iter()
+            .map(|r| self.framed_size(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ns();
+        let mut out = Vec::with_capacity(recs.len());
+        let mut store = self.store.lock();
+        store.check_writable()?;
+        for (rec, size) in recs.iter().zip(sizes) {
+            out.push(store.append_one(rec, size, now, &self.config, &*self.durability)?);
+        }
+        let last = store.next_seq - 1;
+        match self.config.sync {
+            SyncPolicy::Never => store.flush()?,
+            SyncPolicy::Always => {
+                let durable = store.sync_active(&*self.durability)?;
+                self.publish(durable);
+            }
+            SyncPolicy::Batch { .. } => {
+                drop(store);
+                self.wait_durable(last)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn framed_size(&self, rec: &NewRecord<'_>) -> Result<u64, LogError> {
+        let size = codec::frame_len(rec.subject.len(), rec.headers.len(), rec.payload.len());
+        if size > u64::from(self.config.max_record_bytes)
+            || rec.subject.len() > usize::from(u16::MAX)
+        {
+            return Err(LogError::RecordTooLarge {
+                subject: rec.subject.chars().take(128).collect(),
+                size,
+                max: self.config.max_record_bytes,
+            });
+        }
+        Ok(size)
+    }
+
+    /// Group commit: waits until `seq` is durable, leading a sync when none is in flight.
+    fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+        let mut commit = self.commit.lock();
+        loop {
+            if self.durable.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            if let Some(halt) = &commit.failed {
+                return Err(halt.to_error());
+            }
+            if commit.leader {
+                self.committed.wait(&mut commit);
+                continue;
+            }
+            commit.leader = true;
+            drop(commit);
+            let result = self.lead_sync();
+            commit = self.commit.lock();
+            commit.leader = false;
+            match result {
+                Ok(durable) => {
+                    self.durable.fetch_max(durable, Ordering::AcqRel);
+                }
+                Err(e) => {
+                    commit.failed.get_or_insert_with(|| Halt::from_error(&e));
+                }
+            }
+            self.committed.notify_all();
+        }
+    }
+
+    /// One group-commit sync: flush + watermark under the lock, fdatasync outside it.
+    fn lead_sync(&self) -> Result<u64, LogError> {
+        if let SyncPolicy::Batch { max_delay } = self.config.sync {
+            if !max_delay.is_zero() {
+                std::thread::sleep(max_delay);
+            }
+        }
+        let (file, path, base, len, last) = {
+            let mut store = self.store.lock();
+            store.check_writable()?;
+            store.flush()?;
+            let seg = store.active_mut();
+            let (len, last) = (seg.len, seg.next_seq - 1);
+            let (synced_len, synced_last) = seg.synced;
+            let r = seg.write_watermark(synced_len, synced_last);
+            store.guard(r)?;
+            let seg = store.active();
+            (
+                Arc::clone(&seg.file),
+                seg.path.clone(),
+                seg.base_seq,
+                len,
+                last,
+            )
+        };
+        let synced = self
+            .durability
+            .sync_file(&file, &path)
+            .map_err(|e| sync_failed(&path, &e));
+        let mut store = self.store.lock();
+        store.guard(synced)?;
+        if let Some(seg) = store.segments.get_mut(&base) {
+            seg.synced = seg.synced.max((len, last));
+        }
+        Ok(last)
+    }
+
+    fn publish(&self, durable: u64) {
+        self.durable.fetch_max(durable, Ordering::AcqRel);
+    }
+
+    /// The highest sequence readers may see: durable records, or all written ones under `Never`.
+    fn visible(&self, store: &Store) -> u64 {
+        match self.config.sync {
+            SyncPolicy::Never => store.next_seq - 1,
+            _ => self.durable.load(Ordering::Acquire),
+        }
+    }
+
+    /// The record `seq`; `None` if deleted, dropped by retention or not (yet durably) written.
+    pub fn read(&self, seq: u64) -> Result<Option<Record>, LogError> {
+        let mut recs = self.read_from(seq, 1)?;
+        Ok(recs.pop().filter(|r| r.seq == seq))
+    }
+
+    /// Up to `max` live records with sequence `>= seq`, in order.
+    pub fn read_from(&self, seq: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        let store = self.store.lock();
+        let upto = self.visible(&store);
+        store.read_from(seq, upto, max)
+    }
+
+    /// The first sequence whose timestamp is `>= timestamp_ns` (it may since have been deleted;
+    /// `read_from` skips those). `None` when every record is older.
+    pub fn seq_at_or_after(&self, timestamp_ns: u64) -> Option<u64> {
+        let store = self.store.lock();
+        let upto = self.visible(&store);
+        store.seq_at_or_after(timestamp_ns, upto)
+    }
+
+    /// Deletes one message durably (per the sync policy; `Never` syncs it at the next seal).
+    /// `false` if it was not there. A segment left with no live message is removed.
+    pub fn delete(&self, seq: u64) -> Result<bool, LogError> {
+        let mut store = self.store.lock();
+        store.check_writable()?;
+        let upto = self.visible(&store);
+        let sync = self.config.sync != SyncPolicy::Never;
+        store.delete(seq, upto, sync, &*self.durability)
+    }
+
+    /// Drops whole segments outside the retention limits, judging age against `now_ns`.
+    pub fn apply_retention(&self, now_ns: u64) -> Result<RetentionReport, LogError> {
+        let mut store = self.store.lock();
+        store.check_writable()?;
+        store.apply_retention(&self.config, now_ns, &*self.durability)
+    }
+
+    /// Sequences, counts and health.
+    pub fn state(&self) -> LogState {
+        let store = self.store.lock();
+        let last_seq = self.visible(&store);
+        let first_seq = store
+            .segments
+            .values()
+            .map(Segment::first_live)
+            .find(|&s| s <= last_seq)
+            .unwrap_or(last_seq + 1);
+        let (messages, bytes) = store.totals();
+        LogState {
+            first_seq,
+            last_seq,
+            messages,
+            bytes,
+            read_only: store.halted.as_ref().map(|h| h.to_error().to_string()),
+        }
+    }
+
+    /// Makes everything appended and deleted so far durable, whatever the policy.
+    pub fn sync(&self) -> Result<(), LogError> {
+        let mut store = self.store.lock();
+        store.check_writable()?;
+        let durable = store.sync_active(&*self.durability)?;
+        let r = store.sync_tombstones(&*self.durability);
+        store.guard(r)?;
+        self.publish(durable);
+        Ok(())
+    }
+
+    /// Syncs and seals the active segment, then releases the log.
+    pub fn close(self) -> Result<(), LogError> {
+        let mut store = self.store.lock();
+        if store.halted.is_some() {
+            return store.check_writable();
+        }
+        store.flush()?;
+        let r = store.active_mut().seal(&*self.durability);
+        store.guard(r)?;
+        let r = store.sync_tombstones(&*self.durability);
+        store.guard(r)
+    }
+}
+
+impl Drop for Log {
+    /// Hands buffered bytes to the kernel (no sync): dropping without `close` is a crash as far
+    /// as durability goes, never a loss of acknowledged data (those were synced already).
+    fn drop(&mut self) {
+        let store = self.store.get_mut();
+        if store.halted.is_none() {
+            let _ = store.flush();
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Opens every segment in order, recovering each; see `Segment::recover`.
+fn recover(
+    dir: &Path,
+    config: &LogConfig,
+    durability: &dyn Durability,
+) -> Result<(Store, RecoveryReport), LogError> {
+    let bases = list_segments(dir)?;
+    let mut report = RecoveryReport::default();
+    let mut store = Store {
+        dir: dir.to_path_buf(),
+        segments: Default::default(),
+        pending: Vec::new(),
+        pending_at: HEADER_LEN,
+        next_seq: 1,
+        last_ts: 0,
+        halted: None,
+    };
+    for (i, &base) in bases.iter().enumerate() {
+        let is_last = i + 1 == bases.len();
+        let (seg, outcome) =
+            Segment::recover(dir, base, is_last, config.index_interval_bytes, durability)?;
+        report.segments += 1;
+        report.records += seg.next_seq - seg.base_seq;
+        if base < store.next_seq && store.halted.is_none() {
+            let reason = format!(
+                "segment starts at sequence {base}, before {}",
+                store.next_seq
+            );
+            note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
+        }
+        match outcome {
+            Outcome::Clean => {}
+            Outcome::Truncated { offset, bytes } => report.truncated.push(Truncation {
+                segment: seg.path.clone(),
+                offset,
+                bytes,
+            }),
+            Outcome::Corrupt { offset, reason } => {
+                note_corruption(&mut store, &mut report, seg.path.clone(), offset, reason);
+            }
+        }
+        store.next_seq = store.next_seq.max(seg.next_seq);
+        store.last_ts = store.last_ts.max(seg.last_ts);
+        store.segments.insert(base, seg);
+    }
+    if store.segments.is_empty() {
+        let seg = Segment::create(dir, 1, durability)?;
+        store.segments.insert(1, seg);
+    }
+    store.pending_at = store.active().len;
+    Ok((store, report))
+}
+
+fn note_corruption(
+    store: &mut Store,
+    report: &mut RecoveryReport,
+    segment: std::path::PathBuf,
+    offset: u64,
+    reason: String,
+) {
+    if store.halted.is_some() {
+        return;
+    }
+    store.halted = Some(Halt::Corrupt {
+        segment: segment.clone(),
+        offset,
+        reason: reason.clone(),
+    });
+    report.corruption = Some(Corruption {
+        segment,
+        offset,
+        reason,
+    });
+}

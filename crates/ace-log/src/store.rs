@@ -1,0 +1,481 @@
+//! `Store`: the segments of one log and its write buffer — everything that runs under the
+//! log's lock. `Log` (in `log.rs`) adds the locking, the sync policies and group commit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::codec::{self, RecordRef};
+use crate::config::LogConfig;
+use crate::durability::Durability;
+use crate::error::LogError;
+use crate::segment::{HEADER_LEN, ScanEnd, Segment, Step};
+use crate::tombstones::sync_failed;
+use crate::types::{Appended, NewRecord, Record, RetentionReport};
+
+/// Why a log stopped accepting writes. Kept so every later call gets the same answer.
+#[derive(Debug, Clone)]
+pub(crate) enum Halt {
+    Corrupt {
+        segment: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl Halt {
+    pub(crate) fn to_error(&self) -> LogError {
+        match self.clone() {
+            Halt::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => LogError::Corrupt {
+                segment,
+                offset,
+                reason,
+            },
+            Halt::Failed { path, reason } => LogError::SyncFailed { path, reason },
+        }
+    }
+
+    /// Turns a write-path error into the halt it causes (every write-path error halts: after a
+    /// failed write or sync the file's contents are unknown).
+    pub(crate) fn from_error(e: &LogError) -> Halt {
+        match e {
+            LogError::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => Halt::Corrupt {
+                segment: segment.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            LogError::SyncFailed { path, reason } => Halt::Failed {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            LogError::Io { op, path, source } => Halt::Failed {
+                path: path.clone(),
+                reason: format!("{op}: {source}"),
+            },
+            other => Halt::Failed {
+                path: PathBuf::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The segments (by base sequence; the last one is active) and the write buffer.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) dir: PathBuf,
+    pub(crate) segments: BTreeMap<u64, Segment>,
+    /// Encoded records not yet written to the active segment; they start at `pending_at`.
+    pub(crate) pending: Vec<u8>,
+    pub(crate) pending_at: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) last_ts: u64,
+    pub(crate) halted: Option<Halt>,
+}
+
+impl Store {
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), LogError> {
+        self.halted.as_ref().map_or(Ok(()), |h| Err(h.to_error()))
+    }
+
+    /// Runs a write-path step; any error halts the log.
+    pub(crate) fn guard<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e) = &r {
+            self.halted.get_or_insert_with(|| Halt::from_error(e));
+        }
+        r
+    }
+
+    /// Encodes one record into the buffer, rolling the segment first when it would overflow.
+    pub(crate) fn append_one(
+        &mut self,
+        rec: &NewRecord<'_>,
+        framed: u64,
+        now_ns: u64,
+        config: &LogConfig,
+        durability: &dyn Durability,
+    ) -> Result<Appended, LogError> {
+        let active = self.active();
+        if active.len + framed > config.segment_bytes && active.next_seq > active.base_seq {
+            let r = self.roll(durability);
+            self.guard(r)?;
+        }
+        let ts = if rec.timestamp_ns == 0 {
+            now_ns
+        } else {
+            rec.timestamp_ns
+        }
+        .max(self.last_ts);
+        let seq = self.next_seq;
+        let offset = self.pending_at + self.pending.len() as u64;
+        let view = RecordRef {
+            seq,
+            timestamp_ns: ts,
+            subject: rec.subject,
+            headers: rec.headers,
+            payload: rec.payload,
+        };
+        codec::encode_into(&mut self.pending, &view);
+        let interval = config.index_interval_bytes;
+        self.active_mut()
+            .note_appended(seq, ts, offset, framed, interval);
+        self.next_seq += 1;
+        self.last_ts = ts;
+        Ok(Appended {
+            seq,
+            timestamp_ns: ts,
+        })
+    }
+
+    /// Writes the buffer to the active segment (no sync).
+    pub(crate) fn flush(&mut self) -> Result<(), LogError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let seg = self.active();
+        let r =
+            std::os::unix::fs::FileExt::write_all_at(&*seg.file, &self.pending, self.pending_at)
+                .map_err(|e| LogError::io("write segment", &seg.path, e));
+        self.guard(r)?;
+        self.pending_at += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Flushes, writes the previous sync's watermark and syncs the active segment: afterwards
+    /// everything appended so far is durable. Returns the last durable sequence.
+    pub(crate) fn sync_active(&mut self, durability: &dyn Durability) -> Result<u64, LogError> {
+        self.flush()?;
+        let seg = self.active_mut();
+        let (len, last) = (seg.len, seg.next_seq - 1);
+        let (synced_len, synced_last) = seg.synced;
+        let r = seg.write_watermark(synced_len, synced_last).and_then(|()| {
+            durability
+                .sync_file(&seg.file, &seg.path)
+                .map_err(|e| sync_failed(&seg.path, &e))
+        });
+        self.guard(r)?;
+        self.active_mut().synced = (len, last);
+        Ok(last)
+    }
+
+    /// Seals the active segment and starts a new one at `next_seq`.
+    pub(crate) fn roll(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
+        self.flush()?;
+        self.active_mut().seal(durability)?;
+        let seg = Segment::create(&self.dir, self.next_seq, durability)?;
+        self.segments.insert(seg.base_seq, seg);
+        self.pending_at = HEADER_LEN;
+        Ok(())
+    }
+
+    /// Live records with sequence `>= from` and `<= upto`, at most `max`.
+    pub(crate) fn read_from(
+        &self,
+        from: u64,
+        upto: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        let mut out = Vec::new();
+        let first_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(0, |(b, _)| *b);
+        for seg in self.segments.range(first_base..).map(|(_, s)| s) {
+            if out.len() >= max || seg.base_seq > upto {
+                break;
+            }
+            let want = from.max(seg.base_seq);
+            if want >= seg.next_seq {
+                continue;
+            }
+            self.read_segment(seg, want, upto, max, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        from: u64,
+        upto: u64,
+        max: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<(), LogError> {
+        let end = self.readable_end(seg);
+        let end_seq = upto.min(seg.next_seq - 1);
+        let mut last_seen = from.saturating_sub(1);
+        let stop = scan(seg, seg.offset_for_seq(from), end, |_, rec, _| {
+            if rec.seq > end_seq || out.len() >= max {
+                return Step::Stop;
+            }
+            last_seen = rec.seq;
+            if rec.seq >= from && !seg.tombstones.contains(rec.seq) {
+                out.push(to_record(rec));
+            }
+            Step::Continue
+        })?;
+        let incomplete = last_seen < end_seq && out.len() < max;
+        match (stop, &seg.corrupt) {
+            (ScanEnd::Invalid { offset, reason }, _) => Err(LogError::Corrupt {
+                segment: seg.path.clone(),
+                offset,
+                reason,
+            }),
+            (ScanEnd::End, Some((offset, reason))) if incomplete => Err(LogError::Corrupt {
+                segment: seg.path.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes of `seg` that are on file and decodable.
+    fn readable_end(&self, seg: &Segment) -> u64 {
+        let written = if seg.base_seq == self.active().base_seq {
+            self.pending_at
+        } else {
+            seg.len
+        };
+        seg.corrupt
+            .as_ref()
+            .map_or(written, |(o, _)| (*o).min(written))
+    }
+
+    /// The first sequence `<= upto` whose timestamp is `>= ts`.
+    pub(crate) fn seq_at_or_after(&self, ts: u64, upto: u64) -> Option<u64> {
+        let seg = self
+            .segments
+            .values()
+            .find(|s| s.next_seq > s.base_seq && s.last_ts >= ts && s.base_seq <= upto)?;
+        if seg.first_ts >= ts {
+            return Some(seg.base_seq);
+        }
+        let mut found = None;
+        scan(
+            seg,
+            seg.offset_for_ts(ts),
+            self.readable_end(seg),
+            |_, rec, _| {
+                if rec.timestamp_ns >= ts {
+                    found = Some(rec.seq);
+                    return Step::Stop;
+                }
+                Step::Continue
+            },
+        )
+        .ok()?;
+        found.filter(|s| *s <= upto)
+    }
+
+    /// Framed size of record `seq` in `seg`, if it is there.
+    fn record_len(&self, seg: &Segment, seq: u64) -> Result<Option<u64>, LogError> {
+        let mut len = None;
+        scan(
+            seg,
+            seg.offset_for_seq(seq),
+            self.readable_end(seg),
+            |_, rec, n| {
+                if rec.seq >= seq {
+                    len = (rec.seq == seq).then_some(n as u64);
+                    return Step::Stop;
+                }
+                Step::Continue
+            },
+        )?;
+        Ok(len)
+    }
+
+    /// Durably marks `seq` deleted; removes its segment when nothing live remains in it.
+    pub(crate) fn delete(
+        &mut self,
+        seq: u64,
+        upto: u64,
+        sync: bool,
+        durability: &dyn Durability,
+    ) -> Result<bool, LogError> {
+        let Some((&base, seg)) = self.segments.range(..=seq).next_back() else {
+            return Ok(false);
+        };
+        if seq > upto || seq >= seg.next_seq || seg.tombstones.contains(seq) {
+            return Ok(false);
+        }
+        let Some(len) = self.record_len(seg, seq)? else {
+            return Ok(false);
+        };
+        let active = self.active().base_seq;
+        let dir = self.dir.clone();
+        let seg = self.segments.get_mut(&base).expect("segment found above");
+        let r = seg.tombstones.add(seq, sync, &dir, durability);
+        self.guard(r)?;
+        let seg = self.segments.get_mut(&base).expect("segment found above");
+        seg.deleted_bytes += len;
+        seg.advance_first_live();
+        if seg.live() == 0 && base != active {
+            let r = self.remove_segment(base, durability);
+            self.guard(r)?;
+        }
+        Ok(true)
+    }
+
+    /// Removes a segment's files: the log first, so a crash in between leaves an orphan
+    /// tombstone file (removed at open), never resurrected deletes.
+    pub(crate) fn remove_segment(
+        &mut self,
+        base: u64,
+        durability: &dyn Durability,
+    ) -> Result<Segment, LogError> {
+        let seg = self
+            .segments
+            .remove(&base)
+            .expect("removing a known segment");
+        std::fs::remove_file(&seg.path)
+            .map_err(|e| LogError::io("remove segment", &seg.path, e))?;
+        match std::fs::remove_file(seg.tombstones.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io("remove tombstones", seg.tombstones.path(), e)),
+        }
+        durability
+            .sync_dir(&self.dir)
+            .map_err(|e| sync_failed(&self.dir, &e))?;
+        Ok(seg)
+    }
+
+    /// Drops the oldest whole segments that lie entirely outside the retention limits.
+    pub(crate) fn apply_retention(
+        &mut self,
+        config: &LogConfig,
+        now_ns: u64,
+        durability: &dyn Durability,
+    ) -> Result<RetentionReport, LogError> {
+        let mut report = RetentionReport::default();
+        loop {
+            let (msgs, bytes) = self.totals();
+            let oldest = self.segments.values().next().expect("active segment");
+            if !outside_limits(oldest, msgs, bytes, config, now_ns) {
+                return Ok(report);
+            }
+            let base = oldest.base_seq;
+            if base == self.active().base_seq {
+                if oldest.next_seq == oldest.base_seq {
+                    return Ok(report);
+                }
+                let r = self.roll(durability);
+                self.guard(r)?;
+            }
+            let r = self.remove_segment(base, durability);
+            let seg = self.guard(r)?;
+            report.segments_dropped += 1;
+            report.messages_dropped += seg.live();
+            report.bytes_dropped += seg.live_bytes();
+        }
+    }
+
+    /// Live messages and bytes over all segments.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.segments
+            .values()
+            .fold((0, 0), |(m, b), s| (m + s.live(), b + s.live_bytes()))
+    }
+
+    /// Syncs every tombstone file written without a sync.
+    pub(crate) fn sync_tombstones(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
+        for seg in self.segments.values_mut() {
+            seg.tombstones.sync(durability)?;
+        }
+        Ok(())
+    }
+}
+
+/// True when every record of `seg` is outside a limit: too old, or the newer segments alone
+/// already hold `max_msgs` / `max_bytes`. An empty sealed segment is always outside.
+fn outside_limits(seg: &Segment, msgs: u64, bytes: u64, config: &LogConfig, now_ns: u64) -> bool {
+    let r = &config.retention;
+    let has_records = seg.next_seq > seg.base_seq;
+    let too_old = r.max_age.is_some_and(|age| {
+        has_records && seg.last_ts.saturating_add(age.as_nanos() as u64) <= now_ns
+    });
+    let by_msgs = r.max_msgs.is_some_and(|m| msgs - seg.live() >= m);
+    let by_bytes = r.max_bytes.is_some_and(|m| bytes - seg.live_bytes() >= m);
+    too_old || (has_records && (by_msgs || by_bytes)) || (!has_records && seg.live() == 0)
+}
+
+fn scan(
+    seg: &Segment,
+    from: u64,
+    end: u64,
+    f: impl FnMut(u64, &RecordRef<'_>, usize) -> Step,
+) -> Result<ScanEnd, LogError> {
+    crate::segment::scan(&seg.file, from, end, f)
+        .map_err(|e| LogError::io("read segment", &seg.path, e))
+}
+
+fn to_record(rec: &RecordRef<'_>) -> Record {
+    Record {
+        seq: rec.seq,
+        timestamp_ns: rec.timestamp_ns,
+        subject: rec.subject.to_owned(),
+        headers: Bytes::copy_from_slice(rec.headers),
+        payload: Bytes::copy_from_slice(rec.payload),
+    }
+}
+
+/// Lists the base sequences of the `*.log` files in `dir`, and removes orphan `*.del` files.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("list log directory", dir, e))?;
+    let mut logs = Vec::new();
+    let mut dels = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io("list log directory", dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(base) = name
+            .strip_suffix(".log")
+            .and_then(|b| b.parse::<u64>().ok())
+        {
+            logs.push(base);
+        } else if let Some(base) = name
+            .strip_suffix(".del")
+            .and_then(|b| b.parse::<u64>().ok())
+        {
+            dels.push(base);
+        }
+    }
+    logs.sort_unstable();
+    for orphan in dels.into_iter().filter(|d| logs.binary_search(d).is_err()) {
+        let path = dir.join(format!("{orphan:020}.del"));
+        std::fs::remove_file(&path)
+            .map_err(|e| LogError::io("remove orphan tombstones", &path, e))?;
+    }
+    Ok(logs)
+}
