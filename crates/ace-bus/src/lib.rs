@@ -1,0 +1,45 @@
+//! `ace-bus`: the message bus of ACE::COMMS.
+//!
+//! - [`Bus`] (in `bus`): the dyn-compatible engine trait the server holds as `Arc<dyn Bus>`, with
+//!   the stream and consumer configuration types.
+//! - `embedded`: the default engine — streams as `ace-log` segment files, stream and consumer
+//!   configs and consumer state in one redb database, core pub/sub through the live hub.
+//! - `conformance`: the guarantees below as test functions over an engine factory, so every
+//!   engine (embedded today, NATS JetStream later) passes the same kit.
+//! - `error`: [`BusError`], the one error type.
+//!
+//! # Invariants
+//!
+//! - A publish captured by a stream is answered `{stream, seq, duplicate}` only once its record is
+//!   durable per the stream's `sync` policy (group commit: one writer thread per stream appends
+//!   whole batches with one sync, then answers every publisher of the batch).
+//! - A repeated `idempotency_key` inside the stream's dedup window is never stored twice and is
+//!   answered with the original sequence; the window is rebuilt from the log on open, so it
+//!   survives restarts.
+//! - A consumer never sees a message before its `not_before` time, nor after its TTL/deadline
+//!   (an expired message is counted in `ConsumerCounters::expired` and treated as done).
+//! - Every delivered message is eventually acked, dead-lettered or expired: an unacked delivery
+//!   is redelivered after `ack_wait` (or the backoff schedule); after `max_deliver` deliveries, or
+//!   on `term`, it is published to the stream's dead-letter subject with its original stream,
+//!   sequence, consumer, delivery count and reason, then counted as done for that consumer.
+//! - With `ordering: per_key` at most one message per `partition_key` is in flight, and messages
+//!   of one key are handed out in stream order, redeliveries included; `strict` does the same
+//!   with one global key.
+//! - With priority lanes, lanes take turns 8:4:2:1 (P0:P1:P2:P3) over non-empty lanes, so a P0
+//!   message overtakes any backlog of P3 while P3 still gets one turn in fifteen.
+//! - At most `max_ack_pending` deliveries of a consumer await an ack at once.
+//! - Consumer state (ack floor, acks above it, pending deliveries with their counts and
+//!   deadlines, counters) is flushed to redb at least every `state_flush_interval` and on
+//!   `close`; after a crash, at most the acks of the last interval are lost, so those messages
+//!   are delivered again — never lost (at-least-once).
+
+pub mod bus;
+pub mod error;
+
+pub use bus::{
+    AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo, DEAD_LETTER_PREFIX,
+    Delivered, DeliverPolicy, DiscardPolicy, LiveSubscription, Ordering, PublishAck,
+    RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo,
+    SyncPolicy,
+};
+pub use error::BusError;
