@@ -82,8 +82,8 @@ impl LogConfig {
                 format!("must be within {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES}"),
             );
         }
-        if self.segment_bytes < 4096 {
-            return bad("segment_bytes", "must be at least 4096".into());
+        if self.segment_bytes < 512 {
+            return bad("segment_bytes", "must be at least 512".into());
         }
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes", "must be at least 1".into());

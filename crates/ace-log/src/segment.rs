@@ -261,6 +261,11 @@ impl Segment {
             ));
         }
         let outcome = seg.scan_for_recovery(flen, is_last, interval, durability)?;
+        // A delete can only name a durable record, but the lagging watermark lets recovery cut
+        // the last synced records; their tombstones must not delete future records.
+        if seg.corrupt.is_none() {
+            seg.tombstones.retain_below(seg.next_seq, dir, durability)?;
+        }
         seg.synced = (seg.len, seg.next_seq - 1);
         seg.first_live = seg.base_seq;
         seg.advance_first_live();
@@ -294,6 +299,11 @@ impl Segment {
             ScanEnd::Invalid { offset, .. } => offset,
         };
         let ScanEnd::Invalid { offset, reason } = end else {
+            if is_last {
+                // Records past the watermark decoded fine but may sit only in the page cache:
+                // make them durable before anyone can read them.
+                self.seal(durability)?;
+            }
             return Ok(Outcome::Clean);
         };
         if offset < self.watermark.offset || !is_last {
@@ -366,7 +376,7 @@ impl Segment {
 
     /// Live (not deleted) records.
     pub(crate) fn live(&self) -> u64 {
-        self.next_seq - self.base_seq - self.tombstones.count()
+        (self.next_seq - self.base_seq).saturating_sub(self.tombstones.count())
     }
 
     /// Live record bytes.

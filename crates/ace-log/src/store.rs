@@ -210,14 +210,21 @@ impl Store {
             .next_back()
             .map_or(0, |(b, _)| *b);
         for seg in self.segments.range(first_base..).map(|(_, s)| s) {
-            if out.len() >= max || seg.base_seq > upto {
+            if out.len() >= max || (seg.base_seq > upto && seg.corrupt.is_none()) {
                 break;
             }
             let want = from.max(seg.base_seq);
-            if want >= seg.next_seq {
-                continue;
+            if want < seg.next_seq {
+                self.read_segment(seg, want, upto, max, &mut out)?;
             }
-            self.read_segment(seg, want, upto, max, &mut out)?;
+            if let (Some((offset, reason)), true) = (&seg.corrupt, out.len() < max) {
+                // The records after the bad bytes are unknown: refuse rather than skip them.
+                return Err(LogError::Corrupt {
+                    segment: seg.path.clone(),
+                    offset: *offset,
+                    reason: reason.clone(),
+                });
+            }
         }
         Ok(out)
     }
@@ -232,30 +239,22 @@ impl Store {
     ) -> Result<(), LogError> {
         let end = self.readable_end(seg);
         let end_seq = upto.min(seg.next_seq - 1);
-        let mut last_seen = from.saturating_sub(1);
         let stop = scan(seg, seg.offset_for_seq(from), end, |_, rec, _| {
             if rec.seq > end_seq || out.len() >= max {
                 return Step::Stop;
             }
-            last_seen = rec.seq;
             if rec.seq >= from && !seg.tombstones.contains(rec.seq) {
                 out.push(to_record(rec));
             }
             Step::Continue
         })?;
-        let incomplete = last_seen < end_seq && out.len() < max;
-        match (stop, &seg.corrupt) {
-            (ScanEnd::Invalid { offset, reason }, _) => Err(LogError::Corrupt {
+        match stop {
+            ScanEnd::Invalid { offset, reason } => Err(LogError::Corrupt {
                 segment: seg.path.clone(),
                 offset,
                 reason,
             }),
-            (ScanEnd::End, Some((offset, reason))) if incomplete => Err(LogError::Corrupt {
-                segment: seg.path.clone(),
-                offset: *offset,
-                reason: reason.clone(),
-            }),
-            _ => Ok(()),
+            ScanEnd::End | ScanEnd::Stopped => Ok(()),
         }
     }
 

@@ -93,11 +93,7 @@ impl Tombstones {
             self.file = Some(file);
         }
         let file = self.file.as_ref().expect("tombstone file was just opened");
-        let mut entry = [0u8; ENTRY];
-        entry[..8].copy_from_slice(&seq.to_le_bytes());
-        let crc = crc32c::crc32c(&entry[..8]);
-        entry[8..].copy_from_slice(&crc.to_le_bytes());
-        file.write_all_at(&entry, self.len)
+        file.write_all_at(&encode_entry(seq), self.len)
             .map_err(|e| LogError::io("write tombstone", &self.path, e))?;
         self.len += ENTRY as u64;
         self.set.insert(seq);
@@ -105,6 +101,38 @@ impl Tombstones {
         if sync {
             self.sync(durability)?;
         }
+        Ok(())
+    }
+
+    /// Forgets deletes of sequences `>= next_seq` (records recovery truncated), rewriting the
+    /// file atomically (temporary file, fsync, rename, directory fsync) when there are any.
+    pub(crate) fn retain_below(
+        &mut self,
+        next_seq: u64,
+        dir: &Path,
+        durability: &dyn Durability,
+    ) -> Result<(), LogError> {
+        if self.set.iter().all(|&s| s < next_seq) {
+            return Ok(());
+        }
+        self.set.retain(|&s| s < next_seq);
+        let mut bytes = Vec::with_capacity(self.set.len() * ENTRY);
+        for &seq in &self.set {
+            bytes.extend_from_slice(&encode_entry(seq));
+        }
+        let tmp = self.path.with_extension("del.tmp");
+        let file = open_rw(&tmp)?;
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&bytes, 0))
+            .map_err(|e| LogError::io("write tombstones", &tmp, e))?;
+        durability
+            .sync_file(&file, &tmp)
+            .map_err(|e| sync_failed(&tmp, &e))?;
+        std::fs::rename(&tmp, &self.path)
+            .map_err(|e| LogError::io("rename tombstones", &tmp, e))?;
+        durability.sync_dir(dir).map_err(|e| sync_failed(dir, &e))?;
+        self.file = Some(open_rw(&self.path)?);
+        self.len = bytes.len() as u64;
         Ok(())
     }
 
@@ -118,6 +146,14 @@ impl Tombstones {
         }
         Ok(())
     }
+}
+
+fn encode_entry(seq: u64) -> [u8; ENTRY] {
+    let mut entry = [0u8; ENTRY];
+    entry[..8].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&entry[..8]);
+    entry[8..].copy_from_slice(&crc.to_le_bytes());
+    entry
 }
 
 fn decode_entry(chunk: &[u8]) -> Option<u64> {

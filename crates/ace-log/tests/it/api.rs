@@ -38,3 +38,172 @@ fn given_appends_across_rolls_when_reopened_then_every_record_reads_back() {
     assert_eq!(log.state().last_seq, 200);
     assert_eq!(log.seq_at_or_after(150), Some(150));
 }
+
+fn config(sync: SyncPolicy, segment_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        sync,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn given_a_deleted_message_when_reopened_then_it_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(SyncPolicy::default(), 1 << 20);
+    let (log, _) = Log::open(dir.path(), cfg.clone()).unwrap();
+    for i in 0..5u64 {
+        log.append(rec("q", &[i as u8], 0)).unwrap();
+    }
+    assert!(log.delete(2).unwrap());
+    assert!(!log.delete(2).unwrap(), "a second delete finds nothing");
+    assert!(!log.delete(99).unwrap(), "out of range");
+    drop(log);
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    assert_eq!(log.read(2).unwrap(), None);
+    let seqs: Vec<u64> = log
+        .read_from(1, 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [1, 3, 4, 5]);
+    assert_eq!(log.state().messages, 4);
+}
+
+#[test]
+fn given_a_sealed_segment_whose_messages_are_all_deleted_when_the_last_goes_then_its_file_is_removed()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), config(SyncPolicy::Always, 4096)).unwrap();
+    let payload = [1u8; 1000];
+    for _ in 0..8 {
+        log.append(rec("q", &payload, 0)).unwrap();
+    }
+    let count = || std::fs::read_dir(dir.path()).unwrap().count();
+    let before = count();
+    for seq in 1..=3 {
+        assert!(log.delete(seq).unwrap());
+    }
+    assert!(count() < before, "the first segment (seqs 1..=3) is gone");
+    assert_eq!(log.state().first_seq, 4);
+    assert_eq!(log.read_from(1, 1).unwrap()[0].seq, 4);
+}
+
+#[test]
+fn given_retention_by_messages_when_applied_then_only_whole_old_segments_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(SyncPolicy::Never, 4096);
+    cfg.retention.max_msgs = Some(10);
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    let payload = [3u8; 500];
+    for _ in 0..40 {
+        log.append(rec("r", &payload, 0)).unwrap();
+    }
+    let report = log.apply_retention(0).unwrap();
+    let state = log.state();
+    assert!(report.segments_dropped > 0);
+    assert!(state.messages >= 10, "keeps at least the limit: {state:?}");
+    assert_eq!(state.messages + report.messages_dropped, 40);
+    assert_eq!(state.first_seq, 41 - state.messages);
+    assert_eq!(log.read(state.first_seq - 1).unwrap(), None);
+}
+
+#[test]
+fn given_retention_by_age_when_everything_expired_then_sequences_continue_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        SyncPolicy::Batch {
+            max_delay: std::time::Duration::ZERO,
+        },
+        4096,
+    );
+    cfg.retention.max_age = Some(std::time::Duration::from_nanos(100));
+    let (log, _) = Log::open(dir.path(), cfg.clone()).unwrap();
+    for ts in 1..=20u64 {
+        log.append(rec("r", &[0u8; 300], ts)).unwrap();
+    }
+    let report = log.apply_retention(1_000).unwrap();
+    assert_eq!(report.messages_dropped, 20);
+    assert_eq!(log.state().messages, 0);
+    drop(log);
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    assert_eq!(log.state().first_seq, 21);
+    assert_eq!(log.append(rec("r", b"x", 2_000)).unwrap().seq, 21);
+}
+
+#[test]
+fn given_retention_by_bytes_when_applied_then_newest_bytes_within_the_limit_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(SyncPolicy::Never, 4096);
+    cfg.retention.max_bytes = Some(3000);
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    for _ in 0..30 {
+        log.append(rec("r", &[9u8; 400], 0)).unwrap();
+    }
+    let before = log.state().bytes;
+    let report = log.apply_retention(0).unwrap();
+    let after = log.state().bytes;
+    assert!(
+        after >= 3000 && after + report.bytes_dropped == before,
+        "{after} {report:?}"
+    );
+}
+
+#[test]
+fn given_concurrent_writers_under_group_commit_then_every_ack_is_unique_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), config(SyncPolicy::default(), 64 * 1024)).unwrap();
+    let seqs = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let (log, seqs) = (&log, &seqs);
+            s.spawn(move || {
+                for i in 0..200u8 {
+                    let a = log.append(rec("g", &[t, i], 0)).unwrap();
+                    let got = log.read(a.seq).unwrap().expect("acked means readable");
+                    assert_eq!(&got.payload[..], &[t, i]);
+                    seqs.lock().unwrap().push(a.seq);
+                }
+            });
+        }
+    });
+    let mut seqs = seqs.into_inner().unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=800).collect::<Vec<u64>>());
+}
+
+#[test]
+fn given_timestamps_when_searching_by_time_then_the_first_record_at_or_after_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(SyncPolicy::Never, 4096);
+    cfg.index_interval_bytes = 256;
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    for i in 1..=100u64 {
+        log.append(rec("t", &[0u8; 100], i * 10)).unwrap();
+    }
+    let stored = log.append(rec("t", b"late", 5)).unwrap();
+    assert_eq!(stored.timestamp_ns, 1000, "timestamps never go backwards");
+    assert_eq!(log.seq_at_or_after(0), Some(1));
+    assert_eq!(log.seq_at_or_after(455), Some(46));
+    assert_eq!(log.seq_at_or_after(460), Some(46));
+    assert_eq!(log.seq_at_or_after(1001), None);
+}
+
+#[test]
+fn given_an_oversized_record_when_appended_then_it_is_refused_naming_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(SyncPolicy::Never, 4096);
+    cfg.max_record_bytes = 100;
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    let err = log.append(rec("big.one", &[0u8; 100], 0)).unwrap_err();
+    assert!(err.to_string().contains("big.one"), "{err}");
+    assert_eq!(log.state().last_seq, 0);
+}
+
+#[test]
+fn given_a_bad_config_when_opening_then_the_field_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Log::open(dir.path(), config(SyncPolicy::Never, 10)).unwrap_err();
+    assert!(err.to_string().contains("segment_bytes"), "{err}");
+}

@@ -1,0 +1,209 @@
+//! Crash simulation on real files: cut the last segment at every byte of its last record, flip
+//! every bit of it, and flip bits of records the watermark covers; then reopen. A cut or damaged
+//! tail past the watermark is truncated and reported; damage below it is corruption, reported with
+//! segment and offset, and the log goes read-only without losing or skipping anything.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use ace_log::codec::frame_len;
+use ace_log::{Log, LogConfig, LogError, SyncPolicy};
+
+use crate::api::rec;
+
+const RECORDS: u64 = 24;
+
+fn payload(seq: u64) -> Vec<u8> {
+    format!("payload-{seq}-")
+        .repeat(seq as usize % 4 + 1)
+        .into_bytes()
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 512,
+        sync: SyncPolicy::Always,
+        ..LogConfig::default()
+    }
+}
+
+/// A log of `RECORDS` records written with `Always` and dropped without `close` (a crash after
+/// the last ack): the watermark covers all but the last record.
+fn crashed_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), config()).unwrap();
+    for seq in 1..=RECORDS {
+        assert_eq!(
+            log.append(rec("crash.s", &payload(seq), seq)).unwrap().seq,
+            seq
+        );
+    }
+    drop(log);
+    let last = last_segment(dir.path());
+    let len = std::fs::metadata(&last).unwrap().len();
+    let last_rec = frame_len(7, 0, payload(RECORDS).len());
+    let prev_rec = frame_len(7, 0, payload(RECORDS - 1).len());
+    (dir, last, len - last_rec, len - last_rec - prev_rec)
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.path().join(path.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+fn flip_bit(path: &Path, bit: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn assert_first_records_intact(log: &Log, upto: u64) {
+    for seq in 1..=upto {
+        let r = log
+            .read(seq)
+            .unwrap()
+            .unwrap_or_else(|| panic!("seq {seq} lost"));
+        assert_eq!(r.payload, payload(seq));
+    }
+}
+
+#[test]
+fn given_the_last_record_cut_at_every_byte_when_reopened_then_the_torn_tail_is_truncated_and_reported()
+ {
+    let (dir, last, last_at, _) = crashed_log();
+    let len = std::fs::metadata(&last).unwrap().len();
+    for cut in last_at..len {
+        let copy = copy_dir(dir.path());
+        let seg = copy.path().join(last.file_name().unwrap());
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let (log, report) = Log::open(copy.path(), config()).unwrap();
+        assert!(report.corruption.is_none(), "cut {cut}: {report:?}");
+        if cut > last_at {
+            let t = &report.truncated[..];
+            assert_eq!(t.len(), 1, "cut {cut}");
+            assert_eq!(
+                (t[0].segment.as_path(), t[0].offset, t[0].bytes),
+                (seg.as_path(), last_at, cut - last_at)
+            );
+        }
+        assert_first_records_intact(&log, RECORDS - 1);
+        assert_eq!(log.state().last_seq, RECORDS - 1);
+        assert_eq!(
+            log.append(rec("crash.s", b"again", 0)).unwrap().seq,
+            RECORDS
+        );
+    }
+}
+
+#[test]
+fn given_a_flipped_bit_in_the_unwatermarked_last_record_when_reopened_then_it_is_a_reported_torn_tail()
+ {
+    let (dir, last, last_at, _) = crashed_log();
+    let len = std::fs::metadata(&last).unwrap().len();
+    for bit in (last_at * 8..len * 8).step_by(3) {
+        let copy = copy_dir(dir.path());
+        let seg = copy.path().join(last.file_name().unwrap());
+        flip_bit(&seg, bit);
+        let (log, report) = Log::open(copy.path(), config()).unwrap();
+        assert!(report.corruption.is_none(), "bit {bit}: {report:?}");
+        assert_eq!(report.truncated[0].offset, last_at, "bit {bit}");
+        assert_first_records_intact(&log, RECORDS - 1);
+    }
+}
+
+#[test]
+fn given_a_flipped_bit_below_the_watermark_when_reopened_then_the_log_is_read_only_naming_segment_and_offset()
+ {
+    let (dir, last, last_at, prev_at) = crashed_log();
+    for bit in (prev_at * 8..last_at * 8).step_by(5) {
+        let copy = copy_dir(dir.path());
+        let seg = copy.path().join(last.file_name().unwrap());
+        let before = std::fs::read(&seg).unwrap();
+        flip_bit(&seg, bit);
+        let (log, report) = Log::open(copy.path(), config()).unwrap();
+        let c = report
+            .corruption
+            .clone()
+            .unwrap_or_else(|| panic!("bit {bit}: {report:?}"));
+        assert_eq!(
+            (c.segment.as_path(), c.offset),
+            (seg.as_path(), prev_at),
+            "bit {bit}"
+        );
+        assert!(report.truncated.is_empty(), "nothing truncated");
+        let mut after = std::fs::read(&seg).unwrap();
+        after[(bit / 8) as usize] ^= 1 << (bit % 8);
+        assert_eq!(after, before, "the file is left untouched");
+        assert!(log.state().read_only.is_some());
+        let write = log.append(rec("crash.s", b"refused", 0));
+        assert!(matches!(write, Err(LogError::Corrupt { offset, .. }) if offset == prev_at));
+        assert!(matches!(
+            log.read(RECORDS - 1),
+            Err(LogError::Corrupt { .. })
+        ));
+        assert_first_records_intact(&log, RECORDS - 2);
+    }
+}
+
+#[test]
+fn given_a_flipped_bit_in_a_sealed_segment_when_reopened_then_it_is_corruption_and_later_segments_still_read()
+ {
+    let (dir, _, _, _) = crashed_log();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "{logs:?}");
+    let copy = copy_dir(dir.path());
+    let sealed = copy.path().join(logs[0].file_name().unwrap());
+    let len = std::fs::metadata(&sealed).unwrap().len();
+    flip_bit(&sealed, (len - 1) * 8);
+    let (log, report) = Log::open(copy.path(), config()).unwrap();
+    let c = report.corruption.unwrap();
+    assert_eq!(c.segment, sealed);
+    assert!(
+        log.read_from(1, 100).is_err(),
+        "a range read does not skip the bad record"
+    );
+    assert_eq!(
+        log.read(RECORDS - 1).unwrap().unwrap().payload,
+        payload(RECORDS - 1)
+    );
+}
+
+#[test]
+fn given_a_torn_segment_creation_when_reopened_then_the_empty_segment_is_rebuilt() {
+    let (dir, _, _, _) = crashed_log();
+    let copy = copy_dir(dir.path());
+    let next = copy.path().join(format!("{:020}.log", RECORDS + 1));
+    std::fs::write(&next, b"ACELOG").unwrap();
+    let (log, report) = Log::open(copy.path(), config()).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    assert_eq!(report.truncated[0].segment, next);
+    assert_first_records_intact(&log, RECORDS);
+    assert_eq!(
+        log.append(rec("crash.s", b"next", 0)).unwrap().seq,
+        RECORDS + 1
+    );
+}

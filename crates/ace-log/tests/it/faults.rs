@@ -1,0 +1,84 @@
+//! fsync failures ("fsyncgate"): a failed sync is never retried and then acknowledged — the
+//! call fails, every later write fails with the same reason, and the state says so.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ace_log::{Durability, Log, LogConfig, LogError, OsDurability, SyncPolicy};
+
+use crate::api::rec;
+
+/// Real syncs until `fail` is set, then EIO on every file sync.
+#[derive(Debug, Default)]
+struct FailingSync {
+    fail: AtomicBool,
+}
+
+impl Durability for FailingSync {
+    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected EIO"));
+        }
+        OsDurability.sync_file(file, path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        OsDurability.sync_dir(dir)
+    }
+}
+
+fn open(sync: SyncPolicy, io: &Arc<FailingSync>) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        sync,
+        ..LogConfig::default()
+    };
+    let (log, _) = Log::open_with(dir.path(), cfg, io.clone()).unwrap();
+    (dir, log)
+}
+
+#[test]
+fn given_a_failing_fsync_under_group_commit_then_no_waiter_is_acked_and_the_log_stops() {
+    let io = Arc::new(FailingSync::default());
+    let (_dir, log) = open(SyncPolicy::default(), &io);
+    log.append(rec("a", b"ok", 0)).unwrap();
+    io.fail.store(true, Ordering::SeqCst);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| log.append(rec("a", b"lost", 0))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in results {
+        assert!(matches!(r, Err(LogError::SyncFailed { .. })), "{r:?}");
+    }
+    io.fail.store(false, Ordering::SeqCst);
+    let later = log.append(rec("a", b"after", 0));
+    assert!(
+        matches!(later, Err(LogError::SyncFailed { .. })),
+        "never retried: {later:?}"
+    );
+    let state = log.state();
+    assert!(state.read_only.unwrap().contains("injected EIO"));
+    assert_eq!(state.last_seq, 1, "only the synced record is visible");
+    assert_eq!(log.read(2).unwrap(), None);
+}
+
+#[test]
+fn given_a_failing_fsync_under_always_then_the_append_and_deletes_fail() {
+    let io = Arc::new(FailingSync::default());
+    let (_dir, log) = open(SyncPolicy::Always, &io);
+    log.append(rec("a", b"ok", 0)).unwrap();
+    io.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        log.append(rec("a", b"x", 0)),
+        Err(LogError::SyncFailed { .. })
+    ));
+    io.fail.store(false, Ordering::SeqCst);
+    assert!(matches!(log.delete(1), Err(LogError::SyncFailed { .. })));
+    assert!(matches!(log.sync(), Err(LogError::SyncFailed { .. })));
+    assert_eq!(log.read(1).unwrap().unwrap().payload, &b"ok"[..]);
+}
