@@ -2,7 +2,9 @@
 //! - `api`: append, read, roll, delete, retention, time search and group commit on real files.
 //! - `crash`: torn tails cut at every byte and flipped bits, judged against the watermark.
 //! - `faults`: injected fsync failures halt the log and are never acknowledged.
+//! - `kill`: a child writer SIGKILLed 200 times loses no acknowledged record (self re-exec).
 
 mod api;
 mod crash;
 mod faults;
+mod kill;
