@@ -18,7 +18,8 @@ What it checks (the Rust tests of crate ace-contracts are the authority; this is
      and every validation error points at expect_pointer (one broken rule per document);
   5. comms/events.master.yaml: every event's schema is null (with a note) or a registered
      subject@version, its subject follows the ACE hierarchy with the verb of its kind, and
-     priorities, QoS classes and seeds are from their sets.
+     priorities, QoS classes and seeds are from their sets;
+  6. ml/ml_database_schema.sql: its enum CHECKs and pattern domains say what ml_schemas.json says.
 """
 from __future__ import annotations
 
@@ -238,6 +239,46 @@ def check_proto_ref(where: str, ref: str) -> None:
         fail(f"{where}: {file} defines no message {message}")
 
 
+# Columns of ml/ml_database_schema.sql whose CHECK (col IN (...)) mirrors an enum of
+# ml/ml_schemas.json, and SQL domains whose CHECK (VALUE ~ '...') mirrors a pattern.
+SQL_ENUMS = {
+    ("mlt_experiences", "source"): "/$defs/ExperienceSource/enum",
+    ("mlt_experiences", "env"): "/$defs/Environment/enum",
+    ("mlt_insights", "type"): "/$defs/InsightType/enum",
+    ("mlt_insights", "scope"): "/$defs/InsightScope/enum",
+    ("mlt_insights", "recommendation"): "/$defs/Recommendation/properties/action/enum",
+    ("mlt_plans", "status"): "/$defs/PlanStatus/enum",
+    ("mlt_plans", "risk_level"): "/$defs/AdaptationPlan/properties/risk_level/enum",
+}
+SQL_DOMAINS = {
+    "mlt_uid": "/$defs/UID/pattern",
+    "mlt_semver": "/$defs/SemVer/pattern",
+    "mlt_sha256": "/$defs/Sha256/pattern",
+    "mlt_task": "/$defs/Task/enum",
+}
+
+
+def check_sql(docs) -> None:
+    """The DDL's CHECKs say the same as the JSON Schemas (a drift guard, not a SQL parser)."""
+    sql = (ROOT / "ml/ml_database_schema.sql").read_text()
+    schemas = docs["ml/ml_schemas.json"]
+    for (table, column), pointer in SQL_ENUMS.items():
+        block = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
+        found = block and re.search(rf"CHECK \({column} IN \(([^)]*)\)\)", block.group(1))
+        if not found:
+            fail(f"ml_database_schema.sql: no CHECK ({column} IN (...)) in {table}")
+            continue
+        values = re.findall(r"'([^']*)'", found.group(1))
+        if values != resolve_pointer(schemas, pointer):
+            fail(f"ml_database_schema.sql: {table}.{column} allows {values}, ml_schemas.json{pointer} says otherwise")
+    for domain, pointer in SQL_DOMAINS.items():
+        found = re.search(rf"CREATE DOMAIN {domain} AS text\s+CHECK \(VALUE (~ '([^']*)'|IN \(([^)]*)\))\)", sql)
+        expected = resolve_pointer(schemas, pointer)
+        got = None if not found else (found.group(2) if found.group(2) is not None else re.findall(r"'([^']*)'", found.group(3)))
+        if got != expected:
+            fail(f"ml_database_schema.sql: domain {domain} is {got!r}, ml_schemas.json{pointer} is {expected!r}")
+
+
 def check_events_master(subjects) -> int:
     path = ROOT / "comms/events.master.yaml"
     if not path.exists():
@@ -282,6 +323,7 @@ def main() -> int:
     check_openapi()
     subjects = check_manifest(docs)
     examples = check_examples(subjects, registry)
+    check_sql(docs)
     events = check_events_master(subjects)
     for msg in problems:
         print(msg, file=sys.stderr)
