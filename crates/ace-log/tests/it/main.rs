@@ -3,8 +3,10 @@
 //! - `crash`: torn tails cut at every byte and flipped bits, judged against the watermark.
 //! - `faults`: injected fsync failures halt the log and are never acknowledged.
 //! - `kill`: a child writer SIGKILLed 200 times loses no acknowledged record (self re-exec).
+//! - `model`: proptest of appends, deletes, retention and reopen against an in-memory model.
 
 mod api;
 mod crash;
 mod faults;
 mod kill;
+mod model;
