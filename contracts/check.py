@@ -17,7 +17,8 @@ What it checks (the Rust tests of crate ace-contracts are the authority; this is
      name starts with; */examples/invalid/*.json ({subject, expect_pointer, rule, instance}) fail,
      and every validation error points at expect_pointer (one broken rule per document);
   5. comms/events.master.yaml: every event's schema is null (with a note) or a registered
-     subject@version, its subject follows the ACE hierarchy with the verb of its kind, and
+     subject@version, its subject follows the ACE hierarchy with the verb of its kind and the
+     name token of its name (topics.yaml name_token), and
      priorities, QoS classes and seeds are from their sets;
   6. ml/ml_database_schema.sql: its enum CHECKs and pattern domains say what ml_schemas.json says.
 """
@@ -226,6 +227,14 @@ def check_event_subject(where: str, ev: dict) -> None:
         fail(f"{where}: subject {subject!r} is not ace.comms.<protocol>.<type>.<id>.<verb>[.<name>].v<N>")
     elif VERBS.get(ev.get("kind")) != match.group(3):
         fail(f"{where}: subject verb {match.group(3)} does not match kind {ev.get('kind')!r}")
+    elif (match.group(4) or "")[1:] != name_token(ev.get("name", "")):
+        fail(f"{where}: subject name token should be {name_token(ev.get('name', ''))!r} (topics.yaml name_token)")
+
+
+def name_token(name: str) -> str:
+    """The subject token of an event name: snake case, dots to '_' (SystemStatePacket ->
+    system_state_packet, kpi.threshold_breach -> kpi_threshold_breach)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace(".", "_").lower()
 
 
 def check_proto_ref(where: str, ref: str) -> None:
