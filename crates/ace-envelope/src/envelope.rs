@@ -1,0 +1,524 @@
+//! The `gme/1` envelope: one struct for events, commands, queries, replies and errors, with
+//! every field of DESIGN.md "The envelope (gme/1)".
+//!
+//! The serde form of [`Envelope`] *is* the canonical JSON form, and
+//! `contracts/comms/envelope.schema.json` describes exactly this shape (unknown fields are
+//! refused on both sides). Fields with a default may be omitted on input; on output `None`,
+//! empty lists and empty maps are omitted, everything else is written.
+//!
+//! Payload: with a JSON `content_type` (`application/json` or `…+json`, lower case) `payload`
+//! is the JSON value itself; with any other content type it is a JSON string holding the bytes
+//! in standard padded base64. Large content travels by reference in `payload_ref` instead;
+//! exactly one of the two is present.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::EnvelopeError;
+use crate::trace::TraceContext;
+
+/// The value of the `spec` field.
+pub const SPEC: &str = "gme/1";
+/// The default `content_type`.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+/// The default `max_attempts` (seed 000 `defaults.yaml`: `retries.max_attempts: 5`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Something happened.
+    Event,
+    /// Do something.
+    Command,
+    /// Tell me something.
+    Query,
+    /// The answer to a command or query.
+    Reply,
+    /// A failed answer to a command or query.
+    Error,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 5] = [
+        Kind::Event,
+        Kind::Command,
+        Kind::Query,
+        Kind::Reply,
+        Kind::Error,
+    ];
+
+    /// The wire name (`event`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Event => "event",
+            Kind::Command => "command",
+            Kind::Query => "query",
+            Kind::Reply => "reply",
+            Kind::Error => "error",
+        }
+    }
+
+    /// The kind for a wire name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Delivery priority. `P0` is the most urgent: the derived order sorts `P0 < P1 < P2 < P3`,
+/// so an ascending sort puts the most urgent first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub enum Priority {
+    /// Critical.
+    P0,
+    /// High.
+    P1,
+    /// Normal, the default.
+    #[default]
+    P2,
+    /// Low, background.
+    P3,
+}
+
+impl Priority {
+    /// Every priority, most urgent first.
+    pub const ALL: [Priority; 4] = [Priority::P0, Priority::P1, Priority::P2, Priority::P3];
+
+    /// 0 for `P0` … 3 for `P3`: the index of the priority lane.
+    pub const fn as_index(self) -> usize {
+        self as usize
+    }
+
+    /// The priority of a lane index.
+    pub fn from_index(index: usize) -> Option<Priority> {
+        Priority::ALL.get(index).copied()
+    }
+
+    /// The wire name (`P2`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Priority::P0 => "P0",
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+        }
+    }
+
+    /// The priority for a wire name.
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// Quality-of-service class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Qos {
+    /// Latency first.
+    Realtime,
+    /// The default.
+    #[default]
+    Standard,
+    /// Throughput first; may be batched.
+    Bulk,
+}
+
+impl Qos {
+    /// Every class.
+    pub const ALL: [Qos; 3] = [Qos::Realtime, Qos::Standard, Qos::Bulk];
+
+    /// The wire name (`standard`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Qos::Realtime => "realtime",
+            Qos::Standard => "standard",
+            Qos::Bulk => "bulk",
+        }
+    }
+
+    /// The class for a wire name.
+    pub fn parse(s: &str) -> Option<Qos> {
+        Qos::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+}
+
+/// What kind of party sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    /// An AI agent.
+    Agent,
+    /// A person.
+    Human,
+    /// A service.
+    Service,
+    /// A Grace kernel.
+    Kernel,
+    /// A group of parties.
+    Group,
+}
+
+impl SourceType {
+    /// Every source type.
+    pub const ALL: [SourceType; 5] = [
+        SourceType::Agent,
+        SourceType::Human,
+        SourceType::Service,
+        SourceType::Kernel,
+        SourceType::Group,
+    ];
+
+    /// The wire name (`agent`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SourceType::Agent => "agent",
+            SourceType::Human => "human",
+            SourceType::Service => "service",
+            SourceType::Kernel => "kernel",
+            SourceType::Group => "group",
+        }
+    }
+
+    /// The source type for a wire name.
+    pub fn parse(s: &str) -> Option<SourceType> {
+        SourceType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Kind of sender.
+    #[serde(rename = "type")]
+    pub source_type: SourceType,
+    /// Id of the sender.
+    pub id: String,
+}
+
+impl Source {
+    /// A source.
+    pub fn new(source_type: SourceType, id: impl Into<String>) -> Self {
+        Self {
+            source_type,
+            id: id.into(),
+        }
+    }
+}
+
+/// Large content stored elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadRef {
+    /// Where the content is (absolute URI).
+    pub uri: String,
+    /// SHA-256 of the content, 64 lower-case hex digits.
+    pub sha256: String,
+    /// Size of the content in bytes.
+    pub size: u64,
+}
+
+/// Sensitivity label.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// Anyone may see it.
+    Public,
+    /// Inside the organisation; the default.
+    #[default]
+    Internal,
+    /// Need to know.
+    Confidential,
+    /// Highest clearance.
+    Secret,
+}
+
+impl Label {
+    /// Every label, least sensitive first.
+    pub const ALL: [Label; 4] = [
+        Label::Public,
+        Label::Internal,
+        Label::Confidential,
+        Label::Secret,
+    ];
+
+    /// The wire name (`internal`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Label::Public => "public",
+            Label::Internal => "internal",
+            Label::Confidential => "confidential",
+            Label::Secret => "secret",
+        }
+    }
+
+    /// The label for a wire name.
+    pub fn parse(s: &str) -> Option<Label> {
+        Label::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// Governance metadata of a message.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governance {
+    /// Sensitivity label.
+    #[serde(default)]
+    pub label: Label,
+    /// Payload fields holding personal data (redacted in logs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pii: Vec<String>,
+    /// Consent scope the personal data was given under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_scope: Option<String>,
+    /// Epistemic Humility Index, 0..=1; at or above the action's threshold a human must approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ehi_score: Option<f64>,
+    /// The sender asks for a human approval before delivery.
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// The approval that released the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+}
+
+/// An Ed25519 signature over the canonical JSON form (see [`crate::canonical`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// Always `ed25519`.
+    pub alg: String,
+    /// Which key signed.
+    pub key_id: String,
+    /// The 64-byte signature, standard padded base64.
+    pub sig: String,
+}
+
+fn default_spec() -> String {
+    SPEC.to_owned()
+}
+
+fn default_content_type() -> String {
+    JSON_CONTENT_TYPE.to_owned()
+}
+
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+/// The `gme/1` message envelope. Build one with [`Envelope::builder`]; check one received from
+/// outside with [`Envelope::validate`](crate::Envelope::validate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Always `gme/1`.
+    #[serde(default = "default_spec")]
+    pub spec: String,
+    /// UUIDv7, set by the builder.
+    pub id: Uuid,
+    /// What the message is.
+    pub kind: Kind,
+    /// Literal routing subject. Kept as text so that a bad subject is a validation finding
+    /// with its path rather than a parse failure; see [`crate::Subject`].
+    pub subject: String,
+    /// Business domain (`intelligence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Event type that workflows match on (`INTEL_INFER_COMPLETED`, `kpi.threshold_breach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Who sent it; ingress stamps it from the authenticated principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// `name@semver` of the payload's contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Media type of the payload; `application/json` by default.
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+    /// Inline payload (see the module docs for non-JSON content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// Reference to content stored elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_ref: Option<PayloadRef>,
+    /// Delivery priority, `P2` by default.
+    #[serde(default)]
+    pub priority: Priority,
+    /// QoS class, `standard` by default.
+    #[serde(default)]
+    pub qos: Qos,
+    /// Dedup key: a stream drops a repeat inside its dedup window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Request or workflow correlation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Id of the message that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    /// Ordering key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
+    /// W3C trace context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
+    /// Forwards so far (loop guard).
+    #[serde(default)]
+    pub hops: u32,
+    /// Creation time, UTC.
+    pub created_at: DateTime<Utc>,
+    /// Time to live from `created_at`, in milliseconds; exclusive with `deadline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Absolute expiry; exclusive with `ttl_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// No consumer sees the message before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// Delivery attempts so far (0 before the first delivery).
+    #[serde(default)]
+    pub attempt: u32,
+    /// Delivery attempt limit.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Permissions a receiver must hold to see the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rbac: Vec<String>,
+    /// Governance metadata.
+    #[serde(default)]
+    pub governance: Governance,
+    /// Ed25519 signature over the canonical form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+    /// Free extension map.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Whether `content_type` carries JSON (`application/json` or a `+json` suffix, lower case,
+/// parameters after `;` ignored).
+pub fn is_json_content_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim_end();
+    media == JSON_CONTENT_TYPE || (media.ends_with("+json") && media.contains('/'))
+}
+
+impl Envelope {
+    /// When the message expires: its `deadline`, or `created_at + ttl_ms`; `None` if never.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        match (self.deadline, self.ttl_ms) {
+            (Some(deadline), _) => Some(deadline),
+            (None, Some(ttl)) => {
+                let ttl = chrono::Duration::milliseconds(i64::try_from(ttl).unwrap_or(i64::MAX));
+                Some(
+                    self.created_at
+                        .checked_add_signed(ttl)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                )
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the message has expired at `now` (expiry is exclusive: at `expires_at` it is).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    /// Whether `not_before` allows delivery at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_none_or(|at| now >= at)
+    }
+
+    /// Counts one forward: refuses when `hops` already reached `limit`, otherwise increments
+    /// `hops` and moves the trace context to a child span (an unparsable `traceparent` is left
+    /// as it is; validation reports it).
+    pub fn forward(&mut self, limit: u32) -> Result<(), EnvelopeError> {
+        if self.hops >= limit {
+            return Err(EnvelopeError::HopLimitExceeded {
+                hops: self.hops,
+                limit,
+            });
+        }
+        self.hops += 1;
+        if let Some(child) = self.trace.as_ref().and_then(|t| t.child().ok()) {
+            self.trace = Some(child);
+        }
+        Ok(())
+    }
+
+    /// Whether the payload is JSON (by `content_type`).
+    pub fn has_json_payload(&self) -> bool {
+        is_json_content_type(&self.content_type)
+    }
+
+    /// The inline payload as bytes: the JSON text for JSON content, the base64-decoded bytes
+    /// otherwise; `None` when the content is referenced or absent.
+    pub fn payload_bytes(&self) -> Result<Option<Vec<u8>>, EnvelopeError> {
+        let Some(payload) = &self.payload else {
+            return Ok(None);
+        };
+        if self.has_json_payload() {
+            return serde_json::to_vec(payload)
+                .map(Some)
+                .map_err(EnvelopeError::InvalidJson);
+        }
+        let text = payload.as_str().ok_or_else(|| EnvelopeError::Codec {
+            field: "/payload".to_owned(),
+            reason: format!("content type {} needs a base64 string", self.content_type),
+        })?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Some)
+            .map_err(|e| EnvelopeError::Codec {
+                field: "/payload".to_owned(),
+                reason: format!("not standard padded base64: {e}"),
+            })
+    }
+
+    /// Serialises to the JSON wire form.
+    pub fn to_json_vec(&self) -> Vec<u8> {
+        // Every field serialises infallibly (string keys, finite-or-null floats).
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses the JSON wire form (shape only; call `validate` for the rules).
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        serde_json::from_slice(bytes).map_err(EnvelopeError::InvalidJson)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_priorities_when_sorted_then_p0_comes_first() {
+        let mut ps = vec![Priority::P3, Priority::P0, Priority::P2, Priority::P1];
+        ps.sort();
+        assert_eq!(ps, Priority::ALL.to_vec());
+        assert_eq!(Priority::P3.as_index(), 3);
+        assert_eq!(Priority::from_index(1), Some(Priority::P1));
+    }
+
+    #[test]
+    fn given_content_types_when_classified_then_only_json_ones_are_json() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("application/json; charset=utf-8"));
+        assert!(is_json_content_type("application/cloudevents+json"));
+        assert!(!is_json_content_type("application/protobuf"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("+json"));
+    }
+}

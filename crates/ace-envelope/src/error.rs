@@ -1,0 +1,230 @@
+//! Errors of this crate, and the stable wire error codes of the whole project.
+//!
+//! [`EnvelopeError`] is what the functions of this crate return. [`ErrorCode`] and [`ErrorBody`]
+//! are the one error vocabulary every ACE::COMMS API speaks on the wire; they live here, at the
+//! bottom layer, so that every adapter and the Rust client share one definition.
+//! `contracts/comms/errors.schema.json` lists the same codes (a test keeps both in step).
+//! A retired code is never reused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::Violation;
+
+/// A failure of an operation of this crate; each message names the field or subject at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The bytes are not JSON, or not JSON of the expected shape.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// The envelope breaks one or more rules of `gme/1`.
+    #[error("invalid envelope: {}", crate::validate::summary(.0))]
+    Invalid(Vec<Violation>),
+    /// A subject or subject pattern breaks the grammar.
+    #[error("invalid subject {subject:?}: {reason}")]
+    InvalidSubject {
+        /// The subject as given.
+        subject: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A `traceparent` value is not a W3C trace context version 00 header.
+    #[error("invalid traceparent {value:?}: {reason}")]
+    InvalidTraceparent {
+        /// The header as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Forwarding would take the envelope past the hop limit (a routing loop).
+    #[error("hop limit exceeded: hops {hops} reached the limit {limit}")]
+    HopLimitExceeded {
+        /// Hops already taken.
+        hops: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// A field could not be converted between two wire forms.
+    #[error("cannot convert field {field}: {reason}")]
+    Codec {
+        /// JSON-pointer path of the field (`/payload`, `/trace/traceparent`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Protobuf bytes could not be decoded.
+    #[error("invalid protobuf: {0}")]
+    Protobuf(#[source] prost::DecodeError),
+    /// The envelope carries no signature to verify.
+    #[error("envelope {id} is not signed")]
+    Unsigned {
+        /// Id of the envelope.
+        id: uuid::Uuid,
+    },
+    /// The signature does not verify, or is malformed.
+    #[error("bad signature on envelope {id}: {reason}")]
+    BadSignature {
+        /// Id of the envelope.
+        id: uuid::Uuid,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl EnvelopeError {
+    /// The wire code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::InvalidSubject { .. } => ErrorCode::InvalidSubject,
+            Self::HopLimitExceeded { .. } => ErrorCode::HopLimitExceeded,
+            Self::Unsigned { .. } | Self::BadSignature { .. } => ErrorCode::Unauthenticated,
+            Self::Invalid(_)
+            | Self::InvalidTraceparent { .. }
+            | Self::Codec { .. }
+            | Self::Protobuf(_) => ErrorCode::InvalidEnvelope,
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $meaning:literal), )*) => {
+        /// The stable wire error codes; `as_str()` is the code on the wire.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* #[serde(rename = $code)] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of `errors.schema.json`.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The code as it travels on the wire (`INVALID_ENVELOPE`).
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status an HTTP adapter answers with.
+            pub const fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// One line saying what the code means.
+            pub const fn meaning(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $meaning,)* }
+            }
+
+            /// The code for its wire name, if there is one.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The body is not well-formed JSON.
+    InvalidJson = ("INVALID_JSON", 400, "The request body is not well-formed JSON or not of the expected shape."),
+    /// The envelope breaks a rule of gme/1.
+    InvalidEnvelope = ("INVALID_ENVELOPE", 400, "The envelope breaks one or more rules of gme/1; details list every violation with its field path."),
+    /// A subject or pattern breaks the subject grammar.
+    InvalidSubject = ("INVALID_SUBJECT", 400, "A subject or subject pattern breaks the subject grammar, or a publish subject holds a wildcard."),
+    /// The message or request is larger than allowed.
+    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413, "The message or request body is larger than the configured limit."),
+    /// The content type is not accepted.
+    UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415, "The Content-Type of the request is not one the endpoint accepts."),
+    /// The payload does not satisfy its registered schema.
+    ContractViolation = ("CONTRACT_VIOLATION", 422, "The payload does not satisfy the contract registered for its schema."),
+    /// The named schema is not registered.
+    UnknownSchema = ("UNKNOWN_SCHEMA", 422, "The envelope names a schema (name@semver) that is not registered."),
+    /// No valid credentials.
+    Unauthenticated = ("UNAUTHENTICATED", 401, "No credentials, or credentials (token, key, certificate, signature) that do not verify."),
+    /// The principal may not do this.
+    Forbidden = ("FORBIDDEN", 403, "The authenticated principal is not allowed to do this by RBAC or policy."),
+    /// Held for a human approval.
+    PendingApproval = ("PENDING_APPROVAL", 202, "The message is held until a human approves or rejects it; details carry the approval id."),
+    /// The resource does not exist.
+    NotFound = ("NOT_FOUND", 404, "The addressed resource does not exist."),
+    /// A version check failed.
+    Conflict = ("CONFLICT", 409, "The resource changed since it was read (version or If-Match mismatch) or already exists."),
+    /// A precondition of the request does not hold.
+    PreconditionFailed = ("PRECONDITION_FAILED", 412, "A precondition of the request (If-Match, expected sequence) does not hold."),
+    /// Too much load; retry later.
+    Backpressure = ("BACKPRESSURE", 429, "A bounded buffer or stream is full; retry after the delay in details."),
+    /// The message was already accepted.
+    Duplicate = ("DUPLICATE", 409, "The idempotency key was already accepted inside the dedup window."),
+    /// No such stream.
+    StreamNotFound = ("STREAM_NOT_FOUND", 404, "The named stream does not exist."),
+    /// No such consumer.
+    ConsumerNotFound = ("CONSUMER_NOT_FOUND", 404, "The named consumer does not exist on the stream."),
+    /// The message expired.
+    MessageExpired = ("MESSAGE_EXPIRED", 400, "The message's ttl_ms or deadline has passed."),
+    /// Too many hops.
+    HopLimitExceeded = ("HOP_LIMIT_EXCEEDED", 400, "The message was forwarded more times than the hop limit allows (a routing loop)."),
+    /// The operation took too long.
+    Timeout = ("TIMEOUT", 504, "No reply or completion arrived within the timeout."),
+    /// A dependency is unavailable.
+    Unavailable = ("UNAVAILABLE", 503, "The service or one of its dependencies is not available now; retry later."),
+    /// Our fault.
+    Internal = ("INTERNAL", 500, "An unexpected failure on the server side; the details are in its logs, not in the answer."),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one error body every ACE::COMMS API answers with: `{"error": {code, message, details}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable message; names the field, key or subject at fault.
+    pub message: String,
+    /// Structured detail (violations, retry delay, approval id); `null` when there is none.
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+impl ErrorBody {
+    /// An error body without details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::with_details(code, message, serde_json::Value::Null)
+    }
+
+    /// An error body with structured details.
+    pub fn with_details(
+        code: ErrorCode,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                details,
+            },
+        }
+    }
+}
+
+impl From<&EnvelopeError> for ErrorBody {
+    fn from(err: &EnvelopeError) -> Self {
+        let details = match err {
+            EnvelopeError::Invalid(violations) => serde_json::json!({ "violations": violations }),
+            _ => serde_json::Value::Null,
+        };
+        ErrorBody::with_details(err.code(), err.to_string(), details)
+    }
+}
