@@ -7,6 +7,10 @@
 //! - `conformance`: the guarantees below as test functions over an engine factory, so every
 //!   engine (embedded today, NATS JetStream later) passes the same kit.
 //! - `error`: [`BusError`], the one error type.
+//! - `index`: [`index::SubjectIndex`], the wildcard subject trie that finds the subscriptions
+//!   matching a subject, fast with 100k of them.
+//! - `live`: [`LiveHub`], core pub/sub in process — bounded per-subscriber buffers with slow
+//!   consumer cutoff, queue groups, request/reply with timeout and no-responders.
 //!
 //! # Invariants
 //!
@@ -34,7 +38,10 @@
 //!   are delivered again — never lost (at-least-once).
 
 pub mod bus;
+pub mod embedded;
 pub mod error;
+pub mod index;
+pub mod live;
 
 pub use bus::{
     AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo, DEAD_LETTER_PREFIX,
@@ -42,4 +49,6 @@ pub use bus::{
     RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo,
     SyncPolicy,
 };
+pub use embedded::{EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
+pub use live::{CloseReason, LiveConfig, LiveHub, LiveStats, Subscription};

@@ -1,0 +1,646 @@
+//! One stream of the embedded engine: its `ace-log`, its writer thread, its dedup window, its
+//! consumers and its retention.
+//!
+//! Why a dedicated writer thread: `ace-log` is synchronous and a durable append waits for an
+//! fsync. Publishers queue on a bounded channel; the writer drains everything queued (up to
+//! `MAX_BATCH`), checks dedup and `discard: new` limits, appends the batch with ONE
+//! `append_batch` (one sync), hands the new messages to every consumer (one lock per consumer per
+//! batch), and only then answers each publisher. The channel bound is the backpressure: a
+//! publisher waits when the writer is `CHANNEL_BOUND` messages behind.
+//!
+//! Deletions for workqueue/interest retention go through the same thread and are batched, so an
+//! ack never waits for a delete to reach the disk (the consumer state already says "done").
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::thread::JoinHandle;
+
+use ace_envelope::{Clock, SubjectPattern};
+use ace_log::{Log, LogConfig, NewRecord, Record};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::consumer::ConsumerCore;
+use super::record::{Header, Meta, unix_nanos};
+use crate::bus::{
+    DiscardPolicy, PublishAck, RetentionPolicy, StreamConfig, StreamCounters, SyncPolicy,
+};
+use crate::error::BusError;
+
+/// Most publishes appended in one batch.
+const MAX_BATCH: usize = 4096;
+/// Publishes queued before publishers wait.
+const CHANNEL_BOUND: usize = 16_384;
+/// Records read per step when scanning the log.
+const SCAN_STEP: usize = 1024;
+
+/// A publish on its way to the writer.
+struct PublishReq {
+    subject: String,
+    header: Header,
+    payload: Vec<u8>,
+    reply: oneshot::Sender<Result<PublishAck, BusError>>,
+}
+
+enum Req {
+    Publish(PublishReq),
+    Delete(Vec<u64>),
+}
+
+/// One consumer of a stream: its state machine and whether its persisted state is stale.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub(crate) name: String,
+    pub(crate) core: Mutex<ConsumerCore>,
+    dirty: AtomicBool,
+}
+
+impl Consumer {
+    pub(crate) fn new(name: String, core: ConsumerCore) -> Arc<Self> {
+        Arc::new(Consumer {
+            name,
+            core: Mutex::new(core),
+            dirty: AtomicBool::new(true),
+        })
+    }
+
+    /// Records that the persisted state is stale.
+    pub(crate) fn touch(&self) {
+        self.dirty.store(true, AtomicOrdering::Release);
+    }
+
+    /// Clears the stale flag, returning whether it was set.
+    pub(crate) fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, AtomicOrdering::AcqRel)
+    }
+}
+
+/// Idempotency keys seen inside the window: key -> (seq, stored at), plus arrival order to evict.
+#[derive(Debug, Default)]
+struct Dedup {
+    keys: HashMap<String, u64>,
+    order: VecDeque<(u64, String)>,
+}
+
+impl Dedup {
+    fn evict_before(&mut self, cutoff_ns: u64) {
+        while let Some((ts, _)) = self.order.front() {
+            if *ts >= cutoff_ns {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: String, seq: u64, ts_ns: u64) {
+        self.order.push_back((ts_ns, key.clone()));
+        self.keys.insert(key, seq);
+    }
+}
+
+/// A stream and everything it owns.
+pub(crate) struct Stream {
+    pub(crate) name: String,
+    config: RwLock<(StreamConfig, Vec<SubjectPattern>)>,
+    pub(crate) log: Arc<Log>,
+    clock: Arc<dyn Clock>,
+    tx: Mutex<Option<mpsc::Sender<Req>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
+    dedup: Mutex<Dedup>,
+    counters: Mutex<StreamCounters>,
+    /// Interest retention: how many consumers still hold each message.
+    interest: Mutex<HashMap<u64, u32>>,
+    /// Woken after every batch, so waiting fetches look again.
+    pub(crate) notify: Notify,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The `ace-log` config of a stream config.
+pub(crate) fn log_config(cfg: &StreamConfig) -> LogConfig {
+    let sync = match cfg.sync {
+        SyncPolicy::Always => ace_log::SyncPolicy::Always,
+        SyncPolicy::Batch => ace_log::SyncPolicy::default(),
+        SyncPolicy::Never => ace_log::SyncPolicy::Never,
+    };
+    let limits = cfg.discard == DiscardPolicy::Old;
+    LogConfig {
+        sync,
+        retention: ace_log::Retention {
+            max_msgs: cfg.max_msgs.filter(|_| limits),
+            max_bytes: cfg.max_bytes.filter(|_| limits),
+            max_age: cfg.max_age,
+        },
+        ..LogConfig::default()
+    }
+}
+
+/// Parses a config's subject patterns, naming the one at fault.
+pub(crate) fn patterns(cfg: &StreamConfig) -> Result<Vec<SubjectPattern>, BusError> {
+    cfg.subjects
+        .iter()
+        .map(|s| {
+            SubjectPattern::new(s.clone()).map_err(|e| BusError::InvalidSubject {
+                subject: s.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Stream {
+    /// Opens (or creates) the stream's log under `dir` and starts its writer.
+    pub(crate) fn open(
+        dir: &Path,
+        config: StreamConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, BusError> {
+        let pats = patterns(&config)?;
+        let (log, _report) =
+            Log::open(dir, log_config(&config)).map_err(|source| BusError::Log {
+                stream: config.name.clone(),
+                source,
+            })?;
+        let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
+        let stream = Arc::new(Stream {
+            name: config.name.clone(),
+            config: RwLock::new((config, pats)),
+            log: Arc::new(log),
+            clock,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
+            consumers: RwLock::new(BTreeMap::new()),
+            dedup: Mutex::new(Dedup::default()),
+            counters: Mutex::new(StreamCounters::default()),
+            interest: Mutex::new(HashMap::new()),
+            notify: Notify::new(),
+        });
+        stream.rebuild_dedup()?;
+        let worker = stream.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("ace-bus-writer-{}", stream.name))
+            .spawn(move || worker.run_writer(rx))
+            .map_err(|source| BusError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        *stream.writer.lock() = Some(handle);
+        Ok(stream)
+    }
+
+    /// Stops the writer (after it drained what is queued) and syncs the log.
+    pub(crate) fn shutdown(&self) {
+        self.tx.lock().take();
+        if let Some(handle) = self.writer.lock().take() {
+            // A panicked writer already answered nobody; there is nothing left to join for.
+            let _ = handle.join();
+        }
+        if let Err(e) = self.log.sync() {
+            tracing::warn!(stream = %self.name, error = %e, "final sync failed");
+        }
+    }
+
+    /// The config as it is now.
+    pub(crate) fn config(&self) -> StreamConfig {
+        self.config.read().0.clone()
+    }
+
+    /// True when the stream stores messages published on `subject`.
+    pub(crate) fn captures(&self, subject: &str) -> bool {
+        self.config.read().1.iter().any(|p| p.matches(subject))
+    }
+
+    /// The counters.
+    pub(crate) fn counters(&self) -> StreamCounters {
+        *self.counters.lock()
+    }
+
+    /// Appends one envelope (already encoded) and waits until it is durable.
+    pub(crate) async fn append(
+        &self,
+        subject: String,
+        header: Header,
+        payload: Vec<u8>,
+    ) -> Result<PublishAck, BusError> {
+        let size = payload.len() + subject.len();
+        let max = self.config.read().0.max_msg_size;
+        if let Some(max) = max.filter(|m| u64::try_from(size).unwrap_or(u64::MAX) > *m) {
+            self.counters.lock().refused_too_large += 1;
+            return Err(BusError::MessageTooLarge {
+                stream: self.name.clone(),
+                subject,
+                size,
+                max,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = PublishReq {
+            subject,
+            header,
+            payload,
+            reply,
+        };
+        let tx = self.tx.lock().clone().ok_or(BusError::Closed)?;
+        tx.send(Req::Publish(req)).await.map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+
+    /// Queues deletions of messages no consumer needs any more.
+    pub(crate) fn delete_later(&self, seqs: Vec<u64>) {
+        if seqs.is_empty() {
+            return;
+        }
+        let tx = self.tx.lock().clone();
+        if let Some(tx) = tx {
+            // A full channel only delays the delete: the open-time scan deletes what was missed.
+            if tx.try_send(Req::Delete(seqs)).is_err() {
+                tracing::debug!(stream = %self.name, "delete queue full; left for the next open");
+            }
+        }
+    }
+
+    /// Messages of `seqs` now done for one consumer: applies workqueue/interest retention.
+    pub(crate) fn settle_done(&self, done: &[u64]) {
+        let retention = self.config.read().0.retention;
+        let gone: Vec<u64> = match retention {
+            RetentionPolicy::Limits => return,
+            RetentionPolicy::Workqueue => done.to_vec(),
+            RetentionPolicy::Interest => {
+                let mut interest = self.interest.lock();
+                done.iter()
+                    .copied()
+                    .filter(|seq| match interest.get_mut(seq) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            false
+                        }
+                        Some(_) => {
+                            interest.remove(seq);
+                            true
+                        }
+                        None => false,
+                    })
+                    .collect()
+            }
+        };
+        if !gone.is_empty() {
+            self.counters.lock().removed_after_ack += u64::try_from(gone.len()).unwrap_or(0);
+            self.delete_later(gone);
+        }
+    }
+
+    /// Interest retention: a new consumer holds `seqs` too.
+    pub(crate) fn add_interest(&self, seqs: &[u64]) {
+        if self.config.read().0.retention != RetentionPolicy::Interest {
+            return;
+        }
+        let mut interest = self.interest.lock();
+        for seq in seqs {
+            *interest.entry(*seq).or_insert(0) += 1;
+        }
+    }
+
+    /// Takes over the consumers, interest counts and counters of the stream it replaces.
+    pub(crate) fn adopt(&self, old: &Stream) {
+        *self.consumers.write() = std::mem::take(&mut *old.consumers.write());
+        *self.interest.lock() = std::mem::take(&mut *old.interest.lock());
+        *self.counters.lock() = *old.counters.lock();
+    }
+
+    fn run_writer(&self, mut rx: mpsc::Receiver<Req>) {
+        let mut publishes = Vec::with_capacity(MAX_BATCH);
+        let mut deletes = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                match req {
+                    Req::Publish(p) => publishes.push(p),
+                    Req::Delete(seqs) => deletes.extend(seqs),
+                }
+                if publishes.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !publishes.is_empty() {
+                self.write_batch(std::mem::take(&mut publishes));
+            }
+            if !deletes.is_empty() {
+                self.delete_now(&std::mem::take(&mut deletes));
+            }
+        }
+    }
+
+    fn delete_now(&self, seqs: &[u64]) {
+        for seq in seqs {
+            if let Err(e) = self.log.delete(*seq) {
+                tracing::warn!(stream = %self.name, seq, error = %e, "delete failed");
+            }
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        unix_nanos(self.clock.now())
+    }
+
+    /// Dedup, limits, one append, hand-off to consumers, then the answers.
+    fn write_batch(&self, batch: Vec<PublishReq>) {
+        let now_ns = self.now_ns();
+        let (cfg, _) = self.config.read().clone();
+        let mut dedup = self.dedup.lock();
+        let window = u64::try_from(cfg.dedup_window.as_nanos()).unwrap_or(u64::MAX);
+        dedup.evict_before(now_ns.saturating_sub(window));
+        let plan = self.plan(&cfg, &batch, &dedup);
+        let accepted: Vec<&PublishReq> = plan
+            .iter()
+            .zip(&batch)
+            .filter(|(p, _)| matches!(p, Plan::Append))
+            .map(|(_, r)| r)
+            .collect();
+        let encoded: Vec<Vec<u8>> = accepted.iter().map(|r| r.header.encode()).collect();
+        let records: Vec<NewRecord<'_>> = accepted
+            .iter()
+            .zip(&encoded)
+            .map(|(r, h)| NewRecord {
+                subject: &r.subject,
+                headers: h,
+                payload: &r.payload,
+                timestamp_ns: now_ns,
+            })
+            .collect();
+        let appended = if records.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.log.append_batch(&records)
+        };
+        let seqs: Vec<u64> = match appended {
+            Ok(app) => app.iter().map(|a| a.seq).collect(),
+            Err(e) => {
+                drop(dedup);
+                let reason = e.to_string();
+                tracing::error!(stream = %self.name, error = %reason, "append failed");
+                return self.fail_all(batch, &reason);
+            }
+        };
+        for (r, seq) in accepted.iter().zip(&seqs) {
+            if let Some(key) = &r.header.idempotency_key {
+                dedup.insert(key.clone(), *seq, now_ns);
+            }
+        }
+        drop(dedup);
+        let metas: Vec<(&str, Arc<Meta>)> = accepted
+            .iter()
+            .zip(&seqs)
+            .map(|(r, seq)| (r.subject.as_str(), r.header.meta(*seq)))
+            .collect();
+        self.dispatch(&cfg, &metas, now_ns);
+        self.after_append(&cfg, &plan, seqs.len(), now_ns);
+        self.notify.notify_waiters();
+        self.answer(batch, &plan, &seqs);
+    }
+
+    /// Decides the fate of each publish of a batch.
+    fn plan(&self, cfg: &StreamConfig, batch: &[PublishReq], dedup: &Dedup) -> Vec<Plan> {
+        let state = self.log.state();
+        let mut msgs = state.messages;
+        let mut bytes = state.bytes;
+        let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        let mut appended = 0;
+        batch
+            .iter()
+            .map(|r| {
+                if let Some(key) = r.header.idempotency_key.as_deref() {
+                    if let Some(seq) = dedup.keys.get(key) {
+                        return Plan::Duplicate(*seq);
+                    }
+                    if let Some(i) = in_batch.get(key) {
+                        return Plan::DuplicateInBatch(*i);
+                    }
+                }
+                let size = u64::try_from(r.payload.len() + r.subject.len()).unwrap_or(u64::MAX);
+                if cfg.discard == DiscardPolicy::New {
+                    if cfg.max_msgs.is_some_and(|m| msgs >= m) {
+                        return Plan::Full("max_msgs");
+                    }
+                    if cfg.max_bytes.is_some_and(|m| bytes + size > m) {
+                        return Plan::Full("max_bytes");
+                    }
+                }
+                msgs += 1;
+                bytes += size;
+                if let Some(key) = r.header.idempotency_key.as_deref() {
+                    in_batch.insert(key, appended);
+                }
+                appended += 1;
+                Plan::Append
+            })
+            .collect()
+    }
+
+    /// Offers new messages to every consumer; interest retention counts who wants each.
+    fn dispatch(&self, cfg: &StreamConfig, metas: &[(&str, Arc<Meta>)], now_ns: u64) {
+        let mut wanted = vec![0u32; metas.len()];
+        for consumer in self.consumers.read().values() {
+            let mut core = consumer.core.lock();
+            for ((subject, meta), n) in metas.iter().zip(wanted.iter_mut()) {
+                if core.offer(subject, meta, now_ns) {
+                    *n += 1;
+                }
+            }
+        }
+        if cfg.retention != RetentionPolicy::Interest {
+            return;
+        }
+        let mut unwanted = Vec::new();
+        let mut interest = self.interest.lock();
+        for ((_, meta), n) in metas.iter().zip(wanted) {
+            if n == 0 {
+                unwanted.push(meta.seq);
+            } else {
+                interest.insert(meta.seq, n);
+            }
+        }
+        drop(interest);
+        if !unwanted.is_empty() {
+            self.counters.lock().removed_no_interest += u64::try_from(unwanted.len()).unwrap_or(0);
+            self.delete_now(&unwanted);
+        }
+    }
+
+    /// Counters and limits retention after a batch.
+    fn after_append(&self, cfg: &StreamConfig, plan: &[Plan], stored: usize, now_ns: u64) {
+        let mut c = self.counters.lock();
+        c.stored += u64::try_from(stored).unwrap_or(0);
+        for p in plan {
+            match p {
+                Plan::Duplicate(_) | Plan::DuplicateInBatch(_) => c.duplicates += 1,
+                Plan::Full(_) => c.refused_full += 1,
+                Plan::Append => {}
+            }
+        }
+        drop(c);
+        let limited = cfg.max_age.is_some()
+            || (cfg.discard == DiscardPolicy::Old && (cfg.max_msgs.is_some() || cfg.max_bytes.is_some()));
+        if limited {
+            self.apply_limits(now_ns);
+        }
+    }
+
+    /// Drops what the limits no longer keep, counted.
+    pub(crate) fn apply_limits(&self, now_ns: u64) {
+        match self.log.apply_retention(now_ns) {
+            Ok(report) => {
+                self.counters.lock().dropped_by_limits += report.messages_dropped;
+            }
+            Err(e) => tracing::warn!(stream = %self.name, error = %e, "retention failed"),
+        }
+    }
+
+    fn answer(&self, batch: Vec<PublishReq>, plan: &[Plan], seqs: &[u64]) {
+        let mut next = 0;
+        let mut own = Vec::with_capacity(plan.len());
+        for p in plan {
+            own.push(if matches!(p, Plan::Append) {
+                next += 1;
+                Some(seqs[next - 1])
+            } else {
+                None
+            });
+        }
+        for ((req, p), seq) in batch.into_iter().zip(plan).zip(own) {
+            let result = match p {
+                Plan::Append => Ok(self.ack(seq, false)),
+                Plan::Duplicate(s) => Ok(self.ack(Some(*s), true)),
+                Plan::DuplicateInBatch(i) => Ok(self.ack(seqs.get(*i).copied(), true)),
+                Plan::Full(limit) => Err(BusError::StreamFull {
+                    stream: self.name.clone(),
+                    limit: (*limit).to_owned(),
+                }),
+            };
+            // A publisher that gave up waiting is not an error of the stream.
+            let _ = req.reply.send(result);
+        }
+    }
+
+    fn ack(&self, seq: Option<u64>, duplicate: bool) -> PublishAck {
+        PublishAck {
+            stream: Some(self.name.clone()),
+            seq,
+            duplicate,
+        }
+    }
+
+    fn fail_all(&self, batch: Vec<PublishReq>, reason: &str) {
+        for req in batch {
+            let _ = req.reply.send(Err(BusError::Storage {
+                stream: self.name.clone(),
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    /// Rebuilds the dedup window from the records stored inside it.
+    fn rebuild_dedup(&self) -> Result<(), BusError> {
+        let window = self.config.read().0.dedup_window;
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let cutoff = self.now_ns().saturating_sub(window_ns);
+        let Some(from) = self.log.seq_at_or_after(cutoff) else {
+            return Ok(());
+        };
+        let mut dedup = self.dedup.lock();
+        self.scan(from, |rec, header| {
+            if let Some(key) = header.idempotency_key {
+                dedup.insert(key, rec.seq, rec.timestamp_ns);
+            }
+        })
+    }
+
+    /// Calls `f` on every live record from `from`, with its decoded header block.
+    pub(crate) fn scan(
+        &self,
+        from: u64,
+        mut f: impl FnMut(&Record, Header),
+    ) -> Result<(), BusError> {
+        let mut next = from.max(1);
+        loop {
+            let recs = self.log.read_from(next, SCAN_STEP).map_err(|source| BusError::Log {
+                stream: self.name.clone(),
+                source,
+            })?;
+            let Some(last) = recs.last() else {
+                return Ok(());
+            };
+            next = last.seq + 1;
+            for rec in &recs {
+                let header = Header::decode(&rec.headers).map_err(|reason| BusError::Corrupt {
+                    what: format!("{}/{}", self.name, rec.seq),
+                    reason,
+                })?;
+                f(rec, header);
+            }
+        }
+    }
+
+    /// Feeds a consumer every stored message from `from`, then marks the tail as seen. Called
+    /// with the consumer map write-locked so no batch is dispatched in between.
+    pub(crate) fn replay_into(&self, core: &mut ConsumerCore, from: u64) -> Result<(), BusError> {
+        let now_ns = self.now_ns();
+        self.scan(from, |rec, header| {
+            core.offer(&rec.subject, &header.meta(rec.seq), now_ns);
+        })?;
+        core.skip_to(self.log.state().last_seq);
+        Ok(())
+    }
+
+    /// After consumers are restored: rebuilds interest counts and deletes what no consumer
+    /// needs on workqueue/interest streams (acks whose deletes were lost in a crash).
+    pub(crate) fn rebuild_retention(&self) -> Result<(), BusError> {
+        let retention = self.config.read().0.retention;
+        if retention == RetentionPolicy::Limits {
+            return Ok(());
+        }
+        let consumers: Vec<Arc<Consumer>> = self.consumers.read().values().cloned().collect();
+        let mut interest = HashMap::new();
+        let mut gone = Vec::new();
+        let first = self.log.state().first_seq;
+        self.scan(first, |rec, _| {
+            let cores = consumers.iter().map(|c| c.core.lock());
+            let (mut holders, mut wanted) = (0u32, false);
+            for core in cores {
+                if core.holds(rec.seq) {
+                    holders += 1;
+                }
+                wanted |= core.wants(&rec.subject);
+            }
+            let keep = match retention {
+                RetentionPolicy::Interest => holders > 0,
+                _ => holders > 0 || !wanted,
+            };
+            if !keep {
+                gone.push(rec.seq);
+            } else if holders > 0 {
+                interest.insert(rec.seq, holders);
+            }
+        })?;
+        *self.interest.lock() = interest;
+        self.delete_now(&gone);
+        Ok(())
+    }
+}
+
+/// The fate of one publish in a batch.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Append,
+    Duplicate(u64),
+    DuplicateInBatch(usize),
+    Full(&'static str),
+}
