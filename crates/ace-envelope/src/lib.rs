@@ -23,6 +23,7 @@
 mod builder;
 pub mod canonical;
 mod clock;
+pub mod codec;
 mod envelope;
 mod error;
 pub mod leyline;
@@ -32,6 +33,7 @@ mod validate;
 
 pub use builder::{EnvelopeBuilder, uuid_v7_at};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use codec::cloudevents::{from_binary, from_cloudevent_json, to_binary, to_cloudevent_json};
 pub use envelope::{
     DEFAULT_MAX_ATTEMPTS, Envelope, Governance, JSON_CONTENT_TYPE, Kind, Label, PayloadRef,
     Priority, Qos, SPEC, Signature, Source, SourceType, is_json_content_type,
