@@ -84,13 +84,17 @@ pub trait Bus: Send + Sync {
         delay: Option<Duration>,
     ) -> Result<(), BusError>;
     /// Gives up on a message: it moves to the stream's dead-letter subject with `reason`.
-    async fn term(&self, stream: &str, consumer: &str, seq: u64, reason: &str)
-    -> Result<(), BusError>;
+    async fn term(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        reason: &str,
+    ) -> Result<(), BusError>;
     /// Resets the ack timer of a delivered message (the handler is still working on it).
     async fn in_progress(&self, stream: &str, consumer: &str, seq: u64) -> Result<(), BusError>;
     /// Reads one stored message by sequence (`None` when deleted, expired or out of range).
-    async fn get_message(&self, stream: &str, seq: u64)
-    -> Result<Option<StoredMessage>, BusError>;
+    async fn get_message(&self, stream: &str, seq: u64) -> Result<Option<StoredMessage>, BusError>;
 
     /// Flushes state and releases the engine's files (or connection). Every later call fails
     /// with `BusError::Closed`.

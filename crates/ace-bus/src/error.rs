@@ -86,7 +86,9 @@ pub enum BusError {
         limit: String,
     },
     /// The encoded message is larger than the stream's `max_msg_size`.
-    #[error("message of {size} bytes on `{subject}` exceeds max_msg_size {max} of stream `{stream}`")]
+    #[error(
+        "message of {size} bytes on `{subject}` exceeds max_msg_size {max} of stream `{stream}`"
+    )]
     MessageTooLarge {
         /// The stream name.
         stream: String,

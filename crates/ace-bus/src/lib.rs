@@ -38,6 +38,7 @@
 //!   are delivered again — never lost (at-least-once).
 
 pub mod bus;
+pub mod conformance;
 pub mod embedded;
 pub mod error;
 pub mod index;
@@ -45,7 +46,7 @@ pub mod live;
 
 pub use bus::{
     AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo, DEAD_LETTER_PREFIX,
-    Delivered, DeliverPolicy, DiscardPolicy, LiveSubscription, Ordering, PublishAck,
+    DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering, PublishAck,
     RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo,
     SyncPolicy,
 };

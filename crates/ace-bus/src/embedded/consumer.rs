@@ -112,7 +112,11 @@ pub(crate) struct ConsumerCore {
 
 impl ConsumerCore {
     /// A consumer that has looked at nothing below `start_seq`.
-    pub(crate) fn new(config: ConsumerConfig, filter: Option<SubjectPattern>, start_seq: u64) -> Self {
+    pub(crate) fn new(
+        config: ConsumerConfig,
+        filter: Option<SubjectPattern>,
+        start_seq: u64,
+    ) -> Self {
         let floor = start_seq.saturating_sub(1);
         ConsumerCore {
             config,
@@ -132,7 +136,11 @@ impl ConsumerCore {
 
     /// A consumer resumed from its persisted state; feed it the stream from `ack_floor + 1` with
     /// [`ConsumerCore::offer`].
-    pub(crate) fn restore(config: ConsumerConfig, filter: Option<SubjectPattern>, p: Persisted) -> Self {
+    pub(crate) fn restore(
+        config: ConsumerConfig,
+        filter: Option<SubjectPattern>,
+        p: Persisted,
+    ) -> Self {
         let mut core = ConsumerCore::new(config, filter, p.ack_floor + 1);
         core.acked = p.acked.into_iter().collect();
         core.restoring = p.pending.into_iter().map(|e| (e.seq, e)).collect();
@@ -225,7 +233,11 @@ impl ConsumerCore {
 
     fn lane_of(&self, meta: &Meta) -> usize {
         let lanes_on = self.config.priority_lanes && self.config.ordering != Ordering::Strict;
-        if lanes_on { usize::from(meta.priority.min(3)) } else { 0 }
+        if lanes_on {
+            usize::from(meta.priority.min(3))
+        } else {
+            0
+        }
     }
 
     /// Up to `batch` deliveries at `now_ns`: due redeliveries first, then new messages by lane.
@@ -272,15 +284,26 @@ impl ConsumerCore {
             .map(|(s, _)| *s)
             .collect();
         for seq in due {
-            let Some(p) = self.pending.get(&seq) else { continue };
+            let Some(p) = self.pending.get(&seq) else {
+                continue;
+            };
             if p.meta.is_expired(now_ns) {
                 let meta = p.meta.clone();
                 self.pending.remove(&seq);
                 self.counters.expired += 1;
                 self.finish(seq, Some(&meta), now_ns, out);
-            } else if self.config.max_deliver.is_some_and(|max| p.deliveries >= max) {
-                let Some(p) = self.pending.remove(&seq) else { continue };
-                let last = p.reason.clone().unwrap_or_else(|| "ack_wait expired".to_owned());
+            } else if self
+                .config
+                .max_deliver
+                .is_some_and(|max| p.deliveries >= max)
+            {
+                let Some(p) = self.pending.remove(&seq) else {
+                    continue;
+                };
+                let last = p
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "ack_wait expired".to_owned());
                 let reason = format!("max_deliver {} reached; last: {last}", p.deliveries);
                 out.dead.push(DeadLetter {
                     seq,
@@ -347,7 +370,12 @@ impl ConsumerCore {
     }
 
     /// Schedules a redelivery after `delay` (or the backoff, or at once).
-    pub(crate) fn nak(&mut self, seq: u64, delay: Option<Duration>, now_ns: u64) -> Result<(), NotPending> {
+    pub(crate) fn nak(
+        &mut self,
+        seq: u64,
+        delay: Option<Duration>,
+        now_ns: u64,
+    ) -> Result<(), NotPending> {
         let backoff = !matches!(self.config.backoff, Backoff::None);
         let p = self.pending.get_mut(&seq).ok_or(NotPending)?;
         let delay = match delay {
@@ -506,7 +534,10 @@ fn wait_after(config: &ConsumerConfig, n: u32) -> Duration {
         Backoff::None => config.ack_wait,
         Backoff::List(list) => {
             let i = usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX);
-            list.get(i).or(list.last()).copied().unwrap_or(config.ack_wait)
+            list.get(i)
+                .or(list.last())
+                .copied()
+                .unwrap_or(config.ack_wait)
         }
         Backoff::Exponential {
             initial,

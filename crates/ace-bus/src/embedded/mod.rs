@@ -39,7 +39,7 @@ use self::record::{Header, decode_envelope, unix_nanos};
 use self::state::{StateDb, StoredConsumer, consumer_key};
 use self::stream::{Consumer, Stream};
 use crate::bus::{
-    Bus, ConsumerConfig, ConsumerInfo, Delivered, DeliverPolicy, LiveSubscription, PublishAck,
+    Bus, ConsumerConfig, ConsumerInfo, DeliverPolicy, Delivered, LiveSubscription, PublishAck,
     RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamInfo,
 };
 use crate::error::BusError;
@@ -182,7 +182,11 @@ impl Inner {
             })
     }
 
-    fn consumer(&self, stream: &str, consumer: &str) -> Result<(Arc<Stream>, Arc<Consumer>), BusError> {
+    fn consumer(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<(Arc<Stream>, Arc<Consumer>), BusError> {
         let s = self.stream(stream)?;
         let c = s.consumers.read().get(consumer).cloned();
         let c = c.ok_or_else(|| BusError::ConsumerNotFound {
@@ -201,7 +205,10 @@ impl Inner {
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {
                 Some(p) => {
                     let from = p.ack_floor + 1;
-                    (ConsumerCore::restore(stored.config.clone(), filter, p), from)
+                    (
+                        ConsumerCore::restore(stored.config.clone(), filter, p),
+                        from,
+                    )
                 }
                 None => (
                     ConsumerCore::new(stored.config.clone(), filter, stored.start_seq),
@@ -211,7 +218,10 @@ impl Inner {
             let mut core = core;
             stream.replay_into(&mut core, from)?;
             let consumer = Consumer::new(stored.config.name.clone(), core);
-            stream.consumers.write().insert(consumer.name.clone(), consumer);
+            stream
+                .consumers
+                .write()
+                .insert(consumer.name.clone(), consumer);
         }
         stream.rebuild_retention()?;
         Ok(stream)
@@ -350,7 +360,12 @@ impl Inner {
         }
     }
 
-    fn dead_letter_envelope(&self, s: &Stream, consumer: &str, d: &DeadLetter) -> Result<Envelope, BusError> {
+    fn dead_letter_envelope(
+        &self,
+        s: &Stream,
+        consumer: &str,
+        d: &DeadLetter,
+    ) -> Result<Envelope, BusError> {
         let original = match s.log.read(d.seq) {
             Ok(Some(rec)) => Some(decode_envelope(&s.name, d.seq, &rec.payload)?),
             Ok(None) => None,
@@ -423,7 +438,12 @@ impl Inner {
     }
 
     /// Reads the envelopes of a batch of handouts; a message dropped by limits meanwhile is done.
-    fn read_handouts(&self, s: &Stream, c: &Consumer, handouts: Vec<Handout>) -> Result<Vec<Delivered>, BusError> {
+    fn read_handouts(
+        &self,
+        s: &Stream,
+        c: &Consumer,
+        handouts: Vec<Handout>,
+    ) -> Result<Vec<Delivered>, BusError> {
         let mut out = Vec::with_capacity(handouts.len());
         for h in handouts {
             let rec = s.log.read(h.seq).map_err(|source| BusError::Log {
@@ -447,7 +467,13 @@ impl Inner {
         Ok(out)
     }
 
-    async fn fetch(&self, stream: &str, consumer: &str, batch: usize, expires: Duration) -> Result<Vec<Delivered>, BusError> {
+    async fn fetch(
+        &self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+    ) -> Result<Vec<Delivered>, BusError> {
         let (s, c) = self.consumer(stream, consumer)?;
         let deadline = tokio::time::Instant::now() + expires;
         loop {
@@ -468,7 +494,8 @@ impl Inner {
             }
             self.check_open()?;
             let wake = c.core.lock().next_wakeup_ns();
-            let until_due = wake.map_or(FETCH_POLL, |w| Duration::from_nanos(w.saturating_sub(now)));
+            let until_due =
+                wake.map_or(FETCH_POLL, |w| Duration::from_nanos(w.saturating_sub(now)));
             let wait = deadline.min(t + until_due.min(FETCH_POLL));
             tokio::select! {
                 () = &mut notified => {}
@@ -486,24 +513,35 @@ impl Inner {
         f: impl FnOnce(&mut ConsumerCore, u64) -> Result<Vec<u64>, NotPending>,
     ) -> Result<(), BusError> {
         let (s, c) = self.consumer(stream, consumer)?;
-        let done = f(&mut c.core.lock(), self.now_ns()).map_err(|NotPending| BusError::NotPending {
-            stream: stream.to_owned(),
-            consumer: consumer.to_owned(),
-            seq,
-        })?;
+        let done =
+            f(&mut c.core.lock(), self.now_ns()).map_err(|NotPending| BusError::NotPending {
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                seq,
+            })?;
         c.touch();
         s.settle_done(&done);
         s.notify.notify_waiters();
         Ok(())
     }
 
-    async fn term(&self, stream: &str, consumer: &str, seq: u64, reason: &str) -> Result<(), BusError> {
+    async fn term(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        reason: &str,
+    ) -> Result<(), BusError> {
         let (s, c) = self.consumer(stream, consumer)?;
-        let dead = c.core.lock().term(seq, reason).map_err(|NotPending| BusError::NotPending {
-            stream: stream.to_owned(),
-            consumer: consumer.to_owned(),
-            seq,
-        })?;
+        let dead = c
+            .core
+            .lock()
+            .term(seq, reason)
+            .map_err(|NotPending| BusError::NotPending {
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                seq,
+            })?;
         self.dead_letter(&s, &c, vec![dead]).await;
         s.notify.notify_waiters();
         Ok(())
@@ -515,7 +553,11 @@ impl Inner {
             config: s.config(),
             messages: state.messages,
             bytes: state.bytes,
-            first_seq: if state.messages == 0 { 0 } else { state.first_seq },
+            first_seq: if state.messages == 0 {
+                0
+            } else {
+                state.first_seq
+            },
             last_seq: state.last_seq,
             consumers: s.consumers.read().len(),
             counters: s.counters(),
@@ -548,8 +590,14 @@ impl Inner {
         }
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
-        let stream = Stream::open(&self.stream_dir(&config.name), config, self.config.clock.clone())?;
-        self.streams.write().insert(stream.name.clone(), stream.clone());
+        let stream = Stream::open(
+            &self.stream_dir(&config.name),
+            config,
+            self.config.clock.clone(),
+        )?;
+        self.streams
+            .write()
+            .insert(stream.name.clone(), stream.clone());
         Ok(self.stream_info(&stream))
     }
 
@@ -567,9 +615,15 @@ impl Inner {
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
         old.shutdown();
-        let fresh = Stream::open(&self.stream_dir(&config.name), config, self.config.clock.clone())?;
+        let fresh = Stream::open(
+            &self.stream_dir(&config.name),
+            config,
+            self.config.clock.clone(),
+        )?;
         fresh.adopt(&old);
-        self.streams.write().insert(fresh.name.clone(), fresh.clone());
+        self.streams
+            .write()
+            .insert(fresh.name.clone(), fresh.clone());
         Ok(self.stream_info(&fresh))
     }
 
@@ -604,7 +658,11 @@ impl Inner {
         })
     }
 
-    async fn add_consumer(&self, stream: &str, config: ConsumerConfig) -> Result<ConsumerInfo, BusError> {
+    async fn add_consumer(
+        &self,
+        stream: &str,
+        config: ConsumerConfig,
+    ) -> Result<ConsumerInfo, BusError> {
         let _admin = self.admin.lock().await;
         let s = self.stream(stream)?;
         validate_consumer(&config)?;
@@ -694,7 +752,8 @@ fn validate_stream(config: &StreamConfig) -> Result<(), BusError> {
     }
     if config.storage == StorageKind::Memory {
         return Err(BusError::Unsupported {
-            feature: "stream.storage = memory (the embedded engine stores streams as files)".to_owned(),
+            feature: "stream.storage = memory (the embedded engine stores streams as files)"
+                .to_owned(),
         });
     }
     Ok(())
@@ -720,7 +779,9 @@ fn validate_consumer(config: &ConsumerConfig) -> Result<(), BusError> {
 fn validate_name(field: &str, name: &str) -> Result<(), BusError> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -753,7 +814,9 @@ fn check_workqueue_filters(s: &Stream, config: &ConsumerConfig) -> Result<(), Bu
         if overlaps(mine, theirs) {
             return Err(BusError::Conflict {
                 what: config.name.clone(),
-                reason: format!("work-queue filter `{mine}` overlaps `{theirs}` of consumer `{name}`"),
+                reason: format!(
+                    "work-queue filter `{mine}` overlaps `{theirs}` of consumer `{name}`"
+                ),
             });
         }
     }
@@ -791,7 +854,11 @@ impl Bus for EmbeddedBus {
         self.inner.publish(envelope).await
     }
 
-    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Result<Box<dyn LiveSubscription>, BusError> {
+    async fn subscribe(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+    ) -> Result<Box<dyn LiveSubscription>, BusError> {
         self.inner.check_open()?;
         let sub = self.inner.live.subscribe(pattern, queue)?;
         Ok(Box::new(sub))
@@ -825,7 +892,11 @@ impl Bus for EmbeddedBus {
         Ok(streams.iter().map(|s| self.inner.stream_info(s)).collect())
     }
 
-    async fn add_consumer(&self, stream: &str, config: ConsumerConfig) -> Result<ConsumerInfo, BusError> {
+    async fn add_consumer(
+        &self,
+        stream: &str,
+        config: ConsumerConfig,
+    ) -> Result<ConsumerInfo, BusError> {
         self.inner.add_consumer(stream, config).await
     }
 
@@ -841,25 +912,47 @@ impl Bus for EmbeddedBus {
     async fn list_consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, BusError> {
         let s = self.inner.stream(stream)?;
         let consumers: Vec<Arc<Consumer>> = s.consumers.read().values().cloned().collect();
-        Ok(consumers.iter().map(|c| Inner::consumer_info(&s, c)).collect())
+        Ok(consumers
+            .iter()
+            .map(|c| Inner::consumer_info(&s, c))
+            .collect())
     }
 
-    async fn fetch(&self, stream: &str, consumer: &str, batch: usize, expires: Duration) -> Result<Vec<Delivered>, BusError> {
+    async fn fetch(
+        &self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+    ) -> Result<Vec<Delivered>, BusError> {
         self.inner.fetch(stream, consumer, batch, expires).await
     }
 
     async fn ack(&self, stream: &str, consumer: &str, seq: u64) -> Result<(), BusError> {
-        self.inner
-            .settle_call(stream, consumer, seq, |core, now| core.ack(seq, now).map(|o| o.done))
+        self.inner.settle_call(stream, consumer, seq, |core, now| {
+            core.ack(seq, now).map(|o| o.done)
+        })
     }
 
-    async fn nak(&self, stream: &str, consumer: &str, seq: u64, delay: Option<Duration>) -> Result<(), BusError> {
+    async fn nak(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        delay: Option<Duration>,
+    ) -> Result<(), BusError> {
         self.inner.settle_call(stream, consumer, seq, |core, now| {
             core.nak(seq, delay, now).map(|()| Vec::new())
         })
     }
 
-    async fn term(&self, stream: &str, consumer: &str, seq: u64, reason: &str) -> Result<(), BusError> {
+    async fn term(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        reason: &str,
+    ) -> Result<(), BusError> {
         self.inner.term(stream, consumer, seq, reason).await
     }
 

@@ -141,7 +141,11 @@ pub(crate) fn unix_nanos(t: chrono::DateTime<chrono::Utc>) -> u64 {
 }
 
 /// The envelope stored in a record's payload.
-pub(crate) fn decode_envelope(stream: &str, seq: u64, payload: &[u8]) -> Result<Envelope, BusError> {
+pub(crate) fn decode_envelope(
+    stream: &str,
+    seq: u64,
+    payload: &[u8],
+) -> Result<Envelope, BusError> {
     serde_json::from_slice(payload).map_err(|e| BusError::Corrupt {
         what: format!("{stream}/{seq}"),
         reason: e.to_string(),

@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::consumer::Persisted;
 use crate::bus::{ConsumerConfig, StreamConfig};
@@ -53,10 +53,12 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, BusError> {
 impl StateDb {
     /// Opens or creates `state.redb` under `dir`, with every table present.
     pub(crate) fn open(dir: &Path) -> Result<Self, BusError> {
-        let db = Database::create(dir.join("state.redb")).map_err(|e| BusError::state("open", e))?;
+        let db =
+            Database::create(dir.join("state.redb")).map_err(|e| BusError::state("open", e))?;
         let txn = db.begin_write().map_err(|e| BusError::state("open", e))?;
         for table in [STREAMS, CONSUMERS, CONSUMER_STATE] {
-            txn.open_table(table).map_err(|e| BusError::state("open", e))?;
+            txn.open_table(table)
+                .map_err(|e| BusError::state("open", e))?;
         }
         txn.commit().map_err(|e| BusError::state("open", e))?;
         Ok(StateDb { db })
@@ -73,11 +75,22 @@ impl StateDb {
     }
 
     /// The persisted state of a consumer, if any.
-    pub(crate) fn consumer_state(&self, stream: &str, consumer: &str) -> Result<Option<Persisted>, BusError> {
+    pub(crate) fn consumer_state(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<Option<Persisted>, BusError> {
         let key = consumer_key(stream, consumer);
-        let txn = self.db.begin_read().map_err(|e| BusError::state("read", e))?;
-        let table = txn.open_table(CONSUMER_STATE).map_err(|e| BusError::state("read", e))?;
-        let row = table.get(key.as_str()).map_err(|e| BusError::state("read", e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| BusError::state("read", e))?;
+        let table = txn
+            .open_table(CONSUMER_STATE)
+            .map_err(|e| BusError::state("read", e))?;
+        let row = table
+            .get(key.as_str())
+            .map_err(|e| BusError::state("read", e))?;
         row.map(|v| decode(&key, v.value())).transpose()
     }
 
@@ -86,8 +99,13 @@ impl StateDb {
         def: TableDefinition<'_, &str, &[u8]>,
         prefix: &str,
     ) -> Result<Vec<T>, BusError> {
-        let txn = self.db.begin_read().map_err(|e| BusError::state("read", e))?;
-        let table = txn.open_table(def).map_err(|e| BusError::state("read", e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| BusError::state("read", e))?;
+        let table = txn
+            .open_table(def)
+            .map_err(|e| BusError::state("read", e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| BusError::state("read", e))? {
             let (k, v) = row.map_err(|e| BusError::state("read", e))?;
@@ -113,14 +131,19 @@ impl StateDb {
         self.write("delete stream", |txn| {
             txn.open_table(STREAMS)?.remove(stream)?;
             for def in [CONSUMERS, CONSUMER_STATE] {
-                txn.open_table(def)?.retain(|k, _| !k.starts_with(&prefix))?;
+                txn.open_table(def)?
+                    .retain(|k, _| !k.starts_with(&prefix))?;
             }
             Ok(())
         })
     }
 
     /// Stores a consumer config.
-    pub(crate) fn put_consumer(&self, stream: &str, stored: &StoredConsumer) -> Result<(), BusError> {
+    pub(crate) fn put_consumer(
+        &self,
+        stream: &str,
+        stored: &StoredConsumer,
+    ) -> Result<(), BusError> {
         let key = consumer_key(stream, &stored.config.name);
         self.write("put consumer", |txn| {
             txn.open_table(CONSUMERS)?

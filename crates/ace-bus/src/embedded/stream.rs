@@ -33,6 +33,10 @@ use crate::error::BusError;
 const MAX_BATCH: usize = 4096;
 /// Publishes queued before publishers wait.
 const CHANNEL_BOUND: usize = 16_384;
+/// Segment size of a stream without a byte limit.
+const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Smallest segment size used for a tight byte limit.
+const MIN_SEGMENT_BYTES: u64 = 4096;
 /// Records read per step when scanning the log.
 const SCAN_STEP: usize = 1024;
 
@@ -121,7 +125,9 @@ pub(crate) struct Stream {
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Stream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,7 +139,12 @@ pub(crate) fn log_config(cfg: &StreamConfig) -> LogConfig {
         SyncPolicy::Never => ace_log::SyncPolicy::Never,
     };
     let limits = cfg.discard == DiscardPolicy::Old;
+    // Limits drop whole segments: keep segments small next to `max_bytes` so the limit is tight.
+    let segment_bytes = cfg.max_bytes.map_or(DEFAULT_SEGMENT_BYTES, |b| {
+        (b / 8).clamp(MIN_SEGMENT_BYTES, DEFAULT_SEGMENT_BYTES)
+    });
     LogConfig {
+        segment_bytes,
         sync,
         retention: ace_log::Retention {
             max_msgs: cfg.max_msgs.filter(|_| limits),
@@ -250,7 +261,9 @@ impl Stream {
             reply,
         };
         let tx = self.tx.lock().clone().ok_or(BusError::Closed)?;
-        tx.send(Req::Publish(req)).await.map_err(|_| BusError::Closed)?;
+        tx.send(Req::Publish(req))
+            .await
+            .map_err(|_| BusError::Closed)?;
         rx.await.map_err(|_| BusError::Closed)?
     }
 
@@ -488,7 +501,8 @@ impl Stream {
         }
         drop(c);
         let limited = cfg.max_age.is_some()
-            || (cfg.discard == DiscardPolicy::Old && (cfg.max_msgs.is_some() || cfg.max_bytes.is_some()));
+            || (cfg.discard == DiscardPolicy::Old
+                && (cfg.max_msgs.is_some() || cfg.max_bytes.is_some()));
         if limited {
             self.apply_limits(now_ns);
         }
@@ -571,10 +585,13 @@ impl Stream {
     ) -> Result<(), BusError> {
         let mut next = from.max(1);
         loop {
-            let recs = self.log.read_from(next, SCAN_STEP).map_err(|source| BusError::Log {
-                stream: self.name.clone(),
-                source,
-            })?;
+            let recs = self
+                .log
+                .read_from(next, SCAN_STEP)
+                .map_err(|source| BusError::Log {
+                    stream: self.name.clone(),
+                    source,
+                })?;
             let Some(last) = recs.last() else {
                 return Ok(());
             };

@@ -2,3 +2,10 @@
 //!
 //! - `embedded`: the conformance kit run against the embedded engine, plus engine-specific
 //!   behaviour (restart on the same data directory).
+//! - `index`: the subject index against `SubjectPattern::matches` (proptest), and 100k
+//!   subscriptions inserted, matched and removed.
+//! - `live`: the live hub — queue groups, slow-consumer cutoff, request/reply, unsubscribe on drop.
+
+mod embedded;
+mod index;
+mod live;
