@@ -1,1 +1,15 @@
-//! Integration tests of ace-envelope.
+//! Integration tests of ace-envelope: one binary, one module per concern.
+
+// The Leyline sample messages, shared with the benches.
+#[path = "../../benches/common/mod.rs"]
+mod fixtures;
+
+// Builder outputs pass envelope.schema.json; bad envelopes are refused by both the schema and
+// Envelope::validate; errors.schema.json and ErrorCode list the same codes; rpc.schema.json.
+mod schema;
+
+// proptest: arbitrary valid envelopes round-trip JSON <-> protobuf <-> CloudEvents (both modes).
+mod roundtrip;
+
+// The Leyline messages of seed 004 encode and decode; sizes against the 280-byte target.
+mod leyline;
