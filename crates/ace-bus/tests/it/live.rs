@@ -1,0 +1,277 @@
+//! The live hub as a user sees it: queue groups deliver each message to exactly one member, a
+//! slow subscriber is cut off and counted while the others keep receiving, request/reply answers,
+//! times out or finds no responders, and a dropped subscription stops receiving.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ace_bus::live::reply_subject;
+use ace_bus::{BusError, CloseReason, LiveConfig, LiveHub, Subscription};
+use ace_envelope::{Envelope, Kind};
+use serde_json::json;
+
+fn hub_with_buffer(subscriber_buffer: usize) -> LiveHub {
+    LiveHub::new(LiveConfig {
+        subscriber_buffer,
+        ..LiveConfig::default()
+    })
+}
+
+fn message(kind: Kind, subject: &str, n: u64) -> Envelope {
+    Envelope::builder(kind, subject)
+        .payload_json(json!({ "n": n }))
+        .build()
+        .expect("valid envelope")
+}
+
+fn event(subject: &str, n: u64) -> Arc<Envelope> {
+    Arc::new(message(Kind::Event, subject, n))
+}
+
+/// Everything buffered in `sub` right now.
+fn drain(sub: &mut Subscription) -> Vec<Arc<Envelope>> {
+    std::iter::from_fn(|| sub.try_next()).collect()
+}
+
+const TASKS: &str = "ace.comms.internal.service.planner.cmd.plan.v1";
+
+#[test]
+fn given_a_queue_group_when_publishing_then_each_message_reaches_exactly_one_member() {
+    let hub = hub_with_buffer(1_000);
+    let mut members: Vec<_> = (0..3)
+        .map(|_| {
+            hub.subscribe("ace.comms.internal.service.*.cmd.>", Some("planners"))
+                .expect("subscribe")
+        })
+        .collect();
+    let mut tap = hub.subscribe("ace.comms.>", None).expect("subscribe");
+    for n in 0..300 {
+        assert_eq!(
+            hub.publish(event(TASKS, n)),
+            2,
+            "one group member plus the tap"
+        );
+    }
+    let received: Vec<Vec<_>> = members.iter_mut().map(drain).collect();
+    let ids: HashSet<_> = received.iter().flatten().map(|m| m.id).collect();
+    assert_eq!(
+        received.iter().map(Vec::len).sum::<usize>(),
+        300,
+        "no message twice"
+    );
+    assert_eq!(ids.len(), 300, "every message once");
+    assert!(
+        received.iter().all(|r| !r.is_empty()),
+        "work is spread over the members"
+    );
+    assert_eq!(drain(&mut tap).len(), 300);
+}
+
+#[test]
+fn given_two_queue_groups_on_one_subject_when_publishing_then_each_group_gets_one_copy() {
+    let hub = hub_with_buffer(16);
+    let mut a: Vec<_> = (0..2)
+        .map(|_| hub.subscribe(TASKS, Some("a")).expect("subscribe"))
+        .collect();
+    let mut b: Vec<_> = (0..2)
+        .map(|_| hub.subscribe(TASKS, Some("b")).expect("subscribe"))
+        .collect();
+    assert_eq!(hub.publish(event(TASKS, 1)), 2);
+    assert_eq!(a.iter_mut().map(|s| drain(s).len()).sum::<usize>(), 1);
+    assert_eq!(b.iter_mut().map(|s| drain(s).len()).sum::<usize>(), 1);
+}
+
+#[tokio::test]
+async fn given_a_slow_subscriber_when_its_buffer_fills_then_it_is_cut_off_and_counted_while_others_keep_receiving()
+ {
+    let hub = hub_with_buffer(4);
+    let mut slow = hub.subscribe(TASKS, None).expect("subscribe");
+    let mut fast = hub.subscribe(TASKS, None).expect("subscribe");
+    let mut fast_got = 0;
+    for n in 0..10 {
+        hub.publish(event(TASKS, n));
+        fast_got += drain(&mut fast).len();
+    }
+    assert_eq!(fast_got, 10, "the fast subscriber misses nothing");
+    let stats = hub.stats();
+    assert_eq!(stats.slow_consumer_cutoffs, 1);
+    assert_eq!(stats.subscriptions, 1, "the slow subscription left the hub");
+    assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
+    for n in 0..4 {
+        let kept = slow
+            .next()
+            .await
+            .expect("what was buffered before the cutoff is still readable");
+        assert_eq!(kept.payload, Some(json!({ "n": n })));
+    }
+    assert!(slow.next().await.is_none(), "then the subscription ends");
+    assert_eq!(fast.close_reason(), None);
+}
+
+#[test]
+fn given_a_queue_group_of_full_members_when_publishing_then_full_members_are_cut_off_and_others_tried()
+ {
+    let hub = hub_with_buffer(1);
+    let mut members: Vec<_> = (0..2)
+        .map(|_| hub.subscribe(TASKS, Some("q")).expect("subscribe"))
+        .collect();
+    let delivered: Vec<_> = (0..3).map(|n| hub.publish(event(TASKS, n))).collect();
+    assert_eq!(
+        delivered,
+        [1, 1, 0],
+        "a full member passes the message on; with all full it is lost"
+    );
+    assert_eq!(hub.stats().slow_consumer_cutoffs, 2);
+    assert_eq!(members.iter_mut().map(|m| drain(m).len()).sum::<usize>(), 2);
+    assert!(
+        members
+            .iter()
+            .all(|m| m.close_reason() == Some(CloseReason::SlowConsumer))
+    );
+}
+
+/// Answers every request on `subject` with its payload doubled, until the hub closes.
+fn spawn_doubler(hub: &Arc<LiveHub>, subject: &str) {
+    let mut requests = hub.subscribe(subject, Some("doublers")).expect("subscribe");
+    let hub = Arc::clone(hub);
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let n = request
+                .payload
+                .as_ref()
+                .and_then(|p| p["n"].as_u64())
+                .unwrap_or_default();
+            let to = reply_subject(&request)
+                .expect("a request carries its reply subject")
+                .to_owned();
+            let reply = request
+                .reply_builder(to)
+                .payload_json(json!({ "n": n * 2 }))
+                .build()
+                .expect("valid reply");
+            hub.publish(Arc::new(reply));
+        }
+    });
+}
+
+const DOUBLE: &str = "ace.comms.internal.service.math.qry.double.v1";
+
+#[tokio::test]
+async fn given_a_responder_when_requesting_then_its_reply_comes_back_correlated() {
+    let hub = Arc::new(LiveHub::default());
+    spawn_doubler(&hub, DOUBLE);
+    let request = message(Kind::Query, DOUBLE, 21);
+    let request_id = request.id.to_string();
+    let reply = hub
+        .request(request, Duration::from_secs(5))
+        .await
+        .expect("a reply");
+    assert_eq!(reply.kind, Kind::Reply);
+    assert_eq!(reply.payload, Some(json!({ "n": 42 })));
+    assert_eq!(reply.correlation_id.as_deref(), Some(request_id.as_str()));
+}
+
+#[tokio::test]
+async fn given_many_concurrent_requests_when_answered_then_each_gets_its_own_reply() {
+    let hub = Arc::new(LiveHub::default());
+    spawn_doubler(&hub, DOUBLE);
+    let requests = (0..50).map(|n| {
+        let hub = Arc::clone(&hub);
+        tokio::spawn(async move {
+            hub.request(message(Kind::Query, DOUBLE, n), Duration::from_secs(5))
+                .await
+        })
+    });
+    for (n, request) in requests.enumerate() {
+        let reply = request.await.expect("task").expect("a reply");
+        assert_eq!(reply.payload, Some(json!({ "n": n * 2 })));
+    }
+}
+
+#[tokio::test]
+async fn given_a_silent_subscriber_when_requesting_then_the_request_times_out() {
+    let hub = LiveHub::default();
+    let _silent = hub.subscribe(DOUBLE, None).expect("subscribe");
+    let error = hub
+        .request(message(Kind::Query, DOUBLE, 1), Duration::from_millis(50))
+        .await
+        .expect_err("no reply");
+    assert!(
+        matches!(&error, BusError::Timeout { subject, after } if subject == DOUBLE && *after == Duration::from_millis(50)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn given_no_subscriber_when_requesting_then_no_responders_is_answered_at_once() {
+    let hub = LiveHub::default();
+    let started = std::time::Instant::now();
+    let error = hub
+        .request(message(Kind::Query, DOUBLE, 1), Duration::from_secs(30))
+        .await
+        .expect_err("nobody");
+    assert!(
+        matches!(&error, BusError::NoResponders { subject } if subject == DOUBLE),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "without waiting for the timeout"
+    );
+}
+
+#[test]
+fn given_a_dropped_subscription_when_publishing_then_nobody_receives_and_no_interest_is_counted() {
+    let hub = LiveHub::default();
+    let sub = hub.subscribe(TASKS, None).expect("subscribe");
+    assert_eq!(hub.stats().subscriptions, 1);
+    drop(sub);
+    assert_eq!(hub.stats().subscriptions, 0);
+    assert_eq!(hub.publish(event(TASKS, 1)), 0);
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.published, stats.delivered, stats.no_interest),
+        (1, 0, 1)
+    );
+}
+
+#[test]
+fn given_the_subscription_limit_when_subscribing_once_more_then_it_is_refused() {
+    let hub = LiveHub::new(LiveConfig {
+        max_subscriptions: 2,
+        ..LiveConfig::default()
+    });
+    let _kept: Vec<_> = (0..2)
+        .map(|_| hub.subscribe(TASKS, None).expect("subscribe"))
+        .collect();
+    let error = hub.subscribe(TASKS, None).expect_err("over the limit");
+    assert!(
+        matches!(error, BusError::TooManySubscriptions { max: 2 }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn given_a_bad_pattern_when_subscribing_then_invalid_subject_names_it() {
+    let hub = LiveHub::default();
+    let error = hub.subscribe("ace.>.x", None).expect_err("`>` only last");
+    assert!(
+        matches!(&error, BusError::InvalidSubject { subject, .. } if subject == "ace.>.x"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn given_a_dropped_hub_when_reading_then_the_subscription_ends_with_hub_closed() {
+    let hub = LiveHub::default();
+    let mut sub = hub.subscribe(TASKS, None).expect("subscribe");
+    hub.publish(event(TASKS, 7));
+    drop(hub);
+    assert!(
+        sub.next().await.is_some(),
+        "buffered messages survive the hub"
+    );
+    assert!(sub.next().await.is_none());
+    assert_eq!(sub.close_reason(), Some(CloseReason::HubClosed));
+}
