@@ -1,5 +1,6 @@
 //! The rule tables of `compat/mod.rs`, one test row per documented case. Each row states the
-//! expected verdict (accepted, or the rule and pointer of the refusal) and why.
+//! expected verdict (accepted, or the rule and pointer of the refusal) and why. It is one long
+//! file because it is the table: a row per case reads better than rows spread over files.
 
 use serde_json::{Value, json};
 
