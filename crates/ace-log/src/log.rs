@@ -57,7 +57,15 @@ impl Log {
         durability: Arc<dyn Durability>,
     ) -> Result<(Log, RecoveryReport), LogError> {
         config.validate()?;
-        std::fs::create_dir_all(dir).map_err(|e| LogError::io("create log directory", dir, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LogError::io("create log directory", dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                durability
+                    .sync_dir(parent)
+                    .map_err(|e| sync_failed(parent, &e))?;
+            }
+        }
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
         let failed = store.halted.clone();
@@ -379,4 +387,37 @@ fn note_corruption(
         offset,
         reason,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_the_agreed_api_then_a_log_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Log>();
+    }
+
+    #[test]
+    fn given_group_commit_when_a_writer_appends_then_its_record_is_readable_only_once_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(dir.path(), LogConfig::default()).unwrap();
+        {
+            let mut store = log.store.lock();
+            let rec = NewRecord {
+                subject: "s",
+                headers: b"",
+                payload: b"p",
+                timestamp_ns: 1,
+            };
+            store
+                .append_one(&rec, 32, 1, &log.config, &OsDurability)
+                .unwrap();
+        }
+        assert_eq!(log.read(1).unwrap(), None, "buffered, not yet synced");
+        assert_eq!(log.state().last_seq, 0);
+        log.wait_durable(1).unwrap();
+        assert_eq!(log.read(1).unwrap().unwrap().payload, &b"p"[..]);
+    }
 }

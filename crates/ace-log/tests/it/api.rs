@@ -207,3 +207,25 @@ fn given_a_bad_config_when_opening_then_the_field_is_named() {
     let err = Log::open(dir.path(), config(SyncPolicy::Never, 10)).unwrap_err();
     assert!(err.to_string().contains("segment_bytes"), "{err}");
 }
+
+#[test]
+fn given_sync_never_when_the_process_drops_the_log_then_written_records_survive_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(SyncPolicy::Never, 4096);
+    let (log, _) = Log::open(&dir.path().join("stream"), cfg.clone()).unwrap();
+    for i in 0..50u8 {
+        let a = log.append(rec("lazy", &[i; 100], 0)).unwrap();
+        assert_eq!(
+            log.read(a.seq).unwrap().unwrap().payload[0],
+            i,
+            "visible at once"
+        );
+    }
+    drop(log);
+    let (log, report) = Log::open(&dir.path().join("stream"), cfg).unwrap();
+    assert!(
+        report.truncated.is_empty() && report.corruption.is_none(),
+        "{report:?}"
+    );
+    assert_eq!(log.state().messages, 50);
+}
