@@ -245,6 +245,23 @@ impl Log {
         store.delete(seq, upto, sync, &*self.durability)
     }
 
+    /// Deletes many messages with one sync per touched tombstone file (work-queue acks in bulk).
+    /// Returns how many were there to delete; durable when it returns (except under `Never`).
+    pub fn delete_batch(&self, seqs: &[u64]) -> Result<usize, LogError> {
+        let mut store = self.store.lock();
+        store.check_writable()?;
+        let upto = self.visible(&store);
+        let mut deleted = 0;
+        for &seq in seqs {
+            deleted += usize::from(store.delete(seq, upto, false, &*self.durability)?);
+        }
+        if self.config.sync != SyncPolicy::Never {
+            let r = store.sync_tombstones(&*self.durability);
+            store.guard(r)?;
+        }
+        Ok(deleted)
+    }
+
     /// Drops whole segments outside the retention limits, judging age against `now_ns`.
     pub fn apply_retention(&self, now_ns: u64) -> Result<RetentionReport, LogError> {
         let mut store = self.store.lock();

@@ -229,3 +229,25 @@ fn given_sync_never_when_the_process_drops_the_log_then_written_records_survive_
     );
     assert_eq!(log.state().messages, 50);
 }
+
+#[test]
+fn given_a_batch_of_deletes_when_reopened_then_all_stay_deleted_and_misses_are_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(SyncPolicy::default(), 4096);
+    let (log, _) = Log::open(dir.path(), cfg.clone()).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..60u8).map(|i| vec![i; 200]).collect();
+    let recs: Vec<NewRecord<'_>> = payloads.iter().map(|p| rec("wq", p, 0)).collect();
+    log.append_batch(&recs).unwrap();
+    let acks: Vec<u64> = (1..=40).chain([40, 500]).collect();
+    assert_eq!(log.delete_batch(&acks).unwrap(), 40);
+    drop(log);
+    let (log, _) = Log::open(dir.path(), cfg).unwrap();
+    let left: Vec<u64> = log
+        .read_from(1, 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, (41..=60).collect::<Vec<u64>>());
+    assert_eq!(log.state().first_seq, 41);
+}
