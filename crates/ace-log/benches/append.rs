@@ -125,7 +125,7 @@ fn concurrent(c: &mut Criterion) {
 }
 
 fn read(c: &mut Criterion) {
-    let mut group = c.benchmark_group("read_from_256B");
+    let mut group = c.benchmark_group("read_256B");
     let payload = vec![7u8; 256];
     let (_dir, log) = open(SyncPolicy::Never);
     let recs = vec![record(&payload); 1000];
@@ -134,11 +134,19 @@ fn read(c: &mut Criterion) {
     }
     group.throughput(Throughput::Elements(500));
     let mut from = 1;
-    group.bench_function("batch_500", |b| {
+    group.bench_function("read_from_500", |b| {
         b.iter(|| {
             let got = log.read_from(from, 500).unwrap();
             from = if got.len() < 500 { 1 } else { from + 500 };
             got
+        })
+    });
+    group.throughput(Throughput::Elements(1));
+    let mut seq = 1u64;
+    group.bench_function("point_read", |b| {
+        b.iter(|| {
+            seq = seq * 7919 % 50_000 + 1;
+            log.read(seq).unwrap().unwrap()
         })
     });
     group.finish();

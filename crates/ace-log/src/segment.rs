@@ -28,6 +28,7 @@ pub(crate) const HEADER_LEN: u64 = 128;
 const MAGIC: &[u8; 8] = b"ACELOG\0\x01";
 const SLOT_AT: [u64; 2] = [32, 64];
 const READ_CHUNK: usize = 256 * 1024;
+const FIRST_READ: usize = 8 * 1024;
 
 /// A sparse-index entry: the record `seq` starts at `offset` and has timestamp `ts`.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +114,8 @@ pub(crate) fn scan(
     let mut buf: Vec<u8> = Vec::new();
     let mut buf_at = from; // file offset of buf[0]
     let mut pos = 0usize;
+    // Point reads touch one index interval; long scans grow the reads up to READ_CHUNK.
+    let mut chunk = FIRST_READ;
     loop {
         let at = buf_at + pos as u64;
         if at >= end {
@@ -128,7 +131,8 @@ pub(crate) fn scan(
                 buf.drain(..pos);
                 buf_at = at;
                 pos = 0;
-                let want = need.max(READ_CHUNK) as u64;
+                let want = need.max(chunk) as u64;
+                chunk = (chunk * 4).min(READ_CHUNK);
                 let upto = (at + want).min(end);
                 let have = buf.len();
                 buf.resize((upto - at) as usize, 0);
