@@ -437,25 +437,43 @@ impl Registry {
         candidate: &RegisteredSchema,
         mode: CompatibilityMode,
     ) -> Result<Vec<Version>, ContractError> {
-        let Some(history) = self.subjects.get(&candidate.subject) else {
-            return Ok(Vec::new());
-        };
-        if mode == CompatibilityMode::None {
-            return Ok(Vec::new());
+        let (earlier, found) = self.incompatibilities(candidate, mode);
+        if !found.is_empty() {
+            return Err(ContractError::Incompatible {
+                subject: candidate.subject.clone(),
+                version: candidate.version.clone(),
+                mode,
+                incompatibilities: found,
+            });
         }
-        let earlier: Vec<&Arc<RegisteredSchema>> = if mode.is_transitive() {
-            history.values().collect()
-        } else {
-            history.values().next_back().into_iter().collect()
+        Ok(earlier)
+    }
+
+    /// The versions `mode` compares `candidate` with, and every incompatibility found.
+    fn incompatibilities(
+        &self,
+        candidate: &RegisteredSchema,
+        mode: CompatibilityMode,
+    ) -> (Vec<Version>, Vec<Incompatibility>) {
+        let history = self
+            .subjects
+            .get(&candidate.subject)
+            .into_iter()
+            .flat_map(BTreeMap::values);
+        let earlier: Vec<&Arc<RegisteredSchema>> = match mode {
+            CompatibilityMode::None => Vec::new(),
+            m if m.is_transitive() => history.collect(),
+            _ => history.last().into_iter().collect(),
         };
         let candidate_file = virtual_file(&candidate.subject, &candidate.version);
         let new = self.located(candidate, &candidate_file);
         let mut found = Vec::new();
         for old in &earlier {
             let old_file = virtual_file(&old.subject, &old.version);
+            let old_located = self.located(old, &old_file);
             let incompatibilities = compat::check_located(
                 &self.docs,
-                self.located(old, &old_file),
+                old_located,
                 new,
                 mode.directions(),
                 self.options,
@@ -465,15 +483,23 @@ impl Registry {
                 ..i
             }));
         }
-        if !found.is_empty() {
-            return Err(ContractError::Incompatible {
-                subject: candidate.subject.clone(),
-                version: candidate.version.clone(),
-                mode,
-                incompatibilities: found,
-            });
-        }
-        Ok(earlier.iter().map(|e| e.version.clone()).collect())
+        (earlier.iter().map(|e| e.version.clone()).collect(), found)
+    }
+
+    /// A dry run of [`Registry::register`]: compiles `schema` and returns every incompatibility
+    /// with the earlier versions under the subject's mode, or under `mode` when given (to ask
+    /// whether a change would pass, say, `full_transitive`). Registers nothing; an empty list
+    /// means the schema would be admitted (version order aside).
+    pub fn check_compatibility(
+        &self,
+        subject: &str,
+        version: &Version,
+        schema: Value,
+        mode: Option<CompatibilityMode>,
+    ) -> Result<Vec<Incompatibility>, ContractError> {
+        let mode = mode.unwrap_or_else(|| self.compatibility(subject));
+        let candidate = self.compile(subject, version.clone(), schema, SchemaSource::Registered)?;
+        Ok(self.incompatibilities(&candidate, mode).1)
     }
 
     /// The schema with the document its `$ref`s resolve in.
@@ -518,5 +544,69 @@ fn manifest_error(file: &str, key: &str, reason: String) -> ContractError {
         file: file.to_owned(),
         key: key.to_owned(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Guards the checker against false alarms on real schemas: every shipped schema, with its
+    /// cross-file `$ref`s, `if`/`then` and `propertyNames`, is fully compatible with itself.
+    #[test]
+    fn given_every_embedded_schema_when_checked_against_itself_then_it_is_fully_compatible() {
+        let registry = Registry::embedded().expect("embedded contracts load");
+        let both = CompatibilityMode::Full.directions();
+        for subject in registry.subjects() {
+            for entry in registry.subjects[subject].values() {
+                let file = virtual_file(subject, &entry.version);
+                let here = registry.located(entry, &file);
+                let found =
+                    compat::check_located(&registry.docs, here, here, both, registry.options);
+                assert!(found.is_empty(), "{}: {found:#?}", entry.schema_ref());
+            }
+        }
+    }
+
+    #[test]
+    fn given_a_candidate_when_dry_run_then_incompatibilities_are_listed_and_nothing_is_registered()
+    {
+        let mut registry = Registry::new();
+        let v1 = Version::new(1, 0, 0);
+        registry
+            .register("t.s", v1.clone(), json!({"type": "integer"}))
+            .expect("first");
+        let v2 = Version::new(2, 0, 0);
+        let widened = json!({"type": "number"});
+        let backward = registry
+            .check_compatibility("t.s", &v2, widened.clone(), None)
+            .expect("compiles");
+        assert!(backward.is_empty(), "{backward:#?}");
+        let full = registry
+            .check_compatibility("t.s", &v2, widened, Some(CompatibilityMode::Full))
+            .expect("compiles");
+        assert_eq!(full.len(), 1);
+        assert_eq!(
+            (full[0].rule, full[0].against.as_ref()),
+            (compat::Rule::TypeNarrowed, Some(&v1))
+        );
+        assert_eq!(registry.versions("t.s").expect("known"), [v1]);
+    }
+
+    #[test]
+    fn given_schema_refs_when_parsed_then_subject_and_optional_version_are_split() {
+        let pinned: SchemaRef = "mlt.experience@1.2.3".parse().expect("pinned");
+        assert_eq!(
+            (pinned.subject.as_str(), pinned.version.clone()),
+            ("mlt.experience", Some(Version::new(1, 2, 3)))
+        );
+        assert_eq!(pinned.to_string(), "mlt.experience@1.2.3");
+        let latest: SchemaRef = "mlt.experience".parse().expect("latest");
+        assert_eq!(latest.version, None);
+        for bad in ["", "a..b", "a.*", "a@", "a@1"] {
+            assert!(bad.parse::<SchemaRef>().is_err(), "{bad}");
+        }
     }
 }

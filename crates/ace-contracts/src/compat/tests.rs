@@ -691,6 +691,27 @@ const RULES: &[RuleRow] = &[
         direction: B,
         expect: &[(Rule::BoundTightened, "/allOf/1/maxLength")],
     },
+    RuleRow {
+        name: "allOf with two `not` parts unchanged (regression: merging kept only one `not`)",
+        old: r#"{"type":"string","allOf":[{"pattern":"^a"},{"not":{"pattern":"^ab"}},{"not":{"pattern":"^ac"}}]}"#,
+        new: r#"{"type":"string","allOf":[{"pattern":"^a"},{"not":{"pattern":"^ab"}},{"not":{"pattern":"^ac"}}]}"#,
+        direction: B,
+        expect: &[],
+    },
+    RuleRow {
+        name: "if/then kept as is",
+        old: r#"{"type":"object","if":{"properties":{"k":{"const":"x"}}},"then":{"required":["x"]}}"#,
+        new: r#"{"type":"object","if":{"properties":{"k":{"const":"x"}}},"then":{"required":["x"]},"description":"d"}"#,
+        direction: B,
+        expect: &[],
+    },
+    RuleRow {
+        name: "if/then changed",
+        old: r#"{"type":"object","if":{"properties":{"k":{"const":"x"}}},"then":{"required":["x"]}}"#,
+        new: r#"{"type":"object","if":{"properties":{"k":{"const":"x"}}},"then":{"required":["x","y"]}}"#,
+        direction: B,
+        expect: &[(Rule::UnsupportedKeyword, "/then")],
+    },
 ];
 
 const RECURSIVE: &str = r##"{"$ref":"#/$defs/node","$defs":{"node":{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#/$defs/node"}}}}}}"##;

@@ -263,26 +263,55 @@ impl<'d> Walk<'d> {
     }
 
     /// A writer `allOf` admits what its own keywords and every part admit together: the parts
-    /// are merged into one schema (see [`merge`]) and compared as such.
+    /// are merged into one schema (see [`merge`]) and compared as such. A reader `allOf` part
+    /// the writer has too is implied by it and replaced with `true` first, because merging can
+    /// only keep one of several same-named keywords (two `not`s, say).
     fn writer_all_of<'a>(&mut self, w: Side<'a>, wm: &Map<String, Value>, r: Side<'a>, ptr: &str)
     where
         'd: 'a,
     {
-        let parts = wm
+        let w_parts = wm
             .get("allOf")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        let merged = parts.fold(Value::Object(without(wm, &["allOf"])), |acc, part| {
-            merge(acc.as_object().unwrap_or(&Map::new()), part)
-        });
+            .map_or(&[][..], Vec::as_slice);
+        let merged = w_parts
+            .iter()
+            .fold(Value::Object(without(wm, &["allOf"])), |acc, part| {
+                merge(acc.as_object().unwrap_or(&Map::new()), part)
+            });
+        let merged = Side {
+            schema: &merged,
+            persistent: false,
+            ..w
+        };
+        let Some(r_parts) = r.schema.get("allOf").and_then(Value::as_array) else {
+            return self.reads(merged, r, ptr);
+        };
+        let implied = |part: &Value| {
+            w_parts
+                .iter()
+                .any(|wp| same_meaning(Side { schema: wp, ..w }, Side { schema: part, ..r }))
+        };
+        let kept: Vec<Value> = r_parts
+            .iter()
+            .map(|p| {
+                if implied(p) {
+                    Value::Bool(true)
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let mut reduced = r.schema.as_object().cloned().unwrap_or_default();
+        reduced.insert("allOf".to_owned(), Value::Array(kept));
+        let reduced = Value::Object(reduced);
         self.reads(
+            merged,
             Side {
-                schema: &merged,
+                schema: &reduced,
                 persistent: false,
-                ..w
+                ..r
             },
-            r,
             ptr,
         );
     }
@@ -374,6 +403,23 @@ impl<'d> Walk<'d> {
                 self.report(here, Rule::BranchAmbiguous, reason);
             }
         }
+    }
+}
+
+/// Whether two schemas certainly admit the same instances: equal JSON, and any `$ref` inside
+/// resolves in the same document (equal text in two versions' files may point at different
+/// definitions).
+fn same_meaning(w: Side<'_>, r: Side<'_>) -> bool {
+    w.schema == r.schema
+        && (!has_ref(w.schema)
+            || (w.loc.file == r.loc.file && std::ptr::eq(w.loc.root, r.loc.root)))
+}
+
+fn has_ref(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.iter().any(|(k, v)| k == "$ref" || has_ref(v)),
+        Value::Array(items) => items.iter().any(has_ref),
+        _ => false,
     }
 }
 
