@@ -28,70 +28,73 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// The default `max_attempts` (seed 000 `defaults.yaml`: `retries.max_attempts: 5`).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
-/// What a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Something happened.
-    Event,
-    /// Do something.
-    Command,
-    /// Tell me something.
-    Query,
-    /// The answer to a command or query.
-    Reply,
-    /// A failed answer to a command or query.
-    Error,
-}
-
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 5] = [
-        Kind::Event,
-        Kind::Command,
-        Kind::Query,
-        Kind::Reply,
-        Kind::Error,
-    ];
-
-    /// The wire name (`event`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Event => "event",
-            Kind::Command => "command",
-            Kind::Query => "query",
-            Kind::Reply => "reply",
-            Kind::Error => "error",
+/// Declares a closed enum whose values travel as fixed strings, with `ALL` (declaration
+/// order), `as_str` (the wire name) and `parse` (its inverse).
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $wire)] $variant,)+
         }
-    }
 
-    /// The kind for a wire name.
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($wire),+].len()] = [$($name::$variant),+];
+
+            /// The wire name.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire,)+ }
+            }
+
+            /// The value of a wire name.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// What a message is.
+    Kind {
+        /// Something happened.
+        Event = "event",
+        /// Do something.
+        Command = "command",
+        /// Tell me something.
+        Query = "query",
+        /// The answer to a command or query.
+        Reply = "reply",
+        /// A failed answer to a command or query.
+        Error = "error",
     }
 }
 
-/// Delivery priority. `P0` is the most urgent: the derived order sorts `P0 < P1 < P2 < P3`,
-/// so an ascending sort puts the most urgent first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-pub enum Priority {
-    /// Critical.
-    P0,
-    /// High.
-    P1,
-    /// Normal, the default.
-    #[default]
-    P2,
-    /// Low, background.
-    P3,
+wire_enum! {
+    /// Delivery priority. `P0` is the most urgent: the derived order sorts `P0 < P1 < P2 < P3`,
+    /// so an ascending sort puts the most urgent first.
+    #[derive(PartialOrd, Ord, Default)]
+    Priority {
+        /// Critical.
+        P0 = "P0",
+        /// High.
+        P1 = "P1",
+        /// Normal, the default.
+        #[default]
+        P2 = "P2",
+        /// Low, background.
+        P3 = "P3",
+    }
 }
 
 impl Priority {
-    /// Every priority, most urgent first.
-    pub const ALL: [Priority; 4] = [Priority::P0, Priority::P1, Priority::P2, Priority::P3];
-
     /// 0 for `P0` … 3 for `P3`: the index of the priority lane.
     pub const fn as_index(self) -> usize {
         self as usize
@@ -101,95 +104,35 @@ impl Priority {
     pub fn from_index(index: usize) -> Option<Priority> {
         Priority::ALL.get(index).copied()
     }
+}
 
-    /// The wire name (`P2`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Priority::P0 => "P0",
-            Priority::P1 => "P1",
-            Priority::P2 => "P2",
-            Priority::P3 => "P3",
-        }
-    }
-
-    /// The priority for a wire name.
-    pub fn parse(s: &str) -> Option<Priority> {
-        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+wire_enum! {
+    /// Quality-of-service class.
+    #[derive(Default)]
+    Qos {
+        /// Latency first.
+        Realtime = "realtime",
+        /// The default.
+        #[default]
+        Standard = "standard",
+        /// Throughput first; may be batched.
+        Bulk = "bulk",
     }
 }
 
-/// Quality-of-service class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Qos {
-    /// Latency first.
-    Realtime,
-    /// The default.
-    #[default]
-    Standard,
-    /// Throughput first; may be batched.
-    Bulk,
-}
-
-impl Qos {
-    /// Every class.
-    pub const ALL: [Qos; 3] = [Qos::Realtime, Qos::Standard, Qos::Bulk];
-
-    /// The wire name (`standard`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Qos::Realtime => "realtime",
-            Qos::Standard => "standard",
-            Qos::Bulk => "bulk",
-        }
-    }
-
-    /// The class for a wire name.
-    pub fn parse(s: &str) -> Option<Qos> {
-        Qos::ALL.into_iter().find(|q| q.as_str() == s)
-    }
-}
-
-/// What kind of party sent a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceType {
-    /// An AI agent.
-    Agent,
-    /// A person.
-    Human,
-    /// A service.
-    Service,
-    /// A Grace kernel.
-    Kernel,
-    /// A group of parties.
-    Group,
-}
-
-impl SourceType {
-    /// Every source type.
-    pub const ALL: [SourceType; 5] = [
-        SourceType::Agent,
-        SourceType::Human,
-        SourceType::Service,
-        SourceType::Kernel,
-        SourceType::Group,
-    ];
-
-    /// The wire name (`agent`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SourceType::Agent => "agent",
-            SourceType::Human => "human",
-            SourceType::Service => "service",
-            SourceType::Kernel => "kernel",
-            SourceType::Group => "group",
-        }
-    }
-
-    /// The source type for a wire name.
-    pub fn parse(s: &str) -> Option<SourceType> {
-        SourceType::ALL.into_iter().find(|t| t.as_str() == s)
+wire_enum! {
+    /// What kind of party sent a message.
+    SourceType {
+        /// An AI agent.
+        Agent = "agent",
+        /// A person.
+        Human = "human",
+        /// A service.
+        Service = "service",
+        /// A Grace kernel.
+        Kernel = "kernel",
+        /// A group of parties.
+        Group = "group",
     }
 }
 
@@ -226,45 +169,19 @@ pub struct PayloadRef {
     pub size: u64,
 }
 
-/// Sensitivity label.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Label {
-    /// Anyone may see it.
-    Public,
-    /// Inside the organisation; the default.
-    #[default]
-    Internal,
-    /// Need to know.
-    Confidential,
-    /// Highest clearance.
-    Secret,
-}
-
-impl Label {
-    /// Every label, least sensitive first.
-    pub const ALL: [Label; 4] = [
-        Label::Public,
-        Label::Internal,
-        Label::Confidential,
-        Label::Secret,
-    ];
-
-    /// The wire name (`internal`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Label::Public => "public",
-            Label::Internal => "internal",
-            Label::Confidential => "confidential",
-            Label::Secret => "secret",
-        }
-    }
-
-    /// The label for a wire name.
-    pub fn parse(s: &str) -> Option<Label> {
-        Label::ALL.into_iter().find(|l| l.as_str() == s)
+wire_enum! {
+    /// Sensitivity label, least sensitive first (the derived order compares sensitivity).
+    #[derive(PartialOrd, Ord, Default)]
+    Label {
+        /// Anyone may see it.
+        Public = "public",
+        /// Inside the organisation; the default.
+        #[default]
+        Internal = "internal",
+        /// Need to know.
+        Confidential = "confidential",
+        /// Highest clearance.
+        Secret = "secret",
     }
 }
 

@@ -53,6 +53,14 @@ pub(crate) fn check(s: &str, wildcards: bool) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The first token of `bytes` and what follows its `.`, if anything does.
+fn split_token(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match bytes.iter().position(|b| *b == b'.') {
+        Some(dot) => (&bytes[..dot], Some(&bytes[dot + 1..])),
+        None => (bytes, None),
+    }
+}
+
 pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
@@ -135,20 +143,28 @@ pub struct SubjectPattern(String);
 subject_string_type!(SubjectPattern, true);
 
 impl SubjectPattern {
-    /// Whether the literal `subject` matches this pattern. Allocation-free; `subject` is not
-    /// re-checked against the grammar (an invalid subject simply fails to match a valid one).
+    /// Whether the literal `subject` matches this pattern. Allocation-free, one pass over the
+    /// bytes of both; `subject` is not re-checked against the grammar (an invalid subject
+    /// simply fails to match a valid pattern).
     pub fn matches(&self, subject: &str) -> bool {
-        let mut subject_tokens = subject.split('.');
-        for pattern_token in self.0.split('.') {
-            if pattern_token == ">" {
-                return subject_tokens.next().is_some();
+        let mut pattern = Some(self.0.as_bytes());
+        let mut rest = Some(subject.as_bytes());
+        while let Some(p) = pattern {
+            let (pattern_token, pattern_rest) = split_token(p);
+            if pattern_token == b">" {
+                return rest.is_some();
             }
-            match subject_tokens.next() {
-                Some(token) if pattern_token == "*" || pattern_token == token => {}
-                _ => return false,
+            let Some(s) = rest else {
+                return false;
+            };
+            let (token, subject_rest) = split_token(s);
+            if pattern_token != b"*" && pattern_token != token {
+                return false;
             }
+            pattern = pattern_rest;
+            rest = subject_rest;
         }
-        subject_tokens.next().is_none()
+        rest.is_none()
     }
 
     /// Whether the pattern holds no wildcard (it matches exactly one subject).
@@ -369,6 +385,34 @@ mod tests {
         assert!(p.matches("a.b"));
         assert!(!p.matches("a.b.c"));
         assert!(!p.matches("a"));
+    }
+
+    /// The matching rule stated over token lists, for the property below.
+    fn reference(pattern: &[&str], subject: &[&str]) -> bool {
+        match (pattern.split_first(), subject.split_first()) {
+            (Some((&">", _)), Some(_)) => true,
+            (Some((&p, p_rest)), Some((&s, s_rest))) => {
+                (p == "*" || p == s) && reference(p_rest, s_rest)
+            }
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_matching_agrees_with_the_token_rule(
+            pattern in proptest::collection::vec(proptest::sample::select(vec!["a", "b", "*"]), 1..5),
+            gt in proptest::bool::ANY,
+            subject in proptest::collection::vec(proptest::sample::select(vec!["a", "b", "ab"]), 1..6),
+        ) {
+            let mut pattern = pattern;
+            if gt {
+                pattern.push(">");
+            }
+            let compiled = SubjectPattern::new(pattern.join(".")).expect("valid");
+            proptest::prop_assert_eq!(compiled.matches(&subject.join(".")), reference(&pattern, &subject));
+        }
     }
 
     #[test]
