@@ -2,8 +2,8 @@
 //! pipeline. The document is the shipped `mlt.experience` example (about 600 B of compact JSON,
 //! nested context and signals, formats and patterns to check), validated against the schema
 //! compiled once. Also measured: the same with `subject@version` resolution through the
-//! registry, an invalid document (collecting every error), and compiling from scratch, to show
-//! what the cache saves.
+//! registry, an invalid document (collecting every error), compiling from scratch, to show
+//! what the cache saves, and loading every embedded contract at start.
 
 use std::hint::black_box;
 
@@ -69,6 +69,10 @@ fn bench(c: &mut Criterion) {
         )
     });
     group.finish();
+    c.bench_function(
+        "Registry::embedded() (every shipped contract compiled and checked)",
+        |b| b.iter(|| Registry::embedded().expect("embedded contracts load")),
+    );
 }
 
 criterion_group!(benches, bench);

@@ -9,7 +9,8 @@
 //!   - { subject: mlt.experience, version: 1.0.0, file: ml/ml_schemas.json, pointer: /$defs/Experience }
 //! ```
 //!
-//! Entries reject unknown keys, so a misspelt `pointr` fails loudly instead of being ignored.
+//! Unknown keys are refused at every level, so a misspelt `pointr` fails loudly instead of being
+//! ignored.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ pub const MANIFEST: &str = "comms/registry.yaml";
 
 /// The parsed manifest.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Manifest {
     #[serde(default)]
     pub(crate) compatibility: Compatibility,

@@ -200,7 +200,8 @@ impl Registry {
     }
 
     /// A registry from a contracts tree given as `(path relative to contracts/, text)`: every
-    /// `.json` file becomes a referenceable document, and the manifest `comms/registry.yaml`
+    /// `.json` file outside `examples/` folders becomes a referenceable document, and the
+    /// manifest `comms/registry.yaml`
     /// says which schemas to register, in order, and the compatibility modes.
     pub fn from_files<'f>(
         files: impl IntoIterator<Item = (&'f str, &'f str)>,
@@ -210,7 +211,7 @@ impl Registry {
         for (file, text) in files {
             if file == MANIFEST {
                 manifest = Some(Manifest::parse(text)?);
-            } else if file.ends_with(".json") {
+            } else if file.ends_with(".json") && !is_example(file) {
                 let doc = serde_json::from_str(text)
                     .map_err(|e| manifest_error(file, "", e.to_string()))?;
                 docs.insert(file, doc);
@@ -534,6 +535,12 @@ impl Registry {
     }
 }
 
+/// Examples are instances, not schemas: they are never referenceable documents (an instance
+/// may well carry a `$id` or `$ref` field of its own).
+fn is_example(file: &str) -> bool {
+    file.starts_with("examples/") || file.contains("/examples/")
+}
+
 /// The path a run-time schema is given so its relative `$ref`s resolve against `contracts/`.
 fn virtual_file(subject: &str, version: &Version) -> String {
     format!("{subject}@{version}.json")
@@ -568,6 +575,13 @@ mod tests {
                 assert!(found.is_empty(), "{}: {found:#?}", entry.schema_ref());
             }
         }
+    }
+
+    #[test]
+    fn given_a_registry_when_shared_across_threads_then_it_is_send_and_sync() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Registry>();
+        shareable::<Arc<RegisteredSchema>>();
     }
 
     #[test]

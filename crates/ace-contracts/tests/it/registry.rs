@@ -359,3 +359,20 @@ fn given_a_manifest_whose_history_breaks_its_mode_when_loaded_then_loading_fails
     );
     assert!(err.to_string().contains("/type"), "{err}");
 }
+
+#[test]
+fn given_an_example_that_looks_like_a_broken_schema_when_loading_then_it_is_not_a_document() {
+    let manifest = "schemas:\n  - {subject: a.b, version: 1.0.0, file: x.json}\n";
+    let example = r#"{"$id": 3, "$ref": 12}"#;
+    let files = [
+        ("comms/registry.yaml", manifest),
+        ("x.json", r#"{"type": "object"}"#),
+        ("ml/examples/a.b.json", example),
+    ];
+    let registry = Registry::from_files(files).expect("examples are instances, not documents");
+    assert!(
+        registry
+            .validate("a.b", &serde_json::from_str(example).expect("json"))
+            .is_ok()
+    );
+}
