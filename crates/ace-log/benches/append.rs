@@ -20,8 +20,13 @@ const POLICIES: [(&str, SyncPolicy); 3] = [
 ];
 const SIZES: [(&str, usize); 2] = [("256B", 256), ("4KiB", 4096)];
 
+/// Logs live under `ACE_LOG_BENCH_DIR` when set (e.g. `/dev/shm`, to separate the log's own cost
+/// from the disk's fsync latency), else in the system temporary directory.
 fn open(sync: SyncPolicy) -> (tempfile::TempDir, Log) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("ACE_LOG_BENCH_DIR") {
+        Some(base) => tempfile::tempdir_in(base).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     let config = LogConfig {
         segment_bytes: 16 << 20,
         sync,
