@@ -1,0 +1,36 @@
+//! The command line, as data: clap derive structs, one file per noun.
+
+mod contracts;
+mod envelope;
+
+use clap::{Args, Parser, Subcommand};
+
+pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
+pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
+
+/// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
+#[derive(Debug, Parser)]
+#[command(name = "ace-comms", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The nouns.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Inspect the embedded contracts, validate documents, check schema compatibility.
+    #[command(subcommand)]
+    Contracts(ContractsCommand),
+    /// Make gme/1 envelopes and convert them between JSON, protobuf and CloudEvents.
+    #[command(subcommand)]
+    Envelope(EnvelopeCommand),
+}
+
+/// `--json`: machine-readable output instead of a table.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct OutputArgs {
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

@@ -1,0 +1,28 @@
+//! What each command does: one module per noun, one file per verb.
+
+mod contracts;
+mod envelope;
+mod input;
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command};
+
+/// How a command that ran to its end went; errors (exit 2) travel as `Err`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done, or the input is valid (exit 0).
+    Success,
+    /// The input was read and is invalid; every problem was printed (exit 1).
+    Invalid,
+}
+
+/// Runs the command the line names.
+pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    match cli.command {
+        Command::Contracts(command) => contracts::run(command, out),
+        Command::Envelope(command) => envelope::run(command, out),
+    }
+}
