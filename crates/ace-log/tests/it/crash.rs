@@ -207,3 +207,53 @@ fn given_a_torn_segment_creation_when_reopened_then_the_empty_segment_is_rebuilt
         RECORDS + 1
     );
 }
+
+#[test]
+fn given_a_file_cut_below_its_watermark_when_reopened_then_it_is_corruption_not_a_torn_tail() {
+    let (dir, last, _, prev_at) = crashed_log();
+    let copy = copy_dir(dir.path());
+    let seg = copy.path().join(last.file_name().unwrap());
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(prev_at + 3)
+        .unwrap();
+    let (log, report) = Log::open(copy.path(), config()).unwrap();
+    let c = report.corruption.unwrap();
+    assert_eq!((c.segment, c.offset), (seg, prev_at + 3));
+    assert!(report.truncated.is_empty());
+    assert!(matches!(log.delete(1), Err(LogError::Corrupt { .. })));
+}
+
+#[test]
+fn given_a_deleted_record_lost_in_a_torn_tail_when_its_sequence_is_reused_then_the_new_record_is_live()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), config()).unwrap();
+    for seq in 1..=RECORDS {
+        log.append(rec("crash.s", &payload(seq), seq)).unwrap();
+    }
+    assert!(
+        log.delete(RECORDS).unwrap(),
+        "a durable delete of the record past the watermark"
+    );
+    drop(log);
+    let last = last_segment(dir.path());
+    let last_at = std::fs::metadata(&last).unwrap().len() - frame_len(7, 0, payload(RECORDS).len());
+    OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(last_at + 5)
+        .unwrap();
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(report.truncated.len(), 1, "{report:?}");
+    assert_eq!(
+        log.append(rec("crash.s", b"reborn", 0)).unwrap().seq,
+        RECORDS
+    );
+    drop(log);
+    let (log, _) = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.read(RECORDS).unwrap().unwrap().payload, &b"reborn"[..]);
+}
