@@ -472,3 +472,35 @@ fn decode_slot(s: &[u8]) -> Option<Watermark> {
     };
     (crc32c::crc32c(&s[..24]) == crc && wm.generation > 0 && wm.offset >= HEADER_LEN).then_some(wm)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durability::OsDurability;
+
+    fn header(path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap()[..HEADER_LEN as usize].to_vec()
+    }
+
+    #[test]
+    fn given_a_torn_latest_watermark_slot_when_parsed_then_the_previous_slot_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 5, &OsDurability).unwrap();
+        seg.write_watermark(200, 6).unwrap();
+        seg.write_watermark(300, 7).unwrap();
+        let mut h = header(&seg.path);
+        assert_eq!(parse_header(&h, 5).unwrap().offset, 300);
+        let latest = SLOT_AT[(seg.watermark.generation % 2) as usize] as usize;
+        h[latest + 9] ^= 0x40;
+        let wm = parse_header(&h, 5).unwrap();
+        assert_eq!((wm.offset, wm.last_seq), (200, 6));
+    }
+
+    #[test]
+    fn given_a_header_for_another_base_when_parsed_then_it_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 5, &OsDurability).unwrap();
+        assert!(parse_header(&header(&seg.path), 6).is_err());
+        assert!(parse_header(&header(&seg.path)[..40], 5).is_err());
+    }
+}

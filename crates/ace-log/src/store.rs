@@ -468,6 +468,11 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
             .and_then(|b| b.parse::<u64>().ok())
         {
             dels.push(base);
+        } else if name.ends_with(".del.tmp") {
+            // A tombstone rewrite that crashed before its rename: the original is intact.
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| LogError::io("remove stale tombstone rewrite", &path, e))?;
         }
     }
     logs.sort_unstable();
