@@ -2,7 +2,7 @@
 //! commit, and opening (recovery) of a log directory.
 //!
 //! Group commit (`SyncPolicy::Batch`): an appender encodes its records into the write buffer
-//! under the store lock, then waits until the durable sequence covers its last record. If no sync
+//! under the store's write lock, then waits until the durable sequence covers its last record. If no sync
 //! is in flight it becomes the leader: it flushes the buffer, writes the watermark and calls
 //! fdatasync *without* holding the store lock (so others keep appending into the next batch),
 //! then publishes the new durable sequence and wakes everyone it covered. A failed sync halts
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::codec;
 use crate::config::{LogConfig, SyncPolicy};
@@ -31,7 +31,10 @@ use crate::types::{
 pub struct Log {
     config: LogConfig,
     durability: Arc<dyn Durability>,
-    store: Mutex<Store>,
+    /// Readers share it (they copy records out of the page cache while holding it); writers,
+    /// the group-commit leader's flush and deletes take it exclusively, never across an fsync
+    /// under `Batch`.
+    store: RwLock<Store>,
     /// Highest sequence known durable (what `Batch`/`Always` readers may see).
     durable: AtomicU64,
     commit: Mutex<Commit>,
@@ -72,7 +75,7 @@ impl Log {
         let log = Log {
             config,
             durability,
-            store: Mutex::new(store),
+            store: RwLock::new(store),
             durable: AtomicU64::new(durable),
             commit: Mutex::new(Commit {
                 leader: false,
@@ -100,7 +103,7 @@ impl Log {
         }
         let now = now_ns();
         let mut out = Vec::with_capacity(recs.len());
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.check_writable()?;
         for (rec, size) in recs.iter().zip(sizes) {
             out.push(store.append_one(rec, size, now, &self.config, &*self.durability)?);
@@ -173,7 +176,7 @@ impl Log {
             }
         }
         let (file, path, base, len, last) = {
-            let mut store = self.store.lock();
+            let mut store = self.store.write();
             store.check_writable()?;
             store.flush()?;
             let seg = store.active_mut();
@@ -194,7 +197,7 @@ impl Log {
             .durability
             .sync_file(&file, &path)
             .map_err(|e| sync_failed(&path, &e));
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.guard(synced)?;
         if let Some(seg) = store.segments.get_mut(&base) {
             seg.synced = seg.synced.max((len, last));
@@ -222,7 +225,7 @@ impl Log {
 
     /// Up to `max` live records with sequence `>= seq`, in order.
     pub fn read_from(&self, seq: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        let store = self.store.lock();
+        let store = self.store.read();
         let upto = self.visible(&store);
         store.read_from(seq, upto, max)
     }
@@ -230,7 +233,7 @@ impl Log {
     /// The first sequence whose timestamp is `>= timestamp_ns` (it may since have been deleted;
     /// `read_from` skips those). `None` when every record is older.
     pub fn seq_at_or_after(&self, timestamp_ns: u64) -> Option<u64> {
-        let store = self.store.lock();
+        let store = self.store.read();
         let upto = self.visible(&store);
         store.seq_at_or_after(timestamp_ns, upto)
     }
@@ -238,7 +241,7 @@ impl Log {
     /// Deletes one message durably (per the sync policy; `Never` syncs it at the next seal).
     /// `false` if it was not there. A segment left with no live message is removed.
     pub fn delete(&self, seq: u64) -> Result<bool, LogError> {
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.check_writable()?;
         let upto = self.visible(&store);
         let sync = self.config.sync != SyncPolicy::Never;
@@ -248,7 +251,7 @@ impl Log {
     /// Deletes many messages with one sync per touched tombstone file (work-queue acks in bulk).
     /// Returns how many were there to delete; durable when it returns (except under `Never`).
     pub fn delete_batch(&self, seqs: &[u64]) -> Result<usize, LogError> {
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.check_writable()?;
         let upto = self.visible(&store);
         let mut deleted = 0;
@@ -264,14 +267,14 @@ impl Log {
 
     /// Drops whole segments outside the retention limits, judging age against `now_ns`.
     pub fn apply_retention(&self, now_ns: u64) -> Result<RetentionReport, LogError> {
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.check_writable()?;
         store.apply_retention(&self.config, now_ns, &*self.durability)
     }
 
     /// Sequences, counts and health.
     pub fn state(&self) -> LogState {
-        let store = self.store.lock();
+        let store = self.store.read();
         let last_seq = self.visible(&store);
         let first_seq = store
             .segments
@@ -291,7 +294,7 @@ impl Log {
 
     /// Makes everything appended and deleted so far durable, whatever the policy.
     pub fn sync(&self) -> Result<(), LogError> {
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         store.check_writable()?;
         let durable = store.sync_active(&*self.durability)?;
         let r = store.sync_tombstones(&*self.durability);
@@ -302,7 +305,7 @@ impl Log {
 
     /// Syncs and seals the active segment, then releases the log.
     pub fn close(self) -> Result<(), LogError> {
-        let mut store = self.store.lock();
+        let mut store = self.store.write();
         if store.halted.is_some() {
             return store.check_writable();
         }
@@ -421,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = Log::open(dir.path(), LogConfig::default()).unwrap();
         {
-            let mut store = log.store.lock();
+            let mut store = log.store.write();
             let rec = NewRecord {
                 subject: "s",
                 headers: b"",
