@@ -238,7 +238,7 @@ impl Log {
         store.seq_at_or_after(timestamp_ns, upto)
     }
 
-    /// Deletes one message durably (per the sync policy; `Never` syncs it at the next seal).
+    /// Deletes one message, durable when it returns (under `Never`: at the next `sync`/`close`).
     /// `false` if it was not there. A segment left with no live message is removed.
     pub fn delete(&self, seq: u64) -> Result<bool, LogError> {
         let mut store = self.store.write();
