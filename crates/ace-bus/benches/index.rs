@@ -1,11 +1,14 @@
 //! Benchmarks of the subject index and the live hub (BENCHMARKS.md, "ace-bus: subject index and
-//! live hub"): wildcard match cost at 1k/10k/100k subscriptions with and without the match cache,
-//! insert+remove cost at 100k, resident bytes per subscription, and live publish → deliver for
-//! 1/4/16 subscribers.
+//! live hub"). Criterion groups: wildcard match cost at 1k/10k/100k subscriptions, walking the
+//! trie or through the match cache (hit and mostly-miss); insert+remove cost; live publish to
+//! 1/4/16 subscribers plus a `>` tap, drained in the same thread. Printed before criterion starts:
+//! resident bytes per subscription, publish → wake-up latency of a subscriber task on another
+//! thread (HDR histogram), and publish throughput from 1 vs 2 threads on one hub (does the
+//! read-mostly lock let publishers run in parallel?).
 //!
-//! Memory is measured as the growth of the process's resident set (`/proc/self/statm`) while
-//! 100k subscriptions are inserted, before criterion starts: a counting global allocator would need
-//! `unsafe`, which the workspace forbids.
+//! Memory is the growth of the process's resident set (`/proc/self/statm`) while 100k
+//! subscriptions are inserted: a counting global allocator would need `unsafe`, which the
+//! workspace forbids.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ace_bus::index::SubjectIndex;
 use ace_bus::{LiveConfig, LiveHub};
-use ace_envelope::{Envelope, Kind};
+use ace_envelope::{Envelope, Kind, Subject};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use hdrhistogram::Histogram;
 
@@ -30,25 +33,40 @@ fn index_of(size: usize, cache: usize) -> SubjectIndex<u64> {
     index
 }
 
+/// One uncached match: walks the trie and sums what it finds, so nothing is optimised away.
+fn walk(index: &SubjectIndex<u64>, subject: &Subject) -> u64 {
+    let mut hits = 0u64;
+    index.matches(subject.as_str(), |_, v| hits += v);
+    black_box(hits)
+}
+
 fn match_cost(c: &mut Criterion) {
-    let subjects = subjects(1_000);
+    let hot = subjects(1_000);
     let mut group = c.benchmark_group("index_match");
     group.throughput(Throughput::Elements(1));
     for size in [1_000, 10_000, 100_000] {
         let plain = index_of(size, 0);
-        let mut next = subjects.iter().cycle();
+        let mut next = hot.iter().cycle();
         group.bench_function(BenchmarkId::new("walk", size), |b| {
-            b.iter(|| {
-                let mut hits = 0u64;
-                plain.matches(next.next().expect("cycle").as_str(), |_, v| hits += v);
-                black_box(hits)
-            })
+            b.iter(|| walk(&plain, next.next().expect("cycle")))
         });
         let cached = index_of(size, 4_096);
         group.bench_function(BenchmarkId::new("cached", size), |b| {
             b.iter(|| black_box(cached.matching(next.next().expect("cycle").as_str()).len()))
         });
     }
+    // 20,000 distinct subjects (more of the trie out of CPU caches), walked, and through a
+    // 4,096-entry match cache: mostly misses, the cache's worst case.
+    let spread = subjects(20_000);
+    let mut next = spread.iter().cycle();
+    let plain = index_of(100_000, 0);
+    group.bench_function(BenchmarkId::new("walk_spread", 100_000), |b| {
+        b.iter(|| walk(&plain, next.next().expect("cycle")))
+    });
+    let cached = index_of(100_000, 4_096);
+    group.bench_function(BenchmarkId::new("cached_mostly_miss", 100_000), |b| {
+        b.iter(|| black_box(cached.matching(next.next().expect("cycle").as_str()).len()))
+    });
     group.finish();
 }
 
@@ -173,9 +191,53 @@ fn report_cross_thread_latency() {
     );
 }
 
+/// Publishes `count` messages from each of `threads` threads, each to its own subjects with 4
+/// subscribers it drains itself; all share one hub, so the threads contend only on the index's
+/// read lock and the hub's counters. Returns millions of published messages per second.
+fn parallel_publish_rate(threads: usize, count: usize) -> f64 {
+    let hub = LiveHub::new(LiveConfig::default());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let hub = &hub;
+            scope.spawn(move || {
+                let mut subs: Vec<_> = (0..4)
+                    .map(|_| {
+                        hub.subscribe(&format!("bench.t{t}.>"), None)
+                            .expect("subscribe")
+                    })
+                    .collect();
+                let messages: Vec<_> = (0..1_000)
+                    .map(|i| {
+                        let subject = format!("bench.t{t}.s{i}.evt.v1");
+                        let msg = Envelope::builder(Kind::Event, subject)
+                            .payload_json(serde_json::json!({}));
+                        Arc::new(msg.build().expect("valid envelope"))
+                    })
+                    .collect();
+                for msg in messages.iter().cycle().take(count) {
+                    hub.publish(Arc::clone(msg));
+                    subs.iter_mut().for_each(|s| drop(s.try_next()));
+                }
+            });
+        }
+    });
+    (threads * count) as f64 / started.elapsed().as_secs_f64() / 1e6
+}
+
+fn report_parallel_publish() {
+    for threads in [1, 2, 1, 2] {
+        let rate = parallel_publish_rate(threads, 300_000);
+        eprintln!(
+            "live_parallel_publish: {threads} publisher thread(s), 4 subscribers each: {rate:.2} M msgs/s in total"
+        );
+    }
+}
+
 fn main() {
     report_memory_per_subscription();
     report_cross_thread_latency();
+    report_parallel_publish();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .configure_from_args();

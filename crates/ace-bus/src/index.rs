@@ -1,11 +1,11 @@
 //! The subject index: which subscriptions match a subject, fast with 100k of them.
 //!
-//! A token trie in the manner of NATS's sublist. Each level keeps its literal children in a hash
-//! map, plus one `*` child and the entries whose pattern ends in `>` there, so matching a subject
-//! of `n` tokens visits at most `2^w` paths for `w` = the deepest run of `*` nodes that is
-//! actually populated — in practice a handful of hash lookups, independent of how many
-//! subscriptions exist. Each entry lives in exactly one node, so a subject reports an entry at
-//! most once.
+//! A token trie in the manner of NATS's sublist. Each level keeps its literal children (in a
+//! short vector, or a hash map once a level is wide), one `*` child, and the entries whose pattern
+//! ends there, exactly or with `>`. Matching a subject follows at most two branches per token (the
+//! literal child and `*`, where they exist), so its cost grows with the wildcards actually
+//! subscribed along the subject's path, not with the number of subscriptions. Each entry lives in
+//! exactly one node, so a subject reports an entry at most once.
 //!
 //! Patterns are the validated [`SubjectPattern`] of ace-envelope: this module never parses the
 //! grammar, it only splits an already valid pattern on `.`. Subjects are matched as text (an
@@ -18,7 +18,7 @@
 //! `benches/index.rs` (see BENCHMARKS.md): it turns a walk into one hash lookup, but costs a
 //! lock and a copy of the result on a miss.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use ace_envelope::SubjectPattern;
@@ -270,26 +270,43 @@ fn swap_take<T>(slots: &mut Vec<Slot<T>>, slot: usize) -> (Slot<T>, Option<Entry
     (taken, slots.get(slot).map(|moved| moved.id))
 }
 
-/// Subject → matching values, bounded; evicts an arbitrary entry when full.
+/// Subject → matching values, bounded; evicts the oldest subject when full (first in, first out:
+/// O(1), where picking "any" key of a hash map degrades into a scan once its front is empty).
 struct MatchCache<T> {
     capacity: usize,
-    results: HashMap<Box<str>, Arc<[T]>>,
+    results: HashMap<Arc<str>, Arc<[T]>>,
+    /// Exactly the keys of `results`, oldest first.
+    order: VecDeque<Arc<str>>,
 }
 
 impl<T> MatchCache<T> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            results: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
     fn forget_matches_of(&mut self, pattern: &SubjectPattern) {
         self.results.retain(|subject, _| !pattern.matches(subject));
+        let results = &self.results;
+        self.order.retain(|subject| results.contains_key(subject));
     }
 
     fn store(&mut self, subject: &str, values: Arc<[T]>) {
+        // Two readers that missed together both come here; the first one stores.
+        if self.results.contains_key(subject) {
+            return;
+        }
         if self.results.len() >= self.capacity {
-            // Any victim will do: hash order is effectively random, like NATS's eviction.
-            let victim = self.results.keys().next().cloned();
-            if let Some(victim) = victim {
-                self.results.remove(&victim);
+            if let Some(oldest) = self.order.pop_front() {
+                self.results.remove(&oldest);
             }
         }
-        self.results.insert(subject.into(), values);
+        let subject: Arc<str> = subject.into();
+        self.order.push_back(Arc::clone(&subject));
+        self.results.insert(subject, values);
     }
 }
 
@@ -312,12 +329,7 @@ impl<T> SubjectIndex<T> {
 
     /// An empty index whose [`SubjectIndex::matching`] remembers up to `capacity` subjects.
     pub fn with_cache(capacity: usize) -> Self {
-        let cache = (capacity > 0).then(|| {
-            RwLock::new(MatchCache {
-                capacity,
-                results: HashMap::new(),
-            })
-        });
+        let cache = (capacity > 0).then(|| RwLock::new(MatchCache::new(capacity)));
         Self {
             cache,
             ..Self::new()
