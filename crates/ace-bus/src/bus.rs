@@ -28,6 +28,17 @@ pub trait Bus: Send + Sync {
     /// original sequence and `duplicate: true` and is neither stored nor delivered again.
     async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError>;
 
+    /// Publishes several envelopes with the guarantees of `publish`, answering each in order.
+    /// Engines override it to pipeline: the embedded engine hands a stream's share to its writer
+    /// as one request, so a batch costs one queue hop and one wake-up instead of one per message.
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Vec<Result<PublishAck, BusError>> {
+        let mut answers = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            answers.push(self.publish(envelope).await);
+        }
+        answers
+    }
+
     /// Subscribes live (no persistence) to a subject pattern; with a `queue` group, each message
     /// goes to one member of the group.
     async fn subscribe(

@@ -37,7 +37,7 @@ use parking_lot::{Mutex, RwLock};
 use self::consumer::{ConsumerCore, DeadLetter, Handout, NotPending};
 use self::record::{Header, decode_envelope, unix_nanos};
 use self::state::{StateDb, StoredConsumer, consumer_key};
-use self::stream::{Consumer, Stream};
+use self::stream::{Consumer, Item, Stream};
 use crate::bus::{
     Bus, ConsumerConfig, ConsumerInfo, DeliverPolicy, Delivered, LiveSubscription, PublishAck,
     RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamInfo,
@@ -406,35 +406,74 @@ impl Inner {
     }
 
     async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError> {
-        self.check_open()?;
-        if let Err(e) = Subject::new(envelope.subject.as_str()) {
-            return Err(BusError::InvalidSubject {
-                subject: envelope.subject.clone(),
-                reason: e.to_string(),
-            });
+        let mut answers = self.publish_batch(vec![envelope]).await;
+        answers.pop().unwrap_or(Err(BusError::Closed))
+    }
+
+    /// Routes each envelope to the stream capturing its subject, appends each stream's share in
+    /// one request, then delivers live what was not a duplicate.
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Vec<Result<PublishAck, BusError>> {
+        if self.check_open().is_err() {
+            return envelopes.iter().map(|_| Err(BusError::Closed)).collect();
         }
-        let stream = self
-            .streams
+        let mut answers: Vec<Option<Result<PublishAck, BusError>>> =
+            Vec::with_capacity(envelopes.len());
+        let mut groups: Vec<(Arc<Stream>, Vec<usize>, Vec<Item>)> = Vec::new();
+        for (i, env) in envelopes.iter().enumerate() {
+            if let Err(e) = Subject::new(env.subject.as_str()) {
+                answers.push(Some(Err(BusError::InvalidSubject {
+                    subject: env.subject.clone(),
+                    reason: e.to_string(),
+                })));
+                continue;
+            }
+            let Some(stream) = self.route(&env.subject) else {
+                answers.push(Some(Ok(PublishAck {
+                    stream: None,
+                    seq: None,
+                    duplicate: false,
+                })));
+                continue;
+            };
+            answers.push(None);
+            let item = Item {
+                subject: env.subject.clone(),
+                header: Header::of(env),
+                payload: record::encode_envelope(env),
+            };
+            match groups.iter_mut().find(|(s, _, _)| Arc::ptr_eq(s, &stream)) {
+                Some((_, idx, items)) => {
+                    idx.push(i);
+                    items.push(item);
+                }
+                None => groups.push((stream, vec![i], vec![item])),
+            }
+        }
+        for (stream, idx, items) in groups {
+            for (i, answer) in idx.into_iter().zip(stream.append(items).await) {
+                answers[i] = Some(answer);
+            }
+        }
+        envelopes
+            .into_iter()
+            .zip(answers)
+            .map(|(env, answer)| {
+                let answer = answer.unwrap_or(Err(BusError::Closed));
+                if matches!(&answer, Ok(ack) if !ack.duplicate) {
+                    self.live.publish(Arc::new(env));
+                }
+                answer
+            })
+            .collect()
+    }
+
+    /// The stream capturing `subject`, if any (streams never overlap).
+    fn route(&self, subject: &str) -> Option<Arc<Stream>> {
+        self.streams
             .read()
             .values()
-            .find(|s| s.captures(&envelope.subject))
-            .cloned();
-        let ack = match stream {
-            Some(s) => {
-                let header = Header::of(&envelope);
-                let payload = envelope.to_json_vec();
-                s.append(envelope.subject.clone(), header, payload).await?
-            }
-            None => PublishAck {
-                stream: None,
-                seq: None,
-                duplicate: false,
-            },
-        };
-        if !ack.duplicate {
-            self.live.publish(Arc::new(envelope));
-        }
-        Ok(ack)
+            .find(|s| s.captures(subject))
+            .cloned()
     }
 
     /// Reads the envelopes of a batch of handouts; a message dropped by limits meanwhile is done.
@@ -852,6 +891,10 @@ impl LiveSubscription for Subscription {
 impl Bus for EmbeddedBus {
     async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError> {
         self.inner.publish(envelope).await
+    }
+
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Vec<Result<PublishAck, BusError>> {
+        self.inner.publish_batch(envelopes).await
     }
 
     async fn subscribe(

