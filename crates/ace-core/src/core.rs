@@ -1,0 +1,175 @@
+//! [`Core`]: the one command path. It holds the injected parts (bus, contracts registry, clock,
+//! governance hooks, limits) and runs every publish through the pipeline steps of `pipeline`,
+//! in DESIGN.md's order. Stream, consumer and delivery operations live in `ops`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ace_bus::{Bus, PublishAck};
+use ace_contracts::Registry;
+use ace_envelope::{Clock, Envelope, MAX_HOPS};
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Principal, RequestContext};
+use crate::error::CoreError;
+use crate::governance::Hooks;
+use crate::pipeline;
+
+/// Bounds the core enforces whatever the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreLimits {
+    /// Highest `hops` accepted (loop guard), at most [`MAX_HOPS`].
+    pub max_hops: u32,
+    /// Most messages one fetch may ask for.
+    pub max_fetch_batch: usize,
+    /// Longest a fetch may wait for its first message; longer asks are shortened to it.
+    pub max_fetch_wait: Duration,
+    /// Most sequences one ack, nak or term may name.
+    pub max_ack_seqs: usize,
+}
+
+impl Default for CoreLimits {
+    fn default() -> Self {
+        CoreLimits {
+            max_hops: MAX_HOPS,
+            max_fetch_batch: 1_000,
+            max_fetch_wait: Duration::from_secs(30),
+            max_ack_seqs: 1_000,
+        }
+    }
+}
+
+/// What a publisher gets back for an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The envelope id.
+    pub id: uuid::Uuid,
+    /// The stream that stored it, `None` when no stream captures its subject.
+    pub stream: Option<String>,
+    /// Its stream sequence (the original one for a duplicate).
+    pub seq: Option<u64>,
+    /// True when its idempotency key was already accepted inside the dedup window.
+    pub duplicate: bool,
+}
+
+impl Accepted {
+    fn new(id: uuid::Uuid, ack: PublishAck) -> Self {
+        Accepted {
+            id,
+            stream: ack.stream,
+            seq: ack.seq,
+            duplicate: ack.duplicate,
+        }
+    }
+}
+
+/// The command path of ACE::COMMS; cheap to clone (every part is shared).
+#[derive(Clone)]
+pub struct Core {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hooks: Hooks,
+    pub(crate) limits: CoreLimits,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("hooks", &self.hooks)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core over these parts.
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        hooks: Hooks,
+        limits: CoreLimits,
+    ) -> Self {
+        Core {
+            bus,
+            registry,
+            clock,
+            hooks,
+            limits,
+        }
+    }
+
+    /// Whether authentication is the development pass-through (adapters announce it).
+    pub fn is_development(&self) -> bool {
+        self.hooks.is_development()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &CoreLimits {
+        &self.limits
+    }
+
+    /// Runs one envelope through the whole pipeline. A refusal at any step leaves nothing
+    /// appended; `Ok` means the message is durable per its stream's sync policy.
+    pub async fn publish(
+        &self,
+        ctx: &RequestContext,
+        mut envelope: Envelope,
+    ) -> Result<Accepted, CoreError> {
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        self.admit(&principal, &mut envelope)?;
+        let ack = pipeline::append(&*self.bus, envelope.clone()).await?;
+        pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
+        Ok(Accepted::new(envelope.id, ack))
+    }
+
+    /// Runs several envelopes through the pipeline, answering each in order. Each is judged
+    /// alone (one refused envelope does not refuse the others); the admitted ones are appended
+    /// together, so they share the bus's group commit.
+    pub async fn publish_batch(
+        &self,
+        ctx: &RequestContext,
+        envelopes: Vec<Envelope>,
+    ) -> Result<Vec<Result<Accepted, CoreError>>, CoreError> {
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let mut answers: Vec<Option<Result<Accepted, CoreError>>> = Vec::new();
+        let mut admitted = Vec::new();
+        for mut envelope in envelopes {
+            match self.admit(&principal, &mut envelope) {
+                Ok(()) => {
+                    admitted.push((answers.len(), envelope));
+                    answers.push(None);
+                }
+                Err(err) => answers.push(Some(Err(err))),
+            }
+        }
+        let to_append = admitted.iter().map(|(_, e)| e.clone()).collect();
+        let acks = self.bus.publish_batch(to_append).await;
+        for ((slot, envelope), ack) in admitted.into_iter().zip(acks) {
+            let answer = match ack {
+                Ok(ack) => {
+                    pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
+                    Ok(Accepted::new(envelope.id, ack))
+                }
+                Err(err) => Err(CoreError::Bus(err)),
+            };
+            answers[slot] = Some(answer);
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Steps 2 to 5 (after authentication, before the append): no side effect.
+    fn admit(&self, principal: &Principal, envelope: &mut Envelope) -> Result<(), CoreError> {
+        pipeline::stamp_source(principal, envelope);
+        pipeline::validate(envelope, self.limits.max_hops, self.clock.now())?;
+        pipeline::contract(&self.registry, envelope)?;
+        pipeline::authorize(&*self.hooks.authorizer, principal, envelope)?;
+        pipeline::gate(&*self.hooks.gate, principal, envelope)
+    }
+
+    /// Flushes and closes the bus; every later operation fails with `UNAVAILABLE`.
+    pub async fn close(&self) -> Result<(), CoreError> {
+        Ok(self.bus.close().await?)
+    }
+}

@@ -1,0 +1,224 @@
+//! The one error type of `ace-core`, and the one place where a failure becomes a wire
+//! [`ErrorCode`] and an [`ErrorBody`]: every adapter (HTTP today, WebSocket, MCP and the CLI
+//! later) answers with `CoreError::body()`, so the same refusal reads the same everywhere.
+
+use ace_bus::BusError;
+use ace_contracts::ValidationError;
+use ace_envelope::{ErrorBody, ErrorCode, Violation};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+/// Why an operation of the core refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The caller could not be authenticated.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// Why the credentials were refused.
+        reason: String,
+    },
+    /// The envelope breaks one or more rules of `gme/1`.
+    #[error("invalid envelope: {}", summary(.0))]
+    InvalidEnvelope(Vec<Violation>),
+    /// The envelope took more hops than the configured limit (a routing loop).
+    #[error("hop limit exceeded: `hops` is {hops}, the limit is {limit}")]
+    HopLimitExceeded {
+        /// The envelope's `hops`.
+        hops: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// The envelope's `ttl_ms` or `deadline` has passed.
+    #[error("message {id} expired at {expired_at} (`ttl_ms`/`deadline`)")]
+    Expired {
+        /// The envelope id.
+        id: uuid::Uuid,
+        /// When it expired.
+        expired_at: DateTime<Utc>,
+    },
+    /// The envelope's `schema` names no registered contract.
+    #[error("unknown schema `{schema}`: {reason}")]
+    UnknownSchema {
+        /// The `schema` field as given.
+        schema: String,
+        /// What the registry said.
+        reason: String,
+    },
+    /// The payload does not satisfy its contract.
+    #[error("payload does not conform to `{schema}`: {} error(s), first at `{}`", errors.len(), first_pointer(errors))]
+    ContractViolation {
+        /// The resolved contract, `subject@version`.
+        schema: String,
+        /// Every validation error with its JSON pointers.
+        errors: Vec<ValidationError>,
+    },
+    /// The principal may not do this.
+    #[error("forbidden: {principal} may not {action}: {}", reasons.join("; "))]
+    Forbidden {
+        /// The principal id.
+        principal: String,
+        /// The action refused (`publish ace.comms.x`).
+        action: String,
+        /// Why.
+        reasons: Vec<String>,
+    },
+    /// The message is held until a human decides.
+    #[error("message {id} is held for approval {approval_id}")]
+    PendingApproval {
+        /// The envelope id.
+        id: uuid::Uuid,
+        /// The approval that will release or reject it.
+        approval_id: String,
+    },
+    /// A request parameter is out of its bounds (`batch`, `seqs`...).
+    #[error("invalid request: `{field}` {reason}")]
+    InvalidRequest {
+        /// The field at fault.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No message at that sequence (never stored, deleted or expired).
+    #[error("no message {seq} in stream `{stream}`")]
+    MessageNotFound {
+        /// The stream name.
+        stream: String,
+        /// The sequence asked for.
+        seq: u64,
+    },
+    /// The bus refused or failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+impl CoreError {
+    /// The stable wire code of this error; the only mapping from failures to codes.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::Unauthenticated { .. } => ErrorCode::Unauthenticated,
+            CoreError::InvalidEnvelope(_) => ErrorCode::InvalidEnvelope,
+            CoreError::HopLimitExceeded { .. } => ErrorCode::HopLimitExceeded,
+            CoreError::Expired { .. } => ErrorCode::MessageExpired,
+            CoreError::UnknownSchema { .. } => ErrorCode::UnknownSchema,
+            CoreError::ContractViolation { .. } => ErrorCode::ContractViolation,
+            CoreError::Forbidden { .. } => ErrorCode::Forbidden,
+            CoreError::PendingApproval { .. } => ErrorCode::PendingApproval,
+            CoreError::InvalidRequest { .. } => ErrorCode::InvalidJson,
+            CoreError::MessageNotFound { .. } => ErrorCode::NotFound,
+            CoreError::Bus(err) => bus_code(err),
+        }
+    }
+
+    /// Whether the fault is ours (5xx): adapters log it in detail and answer generically.
+    pub fn is_internal(&self) -> bool {
+        self.code().http_status() >= 500
+    }
+
+    /// The wire error body: code, a message naming the field at fault, structured details.
+    /// Internal failures carry a generic message; their detail belongs in the server's log.
+    pub fn body(&self) -> ErrorBody {
+        let code = self.code();
+        if self.is_internal() {
+            return ErrorBody::new(code, code.meaning());
+        }
+        ErrorBody::with_details(code, self.to_string(), self.details())
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            CoreError::InvalidEnvelope(violations) => json!({ "violations": violations }),
+            CoreError::ContractViolation { schema, errors } => {
+                json!({ "schema": schema, "errors": errors })
+            }
+            CoreError::HopLimitExceeded { hops, limit } => json!({ "hops": hops, "limit": limit }),
+            CoreError::Expired { expired_at, .. } => json!({ "expired_at": expired_at }),
+            CoreError::UnknownSchema { schema, .. } => json!({ "schema": schema }),
+            CoreError::Forbidden { reasons, .. } => json!({ "reasons": reasons }),
+            CoreError::PendingApproval { approval_id, .. } => {
+                json!({ "approval_id": approval_id })
+            }
+            CoreError::InvalidRequest { field, .. } => json!({ "field": field }),
+            CoreError::Bus(BusError::StreamFull { stream, limit }) => {
+                json!({ "stream": stream, "limit": limit, "retry_after_ms": 1000 })
+            }
+            CoreError::Bus(BusError::MessageTooLarge { size, max, .. }) => {
+                json!({ "size": size, "max": max })
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+/// The wire code of a bus failure: the caller's faults keep their meaning, the engine's own
+/// failures are `INTERNAL`.
+fn bus_code(err: &BusError) -> ErrorCode {
+    match err {
+        BusError::StreamNotFound { .. } => ErrorCode::StreamNotFound,
+        BusError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
+        BusError::Conflict { .. } => ErrorCode::Conflict,
+        BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidJson,
+        BusError::InvalidSubject { .. } => ErrorCode::InvalidSubject,
+        BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
+        BusError::StreamFull { .. }
+        | BusError::SlowConsumer { .. }
+        | BusError::TooManySubscriptions { .. } => ErrorCode::Backpressure,
+        BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
+        BusError::NotPending { .. } => ErrorCode::NotFound,
+        BusError::Timeout { .. } => ErrorCode::Timeout,
+        BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    }
+}
+
+fn summary(violations: &[Violation]) -> String {
+    let parts: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.path, v.message))
+        .collect();
+    parts.join("; ")
+}
+
+fn first_pointer(errors: &[ValidationError]) -> &str {
+    errors.first().map_or("", |e| e.instance_pointer.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_stream_full_bus_error_when_mapped_then_it_is_backpressure_with_a_retry_hint() {
+        let err = CoreError::from(BusError::StreamFull {
+            stream: "S".into(),
+            limit: "max_msgs 1".into(),
+        });
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::Backpressure);
+        assert_eq!(body.error.details["retry_after_ms"], 1000);
+    }
+
+    #[test]
+    fn given_an_internal_failure_when_rendered_then_the_body_hides_the_detail() {
+        let err = CoreError::from(BusError::Storage {
+            stream: "S".into(),
+            reason: "disk /secret/path failed".into(),
+        });
+        assert!(err.is_internal());
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::Internal);
+        assert!(!body.error.message.contains("/secret/path"));
+    }
+
+    #[test]
+    fn given_violations_when_rendered_then_each_path_is_in_the_details() {
+        let err = CoreError::InvalidEnvelope(vec![Violation {
+            path: "/subject".into(),
+            message: "bad".into(),
+        }]);
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::InvalidEnvelope);
+        assert_eq!(body.error.details["violations"][0]["path"], "/subject");
+        assert!(body.error.message.contains("/subject"));
+    }
+}

@@ -1,0 +1,48 @@
+//! `ace-core` (layer L4): THE command path of ACE::COMMS. Every adapter (HTTP, WebSocket, MCP,
+//! the CLI) and every workflow effect turns what it received into a call on [`Core`], so
+//! governance can never be skipped.
+//!
+//! - `pipeline`: the ingress steps of DESIGN.md as separate functions, in order —
+//!   [`pipeline::authenticate`], [`pipeline::validate`], [`pipeline::contract`],
+//!   [`pipeline::authorize`], [`pipeline::gate`], [`pipeline::append`], [`pipeline::record`].
+//! - `core`: [`Core`] (injected `Arc<dyn Bus>`, contracts [`Registry`](ace_contracts::Registry),
+//!   [`Clock`](ace_envelope::Clock), governance [`Hooks`], [`CoreLimits`]) with
+//!   [`Core::publish`] and [`Core::publish_batch`] answering [`Accepted`].
+//! - `ops`: streams, consumers, fetch, [`Core::acknowledge`] (ack/nak/term), get one message.
+//! - `governance`: the hook traits ([`Authenticator`], [`Authorizer`], [`Gate`], [`Recorder`])
+//!   and their development pass-throughs ([`Hooks::development`]), until the governance issue
+//!   fills them in.
+//! - `context`: [`RequestContext`] (transport, credentials) and [`Principal`].
+//! - `error`: [`CoreError`] and the one mapping to wire codes ([`CoreError::code`],
+//!   [`CoreError::body`]).
+//!
+//! # Invariants
+//!
+//! - Steps run in DESIGN.md's order; steps 1–5 have no side effect, so a refused message is
+//!   never half-done: nothing is appended and the caller gets one error body.
+//! - Only `pipeline::append` writes a message; `Ok(Accepted)` means it is durable per its
+//!   stream's sync policy.
+//! - Every operation authenticates and authorizes before touching the bus.
+//! - In development mode every caller is the principal named [`DEVELOPMENT_PRINCIPAL_ID`], and
+//!   [`Core::is_development`] says so, so the server can announce it.
+//! - Internal failures never leak into an error body: [`CoreError::body`] answers them with the
+//!   code's generic meaning.
+
+mod context;
+mod core;
+mod error;
+mod governance;
+mod ops;
+pub mod pipeline;
+
+pub use crate::core::{Accepted, Core, CoreLimits};
+pub use context::{Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext};
+pub use error::CoreError;
+pub use governance::{
+    Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Gate, GateOutcome,
+    Hooks, NoRecord, PassGate, Recorder,
+};
+pub use ops::{AckKind, AckOutcome};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! The thin operations every adapter goes through besides publishing: streams, consumers,
+//! fetch, acknowledgements and reading one message. Each authenticates and authorizes like a
+//! publish does (steps 1 and 4), checks its bounds, then calls the bus — so no adapter can reach
+//! the bus around governance.
+
+use std::time::Duration;
+
+use ace_bus::{ConsumerConfig, ConsumerInfo, Delivered, StoredMessage, StreamConfig, StreamInfo};
+use serde::Serialize;
+
+use crate::context::{Principal, RequestContext};
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::governance::Action;
+use crate::pipeline;
+
+/// How an acknowledgement of several sequences went: each sequence is judged alone.
+#[derive(Debug, Default, Serialize)]
+pub struct AckOutcome {
+    /// Sequences acknowledged (or nak'ed, or termed).
+    pub done: Vec<u64>,
+    /// Sequences refused, each with its error.
+    #[serde(skip)]
+    pub failed: Vec<(u64, CoreError)>,
+}
+
+/// Which acknowledgement to apply to each sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckKind {
+    /// Done: never deliver it to this consumer again.
+    Ack,
+    /// Redeliver after the delay (or the consumer's backoff schedule when `None`).
+    Nak(Option<Duration>),
+    /// Give up: move it to the stream's dead-letter subject with this reason.
+    Term(String),
+}
+
+impl Core {
+    /// Authenticates and authorizes `action` (steps 1 and 4 of the pipeline).
+    fn allow(&self, ctx: &RequestContext, action: Action<'_>) -> Result<Principal, CoreError> {
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        Ok(principal)
+    }
+
+    /// Creates a stream (the identical config again is a no-op).
+    pub async fn add_stream(
+        &self,
+        ctx: &RequestContext,
+        config: StreamConfig,
+    ) -> Result<StreamInfo, CoreError> {
+        self.allow(ctx, Action::Manage(&config.name))?;
+        Ok(self.bus.add_stream(config).await?)
+    }
+
+    /// Creates each stream whose name does not exist yet; existing streams are left as they are
+    /// (a restart keeps what an operator changed). Returns the names created.
+    pub async fn ensure_streams(
+        &self,
+        ctx: &RequestContext,
+        configs: &[StreamConfig],
+    ) -> Result<Vec<String>, CoreError> {
+        let existing = self.list_streams(ctx).await?;
+        let mut created = Vec::new();
+        for config in configs {
+            if existing.iter().all(|s| s.config.name != config.name) {
+                self.add_stream(ctx, config.clone()).await?;
+                created.push(config.name.clone());
+            }
+        }
+        Ok(created)
+    }
+
+    /// Every stream.
+    pub async fn list_streams(&self, ctx: &RequestContext) -> Result<Vec<StreamInfo>, CoreError> {
+        self.allow(ctx, Action::Consume("*"))?;
+        Ok(self.bus.list_streams().await?)
+    }
+
+    /// One stream.
+    pub async fn stream_info(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+    ) -> Result<StreamInfo, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        Ok(self.bus.stream_info(stream).await?)
+    }
+
+    /// Deletes a stream with its messages and consumers.
+    pub async fn delete_stream(&self, ctx: &RequestContext, stream: &str) -> Result<(), CoreError> {
+        self.allow(ctx, Action::Manage(stream))?;
+        Ok(self.bus.delete_stream(stream).await?)
+    }
+
+    /// Creates a consumer (the identical config again keeps the existing one).
+    pub async fn add_consumer(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        config: ConsumerConfig,
+    ) -> Result<ConsumerInfo, CoreError> {
+        self.allow(ctx, Action::Manage(stream))?;
+        Ok(self.bus.add_consumer(stream, config).await?)
+    }
+
+    /// Every consumer of a stream.
+    pub async fn list_consumers(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+    ) -> Result<Vec<ConsumerInfo>, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        Ok(self.bus.list_consumers(stream).await?)
+    }
+
+    /// One consumer.
+    pub async fn consumer_info(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<ConsumerInfo, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        Ok(self.bus.consumer_info(stream, consumer).await?)
+    }
+
+    /// Deletes a consumer and its state.
+    pub async fn delete_consumer(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<(), CoreError> {
+        self.allow(ctx, Action::Manage(stream))?;
+        Ok(self.bus.delete_consumer(stream, consumer).await?)
+    }
+
+    /// Pulls up to `batch` messages (1..=`max_fetch_batch`), waiting up to `expires` (shortened
+    /// to `max_fetch_wait`) for the first one.
+    pub async fn fetch(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+    ) -> Result<Vec<Delivered>, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        if batch == 0 || batch > self.limits.max_fetch_batch {
+            return Err(CoreError::InvalidRequest {
+                field: "batch",
+                reason: format!("must be 1 to {}, got {batch}", self.limits.max_fetch_batch),
+            });
+        }
+        let expires = expires.min(self.limits.max_fetch_wait);
+        Ok(self.bus.fetch(stream, consumer, batch, expires).await?)
+    }
+
+    /// Applies `kind` to each of `seqs` (1..=`max_ack_seqs` of them) and reports each one.
+    pub async fn acknowledge(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        consumer: &str,
+        seqs: &[u64],
+        kind: &AckKind,
+    ) -> Result<AckOutcome, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        if seqs.is_empty() || seqs.len() > self.limits.max_ack_seqs {
+            return Err(CoreError::InvalidRequest {
+                field: "seqs",
+                reason: format!(
+                    "must name 1 to {} sequences, got {}",
+                    self.limits.max_ack_seqs,
+                    seqs.len()
+                ),
+            });
+        }
+        let mut outcome = AckOutcome::default();
+        for &seq in seqs {
+            let result = match kind {
+                AckKind::Ack => self.bus.ack(stream, consumer, seq).await,
+                AckKind::Nak(delay) => self.bus.nak(stream, consumer, seq, *delay).await,
+                AckKind::Term(reason) => self.bus.term(stream, consumer, seq, reason).await,
+            };
+            match result {
+                Ok(()) => outcome.done.push(seq),
+                Err(err) => outcome.failed.push((seq, CoreError::Bus(err))),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Reads one stored message by sequence.
+    pub async fn get_message(
+        &self,
+        ctx: &RequestContext,
+        stream: &str,
+        seq: u64,
+    ) -> Result<StoredMessage, CoreError> {
+        self.allow(ctx, Action::Consume(stream))?;
+        self.bus
+            .get_message(stream, seq)
+            .await?
+            .ok_or_else(|| CoreError::MessageNotFound {
+                stream: stream.to_owned(),
+                seq,
+            })
+    }
+}

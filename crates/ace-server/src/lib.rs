@@ -1,0 +1,1 @@
+//! `ace-server` (layer L5): configuration, the HTTP API and `run(listener, config, shutdown)`.
