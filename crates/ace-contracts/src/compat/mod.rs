@@ -386,6 +386,5 @@ fn side(s: Located<'_>) -> walk::Side<'_> {
     walk::Side {
         loc: s.loc,
         schema: s.schema,
-        persistent: true,
     }
 }

@@ -772,3 +772,31 @@ fn given_mode_names_when_parsed_then_each_round_trips_and_unknown_names_are_list
         .expect_err("unknown");
     assert!(err.contains("backward_transitive"), "{err}");
 }
+
+/// Guards against unbounded recursion: under the strict reading a newly declared recursive
+/// property is compared with "anything" level after level until the pair repeats.
+#[test]
+fn given_the_strict_reading_when_a_recursive_property_is_declared_then_the_check_terminates() {
+    let old = json!({"type": "object"});
+    let new = json!({
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/node"}},
+        "$defs": {"node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}}
+    });
+    let strict = CheckOptions { open_model: Strict };
+    let found = check_with(&old, &new, CompatibilityMode::Backward, strict);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        (found[0].rule, found[0].pointer.as_str()),
+        (Rule::PropertyConstrained, "/properties/tree")
+    );
+    assert!(
+        check_with(
+            &old,
+            &new,
+            CompatibilityMode::Backward,
+            CheckOptions::default()
+        )
+        .is_empty()
+    );
+}

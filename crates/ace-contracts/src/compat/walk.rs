@@ -66,13 +66,11 @@ pub(super) const ANNOTATIONS: &[&str] = &[
     "contentEncoding",
 ];
 
-/// A sub-schema and the document it lives in. `persistent` is false for schemas the walk
-/// built itself (merged branches), whose addresses must not serve as cycle-guard keys.
+/// A sub-schema and the document it lives in.
 #[derive(Clone, Copy)]
 pub(super) struct Side<'a> {
     pub(super) loc: Loc<'a>,
     pub(super) schema: &'a Value,
-    pub(super) persistent: bool,
 }
 
 /// One directional check in progress.
@@ -157,7 +155,6 @@ impl<'d> Walk<'d> {
             let target = Side {
                 loc,
                 schema: target,
-                persistent: true,
             };
             return self.guarded(target, r, ptr);
         }
@@ -206,14 +203,13 @@ impl<'d> Walk<'d> {
         found
     }
 
-    /// Compares through a `$ref`, stopping at a pair already being compared (a recursive schema).
+    /// Compares through a `$ref`, stopping at a pair already being compared (a recursive
+    /// schema). Pairs are keyed by address: every pair on the stack is borrowed by a frame
+    /// below, so it is alive and no other value can share its address.
     fn guarded<'a>(&mut self, w: Side<'a>, r: Side<'a>, ptr: &str)
     where
         'd: 'a,
     {
-        if !(w.persistent && r.persistent) {
-            return self.reads(w, r, ptr);
-        }
         let key = (
             std::ptr::from_ref(w.schema) as usize,
             std::ptr::from_ref(r.schema) as usize,
@@ -244,7 +240,6 @@ impl<'d> Walk<'d> {
                 Side {
                     loc: r.loc,
                     schema: &siblings,
-                    persistent: false,
                 },
                 ptr,
             );
@@ -255,7 +250,6 @@ impl<'d> Walk<'d> {
                 Side {
                     loc,
                     schema: target,
-                    persistent: true,
                 },
                 ptr,
             );
@@ -281,7 +275,6 @@ impl<'d> Walk<'d> {
             });
         let merged = Side {
             schema: &merged,
-            persistent: false,
             ..w
         };
         let Some(r_parts) = r.schema.get("allOf").and_then(Value::as_array) else {
@@ -309,7 +302,6 @@ impl<'d> Walk<'d> {
             merged,
             Side {
                 schema: &reduced,
-                persistent: false,
                 ..r
             },
             ptr,
@@ -334,7 +326,6 @@ impl<'d> Walk<'d> {
                 self.reads(
                     Side {
                         schema: &merged,
-                        persistent: false,
                         ..w
                     },
                     r,
@@ -422,6 +413,10 @@ fn has_ref(schema: &Value) -> bool {
         _ => false,
     }
 }
+
+/// The schema that admits everything, at one address so that comparisons of "anything" with
+/// a recursive schema meet their own pair again and stop.
+pub(super) static ANY: Value = Value::Bool(true);
 
 fn ref_of(schema: &Value) -> Option<&str> {
     schema.get("$ref").and_then(Value::as_str)

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{ANNOTATIONS, HANDLED, Side, Walk, accepts_everything, escape};
+use super::{ANNOTATIONS, ANY, HANDLED, Side, Walk, accepts_everything, escape};
 use crate::compat::{OpenModelReading, Rule, types::TypeSet};
 
 /// Scalar keywords checked value by value when the writer is a finite set (`enum` / `const`).
@@ -230,10 +230,7 @@ impl<'d> Walk<'d> {
             rm.get("items"),
             !rm.get("items").is_some_and(Value::is_array),
         ) {
-            let wi = wm
-                .get("items")
-                .filter(|i| !i.is_array())
-                .unwrap_or(&Value::Bool(true));
+            let wi = wm.get("items").filter(|i| !i.is_array()).unwrap_or(&ANY);
             self.reads(
                 Side { schema: wi, ..w },
                 Side { schema: ri, ..r },
@@ -311,16 +308,7 @@ impl<'d> Walk<'d> {
         if self.options.open_model == OpenModelReading::Lenient {
             return;
         }
-        let any = Value::Bool(true);
-        let findings = self.trial(
-            Side {
-                schema: &any,
-                persistent: false,
-                ..w
-            },
-            rp,
-            &here,
-        );
+        let findings = self.refusals_of_anything(w, rp, &here);
         if let Some(first) = findings.first() {
             let reason = format!(
                 "{}'s open content model lets data carry `{name}` with any value, {} constrains it: {}",
@@ -330,6 +318,19 @@ impl<'d> Walk<'d> {
             );
             self.report(here, Rule::PropertyConstrained, reason);
         }
+    }
+
+    /// What `r` refuses of a writer that admits anything (an open model's undeclared values).
+    fn refusals_of_anything<'a>(
+        &self,
+        w: Side<'a>,
+        r: Side<'a>,
+        ptr: &str,
+    ) -> Vec<crate::Incompatibility>
+    where
+        'd: 'a,
+    {
+        self.trial(Side { schema: &ANY, ..w }, r, ptr)
     }
 
     /// Undeclared properties: the writer's `additionalProperties` against the reader's.
@@ -355,17 +356,8 @@ impl<'d> Walk<'d> {
                 self.report(here, Rule::AdditionalPropertiesClosed, reason);
             }
             (Extra::Open, Extra::Schema(s)) => {
-                let any = Value::Bool(true);
                 if let Some(first) = self
-                    .trial(
-                        Side {
-                            schema: &any,
-                            persistent: false,
-                            ..w
-                        },
-                        Side { schema: s, ..r },
-                        &here,
-                    )
+                    .refusals_of_anything(w, Side { schema: s, ..r }, &here)
                     .first()
                 {
                     let reason = format!(
