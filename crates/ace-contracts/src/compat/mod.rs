@@ -68,9 +68,21 @@
 //! | `unsupported_keyword` | changes a keyword the checker does not model (`patternProperties`, `not`, `if`...) |
 //!
 //! Widening (a reader admitting more) is always fine in that direction and is exactly what
-//! breaks the opposite one, so `full` refuses both. `items`, `properties`, `additionalProperties`,
+//! breaks the opposite one, so `full` refuses both. `items` and `prefixItems` (position by
+//! position), `properties`, `additionalProperties`,
 //! `allOf`/`anyOf`/`oneOf` branches and `$ref` targets (local `#/$defs/...` or another embedded
 //! file) are compared recursively; recursive schemas stop at a pair already being compared.
+//!
+//! # Limits (all on the safe side)
+//!
+//! - Keywords not modelled (`not`, `if`/`then`/`else`, `patternProperties`, `propertyNames`,
+//!   `dependent*`, `contains`, `unevaluated*`) are refused when the reader changes them and
+//!   ignored in the writer, which can only make the writer look larger; a writer with
+//!   `patternProperties` is taken as an open model. Identical `patternProperties` on both sides
+//!   of a closed model may therefore raise a false alarm.
+//! - A finite writer (`enum`/`const`) is compared value by value with the reader's `enum`,
+//!   `const`, type and scalar keywords; object or array values are not walked into.
+//! - `pattern` and `format` are compared by equality, not by language inclusion.
 //!
 //! Each [`Incompatibility`] carries the rule, a sentence naming both schemas, and the JSON
 //! pointer of the schema location at fault as if every `$ref` were inlined: the path both

@@ -712,6 +712,34 @@ const RULES: &[RuleRow] = &[
         direction: B,
         expect: &[(Rule::UnsupportedKeyword, "/then")],
     },
+    RuleRow {
+        name: "prefixItems element narrowed",
+        old: r#"{"type":"array","prefixItems":[{"type":"number"}]}"#,
+        new: r#"{"type":"array","prefixItems":[{"type":"integer"}]}"#,
+        direction: B,
+        expect: &[(Rule::TypeNarrowed, "/prefixItems/0/type")],
+    },
+    RuleRow {
+        name: "writer prefix element meets the reader's items",
+        old: r#"{"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}}"#,
+        new: r#"{"type":"array","items":{"type":"integer"}}"#,
+        direction: B,
+        expect: &[(Rule::TypeNarrowed, "/prefixItems/0/type")],
+    },
+    RuleRow {
+        name: "writer patternProperties escape its closed model",
+        old: r#"{"type":"object","patternProperties":{"^x":{"type":"string"}},"additionalProperties":false}"#,
+        new: r#"{"type":"object","additionalProperties":false}"#,
+        direction: B,
+        expect: &[(Rule::AdditionalPropertiesClosed, "/additionalProperties")],
+    },
+    RuleRow {
+        name: "reader value keywords that do not compile",
+        old: r#"{"enum":["a"]}"#,
+        new: r#"{"type":"string","pattern":"("}"#,
+        direction: B,
+        expect: &[(Rule::ValueRefused, "")],
+    },
 ];
 
 const RECURSIVE: &str = r##"{"$ref":"#/$defs/node","$defs":{"node":{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#/$defs/node"}}}}}}"##;

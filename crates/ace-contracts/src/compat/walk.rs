@@ -32,6 +32,7 @@ pub(super) const HANDLED: &[&str] = &[
     "pattern",
     "format",
     "items",
+    "prefixItems",
     "minItems",
     "maxItems",
     "uniqueItems",

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{ANNOTATIONS, ANY, HANDLED, Side, Walk, accepts_everything, escape};
+use super::{ANNOTATIONS, ANY, HANDLED, Side, Walk, accepts_everything, escape, same_meaning};
 use crate::compat::{OpenModelReading, Rule, types::TypeSet};
 
 /// Scalar keywords checked value by value when the writer is a finite set (`enum` / `const`).
@@ -35,7 +35,7 @@ impl<'d> Walk<'d> {
     {
         let (wt, rt) = (TypeSet::of(wm), TypeSet::of(rm));
         self.types(wt, rt, ptr);
-        self.unsupported(wm, rm, ptr);
+        self.unsupported(w, wm, r, rm, ptr);
         if let Some(values) = finite_values(wm) {
             return self.values(&values, rm, ptr);
         }
@@ -96,6 +96,11 @@ impl<'d> Walk<'d> {
                     Rule::EnumNarrowed
                 };
                 self.report(format!("{ptr}/{keyword}"), rule, reason);
+            }
+            if let Some(Err(error)) = &scalar {
+                let reason = format!("{}'s value keywords do not compile: {error}", self.reader());
+                self.report(ptr.to_owned(), Rule::ValueRefused, reason);
+                break;
             }
             if let Some(Ok(validator)) = &scalar
                 && let Err(error) = validator.validate(value)
@@ -226,17 +231,51 @@ impl<'d> Walk<'d> {
             );
             self.report(format!("{ptr}/uniqueItems"), Rule::UniqueItemsAdded, reason);
         }
-        if let (Some(ri), true) = (
-            rm.get("items"),
-            !rm.get("items").is_some_and(Value::is_array),
-        ) {
-            let wi = wm.get("items").filter(|i| !i.is_array()).unwrap_or(&ANY);
-            self.reads(
-                Side { schema: wi, ..w },
-                Side { schema: ri, ..r },
-                &format!("{ptr}/items"),
+        self.elements(w, wm, r, rm, ptr);
+    }
+
+    /// Array elements, position by position: element `i` is governed by `prefixItems[i]` when
+    /// there is one and by `items` after the prefix, on both sides (so a writer's prefix is
+    /// compared with whatever of the reader governs the same positions).
+    fn elements<'a>(
+        &mut self,
+        w: Side<'a>,
+        wm: &'a Map<String, Value>,
+        r: Side<'a>,
+        rm: &'a Map<String, Value>,
+        ptr: &str,
+    ) where
+        'd: 'a,
+    {
+        let prefix = |m: &'a Map<String, Value>| {
+            m.get("prefixItems")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let rest =
+            |m: &'a Map<String, Value>| m.get("items").filter(|i| !i.is_array()).unwrap_or(&ANY);
+        let (w_prefix, r_prefix) = (prefix(wm), prefix(rm));
+        let (w_rest, r_rest) = (rest(wm), rest(rm));
+        for i in 0..w_prefix.len().max(r_prefix.len()) {
+            let (wi, ri) = (
+                w_prefix.get(i).unwrap_or(w_rest),
+                r_prefix.get(i).unwrap_or(r_rest),
             );
+            let here = format!("{ptr}/prefixItems/{i}");
+            self.reads(Side { schema: wi, ..w }, Side { schema: ri, ..r }, &here);
         }
+        let here = format!("{ptr}/items");
+        self.reads(
+            Side {
+                schema: w_rest,
+                ..w
+            },
+            Side {
+                schema: r_rest,
+                ..r
+            },
+            &here,
+        );
     }
 
     fn objects<'a>(
@@ -264,7 +303,7 @@ impl<'d> Walk<'d> {
             );
         }
         let (w_props, r_props) = (properties(wm), properties(rm));
-        let (w_extra, r_extra) = (Extra::of(wm), Extra::of(rm));
+        let (w_extra, r_extra) = (Extra::writer(wm), Extra::reader(rm));
         for (name, wp) in w_props {
             let here = format!("{ptr}/properties/{}", escape(name));
             let wp = Side { schema: wp, ..w };
@@ -376,12 +415,24 @@ impl<'d> Walk<'d> {
     }
 
     /// Constraining keywords of the reader that the walk does not understand must be unchanged.
-    fn unsupported(&mut self, wm: &Map<String, Value>, rm: &Map<String, Value>, ptr: &str) {
+    /// Constraining keywords of the reader that the walk does not model must be unchanged
+    /// (equal, with any `$ref` inside resolving in the same document).
+    fn unsupported(
+        &mut self,
+        w: Side<'_>,
+        wm: &Map<String, Value>,
+        r: Side<'_>,
+        rm: &Map<String, Value>,
+        ptr: &str,
+    ) {
         for (keyword, value) in rm {
             let known =
                 HANDLED.contains(&keyword.as_str()) || ANNOTATIONS.contains(&keyword.as_str());
-            let tuple_items = keyword == "items" && value.is_array();
-            if (!known || tuple_items) && wm.get(keyword) != Some(value) {
+            let modelled = known && !(keyword == "items" && value.is_array());
+            let unchanged = wm.get(keyword).is_some_and(|wv| {
+                same_meaning(Side { schema: wv, ..w }, Side { schema: value, ..r })
+            });
+            if !modelled && !unchanged {
                 let reason = format!(
                     "`{keyword}` changed and its compatibility cannot be checked structurally; keep it as in {}",
                     self.writer()
@@ -408,12 +459,23 @@ enum Extra<'a> {
 }
 
 impl<'a> Extra<'a> {
-    fn of(m: &'a Map<String, Value>) -> Self {
+    /// The reader's treatment of undeclared properties.
+    fn reader(m: &'a Map<String, Value>) -> Self {
         match m.get("additionalProperties") {
             None => Extra::Open,
             Some(Value::Bool(false)) => Extra::Closed,
             Some(v) if accepts_everything(v) => Extra::Open,
             Some(v) => Extra::Schema(v),
+        }
+    }
+
+    /// The writer's: as the reader's, except that `patternProperties` (not modelled) lets
+    /// matching names escape `additionalProperties`, so such a writer is taken as open.
+    fn writer(m: &'a Map<String, Value>) -> Self {
+        if m.contains_key("patternProperties") {
+            Extra::Open
+        } else {
+            Extra::reader(m)
         }
     }
 }
