@@ -2,12 +2,15 @@
 //!
 //! - `embedded`   — the real `contracts/` tree: every schema compiles, every example validates,
 //!   every invalid example fails at its `expect_pointer`.
+//! - `publishing` — the README's publishing flow on the real tree: a versioned copy of
+//!   `ml/ml_schemas.json` admitted when compatible, refused with pointers when not.
 //! - `registry`   — registration over fixtures: semver order, modes (transitive or not, `none`),
 //!   references into embedded documents, lookups and their errors.
 //! - `validation` — `validate` returns every error with instance and schema pointers.
 //! - `support`    — loading a contracts tree from disk.
 
 mod embedded;
+mod publishing;
 mod registry;
 mod support;
 mod validation;
