@@ -44,6 +44,15 @@ fn leyline(c: &mut Criterion) {
     let template = common::event_envelope();
     eprintln!("size event_envelope_200b: {} bytes", template.encoded_len());
     let payload = vec![0xABu8; 200];
+    c.bench_function("event_envelope_200b/wrap_encode", |b| {
+        b.iter(|| {
+            let envelope = pb::EventEnvelope {
+                payload: black_box(&payload).clone(),
+                ..template.clone()
+            };
+            envelope.encode_to_vec()
+        })
+    });
     c.bench_function("event_envelope_200b/wrap_encode_decode", |b| {
         b.iter(|| {
             let envelope = pb::EventEnvelope {

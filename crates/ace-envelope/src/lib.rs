@@ -9,16 +9,78 @@
 //! - [`Envelope::validate`], every broken rule with its field path — `validate.rs`;
 //! - [`Subject`], [`SubjectPattern`] (`*`, `>`), the ACE hierarchy [`AceSubject`] — `subject.rs`;
 //! - W3C [`TraceParent`] — `trace.rs`;
-//! - [`Clock`], [`SystemClock`], [`ManualClock`]: injected time — `clock.rs`;
+//! - [`canonical`]: RFC 8785-style canonical JSON, Ed25519 [`Envelope::sign`] / [`Envelope::verify`];
+//! - [`codec`]: protobuf ([`Envelope::to_protobuf_vec`]) and CloudEvents 1.0
+//!   ([`to_cloudevent_json`], [`to_binary`]); [`leyline`]: the generated seed 004 messages;
+//! - [`Clock`], [`SystemClock`], [`ManualClock`]: injected time as `DateTime<Utc>` — `clock.rs`;
 //! - [`ErrorCode`], [`ErrorBody`]: the wire error vocabulary of every API — `error.rs`.
+//!
+//! ```
+//! use ace_envelope::{Envelope, Kind, Priority, SubjectPattern};
+//!
+//! let env = Envelope::builder(Kind::Event, "ace.comms.http.service.kpi.evt.v1")
+//!     .name("kpi.threshold_breach")
+//!     .payload_json(serde_json::json!({"kpi": "latency", "value": 812}))
+//!     .priority(Priority::P1)
+//!     .build()?;
+//! assert!(SubjectPattern::new("ace.comms.*.service.>")?.matches(&env.subject));
+//! let back = Envelope::from_protobuf_slice(&env.to_protobuf_vec()?)?;
+//! assert_eq!(back, env);
+//! # Ok::<(), ace_envelope::EnvelopeError>(())
+//! ```
+//!
+//! # Payload
+//!
+//! `payload` is a `serde_json::Value`. With a JSON `content_type` (`application/json` or a
+//! `+json` suffix, lower case) it is the JSON itself; with any other content type it is a JSON
+//! string holding the bytes in standard padded base64 ([`EnvelopeBuilder::payload_bytes`],
+//! [`Envelope::payload_bytes`]). In protobuf and CloudEvents binary mode the payload travels as
+//! raw bytes (the JSON text, or the decoded bytes).
+//!
+//! # CloudEvents mapping
+//!
+//! Structured mode is one JSON object (`application/cloudevents+json`); binary mode puts each
+//! attribute in a `ce-{name}` header (percent-encoded), `datacontenttype` in `content-type` and
+//! the payload bytes in the body.
+//!
+//! | CloudEvents attribute | envelope field | notes |
+//! | --- | --- | --- |
+//! | `specversion` | — | always `1.0` |
+//! | `id` | `id` | UUID text |
+//! | `source` | `source` | `/ace-comms/{type}/{percent-encoded id}`, `/ace-comms` without a source |
+//! | `type` | `name` | `gme/1.{kind}` when `name` is absent (a `name` never holds `/`) |
+//! | `subject` | `subject` | |
+//! | `time` | `created_at` | RFC 3339, nanoseconds kept |
+//! | `datacontenttype` | `content_type` | `content-type` header in binary mode |
+//! | `dataschema` | `schema` | `name@semver` as is |
+//! | `data` / `data_base64` | `payload` | `data` for JSON content, `data_base64` otherwise |
+//! | `traceparent`, `tracestate` | `trace` | the CloudEvents distributed-tracing extension |
+//! | `acespec` | `spec` | |
+//! | `acekind` | `kind` | |
+//! | `acedomain` | `domain` | |
+//! | `acepriority`, `aceqos` | `priority`, `qos` | |
+//! | `aceidempotencykey` | `idempotency_key` | |
+//! | `acecorrelationid`, `acecausationid` | `correlation_id`, `causation_id` | |
+//! | `acepartitionkey` | `partition_key` | |
+//! | `acehops`, `aceattempt`, `acemaxattempts` | `hops`, `attempt`, `max_attempts` | decimal |
+//! | `acettlms` | `ttl_ms` | decimal |
+//! | `acedeadline`, `acenotbefore` | `deadline`, `not_before` | RFC 3339 |
+//! | `acerbac` | `rbac` | canonical JSON array |
+//! | `acegovernance` | `governance` | canonical JSON object |
+//! | `acepayloadref` | `payload_ref` | canonical JSON object |
+//! | `acesignature` | `signature` | canonical JSON object |
+//! | `aceheaders` | `headers` | canonical JSON object |
 //!
 //! # Invariants
 //!
 //! - An envelope returned by [`EnvelopeBuilder::build`] passes [`Envelope::validate`] and
 //!   `contracts/comms/envelope.schema.json`; the two refuse the same bad envelopes.
-//! - The serde (JSON) form is canonical; every other form is a lossless view of it.
+//! - The serde (JSON) form is canonical; protobuf and CloudEvents are lossless views of it:
+//!   a valid envelope converted there and back is equal to itself (proptested).
 //! - [`SubjectPattern::matches`] never allocates.
-//! - An [`ErrorCode`]'s wire string never changes and is never reused.
+//! - An [`ErrorCode`]'s wire string never changes and is never reused;
+//!   `contracts/comms/errors.schema.json` lists exactly [`ErrorCode::ALL`].
+//! - No I/O, no global state: time comes from a [`Clock`], randomness only for ids.
 
 mod builder;
 pub mod canonical;
