@@ -160,6 +160,10 @@ pub struct RegisterOutcome {
     pub checked_against: Vec<Version>,
     /// True when this exact schema was already registered at this version (nothing changed).
     pub already_registered: bool,
+    /// What the mode let through: incompatibilities with the previous latest version in the
+    /// directions the mode does not enforce (all of them under `none`). Forward findings under
+    /// `backward`, say, are the old consumers that will refuse new data until upgraded.
+    pub advisories: Vec<Incompatibility>,
 }
 
 /// Subjects, their versions and compatibility modes; see the crate documentation.
@@ -368,6 +372,7 @@ impl Registry {
             mode,
             checked_against: Vec::new(),
             already_registered: false,
+            advisories: Vec::new(),
         };
         if let Some(existing) = self.subjects.get(subject).and_then(|v| v.get(&version)) {
             if existing.schema == schema && existing.source == source {
@@ -393,6 +398,7 @@ impl Registry {
         }
         let candidate = self.compile(subject, version, schema, source)?;
         outcome.checked_against = self.check_against_history(&candidate, mode)?;
+        outcome.advisories = self.advisories(&candidate, mode);
         let entry = Arc::new(candidate);
         self.subjects
             .entry(subject.to_owned())
@@ -485,6 +491,19 @@ impl Registry {
             }));
         }
         (earlier.iter().map(|e| e.version.clone()).collect(), found)
+    }
+
+    /// Incompatibilities with the latest version in the directions `mode` does not enforce.
+    fn advisories(
+        &self,
+        candidate: &RegisteredSchema,
+        mode: CompatibilityMode,
+    ) -> Vec<Incompatibility> {
+        let (_, found) = self.incompatibilities(candidate, CompatibilityMode::Full);
+        found
+            .into_iter()
+            .filter(|i| !mode.directions().contains(&i.direction))
+            .collect()
     }
 
     /// A dry run of [`Registry::register`]: compiles `schema` and returns every incompatibility

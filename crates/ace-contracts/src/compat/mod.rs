@@ -289,7 +289,7 @@ impl fmt::Display for Rule {
 }
 
 /// One reason why a new schema is not compatible with an old one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incompatibility {
     /// Which way the data would flow to be refused.
     pub direction: Direction,

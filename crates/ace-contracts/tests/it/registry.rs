@@ -156,6 +156,16 @@ fn given_each_mode_when_an_optional_property_is_added_to_a_closed_model_then_onl
         } else {
             let outcome = result.unwrap_or_else(|e| panic!("{mode}: {e}"));
             assert_eq!(outcome.mode, mode);
+            let advised: Vec<_> = outcome
+                .advisories
+                .iter()
+                .map(|i| (i.direction, i.rule))
+                .collect();
+            assert_eq!(
+                advised,
+                [(Direction::Forward, Rule::PropertyRefused)],
+                "{mode}: old closed readers will refuse"
+            );
             let expected = if mode == CompatibilityMode::None {
                 vec![]
             } else {
@@ -225,6 +235,16 @@ fn given_none_mode_when_the_type_changes_then_it_is_accepted_without_checks() {
         .register("shop.audit", v("2.0.0"), json!({"type": "integer"}))
         .expect("none");
     assert!(outcome.checked_against.is_empty());
+    let advised: Vec<_> = outcome
+        .advisories
+        .iter()
+        .map(|i| (i.direction, i.rule))
+        .collect();
+    let narrowed = [Direction::Backward, Direction::Forward].map(|d| (d, Rule::TypeNarrowed));
+    assert_eq!(
+        advised, narrowed,
+        "none enforces nothing but still says what broke"
+    );
     assert!(registry.validate("shop.audit", &json!(3)).is_ok());
     assert!(registry.validate("shop.audit@1.0.0", &json!(3)).is_err());
 }
