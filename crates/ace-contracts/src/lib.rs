@@ -3,7 +3,9 @@
 //!
 //! - [`Registry`] — subjects → semver versions → schemas; [`Registry::embedded`] loads the
 //!   manifest `contracts/comms/registry.yaml`; [`Registry::register`] admits a new version only
-//!   if it compiles and is compatible under the subject's [`CompatibilityMode`];
+//!   if it compiles and is compatible under the subject's [`CompatibilityMode`] (refusals list
+//!   every [`Incompatibility`]; the outcome lists what the mode let through as advisories);
+//!   [`Registry::check_compatibility`] is the dry run;
 //!   [`Registry::validate`] / [`RegisteredSchema::validate`] return every [`ValidationError`]
 //!   with its JSON pointers.
 //! - [`compat`] — the seven modes and the structural checker, with its rule table (including the
