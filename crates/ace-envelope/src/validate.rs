@@ -6,7 +6,7 @@
 //! The only rule the schema cannot state is a configured hop limit lower than [`MAX_HOPS`].
 
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Envelope, SPEC, is_json_content_type};
 use crate::subject;
@@ -18,7 +18,7 @@ pub const MAX_HOPS: u32 = 32;
 pub const MAX_ID_LEN: usize = 256;
 
 /// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// JSON pointer of the field at fault (`/governance/ehi_score`).
     pub path: String,

@@ -7,6 +7,10 @@
 //! `payload_ref`, `signature`, `headers`) are their canonical JSON text. In binary mode header
 //! values are percent-encoded as the CloudEvents HTTP binding asks (space, `"`, `%` and
 //! anything outside printable ASCII).
+//!
+//! Decoding accepts what encoding produces. A foreign CloudEvent decodes only if it carries
+//! what an envelope cannot do without: a UUID `id`, an `/ace-comms[/type/id]` `source`, a
+//! `subject` and the `acekind` extension; the bridge that admits foreign events maps them first.
 
 use std::collections::BTreeMap;
 
