@@ -68,6 +68,17 @@ fn single(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("append_{size_name}"));
         group.throughput(Throughput::Elements(1));
         let payload = vec![7u8; size];
+        // The floor in the same run: a bare positional write + fdatasync of the same bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("baseline")).unwrap();
+        let mut at = 0u64;
+        group.bench_function("write_fdatasync_baseline", |b| {
+            b.iter(|| {
+                std::os::unix::fs::FileExt::write_all_at(&file, &payload, at).unwrap();
+                at += payload.len() as u64;
+                file.sync_data().unwrap();
+            })
+        });
         for (name, policy) in POLICIES {
             let (_dir, log) = open(policy);
             group.bench_function(name, |b| {
