@@ -17,7 +17,8 @@
 //! - `SyncPolicy::Never`: write(2) only. A process crash loses nothing acknowledged; an OS crash
 //!   or power loss loses everything since the last sealed segment (roll or close fsync).
 //! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
-//!   (except under `Never`).
+//!   (except under `Never`); `delete_batch` shares one sync per touched tombstone file.
+//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs.
 //! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
 //!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
 //!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").
@@ -50,7 +51,10 @@
 //! - Stored timestamps never decrease, so time → sequence is a binary search on the sparse index.
 //! - Readers never see a record that is not yet durable (except under `Never`).
 //! - After corruption or a failed sync the log accepts no write until it is reopened.
-//! - The index is in memory, rebuilt by the scan at open (which also verifies every CRC).
+//! - The index is in memory, rebuilt by the scan at open (which also verifies every CRC), so
+//!   opening costs one sequential read of the stream.
+//! - Readers share a read lock and see only durable records; appends, the group-commit flush,
+//!   deletes and retention take it exclusively, and under `Batch` no lock is held across fsync.
 
 pub mod codec;
 mod config;

@@ -251,3 +251,28 @@ fn given_a_batch_of_deletes_when_reopened_then_all_stay_deleted_and_misses_are_n
     assert_eq!(left, (41..=60).collect::<Vec<u64>>());
     assert_eq!(log.state().first_seq, 41);
 }
+
+#[test]
+fn given_a_group_commit_delay_when_writers_race_then_all_are_acked_in_order_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let delay = std::time::Duration::from_millis(2);
+    let (log, _) = Log::open(
+        dir.path(),
+        config(SyncPolicy::Batch { max_delay: delay }, 1 << 20),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let log = &log;
+            s.spawn(move || {
+                let mut last = 0;
+                for i in 0..20u8 {
+                    let a = log.append(rec("d", &[t, i], 0)).unwrap();
+                    assert!(a.seq > last, "a writer's sequences increase");
+                    last = a.seq;
+                }
+            });
+        }
+    });
+    assert_eq!(log.read_from(1, 100).unwrap().len(), 80);
+}
