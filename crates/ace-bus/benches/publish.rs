@@ -24,15 +24,28 @@ const IN_FLIGHT: usize = 1024;
 const BATCH_CALL: usize = 256;
 
 fn envelopes(n: usize, payload: usize) -> Vec<Envelope> {
+    envelopes_on("ace.comms.bench.orders", n, payload)
+}
+
+fn envelopes_on(prefix: &str, n: usize, payload: usize) -> Vec<Envelope> {
     let body = "x".repeat(payload);
     (0..n)
         .map(|i| {
-            Envelope::builder(Kind::Event, format!("ace.comms.bench.orders.{}", i % 64))
+            Envelope::builder(Kind::Event, format!("{prefix}.{}", i % 64))
                 .payload_json(serde_json::json!({ "body": body }))
                 .build()
                 .expect("valid envelope")
         })
         .collect()
+}
+
+/// A temporary data directory, under `ACE_BUS_BENCH_DIR` when set (e.g. `/dev/shm` to take the
+/// disk's fsync latency out and see the engine's own cost).
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("ACE_BUS_BENCH_DIR") {
+        Some(base) => tempfile::tempdir_in(base).expect("temp dir in ACE_BUS_BENCH_DIR"),
+        None => tempfile::tempdir().expect("temp dir"),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +114,7 @@ fn bench_publish(c: &mut Criterion) {
             ("never", SyncPolicy::Never),
         ] {
             for payload in [256, 4096] {
-                let dir = tempfile::tempdir().expect("temp dir");
+                let dir = bench_dir();
                 let bus = rt.block_on(async {
                     let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).expect("opens");
                     let stream = StreamConfig {
@@ -154,7 +167,8 @@ fn cpu_seconds() -> Option<f64> {
 
 /// The cost figure BENCHMARKING.md asks for, which contention on a shared machine does not
 /// distort the way it distorts throughput: process CPU-seconds per million messages published
-/// (batch sync, 256 B, batch shape), with the wall-clock rate of the same run.
+/// (batch sync, 256 B, both shapes), with the wall-clock rate of the same run; and, as the
+/// baseline, the same publishes on a subject no stream captures (live path only).
 fn report_cpu_cost() {
     const N: usize = 200_000;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -162,22 +176,26 @@ fn report_cpu_cost() {
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = bench_dir();
     let bus = rt.block_on(async {
         let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).expect("opens");
         let stream = StreamConfig::new("bench", &["ace.comms.bench.>"]);
         bus.add_stream(stream).await.expect("stream");
         Arc::new(bus)
     });
-    for shape in [Shape::Batch, Shape::Single] {
-        let envs = envelopes(N, 256);
+    for (shape, prefix) in [
+        (Shape::Batch, "ace.comms.bench.orders"),
+        (Shape::Single, "ace.comms.bench.orders"),
+        (Shape::Batch, "ace.comms.nostream.orders"),
+    ] {
+        let envs = envelopes_on(prefix, N, 256);
         let (cpu0, t0) = (cpu_seconds(), Instant::now());
         rt.block_on(publish_all(bus.clone(), envs, shape));
         let (cpu1, wall) = (cpu_seconds(), t0.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (cpu0, cpu1) {
             let per_million = (b - a) * 1e6 / N as f64;
             eprintln!(
-                "cpu-cost {shape:?}/batch-sync/256B: {per_million:.2} CPU-s per million msgs \
+                "cpu-cost {shape:?}/batch-sync/256B on {prefix}: {per_million:.2} CPU-s per million msgs \
                  ({:.0} msgs/s wall, {:.0} msgs/s per CPU-second)",
                 N as f64 / wall,
                 N as f64 / (b - a).max(1e-9),

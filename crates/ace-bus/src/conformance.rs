@@ -118,7 +118,8 @@ macro_rules! conformance_suite {
             publish_is_stored_and_read_back, publish_without_stream_is_live_only,
             queue_group_delivers_once, request_reply_and_no_responders, duplicate_is_stored_once,
             dedup_window_survives_restart_then_expires, discard_new_refuses_when_full,
-            max_msg_size_is_refused, overlapping_streams_are_refused,
+            max_msg_size_is_refused, overlapping_streams_are_refused, publish_batch_answers_each_in_order,
+            stream_admin_keeps_consumers,
             workqueue_deletes_acked_messages, interest_deletes_once_all_acked,
             consumer_state_survives_restart, ack_wait_redelivers,
             backoff_then_dead_letter_with_reason, term_moves_to_dead_letter,
@@ -330,6 +331,69 @@ pub async fn overlapping_streams_are_refused(factory: &Factory) {
     let other = StreamConfig::new("other", &["ace.comms.test.*.eu"]);
     let err = engine.bus().add_stream(other).await;
     assert!(matches!(err, Err(BusError::Conflict { .. })), "got {err:?}");
+}
+
+/// `publish_batch` answers every envelope in order: stored, duplicate, or refused.
+pub async fn publish_batch_answers_each_in_order(factory: &Factory) {
+    let engine = setup(
+        factory,
+        StreamConfig {
+            max_msg_size: Some(600),
+            ..orders()
+        },
+    )
+    .await;
+    let big = env(&*engine, "big").payload_json(serde_json::json!({"blob": "x".repeat(1000)}));
+    let batch = vec![
+        build(env(&*engine, "a").idempotency_key("k")),
+        build(big),
+        build(env(&*engine, "b").idempotency_key("k")),
+        build(env(&*engine, "c")),
+    ];
+    let answers = engine.bus().publish_batch(batch).await;
+    assert_eq!(answers.len(), 4);
+    let ack = |i: usize| answers[i].as_ref().map(|a| (a.seq, a.duplicate)).ok();
+    assert_eq!(ack(0), Some((Some(1), false)));
+    assert!(matches!(answers[1], Err(BusError::MessageTooLarge { .. })));
+    assert_eq!(ack(2), Some((Some(1), true)));
+    assert_eq!(ack(3), Some((Some(2), false)));
+}
+
+/// Updating a stream's limits keeps its consumers and their state; deleting it removes it all
+/// and frees the name.
+pub async fn stream_admin_keeps_consumers(factory: &Factory) {
+    let (engine, bus) = with_consumer(factory, ConsumerConfig::new("c")).await;
+    publish_n(&*engine, 1, 3).await;
+    let got = fetch(&*bus, "c", 1).await;
+    ack_all(&*bus, "c", &got).await;
+    let info = bus
+        .update_stream(StreamConfig {
+            max_msgs: Some(1000),
+            ..orders()
+        })
+        .await
+        .expect("updated");
+    assert_eq!(
+        (info.config.max_msgs, info.messages, info.consumers),
+        (Some(1000), 3, 1)
+    );
+    assert_eq!(fetch(&*bus, "c", 10).await, vec![(2, 1), (3, 1)]);
+    let names: Vec<String> = bus
+        .list_streams()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.config.name)
+        .collect();
+    assert_eq!(names, vec![STREAM.to_owned()]);
+    assert_eq!(bus.list_consumers(STREAM).await.expect("list").len(), 1);
+    bus.delete_stream(STREAM).await.expect("deleted");
+    assert!(matches!(
+        bus.stream_info(STREAM).await,
+        Err(BusError::StreamNotFound { .. })
+    ));
+    bus.add_stream(orders()).await.expect("name reusable");
+    assert_eq!(bus.stream_info(STREAM).await.expect("info").messages, 0);
 }
 
 /// Work-queue retention deletes a message once its consumer acked it.

@@ -514,6 +514,9 @@ impl Inner {
         expires: Duration,
     ) -> Result<Vec<Delivered>, BusError> {
         let (s, c) = self.consumer(stream, consumer)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
         let deadline = tokio::time::Instant::now() + expires;
         loop {
             let notified = s.notify.notified();
