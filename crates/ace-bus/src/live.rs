@@ -139,9 +139,9 @@ impl LiveHub {
     pub fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Result<Subscription, BusError> {
         let pattern = SubjectPattern::new(pattern).map_err(|e| invalid_subject(pattern, &e))?;
         if let Some(queue) = queue.filter(|q| q.is_empty() || q.chars().any(char::is_whitespace)) {
-            return Err(BusError::InvalidSubject {
-                subject: queue.to_owned(),
-                reason: "a queue group name must be non-empty and without whitespace".to_owned(),
+            return Err(BusError::InvalidConfig {
+                field: "queue".to_owned(),
+                reason: format!("queue group name `{queue}` must be non-empty, without whitespace"),
             });
         }
         let (tx, rx) = mpsc::channel(self.shared.config.subscriber_buffer);

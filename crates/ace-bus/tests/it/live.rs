@@ -262,6 +262,18 @@ fn given_a_bad_pattern_when_subscribing_then_invalid_subject_names_it() {
     );
 }
 
+#[test]
+fn given_a_blank_queue_group_when_subscribing_then_the_queue_field_is_named() {
+    let hub = LiveHub::default();
+    let error = hub
+        .subscribe(TASKS, Some(" "))
+        .expect_err("blank queue name");
+    assert!(
+        matches!(&error, BusError::InvalidConfig { field, .. } if field == "queue"),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn given_a_dropped_hub_when_reading_then_the_subscription_ends_with_hub_closed() {
     let hub = LiveHub::default();
