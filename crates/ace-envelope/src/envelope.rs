@@ -196,16 +196,28 @@ pub struct Governance {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pii: Vec<String>,
     /// Consent scope the personal data was given under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub consent_scope: Option<String>,
     /// Epistemic Humility Index, 0..=1; at or above the action's threshold a human must approve.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ehi_score: Option<f64>,
     /// The sender asks for a human approval before delivery.
     #[serde(default)]
     pub requires_approval: bool,
     /// The approval that released the message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub approval_id: Option<String>,
 }
 
@@ -221,10 +233,6 @@ pub struct Signature {
     pub sig: String,
 }
 
-fn default_spec() -> String {
-    SPEC.to_owned()
-}
-
 fn default_content_type() -> String {
     JSON_CONTENT_TYPE.to_owned()
 }
@@ -238,8 +246,7 @@ fn default_max_attempts() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
-    /// Always `gme/1`.
-    #[serde(default = "default_spec")]
+    /// Always `gme/1`; required on input, as it says which rules apply.
     pub spec: String,
     /// UUIDv7, set by the builder.
     pub id: Uuid,
@@ -249,25 +256,49 @@ pub struct Envelope {
     /// with its path rather than a parse failure; see [`crate::Subject`].
     pub subject: String,
     /// Business domain (`intelligence`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain: Option<String>,
     /// Event type that workflows match on (`INTEL_INFER_COMPLETED`, `kpi.threshold_breach`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
     /// Who sent it; ingress stamps it from the authenticated principal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source: Option<Source>,
     /// `name@semver` of the payload's contract.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schema: Option<String>,
     /// Media type of the payload; `application/json` by default.
     #[serde(default = "default_content_type")]
     pub content_type: String,
     /// Inline payload (see the module docs for non-JSON content).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payload: Option<serde_json::Value>,
     /// Reference to content stored elsewhere.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub payload_ref: Option<PayloadRef>,
     /// Delivery priority, `P2` by default.
     #[serde(default)]
@@ -276,19 +307,39 @@ pub struct Envelope {
     #[serde(default)]
     pub qos: Qos,
     /// Dedup key: a stream drops a repeat inside its dedup window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idempotency_key: Option<String>,
     /// Request or workflow correlation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub correlation_id: Option<String>,
     /// Id of the message that caused this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub causation_id: Option<String>,
     /// Ordering key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub partition_key: Option<String>,
     /// W3C trace context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trace: Option<TraceContext>,
     /// Forwards so far (loop guard).
     #[serde(default)]
@@ -296,13 +347,25 @@ pub struct Envelope {
     /// Creation time, UTC.
     pub created_at: DateTime<Utc>,
     /// Time to live from `created_at`, in milliseconds; exclusive with `deadline`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ttl_ms: Option<u64>,
     /// Absolute expiry; exclusive with `ttl_ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deadline: Option<DateTime<Utc>>,
     /// No consumer sees the message before this time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_before: Option<DateTime<Utc>>,
     /// Delivery attempts so far (0 before the first delivery).
     #[serde(default)]
@@ -314,10 +377,14 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rbac: Vec<String>,
     /// Governance metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::object")]
     pub governance: Governance,
     /// Ed25519 signature over the canonical form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::present_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub signature: Option<Signature>,
     /// Free extension map.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -412,7 +479,11 @@ impl Envelope {
 
     /// Parses the JSON wire form (shape only; call `validate` for the rules).
     pub fn from_json_slice(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
-        serde_json::from_slice(bytes).map_err(EnvelopeError::InvalidJson)
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let envelope =
+            crate::strict::object(&mut deserializer).map_err(EnvelopeError::InvalidJson)?;
+        deserializer.end().map_err(EnvelopeError::InvalidJson)?;
+        Ok(envelope)
     }
 }
 

@@ -89,6 +89,7 @@ pub mod codec;
 mod envelope;
 mod error;
 pub mod leyline;
+mod strict;
 mod subject;
 mod trace;
 mod validate;

@@ -17,7 +17,11 @@ pub struct TraceContext {
     /// W3C `traceparent`: `00-{trace-id:32 hex}-{parent-id:16 hex}-{flags:2 hex}`.
     pub traceparent: String,
     /// W3C `tracestate`, vendor data carried as is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::present"
+    )]
     pub tracestate: Option<String>,
 }
 

@@ -130,7 +130,8 @@ fn signature() -> impl Strategy<Value = Signature> {
 }
 
 prop_compose! {
-    fn envelope()(
+    /// Arbitrary valid envelopes.
+    pub(crate) fn envelope()(
         kind in prop::sample::select(Kind::ALL.to_vec()),
         subject in subject(),
         (domain, name) in (prop::option::of(name()), prop::option::of(name())),

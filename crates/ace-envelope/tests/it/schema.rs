@@ -539,3 +539,108 @@ fn given_error_bodies_when_checked_against_the_errors_schema_then_they_are_valid
     assert!(!schema.is_valid(&wrong));
     assert!(serde_json::from_value::<ErrorBody>(wrong).is_err());
 }
+
+/// Values that break, or happen to satisfy, the rules of many fields.
+fn odd_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    proptest::sample::select(vec![
+        json!(""),
+        json!("a"),
+        json!("a.b"),
+        json!("a..b"),
+        json!("a.*"),
+        json!("gme/1"),
+        json!("P1"),
+        json!("event"),
+        json!("x y"),
+        json!("application/json"),
+        json!("text/plain"),
+        json!("AAAA"),
+        json!("orders@1.0.0"),
+        json!("c".repeat(300)),
+        json!("2026-01-01T00:00:00Z"),
+        json!(0),
+        json!(1),
+        json!(-1),
+        json!(32),
+        json!(33),
+        json!(1.5),
+        json!(true),
+        Value::Null,
+        json!({}),
+        json!([]),
+        json!(["a"]),
+        json!([""]),
+        json!({"type": "agent", "id": "x"}),
+        json!({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}),
+        json!({"ehi_score": 2}),
+        json!({"label": "secret"}),
+        json!({"k": "v"}),
+        json!({"bad key": "v"}),
+    ])
+}
+
+const FIELDS: &[&str] = &[
+    "spec",
+    "id",
+    "kind",
+    "subject",
+    "domain",
+    "name",
+    "source",
+    "schema",
+    "content_type",
+    "payload",
+    "payload_ref",
+    "priority",
+    "qos",
+    "idempotency_key",
+    "correlation_id",
+    "causation_id",
+    "partition_key",
+    "trace",
+    "hops",
+    "created_at",
+    "ttl_ms",
+    "deadline",
+    "not_before",
+    "attempt",
+    "max_attempts",
+    "rbac",
+    "governance",
+    "signature",
+    "headers",
+    "unknown",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The schema and the Rust side (serde shape + `validate`) agree on every mutated envelope:
+    /// the schema is exact to the Rust type, not merely stricter or looser.
+    #[test]
+    fn schema_and_rust_agree_on_mutated_envelopes(
+        env in crate::roundtrip::envelope(),
+        field in proptest::sample::select(FIELDS),
+        value in proptest::option::of(odd_value()),
+    ) {
+        let Value::Object(mut map) = serde_json::to_value(&env).expect("serialises") else {
+            panic!("an envelope serialises to an object");
+        };
+        match value {
+            Some(value) => { map.insert(field.to_owned(), value); }
+            None => { map.remove(field); }
+        }
+        let instance = Value::Object(map);
+        let by_schema = schema().is_valid(&instance);
+        let by_rust = serde_json::from_value::<Envelope>(instance.clone())
+            .map(|e| e.validate())
+            .map_err(|e| e.to_string());
+        let rust_ok = matches!(&by_rust, Ok(v) if v.is_empty());
+        proptest::prop_assert_eq!(by_schema, rust_ok, "{} -> rust {:?}", instance, by_rust);
+    }
+}
+
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| validator(ENVELOPE_SCHEMA))
+}
