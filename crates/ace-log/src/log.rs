@@ -279,6 +279,7 @@ impl Log {
         let first_seq = store
             .segments
             .values()
+            .filter(|s| s.live() > 0)
             .map(Segment::first_live)
             .find(|&s| s <= last_seq)
             .unwrap_or(last_seq + 1);

@@ -124,8 +124,14 @@ impl Store {
     ) -> Result<Appended, LogError> {
         let active = self.active();
         if active.len + framed > config.segment_bytes && active.next_seq > active.base_seq {
+            let (sealed, all_deleted) = (active.base_seq, active.live() == 0);
             let r = self.roll(durability);
             self.guard(r)?;
+            if all_deleted {
+                // Everything in it was deleted while it was active; sealed, it can go.
+                let r = self.remove_segment(sealed, durability);
+                self.guard(r)?;
+            }
         }
         let ts = if rec.timestamp_ns == 0 {
             now_ns
@@ -417,7 +423,7 @@ impl Store {
 }
 
 /// True when every record of `seg` is outside a limit: too old, or the newer segments alone
-/// already hold `max_msgs` / `max_bytes`. An empty sealed segment is always outside.
+/// already hold `max_msgs` / `max_bytes`. A segment with no live message is always outside.
 fn outside_limits(seg: &Segment, msgs: u64, bytes: u64, config: &LogConfig, now_ns: u64) -> bool {
     let r = &config.retention;
     let has_records = seg.next_seq > seg.base_seq;
@@ -426,7 +432,7 @@ fn outside_limits(seg: &Segment, msgs: u64, bytes: u64, config: &LogConfig, now_
     });
     let by_msgs = r.max_msgs.is_some_and(|m| msgs - seg.live() >= m);
     let by_bytes = r.max_bytes.is_some_and(|m| bytes - seg.live_bytes() >= m);
-    too_old || (has_records && (by_msgs || by_bytes)) || (!has_records && seg.live() == 0)
+    too_old || (has_records && (by_msgs || by_bytes)) || seg.live() == 0
 }
 
 fn scan(

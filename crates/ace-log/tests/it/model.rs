@@ -154,3 +154,23 @@ proptest! {
         run(ops, SyncPolicy::default());
     }
 }
+
+/// Regression (found by this model): a segment whose messages were all deleted while it was
+/// active stayed after its roll and `state().first_seq` pointed into it.
+#[test]
+fn given_a_segment_emptied_by_deletes_before_its_roll_then_first_seq_skips_it() {
+    use Op::*;
+    run(
+        vec![
+            Append(vec![367]),
+            Append(vec![91]),
+            Delete(0),
+            Delete(0),
+            Append(vec![337, 3, 36]),
+            Append(vec![4, 178, 146]),
+            Append(vec![352, 97, 292]),
+            Delete(6390833380447153167),
+        ],
+        SyncPolicy::Never,
+    );
+}
