@@ -16,13 +16,15 @@
 //!   subscription of their own, so requests do not churn the index (the same trick as NATS's
 //!   multiplexed `_INBOX` subscription). Nobody subscribed to the request subject is answered at
 //!   once with [`BusError::NoResponders`]; silence past the timeout with [`BusError::Timeout`].
+//! - **Expiry.** A message whose TTL or deadline has passed (by the injected [`Clock`]) is not
+//!   delivered, and is counted in [`LiveStats::expired`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ace_envelope::{Envelope, Subject, SubjectPattern};
+use ace_envelope::{Clock, Envelope, Subject, SubjectPattern, SystemClock};
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
@@ -77,6 +79,8 @@ pub struct LiveStats {
     pub slow_consumer_cutoffs: u64,
     /// Publishes that reached nobody.
     pub no_interest: u64,
+    /// Publishes not delivered because the message's TTL or deadline had passed.
+    pub expired: u64,
 }
 
 const OPEN: u8 = 0;
@@ -96,6 +100,7 @@ struct Counters {
     delivered: AtomicU64,
     slow_consumer_cutoffs: AtomicU64,
     no_interest: AtomicU64,
+    expired: AtomicU64,
 }
 
 struct Shared {
@@ -104,6 +109,8 @@ struct Shared {
     /// Requests waiting for their reply, by inbox subject.
     pending: Mutex<HashMap<String, oneshot::Sender<Arc<Envelope>>>>,
     counters: Counters,
+    /// Judges expiry; injected so tests move time instead of sleeping.
+    clock: Arc<dyn Clock>,
 }
 
 /// The in-process pub/sub hub. `Send + Sync`; share it in an `Arc`.
@@ -120,8 +127,13 @@ pub struct Subscription {
 }
 
 impl LiveHub {
-    /// A hub with the given limits.
-    pub fn new(mut config: LiveConfig) -> Self {
+    /// A hub with the given limits, judging expiry by the system clock.
+    pub fn new(config: LiveConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A hub with the given limits, judging expiry by `clock`.
+    pub fn with_clock(mut config: LiveConfig, clock: Arc<dyn Clock>) -> Self {
         // tokio's bounded channel needs room for at least one message.
         config.subscriber_buffer = config.subscriber_buffer.max(1);
         let shared = Shared {
@@ -129,6 +141,7 @@ impl LiveHub {
             index: RwLock::new(SubjectIndex::new()),
             pending: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            clock,
         };
         Self {
             shared: Arc::new(shared),
@@ -219,6 +232,7 @@ impl LiveHub {
             delivered: counters.delivered.load(Ordering::Relaxed),
             slow_consumer_cutoffs: counters.slow_consumer_cutoffs.load(Ordering::Relaxed),
             no_interest: counters.no_interest.load(Ordering::Relaxed),
+            expired: counters.expired.load(Ordering::Relaxed),
         }
     }
 }
@@ -339,6 +353,11 @@ impl Fanout {
 impl Shared {
     fn publish(&self, msg: &Arc<Envelope>) -> usize {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
+        // Only a message that can expire pays for reading the clock.
+        if msg.expires_at().is_some() && msg.is_expired(self.clock.now()) {
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
         let mut fanout = Fanout::default();
         fanout.delivered += self.answer_request(msg);
         {

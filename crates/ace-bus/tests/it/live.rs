@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ace_bus::live::reply_subject;
 use ace_bus::{BusError, CloseReason, LiveConfig, LiveHub, Subscription};
-use ace_envelope::{Envelope, Kind};
+use ace_envelope::{Envelope, Kind, ManualClock};
 use serde_json::json;
 
 fn hub_with_buffer(subscriber_buffer: usize) -> LiveHub {
@@ -260,6 +260,30 @@ fn given_a_bad_pattern_when_subscribing_then_invalid_subject_names_it() {
         matches!(&error, BusError::InvalidSubject { subject, .. } if subject == "ace.>.x"),
         "{error:?}"
     );
+}
+
+#[test]
+fn given_a_message_past_its_ttl_when_publishing_then_it_is_not_delivered_and_counted_expired() {
+    let clock = Arc::new(ManualClock::fixed());
+    let hub = LiveHub::with_clock(LiveConfig::default(), clock.clone());
+    let mut sub = hub.subscribe(TASKS, None).expect("subscribe");
+    let with_ttl = |n: u64| {
+        let msg = Envelope::builder(Kind::Event, TASKS)
+            .clock(&*clock)
+            .ttl(Duration::from_secs(1));
+        Arc::new(
+            msg.payload_json(json!({ "n": n }))
+                .build()
+                .expect("valid envelope"),
+        )
+    };
+    assert_eq!(hub.publish(with_ttl(1)), 1, "fresh: delivered");
+    let stale = with_ttl(2);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(hub.publish(stale), 0, "expired: not delivered");
+    assert_eq!(drain(&mut sub).len(), 1);
+    let stats = hub.stats();
+    assert_eq!((stats.expired, stats.delivered), (1, 1));
 }
 
 #[test]
