@@ -366,35 +366,17 @@ impl Registry {
             reason,
         })?;
         let mode = self.compatibility(subject);
+        let already_registered = self.is_registered(subject, &version, &schema, &source)?;
         let mut outcome = RegisterOutcome {
             subject: subject.to_owned(),
             version: version.clone(),
             mode,
             checked_against: Vec::new(),
-            already_registered: false,
+            already_registered,
             advisories: Vec::new(),
         };
-        if let Some(existing) = self.subjects.get(subject).and_then(|v| v.get(&version)) {
-            if existing.schema == schema && existing.source == source {
-                outcome.already_registered = true;
-                return Ok(outcome);
-            }
-            return Err(ContractError::VersionExists {
-                subject: subject.to_owned(),
-                version,
-            });
-        }
-        if let Some(latest) = self
-            .subjects
-            .get(subject)
-            .and_then(|v| v.keys().next_back())
-            && *latest > version
-        {
-            return Err(ContractError::VersionNotIncreasing {
-                subject: subject.to_owned(),
-                version,
-                latest: latest.clone(),
-            });
+        if already_registered {
+            return Ok(outcome);
         }
         let candidate = self.compile(subject, version, schema, source)?;
         outcome.checked_against = self.check_against_history(&candidate, mode)?;
@@ -405,6 +387,35 @@ impl Registry {
             .or_default()
             .insert(entry.version.clone(), entry);
         Ok(outcome)
+    }
+
+    /// The version rules: `Ok(true)` when this exact schema is registered at `version` already,
+    /// `Ok(false)` when `version` is new and above the latest, an error otherwise.
+    fn is_registered(
+        &self,
+        subject: &str,
+        version: &Version,
+        schema: &Value,
+        source: &SchemaSource,
+    ) -> Result<bool, ContractError> {
+        let Some(versions) = self.subjects.get(subject) else {
+            return Ok(false);
+        };
+        if let Some(existing) = versions.get(version) {
+            if existing.schema == *schema && existing.source == *source {
+                return Ok(true);
+            }
+            let (subject, version) = (subject.to_owned(), version.clone());
+            return Err(ContractError::VersionExists { subject, version });
+        }
+        match versions.keys().next_back() {
+            Some(latest) if latest > version => Err(ContractError::VersionNotIncreasing {
+                subject: subject.to_owned(),
+                version: version.clone(),
+                latest: latest.clone(),
+            }),
+            _ => Ok(false),
+        }
     }
 
     fn compile(
