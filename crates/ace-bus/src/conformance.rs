@@ -1,6 +1,6 @@
 //! The conformance kit: every guarantee of the `Bus` trait stated as an async test function over
 //! an engine under test, so the embedded engine and the NATS JetStream engine are held to the
-//! same behaviour. An engine crate runs the whole kit with [`conformance_suite!`]:
+//! same behaviour. An engine crate runs the whole kit with [`crate::conformance_suite!`]:
 //!
 //! ```ignore
 //! ace_bus::conformance_suite!(my_factory);   // my_factory: fn() -> BoxFuture<'static, Box<dyn TestEngine>>

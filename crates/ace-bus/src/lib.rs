@@ -2,10 +2,12 @@
 //!
 //! - [`Bus`] (in `bus`): the dyn-compatible engine trait the server holds as `Arc<dyn Bus>`, with
 //!   the stream and consumer configuration types.
-//! - `embedded`: the default engine — streams as `ace-log` segment files, stream and consumer
-//!   configs and consumer state in one redb database, core pub/sub through the live hub.
-//! - `conformance`: the guarantees below as test functions over an engine factory, so every
-//!   engine (embedded today, NATS JetStream later) passes the same kit.
+//! - `embedded`: [`EmbeddedBus`], the default engine — streams as `ace-log` segment files,
+//!   stream and consumer configs and consumer state in one redb database (`state.redb`), core
+//!   pub/sub through the live hub.
+//! - `conformance`: the guarantees below as test functions over an engine factory
+//!   ([`conformance::TestEngine`], [`conformance_suite!`]), so every engine (embedded today, NATS
+//!   JetStream later) passes the same kit.
 //! - `error`: [`BusError`], the one error type.
 //! - `index`: [`index::SubjectIndex`], the wildcard subject trie that finds the subscriptions
 //!   matching a subject, fast with 100k of them.
@@ -36,6 +38,45 @@
 //!   deadlines, counters) is flushed to redb at least every `state_flush_interval` and on
 //!   `close`; after a crash, at most the acks of the last interval are lost, so those messages
 //!   are delivered again — never lost (at-least-once).
+//! - Streams never overlap: each subject is captured by at most one stream, so a publish has
+//!   at most one `{stream, seq}`.
+//!
+//! # Dead letters, as a real move
+//!
+//! When a consumer gives up on a message — `term(reason)`, or a delivery past `max_deliver` —
+//! the engine publishes a new envelope on the stream's `dead_letter` subject (default
+//! `ace.comms.system.dlq.<stream>`), then records the original as done for that consumer (on a
+//! work-queue or interest stream it is then deleted). If that publish fails the original stays
+//! pending and is retried; nothing is dropped silently. The dead letter carries:
+//!
+//! | where | what |
+//! | --- | --- |
+//! | `payload.original` | the original envelope, unchanged |
+//! | `payload.stream`, `payload.seq` | where it was stored |
+//! | `payload.consumer`, `payload.deliveries` | who gave up, after how many deliveries |
+//! | `payload.reason` | `term: <caller's reason>` or `max_deliver N reached; last: <nak / ack_wait expired>` |
+//! | headers `ace-dlq-stream`, `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason` | the same, for routing without decoding |
+//! | `idempotency_key` | `dlq:<stream>:<consumer>:<seq>` — a retry never makes two |
+//!
+//! To keep dead letters, create a stream over `ace.comms.system.dlq.>` (or the configured
+//! subject); live subscribers to it see them too. `ConsumerCounters::dead_lettered` counts them.
+//!
+//! # Priority and per-key order together
+//!
+//! A consumer with `priority_lanes: true` keeps one lane per priority and takes turns
+//! `P0 P1 P0 P2 P0 P1 P0 P3 P0 P1 P0 P2 P0 P1 P0` over the non-empty lanes: an urgent message
+//! overtakes any backlog, a P3 message still moves. `ordering: per_key` adds that a message
+//! whose `partition_key` has an earlier message in flight (or awaiting redelivery) waits for it:
+//! order holds per key, parallelism holds across keys, and priority decides between keys.
+//! `ordering: strict` is one message in flight at all, in stream order (lanes off).
+//!
+//! # Known limits
+//!
+//! - Limits retention (`max_msgs`, `max_bytes`, `max_age` with `discard: old`) drops whole log
+//!   segments, as Kafka does: the stream keeps *at least* the limit. Segments are sized at an
+//!   eighth of `max_bytes` (at least 4 KiB) so byte limits stay tight. `discard: new` is exact.
+//! - `storage: memory` is refused (`BusError::Unsupported`).
+//! - `update_stream` reopens the stream's log; a publish racing it may get `BusError::Closed`.
 
 pub mod bus;
 pub mod conformance;

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Core pub/sub and request/reply go through the live hub (`crate::live`); streams and consumers
-//! are [`stream::Stream`] and [`consumer::ConsumerCore`]. Two background workers keep state moving
+//! are `stream::Stream` and `consumer::ConsumerCore`. Two background workers keep state moving
 //! without a caller: a flusher thread that writes dirty consumer state to redb in one transaction
 //! every `state_flush_interval`, and a maintenance task that applies age limits and moves
 //! over-delivered messages to their dead-letter subject even when nobody fetches.
