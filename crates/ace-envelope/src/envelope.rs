@@ -500,6 +500,70 @@ mod tests {
         assert_eq!(Priority::from_index(1), Some(Priority::P1));
     }
 
+    fn event_at(clock: &crate::ManualClock) -> crate::EnvelopeBuilder {
+        Envelope::builder(Kind::Event, "a.b")
+            .clock(clock)
+            .payload_json(serde_json::json!({}))
+    }
+
+    #[test]
+    fn given_a_ttl_when_time_passes_then_the_envelope_expires_exactly_at_created_plus_ttl() {
+        use crate::Clock as _;
+        let clock = crate::ManualClock::fixed();
+        let env = event_at(&clock)
+            .ttl(std::time::Duration::from_millis(250))
+            .build()
+            .expect("valid");
+        assert_eq!(
+            env.expires_at(),
+            Some(clock.now() + chrono::Duration::milliseconds(250))
+        );
+        clock.advance(std::time::Duration::from_millis(249));
+        assert!(!env.is_expired(clock.now()));
+        clock.advance(std::time::Duration::from_millis(1));
+        assert!(env.is_expired(clock.now()));
+    }
+
+    #[test]
+    fn given_a_deadline_or_nothing_when_asked_then_expiry_follows_the_deadline_or_never() {
+        use crate::Clock as _;
+        let clock = crate::ManualClock::fixed();
+        let deadline = clock.now() + chrono::Duration::seconds(5);
+        let env = event_at(&clock).deadline(deadline).build().expect("valid");
+        assert_eq!(env.expires_at(), Some(deadline));
+        let forever = event_at(&clock).build().expect("valid");
+        assert_eq!(forever.expires_at(), None);
+        assert!(!forever.is_expired(DateTime::<Utc>::MAX_UTC));
+    }
+
+    #[test]
+    fn given_not_before_when_asked_then_the_message_is_due_only_from_then() {
+        use crate::Clock as _;
+        let clock = crate::ManualClock::fixed();
+        let at = clock.now() + chrono::Duration::seconds(1);
+        let env = event_at(&clock).not_before(at).build().expect("valid");
+        assert!(!env.is_due(clock.now()));
+        assert!(env.is_due(at));
+    }
+
+    #[test]
+    fn given_a_hop_limit_when_forwarded_then_hops_count_up_and_stop_at_the_limit() {
+        let clock = crate::ManualClock::fixed();
+        let mut env = event_at(&clock).new_trace().build().expect("valid");
+        let first_span = env.trace.clone().expect("traced").traceparent;
+        env.forward(2).expect("hop 1");
+        env.forward(2).expect("hop 2");
+        assert_eq!(env.hops, 2);
+        assert_ne!(env.trace.as_ref().expect("traced").traceparent, first_span);
+        let err = env.forward(2).expect_err("limit reached");
+        assert!(matches!(
+            err,
+            EnvelopeError::HopLimitExceeded { hops: 2, limit: 2 }
+        ));
+        assert_eq!(err.code(), crate::ErrorCode::HopLimitExceeded);
+        assert_eq!(env.hops, 2, "a refused forward changes nothing");
+    }
+
     #[test]
     fn given_content_types_when_classified_then_only_json_ones_are_json() {
         assert!(is_json_content_type("application/json"));
