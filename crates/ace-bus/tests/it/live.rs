@@ -311,3 +311,36 @@ async fn given_a_dropped_hub_when_reading_then_the_subscription_ends_with_hub_cl
     assert!(sub.next().await.is_none());
     assert_eq!(sub.close_reason(), Some(CloseReason::HubClosed));
 }
+
+#[test]
+fn given_concurrent_publishers_and_churning_subscriptions_when_done_then_nothing_is_lost_or_left() {
+    let hub = LiveHub::new(LiveConfig {
+        subscriber_buffer: 50_000,
+        ..LiveConfig::default()
+    });
+    let mut steady = hub
+        .subscribe("ace.comms.internal.>", None)
+        .expect("subscribe");
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for n in 0..10_000 {
+                    assert!(
+                        hub.publish(event(TASKS, n)) >= 1,
+                        "the steady subscriber always matches"
+                    );
+                }
+            });
+        }
+        scope.spawn(|| {
+            for _ in 0..2_000 {
+                let pattern = "ace.comms.internal.service.*.cmd.>";
+                drop(hub.subscribe(pattern, Some("churn")).expect("subscribe"));
+            }
+        });
+    });
+    assert_eq!(drain(&mut steady).len(), 20_000);
+    let stats = hub.stats();
+    assert_eq!((stats.subscriptions, stats.slow_consumer_cutoffs), (1, 0));
+    assert!(stats.delivered >= 20_000);
+}
