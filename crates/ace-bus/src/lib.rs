@@ -40,6 +40,11 @@
 //!   are delivered again — never lost (at-least-once).
 //! - Streams never overlap: each subject is captured by at most one stream, so a publish has
 //!   at most one `{stream, seq}`.
+//! - `SubjectIndex` reports an entry for a subject exactly when `SubjectPattern::matches` says
+//!   its pattern matches, once (proptested), with or without its match cache.
+//! - `LiveHub::publish` never blocks and never buffers more than `subscriber_buffer` messages per
+//!   subscription: a full subscriber is cut off (`CloseReason::SlowConsumer`, counted), keeps
+//!   what it already holds, then ends. In a queue group exactly one live member gets a message.
 //!
 //! # Dead letters, as a real move
 //!
