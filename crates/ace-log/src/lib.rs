@@ -31,7 +31,9 @@
 //! [`RecoveryReport::truncated`] (segment, offset, bytes). Anything undecodable below the
 //! watermark, or anywhere in a sealed segment, is corruption: nothing is truncated or skipped, the
 //! log opens read-only with [`RecoveryReport::corruption`] naming segment and offset, reads of
-//! records before it still work and writes return [`LogError::Corrupt`]. Because the watermark
+//! records before it still work and writes return [`LogError::Corrupt`]. A damaged tombstone
+//! entry followed by intact ones fails `Log::open` itself with `LogError::Corrupt` naming the
+//! `.del` file: opening anyway would silently resurrect deleted messages. Because the watermark
 //! lags one sync behind, the records of the very last sync before a crash are judged as a
 //! possible torn tail: were they damaged on disk later, they would be truncated (and reported)
 //! rather than flagged as corruption.
