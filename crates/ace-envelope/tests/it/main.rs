@@ -8,7 +8,8 @@ mod fixtures;
 // Envelope::validate; errors.schema.json and ErrorCode list the same codes; rpc.schema.json.
 mod schema;
 
-// proptest: arbitrary valid envelopes round-trip JSON <-> protobuf <-> CloudEvents (both modes).
+// proptest: arbitrary valid envelopes round-trip JSON <-> protobuf <-> CloudEvents (both modes);
+// decoders never panic on arbitrary or truncated input.
 mod roundtrip;
 
 // The Leyline messages of seed 004 encode and decode; sizes against the 280-byte target.

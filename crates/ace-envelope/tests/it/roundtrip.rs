@@ -234,3 +234,35 @@ proptest! {
         prop_assert_eq!(back.to_canonical_json(), env.to_canonical_json());
     }
 }
+
+proptest! {
+    /// Decoders face untrusted input: any bytes give an envelope or an error, never a panic;
+    /// whatever they accept as valid survives the canonical JSON form unchanged.
+    #[test]
+    fn decoders_never_panic_on_arbitrary_input(
+        bytes in prop::collection::vec(any::<u8>(), 0..256),
+        headers in prop::collection::vec(("(ce-)?[a-z]{1,12}", "[ -~é%]{0,24}"), 0..8),
+    ) {
+        let decoded = [
+            Envelope::from_json_slice(&bytes),
+            Envelope::from_protobuf_slice(&bytes),
+            from_cloudevent_json(&bytes),
+            from_binary(headers, &bytes),
+        ];
+        for env in decoded.into_iter().flatten().filter(|e| e.validate().is_empty()) {
+            prop_assert_eq!(Envelope::from_json_slice(&env.to_json_vec()).expect("decodes"), env);
+        }
+    }
+
+    /// A valid envelope's protobuf bytes, truncated anywhere, decode to an error or to an
+    /// envelope, never a panic; uncut, they decode to the envelope.
+    #[test]
+    fn truncated_protobuf_never_panics(env in envelope(), cut in any::<prop::sample::Index>()) {
+        let bytes = env.to_protobuf_vec().expect("encodes");
+        let end = cut.index(bytes.len() + 1);
+        let decoded = Envelope::from_protobuf_slice(&bytes[..end]);
+        if end == bytes.len() {
+            prop_assert_eq!(decoded.expect("whole message decodes"), env);
+        }
+    }
+}
