@@ -1,1 +1,38 @@
-//! `ace-server` (layer L5): configuration, the HTTP API and `run(listener, config, shutdown)`.
+//! `ace-server` (layer L5): the server library behind `ace-comms serve` — configuration, the
+//! HTTP adapter, limits, metrics, and `run(listener, config, shutdown)`.
+//!
+//! - `config`: [`Config`] — defaults → YAML file → `ACE_*` overrides ([`Config::load`]), then
+//!   [`Config::validate`] naming the key at fault; [`default_streams`].
+//! - `http`: [`AppState`] and [`router`]: `POST /api/v1/messages` (envelope or CloudEvent,
+//!   structured or binary) and `/messages/batch`; streams, consumers, fetch, ack/nak/term, one
+//!   message by sequence; `/health`, `/ready`, `/metrics`.
+//! - `serve`: [`App::open`] (engine, contracts, core, default streams), [`App::serve`] (accept
+//!   loop with connection, header, body, request and idle limits; graceful drain) and [`run`].
+//! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
+//! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
+//!
+//! # Invariants
+//!
+//! - The library never binds a socket, reads an environment variable or installs a tracing
+//!   subscriber: the binary does, and hands over the listener, the variables and a shutdown
+//!   future.
+//! - Every error answer, whoever produced it (a handler, axum, a timeout), carries the body of
+//!   `contracts/comms/errors.schema.json`; a 5xx never carries internals, which are logged.
+//! - Every operation goes through `ace_core::Core`: no handler touches the bus.
+//! - No request body is buffered past `limits.max_body_bytes`, announced or streamed.
+//! - Shutdown stops accepting, turns `/ready` to 503, lets in-flight requests finish, then
+//!   closes the engine (flushing consumer state) before `run` returns.
+
+mod config;
+mod error;
+mod http;
+mod metrics;
+mod serve;
+
+pub use config::{
+    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StreamsConfig, default_streams,
+};
+pub use error::{ApiError, ConfigError, ServerError};
+pub use http::{AppState, router};
+pub use metrics::Metrics;
+pub use serve::{App, run};

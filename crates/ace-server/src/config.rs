@@ -1,0 +1,479 @@
+//! The server's configuration: serde structs with defaults, overlaid by a YAML file, then by
+//! `ACE_*` environment variables, then checked by a separate [`Config::validate`] whose errors
+//! name the key at fault.
+//!
+//! The library never reads the environment itself: the binary hands the variables to
+//! [`Config::load`]. An environment variable names a key by its path, upper-cased and joined by
+//! `_` (`limits.max_body_bytes` ← `ACE_LIMITS_MAX_BODY_BYTES`); its value is read as YAML, so
+//! numbers, booleans and whole lists (`ACE_STREAMS_DEFAULTS='[{name: A, subjects: [a.>]}]'`)
+//! work. `ACE_*` variables naming no key are left to their owners (`ACE_LOG` is the binary's).
+//! Unknown keys in the file fail loudly, with their line and column.
+//! `config/ace-comms.example.yaml` documents every key (a test keeps it equal to the defaults).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
+use ace_core::CoreLimits;
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+use crate::error::ConfigError;
+
+/// Everything `ace-comms serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (the binary binds it; `run` takes a bound listener).
+    pub listen: String,
+    /// Directory holding every file of the server (streams, consumer state).
+    pub data_dir: PathBuf,
+    /// The message engine.
+    pub engine: Engine,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Bounds on requests, connections and operations.
+    pub limits: LimitsConfig,
+    /// Streams made at first start.
+    pub streams: StreamsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8500".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            engine: Engine::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            streams: StreamsConfig::default(),
+        }
+    }
+}
+
+/// Which engine carries the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Streams as files under `data_dir` (the only engine so far).
+    #[default]
+    Embedded,
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The authentication mode.
+    pub mode: AuthMode,
+}
+
+/// Authentication modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No authentication: every caller is the development principal (announced loudly).
+    #[default]
+    Development,
+}
+
+/// Bounds that keep one client from exhausting the server; every one is configurable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body of any route, bytes (streamed bodies included).
+    pub max_body_bytes: usize,
+    /// Most envelopes in one batch publish.
+    pub max_batch_messages: usize,
+    /// Most connections served at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, milliseconds.
+    pub header_timeout_ms: u64,
+    /// Longest a request body may take to arrive, milliseconds.
+    pub body_timeout_ms: u64,
+    /// Longest a request may take to be answered, milliseconds (above `max_fetch_wait_ms`).
+    pub request_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed, milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Longest a graceful shutdown waits for in-flight requests, milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// Highest `hops` accepted (loop guard), at most 32.
+    pub max_hops: u32,
+    /// Most messages one fetch may ask for.
+    pub max_fetch_batch: usize,
+    /// Longest a fetch may wait for its first message, milliseconds.
+    pub max_fetch_wait_ms: u64,
+    /// Most sequences one ack, nak or term may name.
+    pub max_ack_seqs: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 1024 * 1024,
+            max_batch_messages: 1_000,
+            max_connections: 1_024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            idle_timeout_ms: 120_000,
+            shutdown_timeout_ms: 30_000,
+            max_hops: ace_envelope::MAX_HOPS,
+            max_fetch_batch: 1_000,
+            max_fetch_wait_ms: 30_000,
+            max_ack_seqs: 1_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The bounds the core enforces.
+    pub fn core(&self) -> CoreLimits {
+        CoreLimits {
+            max_hops: self.max_hops,
+            max_fetch_batch: self.max_fetch_batch,
+            max_fetch_wait: Duration::from_millis(self.max_fetch_wait_ms),
+            max_ack_seqs: self.max_ack_seqs,
+        }
+    }
+}
+
+/// Streams the server makes when they do not exist yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Whether to create `defaults` at start (existing streams are never changed).
+    pub create_defaults: bool,
+    /// The default streams (`contracts/comms/topics.yaml`): their subjects never overlap.
+    pub defaults: Vec<StreamConfig>,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            create_defaults: true,
+            defaults: default_streams(),
+        }
+    }
+}
+
+/// The application protocols of the ACE subject hierarchy; system subjects have their own streams.
+const PROTOCOLS: [&str; 6] = ["internal", "mcp", "matrix", "http", "ws", "a2a"];
+
+fn per_protocol(verbs: &[&str]) -> Vec<String> {
+    verbs
+        .iter()
+        .flat_map(|verb| {
+            PROTOCOLS
+                .iter()
+                .map(move |p| format!("ace.comms.{p}.*.*.{verb}.>"))
+        })
+        .collect()
+}
+
+/// The default streams of `contracts/comms/topics.yaml` (without partitions, which the
+/// embedded engine does not split): commands as a work queue, events, replies and errors, the
+/// dead letters, approvals and workflow events.
+pub fn default_streams() -> Vec<StreamConfig> {
+    let stream = |name: &str, subjects: Vec<String>| StreamConfig {
+        name: name.to_owned(),
+        subjects,
+        ..StreamConfig::default()
+    };
+    let hour = Duration::from_secs(3_600);
+    vec![
+        StreamConfig {
+            retention: RetentionPolicy::Workqueue,
+            ..stream("ACE_COMMANDS", per_protocol(&["cmd"]))
+        },
+        stream("ACE_EVENTS", per_protocol(&["evt"])),
+        StreamConfig {
+            max_age: Some(hour),
+            ..stream("ACE_REPLIES", per_protocol(&["rsp", "err"]))
+        },
+        StreamConfig {
+            max_age: Some(hour * 24 * 14),
+            ..stream("ACE_DLQ", vec!["ace.comms.system.dlq.>".to_owned()])
+        },
+        StreamConfig {
+            sync: SyncPolicy::Always,
+            ..stream("ACE_HITL", vec!["ace.comms.system.hitl.>".to_owned()])
+        },
+        stream(
+            "ACE_WORKFLOW",
+            vec!["ace.comms.system.workflow.>".to_owned()],
+        ),
+    ]
+}
+
+impl Config {
+    /// Defaults, overlaid by the YAML `file` text (if any), then by the `ACE_*` variables of
+    /// `env`. Call [`Config::validate`] afterwards (the binary applies its flags in between).
+    pub fn load(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(text) => serde_yaml_ng::from_str::<Config>(text).map_err(ConfigError::File)?,
+            None => Config::default(),
+        };
+        let mut tree = serde_yaml_ng::to_value(&from_file).map_err(ConfigError::File)?;
+        let keys =
+            leaf_keys(&serde_yaml_ng::to_value(Config::default()).map_err(ConfigError::File)?);
+        for (var, value) in env {
+            if let Some(path) = keys.iter().find(|path| env_name(path) == var) {
+                let parsed = parse_env(&tree, path, &value);
+                set(&mut tree, path, parsed);
+            }
+        }
+        serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Env {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "listen",
+                format!("`{}` is not an IP address and port", self.listen),
+            );
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty".to_owned());
+        }
+        self.limits.validate()?;
+        let mut names: Vec<&str> = self
+            .streams
+            .defaults
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return bad(
+                "streams.defaults",
+                format!("stream `{}` is listed twice", pair[0]),
+            );
+        }
+        Ok(())
+    }
+
+    /// Every key as its `ACE_*` variable name, in file order (for documentation and tests).
+    pub fn env_names() -> Vec<String> {
+        serde_yaml_ng::to_value(Config::default())
+            .map(|v| leaf_keys(&v).iter().map(|p| env_name(p)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("limits.max_body_bytes", self.max_body_bytes as u64),
+            ("limits.max_batch_messages", self.max_batch_messages as u64),
+            ("limits.max_connections", self.max_connections as u64),
+            ("limits.header_timeout_ms", self.header_timeout_ms),
+            ("limits.body_timeout_ms", self.body_timeout_ms),
+            ("limits.request_timeout_ms", self.request_timeout_ms),
+            ("limits.idle_timeout_ms", self.idle_timeout_ms),
+            ("limits.max_fetch_batch", self.max_fetch_batch as u64),
+            ("limits.max_ack_seqs", self.max_ack_seqs as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid {
+                key: (*key).to_owned(),
+                reason: "must be above 0".to_owned(),
+            });
+        }
+        if self.max_hops == 0 || self.max_hops > ace_envelope::MAX_HOPS {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_hops".to_owned(),
+                reason: format!(
+                    "must be 1 to {}, got {}",
+                    ace_envelope::MAX_HOPS,
+                    self.max_hops
+                ),
+            });
+        }
+        if self.max_fetch_wait_ms >= self.request_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_fetch_wait_ms".to_owned(),
+                reason: format!(
+                    "{} must be below limits.request_timeout_ms ({}) or long fetches time out",
+                    self.max_fetch_wait_ms, self.request_timeout_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The paths of every leaf of a mapping tree (a list counts as a leaf).
+pub(crate) fn leaf_keys(tree: &Value) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    walk(tree, &mut Vec::new(), &mut out);
+    out
+}
+
+fn walk(value: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        Value::Mapping(map) if !map.is_empty() => {
+            for (key, child) in map {
+                path.push(key.as_str().unwrap_or_default().to_owned());
+                walk(child, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+fn env_name(path: &[String]) -> String {
+    format!("ACE_{}", path.join("_").to_ascii_uppercase())
+}
+
+/// The variable's value as YAML, except where the key holds text (an address like `::1:80`
+/// or a path must not turn into a number or a mapping).
+fn parse_env(tree: &Value, path: &[String], raw: &str) -> Value {
+    match get(tree, path) {
+        Some(Value::String(_)) => Value::String(raw.to_owned()),
+        _ => serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned())),
+    }
+}
+
+fn get<'v>(tree: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter()
+        .try_fold(tree, |node, key| node.get(key.as_str()))
+}
+
+fn set(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for key in path {
+        let Some(next) = node.get_mut(key.as_str()) else {
+            return;
+        };
+        node = next;
+    }
+    *node = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn given_nothing_when_loaded_then_defaults_listen_on_8500_under_data() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen, "127.0.0.1:8500");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn given_a_file_and_env_when_loaded_then_env_overrides_the_file() {
+        let file = "listen: 0.0.0.0:9000\nlimits:\n  max_body_bytes: 10\n";
+        let config = Config::load(
+            Some(file),
+            env(&[
+                ("ACE_LIMITS_MAX_BODY_BYTES", "20"),
+                ("ACE_DATA_DIR", "/var/ace"),
+                ("ACE_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.limits.max_body_bytes, 20);
+        assert_eq!(config.data_dir, PathBuf::from("/var/ace"));
+    }
+
+    #[test]
+    fn given_a_list_in_env_when_loaded_then_it_replaces_the_default_streams() {
+        let config = Config::load(
+            None,
+            env(&[("ACE_STREAMS_DEFAULTS", "[{name: A, subjects: [a.>]}]")]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.streams.defaults,
+            vec![StreamConfig::new("A", &["a.>"])]
+        );
+    }
+
+    #[test]
+    fn given_an_unknown_key_in_the_file_when_loaded_then_it_fails_naming_it() {
+        let err = Config::load(Some("limits:\n  max_body_byts: 5\n"), env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("max_body_byts"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn given_a_bad_env_value_when_loaded_then_it_fails() {
+        let err = Config::load(None, env(&[("ACE_LIMITS_MAX_HOPS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("ACE_"), "{err}");
+    }
+
+    #[test]
+    fn given_bad_values_when_validated_then_the_error_names_the_key() {
+        let mut config = Config {
+            listen: "nowhere".into(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`listen`")
+        );
+        config.listen = "127.0.0.1:1".into();
+        config.limits.max_fetch_wait_ms = config.limits.request_timeout_ms;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("limits.max_fetch_wait_ms"), "{err}");
+        config.limits = LimitsConfig {
+            max_connections: 0,
+            ..LimitsConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("limits.max_connections"), "{err}");
+    }
+
+    const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");
+
+    #[test]
+    fn given_the_example_file_when_loaded_then_it_equals_the_defaults() {
+        let config = Config::load(Some(EXAMPLE), env(&[])).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn given_the_example_file_when_read_then_it_sets_every_key_explicitly() {
+        let example: Value = serde_yaml_ng::from_str(EXAMPLE).unwrap();
+        let defaults = serde_yaml_ng::to_value(Config::default()).unwrap();
+        assert_eq!(leaf_keys(&example), leaf_keys(&defaults));
+    }
+
+    #[test]
+    fn given_the_defaults_when_listing_env_names_then_each_key_has_one() {
+        let names = Config::env_names();
+        assert!(names.contains(&"ACE_LIMITS_MAX_BODY_BYTES".to_owned()));
+        assert!(names.contains(&"ACE_STREAMS_DEFAULTS".to_owned()));
+        assert!(names.contains(&"ACE_AUTH_MODE".to_owned()));
+    }
+}

@@ -1,0 +1,219 @@
+//! The errors of `ace-server`: [`ConfigError`] (loading and validating the configuration),
+//! [`ServerError`] (starting and running), and [`ApiError`], the HTTP adapter's error with its
+//! one `IntoResponse`: the caller's faults answer 4xx with a precise message, ours answer 5xx
+//! with the generic meaning of the code and are logged in detail.
+
+use ace_core::CoreError;
+use ace_envelope::{EnvelopeError, ErrorBody, ErrorCode};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The YAML file is malformed or names an unknown key (the message has line and column).
+    #[error("config file: {0}")]
+    File(#[source] serde_yaml_ng::Error),
+    /// An `ACE_*` variable holds a value its key cannot take.
+    #[error("ACE_* environment override: {reason}")]
+    Env {
+        /// What the parser said (names the field).
+        reason: String,
+    },
+    /// A value is out of its bounds.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// The key at fault (`limits.max_body_bytes`).
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The server could not start or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine could not open its data directory.
+    #[error("opening the embedded engine under `{data_dir}`: {source}")]
+    Engine {
+        /// The data directory.
+        data_dir: String,
+        /// The engine's error.
+        #[source]
+        source: ace_bus::BusError,
+    },
+    /// The embedded contracts did not load.
+    #[error("loading the embedded contracts: {0}")]
+    Contracts(#[source] ace_contracts::ContractError),
+    /// Creating the default streams or closing the engine failed.
+    #[error("{op}: {source}")]
+    Core {
+        /// What was being done.
+        op: &'static str,
+        /// The core's error.
+        #[source]
+        source: CoreError,
+    },
+    /// The metrics registry refused a metric (a duplicate name).
+    #[error("registering metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
+}
+
+/// Why an HTTP request is answered with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    BadJson {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The body is JSON but not of the shape the route expects.
+    #[error("{what} at line {line}, column {column}: {message}")]
+    BadShape {
+        /// What was expected (`envelope`, `stream config`).
+        what: &'static str,
+        /// The code to answer with (`INVALID_ENVELOPE` for envelopes, else `INVALID_JSON`).
+        code: ErrorCode,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message (names the field).
+        message: String,
+    },
+    /// A CloudEvent could not be turned into an envelope.
+    #[error("cloudevent: {0}")]
+    CloudEvent(#[source] EnvelopeError),
+    /// The body could not be read (not a size problem).
+    #[error("request body could not be read: {0}")]
+    Body(String),
+    /// The body is larger than `limits.max_body_bytes`.
+    #[error("request body exceeds limits.max_body_bytes ({limit} bytes)")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A batch holds more envelopes than `limits.max_batch_messages`.
+    #[error("batch of {count} envelopes exceeds limits.max_batch_messages ({max})")]
+    BatchTooLarge {
+        /// Envelopes sent.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The Content-Type is not one the route accepts.
+    #[error("content type `{got}` is not accepted here; use {accepted}")]
+    UnsupportedMediaType {
+        /// What was sent (empty when absent).
+        got: String,
+        /// What the route accepts.
+        accepted: &'static str,
+    },
+    /// A request field is invalid.
+    #[error("`{field}`: {reason}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The server is not ready (starting or shutting down).
+    #[error("the server is not ready")]
+    NotReady,
+    /// No route for the path, or no handler for the method.
+    #[error("{0}")]
+    Route(String),
+    /// The core refused or failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl ApiError {
+    /// The wire code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadJson { .. } | ApiError::Body(_) | ApiError::InvalidField { .. } => {
+                ErrorCode::InvalidJson
+            }
+            ApiError::BadShape { code, .. } => *code,
+            ApiError::CloudEvent(err) => err.code(),
+            ApiError::TooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                ErrorCode::PayloadTooLarge
+            }
+            ApiError::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            ApiError::NotReady => ErrorCode::Unavailable,
+            ApiError::Route(_) => ErrorCode::NotFound,
+            ApiError::Core(err) => err.code(),
+        }
+    }
+
+    /// The wire body.
+    pub fn body(&self) -> ErrorBody {
+        let code = self.code();
+        let details = match self {
+            ApiError::Core(err) => return err.body(),
+            ApiError::CloudEvent(err) => return ErrorBody::from(err),
+            ApiError::BadJson { line, column, .. } | ApiError::BadShape { line, column, .. } => {
+                json!({ "line": line, "column": column })
+            }
+            ApiError::TooLarge { limit } => json!({ "limit": limit }),
+            ApiError::BatchTooLarge { count, max } => json!({ "count": count, "max": max }),
+            ApiError::InvalidField { field, .. } => json!({ "field": field }),
+            _ => serde_json::Value::Null,
+        };
+        ErrorBody::with_details(code, self.to_string(), details)
+    }
+
+    /// From a JSON parse failure of a body meant to be `what`; `shape_code` answers a body that
+    /// is JSON of the wrong shape.
+    pub(crate) fn json(err: &serde_json::Error, what: &'static str, shape_code: ErrorCode) -> Self {
+        use serde_json::error::Category;
+        let (line, column, message) = (err.line(), err.column(), err.to_string());
+        match err.classify() {
+            Category::Data => ApiError::BadShape {
+                what,
+                code: shape_code,
+                line,
+                column,
+                message,
+            },
+            Category::Syntax | Category::Eof | Category::Io => ApiError::BadJson {
+                line,
+                column,
+                message,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code.http_status() >= 500 {
+            tracing::error!(code = %code, error = %self, "request failed on our side");
+        }
+        error_response(code, &self.body())
+    }
+}
+
+/// The response for an error body: its code's status, the JSON body, and the code as a
+/// response extension for the metrics layer.
+pub(crate) fn error_response(code: ErrorCode, body: &ErrorBody) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(code);
+    response
+}

@@ -1,0 +1,203 @@
+//! `POST /api/v1/messages` and `POST /api/v1/messages/batch`: turn what arrived (an envelope,
+//! or a CloudEvent in structured or binary mode) into envelopes and hand them to the core.
+
+use std::time::Instant;
+
+use ace_core::{Accepted, CoreError, RequestContext};
+use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::request::{self, Ctx};
+use crate::error::ApiError;
+
+const SINGLE_TYPES: &str =
+    "application/json (an envelope), application/cloudevents+json, or CloudEvents binary mode";
+const BATCH_TYPES: &str =
+    "application/json (an array of envelopes) or application/cloudevents-batch+json";
+
+/// `POST /api/v1/messages`: 202 `{id, stream, seq, duplicate}`.
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let bytes = request::body(body, state.limits.max_body_bytes)?;
+    let envelope = envelope(&headers, &bytes)?;
+    let accepted = state.publish(&ctx, envelope).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// One envelope from a single-message body.
+fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, ApiError> {
+    if headers.contains_key("ce-specversion") {
+        let pairs = headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        return from_binary(pairs, bytes).map_err(ApiError::CloudEvent);
+    }
+    match request::media_type(headers).as_str() {
+        "application/json" => serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::json(&e, "envelope", ErrorCode::InvalidEnvelope)),
+        "application/cloudevents+json" => from_cloudevent_json(bytes).map_err(ApiError::CloudEvent),
+        other => Err(ApiError::UnsupportedMediaType {
+            got: other.to_owned(),
+            accepted: SINGLE_TYPES,
+        }),
+    }
+}
+
+/// `POST /api/v1/messages/batch`: 200 `{accepted, refused, results: [...]}`, one result per
+/// envelope in order — `{status: 202, id, stream, seq, duplicate}` or `{status, error}`.
+pub(crate) async fn publish_batch(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = request::body(body, state.limits.max_body_bytes)?;
+    let media = request::media_type(&headers);
+    let cloudevents = match media.as_str() {
+        "application/json" => false,
+        "application/cloudevents-batch+json" => true,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                got: media,
+                accepted: BATCH_TYPES,
+            });
+        }
+    };
+    let items: Vec<Value> = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::json(&e, "batch (an array)", ErrorCode::InvalidJson))?;
+    let max = state.limits.max_batch_messages;
+    if items.len() > max {
+        return Err(ApiError::BatchTooLarge {
+            count: items.len(),
+            max,
+        });
+    }
+    if items.is_empty() {
+        return Err(ApiError::InvalidField {
+            field: "batch",
+            reason: "holds no envelope".to_owned(),
+        });
+    }
+    let parsed: Vec<Result<Envelope, ErrorBody>> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| decode_item(i, item, cloudevents))
+        .collect();
+    let results = state.publish_parsed(&ctx, parsed).await?;
+    Ok(Json(batch_answer(results)))
+}
+
+fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope, ErrorBody> {
+    let decoded = if cloudevents {
+        from_cloudevent_json(item.to_string().as_bytes()).map_err(|e| (e.code(), e.to_string()))
+    } else {
+        serde_json::from_value(item).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
+    };
+    decoded.map_err(|(code, message)| {
+        ErrorBody::with_details(
+            code,
+            format!("batch[{index}]: {message}"),
+            json!({ "index": index }),
+        )
+    })
+}
+
+fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> Value {
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results.len() - accepted;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(a) => json!({
+                "status": 202, "id": a.id, "stream": a.stream, "seq": a.seq, "duplicate": a.duplicate,
+            }),
+            Err(body) => json!({ "status": body.error.code.http_status(), "error": body.error }),
+        })
+        .collect();
+    json!({ "accepted": accepted, "refused": refused, "results": results })
+}
+
+impl AppState {
+    /// One publish through the core, counted and timed.
+    pub(crate) async fn publish(
+        &self,
+        ctx: &RequestContext,
+        envelope: Envelope,
+    ) -> Result<Accepted, CoreError> {
+        let started = Instant::now();
+        let accepted = self.core.publish(ctx, envelope).await?;
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        self.count_published(&accepted);
+        Ok(accepted)
+    }
+
+    /// Publishes the envelopes that decoded, keeping every answer in its place.
+    async fn publish_parsed(
+        &self,
+        ctx: &RequestContext,
+        parsed: Vec<Result<Envelope, ErrorBody>>,
+    ) -> Result<Vec<Result<Accepted, ErrorBody>>, CoreError> {
+        let envelopes: Vec<Envelope> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().cloned())
+            .collect();
+        let started = Instant::now();
+        let mut published = self.core.publish_batch(ctx, envelopes).await?.into_iter();
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut answers = Vec::with_capacity(parsed.len());
+        for item in parsed {
+            let answer = match item {
+                Ok(_) => match published.next() {
+                    Some(Ok(accepted)) => {
+                        self.metrics.latency.observe(elapsed);
+                        self.count_published(&accepted);
+                        Ok(accepted)
+                    }
+                    Some(Err(err)) => Err(self.refusal(&err)),
+                    None => Err(ErrorBody::new(
+                        ErrorCode::Internal,
+                        ErrorCode::Internal.meaning(),
+                    )),
+                },
+                Err(body) => Err(body),
+            };
+            if let Err(body) = &answer {
+                self.metrics
+                    .errors
+                    .with_label_values(&[body.error.code.as_str()])
+                    .inc();
+            }
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
+
+    fn count_published(&self, accepted: &Accepted) {
+        let stream = accepted.stream.as_deref().unwrap_or("none");
+        let duplicate = if accepted.duplicate { "true" } else { "false" };
+        self.metrics
+            .published
+            .with_label_values(&[stream, duplicate])
+            .inc();
+    }
+
+    /// The body of one refused batch item; internal failures are logged here.
+    fn refusal(&self, err: &CoreError) -> ErrorBody {
+        if err.is_internal() {
+            tracing::error!(error = %err, "batch item failed on our side");
+        }
+        err.body()
+    }
+}

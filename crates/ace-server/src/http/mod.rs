@@ -1,0 +1,188 @@
+//! The HTTP adapter: [`AppState`] and [`router`], the routes of `/api/v1` plus health, readiness
+//! and metrics, under one middleware that counts every request by route and status and makes
+//! sure every error answer carries the error body (also those axum or tower-http produce: 405,
+//! a bad path parameter, a timeout).
+//!
+//! Handlers only parse and shape; every operation is one `ace_core::Core` call.
+
+mod health;
+mod messages;
+mod request;
+mod streams;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use ace_core::Core;
+use ace_envelope::{ErrorBody, ErrorCode};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::LimitsConfig;
+use crate::error::{ApiError, error_response};
+use crate::metrics::Metrics;
+
+/// What every handler shares; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) core: Core,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Arc<LimitsConfig>,
+    /// True once started and until shutdown begins.
+    pub(crate) ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State over a core, its metrics and the HTTP limits; not ready until `set_ready(true)`.
+    pub fn new(core: Core, metrics: Metrics, limits: LimitsConfig) -> Self {
+        AppState {
+            core,
+            metrics,
+            limits: Arc::new(limits),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks the server ready (or draining).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready
+            .store(ready, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The core behind the routes.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// Every route, with the body limit, the request timeout and the accounting middleware.
+pub fn router(state: AppState) -> Router {
+    use streams::{ACK, NAK, TERM};
+    let consumer = "/api/v1/streams/{stream}/consumers/{consumer}";
+    let timeout = Duration::from_millis(state.limits.request_timeout_ms);
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/messages", post(messages::publish))
+        .route("/api/v1/messages/batch", post(messages::publish_batch))
+        .route(
+            "/api/v1/streams",
+            get(streams::list_streams).post(streams::add_stream),
+        )
+        .route(
+            "/api/v1/streams/{stream}",
+            get(streams::get_stream).delete(streams::delete_stream),
+        )
+        .route(
+            "/api/v1/streams/{stream}/consumers",
+            get(streams::list_consumers).post(streams::add_consumer),
+        )
+        .route(
+            consumer,
+            get(streams::get_consumer).delete(streams::delete_consumer),
+        )
+        .route(&format!("{consumer}/fetch"), post(streams::fetch))
+        .route(
+            &format!("{consumer}/ack"),
+            post(streams::acknowledge::<ACK>),
+        )
+        .route(
+            &format!("{consumer}/nak"),
+            post(streams::acknowledge::<NAK>),
+        )
+        .route(
+            &format!("{consumer}/term"),
+            post(streams::acknowledge::<TERM>),
+        )
+        .route(
+            "/api/v1/streams/{stream}/messages/{seq}",
+            get(streams::get_message),
+        )
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), account))
+        .with_state(state)
+}
+
+async fn route_not_found(request: Request) -> ApiError {
+    ApiError::Route(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// Counts the request by matched route and status, counts error codes, and gives an error
+/// answer without our JSON body (axum's 405, a path rejection, a timeout) the error body.
+async fn account(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && response.extensions().get::<ErrorCode>().is_none()
+    {
+        response = with_error_body(response).await;
+    }
+    if let Some(code) = response.extensions().get::<ErrorCode>() {
+        state
+            .metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+    }
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, method.as_str(), status.as_str()])
+        .inc();
+    response
+}
+
+/// Replaces a bare error answer by the error body of the closest code, keeping its status.
+async fn with_error_body(response: Response) -> Response {
+    let status = response.status();
+    let code = match status.as_u16() {
+        404 | 405 => ErrorCode::NotFound,
+        408 | 504 => ErrorCode::Timeout,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        429 => ErrorCode::Backpressure,
+        503 => ErrorCode::Unavailable,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::InvalidJson,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() || code == ErrorCode::Internal {
+        status
+            .canonical_reason()
+            .unwrap_or(code.meaning())
+            .to_owned()
+    } else {
+        text
+    };
+    let mut answer = error_response(code, &ErrorBody::new(code, message));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    answer.into_response()
+}

@@ -1,0 +1,148 @@
+//! What every handler needs from a request besides its route: the [`Ctx`] extractor (transport,
+//! peer address and raw credentials for the core), the body read under the size limit, the
+//! media type, and JSON parsing that reports line and column.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use ace_core::{Credentials, RequestContext};
+use ace_envelope::ErrorCode;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// The request as the core sees it: `http`, the peer, and the credentials presented
+/// (`Authorization: Bearer …` or `X-API-Key`), not yet verified.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx(pub(crate) RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut ctx = RequestContext::new("http");
+        ctx.remote = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        ctx.credentials = credentials(&parts.headers);
+        Ok(Ctx(ctx))
+    }
+}
+
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = text(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
+        return Credentials::Bearer(token.trim().to_owned());
+    }
+    match text(header::HeaderName::from_static("x-api-key")) {
+        Some(key) => Credentials::ApiKey(key.to_owned()),
+        None => Credentials::None,
+    }
+}
+
+/// The body, or 413 when it passed `limit` (announced or streamed), or 400 when it broke off.
+pub(crate) fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::Body(rejection.body_text())
+        }
+    })
+}
+
+/// The media type of the body: lower case, without parameters; empty when absent.
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A JSON request body: read under the body limit, then parsed by [`json`]; the rejection is
+/// the error answer.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let headers = request.headers().clone();
+        let bytes = body(
+            Bytes::from_request(request, state).await,
+            state.limits.max_body_bytes,
+        )?;
+        let what = std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("body");
+        json(&headers, &bytes, what).map(JsonBody)
+    }
+}
+
+/// A JSON request body of type `T` (`what` names it in errors): 415 unless the content type is
+/// `application/json`, 400 `INVALID_JSON` with line and column when it does not parse.
+pub(crate) fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, ApiError> {
+    let media = media_type(headers);
+    if media != "application/json" {
+        return Err(ApiError::UnsupportedMediaType {
+            got: media,
+            accepted: "application/json",
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::json(&e, what, ErrorCode::InvalidJson))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn given_a_bearer_header_when_read_then_the_token_is_taken() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(credentials(&headers), Credentials::Bearer("abc".into()));
+    }
+
+    #[test]
+    fn given_a_content_type_with_parameters_when_read_then_only_the_media_type_is_kept() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("Application/JSON; charset=utf-8"),
+        );
+        assert_eq!(media_type(&headers), "application/json");
+    }
+
+    #[test]
+    fn given_broken_json_when_parsed_then_line_and_column_are_reported() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let err = json::<serde_json::Value>(&headers, b"{\n  \"a\": ,\n}", "body").unwrap_err();
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::InvalidJson);
+        assert_eq!(body.error.details["line"], 2);
+    }
+}

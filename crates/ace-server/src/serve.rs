@@ -1,0 +1,309 @@
+//! Starting, serving and stopping: [`App::open`] builds the parts from a [`Config`] (engine,
+//! contracts, core, metrics, default streams); [`App::serve`] runs the accept loop on a listener
+//! the caller bound; [`run`] does both and closes the engine.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) because the limits need it: a
+//! semaphore caps open connections (further ones wait in the accept backlog), hyper's header
+//! read timeout stops slow-header clients, an idle watchdog closes quiet connections, and every
+//! request body is read under a body timeout. Shutdown follows one pattern: a watch notice tells
+//! every connection to finish its in-flight request and close, and completion is known when the
+//! last connection task drops its handle of an mpsc channel.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use ace_bus::{EmbeddedBus, EmbeddedConfig};
+use ace_contracts::Registry;
+use ace_core::{Core, Hooks, RequestContext};
+use ace_envelope::SystemClock;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tower::ServiceExt;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::config::{Config, LimitsConfig};
+use crate::error::ServerError;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+
+/// A started server: its state (for the router) and the limits of its connections.
+#[derive(Debug, Clone)]
+pub struct App {
+    state: AppState,
+    limits: LimitsConfig,
+}
+
+impl App {
+    /// Validates `config`, opens the embedded engine under `data_dir`, loads the contracts,
+    /// builds the core in development mode (the only auth mode so far) and creates the default
+    /// streams that do not exist yet.
+    pub async fn open(config: &Config) -> Result<App, ServerError> {
+        config.validate()?;
+        let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
+            ServerError::Engine {
+                data_dir: config.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let registry = Registry::embedded().map_err(ServerError::Contracts)?;
+        let core = Core::new(
+            Arc::new(bus),
+            Arc::new(registry),
+            Arc::new(SystemClock),
+            Hooks::development(),
+            config.limits.core(),
+        );
+        if config.streams.create_defaults {
+            let created = core
+                .ensure_streams(&RequestContext::new("startup"), &config.streams.defaults)
+                .await
+                .map_err(|source| ServerError::Core {
+                    op: "creating the default streams",
+                    source,
+                })?;
+            if !created.is_empty() {
+                tracing::info!(streams = ?created, "created default streams");
+            }
+        }
+        let metrics = Metrics::new().map_err(ServerError::Metrics)?;
+        let state = AppState::new(core, metrics, config.limits.clone());
+        state.set_ready(true);
+        Ok(App {
+            state,
+            limits: config.limits.clone(),
+        })
+    }
+
+    /// The shared state (the core, metrics, readiness).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish (up to `limits.shutdown_timeout_ms`) and closes the engine.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let routes = router(self.state.clone());
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        tokio::pin!(shutdown);
+        loop {
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => slot,
+            };
+            let Ok(slot) = slot else { break };
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let connection = Connection {
+                routes: routes.clone(),
+                limits: self.limits.clone(),
+                metrics: self.state.metrics.clone(),
+                stop: stop_rx.clone(),
+                _done: done_tx.clone(),
+            };
+            tokio::spawn(async move {
+                connection.serve(stream, remote).await;
+                drop(slot);
+            });
+        }
+        drop(listener);
+        self.drain(stop_tx, done_tx, &mut done_rx).await;
+        self.state
+            .core
+            .close()
+            .await
+            .map_err(|source| ServerError::Core {
+                op: "closing the engine",
+                source,
+            })
+    }
+
+    async fn drain(
+        &self,
+        stop: watch::Sender<bool>,
+        done: mpsc::Sender<()>,
+        done_rx: &mut mpsc::Receiver<()>,
+    ) {
+        self.state.set_ready(false);
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+        drop(done);
+        let grace = Duration::from_millis(self.limits.shutdown_timeout_ms);
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            tracing::warn!(?grace, "connections still open after the shutdown timeout");
+        }
+    }
+}
+
+/// Opens the server described by `config`, serves `listener` until `shutdown` completes, then
+/// drains and closes. The library never binds sockets or reads the environment: the caller does.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    App::open(&config).await?.serve(listener, shutdown).await
+}
+
+/// One accepted connection and what it needs to be served and stopped.
+struct Connection {
+    routes: Router,
+    limits: LimitsConfig,
+    metrics: Metrics,
+    stop: watch::Receiver<bool>,
+    /// Dropped when the connection ends: the drain waits for every one.
+    _done: mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream, remote: SocketAddr) {
+        self.metrics.connections.inc();
+        let activity = Activity::new();
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            activity: activity.clone(),
+        });
+        let body_timeout = Duration::from_millis(self.limits.body_timeout_ms);
+        let routes = self.routes.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            tower::ServiceBuilder::new()
+                .layer(RequestBodyTimeoutLayer::new(body_timeout))
+                .service(routes.clone())
+                .oneshot(request)
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(self.limits.header_timeout_ms));
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = Duration::from_millis(self.limits.idle_timeout_ms);
+        let mut closing = *self.stop.borrow();
+        if closing {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%remote, error = %err, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = self.stop.changed(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = activity.idle_for(idle), if !closing => {
+                    tracing::debug!(%remote, "closing an idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+        self.metrics.connections.dec();
+    }
+}
+
+/// When a connection last moved a byte, as milliseconds since it opened.
+#[derive(Debug, Clone)]
+struct Activity {
+    opened: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Completes once no byte moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet_until = self.opened + last + idle;
+            if Instant::now() >= quiet_until {
+                return;
+            }
+            tokio::time::sleep_until(quiet_until.into()).await;
+        }
+    }
+}
+
+/// A TCP stream that records its activity for the idle watchdog.
+struct Tracked {
+    inner: TcpStream,
+    activity: Activity,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
