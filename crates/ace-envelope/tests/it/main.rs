@@ -5,7 +5,8 @@
 mod fixtures;
 
 // Builder outputs pass envelope.schema.json; bad envelopes are refused by both the schema and
-// Envelope::validate; errors.schema.json and ErrorCode list the same codes; rpc.schema.json.
+// Envelope::validate, and a proptest holds both to the same verdict on mutated envelopes;
+// errors.schema.json and ErrorCode list the same codes; rpc.schema.json.
 mod schema;
 
 // proptest: arbitrary valid envelopes round-trip JSON <-> protobuf <-> CloudEvents (both modes);
