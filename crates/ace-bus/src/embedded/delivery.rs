@@ -1,0 +1,278 @@
+//! The message path of the embedded engine: publishing (routing to the capturing stream, one
+//! writer request per stream share, live delivery of what was not a duplicate), fetching
+//! (waiting for a publish, a due redelivery or the deadline), acknowledgements, and dead letters
+//! as a real move (publish first, then record the original as done).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ace_envelope::{Envelope, Kind, SourceType, Subject};
+
+use super::consumer::{ConsumerCore, DeadLetter, Handout, NotPending};
+use super::record::{self, Header, decode_envelope};
+use super::stream::{Consumer, Item, Stream};
+use super::{FETCH_POLL, Inner};
+use crate::bus::{Delivered, PublishAck};
+use crate::error::BusError;
+
+impl Inner {
+    /// Publishes dead letters, then records each as done (or keeps it pending if that failed).
+    pub(super) async fn dead_letter(
+        &self,
+        s: &Arc<Stream>,
+        c: &Arc<Consumer>,
+        dead: Vec<DeadLetter>,
+    ) {
+        for d in dead {
+            let published = match self.dead_letter_envelope(s, &c.name, &d) {
+                Ok(env) => self.publish(env).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            let now = self.now_ns();
+            match published {
+                Ok(()) => {
+                    let out = c.core.lock().dead_lettered(&d, now);
+                    s.settle_done(&out.done);
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %s.name, consumer = %c.name, seq = d.seq, error = %e,
+                        "dead letter not published; kept pending");
+                    c.core.lock().dead_letter_failed(d, now);
+                }
+            }
+            c.touch();
+        }
+    }
+
+    pub(super) fn dead_letter_envelope(
+        &self,
+        s: &Stream,
+        consumer: &str,
+        d: &DeadLetter,
+    ) -> Result<Envelope, BusError> {
+        let original = match s.log.read(d.seq) {
+            Ok(Some(rec)) => Some(decode_envelope(&s.name, d.seq, &rec.payload)?),
+            Ok(None) => None,
+            Err(source) => {
+                return Err(BusError::Log {
+                    stream: s.name.clone(),
+                    source,
+                });
+            }
+        };
+        let subject = s.config().dead_letter_subject();
+        let payload = serde_json::json!({
+            "stream": s.name,
+            "seq": d.seq,
+            "consumer": consumer,
+            "deliveries": d.deliveries,
+            "reason": d.reason,
+            "original": original,
+        });
+        let priority = original.as_ref().map(|o| o.priority).unwrap_or_default();
+        Envelope::builder(Kind::Event, subject.clone())
+            .clock(&*self.config.clock)
+            .name("dead_letter")
+            .source(SourceType::Service, "ace-bus")
+            .priority(priority)
+            .idempotency_key(format!("dlq:{}:{consumer}:{}", s.name, d.seq))
+            .header("ace-dlq-stream", s.name.clone())
+            .header("ace-dlq-seq", d.seq.to_string())
+            .header("ace-dlq-consumer", consumer)
+            .header("ace-dlq-deliveries", d.deliveries.to_string())
+            .header("ace-dlq-reason", d.reason.clone())
+            .payload_json(payload)
+            .build()
+            .map_err(|e| BusError::InvalidEnvelope {
+                subject,
+                reason: e.to_string(),
+            })
+    }
+
+    pub(super) async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError> {
+        let mut answers = self.publish_batch(vec![envelope]).await;
+        answers.pop().unwrap_or(Err(BusError::Closed))
+    }
+
+    /// Routes each envelope to the stream capturing its subject, appends each stream's share in
+    /// one request, then delivers live what was not a duplicate.
+    pub(super) async fn publish_batch(
+        &self,
+        envelopes: Vec<Envelope>,
+    ) -> Vec<Result<PublishAck, BusError>> {
+        if self.check_open().is_err() {
+            return envelopes.iter().map(|_| Err(BusError::Closed)).collect();
+        }
+        let mut answers: Vec<Option<Result<PublishAck, BusError>>> =
+            Vec::with_capacity(envelopes.len());
+        let mut groups: Vec<(Arc<Stream>, Vec<usize>, Vec<Item>)> = Vec::new();
+        for (i, env) in envelopes.iter().enumerate() {
+            if let Err(e) = Subject::new(env.subject.as_str()) {
+                answers.push(Some(Err(BusError::InvalidSubject {
+                    subject: env.subject.clone(),
+                    reason: e.to_string(),
+                })));
+                continue;
+            }
+            let Some(stream) = self.route(&env.subject) else {
+                answers.push(Some(Ok(PublishAck {
+                    stream: None,
+                    seq: None,
+                    duplicate: false,
+                })));
+                continue;
+            };
+            answers.push(None);
+            let item = Item {
+                subject: env.subject.clone(),
+                header: Header::of(env),
+                payload: record::encode_envelope(env),
+            };
+            match groups.iter_mut().find(|(s, _, _)| Arc::ptr_eq(s, &stream)) {
+                Some((_, idx, items)) => {
+                    idx.push(i);
+                    items.push(item);
+                }
+                None => groups.push((stream, vec![i], vec![item])),
+            }
+        }
+        for (stream, idx, items) in groups {
+            for (i, answer) in idx.into_iter().zip(stream.append(items).await) {
+                answers[i] = Some(answer);
+            }
+        }
+        envelopes
+            .into_iter()
+            .zip(answers)
+            .map(|(env, answer)| {
+                let answer = answer.unwrap_or(Err(BusError::Closed));
+                if matches!(&answer, Ok(ack) if !ack.duplicate) {
+                    self.live.publish(Arc::new(env));
+                }
+                answer
+            })
+            .collect()
+    }
+
+    /// The stream capturing `subject`, if any (streams never overlap).
+    pub(super) fn route(&self, subject: &str) -> Option<Arc<Stream>> {
+        self.streams
+            .read()
+            .values()
+            .find(|s| s.captures(subject))
+            .cloned()
+    }
+
+    /// Reads the envelopes of a batch of handouts; a message dropped by limits meanwhile is done.
+    pub(super) fn read_handouts(
+        &self,
+        s: &Stream,
+        c: &Consumer,
+        handouts: Vec<Handout>,
+    ) -> Result<Vec<Delivered>, BusError> {
+        let mut out = Vec::with_capacity(handouts.len());
+        for h in handouts {
+            let rec = s.log.read(h.seq).map_err(|source| BusError::Log {
+                stream: s.name.clone(),
+                source,
+            })?;
+            match rec {
+                Some(rec) => out.push(Delivered {
+                    stream: s.name.clone(),
+                    consumer: c.name.clone(),
+                    seq: h.seq,
+                    delivery_count: h.delivery_count,
+                    envelope: decode_envelope(&s.name, h.seq, &rec.payload)?,
+                }),
+                None => {
+                    let done = c.core.lock().forget(h.seq, self.now_ns());
+                    s.settle_done(&done.done);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+    ) -> Result<Vec<Delivered>, BusError> {
+        let (s, c) = self.consumer(stream, consumer)?;
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + expires;
+        loop {
+            let notified = s.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.now_ns();
+            let out = c.core.lock().next_batch(batch, now);
+            if !out.handouts.is_empty() || !out.done.is_empty() || !out.dead.is_empty() {
+                c.touch();
+            }
+            s.settle_done(&out.done);
+            self.dead_letter(&s, &c, out.dead).await;
+            let delivered = self.read_handouts(&s, &c, out.handouts)?;
+            let t = tokio::time::Instant::now();
+            if !delivered.is_empty() || t >= deadline {
+                return Ok(delivered);
+            }
+            self.check_open()?;
+            let wake = c.core.lock().next_wakeup_ns();
+            let until_due =
+                wake.map_or(FETCH_POLL, |w| Duration::from_nanos(w.saturating_sub(now)));
+            let wait = deadline.min(t + until_due.min(FETCH_POLL));
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wait) => {}
+            }
+        }
+    }
+
+    /// Runs an ack-like call on a consumer's state and settles what it finished.
+    pub(super) fn settle_call(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        f: impl FnOnce(&mut ConsumerCore, u64) -> Result<Vec<u64>, NotPending>,
+    ) -> Result<(), BusError> {
+        let (s, c) = self.consumer(stream, consumer)?;
+        let done =
+            f(&mut c.core.lock(), self.now_ns()).map_err(|NotPending| BusError::NotPending {
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                seq,
+            })?;
+        c.touch();
+        s.settle_done(&done);
+        s.notify.notify_waiters();
+        Ok(())
+    }
+
+    pub(super) async fn term(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let (s, c) = self.consumer(stream, consumer)?;
+        let dead = c
+            .core
+            .lock()
+            .term(seq, reason)
+            .map_err(|NotPending| BusError::NotPending {
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                seq,
+            })?;
+        self.dead_letter(&s, &c, vec![dead]).await;
+        s.notify.notify_waiters();
+        Ok(())
+    }
+}
