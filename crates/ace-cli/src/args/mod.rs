@@ -2,11 +2,13 @@
 
 mod contracts;
 mod envelope;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 
 pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
+pub(crate) use serve::{LogFormat, ServeArgs};
 
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
 #[derive(Debug, Parser)]
@@ -25,6 +27,8 @@ pub(crate) enum Command {
     /// Make gme/1 envelopes and convert them between JSON, protobuf and CloudEvents.
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
+    /// Start the server: HTTP API on the embedded engine (auth off: development mode).
+    Serve(ServeArgs),
 }
 
 /// `--json`: machine-readable output instead of a table.

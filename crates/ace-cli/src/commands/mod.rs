@@ -3,6 +3,7 @@
 mod contracts;
 mod envelope;
 mod input;
+mod serve;
 
 use std::io::Write;
 
@@ -24,5 +25,6 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
     match cli.command {
         Command::Contracts(command) => contracts::run(command, out),
         Command::Envelope(command) => envelope::run(command, out),
+        Command::Serve(args) => serve::run(&args, out),
     }
 }

@@ -4,9 +4,11 @@
 //! Modules:
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
 //! - `envelope`: `envelope new | convert`, round trips through every format.
+//! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 
 mod contracts;
 mod envelope;
+mod serve;
 
 use std::{
     io::Write,

@@ -1,0 +1,122 @@
+//! `ace-comms serve`: everything the server library leaves to a binary — read the config file
+//! and the environment, apply the flags, install the tracing subscriber, bind the listener,
+//! announce development mode, and turn SIGTERM/SIGINT into the graceful shutdown of
+//! `ace_server::App::serve`. Exits 0 after a clean shutdown.
+
+use std::io::Write;
+
+use ace_server::{App, Config};
+use anyhow::{Context, Result};
+use tracing_subscriber::EnvFilter;
+
+use super::Outcome;
+use crate::args::{LogFormat, ServeArgs};
+
+/// Runs the server until SIGTERM or SIGINT.
+pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let config = config(args)?;
+    install_tracing(args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, out))?;
+    Ok(Outcome::Success)
+}
+
+/// Defaults, the file, `ACE_*` variables, then the flags; validated last.
+fn config(args: &ServeArgs) -> Result<Config> {
+    let file = match &args.config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut config = Config::load(file.as_deref(), std::env::vars())?;
+    if let Some(listen) = &args.listen {
+        config.listen.clone_from(listen);
+    }
+    if let Some(data) = &args.data {
+        config.data_dir.clone_from(data);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Logs go to standard error (standard output carries the listening line for scripts).
+fn install_tracing(format: LogFormat) -> Result<()> {
+    let filter = std::env::var("ACE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter).with_context(|| format!("log filter `{filter}`"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let app = App::open(&config).await?;
+    if app.state().core().is_development() {
+        development_banner();
+    }
+    writeln!(
+        out,
+        "ace-comms listening on http://{addr} (data: {})",
+        config.data_dir.display()
+    )?;
+    out.flush()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    app.serve(listener, shutdown_signal()).await?;
+    writeln!(out, "ace-comms stopped")?;
+    Ok(())
+}
+
+fn development_banner() {
+    eprintln!(
+        "\n\
+         ################################################################################\n\
+         #  ACE::COMMS DEVELOPMENT MODE — AUTHENTICATION IS OFF                         #\n\
+         #  Every caller acts as DEVELOPMENT-MODE-UNAUTHENTICATED with every right.     #\n\
+         #  Policy, approvals and the ledger are pass-throughs. Never expose this port. #\n\
+         ################################################################################\n"
+    );
+    tracing::warn!(
+        principal = ace_core::DEVELOPMENT_PRINCIPAL_ID,
+        "development mode: authentication, authorization, gating and recording are pass-throughs"
+    );
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "SIGTERM handler unavailable; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,135 @@
+//! `ace-comms serve` end to end: the real binary on a free port with a temporary data
+//! directory — publish over HTTP, SIGTERM, exit 0, and a restart that still serves the message.
+//! Also: a bad config exits 2 naming the key.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ace_envelope::{Envelope, Kind};
+
+/// A running `ace-comms serve` and the address it printed.
+struct Serving {
+    child: Child,
+    addr: String,
+    stdout: BufReader<std::process::ChildStdout>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn start(data: &Path) -> Serving {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("ACE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut stderr = child.stderr.take().unwrap();
+    // Drained on a thread so a chatty log never blocks the server on a full pipe.
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Serving {
+        child,
+        addr,
+        stdout,
+        stderr,
+    }
+}
+
+impl Serving {
+    /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
+    fn terminate(mut self) -> (i32, String, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self
+            .child
+            .wait()
+            .unwrap()
+            .code()
+            .expect("exited, not killed");
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (code, rest, self.stderr.join().unwrap())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        socket,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    let status = reply[9..12].parse().unwrap();
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn given_a_served_message_when_sigterm_and_restart_then_exit_0_and_the_message_is_still_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let envelope = Envelope::builder(Kind::Event, "ace.comms.http.service.cli.evt.v1")
+        .payload_json(serde_json::json!({"from": "the cli test"}))
+        .build()
+        .unwrap();
+    let json = serde_json::to_string(&envelope).unwrap();
+    let (status, body) = http(&server.addr, "POST", "/api/v1/messages", Some(&json));
+    assert_eq!(status, 202, "{body}");
+    assert!(body.contains("\"seq\":1"), "{body}");
+    let (code, stdout, stderr) = server.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert!(stdout.contains("stopped"), "{stdout}");
+    assert!(stderr.contains("DEVELOPMENT MODE"), "{stderr}");
+
+    let again = start(data.path());
+    let (status, body) = http(
+        &again.addr,
+        "GET",
+        "/api/v1/streams/ACE_EVENTS/messages/1",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&envelope.id.to_string()), "{body}");
+    let (code, _, stderr) = again.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+}
+
+#[test]
+fn given_a_config_with_an_out_of_bounds_value_when_serving_then_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::write(dir.path(), "bad.yaml", "limits:\n  max_hops: 99\n");
+    let run = crate::ace(&["serve", "--config", &config], b"");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("limits.max_hops"), "{}", run.stderr);
+}
