@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ace_envelope::Priority;
+use ace_envelope::{Envelope, Priority};
 
 use super::*;
 use crate::bus::{ConsumerConfig, DiscardPolicy, RetentionPolicy, StreamConfig};
@@ -178,16 +178,9 @@ pub async fn discard_new_refuses_when_full(factory: &Factory) {
 
 /// A message over `max_msg_size` is refused and counted.
 pub async fn max_msg_size_is_refused(factory: &Factory) {
-    let engine = setup(
-        factory,
-        StreamConfig {
-            max_msg_size: Some(600),
-            ..orders()
-        },
-    )
-    .await;
-    let big = env(&*engine, "big").payload_json(serde_json::json!({"blob": "x".repeat(1000)}));
-    let err = engine.bus().publish(build(big)).await;
+    let engine = setup(factory, size_limited()).await;
+    let big = oversized(&*engine);
+    let err = engine.bus().publish(big).await;
     assert!(
         matches!(err, Err(BusError::MessageTooLarge { .. })),
         "got {err:?}"
@@ -206,18 +199,11 @@ pub async fn overlapping_streams_are_refused(factory: &Factory) {
 
 /// `publish_batch` answers every envelope in order: stored, duplicate, or refused.
 pub async fn publish_batch_answers_each_in_order(factory: &Factory) {
-    let engine = setup(
-        factory,
-        StreamConfig {
-            max_msg_size: Some(600),
-            ..orders()
-        },
-    )
-    .await;
-    let big = env(&*engine, "big").payload_json(serde_json::json!({"blob": "x".repeat(1000)}));
+    let engine = setup(factory, size_limited()).await;
+    let big = oversized(&*engine);
     let batch = vec![
         build(env(&*engine, "a").idempotency_key("k")),
-        build(big),
+        big,
         build(env(&*engine, "b").idempotency_key("k")),
         build(env(&*engine, "c")),
     ];
@@ -353,4 +339,17 @@ pub async fn errors_name_what_is_missing(factory: &Factory) {
     assert!(matches!(err, BusError::ConsumerNotFound { .. }) && err.to_string().contains("ghost"));
     let err = bus.ack(STREAM, "ghost", 1).await.expect_err("missing");
     assert!(matches!(err, BusError::ConsumerNotFound { .. }));
+}
+
+/// The `orders` stream with a 600-byte `max_msg_size`.
+fn size_limited() -> StreamConfig {
+    StreamConfig {
+        max_msg_size: Some(600),
+        ..orders()
+    }
+}
+
+/// An envelope over `size_limited`'s limit.
+fn oversized(engine: &dyn TestEngine) -> Envelope {
+    build(env(engine, "big").payload_json(serde_json::json!({"blob": "x".repeat(1000)})))
 }

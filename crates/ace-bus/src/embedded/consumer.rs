@@ -627,6 +627,30 @@ mod tests {
     }
 
     #[test]
+    fn given_per_key_and_lanes_when_a_p0_follows_a_p3_of_its_key_then_key_order_wins() {
+        let mut c = core(ConsumerConfig {
+            ordering: Ordering::PerKey,
+            ..ConsumerConfig::new("c")
+        });
+        c.offer("s", &meta(1, 3, Some("a")), 0);
+        c.offer("s", &meta(2, 3, Some("b")), 0);
+        c.offer("s", &meta(3, 0, Some("a")), 0);
+        c.offer("s", &meta(4, 0, Some("c")), 0);
+        assert_eq!(
+            seqs(&c.next_batch(1, 0)),
+            vec![4],
+            "P0 of a free key goes first"
+        );
+        assert_eq!(
+            seqs(&c.next_batch(10, 0)),
+            vec![1, 2],
+            "the P0 of key a waits for 1"
+        );
+        c.ack(1, 0).expect("pending");
+        assert_eq!(seqs(&c.next_batch(10, 0)), vec![3]);
+    }
+
+    #[test]
     fn given_a_backoff_list_when_never_acked_then_redelivery_follows_it_then_dead_letters() {
         let mut c = core(ConsumerConfig {
             backoff: Backoff::List(vec![Duration::from_secs(1), Duration::from_secs(5)]),
