@@ -93,6 +93,29 @@ async fn given_an_idle_keep_alive_connection_when_the_idle_timeout_passes_then_i
 }
 
 #[tokio::test]
+async fn given_the_connection_limit_is_reached_when_another_client_connects_then_it_waits_its_turn()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| c.limits.max_connections = 1).await;
+    let holder = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = server
+        .http
+        .get(server.url("/health"))
+        .timeout(Duration::from_millis(400))
+        .send()
+        .await;
+    assert!(
+        waiting.is_err(),
+        "a second connection was served past the limit"
+    );
+    drop(holder);
+    let (status, _) = server.get("/health").await;
+    assert_eq!(status, 200, "served once the first connection closed");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn given_a_fetch_in_flight_when_shutdown_begins_then_it_still_completes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
