@@ -6,11 +6,13 @@
 //!   and every error code of the publish routes with a malformed, oversized or unknown input.
 //! - `streams`: streams, consumers, fetch, ack/nak/term, one message by sequence, and their
 //!   404/409/400/405 answers.
+//! - `router`: the router in process — readiness before start, the request timeout (504).
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
 mod lifecycle;
 mod messages;
+mod router;
 mod streams;
 
 use std::path::Path;
