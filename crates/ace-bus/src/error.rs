@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use ace_envelope::ErrorCode;
+
 /// Everything a bus operation can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,11 +172,63 @@ pub enum BusError {
 }
 
 impl BusError {
+    /// The stable wire code (and with it the HTTP status) of this error, from the shared
+    /// taxonomy of `contracts/comms/errors.schema.json`.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BusError::Timeout { .. } => ErrorCode::Timeout,
+            BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+            BusError::SlowConsumer { .. }
+            | BusError::TooManySubscriptions { .. }
+            | BusError::StreamFull { .. } => ErrorCode::Backpressure,
+            BusError::InvalidSubject { .. } => ErrorCode::InvalidSubject,
+            BusError::StreamNotFound { .. } => ErrorCode::StreamNotFound,
+            BusError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
+            BusError::Conflict { .. } => ErrorCode::Conflict,
+            BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidJson,
+            BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            BusError::NotPending { .. } => ErrorCode::PreconditionFailed,
+            BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
+            BusError::Log { .. }
+            | BusError::Storage { .. }
+            | BusError::State { .. }
+            | BusError::Corrupt { .. }
+            | BusError::Io { .. } => ErrorCode::Internal,
+        }
+    }
+
     /// Wraps any redb error with the operation it broke.
     pub(crate) fn state(op: &'static str, source: impl Into<redb::Error>) -> Self {
         BusError::State {
             op,
             source: Box::new(source.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_full_stream_error_when_mapped_then_it_is_backpressure_429() {
+        let e = BusError::StreamFull {
+            stream: "orders".to_owned(),
+            limit: "max_msgs".to_owned(),
+        };
+        assert_eq!(
+            (e.code(), e.code().http_status()),
+            (ErrorCode::Backpressure, 429)
+        );
+        assert!(e.to_string().contains("orders"));
+    }
+
+    #[test]
+    fn given_missing_resources_when_mapped_then_they_are_404s() {
+        let e = BusError::ConsumerNotFound {
+            stream: "orders".to_owned(),
+            consumer: "c".to_owned(),
+        };
+        assert_eq!(e.code().http_status(), 404);
     }
 }
