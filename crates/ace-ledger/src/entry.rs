@@ -1,0 +1,298 @@
+//! What one ledger entry is and the exact bytes that are hashed for it.
+//!
+//! # Encoding (stable: changing it breaks every existing ledger)
+//!
+//! - **Leaf bytes** of an entry: the canonical JSON (`ace_envelope::canonical::to_canonical_vec`:
+//!   keys sorted, no whitespace) of the object with exactly the nine fields `seq` (integer, 0-based,
+//!   equal to the Merkle leaf index), `ts` (RFC 3339 UTC string as chrono writes it), `kind`
+//!   (snake_case), `actor`, `subject`, `message_id` (string or `null`), `content_sha256` (string or
+//!   `null`), `decision`, `details` (any JSON).
+//! - **Chain hash**: `h_n = SHA-256(h_{n-1} || leaf_bytes_n)` with `h_{-1}` = 32 zero bytes.
+//! - **Stored line**: the canonical JSON of those nine fields plus `chain_hash` (hex), then `\n`.
+//!   A verifier re-derives the leaf bytes from the stored line by removing `chain_hash` and
+//!   re-canonicalizing, so it never depends on this crate's structs reading the line back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::LedgerError;
+use crate::hash::Hash;
+use crate::merkle;
+
+/// The name of the chain-hash field of a stored line (the only field outside the leaf bytes).
+pub const CHAIN_HASH_FIELD: &str = "chain_hash";
+
+/// What happened, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A message was accepted and appended.
+    Accepted,
+    /// A message was denied by policy.
+    Denied,
+    /// A message was held for human approval.
+    Held,
+    /// A held message was approved.
+    Approved,
+    /// A held message was rejected.
+    Rejected,
+    /// A held message expired undecided.
+    Expired,
+    /// A message was dead-lettered.
+    DeadLettered,
+    /// The configuration changed.
+    ConfigChanged,
+    /// A workflow ran.
+    WorkflowRun,
+}
+
+impl EntryKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EntryKind; 9] = [
+        EntryKind::Accepted,
+        EntryKind::Denied,
+        EntryKind::Held,
+        EntryKind::Approved,
+        EntryKind::Rejected,
+        EntryKind::Expired,
+        EntryKind::DeadLettered,
+        EntryKind::ConfigChanged,
+        EntryKind::WorkflowRun,
+    ];
+
+    /// The snake_case name used in JSON and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Accepted => "accepted",
+            EntryKind::Denied => "denied",
+            EntryKind::Held => "held",
+            EntryKind::Approved => "approved",
+            EntryKind::Rejected => "rejected",
+            EntryKind::Expired => "expired",
+            EntryKind::DeadLettered => "dead_lettered",
+            EntryKind::ConfigChanged => "config_changed",
+            EntryKind::WorkflowRun => "workflow_run",
+        }
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EntryKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EntryKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown ledger entry kind `{s}`"))
+    }
+}
+
+/// An entry as the caller hands it in; the ledger adds `seq`, `ts` and the chain hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    /// What happened.
+    pub kind: EntryKind,
+    /// Who did it (a principal id, `system`, …).
+    pub actor: String,
+    /// The subject concerned (a message subject, a config key, a workflow name).
+    pub subject: String,
+    /// The message concerned, if any.
+    pub message_id: Option<String>,
+    /// SHA-256 (hex) of the content concerned, if any.
+    pub content_sha256: Option<String>,
+    /// The decision taken, in a word or a sentence (`allow`, `deny: no role`, …).
+    pub decision: String,
+    /// Anything else worth keeping, as JSON.
+    pub details: Value,
+}
+
+impl NewEntry {
+    /// An entry with no message, no content hash, an empty decision and `details: {}`.
+    pub fn new(kind: EntryKind, actor: impl Into<String>, subject: impl Into<String>) -> Self {
+        NewEntry {
+            kind,
+            actor: actor.into(),
+            subject: subject.into(),
+            message_id: None,
+            content_sha256: None,
+            decision: String::new(),
+            details: Value::Object(Map::new()),
+        }
+    }
+
+    /// Sets the message id.
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the content hash (hex SHA-256).
+    pub fn content_sha256(mut self, hex: impl Into<String>) -> Self {
+        self.content_sha256 = Some(hex.into());
+        self
+    }
+
+    /// Sets the decision.
+    pub fn decision(mut self, decision: impl Into<String>) -> Self {
+        self.decision = decision.into();
+        self
+    }
+
+    /// Sets the details.
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A recorded entry: the caller's fields plus its place in the ledger and its chain hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// 0-based position; equal to the Merkle leaf index.
+    pub seq: u64,
+    /// When the ledger recorded it (the ledger's clock).
+    pub ts: DateTime<Utc>,
+    /// What happened.
+    pub kind: EntryKind,
+    /// Who did it.
+    pub actor: String,
+    /// The subject concerned.
+    pub subject: String,
+    /// The message concerned, if any.
+    pub message_id: Option<String>,
+    /// SHA-256 (hex) of the content concerned, if any.
+    pub content_sha256: Option<String>,
+    /// The decision taken.
+    pub decision: String,
+    /// Anything else, as JSON.
+    pub details: Value,
+    /// `h_seq = SHA-256(h_{seq-1} || leaf_bytes)`.
+    pub chain_hash: Hash,
+}
+
+impl Entry {
+    /// Builds entry `seq` from `new`, chaining it onto `prev_chain` (the previous entry's
+    /// chain hash, or [`Hash::ZERO`] for seq 0).
+    pub fn seal(
+        new: NewEntry,
+        seq: u64,
+        ts: DateTime<Utc>,
+        prev_chain: Hash,
+    ) -> Result<Entry, LedgerError> {
+        let mut entry = Entry {
+            seq,
+            ts,
+            kind: new.kind,
+            actor: new.actor,
+            subject: new.subject,
+            message_id: new.message_id,
+            content_sha256: new.content_sha256,
+            decision: new.decision,
+            details: new.details,
+            chain_hash: Hash::ZERO,
+        };
+        entry.chain_hash = chain_hash(&prev_chain, &entry.leaf_bytes()?);
+        Ok(entry)
+    }
+
+    /// The canonical leaf bytes (see the module documentation).
+    pub fn leaf_bytes(&self) -> Result<Vec<u8>, LedgerError> {
+        let mut value = self.to_value()?;
+        if let Value::Object(map) = &mut value {
+            map.remove(CHAIN_HASH_FIELD);
+        }
+        Ok(ace_envelope::canonical::to_canonical_vec(&value))
+    }
+
+    /// The RFC 6962 leaf hash `SHA-256(0x00 || leaf_bytes)`.
+    pub fn leaf_hash(&self) -> Result<Hash, LedgerError> {
+        Ok(merkle::leaf_hash(&self.leaf_bytes()?))
+    }
+
+    /// The stored line: canonical JSON with `chain_hash`, without the trailing newline.
+    pub fn to_line(&self) -> Result<Vec<u8>, LedgerError> {
+        Ok(ace_envelope::canonical::to_canonical_vec(&self.to_value()?))
+    }
+
+    /// Whether this entry's chain hash follows from `prev_chain` and its content.
+    pub fn chains_from(&self, prev_chain: &Hash) -> Result<bool, LedgerError> {
+        Ok(chain_hash(prev_chain, &self.leaf_bytes()?) == self.chain_hash)
+    }
+
+    fn to_value(&self) -> Result<Value, LedgerError> {
+        serde_json::to_value(self).map_err(|source| LedgerError::Encode {
+            field: "details",
+            source,
+        })
+    }
+}
+
+/// `SHA-256(prev || leaf_bytes)`.
+pub fn chain_hash(prev: &Hash, leaf_bytes: &[u8]) -> Hash {
+    Hash::of(&[&prev.0, leaf_bytes])
+}
+
+/// The leaf bytes of a stored line already parsed as JSON: `chain_hash` removed, canonical form.
+pub fn leaf_bytes_of_line(line: &Value) -> Vec<u8> {
+    let mut value = line.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove(CHAIN_HASH_FIELD);
+    }
+    ace_envelope::canonical::to_canonical_vec(&value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(seq: u64, prev: Hash) -> Entry {
+        let new = NewEntry::new(EntryKind::Accepted, "alice", "ace.comms.x")
+            .message_id("m-1")
+            .decision("allow")
+            .details(json!({"b": 2, "a": [1, 2.5]}));
+        Entry::seal(new, seq, DateTime::UNIX_EPOCH, prev).unwrap()
+    }
+
+    #[test]
+    fn given_an_entry_when_encoded_then_leaf_bytes_are_sorted_canonical_json_of_nine_fields() {
+        let bytes = sample(0, Hash::ZERO).leaf_bytes().unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"actor":"alice","content_sha256":null,"decision":"allow","details":{"a":[1,2.5],"b":2},"kind":"accepted","message_id":"m-1","seq":0,"subject":"ace.comms.x","ts":"1970-01-01T00:00:00Z"}"#
+        );
+    }
+
+    #[test]
+    fn given_a_stored_line_when_reparsed_then_its_leaf_bytes_and_chain_hash_agree() {
+        let first = sample(0, Hash::ZERO);
+        let second = sample(1, first.chain_hash);
+        let line: Value = serde_json::from_slice(&second.to_line().unwrap()).unwrap();
+        assert_eq!(leaf_bytes_of_line(&line), second.leaf_bytes().unwrap());
+        assert!(second.chains_from(&first.chain_hash).unwrap());
+        assert!(!second.chains_from(&Hash::ZERO).unwrap());
+        let back: Entry = serde_json::from_value(line).unwrap();
+        assert_eq!(back, second);
+    }
+
+    #[test]
+    fn given_every_kind_when_parsed_from_its_name_then_it_round_trips() {
+        for kind in EntryKind::ALL {
+            assert_eq!(kind.as_str().parse::<EntryKind>(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+        }
+        assert!("nope".parse::<EntryKind>().is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! [`Ledger`]: the thread-safe front of the crate — sequencing, chaining and Merkle-hashing
+//! appended entries, signing checkpoints, and answering proof and query calls.
+//!
+//! One `parking_lot::Mutex` guards the store and the in-memory tree: appends are serialized
+//! anyway (each needs the previous chain hash), and holding the lock across the store's fsync is
+//! what makes an acknowledged entry's position final. Batches ([`Ledger::append_batch`]) share
+//! one fsync. Calls block (file I/O); async callers use `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ace_envelope::{Clock, SystemClock};
+use chrono::{DateTime, TimeDelta, Utc};
+use ed25519_dalek::VerifyingKey;
+use parking_lot::Mutex;
+
+use crate::checkpoint::{Checkpoint, LedgerKey};
+use crate::entry::{Entry, NewEntry};
+use crate::error::LedgerError;
+use crate::hash::Hash;
+use crate::merkle::Tree;
+use crate::proof::{ConsistencyProof, InclusionProof};
+use crate::store::{EntryFilter, FileStore, LedgerStore};
+
+/// The ledger's directory under a data directory: `<data>/ledger`.
+pub fn ledger_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ledger")
+}
+
+/// How a ledger stamps entries and when it checkpoints.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// [`Ledger::maybe_checkpoint`] signs once this many entries are not yet covered.
+    pub checkpoint_every_entries: u64,
+    /// … or once the last checkpoint is this old (and some entry is not yet covered).
+    pub checkpoint_interval: TimeDelta,
+    /// The time written into entries and into [`Ledger::checkpoint`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            checkpoint_every_entries: 1000,
+            checkpoint_interval: TimeDelta::seconds(60),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A tamper-evident, append-only ledger. `Send + Sync`; share it as `Arc<Ledger>`.
+#[derive(Debug)]
+pub struct Ledger {
+    state: Mutex<State>,
+    key: LedgerKey,
+    options: LedgerOptions,
+}
+
+#[derive(Debug)]
+struct State {
+    store: Box<dyn LedgerStore>,
+    tree: Tree,
+    chain_head: Hash,
+    latest: Option<Checkpoint>,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the file ledger under `<data_dir>/ledger/` with its signing key.
+    pub fn open(data_dir: &Path, options: LedgerOptions) -> Result<Ledger, LedgerError> {
+        let dir = ledger_dir(data_dir);
+        let store = FileStore::open(&dir)?;
+        let key = LedgerKey::load_or_create(&dir)?;
+        Ledger::with_store(Box::new(store), key, options)
+    }
+
+    /// A ledger over any store. Replays it, re-checking every chain link and the latest
+    /// checkpoint; refuses ([`LedgerError::Corrupt`]) to append onto a broken ledger.
+    pub fn with_store(
+        mut store: Box<dyn LedgerStore>,
+        key: LedgerKey,
+        options: LedgerOptions,
+    ) -> Result<Ledger, LedgerError> {
+        let (mut tree, mut chain_head) = (Tree::new(), Hash::ZERO);
+        store.replay(&mut |entry| {
+            let seq = tree.size();
+            if entry.seq != seq {
+                return Err(corrupt(
+                    seq,
+                    format!("found seq {} in its place", entry.seq),
+                ));
+            }
+            if !entry.chains_from(&chain_head)? {
+                return Err(corrupt(seq, "chain hash mismatch".to_owned()));
+            }
+            tree.push(entry.leaf_hash()?);
+            chain_head = entry.chain_hash;
+            Ok(())
+        })?;
+        let latest = store.checkpoints()?.pop();
+        if let Some(cp) = &latest {
+            check_checkpoint(cp, &tree, &key)?;
+        }
+        Ok(Ledger {
+            state: Mutex::new(State {
+                store,
+                tree,
+                chain_head,
+                latest,
+            }),
+            key,
+            options,
+        })
+    }
+
+    /// Appends one entry; it is durable when this returns.
+    pub fn append(&self, entry: NewEntry) -> Result<Entry, LedgerError> {
+        let mut sealed = self.append_batch(vec![entry])?;
+        sealed
+            .pop()
+            .ok_or_else(|| corrupt(self.size(), "empty batch".to_owned()))
+    }
+
+    /// Appends entries with one durable write (group commit); all or none are recorded.
+    pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<Entry>, LedgerError> {
+        let ts = self.options.clock.now();
+        let mut state = self.state.lock();
+        let (mut seq, mut prev) = (state.tree.size(), state.chain_head);
+        let mut sealed = Vec::with_capacity(entries.len());
+        let mut leaves = Vec::with_capacity(entries.len());
+        for new in entries {
+            let entry = Entry::seal(new, seq, ts, prev)?;
+            leaves.push(entry.leaf_hash()?);
+            (seq, prev) = (seq + 1, entry.chain_hash);
+            sealed.push(entry);
+        }
+        state.store.append(&sealed)?;
+        leaves.into_iter().for_each(|leaf| state.tree.push(leaf));
+        state.chain_head = prev;
+        Ok(sealed)
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u64 {
+        self.state.lock().tree.size()
+    }
+
+    /// Chain hash of the last entry ([`Hash::ZERO`] when empty).
+    pub fn chain_head(&self) -> Hash {
+        self.state.lock().chain_head
+    }
+
+    /// The RFC 6962 tree head at `size` (any size up to the current one).
+    pub fn tree_head(&self, size: u64) -> Result<Hash, LedgerError> {
+        let state = self.state.lock();
+        state.tree.root(size).ok_or(LedgerError::OutOfRange {
+            what: "tree_size",
+            value: size,
+            size: state.tree.size(),
+        })
+    }
+
+    /// Signs and stores a checkpoint of the current state, stamped with the ledger's clock.
+    pub fn checkpoint(&self) -> Result<Checkpoint, LedgerError> {
+        let now = self.options.clock.now();
+        self.checkpoint_locked(&mut self.state.lock(), now)
+    }
+
+    /// Checkpoints if [`LedgerOptions`] says it is due at `now`: some entry is uncovered and
+    /// either enough entries are uncovered or the last checkpoint is old enough (or there is none).
+    pub fn maybe_checkpoint(&self, now: DateTime<Utc>) -> Result<Option<Checkpoint>, LedgerError> {
+        let mut state = self.state.lock();
+        let size = state.tree.size();
+        let due = match &state.latest {
+            None => size > 0,
+            Some(cp) => {
+                size > cp.size
+                    && (size - cp.size >= self.options.checkpoint_every_entries
+                        || now - cp.ts >= self.options.checkpoint_interval)
+            }
+        };
+        if !due {
+            return Ok(None);
+        }
+        self.checkpoint_locked(&mut state, now).map(Some)
+    }
+
+    fn checkpoint_locked(
+        &self,
+        state: &mut State,
+        now: DateTime<Utc>,
+    ) -> Result<Checkpoint, LedgerError> {
+        let size = state.tree.size();
+        let root = state
+            .tree
+            .root(size)
+            .unwrap_or_else(crate::merkle::empty_root);
+        let checkpoint = self.key.sign(size, root, state.chain_head, now);
+        state.store.append_checkpoint(&checkpoint)?;
+        state.latest = Some(checkpoint.clone());
+        Ok(checkpoint)
+    }
+
+    /// The most recent checkpoint (`GET /api/v1/ledger/checkpoint`).
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.state.lock().latest.clone()
+    }
+
+    /// Every stored checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, LedgerError> {
+        self.state.lock().store.checkpoints()
+    }
+
+    /// Proof that entry `seq` is in the tree of `tree_size` entries.
+    pub fn inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<InclusionProof, LedgerError> {
+        let state = self.state.lock();
+        let size = state.tree.size();
+        let out_of_range = |what, value| LedgerError::OutOfRange { what, value, size };
+        if tree_size > size {
+            return Err(out_of_range("tree_size", tree_size));
+        }
+        let path = state
+            .tree
+            .inclusion_path(seq, tree_size)
+            .ok_or_else(|| out_of_range("seq", seq))?;
+        Ok(InclusionProof {
+            seq,
+            tree_size,
+            leaf_hash: state
+                .tree
+                .leaf(seq)
+                .ok_or_else(|| out_of_range("seq", seq))?,
+            root_hash: state
+                .tree
+                .root(tree_size)
+                .ok_or_else(|| out_of_range("tree_size", tree_size))?,
+            path,
+        })
+    }
+
+    /// Proof that the tree of `from` entries is a prefix of the tree of `to` entries.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, LedgerError> {
+        let state = self.state.lock();
+        let size = state.tree.size();
+        let out_of_range = |what, value| LedgerError::OutOfRange { what, value, size };
+        if to > size {
+            return Err(out_of_range("to", to));
+        }
+        let path = state
+            .tree
+            .consistency_proof(from, to)
+            .ok_or_else(|| out_of_range("from", from))?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            from_root: state
+                .tree
+                .root(from)
+                .ok_or_else(|| out_of_range("from", from))?,
+            to_root: state.tree.root(to).ok_or_else(|| out_of_range("to", to))?,
+            path,
+        })
+    }
+
+    /// The entry at `seq`.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>, LedgerError> {
+        self.state.lock().store.get(seq)
+    }
+
+    /// Entries matching `filter` (`GET /api/v1/ledger/entries?kind=&since=&until=`).
+    pub fn entries(&self, filter: &EntryFilter) -> Result<Vec<Entry>, LedgerError> {
+        self.state.lock().store.scan(filter)
+    }
+
+    /// The public key checkpoints verify with.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The key id written into checkpoints.
+    pub fn key_id(&self) -> &str {
+        self.key.key_id()
+    }
+}
+
+fn corrupt(seq: u64, reason: String) -> LedgerError {
+    LedgerError::Corrupt { seq, reason }
+}
+
+/// The latest checkpoint must be signed by our key and match the replayed tree.
+fn check_checkpoint(cp: &Checkpoint, tree: &Tree, key: &LedgerKey) -> Result<(), LedgerError> {
+    let size = tree.size();
+    let bad = |reason: String| corrupt(cp.size.min(size), reason);
+    cp.verify_signature(&key.verifying_key())
+        .map_err(|e| bad(format!("latest checkpoint (size {}): {e}", cp.size)))?;
+    if cp.size > size {
+        return Err(bad(format!(
+            "latest checkpoint covers {} entries but only {size} are stored (truncated)",
+            cp.size
+        )));
+    }
+    if tree.root(cp.size) != Some(cp.root_hash) {
+        return Err(bad(format!(
+            "root at size {} differs from the latest checkpoint",
+            cp.size
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! [`FileStore`]: the default store, two append-only JSON-lines files under `<data>/ledger/`.
+//!
+//! - `entries.jsonl`: one entry per line, its canonical JSON with `chain_hash` (see
+//!   [`crate::entry`]); line `n + 1` holds seq `n`.
+//! - `checkpoints.jsonl`: one signed [`Checkpoint`] per line.
+//!
+//! # Durability rule
+//!
+//! An append (one entry or a batch: group commit) writes all its lines with one `write` and then
+//! `fdatasync`s; only then does it return `Ok`, which is the acknowledgement. So every
+//! acknowledged entry is a complete line ending in `\n`, and a last line *without* `\n` can only
+//! be the torn write of an append that crashed before it was acknowledged. On open such a tail
+//! is never silently dropped: its bytes are appended to `entries.jsonl.torn` (or
+//! `checkpoints.jsonl.torn`), the file is cut back to its last complete line, and the tail is
+//! reported ([`FileStore::torn_tails`]; `verify_dir` reports a torn tail still in place and any
+//! bytes kept aside). A failed append cuts the file back to its length before the append.
+//!
+//! Reads seek through an in-memory index of line offsets (8 bytes per entry).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::{EntryFilter, LedgerStore};
+use crate::checkpoint::Checkpoint;
+use crate::entry::Entry;
+use crate::error::LedgerError;
+
+/// The entries file, under the ledger directory.
+pub const ENTRIES_FILE: &str = "entries.jsonl";
+/// The checkpoints file, under the ledger directory.
+pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+/// Where torn (unacknowledged) tails of the entries file are kept, under the ledger directory.
+pub const TORN_FILE: &str = "entries.jsonl.torn";
+
+/// A torn last line found and moved aside when the store opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The file it was cut from.
+    pub file: PathBuf,
+    /// Byte offset where the torn line started.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
+/// Entries and checkpoints in append-only files under one directory.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    entries_path: PathBuf,
+    checkpoints_path: PathBuf,
+    writer: File,
+    reader: File,
+    offsets: Vec<u64>,
+    len: u64,
+    torn: Vec<TornTail>,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in `dir` (normally `<data>/ledger`), moving any torn
+    /// tail aside as the durability rule says.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+        let entries_path = dir.join(ENTRIES_FILE);
+        let checkpoints_path = dir.join(CHECKPOINTS_FILE);
+        let mut torn = Vec::new();
+        for (path, aside) in [
+            (&entries_path, dir.join(TORN_FILE)),
+            (
+                &checkpoints_path,
+                dir.join(format!("{CHECKPOINTS_FILE}.torn")),
+            ),
+        ] {
+            torn.extend(repair_torn_tail(path, &aside)?);
+        }
+        let writer = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&entries_path)
+            .map_err(|e| LedgerError::io(&entries_path, e))?;
+        let reader = File::open(&entries_path).map_err(|e| LedgerError::io(&entries_path, e))?;
+        let len = file_len(&writer, &entries_path)?;
+        sync_dir(dir)?;
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+            entries_path,
+            checkpoints_path,
+            writer,
+            reader,
+            offsets: Vec::new(),
+            len,
+            torn,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Torn tails moved aside by [`FileStore::open`] (empty after a clean shutdown).
+    pub fn torn_tails(&self) -> &[TornTail] {
+        &self.torn
+    }
+
+    fn read_range(&mut self, start: u64, end: u64) -> Result<Vec<u8>, LedgerError> {
+        let path = &self.entries_path;
+        let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        self.reader
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| self.reader.read_exact(&mut buf))
+            .map_err(|e| LedgerError::io(path, e))?;
+        Ok(buf)
+    }
+
+    fn line_end(&self, index: usize) -> u64 {
+        self.offsets.get(index + 1).copied().unwrap_or(self.len)
+    }
+}
+
+impl LedgerStore for FileStore {
+    fn replay(
+        &mut self,
+        visit: &mut dyn FnMut(Entry) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.offsets.clear();
+        let path = self.entries_path.clone();
+        self.reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| LedgerError::io(&path, e))?;
+        let mut lines = BufReader::new(&self.reader);
+        let (mut offset, mut line) = (0u64, Vec::new());
+        loop {
+            line.clear();
+            let read = lines
+                .read_until(b'\n', &mut line)
+                .map_err(|e| LedgerError::io(&path, e))?;
+            if read == 0 {
+                return Ok(());
+            }
+            self.offsets.push(offset);
+            offset += read as u64;
+            visit(parse_line(&path, self.offsets.len() as u64, &line)?)?;
+        }
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
+        let mut buf = Vec::with_capacity(entries.len() * 256);
+        let mut starts = Vec::with_capacity(entries.len());
+        for entry in entries {
+            starts.push(self.len + buf.len() as u64);
+            buf.extend(entry.to_line()?);
+            buf.push(b'\n');
+        }
+        let written = self
+            .writer
+            .write_all(&buf)
+            .and_then(|()| self.writer.sync_data());
+        if let Err(e) = written {
+            // Best effort: never leave a partial line for the next append to glue onto.
+            let _ = self.writer.set_len(self.len);
+            return Err(LedgerError::io(&self.entries_path, e));
+        }
+        self.offsets.extend(starts);
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn get(&mut self, seq: u64) -> Result<Option<Entry>, LedgerError> {
+        let Some(index) = usize::try_from(seq)
+            .ok()
+            .filter(|&i| i < self.offsets.len())
+        else {
+            return Ok(None);
+        };
+        let line = self.read_range(self.offsets[index], self.line_end(index))?;
+        parse_line(&self.entries_path, seq + 1, &line).map(Some)
+    }
+
+    fn scan(&mut self, filter: &EntryFilter) -> Result<Vec<Entry>, LedgerError> {
+        let Some(&start) = usize::try_from(filter.from_seq)
+            .ok()
+            .and_then(|i| self.offsets.get(i))
+        else {
+            return Ok(Vec::new());
+        };
+        let path = self.entries_path.clone();
+        self.reader
+            .seek(SeekFrom::Start(start))
+            .map_err(|e| LedgerError::io(&path, e))?;
+        let mut lines = BufReader::new((&self.reader).take(self.len - start));
+        let (mut found, mut line, mut line_no) = (Vec::new(), Vec::new(), filter.from_seq);
+        while found.len() < filter.max() {
+            line.clear();
+            line_no += 1;
+            let read = lines
+                .read_until(b'\n', &mut line)
+                .map_err(|e| LedgerError::io(&path, e))?;
+            if read == 0 {
+                break;
+            }
+            let entry = parse_line(&path, line_no, &line)?;
+            if filter.matches(&entry) {
+                found.push(entry);
+            }
+        }
+        Ok(found)
+    }
+
+    fn append_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), LedgerError> {
+        let path = &self.checkpoints_path;
+        let mut line = serde_json::to_vec(checkpoint).map_err(|source| LedgerError::Encode {
+            field: "checkpoint",
+            source,
+        })?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| LedgerError::io(path, e))?;
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| LedgerError::io(path, e))
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, LedgerError> {
+        read_checkpoints(&self.checkpoints_path)
+    }
+}
+
+/// Every checkpoint in `path` (none if the file does not exist).
+pub(crate) fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>, LedgerError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LedgerError::io(path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| LedgerError::Malformed {
+                path: path.to_path_buf(),
+                line: i as u64 + 1,
+                reason: format!("not a checkpoint: {e}"),
+            })
+        })
+        .collect()
+}
+
+fn parse_line(path: &Path, line_no: u64, line: &[u8]) -> Result<Entry, LedgerError> {
+    serde_json::from_slice(line).map_err(|e| LedgerError::Malformed {
+        path: path.to_path_buf(),
+        line: line_no,
+        reason: format!("not a ledger entry: {e}"),
+    })
+}
+
+fn file_len(file: &File, path: &Path) -> Result<u64, LedgerError> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| LedgerError::io(path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LedgerError::io(dir, e))
+}
+
+/// Whether `path` is absent, empty or ends in `\n` (reads one byte).
+fn ends_cleanly(path: &Path) -> Result<bool, LedgerError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(LedgerError::io(path, e)),
+    };
+    let len = file_len(&file, path)?;
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .map_err(|e| LedgerError::io(path, e))?;
+    Ok(last[0] == b'\n')
+}
+
+/// Where the last complete line of `bytes` ends (0 if there is none).
+pub(crate) fn complete_prefix(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+}
+
+/// If `path` ends in a partial line, appends it to `aside`, cuts it off and says so.
+fn repair_torn_tail(path: &Path, aside: &Path) -> Result<Option<TornTail>, LedgerError> {
+    if ends_cleanly(path)? {
+        return Ok(None);
+    }
+    // Rare path (after a crash): the whole file is read once to find the last complete line.
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LedgerError::io(path, e)),
+    };
+    let cut = complete_prefix(&bytes);
+    if cut == bytes.len() {
+        return Ok(None);
+    }
+    let mut kept = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(aside)
+        .map_err(|e| LedgerError::io(aside, e))?;
+    kept.write_all(&bytes[cut..])
+        .and_then(|()| kept.write_all(b"\n"))
+        .and_then(|()| kept.sync_data())
+        .map_err(|e| LedgerError::io(aside, e))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| LedgerError::io(path, e))?;
+    file.set_len(cut as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| LedgerError::io(path, e))?;
+    Ok(Some(TornTail {
+        file: path.to_path_buf(),
+        offset: cut as u64,
+        bytes: (bytes.len() - cut) as u64,
+    }))
+}
