@@ -1,6 +1,6 @@
 //! `ace-comms serve` end to end: the real binary on a free port with a temporary data
 //! directory — publish over HTTP, SIGTERM, exit 0, and a restart that still serves the message.
-//! Also: a bad config exits 2 naming the key.
+//! Also: `--log-format json` logs JSON lines; a bad config exits 2 naming the key.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,10 +18,11 @@ struct Serving {
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn start(data: &Path) -> Serving {
+fn start(data: &Path, extra: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
         .env("ACE_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -98,7 +99,7 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Strin
 #[test]
 fn given_a_served_message_when_sigterm_and_restart_then_exit_0_and_the_message_is_still_served() {
     let data = tempfile::tempdir().unwrap();
-    let server = start(data.path());
+    let server = start(data.path(), &[]);
     let envelope = Envelope::builder(Kind::Event, "ace.comms.http.service.cli.evt.v1")
         .payload_json(serde_json::json!({"from": "the cli test"}))
         .build()
@@ -112,7 +113,7 @@ fn given_a_served_message_when_sigterm_and_restart_then_exit_0_and_the_message_i
     assert!(stdout.contains("stopped"), "{stdout}");
     assert!(stderr.contains("DEVELOPMENT MODE"), "{stderr}");
 
-    let again = start(data.path());
+    let again = start(data.path(), &["--log-format", "json"]);
     let (status, body) = http(
         &again.addr,
         "GET",
@@ -123,6 +124,14 @@ fn given_a_served_message_when_sigterm_and_restart_then_exit_0_and_the_message_i
     assert!(body.contains(&envelope.id.to_string()), "{body}");
     let (code, _, stderr) = again.terminate();
     assert_eq!(code, 0, "stderr:\n{stderr}");
+    let json_lines = stderr.lines().filter(|l| l.starts_with('{'));
+    let parsed: Vec<serde_json::Value> = json_lines
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    assert!(
+        parsed.iter().any(|l| l["level"] == "INFO"),
+        "JSON log lines expected with --log-format json:\n{stderr}"
+    );
 }
 
 #[test]

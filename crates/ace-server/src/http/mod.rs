@@ -3,6 +3,7 @@
 //! sure every error answer carries the error body (also those axum or tower-http produce: 405,
 //! a bad path parameter, a timeout).
 //!
+//! Requests are traced (`tower_http::trace`: a span per request, events at debug level).
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
 mod health;
@@ -23,6 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, error_response};
@@ -112,6 +114,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), account))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
