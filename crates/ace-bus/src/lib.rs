@@ -81,7 +81,9 @@
 //!   segments, as Kafka does: the stream keeps *at least* the limit. Segments are sized at an
 //!   eighth of `max_bytes` (at least 4 KiB) so byte limits stay tight. `discard: new` is exact.
 //! - `storage: memory` is refused (`BusError::Unsupported`).
-//! - `update_stream` reopens the stream's log; a publish racing it may get `BusError::Closed`.
+//! - `update_stream` reopens the stream's log; publishes racing it wait (up to a second) and are
+//!   routed to the reopened stream.
+//! - Consumers are pull consumers (`fetch`); there is no push delivery to a subject yet.
 
 pub mod bus;
 pub mod conformance;

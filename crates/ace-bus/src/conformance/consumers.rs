@@ -118,6 +118,39 @@ pub async fn backoff_then_dead_letter_with_reason(factory: &Factory) {
     assert_eq!((info.counters.dead_lettered, info.ack_floor), (1, 1));
 }
 
+/// An over-delivered message moves to the dead-letter subject even when its consumer never
+/// fetches again (the engine does it in the background).
+pub async fn dead_letter_without_another_fetch(factory: &Factory) {
+    let (engine, bus) = with_consumer(
+        factory,
+        ConsumerConfig {
+            ack_wait: Duration::from_secs(1),
+            max_deliver: Some(1),
+            ..ConsumerConfig::new("c")
+        },
+    )
+    .await;
+    bus.add_stream(dlq_stream()).await.expect("dlq stream");
+    bus.add_consumer("dlq", ConsumerConfig::new("inspect"))
+        .await
+        .expect("dlq consumer");
+    publish_n(&*engine, 1, 1).await;
+    assert_eq!(fetch(&*bus, "c", 1).await, vec![(1, 1)]);
+    engine.advance(Duration::from_secs(2)).await;
+    let dead = bus
+        .fetch("dlq", "inspect", 1, Duration::from_secs(10))
+        .await
+        .expect("dlq fetch");
+    let dead = &dead
+        .first()
+        .expect("a dead letter without a fetch on `c`")
+        .envelope;
+    assert_eq!(
+        dead.headers.get("ace-dlq-seq").map(String::as_str),
+        Some("1")
+    );
+}
+
 /// `term` moves the message to the dead-letter subject at once, with the caller's reason.
 pub async fn term_moves_to_dead_letter(factory: &Factory) {
     let engine = setup(factory, orders()).await;

@@ -124,6 +124,7 @@ macro_rules! conformance_suite {
             queue_group_delivers_once, request_reply_and_no_responders, duplicate_is_stored_once,
             dedup_window_survives_restart_then_expires, discard_new_refuses_when_full,
             max_msg_size_is_refused, overlapping_streams_are_refused, publish_batch_answers_each_in_order,
+            publishes_survive_a_concurrent_update, dead_letter_without_another_fetch,
             stream_admin_keeps_consumers,
             workqueue_deletes_acked_messages, interest_deletes_once_all_acked,
             consumer_state_survives_restart, ack_wait_redelivers,

@@ -253,6 +253,40 @@ pub async fn stream_admin_keeps_consumers(factory: &Factory) {
     assert_eq!(bus.stream_info(STREAM).await.expect("info").messages, 0);
 }
 
+/// Publishes racing an `update_stream` are all stored: none fails because the stream was
+/// reopened under it.
+pub async fn publishes_survive_a_concurrent_update(factory: &Factory) {
+    let engine = setup(factory, orders()).await;
+    let bus = engine.bus();
+    let batch: Vec<Envelope> = (0..2000)
+        .map(|i| build(env(&*engine, &format!("m{i}"))))
+        .collect();
+    let publisher = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for part in batch.chunks(50) {
+                answers.extend(bus.publish_batch(part.to_vec()).await);
+            }
+            answers
+        })
+    };
+    for limit in [100_000, 200_000] {
+        let cfg = StreamConfig {
+            max_msgs: Some(limit),
+            ..orders()
+        };
+        bus.update_stream(cfg).await.expect("updated");
+    }
+    let answers = publisher.await.expect("publisher ran");
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Ok(ack) if ack.seq.is_some()))
+    );
+    assert_eq!(bus.stream_info(STREAM).await.expect("info").messages, 2000);
+}
+
 /// Work-queue retention deletes a message once its consumer acked it.
 pub async fn workqueue_deletes_acked_messages(factory: &Factory) {
     let cfg = StreamConfig {

@@ -103,9 +103,8 @@ impl Inner {
         if self.check_open().is_err() {
             return envelopes.iter().map(|_| Err(BusError::Closed)).collect();
         }
-        let mut answers: Vec<Option<Result<PublishAck, BusError>>> =
-            Vec::with_capacity(envelopes.len());
-        let mut groups: Vec<(Arc<Stream>, Vec<usize>, Vec<Item>)> = Vec::new();
+        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(envelopes.len());
+        let mut groups: Vec<Group> = Vec::new();
         for (i, env) in envelopes.iter().enumerate() {
             if let Err(e) = Subject::new(env.subject.as_str()) {
                 answers.push(Some(Err(BusError::InvalidSubject {
@@ -115,11 +114,7 @@ impl Inner {
                 continue;
             }
             let Some(stream) = self.route(&env.subject) else {
-                answers.push(Some(Ok(PublishAck {
-                    stream: None,
-                    seq: None,
-                    duplicate: false,
-                })));
+                answers.push(Some(Ok(not_stored())));
                 continue;
             };
             answers.push(None);
@@ -128,19 +123,9 @@ impl Inner {
                 header: Header::of(env),
                 payload: record::encode_envelope(env),
             };
-            match groups.iter_mut().find(|(s, _, _)| Arc::ptr_eq(s, &stream)) {
-                Some((_, idx, items)) => {
-                    idx.push(i);
-                    items.push(item);
-                }
-                None => groups.push((stream, vec![i], vec![item])),
-            }
+            add_to_group(&mut groups, stream, i, item);
         }
-        for (stream, idx, items) in groups {
-            for (i, answer) in idx.into_iter().zip(stream.append(items).await) {
-                answers[i] = Some(answer);
-            }
-        }
+        self.append_groups(groups, &mut answers).await;
         envelopes
             .into_iter()
             .zip(answers)
@@ -152,6 +137,34 @@ impl Inner {
                 answer
             })
             .collect()
+    }
+
+    /// Appends each stream's share; items handed back by a stream that was shut down meanwhile
+    /// (replaced by `update_stream`, or deleted) are routed again, for up to a second.
+    async fn append_groups(&self, mut groups: Vec<Group>, answers: &mut [Option<Answer>]) {
+        for _ in 0..ROUTE_ATTEMPTS {
+            let mut again = Vec::new();
+            for (stream, idx, items) in groups.drain(..) {
+                match stream.append(items).await {
+                    Ok(done) => {
+                        for (i, answer) in idx.into_iter().zip(done) {
+                            answers[i] = Some(answer);
+                        }
+                    }
+                    Err(items) => again.extend(idx.into_iter().zip(items)),
+                }
+            }
+            if again.is_empty() || self.check_open().is_err() {
+                return;
+            }
+            tokio::time::sleep(REROUTE_PAUSE).await;
+            for (i, item) in again {
+                match self.route(&item.subject) {
+                    Some(stream) => add_to_group(&mut groups, stream, i, item),
+                    None => answers[i] = Some(Ok(not_stored())),
+                }
+            }
+        }
     }
 
     /// The stream capturing `subject`, if any (streams never overlap).
@@ -274,5 +287,34 @@ impl Inner {
         self.dead_letter(&s, &c, vec![dead]).await;
         s.notify.notify_waiters();
         Ok(())
+    }
+}
+
+/// One answer to a publish.
+type Answer = Result<PublishAck, BusError>;
+
+/// A stream's share of a batch: the stream, the batch positions, the encoded items.
+type Group = (Arc<Stream>, Vec<usize>, Vec<Item>);
+
+/// Attempts to route a publish whose stream was shut down under it, `REROUTE_PAUSE` apart.
+const ROUTE_ATTEMPTS: usize = 100;
+const REROUTE_PAUSE: Duration = Duration::from_millis(10);
+
+fn add_to_group(groups: &mut Vec<Group>, stream: Arc<Stream>, i: usize, item: Item) {
+    match groups.iter_mut().find(|(s, _, _)| Arc::ptr_eq(s, &stream)) {
+        Some((_, idx, items)) => {
+            idx.push(i);
+            items.push(item);
+        }
+        None => groups.push((stream, vec![i], vec![item])),
+    }
+}
+
+/// The answer to a publish no stream captures.
+fn not_stored() -> PublishAck {
+    PublishAck {
+        stream: None,
+        seq: None,
+        duplicate: false,
     }
 }

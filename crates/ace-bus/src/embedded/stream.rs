@@ -240,7 +240,12 @@ impl Stream {
 
     /// Appends encoded envelopes and waits until they are durable; one answer per item, in
     /// order. Items over `max_msg_size` are refused here, the rest go to the writer together.
-    pub(crate) async fn append(&self, items: Vec<Item>) -> Answers {
+    /// A stream that was shut down (deleted, or replaced by `update_stream`) hands the items
+    /// back so the caller can route them again.
+    pub(crate) async fn append(&self, items: Vec<Item>) -> Result<Answers, Vec<Item>> {
+        if self.tx.lock().is_none() {
+            return Err(items);
+        }
         let max = self.config.read().0.max_msg_size;
         let mut answers: Vec<Option<Result<PublishAck, BusError>>> =
             Vec::with_capacity(items.len());
@@ -269,24 +274,24 @@ impl Stream {
             self.send(send).await
         }
         .into_iter();
-        answers
+        Ok(answers
             .into_iter()
             .map(|a| a.unwrap_or_else(|| written.next().unwrap_or(Err(BusError::Closed))))
-            .collect()
+            .collect())
     }
 
     async fn send(&self, items: Vec<Item>) -> Answers {
         let n = items.len();
+        let closed = || (0..n).map(|_| Err(BusError::Closed)).collect();
         let (reply, rx) = oneshot::channel();
         let tx = self.tx.lock().clone();
         let Some(tx) = tx else {
-            return (0..n).map(|_| Err(BusError::Closed)).collect();
+            return closed();
         };
         if tx.send(Req::Publish(items, reply)).await.is_err() {
-            return (0..n).map(|_| Err(BusError::Closed)).collect();
+            return closed();
         }
-        rx.await
-            .unwrap_or_else(|_| (0..n).map(|_| Err(BusError::Closed)).collect())
+        rx.await.unwrap_or_else(|_| closed())
     }
 
     /// Queues deletions of messages no consumer needs any more.
