@@ -214,22 +214,27 @@ impl Config {
         file: Option<&str>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let from_file = match file {
+        let from_file: Config = match file {
             Some(text) => serde_yaml_ng::from_str::<Config>(text).map_err(ConfigError::File)?,
             None => Config::default(),
         };
         let mut tree = serde_yaml_ng::to_value(&from_file).map_err(ConfigError::File)?;
         let keys =
             leaf_keys(&serde_yaml_ng::to_value(Config::default()).map_err(ConfigError::File)?);
+        let mut config = from_file;
         for (var, value) in env {
             if let Some(path) = keys.iter().find(|path| env_name(path) == var) {
                 let parsed = parse_env(&tree, path, &value);
                 set(&mut tree, path, parsed);
+                // Checked one variable at a time, so the error names the variable at fault.
+                config = serde_yaml_ng::from_value(tree.clone()).map_err(|e| ConfigError::Env {
+                    var,
+                    key: path.join("."),
+                    reason: e.to_string(),
+                })?;
             }
         }
-        serde_yaml_ng::from_value(tree).map_err(|e| ConfigError::Env {
-            reason: e.to_string(),
-        })
+        Ok(config)
     }
 
     /// Checks every value; the error names the key.
@@ -426,7 +431,9 @@ mod tests {
     #[test]
     fn given_a_bad_env_value_when_loaded_then_it_fails() {
         let err = Config::load(None, env(&[("ACE_LIMITS_MAX_HOPS", "many")])).unwrap_err();
-        assert!(err.to_string().contains("ACE_"), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("ACE_LIMITS_MAX_HOPS"), "{text}");
+        assert!(text.contains("`limits.max_hops`"), "{text}");
     }
 
     #[test]

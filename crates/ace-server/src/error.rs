@@ -17,9 +17,13 @@ pub enum ConfigError {
     #[error("config file: {0}")]
     File(#[source] serde_yaml_ng::Error),
     /// An `ACE_*` variable holds a value its key cannot take.
-    #[error("ACE_* environment override: {reason}")]
+    #[error("environment variable {var} (key `{key}`): {reason}")]
     Env {
-        /// What the parser said (names the field).
+        /// The variable (`ACE_LIMITS_MAX_HOPS`).
+        var: String,
+        /// The key it overrides (`limits.max_hops`).
+        key: String,
+        /// What the parser said.
         reason: String,
     },
     /// A value is out of its bounds.
