@@ -1,1 +1,21 @@
-//! placeholder
+//! The one integration-test binary of `ace-ledger`, over real files in temporary directories.
+//!
+//! Module index:
+//! - `reference`: an independent RFC 6962 implementation written straight from the RFC (naive
+//!   recursive MTH, PATH, PROOF, and root-recomputing verifiers) — it never calls the crate;
+//! - `vectors`: the published RFC 6962 / Certificate Transparency test vectors;
+//! - `proofs`: every inclusion and consistency proof of a real ledger up to 64 entries checked
+//!   against `reference`;
+//! - `tamper`: edit, drop, reorder, append, truncate, forge checkpoints on the file and check that
+//!   `verify_dir` names each;
+//! - `durability`: reopen continues the chain, a torn last line is moved aside and reported;
+//! - `api`: entry queries, checkpoint policy, the in-memory store.
+//! - `support`: shared helpers (a ledger on a manual clock, line-level file surgery).
+
+mod api;
+mod durability;
+mod proofs;
+mod reference;
+mod support;
+mod tamper;
+mod vectors;
