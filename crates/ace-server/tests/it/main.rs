@@ -168,4 +168,27 @@ pub(crate) fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
     let decoded: ace_envelope::ErrorBody =
         serde_json::from_value(body.clone()).expect("the body is an ErrorBody");
     assert_eq!(decoded.error.code.as_str(), code);
+    if let Err(errors) = error_schema().validate(body) {
+        panic!("the body breaks contracts/comms/errors.schema.json: {errors:?}\n{body}");
+    }
+}
+
+/// `contracts/comms/errors.schema.json`, compiled once.
+fn error_schema() -> &'static ace_contracts::RegisteredSchema {
+    static SCHEMA: std::sync::OnceLock<std::sync::Arc<ace_contracts::RegisteredSchema>> =
+        std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text = include_str!("../../../../contracts/comms/errors.schema.json");
+        let mut registry = ace_contracts::Registry::new();
+        let version = ace_contracts::Version::new(1, 0, 0);
+        registry
+            .register("comms.error", version, serde_json::from_str(text).unwrap())
+            .expect("the errors schema compiles");
+        let schema = registry.latest("comms.error").unwrap();
+        assert!(
+            schema.validate(&json!({"error": {}})).is_err(),
+            "the schema checks"
+        );
+        schema
+    })
 }
