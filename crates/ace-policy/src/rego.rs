@@ -1,0 +1,305 @@
+//! Rego policies evaluated in-process with `regorus`: [`RegoPolicy`] loads `policies/*.rego`,
+//! evaluates the package (default `ace.comms`) against the [`crate::policy_input`] document,
+//! and turns its rules into a [`Decision`]:
+//!
+//! - `deny`: a set of reason strings (or a boolean, seed style) — any reason denies;
+//! - `require_approval`: a set of reason strings (or a boolean) — any reason holds the message.
+//!
+//! RBAC grants and Rego restricts: a policy that wants an allow-list writes it as
+//! `deny contains "…" if not …`. An undefined rule counts as empty.
+//!
+//! Decisions are cached by the SHA-256 of the input document in a bounded FIFO map (no policy
+//! can read the clock: the `time` builtins are not compiled in, so equal inputs always get
+//! equal answers). If evaluation fails or the result has the wrong shape, the answer is
+//! `Deny` with reason [`POLICY_ENGINE_FAILURE`], logged at `error` and counted — the seed's
+//! "failover to default-deny" procedure — and never cached, so a recovered engine answers anew.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use regorus::Engine;
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::decision::Decision;
+use crate::error::PolicyError;
+use crate::files::read_text;
+
+/// The reason of a denial caused by a failing policy engine.
+pub const POLICY_ENGINE_FAILURE: &str = "policy_engine_failure";
+
+/// The default package evaluated.
+pub const DEFAULT_PACKAGE: &str = "ace.comms";
+
+/// The default number of cached decisions.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// The wall-clock budget of one evaluation: a runaway policy fails (and so denies).
+const EVALUATION_LIMIT: Duration = Duration::from_millis(250);
+
+/// Counters of one policy, readable at any time.
+#[derive(Debug, Default)]
+pub struct RegoStats {
+    /// Decisions answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Decisions that needed an evaluation.
+    pub cache_misses: AtomicU64,
+    /// Evaluations that failed (each answered `Deny`).
+    pub failures: AtomicU64,
+}
+
+/// Loaded Rego policies with their decision cache.
+#[derive(Debug)]
+pub struct RegoPolicy {
+    engine: Mutex<Engine>,
+    query: String,
+    cache: Mutex<DecisionCache>,
+    stats: RegoStats,
+}
+
+impl RegoPolicy {
+    /// Loads every `*.rego` file of `dir` (in name order); `data` is the policies' `data`
+    /// document (e.g. `{"ehi_threshold": 0.7}`).
+    pub fn load_dir(dir: &Path, data: Value) -> Result<Self, PolicyError> {
+        let read_error = |source| PolicyError::Read {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_error)? {
+            let path = entry.map_err(read_error)?.path();
+            if path.extension().is_some_and(|e| e == "rego") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut sources = Vec::new();
+        for path in paths {
+            let text = read_text(&path)?;
+            sources.push((path.display().to_string(), text));
+        }
+        Self::from_sources(sources, data)
+    }
+
+    /// Loads policies given as `(name, text)` pairs.
+    pub fn from_sources(sources: Vec<(String, String)>, data: Value) -> Result<Self, PolicyError> {
+        if sources.is_empty() {
+            return Err(PolicyError::Invalid {
+                key: "policies".into(),
+                reason: "no .rego file to load".into(),
+            });
+        }
+        let mut engine = Engine::new();
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: EVALUATION_LIMIT,
+            check_interval: NonZeroU32::MIN,
+        });
+        for (name, text) in sources {
+            engine
+                .add_policy(name.clone(), text)
+                .map_err(|e| PolicyError::Rego {
+                    path: name,
+                    reason: e.to_string(),
+                })?;
+        }
+        engine
+            .add_data(regorus::Value::from(data))
+            .map_err(|e| PolicyError::Rego {
+                path: "data".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(RegoPolicy {
+            engine: Mutex::new(engine),
+            query: format!("data.{DEFAULT_PACKAGE}"),
+            cache: Mutex::new(DecisionCache::new(DEFAULT_CACHE_CAPACITY)),
+            stats: RegoStats::default(),
+        })
+    }
+
+    /// Evaluates package `package` instead of [`DEFAULT_PACKAGE`].
+    pub fn with_package(mut self, package: &str) -> Self {
+        self.query = format!("data.{package}");
+        self
+    }
+
+    /// Keeps at most `capacity` decisions (0 disables the cache).
+    pub fn with_cache_capacity(self, capacity: usize) -> Self {
+        *self.cache.lock() = DecisionCache::new(capacity);
+        self
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &RegoStats {
+        &self.stats
+    }
+
+    /// The decision for `input`, from the cache when it was seen before.
+    pub fn evaluate(&self, input: &Value) -> Decision {
+        let key: [u8; 32] = Sha256::digest(input.to_string().as_bytes()).into();
+        if let Some(decision) = self.cache.lock().get(&key) {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return decision;
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        match self.evaluate_uncached(input) {
+            Ok(decision) => {
+                self.cache.lock().insert(key, decision.clone());
+                decision
+            }
+            Err(reason) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    query = %self.query,
+                    error = %reason,
+                    "policy engine failure: denying by default until it evaluates again"
+                );
+                Decision::deny(POLICY_ENGINE_FAILURE)
+            }
+        }
+    }
+
+    /// One evaluation, bypassing the cache (a failure is an `Err` with the engine's message).
+    pub fn evaluate_uncached(&self, input: &Value) -> Result<Decision, String> {
+        let result = {
+            let mut engine = self.engine.lock();
+            engine.set_input(regorus::Value::from(input.clone()));
+            engine
+                .eval_query(self.query.clone(), false)
+                .map_err(|e| e.to_string())?
+        };
+        let package = result
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map(|e| e.value);
+        let package = match package {
+            Some(value) => serde_json::to_value(&value).map_err(|e| e.to_string())?,
+            None => Value::Null,
+        };
+        let deny = reasons(&package, "deny")?;
+        if !deny.is_empty() {
+            return Ok(Decision::Deny { reasons: deny });
+        }
+        let hold = reasons(&package, "require_approval")?;
+        if !hold.is_empty() {
+            return Ok(Decision::RequireApproval { reasons: hold });
+        }
+        Ok(Decision::Allow)
+    }
+}
+
+/// The reasons of rule `rule` in the evaluated package: a set/array of strings, or a boolean.
+fn reasons(package: &Value, rule: &str) -> Result<Vec<String>, String> {
+    let wrong = || format!("rule `{rule}` is neither a boolean nor a set of strings");
+    match package.get(rule) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(Vec::new()),
+        Some(Value::Bool(true)) => Ok(vec![format!("rego: {rule}")]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(wrong))
+            .collect(),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// Decisions by input hash, evicting the oldest entry when full.
+#[derive(Debug)]
+struct DecisionCache {
+    capacity: usize,
+    entries: HashMap<[u8; 32], Decision>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl DecisionCache {
+    fn new(capacity: usize) -> Self {
+        DecisionCache {
+            capacity,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Decision> {
+        self.entries.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: [u8; 32], decision: Decision) {
+        if self.capacity == 0 || self.entries.contains_key(&key) {
+            return;
+        }
+        if self.entries.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.entries.remove(&oldest);
+        }
+        self.entries.insert(key, decision);
+        self.order.push_back(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(rego: &str) -> RegoPolicy {
+        RegoPolicy::from_sources(vec![("t.rego".into(), rego.into())], json!({})).unwrap()
+    }
+
+    #[test]
+    fn given_a_full_cache_when_inserting_then_the_oldest_entry_is_evicted() {
+        let mut cache = DecisionCache::new(2);
+        cache.insert([1; 32], Decision::Allow);
+        cache.insert([2; 32], Decision::Allow);
+        cache.insert([3; 32], Decision::deny("x"));
+        assert!(cache.get(&[1; 32]).is_none());
+        assert_eq!(cache.get(&[3; 32]), Some(Decision::deny("x")));
+        assert_eq!(cache.entries.len(), 2);
+    }
+
+    #[test]
+    fn given_the_same_input_twice_when_evaluated_then_the_second_is_a_cache_hit() {
+        let p = policy("package ace.comms\ndeny contains \"no\" if input.x == 1\n");
+        assert_eq!(p.evaluate(&json!({"x": 1})), Decision::deny("no"));
+        assert_eq!(p.evaluate(&json!({"x": 1})), Decision::deny("no"));
+        assert!(p.evaluate(&json!({"x": 2})).is_allow());
+        assert_eq!(p.stats().cache_hits.load(Ordering::Relaxed), 1);
+        assert_eq!(p.stats().cache_misses.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn given_a_rule_that_errors_when_evaluated_then_deny_policy_engine_failure_uncached() {
+        // Two values for one complete rule is a conflict error at evaluation time.
+        let p = policy("package ace.comms\ndeny := true if input.x\ndeny := false if input.x\n");
+        for _ in 0..2 {
+            assert_eq!(
+                p.evaluate(&json!({"x": true})),
+                Decision::deny(POLICY_ENGINE_FAILURE)
+            );
+        }
+        assert_eq!(p.stats().failures.load(Ordering::Relaxed), 2);
+        assert_eq!(p.stats().cache_hits.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn given_a_wrongly_shaped_rule_when_evaluated_then_the_engine_fails_closed() {
+        let p = policy("package ace.comms\ndeny := 42\n");
+        assert_eq!(
+            p.evaluate(&json!({})),
+            Decision::deny(POLICY_ENGINE_FAILURE)
+        );
+    }
+
+    #[test]
+    fn given_a_syntax_error_when_loaded_then_the_file_is_named() {
+        let err = RegoPolicy::from_sources(vec![("bad.rego".into(), "package".into())], json!({}))
+            .unwrap_err();
+        assert!(err.to_string().contains("bad.rego"), "{err}");
+    }
+}
