@@ -124,10 +124,11 @@ async fn given_a_fetch_in_flight_when_shutdown_begins_then_it_still_completes() 
     let fetch = server
         .http
         .post(server.url(&format!("{base}/slow/fetch")))
-        .json(&json!({"batch": 1, "expires_ms": 700}))
+        .json(&json!({"batch": 1, "expires_ms": 1500}))
         .send();
     let in_flight = tokio::spawn(fetch);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Long enough for the request to be in flight, well inside its 1.5 s wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.stop().await;
     let response = in_flight
         .await
