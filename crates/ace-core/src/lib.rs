@@ -8,6 +8,7 @@
 //! - `core`: [`Core`] (injected `Arc<dyn Bus>`, contracts [`Registry`](ace_contracts::Registry),
 //!   [`Clock`](ace_envelope::Clock), governance [`Hooks`], [`CoreLimits`]) with
 //!   [`Core::publish`] and [`Core::publish_batch`] answering [`Accepted`].
+//! - `live`: [`Core::subscribe`], live subscriptions authorized like every other operation.
 //! - `ops`: streams, consumers, fetch, [`Core::acknowledge`] (ack/nak/term), get one message.
 //! - `governance`: the hook traits ([`Authenticator`], [`Authorizer`], [`Gate`], [`Recorder`])
 //!   and their development pass-throughs ([`Hooks::development`]), until the governance issue
@@ -32,6 +33,7 @@ mod context;
 mod core;
 mod error;
 mod governance;
+mod live;
 mod ops;
 pub mod pipeline;
 
