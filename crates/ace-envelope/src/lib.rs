@@ -13,7 +13,8 @@
 //! - [`codec`]: protobuf ([`Envelope::to_protobuf_vec`]) and CloudEvents 1.0
 //!   ([`to_cloudevent_json`], [`to_binary`]); [`leyline`]: the generated seed 004 messages;
 //! - [`Clock`], [`SystemClock`], [`ManualClock`]: injected time as `DateTime<Utc>` — `clock.rs`;
-//! - [`ErrorCode`], [`ErrorBody`]: the wire error vocabulary of every API — `error.rs`.
+//! - [`ErrorCode`], [`ErrorBody`]: the wire error vocabulary of every API — `error.rs`;
+//! - [`api`]: the HTTP bodies and WebSocket frames shared by the server and `ace-client`.
 //!
 //! ```
 //! use ace_envelope::{Envelope, Kind, Priority, SubjectPattern};
@@ -82,6 +83,7 @@
 //!   `contracts/comms/errors.schema.json` lists exactly [`ErrorCode::ALL`].
 //! - No I/O, no global state: time comes from a [`Clock`], randomness only for ids.
 
+pub mod api;
 mod builder;
 pub mod canonical;
 mod clock;

@@ -1,0 +1,13 @@
+//! The wire types of the ACE::COMMS APIs: everything that crosses HTTP or the WebSocket besides
+//! the [`Envelope`](crate::Envelope) and the [`ErrorBody`](crate::ErrorBody) themselves.
+//!
+//! They live here, in L0, so that the server (which answers with them) and `ace-client` (which
+//! reads them) share one definition without the client depending on the engines or the server.
+//! Pure serde data, no I/O.
+//!
+//! - [`http`]: request and answer bodies of `/api/v1` — publish answers, stream and consumer
+//!   configurations and their info snapshots, fetch, ack/nak/term, stored messages;
+//! - [`ws`]: the frames of the `/ws` protocol.
+
+pub mod http;
+pub mod ws;
