@@ -10,10 +10,12 @@ use ace_contracts::Registry;
 use ace_envelope::{Clock, Envelope, MAX_HOPS};
 use serde::{Deserialize, Serialize};
 
+use crate::agents::{Presence, PresenceConfig};
 use crate::context::{Principal, RequestContext};
 use crate::error::CoreError;
 use crate::governance::Hooks;
 use crate::pipeline;
+use crate::sessions::{SessionStore, Sessions};
 
 /// Bounds the core enforces whatever the adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,9 @@ pub struct Core {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Hooks,
     pub(crate) limits: CoreLimits,
+    pub(crate) presence: Arc<Presence>,
+    pub(crate) presence_config: PresenceConfig,
+    pub(crate) sessions: Sessions,
 }
 
 impl std::fmt::Debug for Core {
@@ -83,7 +88,8 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// A core over these parts.
+    /// A core over these parts, with default presence ttls and sessions kept in memory (see
+    /// [`Core::with_presence`] and [`Core::with_sessions`]).
     pub fn new(
         bus: Arc<dyn Bus>,
         registry: Arc<Registry>,
@@ -97,7 +103,22 @@ impl Core {
             clock,
             hooks,
             limits,
+            presence: Arc::default(),
+            presence_config: PresenceConfig::default(),
+            sessions: Sessions::default(),
         }
+    }
+
+    /// The same core with these presence ttls.
+    pub fn with_presence(mut self, config: PresenceConfig) -> Self {
+        self.presence_config = config;
+        self
+    }
+
+    /// The same core keeping sessions in `store`, each at most `max_bytes` of compact JSON.
+    pub fn with_sessions(mut self, store: Arc<dyn SessionStore>, max_bytes: usize) -> Self {
+        self.sessions = Sessions { store, max_bytes };
+        self
     }
 
     /// Whether authentication is the development pass-through (adapters announce it).

@@ -87,6 +87,47 @@ pub enum CoreError {
         /// The sequence asked for.
         seq: u64,
     },
+    /// No agent of that id is present (it never beat or its presence expired).
+    #[error("agent `{id}` is not present")]
+    AgentNotFound {
+        /// The agent id.
+        id: String,
+    },
+    /// No session of that id was ever written.
+    #[error("no session `{id}`")]
+    SessionNotFound {
+        /// The session id.
+        id: String,
+    },
+    /// The session's `data` is larger than the limit.
+    #[error("session `{id}`: `data` is {size} bytes, more than the limit of {max}")]
+    SessionTooLarge {
+        /// The session id.
+        id: String,
+        /// Its size as compact JSON.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `If-Match`/`If-None-Match` does not hold against the current version.
+    #[error("session `{id}`: the precondition does not hold, the current version is {}", current.map_or_else(|| "none (it does not exist)".to_owned(), |v| v.to_string()))]
+    SessionPreconditionFailed {
+        /// The session id.
+        id: String,
+        /// The current version, `None` when it does not exist.
+        current: Option<u64>,
+    },
+    /// Replacing an existing session without `If-Match` (a blind overwrite) is refused.
+    #[error("session `{id}` exists at version {current}: replacing it requires `If-Match`")]
+    SessionPreconditionRequired {
+        /// The session id.
+        id: String,
+        /// The current version.
+        current: u64,
+    },
+    /// The session store failed.
+    #[error(transparent)]
+    SessionStore(#[from] crate::sessions::StoreError),
     /// The bus refused or failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -104,8 +145,14 @@ impl CoreError {
             CoreError::ContractViolation { .. } => ErrorCode::ContractViolation,
             CoreError::Forbidden { .. } => ErrorCode::Forbidden,
             CoreError::PendingApproval { .. } => ErrorCode::PendingApproval,
-            CoreError::InvalidRequest { .. } => ErrorCode::InvalidJson,
-            CoreError::MessageNotFound { .. } => ErrorCode::NotFound,
+            CoreError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            CoreError::MessageNotFound { .. }
+            | CoreError::AgentNotFound { .. }
+            | CoreError::SessionNotFound { .. } => ErrorCode::NotFound,
+            CoreError::SessionTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            CoreError::SessionPreconditionFailed { .. }
+            | CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionFailed,
+            CoreError::SessionStore(_) => ErrorCode::Internal,
             CoreError::Bus(err) => bus_code(err),
         }
     }
@@ -139,6 +186,16 @@ impl CoreError {
                 json!({ "approval_id": approval_id })
             }
             CoreError::InvalidRequest { field, .. } => json!({ "field": field }),
+            CoreError::AgentNotFound { id } | CoreError::SessionNotFound { id } => {
+                json!({ "id": id })
+            }
+            CoreError::SessionTooLarge { size, max, .. } => json!({ "size": size, "max": max }),
+            CoreError::SessionPreconditionFailed { current, .. } => {
+                json!({ "current_version": current })
+            }
+            CoreError::SessionPreconditionRequired { current, .. } => {
+                json!({ "current_version": current, "required": "If-Match" })
+            }
             CoreError::Bus(BusError::StreamFull { stream, limit }) => {
                 json!({ "stream": stream, "limit": limit, "retry_after_ms": 1000 })
             }
@@ -157,7 +214,7 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::StreamNotFound { .. } => ErrorCode::StreamNotFound,
         BusError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
         BusError::Conflict { .. } => ErrorCode::Conflict,
-        BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidJson,
+        BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidRequest,
         BusError::InvalidSubject { .. } => ErrorCode::InvalidSubject,
         BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
         BusError::StreamFull { .. }

@@ -13,6 +13,12 @@
 //! - `governance`: the hook traits ([`Authenticator`], [`Authorizer`], [`Gate`], [`Recorder`])
 //!   and their development pass-throughs ([`Hooks::development`]), until the governance issue
 //!   fills them in.
+//! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
+//!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
+//!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
+//! - `sessions`: versioned session state — [`Core::session`], [`Core::put_session`] with a
+//!   [`Precondition`] (strict: replacing needs `If-Match`), behind the [`SessionStore`] trait
+//!   ([`RedbSessionStore`], [`MemorySessionStore`]).
 //! - `context`: [`RequestContext`] (transport, credentials) and [`Principal`].
 //! - `error`: [`CoreError`] and the one mapping to wire codes ([`CoreError::code`],
 //!   [`CoreError::body`]).
@@ -26,9 +32,14 @@
 //! - Every operation authenticates and authorizes before touching the bus.
 //! - In development mode every caller is the principal named [`DEVELOPMENT_PRINCIPAL_ID`], and
 //!   [`Core::is_development`] says so, so the server can announce it.
+//! - Presence is judged on the injected clock, and an expired agent is never answered: every
+//!   read sweeps first, and each expiry publishes exactly one `offline` event.
+//! - A session write applies [`sessions::decide`] and stores in one atomic step: two writers
+//!   holding the same version never both succeed, and versions only grow by one.
 //! - Internal failures never leak into an error body: [`CoreError::body`] answers them with the
 //!   code's generic meaning.
 
+mod agents;
 mod context;
 mod core;
 mod error;
@@ -36,8 +47,10 @@ mod governance;
 mod live;
 mod ops;
 pub mod pipeline;
+pub mod sessions;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
+pub use agents::{AgentPresence, Heartbeat, MAX_AGENT_ID_LEN, PresenceConfig, presence_subject};
 pub use context::{Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext};
 pub use error::CoreError;
 pub use governance::{
@@ -45,6 +58,9 @@ pub use governance::{
     Hooks, NoRecord, PassGate, Recorder,
 };
 pub use ops::{AckKind, AckOutcome};
+pub use sessions::{
+    MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError,
+};
 
 #[cfg(test)]
 mod tests;

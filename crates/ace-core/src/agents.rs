@@ -1,0 +1,403 @@
+//! Agent presence: who is online, with which capabilities and clearance, until when.
+//!
+//! An agent announces itself with a heartbeat ([`Core::heartbeat`]); its presence lasts `ttl_ms`
+//! (or [`PresenceConfig::default_ttl`]) past the last beat, measured on the injected
+//! [`Clock`](ace_envelope::Clock), so tests move a `ManualClock` instead of sleeping.
+//!
+//! Presence changes are events on the bus, published through [`Core::publish`] like any message
+//! (so governance sees them): `ace.comms.system.agent.{id}.evt.online.v1` when an agent that was
+//! not present beats, `ace.comms.system.agent.{id}.evt.offline.v1` when its presence expires.
+//! Expiry is found by [`Core::sweep_agents`], which the server runs periodically and which every
+//! read ([`Core::agents`], [`Core::agent`]) and heartbeat runs first, so nobody ever sees an
+//! expired agent. The payload of both events is the [`AgentPresence`] as JSON. Presence lives in
+//! memory: after a restart agents appear as they beat again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ace_envelope::{Envelope, Kind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::context::RequestContext;
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::pipeline;
+
+/// Longest agent id accepted (it is one subject token).
+pub const MAX_AGENT_ID_LEN: usize = 128;
+
+/// How long presence lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceConfig {
+    /// Presence after a heartbeat that names no `ttl_ms`.
+    pub default_ttl: Duration,
+    /// Longest `ttl_ms` a heartbeat may ask for.
+    pub max_ttl: Duration,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            default_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// What an agent says about itself in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The kind of agent (`llm`, `human`, `service`...), free text.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// What it can do (`summarize`, `translate`); `GET /agents?capability=` filters on these.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Clearance 0..=5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<u8>,
+    /// How long this beat keeps it present, milliseconds (1..=max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Anything else it wants known (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// One present agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    /// The agent id (one subject token).
+    pub id: String,
+    /// The kind of agent, as announced.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// Its capabilities, as announced in the last beat.
+    pub capabilities: Vec<String>,
+    /// Its clearance, as announced in the last beat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<u8>,
+    /// Its metadata, as announced in the last beat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+    /// The ttl of the last beat, milliseconds.
+    pub ttl_ms: u64,
+    /// When this presence began (the first beat after being absent).
+    pub online_since: DateTime<Utc>,
+    /// The last beat.
+    pub last_seen: DateTime<Utc>,
+    /// When it goes offline unless it beats again.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The table of present agents (in memory; one per core).
+#[derive(Debug, Default)]
+pub(crate) struct Presence {
+    agents: Mutex<HashMap<String, AgentPresence>>,
+}
+
+impl Presence {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, AgentPresence>> {
+        // A panic while holding the lock cannot leave an entry half-written (each update is one
+        // insert), so a poisoned table is still consistent.
+        self.agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a beat; true when the agent was not present before.
+    fn beat(&self, presence: AgentPresence) -> (AgentPresence, bool) {
+        let mut table = self.table();
+        let previous = table.get(&presence.id);
+        let came_online = previous.is_none_or(|p| p.expires_at <= presence.last_seen);
+        let presence = match previous {
+            Some(p) if !came_online => AgentPresence {
+                online_since: p.online_since,
+                ..presence
+            },
+            _ => presence,
+        };
+        table.insert(presence.id.clone(), presence.clone());
+        (presence, came_online)
+    }
+
+    /// Removes and returns every presence expired at `now`.
+    fn expire(&self, now: DateTime<Utc>) -> Vec<AgentPresence> {
+        let mut table = self.table();
+        let gone: Vec<String> = table
+            .values()
+            .filter(|p| p.expires_at <= now)
+            .map(|p| p.id.clone())
+            .collect();
+        let mut expired: Vec<AgentPresence> =
+            gone.iter().filter_map(|id| table.remove(id)).collect();
+        expired.sort_by(|a, b| a.id.cmp(&b.id));
+        expired
+    }
+
+    fn list(&self, capability: Option<&str>) -> Vec<AgentPresence> {
+        let mut agents: Vec<AgentPresence> = self
+            .table()
+            .values()
+            .filter(|p| capability.is_none_or(|c| p.capabilities.iter().any(|have| have == c)))
+            .cloned()
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
+    }
+
+    fn get(&self, id: &str) -> Option<AgentPresence> {
+        self.table().get(id).cloned()
+    }
+}
+
+/// Checks that `id` can be one subject token (`[A-Za-z0-9_-]{1,max}`); `field` names it.
+pub(crate) fn check_id(field: &'static str, id: &str, max: usize) -> Result<(), CoreError> {
+    let reason = if id.is_empty() {
+        "is empty".to_owned()
+    } else if id.len() > max {
+        format!("is {} bytes long, more than {max}", id.len())
+    } else if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        format!("`{id}` holds `{c}`; only letters, digits, `_` and `-` are allowed")
+    } else {
+        return Ok(());
+    };
+    Err(CoreError::InvalidRequest { field, reason })
+}
+
+/// The subject of a presence event (`online` or `offline`).
+pub fn presence_subject(id: &str, change: &str) -> String {
+    format!("ace.comms.system.agent.{id}.evt.{change}.v1")
+}
+
+impl Core {
+    /// Registers or refreshes the presence of agent `id`. An agent that was not present comes
+    /// online: `…agent.{id}.evt.online.v1` is published (as the caller) before the answer.
+    pub async fn heartbeat(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        beat: Heartbeat,
+    ) -> Result<AgentPresence, CoreError> {
+        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        check_id("id", id, MAX_AGENT_ID_LEN)?;
+        let ttl = self.presence_ttl(&beat)?;
+        if beat.clearance.is_some_and(|c| c > 5) {
+            return Err(CoreError::InvalidRequest {
+                field: "clearance",
+                reason: format!("is {}, above 5", beat.clearance.unwrap_or_default()),
+            });
+        }
+        if beat.meta.as_ref().is_some_and(|m| !m.is_object()) {
+            return Err(CoreError::InvalidRequest {
+                field: "meta",
+                reason: "must be a JSON object".to_owned(),
+            });
+        }
+        self.sweep_agents().await;
+        let now = self.clock.now();
+        let presence = AgentPresence {
+            id: id.to_owned(),
+            agent_type: beat.agent_type,
+            capabilities: beat.capabilities,
+            clearance: beat.clearance,
+            meta: beat.meta,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            online_since: now,
+            last_seen: now,
+            expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX),
+        };
+        let (presence, came_online) = self.presence.beat(presence);
+        if came_online {
+            self.announce(ctx, &presence, "online").await?;
+        }
+        Ok(presence)
+    }
+
+    /// The present agents, sorted by id; only those announcing `capability` when given.
+    pub async fn agents(
+        &self,
+        ctx: &RequestContext,
+        capability: Option<&str>,
+    ) -> Result<Vec<AgentPresence>, CoreError> {
+        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        self.sweep_agents().await;
+        Ok(self.presence.list(capability))
+    }
+
+    /// One present agent; `NOT_FOUND` when it never beat or its presence expired.
+    pub async fn agent(&self, ctx: &RequestContext, id: &str) -> Result<AgentPresence, CoreError> {
+        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        self.sweep_agents().await;
+        self.presence
+            .get(id)
+            .ok_or_else(|| CoreError::AgentNotFound { id: id.to_owned() })
+    }
+
+    /// Removes every expired presence and publishes its `offline` event (as the `internal`
+    /// transport); returns the agents that went offline. A failed publish is logged, not
+    /// retried: the presence is gone either way.
+    pub async fn sweep_agents(&self) -> Vec<AgentPresence> {
+        let expired = self.presence.expire(self.clock.now());
+        let ctx = RequestContext::new("internal");
+        for presence in &expired {
+            if let Err(err) = self.announce(&ctx, presence, "offline").await {
+                tracing::warn!(agent = %presence.id, error = %err, "publishing agent.offline failed");
+            }
+        }
+        expired
+    }
+
+    fn presence_ttl(&self, beat: &Heartbeat) -> Result<Duration, CoreError> {
+        let max = self.presence_config.max_ttl;
+        match beat.ttl_ms {
+            None => Ok(self.presence_config.default_ttl),
+            Some(0) => Err(CoreError::InvalidRequest {
+                field: "ttl_ms",
+                reason: "must be above 0".to_owned(),
+            }),
+            Some(ms) if Duration::from_millis(ms) > max => Err(CoreError::InvalidRequest {
+                field: "ttl_ms",
+                reason: format!("is {ms}, above the limit of {} ms", max.as_millis()),
+            }),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        }
+    }
+
+    async fn announce(
+        &self,
+        ctx: &RequestContext,
+        presence: &AgentPresence,
+        change: &str,
+    ) -> Result<(), CoreError> {
+        let payload = serde_json::to_value(presence).unwrap_or_default();
+        let envelope = Envelope::builder(Kind::Event, presence_subject(&presence.id, change))
+            .clock(&*self.clock)
+            .payload_json(payload)
+            .build()
+            .map_err(|err| CoreError::InvalidRequest {
+                field: "id",
+                reason: err.to_string(),
+            })?;
+        self.publish(ctx, envelope).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use ace_bus::{EmbeddedBus, EmbeddedConfig};
+    use ace_contracts::Registry;
+    use ace_envelope::{Clock, ManualClock};
+
+    use crate::{CoreLimits, Hooks};
+
+    fn core(dir: &std::path::Path, clock: Arc<ManualClock>) -> Core {
+        let bus = EmbeddedBus::open(EmbeddedConfig::new(dir)).expect("bus opens");
+        Core::new(
+            Arc::new(bus),
+            Arc::new(Registry::embedded().expect("contracts load")),
+            clock,
+            Hooks::development(),
+            CoreLimits::default(),
+        )
+    }
+
+    async fn events(core: &Core) -> Box<dyn ace_bus::LiveSubscription> {
+        core.bus
+            .subscribe("ace.comms.system.agent.>", None)
+            .await
+            .expect("subscribes")
+    }
+
+    fn beat(ttl_ms: u64, capabilities: &[&str]) -> Heartbeat {
+        Heartbeat {
+            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+            ttl_ms: Some(ttl_ms),
+            ..Heartbeat::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_first_beat_when_the_ttl_passes_then_online_then_offline_are_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::fixed());
+        let core = core(dir.path(), clock.clone());
+        let mut sub = events(&core).await;
+        let ctx = RequestContext::new("test");
+        let first = core
+            .heartbeat(&ctx, "a1", beat(1_000, &["x"]))
+            .await
+            .unwrap();
+        clock.advance(Duration::from_millis(500));
+        let second = core
+            .heartbeat(&ctx, "a1", beat(1_000, &["x"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            second.online_since, first.online_since,
+            "a refresh keeps the start"
+        );
+        assert_eq!(core.agent(&ctx, "a1").await.unwrap().last_seen, clock.now());
+        clock.advance(Duration::from_millis(1_000));
+        assert!(matches!(
+            core.agent(&ctx, "a1").await,
+            Err(CoreError::AgentNotFound { .. })
+        ));
+        let online = sub.next().await.expect("online event");
+        assert_eq!(online.subject.as_str(), presence_subject("a1", "online"));
+        let offline = sub.next().await.expect("offline event");
+        assert_eq!(offline.subject.as_str(), presence_subject("a1", "offline"));
+        assert_eq!(offline.payload.as_ref().unwrap()["id"], "a1");
+    }
+
+    #[tokio::test]
+    async fn given_agents_with_capabilities_when_filtered_then_only_matching_ones_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), Arc::new(ManualClock::fixed()));
+        let ctx = RequestContext::new("test");
+        core.heartbeat(&ctx, "b", beat(1_000, &["sum", "tr"]))
+            .await
+            .unwrap();
+        core.heartbeat(&ctx, "a", beat(1_000, &["tr"]))
+            .await
+            .unwrap();
+        let ids = |v: Vec<AgentPresence>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        assert_eq!(ids(core.agents(&ctx, None).await.unwrap()), ["a", "b"]);
+        assert_eq!(ids(core.agents(&ctx, Some("sum")).await.unwrap()), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn given_bad_heartbeats_when_sent_then_the_field_at_fault_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), Arc::new(ManualClock::fixed()));
+        let ctx = RequestContext::new("test");
+        let field = |r: Result<AgentPresence, CoreError>| match r {
+            Err(CoreError::InvalidRequest { field, .. }) => field,
+            other => panic!("expected an invalid request, got {other:?}"),
+        };
+        assert_eq!(field(core.heartbeat(&ctx, "a.b", beat(1, &[])).await), "id");
+        assert_eq!(
+            field(core.heartbeat(&ctx, "a", beat(0, &[])).await),
+            "ttl_ms"
+        );
+        let too_long = beat(u64::MAX, &[]);
+        assert_eq!(field(core.heartbeat(&ctx, "a", too_long).await), "ttl_ms");
+        let clearance = Heartbeat {
+            clearance: Some(6),
+            ..Heartbeat::default()
+        };
+        assert_eq!(
+            field(core.heartbeat(&ctx, "a", clearance).await),
+            "clearance"
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! Versioned session state: a JSON document per session id, replaced whole, guarded by its
+//! version the way HTTP guards a resource by its `ETag`.
+//!
+//! - [`SessionStore`]: the storage seam (async, so a PostgreSQL+Redis store can come later;
+//!   DESIGN.md "Configuration and state"). [`RedbSessionStore`] keeps sessions in one redb file
+//!   under the data directory and survives restarts; [`MemorySessionStore`] is the in-process
+//!   default of [`Core::new`].
+//! - [`Precondition`]: what the writer believes (`If-Match`, `If-None-Match: *`, nothing).
+//!   [`decide`] is the one rule every store applies inside its atomic write: creating needs no
+//!   precondition (or `If-None-Match: *`); replacing an existing session REQUIRES `If-Match`
+//!   (strict: a blind overwrite is refused with [`CoreError::SessionPreconditionRequired`],
+//!   HTTP 428), and a version that does not match is [`CoreError::SessionPreconditionFailed`]
+//!   (HTTP 412) naming the current version.
+//! - [`Core::session`] and [`Core::put_session`] authenticate, check the id and the size limit,
+//!   and call the store.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::context::RequestContext;
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::pipeline;
+
+/// Longest session id accepted.
+pub const MAX_SESSION_ID_LEN: usize = 256;
+
+/// Largest session `data` by default, bytes of compact JSON.
+pub const DEFAULT_MAX_SESSION_BYTES: usize = 256 * 1024;
+
+const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
+
+/// One session as stored and answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session id.
+    pub id: String,
+    /// 1 when created, one more at each replacement.
+    pub version: u64,
+    /// The state, any JSON.
+    pub data: serde_json::Value,
+    /// When this version was written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the writer asserts about the current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No assertion: allowed only to create.
+    None,
+    /// `If-None-Match: *`: only if the session does not exist.
+    Absent,
+    /// `If-Match: *`: only if the session exists.
+    Exists,
+    /// `If-Match: "3", "4"`: only if the current version is one of these (an empty list, from
+    /// tags that are not versions, never matches).
+    Version(Vec<u64>),
+}
+
+/// Why a store refused a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The precondition does not hold; `current` is `None` when the session does not exist.
+    Failed {
+        /// The current version.
+        current: Option<u64>,
+    },
+    /// The session exists and the writer asserted nothing.
+    Required {
+        /// The current version.
+        current: u64,
+    },
+}
+
+/// The one write rule: the version to write given the current one, or why not.
+pub fn decide(current: Option<u64>, precondition: &Precondition) -> Result<u64, Refusal> {
+    match (current, precondition) {
+        (None, Precondition::None | Precondition::Absent) => Ok(1),
+        (None, _) => Err(Refusal::Failed { current: None }),
+        (Some(v), Precondition::None) => Err(Refusal::Required { current: v }),
+        (Some(v), Precondition::Absent) => Err(Refusal::Failed { current: Some(v) }),
+        (Some(v), Precondition::Exists) => Ok(v + 1),
+        (Some(v), Precondition::Version(list)) if list.contains(&v) => Ok(v + 1),
+        (Some(v), Precondition::Version(_)) => Err(Refusal::Failed { current: Some(v) }),
+    }
+}
+
+/// The session a write would store given the current version, or the refusal.
+fn apply(
+    current: Option<u64>,
+    id: &str,
+    data: serde_json::Value,
+    precondition: &Precondition,
+    now: DateTime<Utc>,
+) -> PutOutcome {
+    decide(current, precondition).map(|version| Session {
+        id: id.to_owned(),
+        version,
+        data,
+        updated_at: now,
+    })
+}
+
+/// Why a store failed (its own fault, not the caller's).
+#[derive(Debug, thiserror::Error)]
+#[error("session store: {op}: {reason}")]
+pub struct StoreError {
+    /// What was being done.
+    pub op: &'static str,
+    /// What the storage said.
+    pub reason: String,
+}
+
+impl StoreError {
+    fn new(op: &'static str, err: impl std::fmt::Display) -> Self {
+        StoreError {
+            op,
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// A write's outcome: the session written, or the refusal.
+pub type PutOutcome = Result<Session, Refusal>;
+
+/// Where sessions live. `put` must apply [`decide`] and write in one atomic step, so two
+/// writers holding the same version cannot both succeed.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// The session, `None` when it does not exist.
+    async fn get(&self, id: &str) -> Result<Option<Session>, StoreError>;
+    /// Writes `data` as the next version of `id` if `precondition` holds.
+    async fn put(
+        &self,
+        id: &str,
+        data: serde_json::Value,
+        precondition: Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError>;
+}
+
+/// Sessions in memory (lost at exit): the default of [`Core::new`] and for tests.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let table = self
+            .sessions
+            .lock()
+            .map_err(|e| StoreError::new("get", e))?;
+        Ok(table.get(id).cloned())
+    }
+
+    async fn put(
+        &self,
+        id: &str,
+        data: serde_json::Value,
+        precondition: Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError> {
+        let mut table = self
+            .sessions
+            .lock()
+            .map_err(|e| StoreError::new("put", e))?;
+        let outcome = apply(
+            table.get(id).map(|s| s.version),
+            id,
+            data,
+            &precondition,
+            now,
+        );
+        if let Ok(session) = &outcome {
+            table.insert(id.to_owned(), session.clone());
+        }
+        Ok(outcome)
+    }
+}
+
+/// Sessions in one redb file (each write is one durable transaction), surviving restarts.
+#[derive(Debug, Clone)]
+pub struct RedbSessionStore {
+    db: Arc<Database>,
+}
+
+impl RedbSessionStore {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| StoreError::new("open", e))?;
+        let txn = db.begin_write().map_err(|e| StoreError::new("open", e))?;
+        txn.open_table(SESSIONS)
+            .map_err(|e| StoreError::new("open", e))?;
+        txn.commit().map_err(|e| StoreError::new("open", e))?;
+        Ok(RedbSessionStore { db: Arc::new(db) })
+    }
+
+    fn read(db: &Database, id: &str) -> Result<Option<Session>, StoreError> {
+        let txn = db.begin_read().map_err(|e| StoreError::new("get", e))?;
+        let table = txn
+            .open_table(SESSIONS)
+            .map_err(|e| StoreError::new("get", e))?;
+        let Some(bytes) = table.get(id).map_err(|e| StoreError::new("get", e))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StoreError::new("decode", e))
+    }
+
+    fn write(
+        db: &Database,
+        id: &str,
+        data: serde_json::Value,
+        precondition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::new("put", e);
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        let outcome = {
+            let mut table = txn.open_table(SESSIONS).map_err(|e| err(&e))?;
+            let current: Option<Session> = match table.get(id).map_err(|e| err(&e))? {
+                Some(bytes) => Some(
+                    serde_json::from_slice(bytes.value())
+                        .map_err(|e| StoreError::new("decode", e))?,
+                ),
+                None => None,
+            };
+            let outcome = apply(current.map(|s| s.version), id, data, precondition, now);
+            if let Ok(session) = &outcome {
+                let bytes = serde_json::to_vec(session).map_err(|e| err(&e))?;
+                table.insert(id, bytes.as_slice()).map_err(|e| err(&e))?;
+            }
+            outcome
+        };
+        match outcome {
+            Ok(_) => txn.commit().map_err(|e| err(&e))?,
+            Err(_) => txn.abort().map_err(|e| err(&e))?,
+        }
+        Ok(outcome)
+    }
+}
+
+/// Runs a blocking storage call off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::new(op, e))?
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedbSessionStore {
+    async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let (db, id) = (self.db.clone(), id.to_owned());
+        blocking("get", move || Self::read(&db, &id)).await
+    }
+
+    async fn put(
+        &self,
+        id: &str,
+        data: serde_json::Value,
+        precondition: Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError> {
+        let (db, id) = (self.db.clone(), id.to_owned());
+        blocking("put", move || {
+            Self::write(&db, &id, data, &precondition, now)
+        })
+        .await
+    }
+}
+
+impl Core {
+    /// The session `id`; `NOT_FOUND` when it was never written.
+    pub async fn session(&self, ctx: &RequestContext, id: &str) -> Result<Session, CoreError> {
+        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        crate::agents::check_id("id", id, MAX_SESSION_ID_LEN)?;
+        self.sessions
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| CoreError::SessionNotFound { id: id.to_owned() })
+    }
+
+    /// Writes `data` as the next version of session `id` if `precondition` holds (see the
+    /// module docs for the rule); answers the session written.
+    pub async fn put_session(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        data: serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<Session, CoreError> {
+        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        crate::agents::check_id("id", id, MAX_SESSION_ID_LEN)?;
+        let size = serde_json::to_vec(&data).map_or(usize::MAX, |b| b.len());
+        let max = self.sessions.max_bytes;
+        if size > max {
+            return Err(CoreError::SessionTooLarge {
+                id: id.to_owned(),
+                size,
+                max,
+            });
+        }
+        let outcome = self
+            .sessions
+            .store
+            .put(id, data, precondition, self.clock.now())
+            .await?;
+        outcome.map_err(|refusal| match refusal {
+            Refusal::Failed { current } => CoreError::SessionPreconditionFailed {
+                id: id.to_owned(),
+                current,
+            },
+            Refusal::Required { current } => CoreError::SessionPreconditionRequired {
+                id: id.to_owned(),
+                current,
+            },
+        })
+    }
+}
+
+/// The store and the size limit a core writes sessions with.
+#[derive(Debug, Clone)]
+pub(crate) struct Sessions {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) max_bytes: usize,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            store: Arc::new(MemorySessionStore::default()),
+            max_bytes: DEFAULT_MAX_SESSION_BYTES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn given_each_state_and_precondition_when_decided_then_the_strict_rule_holds() {
+        use Precondition::{Absent, Exists, None as Blind, Version};
+        assert_eq!(decide(None, &Blind), Ok(1));
+        assert_eq!(decide(None, &Absent), Ok(1));
+        assert_eq!(
+            decide(None, &Exists),
+            Err(Refusal::Failed { current: None })
+        );
+        assert_eq!(
+            decide(Some(2), &Blind),
+            Err(Refusal::Required { current: 2 })
+        );
+        assert_eq!(
+            decide(Some(2), &Absent),
+            Err(Refusal::Failed { current: Some(2) })
+        );
+        assert_eq!(decide(Some(2), &Exists), Ok(3));
+        assert_eq!(decide(Some(2), &Version(vec![1, 2])), Ok(3));
+        assert_eq!(
+            decide(Some(2), &Version(vec![])),
+            Err(Refusal::Failed { current: Some(2) })
+        );
+    }
+
+    #[tokio::test]
+    async fn given_a_redb_store_when_reopened_then_the_last_version_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let now = Utc::now();
+        {
+            let store = RedbSessionStore::open(&path).unwrap();
+            let first = store
+                .put("s", json!({"a": 1}), Precondition::None, now)
+                .await;
+            assert_eq!(first.unwrap().unwrap().version, 1);
+            let stale = store
+                .put("s", json!({"a": 3}), Precondition::Version(vec![7]), now)
+                .await
+                .unwrap();
+            assert_eq!(stale, Err(Refusal::Failed { current: Some(1) }));
+            let second = store
+                .put("s", json!({"a": 2}), Precondition::Version(vec![1]), now)
+                .await;
+            assert_eq!(second.unwrap().unwrap().version, 2);
+        }
+        let store = RedbSessionStore::open(&path).unwrap();
+        let read = store.get("s").await.unwrap().expect("kept");
+        assert_eq!((read.version, read.data), (2, json!({"a": 2})));
+        assert_eq!(store.get("other").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn given_two_writers_with_the_same_version_when_racing_then_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbSessionStore::open(&dir.path().join("s.redb")).unwrap();
+        let now = Utc::now();
+        store
+            .put("s", json!(0), Precondition::None, now)
+            .await
+            .unwrap()
+            .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .put("s", json!(i), Precondition::Version(vec![1]), now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += usize::from(task.await.unwrap().is_ok());
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(store.get("s").await.unwrap().unwrap().version, 2);
+    }
+}
