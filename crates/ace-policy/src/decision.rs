@@ -49,6 +49,24 @@ impl Decision {
         }
     }
 
+    /// A denial with `reasons`, or an allow when there are none.
+    pub fn deny_if_any(reasons: Vec<String>) -> Self {
+        if reasons.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::Deny { reasons }
+        }
+    }
+
+    /// An approval request with `reasons`, or an allow when there are none.
+    pub fn hold_if_any(reasons: Vec<String>) -> Self {
+        if reasons.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::RequireApproval { reasons }
+        }
+    }
+
     /// Whether this is [`Decision::Allow`].
     pub fn is_allow(&self) -> bool {
         matches!(self, Decision::Allow)

@@ -128,11 +128,7 @@ impl EhiGate {
                 ));
             }
         }
-        if reasons.is_empty() {
-            Decision::Allow
-        } else {
-            Decision::RequireApproval { reasons }
-        }
+        Decision::hold_if_any(reasons)
     }
 }
 

@@ -44,11 +44,7 @@ pub fn can_receive(rbac: &Rbac, principal: &Principal, envelope: &Envelope) -> D
             reasons.push(format!("permission `{permission}` is not held"));
         }
     }
-    if reasons.is_empty() {
-        Decision::Allow
-    } else {
-        Decision::Deny { reasons }
-    }
+    Decision::deny_if_any(reasons)
 }
 
 #[cfg(test)]
