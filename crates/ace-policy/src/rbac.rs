@@ -248,6 +248,76 @@ mod tests {
         assert!(!overlaps("a.>", "a"));
     }
 
+    /// Every pattern of 1..=3 tokens over `a`, `b`, `*` (and `>` last).
+    fn all_patterns() -> Vec<String> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut prefixes = vec![String::new()];
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for prefix in &prefixes {
+                let join = |t: &str| {
+                    if prefix.is_empty() {
+                        t.to_owned()
+                    } else {
+                        format!("{prefix}.{t}")
+                    }
+                };
+                patterns.push(join(">"));
+                for t in ["a", "b", "*"] {
+                    next.push(join(t));
+                }
+            }
+            patterns.extend(next.iter().cloned());
+            prefixes = next;
+        }
+        patterns
+    }
+
+    /// Every literal subject of 1..=4 tokens over `a`, `b`, `c` (`c` appears in no pattern).
+    fn all_subjects() -> Vec<String> {
+        let mut subjects = Vec::new();
+        let mut level = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|p| {
+                    ["a", "b", "c"].map(|t| {
+                        if p.is_empty() {
+                            t.to_owned()
+                        } else {
+                            format!("{p}.{t}")
+                        }
+                    })
+                })
+                .collect();
+            subjects.extend(level.iter().cloned());
+        }
+        subjects
+    }
+
+    #[test]
+    fn given_every_small_pattern_pair_when_compared_with_matching_then_covers_and_overlaps_are_exact()
+     {
+        let patterns: Vec<SubjectPattern> = all_patterns()
+            .into_iter()
+            .map(|p| SubjectPattern::new(p).unwrap())
+            .collect();
+        let subjects = all_subjects();
+        for p in &patterns {
+            for q in &patterns {
+                let matched_by_q = subjects.iter().filter(|s| q.matches(s));
+                let covered = matched_by_q.clone().all(|s| p.matches(s));
+                let shared = matched_by_q.clone().any(|s| p.matches(s));
+                assert_eq!(covers(p.as_str(), q.as_str()), covered, "covers({p}, {q})");
+                assert_eq!(
+                    overlaps(p.as_str(), q.as_str()),
+                    shared,
+                    "overlaps({p}, {q})"
+                );
+            }
+        }
+    }
+
     #[test]
     fn given_a_role_with_deny_when_another_role_allows_then_deny_wins() {
         let rbac = Rbac::from_yaml(

@@ -13,6 +13,15 @@ use serde_json::json;
 
 use crate::support::{message, policies_dir, principal};
 
+#[test]
+fn given_the_server_shares_them_when_compiled_then_the_policy_types_are_send_and_sync() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<PolicyEngine>();
+    shareable::<ace_policy::TokenVerifier>();
+    shareable::<ace_policy::ApiKeyStore>();
+    shareable::<ace_policy::Principal>();
+}
+
 fn engine() -> PolicyEngine {
     PolicyEngine::load(&policies_dir(), EhiConfig::default()).expect("shipped policies load")
 }
