@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::merkle;
 
@@ -185,12 +184,17 @@ pub struct Entry {
 impl Entry {
     /// Builds entry `seq` from `new`, chaining it onto `prev_chain` (the previous entry's
     /// chain hash, or [`Hash::ZERO`] for seq 0).
-    pub fn seal(
+    pub fn seal(new: NewEntry, seq: u64, ts: DateTime<Utc>, prev_chain: Hash) -> Entry {
+        Self::seal_with_leaf(new, seq, ts, prev_chain).0
+    }
+
+    /// [`Entry::seal`], also returning the leaf hash (the leaf bytes are encoded once).
+    pub fn seal_with_leaf(
         new: NewEntry,
         seq: u64,
         ts: DateTime<Utc>,
         prev_chain: Hash,
-    ) -> Result<Entry, LedgerError> {
+    ) -> (Entry, Hash) {
         let mut entry = Entry {
             seq,
             ts,
@@ -203,40 +207,67 @@ impl Entry {
             details: new.details,
             chain_hash: Hash::ZERO,
         };
-        entry.chain_hash = chain_hash(&prev_chain, &entry.leaf_bytes()?);
-        Ok(entry)
+        let leaf = entry.leaf_bytes();
+        entry.chain_hash = chain_hash(&prev_chain, &leaf);
+        (entry, merkle::leaf_hash(&leaf))
     }
 
     /// The canonical leaf bytes (see the module documentation).
-    pub fn leaf_bytes(&self) -> Result<Vec<u8>, LedgerError> {
-        let mut value = self.to_value()?;
-        if let Value::Object(map) = &mut value {
-            map.remove(CHAIN_HASH_FIELD);
-        }
-        Ok(ace_envelope::canonical::to_canonical_vec(&value))
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        self.encode(None)
     }
 
     /// The RFC 6962 leaf hash `SHA-256(0x00 || leaf_bytes)`.
-    pub fn leaf_hash(&self) -> Result<Hash, LedgerError> {
-        Ok(merkle::leaf_hash(&self.leaf_bytes()?))
+    pub fn leaf_hash(&self) -> Hash {
+        merkle::leaf_hash(&self.leaf_bytes())
     }
 
     /// The stored line: canonical JSON with `chain_hash`, without the trailing newline.
-    pub fn to_line(&self) -> Result<Vec<u8>, LedgerError> {
-        Ok(ace_envelope::canonical::to_canonical_vec(&self.to_value()?))
+    pub fn to_line(&self) -> Vec<u8> {
+        self.encode(Some(&self.chain_hash))
     }
 
     /// Whether this entry's chain hash follows from `prev_chain` and its content.
-    pub fn chains_from(&self, prev_chain: &Hash) -> Result<bool, LedgerError> {
-        Ok(chain_hash(prev_chain, &self.leaf_bytes()?) == self.chain_hash)
+    pub fn chains_from(&self, prev_chain: &Hash) -> bool {
+        chain_hash(prev_chain, &self.leaf_bytes()) == self.chain_hash
     }
 
-    fn to_value(&self) -> Result<Value, LedgerError> {
-        serde_json::to_value(self).map_err(|source| LedgerError::Encode {
-            field: "details",
-            source,
-        })
+    /// Canonical JSON written field by field, keys already in sorted order, so the hot path
+    /// builds no `serde_json::Value`; equal to `to_canonical_vec` of the entry's JSON object
+    /// (a unit test holds the two together, and `verify_dir` uses the generic path).
+    fn encode(&self, chain: Option<&Hash>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(384);
+        out.extend_from_slice(b"{\"actor\":");
+        write_json(&mut out, &self.actor);
+        if let Some(chain) = chain {
+            out.extend_from_slice(b",\"chain_hash\":");
+            write_json(&mut out, chain);
+        }
+        out.extend_from_slice(b",\"content_sha256\":");
+        write_json(&mut out, &self.content_sha256);
+        out.extend_from_slice(b",\"decision\":");
+        write_json(&mut out, &self.decision);
+        out.extend_from_slice(b",\"details\":");
+        out.extend(ace_envelope::canonical::to_canonical_vec(&self.details));
+        out.extend_from_slice(b",\"kind\":");
+        write_json(&mut out, &self.kind);
+        out.extend_from_slice(b",\"message_id\":");
+        write_json(&mut out, &self.message_id);
+        out.extend_from_slice(b",\"seq\":");
+        write_json(&mut out, &self.seq);
+        out.extend_from_slice(b",\"subject\":");
+        write_json(&mut out, &self.subject);
+        out.extend_from_slice(b",\"ts\":");
+        write_json(&mut out, &self.ts);
+        out.push(b'}');
+        out
     }
+}
+
+/// Appends the JSON of a scalar (string, number, null, timestamp, hash, kind).
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Serializing these types into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// `SHA-256(prev || leaf_bytes)`.
@@ -263,12 +294,12 @@ mod tests {
             .message_id("m-1")
             .decision("allow")
             .details(json!({"b": 2, "a": [1, 2.5]}));
-        Entry::seal(new, seq, DateTime::UNIX_EPOCH, prev).unwrap()
+        Entry::seal(new, seq, DateTime::UNIX_EPOCH, prev)
     }
 
     #[test]
     fn given_an_entry_when_encoded_then_leaf_bytes_are_sorted_canonical_json_of_nine_fields() {
-        let bytes = sample(0, Hash::ZERO).leaf_bytes().unwrap();
+        let bytes = sample(0, Hash::ZERO).leaf_bytes();
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             r#"{"actor":"alice","content_sha256":null,"decision":"allow","details":{"a":[1,2.5],"b":2},"kind":"accepted","message_id":"m-1","seq":0,"subject":"ace.comms.x","ts":"1970-01-01T00:00:00Z"}"#
@@ -279,12 +310,32 @@ mod tests {
     fn given_a_stored_line_when_reparsed_then_its_leaf_bytes_and_chain_hash_agree() {
         let first = sample(0, Hash::ZERO);
         let second = sample(1, first.chain_hash);
-        let line: Value = serde_json::from_slice(&second.to_line().unwrap()).unwrap();
-        assert_eq!(leaf_bytes_of_line(&line), second.leaf_bytes().unwrap());
-        assert!(second.chains_from(&first.chain_hash).unwrap());
-        assert!(!second.chains_from(&Hash::ZERO).unwrap());
+        let line: Value = serde_json::from_slice(&second.to_line()).unwrap();
+        assert_eq!(leaf_bytes_of_line(&line), second.leaf_bytes());
+        assert!(second.chains_from(&first.chain_hash));
+        assert!(!second.chains_from(&Hash::ZERO));
         let back: Entry = serde_json::from_value(line).unwrap();
         assert_eq!(back, second);
+    }
+
+    #[test]
+    fn given_awkward_values_when_encoded_field_by_field_then_it_equals_generic_canonical_json() {
+        let new = NewEntry::new(EntryKind::DeadLettered, "a\"b\\c\u{1}é😀", "")
+            .content_sha256("00")
+            .details(
+                json!({"z": null, "é": [1.5e-7, -0.0, 1e300], "": {"b": true, "a": "\u{7f}"}}),
+            );
+        let entry = Entry::seal(new, u64::MAX, Utc::now(), Hash::ZERO);
+        let mut value = serde_json::to_value(&entry).unwrap();
+        assert_eq!(
+            entry.to_line(),
+            ace_envelope::canonical::to_canonical_vec(&value)
+        );
+        value.as_object_mut().unwrap().remove(CHAIN_HASH_FIELD);
+        assert_eq!(
+            entry.leaf_bytes(),
+            ace_envelope::canonical::to_canonical_vec(&value)
+        );
     }
 
     #[test]

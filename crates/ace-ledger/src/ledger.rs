@@ -89,10 +89,10 @@ impl Ledger {
                     format!("found seq {} in its place", entry.seq),
                 ));
             }
-            if !entry.chains_from(&chain_head)? {
+            if !entry.chains_from(&chain_head) {
                 return Err(corrupt(seq, "chain hash mismatch".to_owned()));
             }
-            tree.push(entry.leaf_hash()?);
+            tree.push(entry.leaf_hash());
             chain_head = entry.chain_hash;
             Ok(())
         })?;
@@ -128,8 +128,8 @@ impl Ledger {
         let mut sealed = Vec::with_capacity(entries.len());
         let mut leaves = Vec::with_capacity(entries.len());
         for new in entries {
-            let entry = Entry::seal(new, seq, ts, prev)?;
-            leaves.push(entry.leaf_hash()?);
+            let (entry, leaf) = Entry::seal_with_leaf(new, seq, ts, prev);
+            leaves.push(leaf);
             (seq, prev) = (seq + 1, entry.chain_hash);
             sealed.push(entry);
         }

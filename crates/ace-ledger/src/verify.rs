@@ -19,6 +19,7 @@ use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, load_public_key};
@@ -423,7 +424,7 @@ fn parse_entry(line: &Line) -> Result<(Entry, Value), Problem> {
         reason: e.to_string(),
     };
     let value: Value = serde_json::from_slice(&line.bytes).map_err(malformed)?;
-    let entry: Entry = serde_json::from_value(value.clone()).map_err(malformed)?;
+    let entry = Entry::deserialize(&value).map_err(malformed)?;
     Ok((entry, value))
 }
 

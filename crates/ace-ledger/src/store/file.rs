@@ -150,7 +150,7 @@ impl LedgerStore for FileStore {
         let mut starts = Vec::with_capacity(entries.len());
         for entry in entries {
             starts.push(self.len + buf.len() as u64);
-            buf.extend(entry.to_line()?);
+            buf.extend(entry.to_line());
             buf.push(b'\n');
         }
         let written = self

@@ -62,9 +62,9 @@ fn rechain(lines: &mut [String], from: usize) {
             content_sha256: old.content_sha256,
             ..new
         };
-        let sealed = Entry::seal(new, old.seq, old.ts, prev).unwrap();
+        let sealed = Entry::seal(new, old.seq, old.ts, prev);
         prev = sealed.chain_hash;
-        *line = String::from_utf8(sealed.to_line().unwrap()).unwrap();
+        *line = String::from_utf8(sealed.to_line()).unwrap();
     }
 }
 
