@@ -19,6 +19,10 @@
 //! | `POST …/consumers/{c}/fetch` | [`FetchRequest`] | [`FetchAnswer`] |
 //! | `POST …/consumers/{c}/ack`, `nak`, `term` | [`AckRequest`] | [`AckAnswer`] |
 //! | `GET /api/v1/streams/{s}/messages/{seq}` | | [`StoredMessage`] |
+//! | `POST /api/v1/agents/{id}/heartbeat` | [`Heartbeat`] | [`AgentPresence`] |
+//! | `GET /api/v1/agents`, `GET /api/v1/agents/{id}` | | [`AgentList`], [`AgentPresence`] |
+//! | `GET /api/v1/sessions/{id}` | | [`Session`] (with `ETag: "<version>"`) |
+//! | `PUT /api/v1/sessions/{id}` | [`SessionWrite`] with `If-Match` / `If-None-Match` | [`Session`] |
 
 use std::time::Duration;
 
@@ -180,6 +184,82 @@ pub struct AckFailure {
     pub seq: u64,
     /// Why it was refused.
     pub error: ErrorDetail,
+}
+
+/// What an agent says about itself in `POST /api/v1/agents/{id}/heartbeat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The kind of agent (`llm`, `human`, `service`...), free text.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// What it can do; `GET /api/v1/agents?capability=` filters on these.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Clearance 0..=5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<u8>,
+    /// How long this beat keeps it present, milliseconds (the server's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Anything else it wants known (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// One present agent, as the server answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    /// The agent id.
+    pub id: String,
+    /// The kind of agent, as its last heartbeat said.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// What it can do.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Clearance 0..=5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearance: Option<u8>,
+    /// Anything else it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+    /// The time to live of its last heartbeat, milliseconds.
+    pub ttl_ms: u64,
+    /// When its presence began.
+    pub online_since: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_seen: DateTime<Utc>,
+    /// When it stops being present without another heartbeat.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to `GET /api/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentList {
+    /// The present agents.
+    pub agents: Vec<AgentPresence>,
+}
+
+/// A session's state, as `GET`/`PUT /api/v1/sessions/{id}` answer it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session id.
+    pub id: String,
+    /// Its version: 1 when created, +1 on every write; the `ETag` is `"<version>"`.
+    pub version: u64,
+    /// The state, any JSON.
+    pub data: serde_json::Value,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The body of `PUT /api/v1/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionWrite {
+    /// The new state.
+    pub data: serde_json::Value,
 }
 
 /// The answer to a publish.

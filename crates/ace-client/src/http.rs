@@ -1,0 +1,516 @@
+//! [`Client`]: one typed method per `/api/v1` route (plus `/health` and `/ready`), over one
+//! pooled `reqwest` connection set.
+//!
+//! Every method sends the credentials the client was built with, maps a non-2xx answer to
+//! [`ClientError::Api`] with the server's error body, and decodes a 2xx answer into the shared
+//! wire type of `ace_envelope::api::http`. Path segments (stream, consumer, agent and session
+//! ids) are percent-encoded, so an id can never step into another route.
+
+use std::time::Duration;
+
+use ace_envelope::api::http::{
+    Accepted, AckAnswer, AckRequest, AgentList, AgentPresence, BatchAnswer, ConsumerConfig,
+    ConsumerInfo, ConsumerList, FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Session,
+    SessionWrite, StoredMessage, StreamConfig, StreamInfo, StreamList,
+};
+use ace_envelope::{Envelope, ErrorBody};
+use reqwest::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::error::ClientError;
+
+/// How the client proves who it is; sent with every request (and the WebSocket upgrade).
+#[derive(Clone)]
+pub(crate) enum Credentials {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `X-API-Key: <key>`.
+    ApiKey(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never print a secret
+        match self {
+            Credentials::Bearer(_) => f.write_str("Bearer(..)"),
+            Credentials::ApiKey(_) => f.write_str("ApiKey(..)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// The header that carries them.
+    pub(crate) fn header(&self) -> (&'static str, String) {
+        match self {
+            Credentials::Bearer(token) => ("authorization", format!("Bearer {token}")),
+            Credentials::ApiKey(key) => ("x-api-key", key.clone()),
+        }
+    }
+}
+
+/// What a session write asserts about the session's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No header: the server accepts it only to create the session (an existing session
+    /// answers 428 `PRECONDITION_REQUIRED`).
+    None,
+    /// `If-None-Match: *`: only if the session does not exist yet.
+    Absent,
+    /// `If-Match: *`: only if the session exists.
+    Exists,
+    /// `If-Match: "<version>"`: only if the current version is this one (else 412).
+    Version(u64),
+}
+
+/// A client of one ACE::COMMS server. Cheap to clone (the connection pool is shared).
+///
+/// Plain `http://` only: this build carries no TLS stack (put a TLS-terminating proxy in front
+/// of the server, or add a `rustls` feature when a deployment needs it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    credentials: Option<Credentials>,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// A client of the server at `server` (`http://host:port`, optionally with a path prefix).
+    pub fn new(server: &str) -> Result<Client, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: server.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut base = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
+        match base.scheme() {
+            "http" => {}
+            "https" => return Err(invalid("https needs TLS, which this build does not carry")),
+            other => return Err(invalid(&format!("scheme {other:?} is not http"))),
+        }
+        if base.cannot_be_a_base() || base.host().is_none() {
+            return Err(invalid("no host"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(invalid("a server URL has no query or fragment"));
+        }
+        let path = base.path().trim_end_matches('/').to_owned();
+        base.set_path(&path);
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::transport("build the HTTP client", e))?;
+        Ok(Client {
+            http,
+            base,
+            credentials: None,
+            timeout: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Client {
+        self.credentials = Some(Credentials::Bearer(token.into()));
+        self
+    }
+
+    /// Sends `X-API-Key: <key>` with every request.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Client {
+        self.credentials = Some(Credentials::ApiKey(key.into()));
+        self
+    }
+
+    /// Gives up on any request after `timeout` ([`ClientError::Transport`]); none by default.
+    /// A fetch's own `expires` wait must fit inside it.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &Url {
+        &self.base
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    // -- health
+
+    /// `GET /health`: `Ok` while the server process answers.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(Method::GET, &["health"], |r| r)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /ready`: true when the server takes traffic, false while it starts or drains
+    /// (503 `UNAVAILABLE`).
+    pub async fn ready(&self) -> Result<bool, ClientError> {
+        match self
+            .send::<serde_json::Value>(Method::GET, &["ready"], |r| r)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 503, .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    // -- messages
+
+    /// `POST /api/v1/messages`: publishes one envelope.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<Accepted, ClientError> {
+        self.send(Method::POST, &["api", "v1", "messages"], |r| {
+            r.json(envelope)
+        })
+        .await
+    }
+
+    /// `POST /api/v1/messages/batch`: publishes several envelopes; each is answered in its place
+    /// (a refused item does not fail the call).
+    pub async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<BatchAnswer, ClientError> {
+        self.send(Method::POST, &["api", "v1", "messages", "batch"], |r| {
+            r.json(envelopes)
+        })
+        .await
+    }
+
+    // -- streams
+
+    /// `GET /api/v1/streams`: every stream, by name.
+    pub async fn list_streams(&self) -> Result<Vec<StreamInfo>, ClientError> {
+        let list: StreamList = self
+            .send(Method::GET, &["api", "v1", "streams"], |r| r)
+            .await?;
+        Ok(list.streams)
+    }
+
+    /// `POST /api/v1/streams`: creates a stream (the same config again is a no-op).
+    pub async fn add_stream(&self, config: &StreamConfig) -> Result<StreamInfo, ClientError> {
+        self.send(Method::POST, &["api", "v1", "streams"], |r| r.json(config))
+            .await
+    }
+
+    /// `GET /api/v1/streams/{stream}`.
+    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo, ClientError> {
+        self.send(Method::GET, &["api", "v1", "streams", stream], |r| r)
+            .await
+    }
+
+    /// `DELETE /api/v1/streams/{stream}`: the stream, its messages and its consumers.
+    pub async fn delete_stream(&self, stream: &str) -> Result<(), ClientError> {
+        self.send_empty(Method::DELETE, &["api", "v1", "streams", stream])
+            .await
+    }
+
+    /// `GET /api/v1/streams/{stream}/messages/{seq}`: one stored message.
+    pub async fn get_message(&self, stream: &str, seq: u64) -> Result<StoredMessage, ClientError> {
+        let seq = seq.to_string();
+        let path = ["api", "v1", "streams", stream, "messages", &seq];
+        self.send(Method::GET, &path, |r| r).await
+    }
+
+    // -- consumers
+
+    /// `GET /api/v1/streams/{stream}/consumers`.
+    pub async fn list_consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, ClientError> {
+        let path = ["api", "v1", "streams", stream, "consumers"];
+        let list: ConsumerList = self.send(Method::GET, &path, |r| r).await?;
+        Ok(list.consumers)
+    }
+
+    /// `POST /api/v1/streams/{stream}/consumers`: creates a consumer (the same config again
+    /// keeps it).
+    pub async fn add_consumer(
+        &self,
+        stream: &str,
+        config: &ConsumerConfig,
+    ) -> Result<ConsumerInfo, ClientError> {
+        let path = ["api", "v1", "streams", stream, "consumers"];
+        self.send(Method::POST, &path, |r| r.json(config)).await
+    }
+
+    /// `GET /api/v1/streams/{stream}/consumers/{consumer}`.
+    pub async fn consumer_info(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<ConsumerInfo, ClientError> {
+        let path = consumer_path(stream, consumer, None);
+        self.send(Method::GET, &path, |r| r).await
+    }
+
+    /// `DELETE /api/v1/streams/{stream}/consumers/{consumer}`.
+    pub async fn delete_consumer(&self, stream: &str, consumer: &str) -> Result<(), ClientError> {
+        self.send_empty(Method::DELETE, &consumer_path(stream, consumer, None))
+            .await
+    }
+
+    /// `POST …/consumers/{consumer}/fetch`: up to `batch` messages, waiting up to `expires` for
+    /// the first; an empty list when none came.
+    pub async fn fetch(
+        &self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+    ) -> Result<Vec<FetchedMessage>, ClientError> {
+        let ask = FetchRequest {
+            batch,
+            expires_ms: u64::try_from(expires.as_millis()).unwrap_or(u64::MAX),
+        };
+        let path = consumer_path(stream, consumer, Some("fetch"));
+        let answer: FetchAnswer = self.send(Method::POST, &path, |r| r.json(&ask)).await?;
+        Ok(answer.messages)
+    }
+
+    /// `POST …/consumers/{consumer}/ack`: these deliveries are done. Sequences the server could
+    /// not handle are in [`AckAnswer::failed`]; when none could be, the first refusal is the
+    /// error.
+    pub async fn ack(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seqs: &[u64],
+    ) -> Result<AckAnswer, ClientError> {
+        let ask = AckRequest {
+            seqs: seqs.to_vec(),
+            ..AckRequest::default()
+        };
+        self.acknowledge(stream, consumer, "ack", &ask).await
+    }
+
+    /// `POST …/consumers/{consumer}/nak`: redeliver these after `delay` (or per the consumer's
+    /// backoff when `None`).
+    pub async fn nak(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seqs: &[u64],
+        delay: Option<Duration>,
+    ) -> Result<AckAnswer, ClientError> {
+        let ask = AckRequest {
+            seqs: seqs.to_vec(),
+            delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            reason: None,
+        };
+        self.acknowledge(stream, consumer, "nak", &ask).await
+    }
+
+    /// `POST …/consumers/{consumer}/term`: give these up; they move to the dead-letter subject
+    /// with `reason`.
+    pub async fn term(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seqs: &[u64],
+        reason: Option<&str>,
+    ) -> Result<AckAnswer, ClientError> {
+        let ask = AckRequest {
+            seqs: seqs.to_vec(),
+            delay_ms: None,
+            reason: reason.map(str::to_owned),
+        };
+        self.acknowledge(stream, consumer, "term", &ask).await
+    }
+
+    async fn acknowledge(
+        &self,
+        stream: &str,
+        consumer: &str,
+        verb: &str,
+        ask: &AckRequest,
+    ) -> Result<AckAnswer, ClientError> {
+        let path = consumer_path(stream, consumer, Some(verb));
+        self.send(Method::POST, &path, |r| r.json(ask)).await
+    }
+
+    // -- agents
+
+    /// `GET /api/v1/agents`, optionally only those with `capability`.
+    pub async fn agents(
+        &self,
+        capability: Option<&str>,
+    ) -> Result<Vec<AgentPresence>, ClientError> {
+        let list: AgentList = self
+            .send(
+                Method::GET,
+                &["api", "v1", "agents"],
+                |r| match capability {
+                    Some(c) => r.query(&[("capability", c)]),
+                    None => r,
+                },
+            )
+            .await?;
+        Ok(list.agents)
+    }
+
+    /// `GET /api/v1/agents/{id}`.
+    pub async fn agent(&self, id: &str) -> Result<AgentPresence, ClientError> {
+        self.send(Method::GET, &["api", "v1", "agents", id], |r| r)
+            .await
+    }
+
+    /// `POST /api/v1/agents/{id}/heartbeat`: registers or refreshes the agent's presence.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<AgentPresence, ClientError> {
+        let path = ["api", "v1", "agents", id, "heartbeat"];
+        self.send(Method::POST, &path, |r| r.json(heartbeat)).await
+    }
+
+    // -- sessions
+
+    /// `GET /api/v1/sessions/{id}`: the state and its version.
+    pub async fn session(&self, id: &str) -> Result<Session, ClientError> {
+        self.send(Method::GET, &["api", "v1", "sessions", id], |r| r)
+            .await
+    }
+
+    /// `PUT /api/v1/sessions/{id}`: writes `data` if `precondition` holds (412
+    /// `PRECONDITION_FAILED` when the version moved on).
+    pub async fn put_session(
+        &self,
+        id: &str,
+        data: serde_json::Value,
+        precondition: Precondition,
+    ) -> Result<Session, ClientError> {
+        let body = SessionWrite { data };
+        self.send(Method::PUT, &["api", "v1", "sessions", id], |r| {
+            let r = r.json(&body);
+            match precondition {
+                Precondition::None => r,
+                Precondition::Absent => r.header(IF_NONE_MATCH, HeaderValue::from_static("*")),
+                Precondition::Exists => r.header(IF_MATCH, HeaderValue::from_static("*")),
+                Precondition::Version(v) => r.header(IF_MATCH, format!("\"{v}\"")),
+            }
+        })
+        .await
+    }
+
+    // -- plumbing
+
+    /// The URL of `segments` under the base, each percent-encoded.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let mut request = self.http.request(method, url);
+        if let Some((name, value)) = self.credentials.as_ref().map(Credentials::header) {
+            request = request.header(name, value);
+        }
+        if let Some(timeout) = self.timeout {
+            request = request.timeout(timeout);
+        }
+        request
+    }
+
+    /// Sends a request to `segments` (shaped by `shape`) and decodes its JSON answer.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        shape: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let url = self.url(segments);
+        let what = format!("{method} {url}");
+        let response = self
+            .exchange(shape(self.request(method, url)), &what)
+            .await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&what, e))?;
+        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { what, source })
+    }
+
+    /// Sends a request whose success has no body (204).
+    async fn send_empty(&self, method: Method, segments: &[&str]) -> Result<(), ClientError> {
+        let url = self.url(segments);
+        let what = format!("{method} {url}");
+        self.exchange(self.request(method, url), &what)
+            .await
+            .map(drop)
+    }
+
+    /// Sends, and turns a non-2xx answer into [`ClientError::Api`].
+    async fn exchange(&self, request: RequestBuilder, what: &str) -> Result<Response, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(what, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(what, e))?;
+        api_error(status, &bytes, what)
+    }
+}
+
+/// The error of a non-2xx answer: its error body, or a decode error naming the status when the
+/// body is not one (a proxy's page, say).
+fn api_error<T>(status: StatusCode, bytes: &[u8], what: &str) -> Result<T, ClientError> {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => Err(ClientError::Api {
+            status: status.as_u16(),
+            body,
+        }),
+        Err(source) => Err(ClientError::Decode {
+            what: format!("{what} (HTTP {status})"),
+            source,
+        }),
+    }
+}
+
+/// `api/v1/streams/{stream}/consumers/{consumer}[/{verb}]`.
+fn consumer_path<'a>(stream: &'a str, consumer: &'a str, verb: Option<&'a str>) -> Vec<&'a str> {
+    let mut path = vec!["api", "v1", "streams", stream, "consumers", consumer];
+    path.extend(verb);
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_base_with_a_trailing_slash_when_joined_then_segments_are_encoded() {
+        let client = Client::new("http://127.0.0.1:8500/prefix/").expect("valid");
+        let url = client.url(&["api", "v1", "agents", "a/b c"]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8500/prefix/api/v1/agents/a%2Fb%20c"
+        );
+    }
+
+    #[test]
+    fn given_an_https_url_when_a_client_is_made_then_it_is_refused_for_lack_of_tls() {
+        let err = Client::new("https://example.com").expect_err("no TLS");
+        assert!(matches!(err, ClientError::InvalidUrl { .. }), "{err}");
+        assert!(err.to_string().contains("TLS"));
+    }
+
+    #[test]
+    fn given_a_url_without_scheme_when_a_client_is_made_then_it_is_refused() {
+        assert!(Client::new("localhost:8500").is_err());
+        assert!(Client::new("not a url").is_err());
+    }
+
+    #[test]
+    fn given_a_non_error_body_when_a_request_fails_then_the_status_is_named() {
+        let err = api_error::<()>(StatusCode::BAD_GATEWAY, b"<html>", "GET x").unwrap_err();
+        assert!(err.to_string().contains("502"), "{err}");
+    }
+}
