@@ -145,7 +145,7 @@ impl CoreError {
             CoreError::ContractViolation { .. } => ErrorCode::ContractViolation,
             CoreError::Forbidden { .. } => ErrorCode::Forbidden,
             CoreError::PendingApproval { .. } => ErrorCode::PendingApproval,
-            CoreError::InvalidRequest { .. } => ErrorCode::InvalidJson,
+            CoreError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             CoreError::MessageNotFound { .. }
             | CoreError::AgentNotFound { .. }
             | CoreError::SessionNotFound { .. } => ErrorCode::NotFound,
@@ -214,7 +214,7 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::StreamNotFound { .. } => ErrorCode::StreamNotFound,
         BusError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
         BusError::Conflict { .. } => ErrorCode::Conflict,
-        BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidJson,
+        BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidRequest,
         BusError::InvalidSubject { .. } => ErrorCode::InvalidSubject,
         BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
         BusError::StreamFull { .. }

@@ -168,6 +168,12 @@ error_codes! {
     Unavailable = ("UNAVAILABLE", 503, "The service or one of its dependencies is not available now; retry later."),
     /// Our fault.
     Internal = ("INTERNAL", 500, "An unexpected failure on the server side; the details are in its logs, not in the answer."),
+    /// A well-formed request that asks for something invalid.
+    InvalidRequest = ("INVALID_REQUEST", 400, "The request is well-formed but invalid: a bad stream or consumer configuration, an unsupported option, a bad parameter; the message names the key."),
+    /// The route exists but not with this method.
+    MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405, "The route exists but does not accept this HTTP method."),
+    /// A conditional request is required.
+    PreconditionRequired = ("PRECONDITION_REQUIRED", 428, "The update must be conditional (If-Match with the current version) so that no concurrent change is lost."),
 }
 
 impl std::fmt::Display for ErrorCode {

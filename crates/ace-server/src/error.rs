@@ -148,9 +148,8 @@ impl ApiError {
     /// The wire code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadJson { .. } | ApiError::Body(_) | ApiError::InvalidField { .. } => {
-                ErrorCode::InvalidJson
-            }
+            ApiError::BadJson { .. } | ApiError::Body(_) => ErrorCode::InvalidJson,
+            ApiError::InvalidField { .. } => ErrorCode::InvalidRequest,
             ApiError::BadShape { code, .. } => *code,
             ApiError::CloudEvent(err) => err.code(),
             ApiError::TooLarge { .. } | ApiError::BatchTooLarge { .. } => {

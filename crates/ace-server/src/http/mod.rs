@@ -160,14 +160,15 @@ async fn account(State(state): State<AppState>, request: Request, next: Next) ->
 async fn with_error_body(response: Response) -> Response {
     let status = response.status();
     let code = match status.as_u16() {
-        404 | 405 => ErrorCode::NotFound,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
         408 | 504 => ErrorCode::Timeout,
         413 => ErrorCode::PayloadTooLarge,
         415 => ErrorCode::UnsupportedMediaType,
         429 => ErrorCode::Backpressure,
         503 => ErrorCode::Unavailable,
         s if s >= 500 => ErrorCode::Internal,
-        _ => ErrorCode::InvalidJson,
+        _ => ErrorCode::InvalidRequest,
     };
     let text = axum::body::to_bytes(response.into_body(), 4096)
         .await

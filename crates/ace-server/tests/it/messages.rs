@@ -292,6 +292,6 @@ async fn given_bad_batches_when_posted_then_413_over_the_count_and_400_when_not_
     let answer = server.post("/api/v1/messages/batch", &event(1)).await;
     assert_error(&answer, 400, "INVALID_JSON");
     let answer = server.post("/api/v1/messages/batch", &json!([])).await;
-    assert_error(&answer, 400, "INVALID_JSON");
+    assert_error(&answer, 400, "INVALID_REQUEST");
     server.stop().await;
 }

@@ -158,19 +158,19 @@ async fn given_bad_acknowledgements_when_posted_then_each_is_refused_precisely()
     let answer = server
         .post(&format!("{base}/w/ack"), &json!({"seqs": []}))
         .await;
-    assert_error(&answer, 400, "INVALID_JSON");
+    assert_error(&answer, 400, "INVALID_REQUEST");
     let answer = server
         .post(
             &format!("{base}/w/ack"),
             &json!({"seqs": [1], "delay_ms": 5}),
         )
         .await;
-    assert_error(&answer, 400, "INVALID_JSON");
+    assert_error(&answer, 400, "INVALID_REQUEST");
     assert_eq!(answer.1["error"]["details"]["field"], "delay_ms");
     let answer = server
         .post(&format!("{base}/w/fetch"), &json!({"batch": 0}))
         .await;
-    assert_error(&answer, 400, "INVALID_JSON");
+    assert_error(&answer, 400, "INVALID_REQUEST");
     let answer = server
         .post(&format!("{base}/w/fetch"), &json!({"bacth": 1}))
         .await;
@@ -214,9 +214,9 @@ async fn given_unknown_names_when_addressed_then_404_with_the_right_code() {
     let answer = server
         .get("/api/v1/streams/ACE_EVENTS/messages/not-a-number")
         .await;
-    assert_error(&answer, 400, "INVALID_JSON");
+    assert_error(&answer, 400, "INVALID_REQUEST");
     let answer = server.delete("/api/v1/messages").await;
-    assert_error(&answer, 405, "NOT_FOUND");
+    assert_error(&answer, 405, "METHOD_NOT_ALLOWED");
     server.stop().await;
 }
 
