@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
+use ace_envelope::api::http::{self as wire, BatchAnswer, BatchItem};
 use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
 use axum::Json;
 use axum::extract::State;
@@ -60,7 +61,7 @@ pub(crate) async fn publish_batch(
     Ctx(ctx): Ctx,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchAnswer>, ApiError> {
     let bytes = request::body(body, state.limits.max_body_bytes)?;
     let media = request::media_type(&headers);
     let cloudevents = match media.as_str() {
@@ -112,19 +113,32 @@ fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope,
     })
 }
 
-fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> Value {
+fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAnswer {
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     let refused = results.len() - accepted;
-    let results: Vec<Value> = results
+    let results = results
         .into_iter()
         .map(|r| match r {
-            Ok(a) => json!({
-                "status": 202, "id": a.id, "stream": a.stream, "seq": a.seq, "duplicate": a.duplicate,
-            }),
-            Err(body) => json!({ "status": body.error.code.http_status(), "error": body.error }),
+            Ok(a) => BatchItem::Accepted {
+                status: StatusCode::ACCEPTED.as_u16(),
+                accepted: wire::Accepted {
+                    id: a.id,
+                    stream: a.stream,
+                    seq: a.seq,
+                    duplicate: a.duplicate,
+                },
+            },
+            Err(body) => BatchItem::Refused {
+                status: body.error.code.http_status(),
+                error: body.error,
+            },
         })
         .collect();
-    json!({ "accepted": accepted, "refused": refused, "results": results })
+    BatchAnswer {
+        accepted,
+        refused,
+        results,
+    }
 }
 
 impl AppState {

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use ace_bus::{ConsumerConfig, ConsumerInfo, StreamConfig, StreamInfo};
 use ace_core::{AckKind, AckOutcome};
+use ace_envelope::api::http::{
+    AckAnswer, AckFailure, AckRequest, ConsumerConfig, ConsumerInfo, ConsumerList, FetchAnswer,
+    FetchRequest, StoredMessage, StreamConfig, StreamInfo, StreamList,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::request::{Ctx, JsonBody};
@@ -20,9 +21,9 @@ use crate::error::ApiError;
 pub(crate) async fn list_streams(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StreamList>, ApiError> {
     let streams = state.core.list_streams(&ctx).await?;
-    Ok(Json(json!({ "streams": streams })))
+    Ok(Json(StreamList { streams }))
 }
 
 /// `POST /api/v1/streams` with a stream config: 201 with the stream's info.
@@ -59,9 +60,9 @@ pub(crate) async fn list_consumers(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(stream): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConsumerList>, ApiError> {
     let consumers = state.core.list_consumers(&ctx, &stream).await?;
-    Ok(Json(json!({ "consumers": consumers })))
+    Ok(Json(ConsumerList { consumers }))
 }
 
 /// `POST /api/v1/streams/{s}/consumers` with a consumer config: 201 with its info.
@@ -96,51 +97,20 @@ pub(crate) async fn delete_consumer(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The body of a fetch.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FetchRequest {
-    /// Most messages wanted (default 1).
-    #[serde(default = "one")]
-    batch: usize,
-    /// Longest wait for the first message, milliseconds (default 0: answer at once).
-    #[serde(default)]
-    expires_ms: u64,
-}
-
-fn one() -> usize {
-    1
-}
-
 /// `POST …/consumers/{c}/fetch {batch, expires_ms}`: `{messages: [{seq, delivery, envelope}]}`.
 pub(crate) async fn fetch(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path((stream, consumer)): Path<(String, String)>,
     JsonBody(ask): JsonBody<FetchRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FetchAnswer>, ApiError> {
     let expires = Duration::from_millis(ask.expires_ms);
     let delivered = state
         .core
         .fetch(&ctx, &stream, &consumer, ask.batch, expires)
         .await?;
-    let messages: Vec<Value> = delivered
-        .into_iter()
-        .map(|d| json!({ "seq": d.seq, "delivery": d.delivery_count, "envelope": d.envelope }))
-        .collect();
-    Ok(Json(json!({ "messages": messages })))
-}
-
-/// The body of an ack, nak or term.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AckRequest {
-    /// The stream sequences of the deliveries.
-    seqs: Vec<u64>,
-    /// Nak only: redeliver after this many milliseconds.
-    delay_ms: Option<u64>,
-    /// Term only: why the message is given up.
-    reason: Option<String>,
+    let messages = delivered.into_iter().map(Into::into).collect();
+    Ok(Json(FetchAnswer { messages }))
 }
 
 /// Which of ack, nak, term a route is.
@@ -168,22 +138,21 @@ impl Verb {
     }
 }
 
-impl AckRequest {
-    fn kind(self, verb: Verb) -> Result<(Vec<u64>, AckKind), ApiError> {
-        let misplaced = |field| ApiError::InvalidField {
-            field,
-            reason: format!("does not apply to {verb:?}").to_lowercase(),
-        };
-        let kind = match verb {
-            Verb::Ack if self.delay_ms.is_some() => return Err(misplaced("delay_ms")),
-            Verb::Ack | Verb::Nak if self.reason.is_some() => return Err(misplaced("reason")),
-            Verb::Term if self.delay_ms.is_some() => return Err(misplaced("delay_ms")),
-            Verb::Ack => AckKind::Ack,
-            Verb::Nak => AckKind::Nak(self.delay_ms.map(Duration::from_millis)),
-            Verb::Term => AckKind::Term(self.reason.unwrap_or_else(|| "terminated".to_owned())),
-        };
-        Ok((self.seqs, kind))
-    }
+/// The sequences of an ack request and what to do with them, or why the request is refused.
+fn ack_kind(ask: AckRequest, verb: Verb) -> Result<(Vec<u64>, AckKind), ApiError> {
+    let misplaced = |field| ApiError::InvalidField {
+        field,
+        reason: format!("does not apply to {verb:?}").to_lowercase(),
+    };
+    let kind = match verb {
+        Verb::Ack if ask.delay_ms.is_some() => return Err(misplaced("delay_ms")),
+        Verb::Ack | Verb::Nak if ask.reason.is_some() => return Err(misplaced("reason")),
+        Verb::Term if ask.delay_ms.is_some() => return Err(misplaced("delay_ms")),
+        Verb::Ack => AckKind::Ack,
+        Verb::Nak => AckKind::Nak(ask.delay_ms.map(Duration::from_millis)),
+        Verb::Term => AckKind::Term(ask.reason.unwrap_or_else(|| "terminated".to_owned())),
+    };
+    Ok((ask.seqs, kind))
 }
 
 /// `POST …/consumers/{c}/ack|nak|term {seqs, delay_ms?, reason?}`: 200 `{done, failed}`; when
@@ -193,8 +162,8 @@ pub(crate) async fn acknowledge<const VERB: u8>(
     Ctx(ctx): Ctx,
     Path((stream, consumer)): Path<(String, String)>,
     JsonBody(ask): JsonBody<AckRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let (seqs, kind) = ask.kind(Verb::of(VERB))?;
+) -> Result<Json<AckAnswer>, ApiError> {
+    let (seqs, kind) = ack_kind(ask, Verb::of(VERB))?;
     let AckOutcome { done, failed } = state
         .core
         .acknowledge(&ctx, &stream, &consumer, &seqs, &kind)
@@ -203,13 +172,19 @@ pub(crate) async fn acknowledge<const VERB: u8>(
         if let Some((_, err)) = failed.into_iter().next() {
             return Err(err.into());
         }
-        return Ok(Json(json!({ "done": [], "failed": [] })));
+        return Ok(Json(AckAnswer {
+            done,
+            failed: Vec::new(),
+        }));
     }
-    let failed: Vec<Value> = failed
+    let failed = failed
         .iter()
-        .map(|(seq, err)| json!({ "seq": seq, "error": err.body().error }))
+        .map(|(seq, err)| AckFailure {
+            seq: *seq,
+            error: err.body().error,
+        })
         .collect();
-    Ok(Json(json!({ "done": done, "failed": failed })))
+    Ok(Json(AckAnswer { done, failed }))
 }
 
 /// `GET /api/v1/streams/{s}/messages/{seq}`: `{seq, stored_at, envelope}`.
@@ -217,11 +192,6 @@ pub(crate) async fn get_message(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path((stream, seq)): Path<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
-    let stored = state.core.get_message(&ctx, &stream, seq).await?;
-    Ok(Json(json!({
-        "seq": stored.seq,
-        "stored_at": stored.stored_at,
-        "envelope": stored.envelope,
-    })))
+) -> Result<Json<StoredMessage>, ApiError> {
+    Ok(Json(state.core.get_message(&ctx, &stream, seq).await?))
 }
