@@ -15,6 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ace_envelope::Envelope;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -127,6 +128,24 @@ impl NewEntry {
             content_sha256: None,
             decision: String::new(),
             details: Value::Object(Map::new()),
+        }
+    }
+
+    /// An entry about a message: its subject and id, and as `content_sha256` the SHA-256 of the
+    /// canonical JSON of its inline `payload`, else the `payload_ref.sha256` it carries, else
+    /// none. What the pipeline's recorder calls for every decision on a message.
+    pub fn for_envelope(kind: EntryKind, actor: impl Into<String>, envelope: &Envelope) -> Self {
+        let content = match (&envelope.payload, &envelope.payload_ref) {
+            (Some(payload), _) => {
+                Some(Hash::of(&[&ace_envelope::canonical::to_canonical_vec(payload)]).to_hex())
+            }
+            (None, Some(reference)) => Some(reference.sha256.clone()),
+            (None, None) => None,
+        };
+        NewEntry {
+            message_id: Some(envelope.id.to_string()),
+            content_sha256: content,
+            ..NewEntry::new(kind, actor, envelope.subject.clone())
         }
     }
 
@@ -335,6 +354,25 @@ mod tests {
         assert_eq!(
             entry.leaf_bytes(),
             ace_envelope::canonical::to_canonical_vec(&value)
+        );
+    }
+
+    #[test]
+    fn given_an_envelope_when_recorded_then_subject_id_and_payload_hash_are_taken() {
+        let envelope = Envelope::builder(
+            ace_envelope::Kind::Event,
+            "ace.comms.http.service.kpi.evt.v1",
+        )
+        .name("kpi.breach")
+        .payload_json(json!({"b": 1, "a": 2}))
+        .build()
+        .unwrap();
+        let new = NewEntry::for_envelope(EntryKind::Accepted, "alice", &envelope);
+        assert_eq!(new.subject, envelope.subject);
+        assert_eq!(new.message_id, Some(envelope.id.to_string()));
+        assert_eq!(
+            new.content_sha256,
+            Some(Hash::of(&[br#"{"a":2,"b":1}"#]).to_hex())
         );
     }
 
