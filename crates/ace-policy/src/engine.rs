@@ -18,7 +18,7 @@ use crate::input::policy_input;
 use crate::principal::Principal;
 use crate::rbac::Rbac;
 use crate::receive::can_receive;
-use crate::rego::RegoPolicy;
+use crate::rego::{RegoPolicy, rego_files};
 
 /// The RBAC file inside a policy directory.
 pub const RBAC_FILE: &str = "rbac.yaml";
@@ -61,10 +61,10 @@ impl PolicyEngine {
     pub fn load(dir: &Path, ehi: EhiConfig) -> Result<Self, PolicyError> {
         let rbac = Rbac::load(&dir.join(RBAC_FILE))?;
         let data = json!({ "ehi_threshold": ehi.default_threshold });
-        let rego = match RegoPolicy::load_dir(dir, data) {
-            Ok(rego) => Some(rego),
-            Err(PolicyError::Invalid { key, .. }) if key == "policies" => None,
-            Err(e) => return Err(e),
+        let rego = if rego_files(dir)?.is_empty() {
+            None
+        } else {
+            Some(RegoPolicy::load_dir(dir, data)?)
         };
         Ok(Self::new(rbac, rego, EhiGate::new(ehi)?))
     }

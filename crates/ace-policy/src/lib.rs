@@ -50,4 +50,5 @@ pub use rbac::{Rbac, Role};
 pub use receive::{can_receive, required_clearance};
 pub use rego::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_PACKAGE, POLICY_ENGINE_FAILURE, RegoPolicy, RegoStats,
+    rego_files,
 };

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -64,22 +64,10 @@ pub struct RegoPolicy {
 
 impl RegoPolicy {
     /// Loads every `*.rego` file of `dir` (in name order); `data` is the policies' `data`
-    /// document (e.g. `{"ehi_threshold": 0.7}`).
+    /// document (e.g. `{"ehi_threshold": 0.7}`). A directory without one is an error.
     pub fn load_dir(dir: &Path, data: Value) -> Result<Self, PolicyError> {
-        let read_error = |source| PolicyError::Read {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(read_error)? {
-            let path = entry.map_err(read_error)?.path();
-            if path.extension().is_some_and(|e| e == "rego") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
         let mut sources = Vec::new();
-        for path in paths {
+        for path in rego_files(dir)? {
             let text = read_text(&path)?;
             sources.push((path.display().to_string(), text));
         }
@@ -192,6 +180,23 @@ impl RegoPolicy {
         }
         Ok(Decision::Allow)
     }
+}
+
+/// The `*.rego` files of `dir`, in name order.
+pub fn rego_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let read_error = |source| PolicyError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
 }
 
 /// The reasons of rule `rule` in the evaluated package: a set/array of strings, or a boolean.

@@ -170,3 +170,35 @@ fn given_labels_and_permissions_when_receiving_then_clearance_and_grants_decide(
     assert_eq!(reasons.len(), 2, "clearance and permission: {reasons:?}");
     assert_eq!(e.counters().receive_denied.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn given_a_directory_without_rego_when_loaded_then_rbac_and_ehi_decide_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        policies_dir().join("rbac.yaml"),
+        dir.path().join("rbac.yaml"),
+    )
+    .unwrap();
+    let e = PolicyEngine::load(dir.path(), EhiConfig::default()).unwrap();
+    assert!(e.rego().is_none());
+    let to_tool = message("ace.comms.agent.tool.search.cmd.v1");
+    // Without the seed policy, RBAC alone allows what the agent rule would have refused.
+    assert!(publish(&e, SourceType::Agent, &["agent"], &to_tool).is_allow());
+}
+
+#[test]
+fn given_a_broken_rego_file_when_the_directory_loads_then_start_up_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        policies_dir().join("rbac.yaml"),
+        dir.path().join("rbac.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("zz-broken.rego"),
+        "package ace.comms\ndeny contains if {",
+    )
+    .unwrap();
+    let err = PolicyEngine::load(dir.path(), EhiConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("zz-broken.rego"), "{err}");
+}
