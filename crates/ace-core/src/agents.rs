@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use ace_envelope::api::http::{AgentPresence, Heartbeat};
 use ace_envelope::{Envelope, Kind};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::context::RequestContext;
 use crate::core::Core;
@@ -44,53 +44,6 @@ impl Default for PresenceConfig {
             max_ttl: Duration::from_secs(3_600),
         }
     }
-}
-
-/// What an agent says about itself in a heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// The kind of agent (`llm`, `human`, `service`...), free text.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub agent_type: Option<String>,
-    /// What it can do (`summarize`, `translate`); `GET /agents?capability=` filters on these.
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    /// Clearance 0..=5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clearance: Option<u8>,
-    /// How long this beat keeps it present, milliseconds (1..=max).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl_ms: Option<u64>,
-    /// Anything else it wants known (a JSON object).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<serde_json::Value>,
-}
-
-/// One present agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentPresence {
-    /// The agent id (one subject token).
-    pub id: String,
-    /// The kind of agent, as announced.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub agent_type: Option<String>,
-    /// Its capabilities, as announced in the last beat.
-    pub capabilities: Vec<String>,
-    /// Its clearance, as announced in the last beat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clearance: Option<u8>,
-    /// Its metadata, as announced in the last beat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<serde_json::Value>,
-    /// The ttl of the last beat, milliseconds.
-    pub ttl_ms: u64,
-    /// When this presence began (the first beat after being absent).
-    pub online_since: DateTime<Utc>,
-    /// The last beat.
-    pub last_seen: DateTime<Utc>,
-    /// When it goes offline unless it beats again.
-    pub expires_at: DateTime<Utc>,
 }
 
 /// The table of present agents (in memory; one per core).

@@ -150,8 +150,8 @@ impl CoreError {
             | CoreError::AgentNotFound { .. }
             | CoreError::SessionNotFound { .. } => ErrorCode::NotFound,
             CoreError::SessionTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            CoreError::SessionPreconditionFailed { .. }
-            | CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionFailed,
+            CoreError::SessionPreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionRequired,
             CoreError::SessionStore(_) => ErrorCode::Internal,
             CoreError::Bus(err) => bus_code(err),
         }

@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use ace_envelope::api::http::Session;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
 use crate::context::RequestContext;
 use crate::core::Core;
@@ -34,19 +34,6 @@ pub const MAX_SESSION_ID_LEN: usize = 256;
 pub const DEFAULT_MAX_SESSION_BYTES: usize = 256 * 1024;
 
 const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
-
-/// One session as stored and answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Session {
-    /// The session id.
-    pub id: String,
-    /// 1 when created, one more at each replacement.
-    pub version: u64,
-    /// The state, any JSON.
-    pub data: serde_json::Value,
-    /// When this version was written.
-    pub updated_at: DateTime<Utc>,
-}
 
 /// What the writer asserts about the current version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
-use ace_core::CoreLimits;
+use ace_core::{CoreLimits, PresenceConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
@@ -37,6 +37,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Streams made at first start.
     pub streams: StreamsConfig,
+    /// Agent presence and session state.
+    pub state: StateConfig,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             streams: StreamsConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }
@@ -136,6 +139,65 @@ impl LimitsConfig {
             max_fetch_wait: Duration::from_millis(self.max_fetch_wait_ms),
             max_ack_seqs: self.max_ack_seqs,
         }
+    }
+}
+
+/// Agent presence and session state (`state.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// How long an agent stays present after a heartbeat that names no `ttl_ms`, milliseconds.
+    pub agent_ttl_ms: u64,
+    /// Longest `ttl_ms` a heartbeat may ask for, milliseconds.
+    pub max_agent_ttl_ms: u64,
+    /// How often the server looks for expired agents (and publishes `agent.offline`), ms.
+    pub agent_sweep_ms: u64,
+    /// Largest session `data`, bytes of compact JSON (413 `PAYLOAD_TOO_LARGE` beyond).
+    pub max_session_bytes: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            agent_ttl_ms: 30_000,
+            max_agent_ttl_ms: 3_600_000,
+            agent_sweep_ms: 1_000,
+            max_session_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl StateConfig {
+    /// The presence ttls the core applies.
+    pub fn presence(&self) -> PresenceConfig {
+        PresenceConfig {
+            default_ttl: Duration::from_millis(self.agent_ttl_ms),
+            max_ttl: Duration::from_millis(self.max_agent_ttl_ms),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("state.agent_ttl_ms", self.agent_ttl_ms),
+            ("state.agent_sweep_ms", self.agent_sweep_ms),
+            ("state.max_session_bytes", self.max_session_bytes as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid {
+                key: (*key).to_owned(),
+                reason: "must be above 0".to_owned(),
+            });
+        }
+        if self.agent_ttl_ms > self.max_agent_ttl_ms {
+            return Err(ConfigError::Invalid {
+                key: "state.agent_ttl_ms".to_owned(),
+                reason: format!(
+                    "{} must not exceed state.max_agent_ttl_ms ({})",
+                    self.agent_ttl_ms, self.max_agent_ttl_ms
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -255,6 +317,7 @@ impl Config {
             return bad("data_dir", "must not be empty".to_owned());
         }
         self.limits.validate()?;
+        self.state.validate()?;
         let mut names: Vec<&str> = self
             .streams
             .defaults

@@ -5,7 +5,9 @@
 //!   [`Config::validate`] naming the key at fault; [`default_streams`].
 //! - `http`: [`AppState`] and [`router`]: `POST /api/v1/messages` (envelope or CloudEvent,
 //!   structured or binary) and `/messages/batch`; streams, consumers, fetch, ack/nak/term, one
-//!   message by sequence; `/health`, `/ready`, `/metrics`.
+//!   message by sequence; agents (`POST /agents/{id}/heartbeat`, `GET /agents[/{id}]`: presence
+//!   that expires) and sessions (`GET`/`PUT /sessions/{id}`, versioned, `ETag`/`If-Match`);
+//!   `/health`, `/ready`, `/metrics`.
 //! - `serve`: [`App::open`] (engine, contracts, core, default streams), [`App::serve`] (accept
 //!   loop with connection, header, body, request and idle limits; graceful drain) and [`run`].
 //! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
@@ -30,7 +32,7 @@ mod metrics;
 mod serve;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StreamsConfig, default_streams,
+    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StateConfig, StreamsConfig, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use http::{AppState, router};

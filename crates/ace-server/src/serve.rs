@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use ace_bus::{EmbeddedBus, EmbeddedConfig};
 use ace_contracts::Registry;
-use ace_core::{Core, Hooks, RequestContext};
-use ace_envelope::SystemClock;
+use ace_core::{Core, CoreError, Hooks, RedbSessionStore, RequestContext};
+use ace_envelope::{Clock, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 pub struct App {
     state: AppState,
     limits: LimitsConfig,
+    agent_sweep_ms: u64,
 }
 
 impl App {
@@ -48,6 +49,15 @@ impl App {
     /// builds the core in development mode (the only auth mode so far) and creates the default
     /// streams that do not exist yet.
     pub async fn open(config: &Config) -> Result<App, ServerError> {
+        App::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::open`] with an injected clock (tests move a `ManualClock` to expire presence).
+    /// Sessions are kept in `{data_dir}/sessions.redb`.
+    pub async fn open_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, ServerError> {
         config.validate()?;
         let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
             ServerError::Engine {
@@ -56,13 +66,22 @@ impl App {
             }
         })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
+        let sessions =
+            RedbSessionStore::open(&config.data_dir.join("sessions.redb")).map_err(|err| {
+                ServerError::Core {
+                    op: "opening the session store",
+                    source: CoreError::from(err),
+                }
+            })?;
         let core = Core::new(
             Arc::new(bus),
             Arc::new(registry),
-            Arc::new(SystemClock),
+            clock,
             Hooks::development(),
             config.limits.core(),
-        );
+        )
+        .with_presence(config.state.presence())
+        .with_sessions(Arc::new(sessions), config.state.max_session_bytes);
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::new("startup"), &config.streams.defaults)
@@ -81,6 +100,7 @@ impl App {
         Ok(App {
             state,
             limits: config.limits.clone(),
+            agent_sweep_ms: config.state.agent_sweep_ms,
         })
     }
 
@@ -97,6 +117,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let routes = router(self.state.clone());
+        let sweep = tokio::spawn(sweep_agents(
+            self.state.core.clone(),
+            Duration::from_millis(self.agent_sweep_ms),
+        ));
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -133,6 +157,7 @@ impl App {
             });
         }
         drop(listener);
+        sweep.abort();
         self.drain(stop_tx, done_tx, &mut done_rx).await;
         self.state
             .core
@@ -158,6 +183,16 @@ impl App {
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
             tracing::warn!(?grace, "connections still open after the shutdown timeout");
         }
+    }
+}
+
+/// Expires agent presence every `every` (publishing `agent.offline`) until aborted.
+async fn sweep_agents(core: Core, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        core.sweep_agents().await;
     }
 }
 

@@ -6,9 +6,11 @@
 //! Requests are traced (`tower_http::trace`: a span per request, events at debug level).
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
+mod agents;
 mod health;
 mod messages;
 mod request;
+mod sessions;
 mod streams;
 
 use std::sync::Arc;
@@ -74,6 +76,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{id}", get(agents::get_agent))
+        .route("/api/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route(
+            "/api/v1/sessions/{id}",
+            get(sessions::get_session).put(sessions::put_session),
+        )
         .route(
             "/api/v1/streams",
             get(streams::list_streams).post(streams::add_stream),

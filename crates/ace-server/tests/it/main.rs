@@ -7,12 +7,18 @@
 //! - `streams`: streams, consumers, fetch, ack/nak/term, one message by sequence, and their
 //!   404/409/400/405 answers.
 //! - `router`: the router in process — readiness before start, the request timeout (504).
+//! - `agents`: heartbeats, listing and filtering, expiry on a manual clock with the
+//!   online/offline events, and the 400/404 answers.
+//! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
+//!   restart that keeps every session.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
+mod agents;
 mod lifecycle;
 mod messages;
 mod router;
+mod sessions;
 mod streams;
 
 use std::path::Path;

@@ -1,0 +1,51 @@
+//! Agent presence over HTTP: `POST /api/v1/agents/{id}/heartbeat`, `GET /api/v1/agents`
+//! (`?capability=` filters), `GET /api/v1/agents/{id}`. Presence, its expiry and the
+//! `agent.online`/`agent.offline` events are the core's (`ace_core::Core::heartbeat`); these
+//! handlers only parse and shape.
+
+use ace_core::{AgentPresence, Heartbeat};
+use ace_envelope::api::http::AgentList;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::AppState;
+use super::request::{Ctx, JsonBody};
+use crate::error::ApiError;
+
+/// The query of `GET /api/v1/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AgentsQuery {
+    /// Only agents announcing this capability.
+    capability: Option<String>,
+}
+
+/// `POST /api/v1/agents/{id}/heartbeat`: 200 with the agent's presence.
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    JsonBody(beat): JsonBody<Heartbeat>,
+) -> Result<Json<AgentPresence>, ApiError> {
+    Ok(Json(state.core.heartbeat(&ctx, &id, beat).await?))
+}
+
+/// `GET /api/v1/agents`: 200 `{agents: [...]}`, sorted by id.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Query(query): Query<AgentsQuery>,
+) -> Result<Json<AgentList>, ApiError> {
+    let agents = state.core.agents(&ctx, query.capability.as_deref()).await?;
+    Ok(Json(AgentList { agents }))
+}
+
+/// `GET /api/v1/agents/{id}`: 200 with its presence, 404 `NOT_FOUND` when not present.
+pub(crate) async fn get_agent(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<AgentPresence>, ApiError> {
+    Ok(Json(state.core.agent(&ctx, &id).await?))
+}
