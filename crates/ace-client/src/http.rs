@@ -135,6 +135,10 @@ impl Client {
         self.credentials.as_ref()
     }
 
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     // -- health
 
     /// `GET /health`: `Ok` while the server process answers.

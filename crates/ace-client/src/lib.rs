@@ -10,6 +10,11 @@
 //!   [`Client::term`]); agents ([`Client::agents`], [`Client::agent`], [`Client::heartbeat`]);
 //!   sessions ([`Client::session`], [`Client::put_session`] with a [`Precondition`]);
 //!   [`Client::health`], [`Client::ready`];
+//! - [`WsConnection`] — `ws.rs`, from [`Client::connect_ws`]: the `/ws` protocol —
+//!   [`WsConnection::subscribe`] (live, optional queue group) and [`WsConnection::consume`]
+//!   (push from a durable consumer) give a [`Subscription`] (a `Stream` of [`WsMessage`] with
+//!   [`Subscription::ack`]/`nak`/`term`); [`WsConnection::publish`]; [`WsConnection::request`]
+//!   (a fresh inbox in `headers["reply_to"]`, the first reply or [`ClientError::Timeout`]);
 //! - [`ClientError`] — `error.rs`: the server's refusal ([`ClientError::Api`]: HTTP status and
 //!   error body), transport, decoding, invalid URL, WebSocket close, timeout.
 //!
@@ -28,6 +33,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # WebSocket close codes
+//!
+//! When the server closes the connection, every waiting call and every [`Subscription`] ends
+//! with [`ClientError::Closed`] carrying its code ([`close`] names them): 1008 the `Origin` was
+//! refused, 1009 a frame was larger than the server's limit, 4008 slow consumer (this client
+//! read too slowly and the connection's queue overflowed — [`ClientError::is_slow_consumer`]),
+//! 1001 the server is shutting down, 1011 a keepalive went unanswered.
+//!
 //! # Transport
 //!
 //! `reqwest` with HTTP/1.1 and HTTP/2 (negotiated), JSON bodies, and no TLS stack: only
@@ -42,10 +55,15 @@
 //! - Path segments are percent-encoded: an id can never address another route.
 //! - Credentials are never printed (`Debug` hides them).
 //! - No global state, no background task for HTTP: a [`Client`] is a handle on a connection
-//!   pool, cheap to clone.
+//!   pool, cheap to clone. A [`WsConnection`] owns exactly two tasks (reader, writer), stopped
+//!   when it drops.
+//! - A subscription's route is registered before its `subscribe` frame is sent, so no message
+//!   pushed before the `ok` is lost; a closed connection ends every subscription with its close
+//!   code, never silently.
 
 mod error;
 mod http;
+mod ws;
 
 pub use ace_envelope::api::http::{
     Accepted, AckAnswer, AckFailure, AckPolicy, AgentPresence, Backoff, BatchAnswer, BatchItem,
@@ -53,5 +71,7 @@ pub use ace_envelope::api::http::{
     Heartbeat, Ordering, RetentionPolicy, Session, StorageKind, StoredMessage, StreamConfig,
     StreamCounters, StreamInfo, SyncPolicy,
 };
+pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;
 pub use http::{Client, Precondition};
+pub use ws::{INBOX_PREFIX, REPLY_TO_HEADER, SUBSCRIPTION_BUFFER, Subscription, WsConnection};

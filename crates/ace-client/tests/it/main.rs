@@ -5,8 +5,11 @@
 //! - `http`: every HTTP method of `Client` — publish, batch, streams, consumers, fetch,
 //!   ack/nak/term, stored messages, health — and the error mapping (404 unknown stream,
 //!   400 bad envelope, 413 oversized body, an unreachable server).
+//! - `ws`: `WsConnection` — live and queue-group subscriptions, consumer push with ack/nak,
+//!   publish, request/reply, error frames, and the 1009, 4008 and 1001 closes.
 
 mod http;
+mod ws;
 
 use std::path::Path;
 
@@ -48,7 +51,7 @@ impl Server {
             let _ = stopped.await;
         }));
         let client = Client::new(&base).expect("a valid URL");
-        wait_ready(&client).await;
+        wait_ready(&client, &task).await;
         Server {
             base,
             client,
@@ -77,8 +80,9 @@ fn config(data_dir: &Path) -> Config {
 }
 
 /// Polls `/ready` until the server takes traffic (it opens its engine after binding).
-async fn wait_ready(client: &Client) {
+async fn wait_ready(client: &Client, task: &JoinHandle<Result<(), ace_server::ServerError>>) {
     for _ in 0..200 {
+        assert!(!task.is_finished(), "the server stopped while starting");
         if matches!(client.ready().await, Ok(true)) {
             return;
         }
