@@ -109,6 +109,50 @@ pub struct LimitsConfig {
     pub max_fetch_wait_ms: u64,
     /// Most sequences one ack, nak or term may name.
     pub max_ack_seqs: usize,
+    /// The WebSocket endpoint `/ws`.
+    pub ws: WsLimits,
+}
+
+/// Bounds and policy of the WebSocket endpoint `/ws` (`limits.ws.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsLimits {
+    /// Largest message a client may send, bytes; a larger one closes the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Largest single frame a client may send, bytes (at most `max_message_bytes`).
+    pub max_frame_bytes: usize,
+    /// Frames waiting to be written to one connection; a live message finding it full closes
+    /// the connection with 4008 (slow consumer).
+    pub queue: usize,
+    /// Most subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// Most WebSocket connections open at once (an upgrade past it is answered 503).
+    pub max_connections: usize,
+    /// Most WebSocket connections open at once from one client IP address (429 past it).
+    pub max_connections_per_address: usize,
+    /// The server pings every connection this often, milliseconds.
+    pub ping_interval_ms: u64,
+    /// Pings in a row left unanswered before the connection is closed (1011).
+    pub max_missed_pongs: u32,
+    /// Browser origins allowed to upgrade (`scheme://host[:port]` exactly, or `*` for any); a
+    /// request without `Origin` (not a browser) is always allowed, another one is refused 403.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            max_message_bytes: 1024 * 1024,
+            max_frame_bytes: 1024 * 1024,
+            queue: 1_024,
+            max_subscriptions: 128,
+            max_connections: 1_024,
+            max_connections_per_address: 64,
+            ping_interval_ms: 20_000,
+            max_missed_pongs: 2,
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -126,6 +170,7 @@ impl Default for LimitsConfig {
             max_fetch_batch: 1_000,
             max_fetch_wait_ms: 30_000,
             max_ack_seqs: 1_000,
+            ws: WsLimits::default(),
         }
     }
 }
@@ -354,11 +399,40 @@ impl LimitsConfig {
             ("limits.idle_timeout_ms", self.idle_timeout_ms),
             ("limits.max_fetch_batch", self.max_fetch_batch as u64),
             ("limits.max_ack_seqs", self.max_ack_seqs as u64),
+            (
+                "limits.ws.max_message_bytes",
+                self.ws.max_message_bytes as u64,
+            ),
+            ("limits.ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
+            ("limits.ws.queue", self.ws.queue as u64),
+            (
+                "limits.ws.max_subscriptions",
+                self.ws.max_subscriptions as u64,
+            ),
+            ("limits.ws.max_connections", self.ws.max_connections as u64),
+            (
+                "limits.ws.max_connections_per_address",
+                self.ws.max_connections_per_address as u64,
+            ),
+            ("limits.ws.ping_interval_ms", self.ws.ping_interval_ms),
+            (
+                "limits.ws.max_missed_pongs",
+                u64::from(self.ws.max_missed_pongs),
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid {
                 key: (*key).to_owned(),
                 reason: "must be above 0".to_owned(),
+            });
+        }
+        if self.ws.max_frame_bytes > self.ws.max_message_bytes {
+            return Err(ConfigError::Invalid {
+                key: "limits.ws.max_frame_bytes".to_owned(),
+                reason: format!(
+                    "{} must not exceed limits.ws.max_message_bytes ({})",
+                    self.ws.max_frame_bytes, self.ws.max_message_bytes
+                ),
             });
         }
         if self.max_hops == 0 || self.max_hops > ace_envelope::MAX_HOPS {

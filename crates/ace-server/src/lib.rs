@@ -10,6 +10,11 @@
 //!   `/health`, `/ready`, `/metrics`.
 //! - `serve`: [`App::open`] (engine, contracts, core, default streams), [`App::serve`] (accept
 //!   loop with connection, header, body, request and idle limits; graceful drain) and [`run`].
+//! - `ws`: the WebSocket endpoint `/ws` — JSON frames of [`ace_envelope::api::ws`], live and
+//!   durable-consumer subscriptions through the core, a bounded outgoing queue per connection,
+//!   ping/pong keepalive, size, connection and subscription limits, the `Origin` allowlist
+//!   ([`WsLimits`]). Close codes: 1008 origin refused, 1009 message too big, 4008 slow consumer
+//!   (the queue overflowed), 1011 keepalive lost, 1001 server shutting down.
 //! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
 //! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
 //!
@@ -21,7 +26,10 @@
 //! - Every error answer, whoever produced it (a handler, axum, a timeout), carries the body of
 //!   `contracts/comms/errors.schema.json`; a 5xx never carries internals, which are logged.
 //! - Every operation goes through `ace_core::Core`: no handler touches the bus.
-//! - No request body is buffered past `limits.max_body_bytes`, announced or streamed.
+//! - No request body is buffered past `limits.max_body_bytes`, announced or streamed; no
+//!   WebSocket message past `limits.ws.max_message_bytes`.
+//! - A WebSocket connection never holds more than `limits.ws.queue` frames for its client: a
+//!   live message that finds the queue full closes the connection (4008) instead of growing it.
 //! - Shutdown stops accepting, turns `/ready` to 503, lets in-flight requests finish, then
 //!   closes the engine (flushing consumer state) before `run` returns.
 
@@ -30,9 +38,11 @@ mod error;
 mod http;
 mod metrics;
 mod serve;
+mod ws;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StateConfig, StreamsConfig, default_streams,
+    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StateConfig, StreamsConfig, WsLimits,
+    default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use http::{AppState, router};

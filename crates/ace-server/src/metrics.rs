@@ -22,6 +22,11 @@ pub struct Metrics {
     pub(crate) requests: IntCounterVec,
     /// Connections open now.
     pub(crate) connections: IntGauge,
+    /// WebSocket connections open now.
+    pub(crate) ws_connections: IntGauge,
+    /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
+    /// `keepalive`, `shutdown`).
+    pub(crate) ws_closes: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,6 +66,19 @@ impl Metrics {
         )?;
         let connections =
             IntGauge::new("ace_comms_http_connections", "HTTP connections open now.")?;
+        let ws_connections = IntGauge::new(
+            "ace_comms_ws_connections",
+            "WebSocket connections open now.",
+        )?;
+        let ws_closes = IntCounterVec::new(
+            Opts::new(
+                "ace_comms_ws_closes_total",
+                "WebSocket connections closed by the server, by reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(ws_closes.clone()))?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(errors.clone()))?;
@@ -73,6 +91,8 @@ impl Metrics {
             errors,
             requests,
             connections,
+            ws_connections,
+            ws_closes,
         })
     }
 

@@ -35,6 +35,7 @@ use crate::config::{Config, LimitsConfig};
 use crate::error::ServerError;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
+use crate::ws::Lifetime;
 
 /// A started server: its state (for the router) and the limits of its connections.
 #[derive(Debug, Clone)]
@@ -226,8 +227,15 @@ impl Connection {
         });
         let body_timeout = Duration::from_millis(self.limits.body_timeout_ms);
         let routes = self.routes.clone();
+        let (stop, done) = (self.stop.clone(), self._done.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            // A WebSocket outlives this connection task: it takes the stop notice and a drain
+            // handle along, so shutdown closes it (1001) and waits for it.
+            request.extensions_mut().insert(Lifetime {
+                stop: stop.clone(),
+                done: done.clone(),
+            });
             tower::ServiceBuilder::new()
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .service(routes.clone())
@@ -237,7 +245,7 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(self.limits.header_timeout_ms));
-        let conn = builder.serve_connection(io, service);
+        let conn = builder.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);
         let idle = Duration::from_millis(self.limits.idle_timeout_ms);
         let mut closing = *self.stop.borrow();

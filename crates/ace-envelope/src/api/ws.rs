@@ -229,8 +229,8 @@ impl ServerFrame {
 pub struct Message {
     /// The subscription it is for.
     pub sid: String,
-    /// The envelope.
-    pub envelope: Envelope,
+    /// The envelope (boxed: it dwarfs the other frames).
+    pub envelope: Box<Envelope>,
     /// Consumer deliveries: the stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
@@ -351,14 +351,14 @@ mod tests {
         let frames = [
             ServerFrame::Message(Message {
                 sid: "s1".into(),
-                envelope: envelope(),
+                envelope: Box::new(envelope()),
                 stream: None,
                 seq: None,
                 delivery: None,
             }),
             ServerFrame::Message(Message {
                 sid: "s2".into(),
-                envelope: envelope(),
+                envelope: Box::new(envelope()),
                 stream: Some("ACE".into()),
                 seq: Some(7),
                 delivery: Some(2),

@@ -9,7 +9,7 @@
 mod agents;
 mod health;
 mod messages;
-mod request;
+pub(crate) mod request;
 mod sessions;
 mod streams;
 
@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/ws", crate::ws::route())
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
         .route("/api/v1/agents", get(agents::list))

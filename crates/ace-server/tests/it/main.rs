@@ -11,6 +11,8 @@
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
 //!   restart that keeps every session.
+//! - `ws`: the WebSocket endpoint — every frame, every error frame, queue groups, consumer push
+//!   with ack and redelivery, the close codes (1009, 4008, 1011, 1001) and the upgrade refusals.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
@@ -20,6 +22,7 @@ mod messages;
 mod router;
 mod sessions;
 mod streams;
+mod ws;
 
 use std::path::Path;
 

@@ -1,0 +1,608 @@
+//! One upgraded WebSocket connection: the reader loop that turns client frames into `Core`
+//! calls, one writer task fed by a bounded queue, and one task per subscription.
+//!
+//! - **Bounded queue.** Everything for the client (answers, messages, pings) goes through one
+//!   `mpsc` of `limits.ws.queue` frames that the writer drains. A live message that finds it full
+//!   closes the connection with 4008 (slow consumer, counted): live messages cannot wait, and
+//!   memory must not grow for a client that does not read. Consumer deliveries instead wait for
+//!   room before fetching, so a durable consumer is flow-controlled by the client's reading speed
+//!   (and its `max_ack_pending`), never dropped.
+//! - **Closing.** Whoever decides to close (the reader: too big, keepalive, shutdown; a
+//!   subscription task: slow consumer) sets the one [`Closer`]; the first reason wins and is
+//!   counted. The writer then sends the close frame ahead of anything still queued, giving a
+//!   blocked client [`CLOSE_GRACE`] to take it.
+//! - **Errors keep the connection.** A malformed or refused frame is answered with an `error`
+//!   frame carrying the error body of `contracts/comms/errors.schema.json`; only the close codes
+//!   above end a connection.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ace_bus::{Delivered, LiveSubscription};
+use ace_core::{AckKind, CoreError, RequestContext};
+use ace_envelope::api::ws::{
+    Acknowledge, ClientFrame, Message as MessageFrame, Publish, ServerFrame, Subscribe,
+    SubscribeTarget, close,
+};
+use ace_envelope::{Envelope, ErrorBody, ErrorCode};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite;
+
+use super::Lifetime;
+use crate::config::WsLimits;
+use crate::error::ApiError;
+use crate::http::AppState;
+
+/// How long a closing connection waits for its client to take the close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Most deliveries one consumer fetch asks for.
+const PUSH_BATCH: usize = 64;
+/// How long one consumer fetch waits for a message before asking again.
+const PUSH_WAIT: Duration = Duration::from_secs(5);
+/// The frame types a client may send, for the error naming an unknown one.
+const CLIENT_TYPES: &str = "subscribe, unsubscribe, publish, ack, nak, term";
+
+/// The one close decision of a connection: the first reason wins.
+#[derive(Debug, Clone)]
+struct Closer {
+    tx: watch::Sender<Option<(u16, String)>>,
+    metrics: crate::metrics::Metrics,
+}
+
+impl Closer {
+    /// Closes with `code`, counted under `label`; later calls are ignored.
+    fn close(&self, code: u16, label: &'static str, reason: String) {
+        let mut reason = Some(reason);
+        let first = self.tx.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some((code, reason.take().unwrap_or_default()));
+            true
+        });
+        if first {
+            tracing::debug!(code, label, "closing a WebSocket");
+            self.metrics.ws_closes.with_label_values(&[label]).inc();
+        }
+    }
+}
+
+/// One subscription: its task (aborted when dropped) and, for a consumer, what acks address.
+struct Sub {
+    task: JoinHandle<()>,
+    consumer: Option<(String, String)>,
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The state of one connection as the reader sees it.
+struct Session {
+    state: AppState,
+    ctx: RequestContext,
+    limits: WsLimits,
+    outbox: mpsc::Sender<Message>,
+    closer: Closer,
+    subs: HashMap<String, Sub>,
+}
+
+/// Serves one upgraded socket until the client leaves or the server closes it.
+pub(super) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    ctx: RequestContext,
+    limits: WsLimits,
+    lifetime: Option<Lifetime>,
+) {
+    state.metrics.ws_connections.inc();
+    let (sink, mut incoming) = socket.split();
+    let (outbox, queued) = mpsc::channel(limits.queue);
+    let (close_tx, mut closing) = watch::channel(None);
+    let closer = Closer {
+        tx: close_tx,
+        metrics: state.metrics.clone(),
+    };
+    let writer = tokio::spawn(write(sink, queued, closing.clone()));
+    let (mut stop, _done) = match lifetime {
+        Some(Lifetime { stop, done }) => (Some(stop), Some(done)),
+        None => (None, None),
+    };
+    let mut ping = tokio::time::interval(Duration::from_millis(limits.ping_interval_ms));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut missed = 0u32;
+    let mut session = Session {
+        state: state.clone(),
+        ctx,
+        limits,
+        outbox,
+        closer: closer.clone(),
+        subs: HashMap::new(),
+    };
+    loop {
+        tokio::select! {
+            _ = closing.changed() => break,
+            () = stopped(stop.as_mut()) => {
+                closer.close(close::GOING_AWAY, "shutdown", "the server is shutting down".into());
+            }
+            _ = ping.tick() => {
+                if missed >= session.limits.max_missed_pongs {
+                    closer.close(
+                        close::KEEPALIVE,
+                        "keepalive",
+                        format!("{missed} pings went unanswered"),
+                    );
+                } else {
+                    missed += 1;
+                    session.offer(Message::Ping(bytes::Bytes::from_static(b"ace")));
+                }
+            }
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => session.answer(&ServerFrame::error(
+                    None,
+                    ErrorBody::new(
+                        ErrorCode::InvalidJson,
+                        "binary messages are not part of the protocol: send one JSON frame per text message",
+                    ),
+                )),
+                Some(Ok(Message::Pong(_))) => missed = 0,
+                Some(Ok(Message::Ping(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(err)) => {
+                    if is_too_big(&err) {
+                        closer.close(
+                            close::TOO_BIG,
+                            "too_big",
+                            format!(
+                                "message larger than limits.ws.max_message_bytes ({} bytes)",
+                                session.limits.max_message_bytes
+                            ),
+                        );
+                    } else {
+                        tracing::debug!(error = %err, "WebSocket read failed");
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    drop(session);
+    if closing.borrow().is_some() {
+        // The closing handshake: read (and drop) what the client still sends until its close
+        // reply, so the socket is not torn down under a client that is still writing.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(message)) = incoming.next().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    drop(closer);
+    if tokio::time::timeout(CLOSE_GRACE + Duration::from_secs(1), writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("WebSocket writer did not finish in time");
+    }
+    state.metrics.ws_connections.dec();
+}
+
+/// Completes when the server starts shutting down (never without a lifetime).
+async fn stopped(stop: Option<&mut watch::Receiver<bool>>) {
+    match stop {
+        Some(stop) => {
+            if stop.wait_for(|stopping| *stopping).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a read failed because the message or frame passed the configured size.
+fn is_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+/// The writer: drains the queue into the socket; once a close is decided it sends the close
+/// frame ahead of whatever is still queued and stops.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queued: mpsc::Receiver<Message>,
+    mut closing: watch::Receiver<Option<(u16, String)>>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = closing.changed() => None,
+            next = queued.recv() => next,
+        };
+        let Some(message) = next else { break };
+        tokio::select! {
+            sent = sink.send(message) => if sent.is_err() { return },
+            _ = closing.changed() => break,
+        }
+    }
+    let frame = closing.borrow().clone().map(|(code, reason)| CloseFrame {
+        code,
+        reason: reason.into(),
+    });
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = sink.send(Message::Close(frame)).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
+
+impl Session {
+    /// Queues a frame for the client; a full queue means the client does not read: 4008.
+    fn offer(&self, message: Message) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.try_send(message) {
+            slow(&self.closer, self.limits.queue);
+        }
+    }
+
+    /// Queues an answer, counting error codes like the HTTP adapter does.
+    fn answer(&self, frame: &ServerFrame) {
+        if let ServerFrame::Error { error, .. } = frame {
+            self.state
+                .metrics
+                .errors
+                .with_label_values(&[error.code.as_str()])
+                .inc();
+        }
+        self.offer(text(frame));
+    }
+
+    /// Parses one client frame, applies it, and answers `ok` or `error`.
+    async fn handle(&mut self, raw: &str) {
+        let answer = match parse(raw) {
+            Err((id, body)) => ServerFrame::error(id, body),
+            Ok(frame) => {
+                let id = frame.id().map(str::to_owned);
+                match self.apply(frame).await {
+                    Ok(result) => ServerFrame::Ok { id, result },
+                    Err(body) => ServerFrame::error(id, body),
+                }
+            }
+        };
+        self.answer(&answer);
+    }
+
+    async fn apply(&mut self, frame: ClientFrame) -> Result<Option<Value>, ErrorBody> {
+        match frame {
+            ClientFrame::Subscribe(subscribe) => self.subscribe(subscribe).await.map(|()| None),
+            ClientFrame::Unsubscribe(unsubscribe) => match self.subs.remove(&unsubscribe.sid) {
+                Some(_) => Ok(None),
+                None => Err(no_such_sid(&unsubscribe.sid)),
+            },
+            ClientFrame::Publish(Publish { envelope, .. }) => {
+                let accepted = self
+                    .state
+                    .publish(&self.ctx, *envelope)
+                    .await
+                    .map_err(|err| core_body(&err))?;
+                Ok(Some(json!(accepted)))
+            }
+            ClientFrame::Ack(ack) => self.acknowledge(&ack, AckKind::Ack).await,
+            ClientFrame::Nak(nak) => {
+                let kind = AckKind::Nak(nak.delay_ms.map(Duration::from_millis));
+                self.acknowledge(&nak, kind).await
+            }
+            ClientFrame::Term(term) => {
+                let reason = term
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "terminated".to_owned());
+                self.acknowledge(&term, AckKind::Term(reason)).await
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), ErrorBody> {
+        let sid = subscribe.sid.clone();
+        if sid.is_empty() {
+            return Err(invalid("`sid` must not be empty".to_owned()));
+        }
+        if self.subs.contains_key(&sid) {
+            return Err(ErrorBody::with_details(
+                ErrorCode::Conflict,
+                format!("subscription `{sid}` already exists on this connection"),
+                json!({ "sid": sid }),
+            ));
+        }
+        let max = self.limits.max_subscriptions;
+        if self.subs.len() >= max {
+            return Err(ErrorBody::with_details(
+                ErrorCode::Backpressure,
+                format!("this connection holds {max} subscriptions (limits.ws.max_subscriptions)"),
+                json!({ "limit": max }),
+            ));
+        }
+        let target = subscribe.target().map_err(invalid)?;
+        let (outbox, closer) = (self.outbox.clone(), self.closer.clone());
+        let sub = match target {
+            SubscribeTarget::Live { pattern, queue } => {
+                let live = self
+                    .state
+                    .core
+                    .subscribe(&self.ctx, pattern, queue)
+                    .await
+                    .map_err(|err| core_body(&err))?;
+                let queue = self.limits.queue;
+                Sub {
+                    task: tokio::spawn(forward_live(sid.clone(), live, outbox, closer, queue)),
+                    consumer: None,
+                }
+            }
+            SubscribeTarget::Consumer { stream, consumer } => {
+                self.state
+                    .core
+                    .consumer_info(&self.ctx, stream, consumer)
+                    .await
+                    .map_err(|err| core_body(&err))?;
+                let pusher = Pusher {
+                    sid: sid.clone(),
+                    state: self.state.clone(),
+                    ctx: self.ctx.clone(),
+                    stream: stream.to_owned(),
+                    consumer: consumer.to_owned(),
+                    outbox,
+                };
+                Sub {
+                    task: tokio::spawn(pusher.run()),
+                    consumer: Some((stream.to_owned(), consumer.to_owned())),
+                }
+            }
+        };
+        self.subs.insert(sid, sub);
+        Ok(())
+    }
+
+    async fn acknowledge(
+        &self,
+        frame: &Acknowledge,
+        kind: AckKind,
+    ) -> Result<Option<Value>, ErrorBody> {
+        let sub = self
+            .subs
+            .get(&frame.sid)
+            .ok_or_else(|| no_such_sid(&frame.sid))?;
+        let Some((stream, consumer)) = &sub.consumer else {
+            return Err(invalid(format!(
+                "`sid` `{}` is a live subscription: only consumer deliveries are acknowledged",
+                frame.sid
+            )));
+        };
+        let mut outcome = self
+            .state
+            .core
+            .acknowledge(&self.ctx, stream, consumer, &[frame.seq], &kind)
+            .await
+            .map_err(|err| core_body(&err))?;
+        match outcome.failed.pop() {
+            Some((_, err)) => Err(core_body(&err)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Forwards a live subscription into the queue; a full queue closes the connection (4008).
+async fn forward_live(
+    sid: String,
+    mut live: Box<dyn LiveSubscription>,
+    outbox: mpsc::Sender<Message>,
+    closer: Closer,
+    queue: usize,
+) {
+    while let Some(envelope) = live.next().await {
+        let frame = message(&sid, Envelope::clone(&envelope), None);
+        match outbox.try_send(text(&frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return slow(&closer, queue),
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+    // The hub cut the subscription off: it fell behind even before the queue.
+    slow(&closer, queue);
+}
+
+fn slow(closer: &Closer, queue: usize) {
+    closer.close(
+        close::SLOW_CONSUMER,
+        "slow_consumer",
+        format!("slow consumer: {queue} frames waited for the client (limits.ws.queue)"),
+    );
+}
+
+/// Pushes a durable consumer's deliveries, waiting for room in the queue before each fetch.
+struct Pusher {
+    sid: String,
+    state: AppState,
+    ctx: RequestContext,
+    stream: String,
+    consumer: String,
+    outbox: mpsc::Sender<Message>,
+}
+
+impl Pusher {
+    async fn run(self) {
+        loop {
+            let Ok(room) = self.outbox.reserve().await else {
+                return;
+            };
+            let batch = (self.outbox.capacity() + 1).min(PUSH_BATCH);
+            let fetched = self
+                .state
+                .core
+                .fetch(&self.ctx, &self.stream, &self.consumer, batch, PUSH_WAIT)
+                .await;
+            let delivered = match fetched {
+                Ok(delivered) => delivered,
+                Err(err) => {
+                    // The stream or consumer went away: say so once and stop pushing.
+                    room.send(text(&ServerFrame::error(None, core_body(&err))));
+                    return;
+                }
+            };
+            let mut frames = delivered.into_iter().map(|d| text(&self.frame(d)));
+            match frames.next() {
+                Some(first) => room.send(first),
+                None => continue,
+            }
+            for frame in frames {
+                if self.outbox.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn frame(&self, delivered: Delivered) -> ServerFrame {
+        let place = (delivered.stream, delivered.seq, delivered.delivery_count);
+        message(&self.sid, delivered.envelope, Some(place))
+    }
+}
+
+/// A `message` frame; `delivery` is `(stream, seq, delivery count)` for consumer pushes.
+fn message(sid: &str, envelope: Envelope, delivery: Option<(String, u64, u32)>) -> ServerFrame {
+    let (stream, seq, delivery) = match delivery {
+        Some((stream, seq, count)) => (Some(stream), Some(seq), Some(count)),
+        None => (None, None, None),
+    };
+    ServerFrame::Message(MessageFrame {
+        sid: sid.to_owned(),
+        envelope: Box::new(envelope),
+        stream,
+        seq,
+        delivery,
+    })
+}
+
+fn text(frame: &ServerFrame) -> Message {
+    // A frame of serde data always serializes; the fallback keeps the protocol's shape.
+    let text = serde_json::to_string(frame).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "serializing a WebSocket frame");
+        r#"{"type":"error","error":{"code":"INTERNAL","message":"frame serialization failed","details":null}}"#.to_owned()
+    });
+    Message::Text(text.into())
+}
+
+/// A client frame, or the error answer (with the frame's `id` when it could be read).
+fn parse(raw: &str) -> Result<ClientFrame, (Option<String>, ErrorBody)> {
+    let value: Value = serde_json::from_str(raw).map_err(|err| {
+        (
+            None,
+            ApiError::json(&err, "frame", ErrorCode::InvalidJson).body(),
+        )
+    })?;
+    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    let fail = |body| (id.clone(), body);
+    let kind = match value.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(_) => return Err(fail(invalid("`type` must be a string".to_owned()))),
+        None => {
+            return Err(fail(invalid(format!(
+                "`type` is missing; one of {CLIENT_TYPES}"
+            ))));
+        }
+    };
+    if kind == "publish" {
+        let envelope = value
+            .get("envelope")
+            .ok_or_else(|| fail(invalid("`envelope` is missing".to_owned())))?;
+        let envelope = Envelope::deserialize(envelope).map_err(|err| {
+            fail(ErrorBody::new(
+                ErrorCode::InvalidEnvelope,
+                format!("`envelope`: {err}"),
+            ))
+        })?;
+        return Ok(ClientFrame::Publish(Publish {
+            id,
+            envelope: Box::new(envelope),
+        }));
+    }
+    if !CLIENT_TYPES.split(", ").any(|known| known == kind) {
+        return Err(fail(ErrorBody::with_details(
+            ErrorCode::InvalidJson,
+            format!("unknown frame type `{kind}`; one of {CLIENT_TYPES}"),
+            json!({ "type": kind }),
+        )));
+    }
+    ClientFrame::deserialize(&value).map_err(|err| fail(invalid(format!("`{kind}` frame: {err}"))))
+}
+
+fn invalid(message: String) -> ErrorBody {
+    ErrorBody::new(ErrorCode::InvalidJson, message)
+}
+
+fn no_such_sid(sid: &str) -> ErrorBody {
+    ErrorBody::with_details(
+        ErrorCode::NotFound,
+        format!("no subscription `{sid}` on this connection"),
+        json!({ "sid": sid }),
+    )
+}
+
+/// The body of a core refusal; failures on our side are logged here.
+fn core_body(err: &CoreError) -> ErrorBody {
+    if err.is_internal() {
+        tracing::error!(error = %err, "WebSocket operation failed on our side");
+    }
+    err.body()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(raw: &str) -> (Option<String>, ErrorCode) {
+        let (id, body) = parse(raw).unwrap_err();
+        (id, body.error.code)
+    }
+
+    #[test]
+    fn given_malformed_or_unknown_frames_when_parsed_then_each_gets_its_code_and_id() {
+        assert_eq!(code("{nope"), (None, ErrorCode::InvalidJson));
+        assert_eq!(
+            code(r#"{"type":"dance","id":"7"}"#),
+            (Some("7".into()), ErrorCode::InvalidJson)
+        );
+        assert_eq!(
+            code(r#"{"type":"publish","id":"8","envelope":{"subject":1}}"#),
+            (Some("8".into()), ErrorCode::InvalidEnvelope)
+        );
+        assert_eq!(
+            code(r#"{"type":"ack","id":"9","sid":"s"}"#),
+            (Some("9".into()), ErrorCode::InvalidJson)
+        );
+        let (_, body) = parse(r#"{"id":"1"}"#).unwrap_err();
+        assert!(body.error.message.contains("`type`"), "{body:?}");
+    }
+
+    #[test]
+    fn given_a_well_formed_frame_when_parsed_then_it_is_the_frame() {
+        let frame = parse(r#"{"type":"unsubscribe","id":"3","sid":"s1"}"#).unwrap();
+        assert_eq!(frame.id(), Some("3"));
+    }
+}
