@@ -185,7 +185,9 @@ impl BusError {
             BusError::StreamNotFound { .. } => ErrorCode::StreamNotFound,
             BusError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
             BusError::Conflict { .. } => ErrorCode::Conflict,
-            BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => ErrorCode::InvalidJson,
+            BusError::InvalidConfig { .. } | BusError::Unsupported { .. } => {
+                ErrorCode::InvalidRequest
+            }
             BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
             BusError::NotPending { .. } => ErrorCode::PreconditionFailed,
             BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
