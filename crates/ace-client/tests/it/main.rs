@@ -5,10 +5,13 @@
 //! - `http`: every HTTP method of `Client` — publish, batch, streams, consumers, fetch,
 //!   ack/nak/term, stored messages, health — and the error mapping (404 unknown stream,
 //!   400 bad envelope, 413 oversized body, an unreachable server).
+//! - `presence`: agents (heartbeat, list with a capability filter, one agent, 404) and sessions
+//!   (create, versioned update, 412 stale, 428 without precondition, 404).
 //! - `ws`: `WsConnection` — live and queue-group subscriptions, consumer push with ack/nak,
 //!   publish, request/reply, error frames, and the 1009, 4008 and 1001 closes.
 
 mod http;
+mod presence;
 mod ws;
 
 use std::path::Path;
