@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 pub(crate) enum EnvelopeCommand {
     /// Print a new, valid gme/1 envelope (UUIDv7 id, the contract defaults: P2, standard).
     #[command(after_help = "Examples:\n  \
-        ace-comms envelope new --subject ace.comms.agent.planner.a1.evt.task_done.v1 \\\n      \
+        ace-comms envelope new --subject ace.comms.a2a.agent.planner.evt.task_done.v1 \\\n      \
         --name TASK_DONE --payload '{\"task\":\"t1\"}'\n  \
         ace-comms envelope new --kind command --subject ace.comms.http.tool.search.cmd.v1 \\\n      \
         --priority P0 --qos realtime --ttl-ms 5000 --header tenant=acme")]
@@ -113,14 +113,14 @@ pub(crate) enum Format {
 }
 
 /// A clap value parser over one of the envelope's `parse` functions, naming the accepted words.
-fn parse_with<T: Clone + Send + Sync + 'static>(
+pub(super) fn parse_with<T: Clone + Send + Sync + 'static>(
     parse: fn(&str) -> Option<T>,
     accepted: &'static str,
 ) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
     move |s| parse(s).ok_or_else(|| format!("expected one of {accepted}"))
 }
 
-fn parse_header(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_header(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),

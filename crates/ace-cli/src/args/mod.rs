@@ -1,8 +1,13 @@
 //! The command line, as data: clap derive structs, one file per noun.
 
+mod agents;
+mod client;
+mod consumer;
 mod contracts;
 mod envelope;
+mod publish;
 mod serve;
+mod stream;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -10,12 +15,20 @@ pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs}
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
 
+pub(crate) use agents::AgentsCommand;
+pub(crate) use client::ServerArgs;
+pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
+pub(crate) use publish::PubArgs;
+pub(crate) use stream::{NameArgs, RmArgs, StreamAddArgs, StreamCommand};
+
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
 #[derive(Debug, Parser)]
 #[command(name = "ace-comms", version, propagate_version = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
 }
 
 /// The nouns.
@@ -29,6 +42,17 @@ pub(crate) enum Command {
     Envelope(EnvelopeCommand),
     /// Start the server: HTTP API on the embedded engine (auth off: development mode).
     Serve(ServeArgs),
+    /// Publish an envelope built from flags; prints its stream and sequence.
+    Pub(Box<PubArgs>),
+    /// Create, list, inspect and delete streams.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// Create, list, fetch from and acknowledge consumers.
+    #[command(subcommand)]
+    Consumer(ConsumerCommand),
+    /// The agents present on the server.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
 }
 
 /// `--json`: machine-readable output instead of a table.

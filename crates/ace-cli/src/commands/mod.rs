@@ -1,9 +1,14 @@
 //! What each command does: one module per noun, one file per verb.
 
+mod agents;
+mod client;
+mod consumer;
 mod contracts;
 mod envelope;
 mod input;
+mod publish;
 mod serve;
+mod stream;
 
 use std::io::Write;
 
@@ -26,5 +31,9 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Contracts(command) => contracts::run(command, out),
         Command::Envelope(command) => envelope::run(command, out),
         Command::Serve(args) => serve::run(&args, out),
+        Command::Pub(args) => publish::run(&args, &cli.server.server, out),
+        Command::Stream(command) => stream::run(command, &cli.server.server, out),
+        Command::Consumer(command) => consumer::run(command, &cli.server.server, out),
+        Command::Agents(command) => agents::run(command, &cli.server.server, out),
     }
 }

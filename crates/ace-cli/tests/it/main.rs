@@ -2,13 +2,18 @@
 //! output and exit code (0 valid, 1 invalid, 2 usage).
 //!
 //! Modules:
+//! - `client`: the client verbs (`pub`, `sub`, `req`, `stream …`, `consumer …`, `agents ls`)
+//!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
 //! - `envelope`: `envelope new | convert`, round trips through every format.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
+//! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 
+mod client;
 mod contracts;
 mod envelope;
 mod serve;
+mod tour;
 
 use std::{
     io::Write,

@@ -11,14 +11,16 @@ use std::time::Duration;
 use ace_envelope::{Envelope, Kind};
 
 /// A running `ace-comms serve` and the address it printed.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     stdout: BufReader<std::process::ChildStdout>,
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn start(data: &Path, extra: &[&str]) -> Serving {
+/// Starts `ace-comms serve` on a free port over `data`, with `extra` flags; waits for the
+/// listening line.
+pub(crate) fn start(data: &Path, extra: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
@@ -54,7 +56,7 @@ fn start(data: &Path, extra: &[&str]) -> Serving {
 
 impl Serving {
     /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
-    fn terminate(mut self) -> (i32, String, String) {
+    pub(crate) fn terminate(mut self) -> (i32, String, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

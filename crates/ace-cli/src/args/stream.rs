@@ -1,0 +1,98 @@
+//! `ace-comms stream …`: create, list, inspect and delete streams.
+
+use std::time::Duration;
+
+use ace_envelope::api::http::{DiscardPolicy, RetentionPolicy, StorageKind, SyncPolicy};
+use clap::{Args, Subcommand};
+
+use super::OutputArgs;
+use super::client::{parse_duration, parse_word};
+
+/// The verbs of `stream`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StreamCommand {
+    /// Create a stream that durably records every message whose subject matches --subjects.
+    #[command(after_help = "Examples:\n  \
+        ace-comms stream add ORDERS --subjects 'ace.comms.service.orders.>'\n  \
+        ace-comms stream add JOBS --subjects 'ace.comms.service.jobs.>' --retention workqueue \\\n      \
+        --max-msgs 100000 --discard new --dead-letter ace.comms.system.dlq.JOBS\n  \
+        ace-comms stream add METRICS --subjects 'ace.comms.metrics.>' \\\n      \
+        --max-age 24h --sync never --storage memory --json")]
+    Add(Box<StreamAddArgs>),
+    /// List the streams with their message counts and sizes.
+    #[command(after_help = "Examples:\n  \
+        ace-comms stream ls\n  \
+        ace-comms stream ls --json | jq '.[].config.name'")]
+    Ls(OutputArgs),
+    /// Show one stream: configuration, state and counters.
+    #[command(after_help = "Examples:\n  \
+        ace-comms stream info ACE_EVENTS\n  \
+        ace-comms stream info ACE_DLQ --json")]
+    Info(NameArgs),
+    /// Delete a stream and every message in it (asks first unless --force).
+    #[command(after_help = "Examples:\n  \
+        ace-comms stream rm ORDERS\n  \
+        ace-comms stream rm ORDERS --force")]
+    Rm(RmArgs),
+}
+
+/// `stream add`.
+#[derive(Debug, Args)]
+pub(crate) struct StreamAddArgs {
+    /// Name: letters, digits, `_` and `-`.
+    pub(crate) name: String,
+    /// Subject patterns captured, comma separated (no two streams may overlap).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub(crate) subjects: Vec<String>,
+    /// What is kept: limits, workqueue or interest.
+    #[arg(long, value_parser = parse_word::<RetentionPolicy>)]
+    pub(crate) retention: Option<RetentionPolicy>,
+    /// Most messages kept.
+    #[arg(long)]
+    pub(crate) max_msgs: Option<u64>,
+    /// Most bytes kept.
+    #[arg(long)]
+    pub(crate) max_bytes: Option<u64>,
+    /// Oldest message kept (e.g. 24h).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) max_age: Option<Duration>,
+    /// Largest message accepted, in bytes.
+    #[arg(long)]
+    pub(crate) max_msg_size: Option<u64>,
+    /// When full: old (drop the oldest) or new (refuse the publish).
+    #[arg(long, value_parser = parse_word::<DiscardPolicy>)]
+    pub(crate) discard: Option<DiscardPolicy>,
+    /// How long an idempotency key is remembered (default 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) dedup_window: Option<Duration>,
+    /// When a publish counts as durable: always, batch or never.
+    #[arg(long, value_parser = parse_word::<SyncPolicy>)]
+    pub(crate) sync: Option<SyncPolicy>,
+    /// Where messages live: file or memory.
+    #[arg(long, value_parser = parse_word::<StorageKind>)]
+    pub(crate) storage: Option<StorageKind>,
+    /// Dead-letter subject (default ace.comms.system.dlq.<NAME>).
+    #[arg(long)]
+    pub(crate) dead_letter: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// A verb on one named stream.
+#[derive(Debug, Args)]
+pub(crate) struct NameArgs {
+    /// The stream.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `stream rm`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The stream.
+    pub(crate) name: String,
+    /// Delete without asking (required when standard input is not a terminal).
+    #[arg(long, short)]
+    pub(crate) force: bool,
+}

@@ -1,0 +1,51 @@
+//! `agents ls`: the agents present on the server.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::Outcome;
+use super::client::{Session, failed};
+use crate::args::{AgentsCommand, OutputArgs};
+use crate::output::{self, Table};
+
+/// Runs one `agents` verb against the server at `server`.
+pub(crate) fn run(command: AgentsCommand, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+    let session = Session::new(server)?;
+    match command {
+        AgentsCommand::Ls(output) => ls(&session, output, out),
+    }
+}
+
+fn ls(session: &Session, output: OutputArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let agents = match session.block_on(session.client.agents(None)) {
+        Ok(agents) => agents,
+        Err(err) => return failed(err),
+    };
+    if output.json {
+        output::json(out, &agents)?;
+        return Ok(Outcome::Success);
+    }
+    let mut table = Table::new(&[
+        "ID",
+        "TYPE",
+        "CAPABILITIES",
+        "CLEARANCE",
+        "LAST SEEN",
+        "EXPIRES",
+    ]);
+    for agent in &agents {
+        table.row(vec![
+            agent.id.clone(),
+            agent.agent_type.clone().unwrap_or_else(|| "-".to_owned()),
+            agent.capabilities.join(","),
+            agent
+                .clearance
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            agent.last_seen.to_rfc3339(),
+            agent.expires_at.to_rfc3339(),
+        ]);
+    }
+    table.write(out)?;
+    Ok(Outcome::Success)
+}

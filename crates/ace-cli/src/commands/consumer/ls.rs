@@ -1,0 +1,43 @@
+//! `consumer ls`: one row per consumer of a stream.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::args::StreamArgs;
+use crate::commands::Outcome;
+use crate::commands::client::{Session, failed};
+use crate::output::{self, Table};
+
+pub(super) fn run(session: &Session, args: &StreamArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let consumers = match session.block_on(session.client.list_consumers(&args.stream)) {
+        Ok(consumers) => consumers,
+        Err(err) => return failed(err),
+    };
+    if args.output.json {
+        output::json(out, &consumers)?;
+        return Ok(Outcome::Success);
+    }
+    let mut table = Table::new(&[
+        "NAME",
+        "FILTER",
+        "ACK FLOOR",
+        "PENDING",
+        "DELIVERED",
+        "ACKED",
+        "DEAD LETTERED",
+    ]);
+    for info in &consumers {
+        table.row(vec![
+            info.config.name.clone(),
+            info.config.filter.clone().unwrap_or_else(|| "-".to_owned()),
+            info.ack_floor.to_string(),
+            info.ack_pending.to_string(),
+            info.counters.delivered.to_string(),
+            info.counters.acked.to_string(),
+            info.counters.dead_lettered.to_string(),
+        ]);
+    }
+    table.write(out)?;
+    Ok(Outcome::Success)
+}

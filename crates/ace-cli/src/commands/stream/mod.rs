@@ -1,0 +1,25 @@
+//! `stream add | ls | info | rm`.
+
+mod add;
+mod info;
+mod ls;
+mod rm;
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::Outcome;
+use super::client::Session;
+use crate::args::StreamCommand;
+
+/// Runs one `stream` verb against the server at `server`.
+pub(crate) fn run(command: StreamCommand, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+    let session = Session::new(server)?;
+    match command {
+        StreamCommand::Add(args) => add::run(&session, *args, out),
+        StreamCommand::Ls(output) => ls::run(&session, output, out),
+        StreamCommand::Info(args) => info::run(&session, &args, out),
+        StreamCommand::Rm(args) => rm::run(&session, &args, out),
+    }
+}

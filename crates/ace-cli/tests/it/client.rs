@@ -1,0 +1,353 @@
+//! The client verbs end to end: each test starts the real `ace-comms serve` on a free port with
+//! a temporary data directory (the `serve` module's helper) and runs `pub`, `sub`, `req`,
+//! `stream …`, `consumer …` and `agents ls` as separate processes with `--server`, checking
+//! output and exit codes: 0 done, 1 refused by the server (code printed), 2 usage or unreachable.
+
+use std::process::Command;
+
+use crate::serve::{Serving, start};
+use crate::{Run, ace};
+
+/// A server for one test, stopped when the test ends (also when it fails).
+struct Server {
+    serving: Option<Serving>,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let serving = start(data.path(), &[]);
+        let url = format!("http://{}", serving.addr);
+        Server {
+            serving: Some(serving),
+            url,
+            _data: data,
+        }
+    }
+
+    /// `ace-comms --server URL ARGS`.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--server", self.url.as_str()];
+        all.extend_from_slice(args);
+        ace(&all, b"")
+    }
+
+    /// Like [`Server::run`], and the run must exit 0.
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(
+            run.code, 0,
+            "{args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        run.stdout
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.terminate();
+        }
+    }
+}
+
+const EVENT: &str = "ace.comms.a2a.agent.planner.evt.task_done.v1";
+
+#[test]
+fn given_a_server_when_publishing_then_the_stream_and_sequence_are_printed() {
+    let server = Server::start();
+    let out = server.ok(&["pub", EVENT, r#"{"task":"t1"}"#, "--name", "TASK_DONE"]);
+    assert!(out.starts_with("published id="), "{out}");
+    assert!(
+        out.contains("stream=ACE_EVENTS seq=1 duplicate=false"),
+        "{out}"
+    );
+
+    let keyed = [
+        "pub",
+        EVENT,
+        "plain text",
+        "--idempotency-key",
+        "k1",
+        "--json",
+    ];
+    let first: serde_json::Value = serde_json::from_str(&server.ok(&keyed)).unwrap();
+    assert_eq!(first["seq"], 2, "{first}");
+    let out = server.ok(&keyed);
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["duplicate"], true, "{out}");
+    assert_eq!(again["seq"], 2, "the original sequence: {out}");
+
+    let out = server.ok(&[
+        "pub",
+        EVENT,
+        "--count",
+        "5",
+        "--priority",
+        "P1",
+        "--header",
+        "tenant=acme",
+    ]);
+    assert!(
+        out.starts_with("published 5 messages (0 duplicates)"),
+        "{out}"
+    );
+    assert!(out.contains("seq=7"), "{out}");
+}
+
+#[test]
+fn given_streams_when_add_ls_info_rm_then_each_verb_shows_the_change() {
+    let server = Server::start();
+    let out = server.ok(&[
+        "stream",
+        "add",
+        "ORDERS",
+        "--subjects",
+        "ace.comms.service.orders.>,ace.comms.service.refunds.>",
+        "--retention",
+        "workqueue",
+        "--max-msgs",
+        "100",
+        "--discard",
+        "new",
+        "--max-age",
+        "1h",
+        "--dedup-window",
+        "30s",
+        "--sync",
+        "never",
+    ]);
+    assert!(out.contains("retention:"), "{out}");
+    assert!(out.contains("workqueue"), "{out}");
+
+    let table = server.ok(&["stream", "ls"]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("MESSAGES"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("ORDERS"))
+        .expect("ORDERS listed");
+    assert!(
+        row.contains("ace.comms.service.orders.>,ace.comms.service.refunds.>"),
+        "{row}"
+    );
+
+    let json = server.ok(&["stream", "info", "ORDERS", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(info["config"]["max_msgs"], 100, "{json}");
+    assert_eq!(info["config"]["max_age"], 3_600_000, "{json}");
+    assert_eq!(info["config"]["dedup_window"], 30_000, "{json}");
+    assert_eq!(info["config"]["discard"], "new", "{json}");
+
+    let out = server.ok(&["stream", "rm", "ORDERS", "--force"]);
+    assert_eq!(out.trim(), "stream ORDERS deleted");
+    let listed: serde_json::Value =
+        serde_json::from_str(&server.ok(&["stream", "ls", "--json"])).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["config"]["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"ORDERS"), "{names:?}");
+    assert!(names.contains(&"ACE_EVENTS"), "{names:?}");
+}
+
+#[test]
+fn given_a_consumer_when_next_without_ack_then_ack_by_seq_then_ls_counts_the_ack() {
+    let server = Server::start();
+    server.ok(&["pub", EVENT, r#"{"n":1}"#, "--name", "FIRST"]);
+    server.ok(&["pub", EVENT, r#"{"n":2}"#, "--name", "SECOND"]);
+    let out = server.ok(&[
+        "consumer",
+        "add",
+        "ACE_EVENTS",
+        "worker",
+        "--ack-wait",
+        "30s",
+        "--max-deliver",
+        "3",
+        "--backoff",
+        "1s,5s",
+        "--deliver",
+        "all",
+        "--ordering",
+        "per_key",
+    ]);
+    assert_eq!(out.trim(), "consumer worker added to stream ACE_EVENTS");
+
+    let out = server.ok(&["consumer", "next", "ACE_EVENTS", "worker", "--no-ack"]);
+    assert!(
+        out.starts_with("[seq 1 delivery 1]") && out.contains("FIRST"),
+        "{out}"
+    );
+    let out = server.ok(&["consumer", "ack", "ACE_EVENTS", "worker", "1"]);
+    assert_eq!(out.trim(), "acked [1]");
+
+    let out = server.ok(&[
+        "consumer",
+        "next",
+        "ACE_EVENTS",
+        "worker",
+        "--count",
+        "5",
+        "--json",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["seq"], 2, "{out}");
+    assert_eq!(line["envelope"]["name"], "SECOND", "{out}");
+
+    let table = server.ok(&["consumer", "ls", "ACE_EVENTS"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("worker"))
+        .expect("worker listed");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["worker", "-", "2", "0", "2", "2", "0"], "{table}");
+    let out = server.ok(&["consumer", "next", "ACE_EVENTS", "worker"]);
+    assert_eq!(out.trim(), "no message pending");
+}
+
+#[test]
+fn given_unknown_names_or_a_bad_subject_when_run_then_the_code_is_printed_and_exit_1() {
+    let server = Server::start();
+    let run = server.run(&["stream", "info", "NOPE"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: STREAM_NOT_FOUND: stream `NOPE`"),
+        "{}",
+        run.stderr
+    );
+    let run = server.run(&["consumer", "next", "ACE_EVENTS", "nobody"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("NOT_FOUND"), "{}", run.stderr);
+    let run = server.run(&["pub", "not a subject", "{}"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("INVALID_ENVELOPE") && run.stderr.contains("/subject"),
+        "{}",
+        run.stderr
+    );
+    let run = server.run(&["stream", "add", "BAD NAME", "--subjects", "ace.comms.x.>"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+}
+
+#[test]
+fn given_no_server_when_a_client_verb_runs_then_exit_2_naming_the_server() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let run = ace(&["--server", &url, "stream", "ls"], b"");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&url["http://".len()..]),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn given_ace_server_in_the_environment_when_no_flag_then_it_is_the_server() {
+    let server = Server::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
+        .args(["stream", "info", "ACE_EVENTS", "--json"])
+        .env("ACE_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(info["config"]["name"], "ACE_EVENTS");
+}
+
+#[test]
+fn given_rm_without_force_and_no_terminal_when_run_then_exit_2_and_the_stream_stays() {
+    let server = Server::start();
+    let run = server.run(&["stream", "rm", "ACE_EVENTS"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    server.ok(&["stream", "info", "ACE_EVENTS"]);
+}
+
+#[test]
+fn given_bad_flag_values_when_parsed_then_clap_exits_2_naming_the_value() {
+    for (args, named) in [
+        (
+            &[
+                "stream",
+                "add",
+                "X",
+                "--subjects",
+                "a.>",
+                "--retention",
+                "forever",
+            ][..],
+            "forever",
+        ),
+        (
+            &[
+                "stream",
+                "add",
+                "X",
+                "--subjects",
+                "a.>",
+                "--max-age",
+                "soon",
+            ][..],
+            "soon",
+        ),
+        (
+            &["consumer", "add", "S", "C", "--deliver", "by_seq:x"][..],
+            "by_seq:x",
+        ),
+        (&["pub", EVENT, "--count", "0"][..], "0"),
+    ] {
+        let run = ace(args, b"");
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(named), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
+    let verbs: [&[&str]; 10] = [
+        &["pub"],
+        &["stream", "add"],
+        &["stream", "ls"],
+        &["stream", "info"],
+        &["stream", "rm"],
+        &["consumer", "add"],
+        &["consumer", "ls"],
+        &["consumer", "next"],
+        &["consumer", "ack"],
+        &["agents", "ls"],
+    ];
+    for verb in verbs {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let run = ace(&args, b"");
+        assert_eq!(run.code, 0, "{args:?}");
+        assert!(
+            run.stdout.contains("Examples:\n  ace-comms "),
+            "{args:?}:\n{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("--server <URL>"),
+            "{args:?}:\n{}",
+            run.stdout
+        );
+    }
+}

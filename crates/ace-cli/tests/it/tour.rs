@@ -1,0 +1,79 @@
+//! The README's "Five-minute tour", run verbatim: every fenced `sh` block of that section, in
+//! order, through `sh -e` against a fresh server (`ACE_SERVER`), with the binary under test first
+//! on `PATH` and a temporary working directory. Each block must exit 0 (a block expecting a
+//! refusal says so with `!`), so the README cannot drift from what the binary does.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::serve::start;
+
+/// The `sh` blocks of the `## Five-minute tour` section of `readme`, in order.
+fn tour_blocks(readme: &str) -> Vec<String> {
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Five-minute tour"))
+        .expect("README.md has a `## Five-minute tour` section");
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() == "```sh" {
+            let block: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| l.trim_end() != "```")
+                .collect();
+            blocks.push(block.join("\n"));
+        }
+    }
+    blocks
+}
+
+#[test]
+fn given_the_readme_tour_when_blocks_are_extracted_then_only_sh_blocks_of_the_section_count() {
+    let readme = "# X\n```sh\nnot this\n```\n## Five-minute tour\ntext\n```sh\na\nb\n```\n\
+                  ```bash\nnot bash\n```\n```sh\nc\n```\n## Next\n```sh\nnor this\n```\n";
+    assert_eq!(tour_blocks(readme), ["a\nb", "c"]);
+}
+
+#[test]
+fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exits_0() {
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let blocks = tour_blocks(&readme);
+    assert!(blocks.len() >= 5, "the tour has {} sh blocks", blocks.len());
+
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ace-comms")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut failures = Vec::new();
+    for block in &blocks {
+        let output = Command::new("sh")
+            .args(["-e", "-c", block])
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env("ACE_SERVER", format!("http://{}", server.addr))
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            failures.push(format!(
+                "{block}\n-> {}\nstdout:\n{}\nstderr:\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    let (code, _, stderr) = server.terminate();
+    assert!(
+        failures.is_empty(),
+        "tour blocks failed:\n{}",
+        failures.join("\n\n")
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
