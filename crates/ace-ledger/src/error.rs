@@ -57,6 +57,14 @@ pub enum LedgerError {
         #[source]
         source: serde_json::Error,
     },
+    /// A PostgreSQL store operation failed.
+    #[error("ledger PostgreSQL {operation}: {reason}")]
+    Postgres {
+        /// What was being done (`connect`, `insert entry`, …).
+        operation: &'static str,
+        /// The server's or client's message.
+        reason: String,
+    },
     /// A proof does not verify.
     #[error("proof does not verify: {0}")]
     Proof(#[from] crate::merkle::ProofError),

@@ -122,6 +122,9 @@ impl Ledger {
 
     /// Appends entries with one durable write (group commit); all or none are recorded.
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<Entry>, LedgerError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let ts = self.options.clock.now();
         let mut state = self.state.lock();
         let (mut seq, mut prev) = (state.tree.size(), state.chain_head);

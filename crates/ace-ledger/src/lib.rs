@@ -8,7 +8,8 @@
 //! - [`merkle`]: RFC 6962 leaf/node hashes, [`Frontier`], [`Tree`], proof generation and
 //!   verification — `merkle.rs`; [`InclusionProof`], [`ConsistencyProof`] — `proof.rs`;
 //! - [`Checkpoint`], [`LedgerKey`]: Ed25519-signed tree heads and the key files — `checkpoint.rs`;
-//! - [`LedgerStore`], [`FileStore`] (default, `<data>/ledger/`), [`MemoryStore`] — `store/`;
+//! - [`LedgerStore`], [`FileStore`] (default, `<data>/ledger/`), [`PostgresStore`],
+//!   [`MemoryStore`] — `store/`;
 //! - [`Ledger`]: append, checkpoint, prove, query; `Send + Sync` — `ledger.rs`;
 //! - [`verify_dir`] → [`VerifyReport`]: the offline check naming the first bad entry — `verify.rs`.
 //!
@@ -57,5 +58,5 @@ pub use hash::Hash;
 pub use ledger::{Ledger, LedgerOptions, ledger_dir};
 pub use merkle::{Frontier, ProofError, Tree};
 pub use proof::{ConsistencyProof, InclusionProof};
-pub use store::{EntryFilter, FileStore, LedgerStore, MemoryStore};
+pub use store::{EntryFilter, FileStore, LedgerStore, MemoryStore, PostgresStore};
 pub use verify::{Problem, VerifyReport, verify_dir, verify_dir_with_key};

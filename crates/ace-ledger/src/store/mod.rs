@@ -1,14 +1,18 @@
 //! Where entries and checkpoints live: the [`LedgerStore`] trait, the durable [`FileStore`]
-//! (the default, under `<data>/ledger/`) and the in-memory [`MemoryStore`] for tests.
+//! (the default, under `<data>/ledger/`), [`PostgresStore`], and the in-memory [`MemoryStore`]
+//! for tests.
 //!
 //! A store only keeps what it is given, in order; hashing, sequencing and checking belong to
-//! [`crate::Ledger`], so a PostgreSQL store later needs to implement persistence and nothing else.
+//! [`crate::Ledger`], so a store implements persistence and nothing else — [`PostgresStore`] is
+//! the scale-out one.
 
 mod file;
 mod memory;
+mod postgres;
 
 pub use file::{CHECKPOINTS_FILE, ENTRIES_FILE, FileStore, TORN_FILE, TornTail};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 
 use chrono::{DateTime, Utc};
 

@@ -10,7 +10,7 @@ use ace_ledger::{
 };
 use chrono::TimeDelta;
 
-use crate::support::{ledger_with, new_entry, options};
+use crate::support::{ledger_with, new_entry, of_kind, options, seqs};
 
 #[test]
 fn given_a_batch_when_appended_then_entries_are_consecutive_share_a_timestamp_and_verify() {
@@ -24,6 +24,8 @@ fn given_a_batch_when_appended_then_entries_are_consecutive_share_a_timestamp_an
     );
     assert!(batch.iter().all(|e| e.ts == batch[0].ts));
     assert_eq!(ledger.size(), 7);
+    assert!(ledger.append_batch(Vec::new()).unwrap().is_empty());
+    assert_eq!(ledger.size(), 7);
     assert_eq!(ledger.entry(4).unwrap(), Some(batch[2].clone()));
     assert_eq!(ledger.entry(7).unwrap(), None);
     assert!(verify_dir(data.path()).is_ok());
@@ -35,14 +37,8 @@ fn given_entries_of_many_kinds_when_filtered_then_kind_time_cursor_and_limit_app
     let all = ledger.entries(&EntryFilter::default()).unwrap();
     assert_eq!(all.len(), 30);
 
-    let denied = ledger
-        .entries(&EntryFilter {
-            kind: Some(EntryKind::Denied),
-            ..EntryFilter::default()
-        })
-        .unwrap();
     assert_eq!(
-        denied.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        seqs(&ledger, of_kind(EntryKind::Denied)),
         vec![1, 10, 19, 28]
     );
 

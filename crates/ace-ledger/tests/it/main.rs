@@ -9,11 +9,13 @@
 //! - `tamper`: edit, drop, reorder, append, truncate, forge checkpoints on the file and check that
 //!   `verify_dir` names each;
 //! - `durability`: reopen continues the chain, a torn last line is moved aside and reported;
-//! - `api`: entry queries, checkpoint policy, the in-memory store.
+//! - `api`: entry queries, checkpoint policy, the in-memory store;
+//! - `postgres`: the ledger on `PostgresStore` against a real server (skips loudly without one);
 //! - `support`: shared helpers (a ledger on a manual clock, line-level file surgery).
 
 mod api;
 mod durability;
+mod postgres;
 mod proofs;
 mod reference;
 mod support;

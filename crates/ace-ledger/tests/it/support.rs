@@ -69,3 +69,21 @@ pub(crate) fn write_lines(path: &Path, lines: &[String]) {
     }
     std::fs::write(path, text).unwrap();
 }
+
+/// The seqs of the entries `filter` selects.
+pub(crate) fn seqs(ledger: &Ledger, filter: ace_ledger::EntryFilter) -> Vec<u64> {
+    ledger
+        .entries(&filter)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// A filter on one kind.
+pub(crate) fn of_kind(kind: EntryKind) -> ace_ledger::EntryFilter {
+    ace_ledger::EntryFilter {
+        kind: Some(kind),
+        ..ace_ledger::EntryFilter::default()
+    }
+}
