@@ -3,39 +3,14 @@
 //! `agent.online` then `agent.offline` event on the bus, and every malformed input answers its
 //! error code.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ace_envelope::ManualClock;
-use ace_server::{App, Config};
+use ace_server::Config;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use crate::{Server, assert_error};
-
-/// A server whose clock only moves when the test says so.
-async fn start_with_clock(data_dir: &Path, clock: Arc<ManualClock>) -> Server {
-    let config = Config {
-        data_dir: data_dir.to_path_buf(),
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = App::open_with_clock(&config, clock)
-        .await
-        .expect("the server opens");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        http: reqwest::Client::new(),
-        stop: Some(stop),
-        task: Some(task),
-    }
-}
 
 fn ids(answer: &Value) -> Vec<&str> {
     answer["agents"]
@@ -80,7 +55,11 @@ async fn given_heartbeats_when_listing_then_present_agents_show_and_capability_f
 async fn given_a_manual_clock_when_the_ttl_passes_then_the_agent_goes_offline_with_events() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::fixed());
-    let server = start_with_clock(dir.path(), clock.clone()).await;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let server = Server::start_clocked(&config, clock.clone()).await;
     // System subjects have no default stream: capture the presence events to read them back.
     let stream = json!({"name": "PRESENCE", "subjects": ["ace.comms.system.agent.>"]});
     assert_eq!(server.post("/api/v1/streams", &stream).await.0, 201);

@@ -13,6 +13,10 @@
 //!   restart that keeps every session.
 //! - `ws`: the WebSocket endpoint — every frame, every error frame, queue groups, consumer push
 //!   with ack and redelivery, the close codes (1009, 4008, 1011, 1001) and the upgrade refusals.
+//! - `agents`: heartbeats, listing and filtering, expiry on a manual clock with the
+//!   online/offline events, and the 400/404 answers.
+//! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
+//!   restart that keeps every session.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
@@ -25,8 +29,9 @@ mod streams;
 mod ws;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use ace_envelope::{Envelope, Kind};
+use ace_envelope::{Clock, Envelope, Kind, SystemClock};
 use ace_server::{App, Config};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -56,9 +61,17 @@ impl Server {
             ..Config::default()
         };
         tweak(&mut config);
+        Server::start_clocked(&config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server on `config` reading time from `clock` (a `ManualClock` in tests of
+    /// expiry).
+    pub(crate) async fn start_clocked(config: &Config, clock: Arc<dyn Clock>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = App::open(&config).await.expect("the server opens");
+        let app = App::open_with_clock(config, clock)
+            .await
+            .expect("the server opens");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listener, async move {
             let _ = stopped.await;
