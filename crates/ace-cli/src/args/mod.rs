@@ -6,8 +6,10 @@ mod consumer;
 mod contracts;
 mod envelope;
 mod publish;
+mod req;
 mod serve;
 mod stream;
+mod sub;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,7 +21,9 @@ pub(crate) use agents::AgentsCommand;
 pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
 pub(crate) use publish::PubArgs;
+pub(crate) use req::ReqArgs;
 pub(crate) use stream::{NameArgs, RmArgs, StreamAddArgs, StreamCommand};
+pub(crate) use sub::SubArgs;
 
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
 #[derive(Debug, Parser)]
@@ -44,6 +48,10 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Publish an envelope built from flags; prints its stream and sequence.
     Pub(Box<PubArgs>),
+    /// Receive messages over the WebSocket: a live pattern or a durable consumer.
+    Sub(SubArgs),
+    /// Send a query and print its reply.
+    Req(ReqArgs),
     /// Create, list, inspect and delete streams.
     #[command(subcommand)]
     Stream(StreamCommand),

@@ -7,8 +7,10 @@ mod contracts;
 mod envelope;
 mod input;
 mod publish;
+mod request;
 mod serve;
 mod stream;
+mod subscribe;
 
 use std::io::Write;
 
@@ -32,6 +34,8 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Envelope(command) => envelope::run(command, out),
         Command::Serve(args) => serve::run(&args, out),
         Command::Pub(args) => publish::run(&args, &cli.server.server, out),
+        Command::Sub(args) => subscribe::run(&args, &cli.server.server, out),
+        Command::Req(args) => request::run(&args, &cli.server.server, out),
         Command::Stream(command) => stream::run(command, &cli.server.server, out),
         Command::Consumer(command) => consumer::run(command, &cli.server.server, out),
         Command::Agents(command) => agents::run(command, &cli.server.server, out),

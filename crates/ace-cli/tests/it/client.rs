@@ -3,7 +3,9 @@
 //! `stream …`, `consumer …` and `agents ls` as separate processes with `--server`, checking
 //! output and exit codes: 0 done, 1 refused by the server (code printed), 2 usage or unreachable.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::serve::{Serving, start};
 use crate::{Run, ace};
@@ -313,6 +315,7 @@ fn given_bad_flag_values_when_parsed_then_clap_exits_2_naming_the_value() {
             "by_seq:x",
         ),
         (&["pub", EVENT, "--count", "0"][..], "0"),
+        (&["sub", "--queue", "q"][..], "PATTERN"),
     ] {
         let run = ace(args, b"");
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
@@ -322,8 +325,10 @@ fn given_bad_flag_values_when_parsed_then_clap_exits_2_naming_the_value() {
 
 #[test]
 fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
-    let verbs: [&[&str]; 10] = [
+    let verbs: [&[&str]; 12] = [
         &["pub"],
+        &["sub"],
+        &["req"],
         &["stream", "add"],
         &["stream", "ls"],
         &["stream", "info"],
@@ -350,4 +355,102 @@ fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
             run.stdout
         );
     }
+}
+
+#[test]
+fn given_a_live_subscription_when_messages_are_published_then_sub_prints_them_and_exits_after_count()
+ {
+    let server = Server::start();
+    let mut sub = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
+        .args([
+            "--server",
+            &server.url,
+            "sub",
+            "ace.comms.a2a.>",
+            "--count",
+            "1",
+            "--json",
+        ])
+        .args(["--timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The subscription starts asynchronously: publish until the subscriber has its message.
+    let mut stdout = BufReader::new(sub.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line
+    });
+    for _ in 0..100 {
+        if reader.is_finished() {
+            break;
+        }
+        server.ok(&["pub", EVENT, r#"{"live":true}"#, "--name", "LIVE"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let line = reader.join().unwrap();
+    let message: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    assert_eq!(message["envelope"]["name"], "LIVE", "{line}");
+    assert_eq!(message["envelope"]["payload"]["live"], true, "{line}");
+    let status = sub.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "sub exits 0 after --count 1");
+}
+
+#[test]
+fn given_a_durable_consumer_when_sub_acks_its_deliveries_then_the_consumer_counts_them_acked() {
+    let server = Server::start();
+    server.ok(&["pub", EVENT, r#"{"n":1}"#, "--name", "ONE"]);
+    server.ok(&["pub", EVENT, r#"{"n":2}"#, "--name", "TWO"]);
+    server.ok(&["consumer", "add", "ACE_EVENTS", "pusher"]);
+    let out = server.ok(&[
+        "sub",
+        "--stream",
+        "ACE_EVENTS",
+        "--consumer",
+        "pusher",
+        "--ack",
+        "--count",
+        "2",
+        "--timeout",
+        "30s",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("[seq 1 delivery 1] ") && lines[0].contains("ONE"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("[seq 2 delivery 1] ") && lines[1].contains("TWO"),
+        "{out}"
+    );
+    let json = server.ok(&["consumer", "ls", "ACE_EVENTS", "--json"]);
+    let consumers: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pusher = consumers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["config"]["name"] == "pusher")
+        .unwrap();
+    assert_eq!(pusher["counters"]["acked"], 2, "{json}");
+}
+
+#[test]
+fn given_nothing_to_receive_when_sub_times_out_then_exit_0_and_unknown_consumers_exit_1() {
+    let server = Server::start();
+    let out = server.ok(&["sub", "ace.comms.a2a.>", "--timeout", "300ms"]);
+    assert_eq!(out, "");
+    let run = server.run(&[
+        "sub",
+        "--stream",
+        "ACE_EVENTS",
+        "--consumer",
+        "nobody",
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("NOT_FOUND"), "{}", run.stderr);
 }

@@ -1,0 +1,25 @@
+//! `ace-comms req`: send a query and wait for its reply.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::OutputArgs;
+use super::client::parse_duration;
+
+/// `req`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    ace-comms req ace.comms.http.tool.search.qry.v1 '{\"q\":\"rust\"}'\n  \
+    ace-comms req ace.comms.http.tool.search.qry.v1 '{\"q\":\"rust\"}' --timeout 10s --json")]
+pub(crate) struct ReqArgs {
+    /// Subject of the query (literal, no wildcards).
+    pub(crate) subject: String,
+    /// Payload: JSON, or any other text (sent as a JSON string).
+    pub(crate) payload: String,
+    /// How long to wait for the reply.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}

@@ -1,0 +1,40 @@
+//! `req`: a query envelope sent over the WebSocket with a fresh reply inbox; prints the reply
+//! (its payload for people, the whole envelope with `--json`).
+
+use std::io::Write;
+
+use ace_envelope::{Envelope, Kind};
+use anyhow::Result;
+
+use super::Outcome;
+use super::client::{Session, failed, payload};
+use crate::args::ReqArgs;
+use crate::output;
+
+pub(crate) fn run(args: &ReqArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+    let query = match Envelope::builder(Kind::Query, args.subject.clone())
+        .payload_json(payload(Some(&args.payload)))
+        .build()
+    {
+        Ok(query) => query,
+        Err(err) => {
+            eprintln!("error: {}: {err}", err.code());
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let session = Session::new(server)?;
+    let reply = session.block_on(async {
+        let connection = session.client.connect_ws().await?;
+        connection.request(query, args.timeout).await
+    });
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(err) => return failed(err),
+    };
+    if args.output.json {
+        output::json(out, &reply)?;
+    } else {
+        writeln!(out, "{}", super::consumer::describe(&reply))?;
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,71 @@
+//! `sub`: messages over the WebSocket — a live subscription to a pattern (optionally in a queue
+//! group) or the push deliveries of a durable consumer, acknowledged once printed with `--ack`.
+//! Prints one line per message (one JSON object per line with `--json`) and exits 0 after
+//! `--count` messages, or after `--timeout` without one.
+
+use std::io::Write;
+
+use ace_client::WsMessage as Message;
+use anyhow::Result;
+
+use super::Outcome;
+use super::client::{Session, failed};
+use crate::args::SubArgs;
+
+pub(crate) fn run(args: &SubArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+    let session = Session::new(server)?;
+    session.block_on(receive(&session, args, out))
+}
+
+async fn receive(session: &Session, args: &SubArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let connection = match session.client.connect_ws().await {
+        Ok(connection) => connection,
+        Err(err) => return failed(err),
+    };
+    let subscribed = match (&args.pattern, &args.stream, &args.consumer) {
+        (Some(pattern), _, _) => connection.subscribe(pattern, args.queue.as_deref()).await,
+        (None, Some(stream), Some(consumer)) => connection.consume(stream, consumer).await,
+        _ => anyhow::bail!("give a PATTERN, or --stream and --consumer"),
+    };
+    let mut subscription = match subscribed {
+        Ok(subscription) => subscription,
+        Err(err) => return failed(err),
+    };
+    let mut received = 0;
+    while args.count.is_none_or(|count| received < count) {
+        let next = match args.timeout {
+            Some(limit) => match tokio::time::timeout(limit, subscription.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+            None => subscription.next().await,
+        };
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => return failed(err),
+            None => break,
+        };
+        print(&message, args.output.json, out)?;
+        out.flush()?;
+        if let (true, Some(seq)) = (args.ack, message.seq) {
+            if let Err(err) = subscription.ack(seq).await {
+                return failed(err);
+            }
+        }
+        received += 1;
+    }
+    Ok(Outcome::Success)
+}
+
+/// `[subject] NAME payload`, with `seq`/`delivery` first for a consumer delivery.
+fn print(message: &Message, json: bool, out: &mut dyn Write) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(message)?)?;
+        return Ok(());
+    }
+    if let (Some(seq), Some(delivery)) = (message.seq, message.delivery) {
+        write!(out, "[seq {seq} delivery {delivery}] ")?;
+    }
+    writeln!(out, "{}", super::consumer::describe(&message.envelope))?;
+    Ok(())
+}
