@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ace_envelope::{Envelope, Kind};
+
 use crate::serve::{Serving, start};
 use crate::{Run, ace};
 
@@ -453,4 +455,91 @@ fn given_nothing_to_receive_when_sub_times_out_then_exit_0_and_unknown_consumers
     ]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("NOT_FOUND"), "{}", run.stderr);
+}
+
+/// Answers every query on `pattern` once with `{"answer": <the query's payload>}`, in a
+/// thread with its own runtime; returns when the subscription is open.
+fn responder(url: &str, pattern: &str) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (url, pattern) = (url.to_owned(), pattern.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let client = ace_client::Client::new(&url).unwrap();
+            let connection = client.connect_ws().await.unwrap();
+            let mut queries = connection.subscribe(&pattern, None).await.unwrap();
+            ready_tx.send(()).unwrap();
+            while let Some(Ok(query)) = queries.next().await {
+                let inbox = query.envelope.headers[ace_client::REPLY_TO_HEADER].clone();
+                let reply = Envelope::builder(Kind::Reply, inbox)
+                    .payload_json(serde_json::json!({"answer": query.envelope.payload}))
+                    .correlation_id(query.envelope.id.to_string())
+                    .build()
+                    .unwrap();
+                connection.publish(&reply).await.unwrap();
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the responder subscribed");
+}
+
+#[test]
+fn given_a_responder_when_req_then_its_reply_prints_and_without_one_timeout_exits_1() {
+    let server = Server::start();
+    let query = "ace.comms.http.tool.search.qry.v1";
+    let run = server.run(&["req", query, r#"{"q":"rust"}"#, "--timeout", "300ms"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("error: TIMEOUT: "), "{}", run.stderr);
+
+    responder(&server.url, "ace.comms.http.tool.search.qry.>");
+    let out = server.ok(&[
+        "req",
+        query,
+        r#"{"q":"rust"}"#,
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
+    let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reply["kind"], "reply", "{out}");
+    assert_eq!(reply["payload"]["answer"]["q"], "rust", "{out}");
+    let out = server.ok(&["req", query, "plain", "--timeout", "10s"]);
+    assert!(out.contains(r#"{"answer":"plain"}"#), "{out}");
+}
+
+#[test]
+fn given_a_heartbeating_agent_when_agents_ls_then_it_is_listed_with_its_capabilities() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = ace_client::Client::new(&server.url).unwrap();
+    let heartbeat = ace_client::Heartbeat {
+        agent_type: Some("planner".to_owned()),
+        capabilities: vec!["plan".to_owned(), "search".to_owned()],
+        clearance: Some(2),
+        ttl_ms: Some(60_000),
+        meta: None,
+    };
+    runtime
+        .block_on(client.heartbeat("planner-1", &heartbeat))
+        .unwrap();
+    let table = server.ok(&["agents", "ls"]);
+    assert!(table.starts_with("ID"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("planner-1"))
+        .expect("listed");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..4],
+        ["planner-1", "planner", "plan,search", "2"],
+        "{table}"
+    );
+    let json = server.ok(&["agents", "ls", "--json"]);
+    let agents: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(agents[0]["id"], "planner-1", "{json}");
 }
