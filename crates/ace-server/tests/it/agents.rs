@@ -125,3 +125,39 @@ async fn given_bad_inputs_when_sent_then_each_answers_its_error_code() {
     assert_error(&query, 400, "INVALID_REQUEST");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn given_nobody_reads_when_presence_expires_then_the_periodic_sweep_publishes_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::fixed());
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.state.agent_sweep_ms = 20;
+    let server = Server::start_clocked(&config, clock.clone()).await;
+    let stream = json!({"name": "PRESENCE", "subjects": ["ace.comms.system.agent.>"]});
+    assert_eq!(server.post("/api/v1/streams", &stream).await.0, 201);
+    let beat = json!({"ttl_ms": 1_000});
+    assert_eq!(
+        server.post("/api/v1/agents/quiet/heartbeat", &beat).await.0,
+        200
+    );
+    clock.advance(Duration::from_millis(1_000));
+    // Only the server's sweep task can notice now: poll the stream, never the agents routes.
+    let mut stored = 0;
+    for _ in 0..250 {
+        stored = server.get("/api/v1/streams/PRESENCE").await.1["messages"]
+            .as_u64()
+            .unwrap_or(0);
+        if stored == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored, 2, "online then offline, found by the sweep");
+    let (_, offline) = server.get("/api/v1/streams/PRESENCE/messages/2").await;
+    let subject = &offline["envelope"]["subject"];
+    assert_eq!(subject, "ace.comms.system.agent.quiet.evt.offline.v1");
+    server.stop().await;
+}
