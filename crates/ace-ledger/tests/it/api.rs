@@ -38,7 +38,7 @@ fn given_entries_of_many_kinds_when_filtered_then_kind_time_cursor_and_limit_app
     assert_eq!(all.len(), 30);
 
     assert_eq!(
-        seqs(&ledger, of_kind(EntryKind::Denied)),
+        seqs(&ledger, &of_kind(EntryKind::Denied)),
         vec![1, 10, 19, 28]
     );
 

@@ -71,9 +71,9 @@ pub(crate) fn write_lines(path: &Path, lines: &[String]) {
 }
 
 /// The seqs of the entries `filter` selects.
-pub(crate) fn seqs(ledger: &Ledger, filter: ace_ledger::EntryFilter) -> Vec<u64> {
+pub(crate) fn seqs(ledger: &Ledger, filter: &ace_ledger::EntryFilter) -> Vec<u64> {
     ledger
-        .entries(&filter)
+        .entries(filter)
         .unwrap()
         .iter()
         .map(|e| e.seq)
