@@ -80,7 +80,10 @@ impl Ledger {
         key: LedgerKey,
         options: LedgerOptions,
     ) -> Result<Ledger, LedgerError> {
-        let (mut tree, mut chain_head) = (Tree::new(), Hash::ZERO);
+        let latest = store.checkpoints()?.pop();
+        let covered = latest.as_ref().map_or(0, |cp| cp.size);
+        let (mut tree, mut chain_head, mut head_at_checkpoint) =
+            (Tree::new(), Hash::ZERO, Hash::ZERO);
         store.replay(&mut |entry| {
             let seq = tree.size();
             if entry.seq != seq {
@@ -94,11 +97,13 @@ impl Ledger {
             }
             tree.push(entry.leaf_hash());
             chain_head = entry.chain_hash;
+            if tree.size() == covered {
+                head_at_checkpoint = chain_head;
+            }
             Ok(())
         })?;
-        let latest = store.checkpoints()?.pop();
         if let Some(cp) = &latest {
-            check_checkpoint(cp, &tree, &key)?;
+            check_checkpoint(cp, &tree, head_at_checkpoint, &key)?;
         }
         Ok(Ledger {
             state: Mutex::new(State {
@@ -289,8 +294,14 @@ fn corrupt(seq: u64, reason: String) -> LedgerError {
     LedgerError::Corrupt { seq, reason }
 }
 
-/// The latest checkpoint must be signed by our key and match the replayed tree.
-fn check_checkpoint(cp: &Checkpoint, tree: &Tree, key: &LedgerKey) -> Result<(), LedgerError> {
+/// The latest checkpoint must be signed by our key and match the replayed tree and chain
+/// (`chain_at` is the chain hash of entry `cp.size - 1`).
+fn check_checkpoint(
+    cp: &Checkpoint,
+    tree: &Tree,
+    chain_at: Hash,
+    key: &LedgerKey,
+) -> Result<(), LedgerError> {
     let size = tree.size();
     let bad = |reason: String| corrupt(cp.size.min(size), reason);
     cp.verify_signature(&key.verifying_key())
@@ -304,6 +315,12 @@ fn check_checkpoint(cp: &Checkpoint, tree: &Tree, key: &LedgerKey) -> Result<(),
     if tree.root(cp.size) != Some(cp.root_hash) {
         return Err(bad(format!(
             "root at size {} differs from the latest checkpoint",
+            cp.size
+        )));
+    }
+    if chain_at != cp.chain_head {
+        return Err(bad(format!(
+            "chain hash at size {} differs from the latest checkpoint",
             cp.size
         )));
     }

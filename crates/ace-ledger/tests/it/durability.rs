@@ -119,3 +119,30 @@ fn given_a_new_data_dir_when_opened_then_the_signing_key_is_private_and_the_publ
         hex::encode(ledger.verifying_key().as_bytes())
     );
 }
+
+#[test]
+fn given_a_validly_signed_checkpoint_that_disagrees_with_the_entries_when_opening_then_it_refuses()
+{
+    let (data, ledger, _) = ledger_with(4);
+    let real = ledger.checkpoint().unwrap();
+    drop(ledger);
+    let dir = ace_ledger::ledger_dir(data.path());
+    // Whoever holds the key can sign anything; the entries must still agree with it.
+    let key = ace_ledger::LedgerKey::load_or_create(&dir).unwrap();
+    let path = ledger_file(data.path(), "checkpoints.jsonl");
+    for (forged, expected) in [
+        (
+            key.sign(4, ace_ledger::Hash::ZERO, real.chain_head, real.ts),
+            "root at size 4",
+        ),
+        (
+            key.sign(4, real.root_hash, ace_ledger::Hash::ZERO, real.ts),
+            "chain hash at size 4",
+        ),
+    ] {
+        write_lines(&path, &[serde_json::to_string(&forged).unwrap()]);
+        let (options, _) = options();
+        let err = Ledger::open(data.path(), options).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+}
