@@ -27,7 +27,14 @@ pub(crate) use sub::SubArgs;
 
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
 #[derive(Debug, Parser)]
-#[command(name = "ace-comms", version, propagate_version = true)]
+#[command(
+    name = "ace-comms",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done; 1 invalid input, or refused by the server (its error code and \
+                  message are printed, e.g. STREAM_NOT_FOUND, TIMEOUT); 2 usage error, or the \
+                  server could not be reached."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
