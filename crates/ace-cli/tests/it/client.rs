@@ -103,6 +103,42 @@ fn given_a_server_when_publishing_then_the_stream_and_sequence_are_printed() {
 }
 
 #[test]
+fn given_a_payload_breaking_its_contract_when_published_once_or_in_batches_then_exit_1_with_the_code()
+ {
+    let server = Server::start();
+    let experience = "ace.comms.a2a.agent.planner.evt.experience.v1";
+    let bad = [
+        experience,
+        r#"{"not":"an experience"}"#,
+        "--schema",
+        "mlt.experience@1.0.0",
+    ];
+    let once = server.run(&[&["pub"][..], &bad].concat());
+    assert_eq!(once.code, 1, "{}", once.stderr);
+    let code = once
+        .stderr
+        .split(':')
+        .nth(1)
+        .expect("error: CODE: message")
+        .trim();
+    assert!(
+        code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "{}",
+        once.stderr
+    );
+    let mut batched = [&["pub"][..], &bad].concat();
+    batched.extend(["--count", "150"]);
+    let run = server.run(&batched);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!("error: {code}: ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "", "nothing reported as published");
+}
+
+#[test]
 fn given_streams_when_add_ls_info_rm_then_each_verb_shows_the_change() {
     let server = Server::start();
     let out = server.ok(&[
