@@ -30,7 +30,7 @@ pub(super) fn run(session: &Session, output: OutputArgs, out: &mut dyn Write) ->
     for info in &streams {
         table.row(vec![
             info.config.name.clone(),
-            info.config.subjects.join(","),
+            subjects(&info.config.subjects),
             super::info::word(&info.config.retention),
             info.messages.to_string(),
             info.bytes.to_string(),
@@ -40,4 +40,25 @@ pub(super) fn run(session: &Session, output: OutputArgs, out: &mut dyn Write) ->
     }
     table.write(out)?;
     Ok(Outcome::Success)
+}
+
+/// Up to two patterns, then how many more: the default streams capture a dozen, which would
+/// push every other column off the screen (`stream info` and `--json` show them all).
+fn subjects(patterns: &[String]) -> String {
+    match patterns {
+        [] | [_] | [_, _] => patterns.join(","),
+        [first, second, rest @ ..] => format!("{first},{second} (+{} more)", rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_many_subject_patterns_when_listed_then_two_show_and_the_rest_are_counted() {
+        let patterns: Vec<String> = ["a.>", "b.>", "c.>", "d.>"].map(String::from).to_vec();
+        assert_eq!(subjects(&patterns[..2]), "a.>,b.>");
+        assert_eq!(subjects(&patterns), "a.>,b.> (+2 more)");
+    }
 }
