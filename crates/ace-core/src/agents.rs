@@ -91,6 +91,10 @@ impl Presence {
         expired
     }
 
+    fn forget(&self, id: &str) {
+        self.table().remove(id);
+    }
+
     fn list(&self, capability: Option<&str>) -> Vec<AgentPresence> {
         let mut agents: Vec<AgentPresence> = self
             .table()
@@ -131,7 +135,8 @@ pub fn presence_subject(id: &str, change: &str) -> String {
 
 impl Core {
     /// Registers or refreshes the presence of agent `id`. An agent that was not present comes
-    /// online: `…agent.{id}.evt.online.v1` is published (as the caller) before the answer.
+    /// online: `…agent.{id}.evt.online.v1` is published (as the caller) before the answer; if
+    /// that publish is refused, the agent is not present and the refusal is the answer.
     pub async fn heartbeat(
         &self,
         ctx: &RequestContext,
@@ -168,7 +173,11 @@ impl Core {
         };
         let (presence, came_online) = self.presence.beat(presence);
         if came_online {
-            self.announce(ctx, &presence, "online").await?;
+            if let Err(err) = self.announce(ctx, &presence, "online").await {
+                // No presence without its online event: the agent beats again once it may.
+                self.presence.forget(id);
+                return Err(err);
+            }
         }
         Ok(presence)
     }
@@ -254,14 +263,55 @@ mod tests {
     use crate::{CoreLimits, Hooks};
 
     fn core(dir: &std::path::Path, clock: Arc<ManualClock>) -> Core {
+        core_with(dir, clock, Hooks::development())
+    }
+
+    fn core_with(dir: &std::path::Path, clock: Arc<ManualClock>, hooks: Hooks) -> Core {
         let bus = EmbeddedBus::open(EmbeddedConfig::new(dir)).expect("bus opens");
         Core::new(
             Arc::new(bus),
             Arc::new(Registry::embedded().expect("contracts load")),
             clock,
-            Hooks::development(),
+            hooks,
             CoreLimits::default(),
         )
+    }
+
+    /// Refuses every publish on system subjects.
+    #[derive(Debug)]
+    struct NoSystemEvents;
+
+    impl crate::Authorizer for NoSystemEvents {
+        fn authorize(
+            &self,
+            _: &crate::Principal,
+            action: crate::Action<'_>,
+            _: Option<&Envelope>,
+        ) -> crate::Decision {
+            match action {
+                crate::Action::Publish(s) if s.starts_with("ace.comms.system.") => {
+                    crate::Decision::Deny(vec!["no system events".into()])
+                }
+                _ => crate::Decision::Allow,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_refused_online_event_when_beating_then_the_agent_is_not_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = Hooks {
+            authorizer: Arc::new(NoSystemEvents),
+            ..Hooks::development()
+        };
+        let core = core_with(dir.path(), Arc::new(ManualClock::fixed()), hooks);
+        let ctx = RequestContext::new("test");
+        let refused = core.heartbeat(&ctx, "a1", beat(1_000, &[])).await;
+        assert!(
+            matches!(refused, Err(CoreError::Forbidden { .. })),
+            "{refused:?}"
+        );
+        assert!(core.agents(&ctx, None).await.unwrap().is_empty());
     }
 
     async fn events(core: &Core) -> Box<dyn ace_bus::LiveSubscription> {
