@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use ace_envelope::api::http::AckAnswer;
 use anyhow::Result;
 
 use crate::args::AckArgs;
@@ -19,15 +20,20 @@ pub(super) fn run(session: &Session, args: &AckArgs, out: &mut dyn Write) -> Res
     } else {
         writeln!(out, "acked {:?}", answer.done)?;
     }
+    Ok(refusals(&answer))
+}
+
+/// Prints each sequence the server refused to settle; exit 1 when there is one.
+pub(super) fn refusals(answer: &AckAnswer) -> Outcome {
     for failure in &answer.failed {
         eprintln!(
             "error: seq {}: {}: {}",
             failure.seq, failure.error.code, failure.error.message
         );
     }
-    Ok(if answer.failed.is_empty() {
+    if answer.failed.is_empty() {
         Outcome::Success
     } else {
         Outcome::Invalid
-    })
+    }
 }

@@ -33,7 +33,7 @@ pub(super) fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Re
     }
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
     match session.block_on(session.client.ack(&args.stream, &args.name, &seqs)) {
-        Ok(_) => Ok(Outcome::Success),
+        Ok(answer) => Ok(super::ack::refusals(&answer)),
         Err(err) => failed(err),
     }
 }
