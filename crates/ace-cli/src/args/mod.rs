@@ -1,6 +1,7 @@
 //! The command line, as data: clap derive structs, one file per noun.
 
 mod agents;
+mod bench;
 mod client;
 mod consumer;
 mod contracts;
@@ -18,6 +19,7 @@ pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
 
 pub(crate) use agents::AgentsCommand;
+pub(crate) use bench::{BenchArgs, Transport};
 pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
 pub(crate) use publish::PubArgs;
@@ -68,6 +70,8 @@ pub(crate) enum Command {
     /// The agents present on the server.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
+    Bench(Box<BenchArgs>),
 }
 
 /// `--json`: machine-readable output instead of a table.

@@ -1,6 +1,7 @@
 //! What each command does: one module per noun, one file per verb.
 
 mod agents;
+mod bench;
 mod client;
 mod consumer;
 mod contracts;
@@ -39,5 +40,6 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Stream(command) => stream::run(command, &cli.server.server, out),
         Command::Consumer(command) => consumer::run(command, &cli.server.server, out),
         Command::Agents(command) => agents::run(command, &cli.server.server, out),
+        Command::Bench(args) => bench::run(&args, &cli.server.server, out),
     }
 }
