@@ -6,6 +6,7 @@ mod client;
 mod consumer;
 mod contracts;
 mod envelope;
+mod ledger;
 mod publish;
 mod req;
 mod serve;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
+pub(crate) use ledger::{LedgerCommand, VerifyArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
 
 pub(crate) use agents::AgentsCommand;
@@ -70,6 +72,9 @@ pub(crate) enum Command {
     /// The agents present on the server.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Check the tamper-evident ledger offline.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
     Bench(Box<BenchArgs>),
 }

@@ -7,6 +7,7 @@ mod consumer;
 mod contracts;
 mod envelope;
 mod input;
+mod ledger;
 mod publish;
 mod request;
 mod serve;
@@ -40,6 +41,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Stream(command) => stream::run(command, &cli.server.server, out),
         Command::Consumer(command) => consumer::run(command, &cli.server.server, out),
         Command::Agents(command) => agents::run(command, &cli.server.server, out),
+        Command::Ledger(command) => ledger::run(command, out),
         Command::Bench(args) => bench::run(&args, &cli.server.server, out),
     }
 }
