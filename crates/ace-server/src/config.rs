@@ -126,6 +126,10 @@ pub struct WsLimits {
     pub queue: usize,
     /// Most subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    /// Most `publish` frames of one connection in flight at once (handled concurrently, answered
+    /// by `id` as each completes); at the limit the server stops reading that connection's
+    /// frames until one completes. `1` handles them one at a time, in order.
+    pub max_inflight_publishes: usize,
     /// Most WebSocket connections open at once (an upgrade past it is answered 503).
     pub max_connections: usize,
     /// Most WebSocket connections open at once from one client IP address (429 past it).
@@ -146,6 +150,7 @@ impl Default for WsLimits {
             max_frame_bytes: 1024 * 1024,
             queue: 1_024,
             max_subscriptions: 128,
+            max_inflight_publishes: 256,
             max_connections: 1_024,
             max_connections_per_address: 64,
             ping_interval_ms: 20_000,
@@ -408,6 +413,10 @@ impl LimitsConfig {
             (
                 "limits.ws.max_subscriptions",
                 self.ws.max_subscriptions as u64,
+            ),
+            (
+                "limits.ws.max_inflight_publishes",
+                self.ws.max_inflight_publishes as u64,
             ),
             ("limits.ws.max_connections", self.ws.max_connections as u64),
             (

@@ -11,6 +11,21 @@
 //!   subscription task: slow consumer) sets the one [`Closer`]; the first reason wins and is
 //!   counted. The writer then sends the close frame ahead of anything still queued, giving a
 //!   blocked client [`CLOSE_GRACE`] to take it.
+//! - **Pipelined publishes.** `publish` frames do not wait for each other: each one runs as its
+//!   own task on the connection's [`JoinSet`] (through `Core::publish`, like the HTTP adapter),
+//!   and its `ok` or `error` answer is queued with the frame's `id` when it completes — so
+//!   answers may come **out of order**, and the `id` is how a client matches them. At most
+//!   `limits.ws.max_inflight_publishes` publishes are in flight per connection; at the limit the
+//!   reader stops reading frames until one completes (backpressure through TCP, never unbounded
+//!   memory). This is what lets one connection fill a durable group commit instead of paying
+//!   one fsync per frame.
+//! - **Ordering of pipelined publishes.** Like NATS JetStream's async publish, publishes that are
+//!   in flight together on one connection are **not ordered relative to each other**, even with
+//!   the same subject or `partition_key`: their appends (and so their stream `seq`s) may land in
+//!   any order. A client that needs order waits for each `ok` before sending the next publish (or
+//!   runs with `limits.ws.max_inflight_publishes: 1`). Other frames (`subscribe`, `ack`, …) are
+//!   still applied one at a time in arrival order, but they do not wait for publishes sent before
+//!   them.
 //! - **Errors keep the connection.** A malformed or refused frame is answered with an `error`
 //!   frame carrying the error body of `contracts/comms/errors.schema.json`; only the close codes
 //!   above end a connection.
@@ -31,7 +46,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite;
 
 use super::Lifetime;
@@ -93,6 +108,9 @@ struct Session {
     outbox: mpsc::Sender<Message>,
     closer: Closer,
     subs: HashMap<String, Sub>,
+    /// The publishes in flight, each resolving to its answer (at most
+    /// `limits.ws.max_inflight_publishes`).
+    publishes: JoinSet<ServerFrame>,
 }
 
 /// Serves one upgraded socket until the client leaves or the server closes it.
@@ -127,7 +145,9 @@ pub(super) async fn run(
         outbox,
         closer: closer.clone(),
         subs: HashMap::new(),
+        publishes: JoinSet::new(),
     };
+    let max_inflight = session.limits.max_inflight_publishes.max(1);
     loop {
         tokio::select! {
             _ = closing.changed() => break,
@@ -146,7 +166,11 @@ pub(super) async fn run(
                     session.offer(Message::Ping(bytes::Bytes::from_static(b"ace")));
                 }
             }
-            frame = incoming.next() => match frame {
+            Some(done) = session.publishes.join_next(), if !session.publishes.is_empty() => {
+                session.published(done);
+            }
+            // At the limit the reader stops here: the client's frames wait in TCP (backpressure).
+            frame = incoming.next(), if session.publishes.len() < max_inflight => match frame {
                 Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => session.answer(&ServerFrame::error(
                     None,
@@ -176,6 +200,14 @@ pub(super) async fn run(
             },
         }
     }
+    // Publishes still in flight finish (their answers go out if the writer still runs) rather
+    // than being cut off halfway through the core.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(done) = session.publishes.join_next().await {
+            session.published(done);
+        }
+    })
+    .await;
     drop(session);
     if closing.borrow().is_some() {
         // The closing handshake: read (and drop) what the client still sends until its close
@@ -274,10 +306,36 @@ impl Session {
         self.offer(text(frame));
     }
 
-    /// Parses one client frame, applies it, and answers `ok` or `error`.
+    /// Answers a publish that completed (a task that panicked is answered without an `id`).
+    fn published(&self, done: Result<ServerFrame, tokio::task::JoinError>) {
+        let answer = done.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a WebSocket publish task failed");
+            ServerFrame::error(
+                None,
+                ErrorBody::new(ErrorCode::Internal, ErrorCode::Internal.meaning()),
+            )
+        });
+        self.answer(&answer);
+    }
+
+    /// Parses one client frame, applies it, and answers `ok` or `error`; a publish is started
+    /// on the connection's task set and answered when it completes.
     async fn handle(&mut self, raw: &str) {
         let answer = match parse(raw) {
             Err((id, body)) => ServerFrame::error(id, body),
+            Ok(ClientFrame::Publish(Publish { id, envelope })) => {
+                let (state, ctx) = (self.state.clone(), self.ctx.clone());
+                self.publishes.spawn(async move {
+                    match state.publish(&ctx, *envelope).await {
+                        Ok(accepted) => ServerFrame::Ok {
+                            id,
+                            result: Some(json!(accepted)),
+                        },
+                        Err(err) => ServerFrame::error(id, core_body(&err)),
+                    }
+                });
+                return;
+            }
             Ok(frame) => {
                 let id = frame.id().map(str::to_owned);
                 match self.apply(frame).await {
@@ -297,6 +355,7 @@ impl Session {
                 None => Err(no_such_sid(&unsubscribe.sid)),
             },
             ClientFrame::Publish(Publish { envelope, .. }) => {
+                // `handle` spawns publishes; this path answers one in place all the same.
                 let accepted = self
                     .state
                     .publish(&self.ctx, *envelope)
