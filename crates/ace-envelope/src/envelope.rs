@@ -53,6 +53,25 @@ macro_rules! wire_enum {
             }
         }
 
+        // By hand, not derived: the derive does not see the wire names through the macro.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let values = [$($wire),+];
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(values))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -138,6 +157,7 @@ wire_enum! {
 
 /// Who sent a message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// Kind of sender.
@@ -159,6 +179,7 @@ impl Source {
 
 /// Large content stored elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PayloadRef {
     /// Where the content is (absolute URI).
@@ -187,6 +208,7 @@ wire_enum! {
 
 /// Governance metadata of a message.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Governance {
     /// Sensitivity label.
@@ -223,6 +245,7 @@ pub struct Governance {
 
 /// An Ed25519 signature over the canonical JSON form (see [`crate::canonical`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Always `ed25519`.
@@ -244,6 +267,7 @@ fn default_max_attempts() -> u32 {
 /// The `gme/1` message envelope. Build one with [`Envelope::builder`]; check one received from
 /// outside with [`Envelope::validate`](crate::Envelope::validate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Always `gme/1`; required on input, as it says which rules apply.

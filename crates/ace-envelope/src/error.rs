@@ -96,6 +96,25 @@ macro_rules! error_codes {
             $( $(#[$doc])* #[serde(rename = $code)] $variant, )*
         }
 
+        // By hand, not derived: the derive does not see the wire names through the macro.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for ErrorCode {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let values = [$($code),*];
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(values))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for ErrorCode {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!(ErrorCode))
+            }
+        }
+
         impl ErrorCode {
             /// Every code, in the order of `errors.schema.json`.
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
@@ -184,6 +203,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The one error body every ACE::COMMS API answers with: `{"error": {code, message, details}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     /// The error.
@@ -192,6 +212,7 @@ pub struct ErrorBody {
 
 /// The inside of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// Stable machine-readable code.

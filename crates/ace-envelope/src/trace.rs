@@ -12,6 +12,7 @@ use crate::error::EnvelopeError;
 
 /// The trace fields an envelope carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TraceContext {
     /// W3C `traceparent`: `00-{trace-id:32 hex}-{parent-id:16 hex}-{flags:2 hex}`.

@@ -34,6 +34,7 @@ use crate::{Envelope, ErrorDetail};
 
 /// The answer to `POST /api/v1/messages` (202): the envelope id and where it was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     /// The envelope id.
     pub id: Uuid,
@@ -47,6 +48,7 @@ pub struct Accepted {
 
 /// The answer to `POST /api/v1/messages/batch`: one result per envelope, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchAnswer {
     /// How many envelopes were accepted.
     pub accepted: usize,
@@ -58,6 +60,7 @@ pub struct BatchAnswer {
 
 /// The result of one envelope of a batch: accepted (`status` 202) or refused with its error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum BatchItem {
     /// Stored (or recognised as a duplicate).
@@ -89,6 +92,7 @@ impl BatchItem {
 
 /// The answer to `GET /api/v1/streams`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamList {
     /// Every stream, by name.
     pub streams: Vec<StreamInfo>,
@@ -96,6 +100,7 @@ pub struct StreamList {
 
 /// The answer to `GET /api/v1/streams/{s}/consumers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumerList {
     /// Every consumer of the stream, by name.
     pub consumers: Vec<ConsumerInfo>,
@@ -103,6 +108,7 @@ pub struct ConsumerList {
 
 /// The body of `POST …/consumers/{c}/fetch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FetchRequest {
     /// Most messages wanted (default 1).
@@ -128,6 +134,7 @@ fn one() -> usize {
 
 /// The answer to a fetch: the deliveries, possibly none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchAnswer {
     /// The messages handed out, in delivery order.
     pub messages: Vec<FetchedMessage>,
@@ -135,6 +142,7 @@ pub struct FetchAnswer {
 
 /// One delivery in a [`FetchAnswer`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchedMessage {
     /// Its stream sequence: the handle for ack, nak and term.
     pub seq: u64,
@@ -156,6 +164,7 @@ impl From<Delivered> for FetchedMessage {
 
 /// The body of `POST …/consumers/{c}/ack`, `nak` or `term`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
     /// The stream sequences of the deliveries.
@@ -170,6 +179,7 @@ pub struct AckRequest {
 
 /// The answer to an ack, nak or term: which sequences were handled and which were refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckAnswer {
     /// The sequences handled.
     pub done: Vec<u64>,
@@ -179,6 +189,7 @@ pub struct AckAnswer {
 
 /// One refused sequence of an [`AckAnswer`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckFailure {
     /// The sequence.
     pub seq: u64,
@@ -188,6 +199,7 @@ pub struct AckFailure {
 
 /// What an agent says about itself in `POST /api/v1/agents/{id}/heartbeat`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The kind of agent (`llm`, `human`, `service`...), free text.
@@ -209,6 +221,7 @@ pub struct Heartbeat {
 
 /// One present agent, as the server answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentPresence {
     /// The agent id.
     pub id: String,
@@ -236,6 +249,7 @@ pub struct AgentPresence {
 
 /// The answer to `GET /api/v1/agents`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentList {
     /// The present agents.
     pub agents: Vec<AgentPresence>,
@@ -243,6 +257,7 @@ pub struct AgentList {
 
 /// A session's state, as `GET`/`PUT /api/v1/sessions/{id}` answer it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The session id.
     pub id: String,
@@ -256,6 +271,7 @@ pub struct Session {
 
 /// The body of `PUT /api/v1/sessions/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionWrite {
     /// The new state.
@@ -264,6 +280,7 @@ pub struct SessionWrite {
 
 /// The answer to a publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishAck {
     /// The stream that stored the message, `None` when no stream captures the subject.
     pub stream: Option<String>,
@@ -290,6 +307,7 @@ pub struct Delivered {
 
 /// A message read by sequence; also the answer to `GET /api/v1/streams/{s}/messages/{seq}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredMessage {
     /// Its stream sequence.
     pub seq: u64,
@@ -301,6 +319,7 @@ pub struct StoredMessage {
 
 /// What is kept once stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RetentionPolicy {
     /// Kept until a limit (max_msgs, max_bytes, max_age) drops it.
@@ -314,6 +333,7 @@ pub enum RetentionPolicy {
 
 /// What happens when a stream reaches `max_msgs` or `max_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiscardPolicy {
     /// The oldest messages are dropped (counted).
@@ -325,6 +345,7 @@ pub enum DiscardPolicy {
 
 /// Where a stream keeps its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StorageKind {
     /// Segment files under the data directory.
@@ -336,6 +357,7 @@ pub enum StorageKind {
 
 /// When a publish counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SyncPolicy {
     /// One fsync per append batch before any publisher of the batch is answered (group commit).
@@ -349,6 +371,7 @@ pub enum SyncPolicy {
 
 /// A stream: an append-only, durable record of every message whose subject matches `subjects`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamConfig {
     /// Name: `[A-Za-z0-9_-]+`.
@@ -363,6 +386,7 @@ pub struct StreamConfig {
     pub max_bytes: Option<u64>,
     /// Oldest message kept, in milliseconds.
     #[serde(with = "opt_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub max_age: Option<Duration>,
     /// Largest encoded message accepted, in bytes.
     pub max_msg_size: Option<u64>,
@@ -370,6 +394,10 @@ pub struct StreamConfig {
     pub discard: DiscardPolicy,
     /// How long an idempotency key is remembered, in milliseconds (default 2 minutes).
     #[serde(with = "ms")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = u64, default = openapi_schema::dedup_window_ms)
+    )]
     pub dedup_window: Duration,
     /// Where the messages live.
     pub storage: StorageKind,
@@ -421,6 +449,7 @@ pub const DEAD_LETTER_PREFIX: &str = "ace.comms.system.dlq.";
 
 /// Where a new consumer starts in its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliverPolicy {
     /// From the first stored message.
@@ -438,6 +467,7 @@ pub enum DeliverPolicy {
 
 /// Whether deliveries wait for an acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AckPolicy {
     /// Every delivery must be acked, nak'ed or termed; unacked ones are redelivered.
@@ -449,6 +479,7 @@ pub enum AckPolicy {
 
 /// In which order a consumer hands out messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Ordering {
     /// Any order (priority lanes apply); maximum parallelism.
@@ -487,6 +518,7 @@ pub enum Backoff {
 
 /// A consumer: a cursor with acknowledgement state over one stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Name: `[A-Za-z0-9_-]+`.
@@ -501,6 +533,10 @@ pub struct ConsumerConfig {
     pub ack: AckPolicy,
     /// How long a delivery waits for its ack before redelivery, milliseconds (default 30 s).
     #[serde(with = "ms")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = u64, default = openapi_schema::ack_wait_ms)
+    )]
     pub ack_wait: Duration,
     /// Deliveries before the message moves to the dead-letter subject (`None`: unlimited).
     pub max_deliver: Option<u32>,
@@ -544,6 +580,7 @@ impl ConsumerConfig {
 
 /// A stream's configuration, state and counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamInfo {
     /// Its configuration.
     pub config: StreamConfig,
@@ -563,6 +600,7 @@ pub struct StreamInfo {
 
 /// What happened on a stream since the engine opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamCounters {
     /// Messages stored.
     pub stored: u64,
@@ -582,6 +620,7 @@ pub struct StreamCounters {
 
 /// A consumer's configuration, state and counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumerInfo {
     /// The stream it reads.
     pub stream: String,
@@ -599,6 +638,7 @@ pub struct ConsumerInfo {
 
 /// What happened on a consumer over its life (persisted with its state).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumerCounters {
     /// First deliveries.
     pub delivered: u64,
@@ -614,6 +654,63 @@ pub struct ConsumerCounters {
     pub dead_lettered: u64,
     /// Messages whose TTL or deadline passed before delivery: counted, never delivered.
     pub expired: u64,
+}
+
+/// What the derives cannot read from the code: the schema of [`Backoff`] as it travels (the
+/// `Duration`s of its list variant as integer milliseconds) and the default durations.
+#[cfg(feature = "openapi")]
+mod openapi_schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::{RefOr, schema::Schema};
+
+    /// When an unacknowledged (or nak'ed) message is redelivered.
+    #[derive(utoipa::ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Backoff {
+        /// Redeliver after `ack_wait` (nak without delay: at once).
+        None,
+        /// The n-th delivery waits the n-th delay (milliseconds) for its ack; the last repeats.
+        List(Vec<u64>),
+        /// `initial * multiplier^(n-1)`, capped at `max`, plus up to `jitter` (0..=1) of it.
+        Exponential {
+            /// First delay, milliseconds.
+            initial: u64,
+            /// Cap, milliseconds.
+            max: u64,
+            /// Growth per delivery.
+            multiplier: f64,
+            /// Random extra, as a fraction of the delay.
+            jitter: f64,
+        },
+    }
+
+    impl utoipa::PartialSchema for super::Backoff {
+        fn schema() -> RefOr<Schema> {
+            <Backoff as utoipa::PartialSchema>::schema()
+        }
+    }
+
+    impl utoipa::ToSchema for super::Backoff {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Backoff")
+        }
+    }
+
+    /// The default `dedup_window` of a stream, as it travels.
+    pub(super) fn dedup_window_ms() -> u64 {
+        millis(super::StreamConfig::default().dedup_window)
+    }
+
+    /// The default `ack_wait` of a consumer, as it travels.
+    pub(super) fn ack_wait_ms() -> u64 {
+        millis(super::ConsumerConfig::default().ack_wait)
+    }
+
+    fn millis(d: std::time::Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Serde of a `Duration` as integer milliseconds.
