@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::request::{Ctx, JsonBody};
 use crate::error::ApiError;
+use ace_envelope::ErrorBody;
 
 /// The query of `GET /api/v1/agents`.
 #[derive(Debug, Deserialize)]
@@ -22,6 +23,21 @@ pub(crate) struct AgentsQuery {
 }
 
 /// `POST /api/v1/agents/{id}/heartbeat`: 200 with the agent's presence.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/heartbeat",
+    tag = "agents",
+    params(
+        ("id" = String, Path, description = "The agent id"),
+    ),
+    request_body = Heartbeat,
+    responses(
+        (status = 200, description = "The agent's presence", body = AgentPresence),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: the body or a parameter is invalid (the message names it)", body = ErrorBody),
+        super::openapi::BodyRefusals,
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -32,6 +48,19 @@ pub(crate) async fn heartbeat(
 }
 
 /// `GET /api/v1/agents`: 200 `{agents: [...]}`, sorted by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    params(
+        ("capability" = Option<String>, Query, description = "Only agents announcing this capability"),
+    ),
+    responses(
+        (status = 200, description = "The present agents, by id", body = AgentList),
+        (status = 400, description = "`INVALID_REQUEST`: an unknown query parameter", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -42,6 +71,19 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/v1/agents/{id}`: 200 with its presence, 404 `NOT_FOUND` when not present.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(
+        ("id" = String, Path, description = "The agent id"),
+    ),
+    responses(
+        (status = 200, description = "Its presence", body = AgentPresence),
+        (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

@@ -23,6 +23,27 @@ const BATCH_TYPES: &str =
     "application/json (an array of envelopes) or application/cloudevents-batch+json";
 
 /// `POST /api/v1/messages`: 202 `{id, stream, seq, duplicate}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "messages",
+    request_body(
+        description = "One envelope, a structured CloudEvent, or a CloudEvent in binary mode (`ce-*` headers, the payload as body)",
+        content(
+            (Envelope = "application/json"),
+            (Object = "application/cloudevents+json"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Stored (or a duplicate inside the dedup window), or held for approval (`PENDING_APPROVAL`)", body = super::openapi::PublishAnswer),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_ENVELOPE`, `INVALID_SUBJECT`, `MESSAGE_EXPIRED`, `HOP_LIMIT_EXCEEDED`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+        (status = 422, description = "`CONTRACT_VIOLATION`, `UNKNOWN_SCHEMA`", body = ErrorBody),
+        (status = 429, description = "`BACKPRESSURE`: the stream is full", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn publish(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -56,6 +77,25 @@ fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, ApiError> {
 
 /// `POST /api/v1/messages/batch`: 200 `{accepted, refused, results: [...]}`, one result per
 /// envelope in order — `{status: 202, id, stream, seq, duplicate}` or `{status, error}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages/batch",
+    tag = "messages",
+    request_body(
+        description = "An array of envelopes, or a CloudEvents batch",
+        content(
+            (Vec<Envelope> = "application/json"),
+            (Vec<Object> = "application/cloudevents-batch+json"),
+        )
+    ),
+    responses(
+        (status = 200, description = "One result per envelope, in order", body = BatchAnswer),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: not an array, empty, or more envelopes than allowed", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn publish_batch(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

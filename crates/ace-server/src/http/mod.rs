@@ -9,6 +9,7 @@
 mod agents;
 mod health;
 mod messages;
+mod openapi;
 pub(crate) mod request;
 mod sessions;
 mod streams;
@@ -67,7 +68,6 @@ impl AppState {
 
 /// Every route, with the body limit, the request timeout and the accounting middleware.
 pub fn router(state: AppState) -> Router {
-    use streams::{ACK, NAK, TERM};
     let consumer = "/api/v1/streams/{stream}/consumers/{consumer}";
     let timeout = Duration::from_millis(state.limits.request_timeout_ms);
     Router::new()
@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/ws", crate::ws::route())
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
         .route("/api/v1/agents", get(agents::list))
@@ -101,18 +102,9 @@ pub fn router(state: AppState) -> Router {
             get(streams::get_consumer).delete(streams::delete_consumer),
         )
         .route(&format!("{consumer}/fetch"), post(streams::fetch))
-        .route(
-            &format!("{consumer}/ack"),
-            post(streams::acknowledge::<ACK>),
-        )
-        .route(
-            &format!("{consumer}/nak"),
-            post(streams::acknowledge::<NAK>),
-        )
-        .route(
-            &format!("{consumer}/term"),
-            post(streams::acknowledge::<TERM>),
-        )
+        .route(&format!("{consumer}/ack"), post(streams::ack))
+        .route(&format!("{consumer}/nak"), post(streams::nak))
+        .route(&format!("{consumer}/term"), post(streams::term))
         .route(
             "/api/v1/streams/{stream}/messages/{seq}",
             get(streams::get_message),

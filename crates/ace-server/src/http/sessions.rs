@@ -25,8 +25,22 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::request::{Ctx, JsonBody};
 use crate::error::ApiError;
+use ace_envelope::ErrorBody;
 
 /// `GET /api/v1/sessions/{id}`: 200 with the session and its `ETag`, 404 `NOT_FOUND`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{id}",
+    tag = "sessions",
+    params(
+        ("id" = String, Path, description = "The session id"),
+    ),
+    responses(
+        (status = 200, description = "The session", body = Session, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn get_session(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -37,6 +51,27 @@ pub(crate) async fn get_session(
 }
 
 /// `PUT /api/v1/sessions/{id}`: 201 created, 200 replaced, 412 stale, 428 blind overwrite.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sessions/{id}",
+    tag = "sessions",
+    params(
+        ("id" = String, Path, description = "The session id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): replace only that version"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only"),
+    ),
+    request_body = SessionWrite,
+    responses(
+        (status = 200, description = "Replaced: the next version", body = Session, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 201, description = "Created: version 1", body = Session, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: a bad body or conditional header", body = ErrorBody),
+        (status = 412, description = "`PRECONDITION_FAILED`: `If-Match` names another version, or `If-None-Match: *` and it exists (`details.current_version`)", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+        (status = 428, description = "`PRECONDITION_REQUIRED`: it exists and no `If-Match` was given (`details.current_version`)", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn put_session(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

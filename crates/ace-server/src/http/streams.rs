@@ -16,8 +16,18 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::request::{Ctx, JsonBody};
 use crate::error::ApiError;
+use ace_envelope::ErrorBody;
 
 /// `GET /api/v1/streams`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams",
+    tag = "streams",
+    responses(
+        (status = 200, description = "Every stream, by name", body = StreamList),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn list_streams(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -27,6 +37,19 @@ pub(crate) async fn list_streams(
 }
 
 /// `POST /api/v1/streams` with a stream config: 201 with the stream's info.
+#[utoipa::path(
+    post,
+    path = "/api/v1/streams",
+    tag = "streams",
+    request_body = StreamConfig,
+    responses(
+        (status = 201, description = "Created", body = StreamInfo),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`, `INVALID_SUBJECT`: a bad configuration (the message names the key)", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the name is taken or the subjects overlap another stream's", body = ErrorBody),
+        super::openapi::BodyRefusals,
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn add_stream(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -37,6 +60,17 @@ pub(crate) async fn add_stream(
 }
 
 /// `GET /api/v1/streams/{name}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams/{stream}",
+    tag = "streams",
+    params(super::openapi::StreamPath),
+    responses(
+        (status = 200, description = "The stream's configuration, state and counters", body = StreamInfo),
+        (status = 404, description = "`STREAM_NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn get_stream(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -46,6 +80,17 @@ pub(crate) async fn get_stream(
 }
 
 /// `DELETE /api/v1/streams/{name}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/streams/{stream}",
+    tag = "streams",
+    params(super::openapi::StreamPath),
+    responses(
+        (status = 204, description = "Deleted with its messages and consumers"),
+        (status = 404, description = "`STREAM_NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn delete_stream(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -56,6 +101,17 @@ pub(crate) async fn delete_stream(
 }
 
 /// `GET /api/v1/streams/{s}/consumers`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams/{stream}/consumers",
+    tag = "consumers",
+    params(super::openapi::StreamPath),
+    responses(
+        (status = 200, description = "Every consumer of the stream, by name", body = ConsumerList),
+        (status = 404, description = "`STREAM_NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn list_consumers(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -66,6 +122,21 @@ pub(crate) async fn list_consumers(
 }
 
 /// `POST /api/v1/streams/{s}/consumers` with a consumer config: 201 with its info.
+#[utoipa::path(
+    post,
+    path = "/api/v1/streams/{stream}/consumers",
+    tag = "consumers",
+    params(super::openapi::StreamPath),
+    request_body = ConsumerConfig,
+    responses(
+        (status = 201, description = "Created", body = ConsumerInfo),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`, `INVALID_SUBJECT`: a bad configuration (the message names the key)", body = ErrorBody),
+        (status = 404, description = "`STREAM_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`CONFLICT`: the name is taken", body = ErrorBody),
+        super::openapi::BodyRefusals,
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn add_consumer(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -77,6 +148,17 @@ pub(crate) async fn add_consumer(
 }
 
 /// `GET /api/v1/streams/{s}/consumers/{c}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams/{stream}/consumers/{consumer}",
+    tag = "consumers",
+    params(super::openapi::ConsumerPath),
+    responses(
+        (status = 200, description = "The consumer's configuration, state and counters", body = ConsumerInfo),
+        (status = 404, description = "`STREAM_NOT_FOUND`, `CONSUMER_NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn get_consumer(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -88,6 +170,17 @@ pub(crate) async fn get_consumer(
 }
 
 /// `DELETE /api/v1/streams/{s}/consumers/{c}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/streams/{stream}/consumers/{consumer}",
+    tag = "consumers",
+    params(super::openapi::ConsumerPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`STREAM_NOT_FOUND`, `CONSUMER_NOT_FOUND`", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn delete_consumer(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -98,6 +191,20 @@ pub(crate) async fn delete_consumer(
 }
 
 /// `POST …/consumers/{c}/fetch {batch, expires_ms}`: `{messages: [{seq, delivery, envelope}]}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/streams/{stream}/consumers/{consumer}/fetch",
+    tag = "consumers",
+    params(super::openapi::ConsumerPath),
+    request_body = FetchRequest,
+    responses(
+        (status = 200, description = "The deliveries, possibly none", body = FetchAnswer),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: the body or a parameter is invalid (the message names it)", body = ErrorBody),
+        (status = 404, description = "`STREAM_NOT_FOUND`, `CONSUMER_NOT_FOUND`", body = ErrorBody),
+        super::openapi::BodyRefusals,
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn fetch(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -122,11 +229,11 @@ enum Verb {
 }
 
 /// Route parameter of [`acknowledge`] for ack.
-pub(crate) const ACK: u8 = 0;
+const ACK: u8 = 0;
 /// Route parameter of [`acknowledge`] for nak.
-pub(crate) const NAK: u8 = 1;
+const NAK: u8 = 1;
 /// Route parameter of [`acknowledge`] for term.
-pub(crate) const TERM: u8 = 2;
+const TERM: u8 = 2;
 
 impl Verb {
     const fn of(code: u8) -> Verb {
@@ -155,9 +262,58 @@ fn ack_kind(ask: AckRequest, verb: Verb) -> Result<(Vec<u64>, AckKind), ApiError
     Ok((ask.seqs, kind))
 }
 
+/// One settling route (`ack`, `nak` or `term`): its handler over [`acknowledge`] and its
+/// operation in the OpenAPI document.
+macro_rules! settle {
+    ($name:ident, $verb:ident, $path:tt, $what:literal) => {
+        #[doc = concat!("`POST …/consumers/{c}/", stringify!($name), "`: ", $what)]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "consumers",
+            params(super::openapi::ConsumerPath),
+            request_body = AckRequest,
+            responses(
+                (status = 200, description = "The sequences handled and those refused", body = AckAnswer),
+                (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: a bad body, or an option of another verb; or the refusal of every sequence", body = ErrorBody),
+                (status = 404, description = "`STREAM_NOT_FOUND`, `CONSUMER_NOT_FOUND`, or `NOT_FOUND` when no sequence is pending", body = ErrorBody),
+                super::openapi::BodyRefusals,
+                super::openapi::Refusals,
+            )
+        )]
+        pub(crate) async fn $name(
+            state: State<AppState>,
+            ctx: Ctx,
+            path: Path<(String, String)>,
+            ask: JsonBody<AckRequest>,
+        ) -> Result<Json<AckAnswer>, ApiError> {
+            acknowledge::<$verb>(state, ctx, path, ask).await
+        }
+    };
+}
+
+settle!(
+    ack,
+    ACK,
+    "/api/v1/streams/{stream}/consumers/{consumer}/ack",
+    "acknowledges the deliveries."
+);
+settle!(
+    nak,
+    NAK,
+    "/api/v1/streams/{stream}/consumers/{consumer}/nak",
+    "redelivers them (after `delay_ms`)."
+);
+settle!(
+    term,
+    TERM,
+    "/api/v1/streams/{stream}/consumers/{consumer}/term",
+    "gives them up (dead-lettered with `reason`)."
+);
+
 /// `POST …/consumers/{c}/ack|nak|term {seqs, delay_ms?, reason?}`: 200 `{done, failed}`; when
 /// no sequence could be handled, the first refusal is the answer.
-pub(crate) async fn acknowledge<const VERB: u8>(
+async fn acknowledge<const VERB: u8>(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path((stream, consumer)): Path<(String, String)>,
@@ -188,6 +344,21 @@ pub(crate) async fn acknowledge<const VERB: u8>(
 }
 
 /// `GET /api/v1/streams/{s}/messages/{seq}`: `{seq, stored_at, envelope}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams/{stream}/messages/{seq}",
+    tag = "streams",
+    params(
+        ("stream" = String, Path, description = "The stream name"),
+        ("seq" = u64, Path, description = "The stream sequence"),
+    ),
+    responses(
+        (status = 200, description = "The stored message", body = StoredMessage),
+        (status = 400, description = "`INVALID_REQUEST`: the sequence is not a number", body = ErrorBody),
+        (status = 404, description = "`STREAM_NOT_FOUND`, or `NOT_FOUND` when no message has that sequence", body = ErrorBody),
+        super::openapi::Refusals,
+    )
+)]
 pub(crate) async fn get_message(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

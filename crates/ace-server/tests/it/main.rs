@@ -17,12 +17,15 @@
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
 //!   restart that keeps every session.
+//! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
+//!   answers validate against the schemas it gives.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
 mod agents;
 mod lifecycle;
 mod messages;
+mod openapi;
 mod router;
 mod sessions;
 mod streams;

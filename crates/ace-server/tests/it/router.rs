@@ -13,7 +13,8 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 
-fn state(dir: &std::path::Path, limits: LimitsConfig) -> AppState {
+/// A state over an embedded engine in `dir`, in development mode, not yet ready.
+pub(crate) fn state(dir: &std::path::Path, limits: LimitsConfig) -> AppState {
     let bus = EmbeddedBus::open(EmbeddedConfig::new(dir)).unwrap();
     let core = Core::new(
         Arc::new(bus),

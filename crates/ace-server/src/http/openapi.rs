@@ -1,0 +1,155 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of the HTTP API, generated from the code — the
+//! `#[utoipa::path]` of every handler and the `ToSchema` of the `ace-envelope` wire types — and
+//! built once. The tests (`tests/it/openapi.rs`) hold it and the router to each other both ways.
+//!
+//! `/ws` (the WebSocket upgrade) is not an OpenAPI operation and is left out; `/openapi.json`
+//! describes itself.
+
+use std::sync::LazyLock;
+
+use ace_envelope::ErrorBody;
+use ace_envelope::api::http::Accepted;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
+
+use super::{agents, health, messages, sessions, streams};
+
+/// The 202 answer of a publish: where the envelope went, or, under `PENDING_APPROVAL`, the
+/// error body naming the approval that holds it.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used
+pub(crate) enum PublishAnswer {
+    /// Stored (or recognised as a duplicate).
+    Accepted(Accepted),
+    /// Held for a human approval (`PENDING_APPROVAL`, details carry the approval id).
+    Pending(ErrorBody),
+}
+
+/// The path of a stream's routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // only its parameters are used
+pub(crate) struct StreamPath {
+    /// The stream name.
+    stream: String,
+}
+
+/// The path of a consumer's routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // only its parameters are used
+pub(crate) struct ConsumerPath {
+    /// The stream name.
+    stream: String,
+    /// The consumer name.
+    consumer: String,
+}
+
+/// The refusals every `/api/v1` operation may answer, with the one error body.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // only its responses are used
+pub(crate) enum Refusals {
+    /// No or bad credentials.
+    #[response(
+        status = 401,
+        description = "`UNAUTHENTICATED`: missing or bad credentials"
+    )]
+    Unauthenticated(ErrorBody),
+    /// Not allowed.
+    #[response(
+        status = 403,
+        description = "`FORBIDDEN`: not allowed by RBAC or policy"
+    )]
+    Forbidden(ErrorBody),
+    /// Our failure.
+    #[response(status = 500, description = "`INTERNAL`")]
+    Internal(ErrorBody),
+    /// Not available now.
+    #[response(
+        status = 503,
+        description = "`UNAVAILABLE`: the engine or a dependency is not available"
+    )]
+    Unavailable(ErrorBody),
+    /// Too slow.
+    #[response(status = 504, description = "`TIMEOUT`: the request timeout passed")]
+    Timeout(ErrorBody),
+}
+
+/// The refusals of an operation that reads a JSON body.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // only its responses are used
+pub(crate) enum BodyRefusals {
+    /// Over the body limit.
+    #[response(
+        status = 413,
+        description = "`PAYLOAD_TOO_LARGE`: the body is over the limit"
+    )]
+    TooLarge(ErrorBody),
+    /// Not JSON.
+    #[response(
+        status = 415,
+        description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not `application/json`"
+    )]
+    UnsupportedMediaType(ErrorBody),
+}
+
+/// The document: every operation and the schemas they name.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ACE::COMMS",
+        description = "The HTTP API of the ACE::COMMS server. Every error answers the `ErrorBody`."
+    ),
+    paths(
+        health::health,
+        health::ready,
+        health::metrics,
+        openapi_json,
+        messages::publish,
+        messages::publish_batch,
+        agents::list,
+        agents::get_agent,
+        agents::heartbeat,
+        sessions::get_session,
+        sessions::put_session,
+        streams::list_streams,
+        streams::add_stream,
+        streams::get_stream,
+        streams::delete_stream,
+        streams::list_consumers,
+        streams::add_consumer,
+        streams::get_consumer,
+        streams::delete_consumer,
+        streams::fetch,
+        streams::ack,
+        streams::nak,
+        streams::term,
+        streams::get_message,
+    ),
+    components(schemas(PublishAnswer, ErrorBody))
+)]
+struct ApiDoc;
+
+/// The document as JSON, rendered on first use.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!(r#"{{"error":"openapi document: {e}"}}"#))
+});
+
+/// `GET /openapi.json`: the OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
