@@ -91,6 +91,9 @@ pub struct LimitsConfig {
     pub max_batch_messages: usize,
     /// Most connections served at once; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// Most connections open at once from one client IP address; a connection past it is
+    /// answered 429 `BACKPRESSURE` and closed, so one client cannot take every slot.
+    pub max_connections_per_address: usize,
     /// Longest a client may take to send a request's headers, milliseconds.
     pub header_timeout_ms: u64,
     /// Longest a request body may take to arrive, milliseconds.
@@ -166,6 +169,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_batch_messages: 1_000,
             max_connections: 1_024,
+            max_connections_per_address: 256,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             request_timeout_ms: 60_000,
@@ -398,6 +402,10 @@ impl LimitsConfig {
             ("limits.max_body_bytes", self.max_body_bytes as u64),
             ("limits.max_batch_messages", self.max_batch_messages as u64),
             ("limits.max_connections", self.max_connections as u64),
+            (
+                "limits.max_connections_per_address",
+                self.max_connections_per_address as u64,
+            ),
             ("limits.header_timeout_ms", self.header_timeout_ms),
             ("limits.body_timeout_ms", self.body_timeout_ms),
             ("limits.request_timeout_ms", self.request_timeout_ms),

@@ -33,6 +33,7 @@
 //! - Shutdown stops accepting, turns `/ready` to 503, lets in-flight requests finish, then
 //!   closes the engine (flushing consumer state) before `run` returns.
 
+mod census;
 mod config;
 mod error;
 mod http;

@@ -3,7 +3,8 @@
 //! the caller bound; [`run`] does both and closes the engine.
 //!
 //! Connections are served by hyper directly (not `axum::serve`) because the limits need it: a
-//! semaphore caps open connections (further ones wait in the accept backlog), hyper's header
+//! semaphore caps open connections (further ones wait in the accept backlog), a census caps them
+//! per client address (one past it is answered 429 and closed), hyper's header
 //! read timeout stops slow-header clients, an idle watchdog closes quiet connections, and every
 //! request body is read under a body timeout. Shutdown follows one pattern: a watch notice tells
 //! every connection to finish its in-flight request and close, and completion is known when the
@@ -20,17 +21,18 @@ use std::time::{Duration, Instant};
 use ace_bus::{EmbeddedBus, EmbeddedConfig};
 use ace_contracts::Registry;
 use ace_core::{Core, CoreError, Hooks, RedbSessionStore, RequestContext};
-use ace_envelope::{Clock, SystemClock};
+use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::census::Census;
 use crate::config::{Config, LimitsConfig};
 use crate::error::ServerError;
 use crate::http::{AppState, router};
@@ -123,6 +125,7 @@ impl App {
             Duration::from_millis(self.agent_sweep_ms),
         ));
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let per_address = Arc::new(Census::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
@@ -145,6 +148,16 @@ impl App {
                     continue;
                 }
             };
+            let limit = self.limits.max_connections_per_address;
+            let Ok(seat) = per_address.take(Some(remote.ip()), usize::MAX, limit) else {
+                self.state
+                    .metrics
+                    .errors
+                    .with_label_values(&[ErrorCode::Backpressure.as_str()])
+                    .inc();
+                tokio::spawn(refuse_busy_address(stream, remote, limit));
+                continue;
+            };
             let connection = Connection {
                 routes: routes.clone(),
                 limits: self.limits.clone(),
@@ -154,7 +167,7 @@ impl App {
             };
             tokio::spawn(async move {
                 connection.serve(stream, remote).await;
-                drop(slot);
+                drop((slot, seat));
             });
         }
         drop(listener);
@@ -185,6 +198,31 @@ impl App {
             tracing::warn!(?grace, "connections still open after the shutdown timeout");
         }
     }
+}
+
+/// Answers a connection past `limits.max_connections_per_address` with 429 and the error body,
+/// then closes it. The request (if it arrives within a second) is read first so that the client
+/// sees the answer rather than a reset.
+async fn refuse_busy_address(mut stream: TcpStream, remote: SocketAddr, limit: usize) {
+    tracing::debug!(%remote, limit, "connection refused: too many from this address");
+    let body = ErrorBody::with_details(
+        ErrorCode::Backpressure,
+        format!(
+            "too many connections from {} (limits.max_connections_per_address = {limit})",
+            remote.ip()
+        ),
+        serde_json::json!({ "limit": limit }),
+    );
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    let mut request = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut request)).await;
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Expires agent presence every `every` (publishing `agent.offline`) until aborted.

@@ -10,9 +10,8 @@
 
 mod session;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ace_core::RequestContext;
 use ace_envelope::{ErrorBody, ErrorCode};
@@ -25,6 +24,7 @@ use axum::routing::{MethodRouter, get};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use crate::census::{Census, Refused};
 use crate::config::WsLimits;
 use crate::error::error_response;
 use crate::http::AppState;
@@ -39,75 +39,26 @@ pub(crate) struct Lifetime {
     pub(crate) done: mpsc::Sender<()>,
 }
 
-/// The open WebSocket connections, in all and per client address.
-#[derive(Debug, Default)]
-struct Census {
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// One counted connection; dropping it gives the place back.
-#[derive(Debug)]
-struct Seat {
-    census: Arc<Census>,
-    ip: Option<IpAddr>,
-}
-
-impl Census {
-    fn lock(&self) -> MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
-        // The counts stay consistent even if a holder panicked: every update is one step.
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A seat, or the refusal when a limit is reached.
-    fn take(self: &Arc<Self>, ip: Option<IpAddr>, limits: &WsLimits) -> Result<Seat, ErrorBody> {
-        let mut open = self.lock();
-        if open.0 >= limits.max_connections {
-            return Err(ErrorBody::with_details(
-                ErrorCode::Unavailable,
-                format!(
-                    "too many WebSocket connections (limits.ws.max_connections = {})",
-                    limits.max_connections
-                ),
-                json!({ "limit": limits.max_connections }),
-            ));
-        }
-        if let Some(ip) = ip {
-            let mine = open.1.entry(ip).or_insert(0);
-            if *mine >= limits.max_connections_per_address {
-                return Err(ErrorBody::with_details(
-                    ErrorCode::Backpressure,
-                    format!(
-                        "too many WebSocket connections from {ip} \
-                         (limits.ws.max_connections_per_address = {})",
-                        limits.max_connections_per_address
-                    ),
-                    json!({ "limit": limits.max_connections_per_address }),
-                ));
-            }
-            *mine += 1;
-        }
-        open.0 += 1;
-        Ok(Seat {
-            census: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        let mut open = self.census.lock();
-        open.0 = open.0.saturating_sub(1);
-        if let Some(ip) = self.ip
-            && let Some(mine) = open.1.get_mut(&ip)
-        {
-            *mine -= 1;
-            if *mine == 0 {
-                open.1.remove(&ip);
-            }
-        }
+/// The error answer of a refused seat, naming the limit (503 in all, 429 per address).
+fn seat_refusal(refused: Refused, limits: &WsLimits) -> ErrorBody {
+    match refused {
+        Refused::Total => ErrorBody::with_details(
+            ErrorCode::Unavailable,
+            format!(
+                "too many WebSocket connections (limits.ws.max_connections = {})",
+                limits.max_connections
+            ),
+            json!({ "limit": limits.max_connections }),
+        ),
+        Refused::PerAddress(ip) => ErrorBody::with_details(
+            ErrorCode::Backpressure,
+            format!(
+                "too many WebSocket connections from {ip} \
+                 (limits.ws.max_connections_per_address = {})",
+                limits.max_connections_per_address
+            ),
+            json!({ "limit": limits.max_connections_per_address }),
+        ),
     }
 }
 
@@ -152,9 +103,17 @@ fn accept(
             );
         }
     }
-    let seat = match census.take(remote.map(|a| a.ip()), &limits) {
+    let ip = remote.map(|a| a.ip());
+    let seat = match census.take(
+        ip,
+        limits.max_connections,
+        limits.max_connections_per_address,
+    ) {
         Ok(seat) => seat,
-        Err(refused) => return error_response(refused.error.code, &refused),
+        Err(refused) => {
+            let body = seat_refusal(refused, &limits);
+            return error_response(body.error.code, &body);
+        }
     };
     ctx.transport = "ws";
     upgrade
@@ -192,23 +151,14 @@ mod tests {
     }
 
     #[test]
-    fn given_the_limits_when_seats_are_taken_then_totals_and_addresses_are_bounded_and_freed() {
-        let limits = WsLimits {
-            max_connections: 3,
-            max_connections_per_address: 2,
-            ..WsLimits::default()
-        };
-        let census = Arc::new(Census::default());
-        let a: IpAddr = [127, 0, 0, 1].into();
-        let b: IpAddr = [127, 0, 0, 2].into();
-        let first = census.take(Some(a), &limits).unwrap();
-        let _second = census.take(Some(a), &limits).unwrap();
-        let per_address = census.take(Some(a), &limits).unwrap_err();
-        assert_eq!(per_address.error.code, ErrorCode::Backpressure);
-        let _third = census.take(Some(b), &limits).unwrap();
-        let total = census.take(Some(b), &limits).unwrap_err();
+    fn given_a_refused_seat_when_answered_then_the_code_names_which_limit() {
+        let limits = WsLimits::default();
+        let total = seat_refusal(Refused::Total, &limits);
         assert_eq!(total.error.code, ErrorCode::Unavailable);
-        drop(first);
-        census.take(Some(a), &limits).unwrap();
+        assert!(total.error.message.contains("limits.ws.max_connections"));
+        let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+        let mine = seat_refusal(Refused::PerAddress(ip), &limits);
+        assert_eq!(mine.error.code, ErrorCode::Backpressure);
+        assert!(mine.error.message.contains("127.0.0.1"));
     }
 }

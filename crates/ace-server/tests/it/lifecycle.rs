@@ -116,6 +116,36 @@ async fn given_the_connection_limit_is_reached_when_another_client_connects_then
 }
 
 #[tokio::test]
+async fn given_one_address_at_its_limit_when_it_connects_again_then_429_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| c.limits.max_connections_per_address = 2).await;
+    let first = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut third = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "BACKPRESSURE");
+    assert_eq!(body["error"]["details"]["limit"], 2);
+
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = server.get("/health").await;
+    assert_eq!(status, 200, "a closed connection gives its place back");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn given_a_fetch_in_flight_when_shutdown_begins_then_it_still_completes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
