@@ -8,7 +8,6 @@ use std::time::Duration;
 use ace_bus::{Bus, PublishAck};
 use ace_contracts::Registry;
 use ace_envelope::{Clock, Envelope, MAX_HOPS};
-use serde::{Deserialize, Serialize};
 
 use crate::agents::{Presence, PresenceConfig};
 use crate::context::{Principal, RequestContext};
@@ -41,27 +40,17 @@ impl Default for CoreLimits {
     }
 }
 
-/// What a publisher gets back for an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Accepted {
-    /// The envelope id.
-    pub id: uuid::Uuid,
-    /// The stream that stored it, `None` when no stream captures its subject.
-    pub stream: Option<String>,
-    /// Its stream sequence (the original one for a duplicate).
-    pub seq: Option<u64>,
-    /// True when its idempotency key was already accepted inside the dedup window.
-    pub duplicate: bool,
-}
+/// What a publisher gets back: the wire answer of `ace_envelope::api::http`, so every adapter
+/// hands it on as it is.
+pub use ace_envelope::api::http::Accepted;
 
-impl Accepted {
-    fn new(id: uuid::Uuid, ack: PublishAck) -> Self {
-        Accepted {
-            id,
-            stream: ack.stream,
-            seq: ack.seq,
-            duplicate: ack.duplicate,
-        }
+/// The answer for `id` once the bus acknowledged it.
+fn accepted(id: uuid::Uuid, ack: PublishAck) -> Accepted {
+    Accepted {
+        id,
+        stream: ack.stream,
+        seq: ack.seq,
+        duplicate: ack.duplicate,
     }
 }
 
@@ -142,7 +131,7 @@ impl Core {
         self.admit(&principal, &mut envelope)?;
         let ack = pipeline::append(&*self.bus, envelope.clone()).await?;
         pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
-        Ok(Accepted::new(envelope.id, ack))
+        Ok(accepted(envelope.id, ack))
     }
 
     /// Runs several envelopes through the pipeline, answering each in order. Each is judged
@@ -171,7 +160,7 @@ impl Core {
             let answer = match ack {
                 Ok(ack) => {
                     pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
-                    Ok(Accepted::new(envelope.id, ack))
+                    Ok(accepted(envelope.id, ack))
                 }
                 Err(err) => Err(CoreError::Bus(err)),
             };

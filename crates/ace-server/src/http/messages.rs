@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
-use ace_envelope::api::http::{self as wire, BatchAnswer, BatchItem};
+use ace_envelope::api::http::{BatchAnswer, BatchItem};
 use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
 use axum::Json;
 use axum::extract::State;
@@ -161,12 +161,7 @@ fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAnswer {
         .map(|r| match r {
             Ok(a) => BatchItem::Accepted {
                 status: StatusCode::ACCEPTED.as_u16(),
-                accepted: wire::Accepted {
-                    id: a.id,
-                    stream: a.stream,
-                    seq: a.seq,
-                    duplicate: a.duplicate,
-                },
+                accepted: a,
             },
             Err(body) => BatchItem::Refused {
                 status: body.error.code.http_status(),
