@@ -207,7 +207,7 @@ impl Core {
     /// retried: the presence is gone either way.
     pub async fn sweep_agents(&self) -> Vec<AgentPresence> {
         let expired = self.presence.expire(self.clock.now());
-        let ctx = RequestContext::new("internal");
+        let ctx = RequestContext::internal();
         for presence in &expired {
             if let Err(err) = self.announce(&ctx, presence, "offline").await {
                 tracing::warn!(agent = %presence.id, error = %err, "publishing agent.offline failed");
@@ -290,7 +290,7 @@ mod tests {
         ) -> crate::Decision {
             match action {
                 crate::Action::Publish(s) if s.starts_with("ace.comms.system.") => {
-                    crate::Decision::Deny(vec!["no system events".into()])
+                    crate::Decision::deny("no system events")
                 }
                 _ => crate::Decision::Allow,
             }

@@ -1,16 +1,29 @@
 //! What an adapter knows about a request before the core looks at it ([`RequestContext`]: the
-//! transport and the raw credentials), and who the caller turned out to be ([`Principal`]).
+//! transport and the raw credentials), and who the caller turned out to be ([`Principal`], `ace-policy`'s type, re-exported).
 //!
 //! Adapters only collect credentials; deciding what they are worth is step 1 of the pipeline,
 //! so every adapter authenticates the same way.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ace_envelope::SourceType;
+pub use ace_policy::{DEVELOPMENT_PRINCIPAL_ID, Principal};
 
-/// The id of the development principal: loud on purpose, it shows up in every envelope source
-/// and log line written while authentication is off.
-pub const DEVELOPMENT_PRINCIPAL_ID: &str = "DEVELOPMENT-MODE-UNAUTHENTICATED";
+/// The id of the server's own principal: presence events, approval requests and released
+/// messages are published as it, through [`RequestContext::internal`]. No adapter can present it.
+pub const SYSTEM_PRINCIPAL_ID: &str = "ace-comms-system";
+
+/// The principal of [`RequestContext::internal`] requests: the server itself. It is never
+/// authorized against RBAC or Rego (the server decided already), but what it does is recorded.
+pub fn system_principal() -> Principal {
+    Principal {
+        id: SYSTEM_PRINCIPAL_ID.to_owned(),
+        kind: SourceType::Service,
+        roles: vec!["system".to_owned()],
+        clearance: ace_policy::MAX_CLEARANCE,
+    }
+}
 
 /// Credentials as presented, not yet verified.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -44,6 +57,11 @@ pub struct RequestContext {
     pub remote: Option<SocketAddr>,
     /// The credentials presented.
     pub credentials: Credentials,
+    /// The DER of the client certificate the TLS handshake verified (mTLS), if any. Used when
+    /// no bearer token or API key is presented.
+    pub peer_certificate: Option<Arc<[u8]>>,
+    /// Set only by [`RequestContext::internal`]: the server acting on its own behalf.
+    internal: bool,
 }
 
 impl RequestContext {
@@ -53,33 +71,24 @@ impl RequestContext {
             transport,
             remote: None,
             credentials: Credentials::None,
+            peer_certificate: None,
+            internal: false,
         }
     }
-}
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Stable id (token subject, key owner, certificate CN).
-    pub id: String,
-    /// What kind of party it is; stamped as the envelope source type when the envelope has none.
-    pub kind: SourceType,
-    /// Roles for RBAC.
-    pub roles: Vec<String>,
-    /// Clearance 0..=5.
-    pub clearance: u8,
-}
-
-impl Principal {
-    /// The fixed principal of development mode: an admin with full clearance whose id says that
-    /// nobody was authenticated.
-    pub fn development() -> Self {
-        Principal {
-            id: DEVELOPMENT_PRINCIPAL_ID.to_owned(),
-            kind: SourceType::Service,
-            roles: vec!["admin".to_owned()],
-            clearance: 5,
+    /// The server acting on its own behalf (presence events, approval requests, released
+    /// messages): authenticated as [`system_principal`] and not authorized again. Adapters never
+    /// build one from what a client sent.
+    pub fn internal() -> Self {
+        RequestContext {
+            internal: true,
+            ..RequestContext::new("internal")
         }
+    }
+
+    /// Whether this is [`RequestContext::internal`].
+    pub fn is_internal(&self) -> bool {
+        self.internal
     }
 }
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 use ace_bus::{Bus, PublishAck};
 use ace_contracts::Registry;
 use ace_envelope::{Clock, Envelope, MAX_HOPS};
+use ace_ledger::EntryKind;
 
 use crate::agents::{Presence, PresenceConfig};
 use crate::context::{Principal, RequestContext};
 use crate::error::CoreError;
 use crate::governance::Hooks;
-use crate::pipeline;
+use crate::pipeline::{self, Admission};
 use crate::sessions::{SessionStore, Sessions};
 
 /// Bounds the core enforces whatever the adapter.
@@ -121,22 +122,29 @@ impl Core {
     }
 
     /// Runs one envelope through the whole pipeline. A refusal at any step leaves nothing
-    /// appended; `Ok` means the message is durable per its stream's sync policy.
+    /// appended (a policy denial is recorded in the ledger); a message held for approval answers
+    /// `PENDING_APPROVAL` with its approval id; `Ok` means the message is durable per its
+    /// stream's sync policy and its `accepted` entry is in the ledger.
     pub async fn publish(
         &self,
         ctx: &RequestContext,
         mut envelope: Envelope,
     ) -> Result<Accepted, CoreError> {
         let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
-        self.admit(&principal, &mut envelope)?;
+        match self.admit(ctx, &principal, &mut envelope).await? {
+            Admission::Pass => {}
+            Admission::Hold(reasons) => return Err(self.hold(&principal, envelope, reasons).await),
+        }
         let ack = pipeline::append(&*self.bus, envelope.clone()).await?;
-        pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
+        let entry = pipeline::accepted_entry(&principal, &envelope, &ack);
+        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
         Ok(accepted(envelope.id, ack))
     }
 
     /// Runs several envelopes through the pipeline, answering each in order. Each is judged
     /// alone (one refused envelope does not refuse the others); the admitted ones are appended
-    /// together, so they share the bus's group commit.
+    /// together, so they share the bus's group commit, and recorded together, so they share
+    /// the ledger's.
     pub async fn publish_batch(
         &self,
         ctx: &RequestContext,
@@ -146,36 +154,61 @@ impl Core {
         let mut answers: Vec<Option<Result<Accepted, CoreError>>> = Vec::new();
         let mut admitted = Vec::new();
         for mut envelope in envelopes {
-            match self.admit(&principal, &mut envelope) {
-                Ok(()) => {
+            match self.admit(ctx, &principal, &mut envelope).await {
+                Ok(Admission::Pass) => {
                     admitted.push((answers.len(), envelope));
                     answers.push(None);
+                }
+                Ok(Admission::Hold(reasons)) => {
+                    answers.push(Some(Err(self.hold(&principal, envelope, reasons).await)));
                 }
                 Err(err) => answers.push(Some(Err(err))),
             }
         }
         let to_append = admitted.iter().map(|(_, e)| e.clone()).collect();
         let acks = self.bus.publish_batch(to_append).await;
+        let mut entries = Vec::new();
         for ((slot, envelope), ack) in admitted.into_iter().zip(acks) {
             let answer = match ack {
                 Ok(ack) => {
-                    pipeline::record(&*self.hooks.recorder, &principal, &envelope, &ack).await;
+                    entries.push(pipeline::accepted_entry(&principal, &envelope, &ack));
                     Ok(accepted(envelope.id, ack))
                 }
                 Err(err) => Err(CoreError::Bus(err)),
             };
             answers[slot] = Some(answer);
         }
+        pipeline::record(&*self.hooks.recorder, entries).await;
         Ok(answers.into_iter().flatten().collect())
     }
 
-    /// Steps 2 to 5 (after authentication, before the append): no side effect.
-    fn admit(&self, principal: &Principal, envelope: &mut Envelope) -> Result<(), CoreError> {
+    /// Steps 2 to 5 (after authentication, before the append): no side effect on the bus. A
+    /// policy denial is recorded (`denied`) before it is returned. Internal requests (the
+    /// server's own messages) are validated but not authorized again.
+    async fn admit(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        envelope: &mut Envelope,
+    ) -> Result<Admission, CoreError> {
         pipeline::stamp_source(principal, envelope);
         pipeline::validate(envelope, self.limits.max_hops, self.clock.now())?;
         pipeline::contract(&self.registry, envelope)?;
-        pipeline::authorize(&*self.hooks.authorizer, principal, envelope)?;
-        pipeline::gate(&*self.hooks.gate, principal, envelope)
+        if ctx.is_internal() {
+            return Ok(Admission::Pass);
+        }
+        let admission = pipeline::authorize(&*self.hooks.authorizer, principal, envelope);
+        if let Err(CoreError::Forbidden { reasons, .. }) = &admission {
+            let entry = pipeline::entry(
+                EntryKind::Denied,
+                principal,
+                envelope,
+                format!("deny: {}", reasons.join("; ")),
+                serde_json::json!({ "reasons": reasons, "transport": ctx.transport }),
+            );
+            pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+        }
+        admission
     }
 
     /// Flushes and closes the bus; every later operation fails with `UNAVAILABLE`.

@@ -1,18 +1,23 @@
-//! The governance hooks of the pipeline — who is calling, may they, must a human decide, what
-//! goes in the ledger — as small object-safe traits held by the core as `Arc<dyn …>`, and their
-//! development-mode implementations.
+//! The governance hooks of the pipeline — who is calling, may they, what goes in the ledger — as
+//! small object-safe traits held by the core as `Arc<dyn …>`, and their development-mode
+//! implementations.
 //!
-//! The real implementations (JWT/API-key/mTLS authentication, RBAC and Rego, EHI/HITL gating,
-//! the ledger) come with the governance issue and plug in through [`Hooks`] without touching
-//! the pipeline. Until then [`Hooks::development`] wires explicit pass-throughs: every caller is
-//! the loudly named [`Principal::development`], everything is allowed, nothing is held, nothing
-//! is recorded. [`Hooks::is_development`] lets the binary print its banner.
+//! - [`Authenticator`] (step 1) turns a [`RequestContext`] into a [`Principal`].
+//! - [`Authorizer`] (step 4) answers an [`Action`] with an `ace_policy` [`Decision`]: allow, deny
+//!   with reasons, or require approval (step 5 then holds the message in the core's approvals).
+//! - [`Recorder`] (step 7, and every other decision on a message) makes ledger entries durable.
+//!
+//! [`Hooks::development`] wires explicit pass-throughs: every caller is the loudly named
+//! [`Principal::development`], everything is allowed, nothing is recorded.
+//! [`Hooks::is_development`] lets the binary print its banner.
 
 use std::sync::Arc;
 
-use ace_bus::PublishAck;
 use ace_envelope::Envelope;
+use ace_ledger::NewEntry;
 use async_trait::async_trait;
+
+pub use ace_policy::Decision;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::CoreError;
@@ -20,43 +25,38 @@ use crate::error::CoreError;
 /// What a principal asks to do, as handed to [`Authorizer::authorize`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// Publish a message on this subject.
+    /// Publish a message on this literal subject.
     Publish(&'a str),
-    /// Read from a stream (fetch, get a message, ack/nak/term, list its consumers).
-    Consume(&'a str),
-    /// Create, change or delete streams and consumers; `&str` names the stream.
+    /// Subscribe live to this subject pattern.
+    Subscribe(&'a str),
+    /// Read a stream (fetch, get a message, ack/nak/term, list or read its consumers):
+    /// `stream` is its name, `subjects` the subject patterns the read covers (the stream's
+    /// subjects, or a consumer's filter). Judged as a subscription to each of them.
+    Consume {
+        /// The stream's name.
+        stream: &'a str,
+        /// The patterns read.
+        subjects: &'a [String],
+    },
+    /// Create, change or delete a stream or one of its consumers; names the stream.
     Manage(&'a str),
+    /// Decide (approve or reject) the pending approval with this id.
+    Decide(&'a str),
+    /// Read the ledger (entries, checkpoints, proofs).
+    ReadLedger,
 }
 
 impl std::fmt::Display for Action<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::Publish(subject) => write!(f, "publish on `{subject}`"),
-            Action::Consume(stream) => write!(f, "consume from stream `{stream}`"),
+            Action::Subscribe(pattern) => write!(f, "subscribe to `{pattern}`"),
+            Action::Consume { stream, .. } => write!(f, "consume from stream `{stream}`"),
             Action::Manage(stream) => write!(f, "manage stream `{stream}`"),
+            Action::Decide(id) => write!(f, "decide approval `{id}`"),
+            Action::ReadLedger => f.write_str("read the ledger"),
         }
     }
-}
-
-/// An authorization decision: a denial is a value with reasons, not an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Allowed.
-    Allow,
-    /// Denied, with every reason.
-    Deny(Vec<String>),
-}
-
-/// What the gate says about a message that passed authorization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateOutcome {
-    /// Goes on to be appended.
-    Pass,
-    /// Held until a human decides; nothing is appended now.
-    Hold {
-        /// The approval that will release or reject it.
-        approval_id: String,
-    },
 }
 
 /// Step 1: who is calling.
@@ -71,54 +71,48 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
 
 /// Step 4: may this principal do this.
 pub trait Authorizer: Send + Sync + std::fmt::Debug {
-    /// The decision; `envelope` is given for publishes.
+    /// The decision; `envelope` is given for publishes. `RequireApproval` is only meaningful
+    /// for a publish (step 5 holds the message); for any other action the core treats it as a
+    /// denial.
     fn authorize(
         &self,
         principal: &Principal,
         action: Action<'_>,
         envelope: Option<&Envelope>,
     ) -> Decision;
+
+    /// May `principal` receive `envelope` (its `rbac` permissions and clearance label); asked
+    /// for every live delivery and every fetched message. Allows everything by default.
+    fn can_receive(&self, _principal: &Principal, _envelope: &Envelope) -> bool {
+        true
+    }
 }
 
-/// Step 5: must a human approve this message first.
-pub trait Gate: Send + Sync + std::fmt::Debug {
-    /// Pass, or hold for approval.
-    fn gate(&self, principal: &Principal, envelope: &Envelope) -> Result<GateOutcome, CoreError>;
-}
-
-/// Step 7: the ledger entry of an accepted message.
+/// Step 7, and every other decision on a message: ledger entries.
 #[async_trait]
 pub trait Recorder: Send + Sync + std::fmt::Debug {
-    /// Records the accepted message with its append acknowledgement.
-    async fn record(
-        &self,
-        principal: &Principal,
-        envelope: &Envelope,
-        ack: &PublishAck,
-    ) -> Result<(), CoreError>;
+    /// Makes `entries` durable, in order, before returning `Ok`.
+    async fn record(&self, entries: Vec<NewEntry>) -> Result<(), CoreError>;
 }
 
-/// The four governance hooks of the pipeline.
+/// The governance hooks of the pipeline.
 #[derive(Debug, Clone)]
 pub struct Hooks {
     /// Step 1.
     pub authenticator: Arc<dyn Authenticator>,
-    /// Step 4.
+    /// Step 4 (its `RequireApproval` drives step 5).
     pub authorizer: Arc<dyn Authorizer>,
-    /// Step 5.
-    pub gate: Arc<dyn Gate>,
     /// Step 7.
     pub recorder: Arc<dyn Recorder>,
 }
 
 impl Hooks {
-    /// Development mode: the fixed development principal, allow everything, hold nothing,
-    /// record nothing. Never for production: the server prints a banner saying so.
+    /// Development mode: the fixed development principal, allow everything, record nothing.
+    /// Never for production: the server prints a banner saying so.
     pub fn development() -> Self {
         Hooks {
             authenticator: Arc::new(DevAuthenticator),
             authorizer: Arc::new(AllowAll),
-            gate: Arc::new(PassGate),
             recorder: Arc::new(NoRecord),
         }
     }
@@ -153,23 +147,13 @@ impl Authorizer for AllowAll {
     }
 }
 
-/// Development gate: holds nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassGate;
-
-impl Gate for PassGate {
-    fn gate(&self, _: &Principal, _: &Envelope) -> Result<GateOutcome, CoreError> {
-        Ok(GateOutcome::Pass)
-    }
-}
-
-/// Development recorder: records nothing (the ledger issue replaces it).
+/// Records nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoRecord;
 
 #[async_trait]
 impl Recorder for NoRecord {
-    async fn record(&self, _: &Principal, _: &Envelope, _: &PublishAck) -> Result<(), CoreError> {
+    async fn record(&self, _: Vec<NewEntry>) -> Result<(), CoreError> {
         Ok(())
     }
 }

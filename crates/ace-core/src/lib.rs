@@ -40,6 +40,7 @@
 //!   code's generic meaning.
 
 mod agents;
+mod approvals;
 mod context;
 mod core;
 mod error;
@@ -51,11 +52,14 @@ pub mod sessions;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
 pub use agents::{AgentPresence, Heartbeat, MAX_AGENT_ID_LEN, PresenceConfig, presence_subject};
-pub use context::{Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext};
+pub use context::{
+    Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
+    system_principal,
+};
 pub use error::CoreError;
 pub use governance::{
-    Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Gate, GateOutcome,
-    Hooks, NoRecord, PassGate, Recorder,
+    Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Hooks, NoRecord,
+    Recorder,
 };
 pub use ops::{AckKind, AckOutcome};
 pub use sessions::{

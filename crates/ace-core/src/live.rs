@@ -2,8 +2,7 @@
 //! authorizes like every other operation (steps 1 and 4 of the pipeline) before the bus hands
 //! out the subscription, so an adapter (the WebSocket today) cannot listen around governance.
 //!
-//! The action authorized is [`Action::Consume`] naming the subject *pattern* (a live
-//! subscription reads no stream); the governance issue may give it its own action.
+//! The action authorized is [`Action::Subscribe`] naming the subject *pattern*.
 
 use ace_bus::LiveSubscription;
 
@@ -27,7 +26,7 @@ impl Core {
         pipeline::permit(
             &*self.hooks.authorizer,
             &principal,
-            Action::Consume(pattern),
+            Action::Subscribe(pattern),
             None,
         )?;
         Ok(self.bus.subscribe(pattern, queue).await?)
@@ -49,7 +48,7 @@ mod tests {
 
     impl Authorizer for DenyAll {
         fn authorize(&self, _: &Principal, _: Action<'_>, _: Option<&Envelope>) -> Decision {
-            Decision::Deny(vec!["test says no".to_owned()])
+            Decision::deny("test says no")
         }
     }
 

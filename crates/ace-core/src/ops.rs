@@ -36,10 +36,31 @@ pub enum AckKind {
 }
 
 impl Core {
-    /// Authenticates and authorizes `action` (steps 1 and 4 of the pipeline).
-    fn allow(&self, ctx: &RequestContext, action: Action<'_>) -> Result<Principal, CoreError> {
+    /// Authenticates and authorizes `action` (steps 1 and 4 of the pipeline); the server's own
+    /// internal requests are not authorized again.
+    pub(crate) fn allow(
+        &self,
+        ctx: &RequestContext,
+        action: Action<'_>,
+    ) -> Result<Principal, CoreError> {
         let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
-        pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        if !ctx.is_internal() {
+            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        }
+        Ok(principal)
+    }
+
+    /// Authenticates and authorizes reading `stream`: a subscription to each of its subjects.
+    async fn allow_read(&self, ctx: &RequestContext, stream: &str) -> Result<Principal, CoreError> {
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        if !ctx.is_internal() {
+            let info = self.bus.stream_info(stream).await?;
+            let action = Action::Consume {
+                stream,
+                subjects: &info.config.subjects,
+            };
+            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        }
         Ok(principal)
     }
 
@@ -71,10 +92,20 @@ impl Core {
         Ok(created)
     }
 
-    /// Every stream.
+    /// Every stream the caller may read.
     pub async fn list_streams(&self, ctx: &RequestContext) -> Result<Vec<StreamInfo>, CoreError> {
-        self.allow(ctx, Action::Consume("*"))?;
-        Ok(self.bus.list_streams().await?)
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let mut streams = self.bus.list_streams().await?;
+        if !ctx.is_internal() {
+            streams.retain(|info| {
+                let action = Action::Consume {
+                    stream: &info.config.name,
+                    subjects: &info.config.subjects,
+                };
+                pipeline::permit(&*self.hooks.authorizer, &principal, action, None).is_ok()
+            });
+        }
+        Ok(streams)
     }
 
     /// One stream.
@@ -83,7 +114,7 @@ impl Core {
         ctx: &RequestContext,
         stream: &str,
     ) -> Result<StreamInfo, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         Ok(self.bus.stream_info(stream).await?)
     }
 
@@ -110,7 +141,7 @@ impl Core {
         ctx: &RequestContext,
         stream: &str,
     ) -> Result<Vec<ConsumerInfo>, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         Ok(self.bus.list_consumers(stream).await?)
     }
 
@@ -121,7 +152,7 @@ impl Core {
         stream: &str,
         consumer: &str,
     ) -> Result<ConsumerInfo, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         Ok(self.bus.consumer_info(stream, consumer).await?)
     }
 
@@ -146,7 +177,7 @@ impl Core {
         batch: usize,
         expires: Duration,
     ) -> Result<Vec<Delivered>, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         if batch == 0 || batch > self.limits.max_fetch_batch {
             return Err(CoreError::InvalidRequest {
                 field: "batch",
@@ -166,7 +197,7 @@ impl Core {
         seqs: &[u64],
         kind: &AckKind,
     ) -> Result<AckOutcome, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         if seqs.is_empty() || seqs.len() > self.limits.max_ack_seqs {
             return Err(CoreError::InvalidRequest {
                 field: "seqs",
@@ -199,7 +230,7 @@ impl Core {
         stream: &str,
         seq: u64,
     ) -> Result<StoredMessage, CoreError> {
-        self.allow(ctx, Action::Consume(stream))?;
+        self.allow_read(ctx, stream).await?;
         self.bus
             .get_message(stream, seq)
             .await?

@@ -1,26 +1,45 @@
 //! The seven ingress steps of DESIGN.md, one plain function each, in the order they run:
-//! [`authenticate`] → [`validate`] → [`contract`] → [`authorize`] → [`gate`] → [`append`] →
+//! [`authenticate`] → [`validate`] → [`contract`] → [`authorize`] → gate → [`append`] →
 //! [`record`].
 //!
 //! Each step takes only what it needs (a hook, the registry, the bus, the envelope), so it can be
-//! tested alone; `Core::publish` strings them together. Steps 1–5 have no side effect, so a
-//! message refused by any of them leaves nothing behind; only [`append`] writes.
+//! tested alone; `Core::publish` strings them together. Steps 1–4 have no side effect, so a
+//! message refused by any of them leaves nothing behind on the bus (a denial is recorded in the
+//! ledger). Step 5, the gate, is [`authorize`] answering [`Admission::Hold`]: the core then
+//! keeps the message as a pending approval (`Core::hold`) instead of appending it. Only
+//! [`append`] writes a message.
 
 use ace_bus::{Bus, PublishAck};
 use ace_contracts::Registry;
 use ace_envelope::{Envelope, Limits, Source};
 use chrono::{DateTime, Utc};
 
-use crate::context::{Principal, RequestContext};
-use crate::error::CoreError;
-use crate::governance::{Action, Authenticator, Authorizer, Decision, Gate, GateOutcome, Recorder};
+use ace_ledger::{EntryKind, NewEntry};
+use serde_json::Value;
 
-/// Step 1: the principal behind the request.
+use crate::context::{Principal, RequestContext, system_principal};
+use crate::error::CoreError;
+use crate::governance::{Action, Authenticator, Authorizer, Decision, Recorder};
+
+/// Step 1: the principal behind the request; an internal request is the server's own
+/// [`system_principal`] and never reaches the authenticator.
 pub fn authenticate(
     authenticator: &dyn Authenticator,
     ctx: &RequestContext,
 ) -> Result<Principal, CoreError> {
+    if ctx.is_internal() {
+        return Ok(system_principal());
+    }
     authenticator.authenticate(ctx)
+}
+
+/// What steps 4 and 5 say about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Goes on to be appended.
+    Pass,
+    /// Must be approved by a human first; the reasons of every rule that asked.
+    Hold(Vec<String>),
 }
 
 /// Gives an envelope without a `source` the authenticated principal as its source (part of
@@ -82,21 +101,23 @@ pub fn contract(registry: &Registry, envelope: &Envelope) -> Result<(), CoreErro
         })
 }
 
-/// Step 4: may the principal publish on the envelope's subject.
+/// Steps 4 and 5: may the principal publish on the envelope's subject, and must a human approve
+/// it first. A denial is `FORBIDDEN`; an approval request is [`Admission::Hold`].
 pub fn authorize(
     authorizer: &dyn Authorizer,
     principal: &Principal,
     envelope: &Envelope,
-) -> Result<(), CoreError> {
-    permit(
-        authorizer,
-        principal,
-        Action::Publish(&envelope.subject),
-        Some(envelope),
-    )
+) -> Result<Admission, CoreError> {
+    let action = Action::Publish(&envelope.subject);
+    match authorizer.authorize(principal, action, Some(envelope)) {
+        Decision::Allow => Ok(Admission::Pass),
+        Decision::RequireApproval { reasons } => Ok(Admission::Hold(reasons)),
+        Decision::Deny { reasons } => Err(forbidden(principal, action, reasons)),
+    }
 }
 
-/// The decision of `authorizer` on any action, as a result.
+/// The decision of `authorizer` on any action but a publish, as a result: an approval request
+/// is a denial here (only messages can be held).
 pub fn permit(
     authorizer: &dyn Authorizer,
     principal: &Principal,
@@ -105,22 +126,17 @@ pub fn permit(
 ) -> Result<(), CoreError> {
     match authorizer.authorize(principal, action, envelope) {
         Decision::Allow => Ok(()),
-        Decision::Deny(reasons) => Err(CoreError::Forbidden {
-            principal: principal.id.clone(),
-            action: action.to_string(),
-            reasons,
-        }),
+        Decision::Deny { reasons } | Decision::RequireApproval { reasons } => {
+            Err(forbidden(principal, action, reasons))
+        }
     }
 }
 
-/// Step 5: held messages stop here with `PENDING_APPROVAL`; the gate owns the held copy.
-pub fn gate(gate: &dyn Gate, principal: &Principal, envelope: &Envelope) -> Result<(), CoreError> {
-    match gate.gate(principal, envelope)? {
-        GateOutcome::Pass => Ok(()),
-        GateOutcome::Hold { approval_id } => Err(CoreError::PendingApproval {
-            id: envelope.id,
-            approval_id,
-        }),
+fn forbidden(principal: &Principal, action: Action<'_>, reasons: Vec<String>) -> CoreError {
+    CoreError::Forbidden {
+        principal: principal.id.clone(),
+        action: action.to_string(),
+        reasons,
     }
 }
 
@@ -130,24 +146,48 @@ pub async fn append(bus: &dyn Bus, envelope: Envelope) -> Result<PublishAck, Cor
     Ok(bus.publish(envelope).await?)
 }
 
-/// Step 7: the ledger entry. The message is already durable, so a failure here cannot undo it:
-/// it is logged with the message id (and surfaces in the ledger's own verification), not
-/// returned to a publisher who would then retry a message that was accepted.
-pub async fn record(
-    recorder: &dyn Recorder,
+/// The ledger entry of one decision on `envelope` by (or about) `principal`.
+pub fn entry(
+    kind: EntryKind,
     principal: &Principal,
     envelope: &Envelope,
-    ack: &PublishAck,
-) {
-    if let Err(err) = recorder.record(principal, envelope, ack).await {
-        tracing::error!(id = %envelope.id, subject = %envelope.subject, error = %err, "ledger record failed for an accepted message");
+    decision: impl Into<String>,
+    details: Value,
+) -> NewEntry {
+    NewEntry::for_envelope(kind, principal.id.clone(), envelope)
+        .decision(decision)
+        .details(details)
+}
+
+/// The ledger entry of an accepted message: its stream, sequence and whether it was a duplicate.
+pub fn accepted_entry(principal: &Principal, envelope: &Envelope, ack: &PublishAck) -> NewEntry {
+    entry(
+        EntryKind::Accepted,
+        principal,
+        envelope,
+        "allow",
+        serde_json::json!({"stream": ack.stream, "seq": ack.seq, "duplicate": ack.duplicate}),
+    )
+}
+
+/// Step 7 (and every other decision on a message): the ledger entries. For an accepted message
+/// the message is already durable, so a failure here cannot undo it: it is logged with the
+/// message ids (and surfaces in the ledger's own verification), not returned to a publisher who
+/// would then retry a message that was accepted.
+pub async fn record(recorder: &dyn Recorder, entries: Vec<NewEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let ids: Vec<Option<String>> = entries.iter().map(|e| e.message_id.clone()).collect();
+    if let Err(err) = recorder.record(entries).await {
+        tracing::error!(ids = ?ids, error = %err, "ledger record failed");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::{AllowAll, DevAuthenticator, PassGate};
+    use crate::governance::{AllowAll, DevAuthenticator};
     use ace_envelope::{ErrorCode, Kind};
     use serde_json::json;
 
@@ -162,17 +202,17 @@ mod tests {
     struct DenyAll;
     impl Authorizer for DenyAll {
         fn authorize(&self, _: &Principal, _: Action<'_>, _: Option<&Envelope>) -> Decision {
-            Decision::Deny(vec!["no role allows it".into()])
+            Decision::deny("no role allows it")
         }
     }
 
     #[derive(Debug)]
     struct HoldAll;
-    impl Gate for HoldAll {
-        fn gate(&self, _: &Principal, _: &Envelope) -> Result<GateOutcome, CoreError> {
-            Ok(GateOutcome::Hold {
-                approval_id: "apr-1".into(),
-            })
+    impl Authorizer for HoldAll {
+        fn authorize(&self, _: &Principal, _: Action<'_>, _: Option<&Envelope>) -> Decision {
+            Decision::RequireApproval {
+                reasons: vec!["ehi".into()],
+            }
         }
     }
 
@@ -265,11 +305,23 @@ mod tests {
     }
 
     #[test]
-    fn given_a_holding_gate_when_gated_then_pending_approval_with_its_id() {
+    fn given_a_holding_policy_when_authorized_then_the_message_is_held_and_other_actions_denied() {
         let p = Principal::development();
-        assert!(gate(&PassGate, &p, &envelope()).is_ok());
-        let err = gate(&HoldAll, &p, &envelope()).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::PendingApproval);
-        assert_eq!(err.body().error.details["approval_id"], "apr-1");
+        assert_eq!(
+            authorize(&AllowAll, &p, &envelope()).unwrap(),
+            Admission::Pass
+        );
+        assert_eq!(
+            authorize(&HoldAll, &p, &envelope()).unwrap(),
+            Admission::Hold(vec!["ehi".into()])
+        );
+        let err = permit(&HoldAll, &p, Action::Manage("S"), None).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn given_an_internal_request_when_authenticating_then_the_system_principal_is_returned() {
+        let principal = authenticate(&DevAuthenticator, &RequestContext::internal()).unwrap();
+        assert_eq!(principal.id, crate::context::SYSTEM_PRINCIPAL_ID);
     }
 }

@@ -87,7 +87,7 @@ impl App {
         .with_sessions(Arc::new(sessions), config.state.max_session_bytes);
         if config.streams.create_defaults {
             let created = core
-                .ensure_streams(&RequestContext::new("startup"), &config.streams.defaults)
+                .ensure_streams(&RequestContext::internal(), &config.streams.defaults)
                 .await
                 .map_err(|source| ServerError::Core {
                     op: "creating the default streams",
