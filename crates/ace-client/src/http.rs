@@ -25,7 +25,7 @@ use crate::error::ClientError;
 pub(crate) enum Credentials {
     /// `Authorization: Bearer <token>`.
     Bearer(String),
-    /// `X-API-Key: <key>`.
+    /// `X-ACE-API-Key: <key>`.
     ApiKey(String),
 }
 
@@ -44,7 +44,7 @@ impl Credentials {
     pub(crate) fn header(&self) -> (&'static str, String) {
         match self {
             Credentials::Bearer(token) => ("authorization", format!("Bearer {token}")),
-            Credentials::ApiKey(key) => ("x-api-key", key.clone()),
+            Credentials::ApiKey(key) => ("x-ace-api-key", key.clone()),
         }
     }
 }
@@ -113,7 +113,7 @@ impl Client {
         self
     }
 
-    /// Sends `X-API-Key: <key>` with every request.
+    /// Sends `X-ACE-API-Key: <key>` with every request.
     pub fn with_api_key(mut self, key: impl Into<String>) -> Client {
         self.credentials = Some(Credentials::ApiKey(key.into()));
         self

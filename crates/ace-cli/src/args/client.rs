@@ -1,12 +1,12 @@
-//! What every client verb shares: where the server is (`--server` / `ACE_SERVER`) and the
-//! value parsers of durations and snake_case policy words, so each noun's file stays data only.
+//! What every client verb shares: where the server is (`--server` / `ACE_SERVER`), who is
+//! asking (`--token` / `ACE_TOKEN`, `--api-key` / `ACE_API_KEY`), and the value parsers of durations and snake_case policy words, so each noun's file stays data only.
 
 use std::time::Duration;
 
 use clap::Args;
 use serde::de::DeserializeOwned;
 
-/// Where the server listens, for every verb that talks to one.
+/// Where the server listens and the credentials to present, for every verb that talks to one.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServerArgs {
     /// Base URL of the ace-comms server.
@@ -18,6 +18,25 @@ pub(crate) struct ServerArgs {
         value_name = "URL"
     )]
     pub(crate) server: String,
+    /// A JWT sent as `Authorization: Bearer <token>`.
+    #[arg(
+        long,
+        global = true,
+        env = "ACE_TOKEN",
+        hide_env_values = true,
+        value_name = "JWT",
+        conflicts_with = "api_key"
+    )]
+    pub(crate) token: Option<String>,
+    /// An API key sent as `X-ACE-API-Key`.
+    #[arg(
+        long,
+        global = true,
+        env = "ACE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) api_key: Option<String>,
 }
 
 /// A duration written `500ms`, `5s`, `2m`, `1h` or `1h30m` (humantime).

@@ -12,6 +12,7 @@ use ace_envelope::ErrorCode;
 use anyhow::{Context, Result};
 
 use super::Outcome;
+use crate::args::ServerArgs;
 
 /// A client of the server at `url` and a runtime to drive it.
 pub(crate) struct Session {
@@ -20,9 +21,16 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Connects lazily: nothing goes on the wire before the first call.
-    pub(crate) fn new(url: &str) -> Result<Self> {
-        let client = Client::new(url).with_context(|| format!("--server {url}"))?;
+    /// Connects lazily: nothing goes on the wire before the first call. Every request carries
+    /// the `--token` or `--api-key` given.
+    pub(crate) fn new(server: &ServerArgs) -> Result<Self> {
+        let url = &server.server;
+        let mut client = Client::new(url).with_context(|| format!("--server {url}"))?;
+        if let Some(token) = &server.token {
+            client = client.with_bearer_token(token);
+        } else if let Some(key) = &server.api_key {
+            client = client.with_api_key(key);
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1,5 +1,6 @@
 //! `agents ls`: the agents present on the server.
 
+use crate::args::ServerArgs;
 use std::io::Write;
 
 use anyhow::Result;
@@ -10,7 +11,11 @@ use crate::args::{AgentsCommand, OutputArgs};
 use crate::output::{self, Table};
 
 /// Runs one `agents` verb against the server at `server`.
-pub(crate) fn run(command: AgentsCommand, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    command: AgentsCommand,
+    server: &ServerArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
         AgentsCommand::Ls(output) => ls(&session, output, out),

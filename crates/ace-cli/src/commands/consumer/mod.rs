@@ -5,6 +5,7 @@ mod add;
 mod ls;
 mod next;
 
+use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_envelope::Envelope;
@@ -15,7 +16,11 @@ use super::client::Session;
 use crate::args::ConsumerCommand;
 
 /// Runs one `consumer` verb against the server at `server`.
-pub(crate) fn run(command: ConsumerCommand, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    command: ConsumerCommand,
+    server: &ServerArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
         ConsumerCommand::Add(args) => add::run(&session, *args, out),

@@ -2,6 +2,7 @@
 //! answer line (or JSON) for one message; for `--count N`, batch publishes of 100 and a summary
 //! (with a progress bar on a terminal past 1,000).
 
+use crate::args::ServerArgs;
 use std::io::{IsTerminal, Write};
 
 use ace_envelope::api::http::Accepted;
@@ -30,7 +31,7 @@ struct Summary {
     last: Accepted,
 }
 
-pub(crate) fn run(args: &PubArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(args: &PubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let session = Session::new(server)?;
     let payload = payload(args.payload.as_deref());
     if args.count > 1 {

@@ -1,6 +1,7 @@
 //! `req`: a query envelope sent over the WebSocket with a fresh reply inbox; prints the reply
 //! (its payload for people, the whole envelope with `--json`).
 
+use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_envelope::{Envelope, Kind};
@@ -11,7 +12,7 @@ use super::client::{Session, failed, payload};
 use crate::args::ReqArgs;
 use crate::output;
 
-pub(crate) fn run(args: &ReqArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(args: &ReqArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let query = match Envelope::builder(Kind::Query, args.subject.clone())
         .payload_json(payload(Some(&args.payload)))
         .build()

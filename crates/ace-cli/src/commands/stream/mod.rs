@@ -5,6 +5,7 @@ mod info;
 mod ls;
 mod rm;
 
+use crate::args::ServerArgs;
 use std::io::Write;
 
 use anyhow::Result;
@@ -14,7 +15,11 @@ use super::client::Session;
 use crate::args::StreamCommand;
 
 /// Runs one `stream` verb against the server at `server`.
-pub(crate) fn run(command: StreamCommand, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    command: StreamCommand,
+    server: &ServerArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
         StreamCommand::Add(args) => add::run(&session, *args, out),

@@ -3,6 +3,7 @@
 //! Prints one line per message (one JSON object per line with `--json`) and exits 0 after
 //! `--count` messages, or after `--timeout` without one.
 
+use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_client::WsMessage as Message;
@@ -12,7 +13,7 @@ use super::Outcome;
 use super::client::{Session, failed};
 use crate::args::SubArgs;
 
-pub(crate) fn run(args: &SubArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(args: &SubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let session = Session::new(server)?;
     session.block_on(receive(&session, args, out))
 }
