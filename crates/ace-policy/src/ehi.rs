@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use ace_envelope::Envelope;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
 use crate::error::PolicyError;
@@ -23,7 +23,7 @@ pub const ACTION_HEADER: &str = "ace-action";
 pub const DEFAULT_THRESHOLD: f64 = 0.7;
 
 /// EHI configuration (the `ehi` block of the server config).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EhiConfig {
     /// When false, scores are ignored (an explicit `requires_approval` still holds).

@@ -23,6 +23,16 @@ use crate::rego::{RegoPolicy, rego_files};
 /// The RBAC file inside a policy directory.
 pub const RBAC_FILE: &str = "rbac.yaml";
 
+/// The repository's `policies/rbac.yaml`, compiled in: [`PolicyEngine::embedded`] serves from
+/// any working directory without a policy directory on disk.
+pub const EMBEDDED_RBAC: &str = include_str!("../../../policies/rbac.yaml");
+
+/// The repository's `policies/*.rego`, compiled in, as `(name, text)`.
+pub const EMBEDDED_REGO: &[(&str, &str)] = &[(
+    "policies/ace-comms.rego",
+    include_str!("../../../policies/ace-comms.rego"),
+)];
+
 /// Decision counters.
 #[derive(Debug, Default)]
 pub struct PolicyCounters {
@@ -67,6 +77,18 @@ impl PolicyEngine {
             Some(RegoPolicy::load_dir(dir, data)?)
         };
         Ok(Self::new(rbac, rego, EhiGate::new(ehi)?))
+    }
+
+    /// The shipped policies ([`EMBEDDED_RBAC`] and [`EMBEDDED_REGO`]) with `ehi`.
+    pub fn embedded(ehi: EhiConfig) -> Result<Self, PolicyError> {
+        let rbac = Rbac::from_yaml(EMBEDDED_RBAC, "policies/rbac.yaml (embedded)")?;
+        let data = json!({ "ehi_threshold": ehi.default_threshold });
+        let sources = EMBEDDED_REGO
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+            .collect();
+        let rego = RegoPolicy::from_sources(sources, data)?;
+        Ok(Self::new(rbac, Some(rego), EhiGate::new(ehi)?))
     }
 
     /// The RBAC table.

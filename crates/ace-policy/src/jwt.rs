@@ -19,7 +19,7 @@ use ace_envelope::SourceType;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{AuthFailure, PolicyError};
@@ -27,7 +27,7 @@ use crate::files::read;
 use crate::principal::{Principal, parse_kind};
 
 /// The four accepted JWT algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JwtAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RS256,
@@ -61,7 +61,7 @@ impl JwtAlgorithm {
 }
 
 /// Where one verification key comes from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeySource {
     /// A PEM public key (RS256, ES256, EdDSA) for one algorithm.
@@ -90,7 +90,7 @@ pub enum KeySource {
 }
 
 /// JWT configuration (the `auth.jwt` block of the server config).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// Required `iss`.
@@ -246,6 +246,12 @@ impl TokenVerifier {
 
     /// Verifies `token` and maps its claims to a principal.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    /// [`Self::verify`], also answering the token's `exp` (seconds since the epoch), so a
+    /// caller may cache the principal until then ([`crate::TokenCache`]).
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, u64), AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Malformed)?;
         let Some(alg) = JwtAlgorithm::from_jwt(header.alg) else {
             return Err(AuthFailure::Algorithm(format!("{:?}", header.alg)));
@@ -261,7 +267,12 @@ impl TokenVerifier {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation(alg))
                 .map_err(|e| map_error(e.kind()))?;
-        principal_from_claims(&data.claims)
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| AuthFailure::Claim("exp".into()))?;
+        Ok((principal_from_claims(&data.claims)?, exp))
     }
 
     fn validation(&self, alg: JwtAlgorithm) -> Validation {

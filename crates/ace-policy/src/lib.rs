@@ -2,13 +2,15 @@
 //! they do. The server's pipeline (`ace-core` hooks) calls it; nothing here does I/O after
 //! loading its configuration.
 //!
-//! - Who: [`TokenVerifier`] (JWT: RS256, ES256, EdDSA, HS256), [`ApiKeyStore`] (hashed keys in
+//! - Who: [`TokenVerifier`] (JWT: RS256, ES256, EdDSA, HS256; [`TokenCache`] remembers verified
+//!   tokens until their `exp`), [`ApiKeyStore`] (hashed keys in
 //!   the [`API_KEY_HEADER`] header), [`principal_from_certificate`] (mTLS) — each yields a
 //!   [`Principal`] or an [`AuthFailure`].
 //! - May they: [`Rbac`] (`policies/rbac.yaml`), [`RegoPolicy`] (`policies/*.rego` through
 //!   `regorus`, input documented in [`policy_input`]), [`EhiGate`] (hold by EHI score), and
 //!   [`can_receive`] (envelope `rbac` permissions and label/clearance), combined by
-//!   [`PolicyEngine`] into one [`Decision`].
+//!   [`PolicyEngine`] into one [`Decision`]. The shipped `policies/` are compiled in
+//!   ([`PolicyEngine::embedded`]).
 //!
 //! # Invariants
 //!
@@ -24,6 +26,7 @@
 //!   configuration, keys and policies.
 
 mod apikey;
+mod cache;
 mod decision;
 mod ehi;
 mod engine;
@@ -38,9 +41,10 @@ pub mod receive;
 mod rego;
 
 pub use apikey::{API_KEY_HEADER, ApiKeyStore, hash_api_key};
+pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use decision::{Action, Decision};
 pub use ehi::{ACTION_HEADER, DEFAULT_THRESHOLD, EhiConfig, EhiGate};
-pub use engine::{PolicyCounters, PolicyEngine, RBAC_FILE};
+pub use engine::{EMBEDDED_RBAC, EMBEDDED_REGO, PolicyCounters, PolicyEngine, RBAC_FILE};
 pub use error::{AuthFailure, PolicyError};
 pub use input::{ENVIRONMENT_HEADER, policy_input};
 pub use jwt::{JwtAlgorithm, JwtConfig, KeySource, TokenVerifier, principal_from_claims};

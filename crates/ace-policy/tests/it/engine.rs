@@ -202,3 +202,23 @@ fn given_a_broken_rego_file_when_the_directory_loads_then_start_up_fails_naming_
     let err = PolicyEngine::load(dir.path(), EhiConfig::default()).unwrap_err();
     assert!(err.to_string().contains("zz-broken.rego"), "{err}");
 }
+
+#[test]
+fn given_the_embedded_policies_when_loaded_then_they_decide_like_the_policies_directory() {
+    let embedded = PolicyEngine::embedded(EhiConfig::default()).expect("embedded policies load");
+    let on_disk = PolicyEngine::load(&policies_dir(), EhiConfig::default()).expect("dir loads");
+    let agent = principal(SourceType::Agent, &["agent"], 0);
+    for subject in [
+        "ace.comms.agent.planner.p1.cmd.v1",
+        "ace.comms.agent.db.x.cmd.v1",
+        "ace.comms.matrix.room.ops.evt.v1",
+    ] {
+        let envelope = message(subject);
+        assert_eq!(
+            embedded.authorize(&agent, Action::Publish, subject, Some(&envelope)),
+            on_disk.authorize(&agent, Action::Publish, subject, Some(&envelope)),
+            "{subject}"
+        );
+    }
+    assert!(embedded.rego().is_some(), "the seed's Rego policy ships");
+}

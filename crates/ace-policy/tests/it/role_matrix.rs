@@ -78,6 +78,8 @@ fn given_subscription_patterns_when_tried_then_only_fully_covered_patterns_are_a
         ("ace.comms.*.*.*.qry.>", "ADDDD"),
         ("ace.comms.agent.*.*.qry.>", "AADAD"),
         ("ace.comms.system.hitl.>", "ADDDA"),
+        // reading the ledger: admin and approver, not observer (see policies/rbac.yaml)
+        ("ace.comms.system.ledger.>", "ADDDA"),
         (">", "DDDDD"),
         ("ace.*.agent.>", "DDDDD"),
     ];
@@ -123,8 +125,40 @@ fn given_a_publish_to_a_pattern_when_authorized_then_even_admin_is_refused() {
 }
 
 #[test]
-fn given_the_shipped_file_when_loaded_then_it_defines_the_four_seed_roles_and_approver() {
+fn given_the_shipped_file_when_loaded_then_it_defines_the_seed_roles_approver_and_auditor() {
     let rbac = rbac();
     let names: Vec<&str> = rbac.role_names().collect();
-    assert_eq!(names, ["admin", "agent", "approver", "human", "observer"]);
+    assert_eq!(
+        names,
+        ["admin", "agent", "approver", "auditor", "human", "observer"]
+    );
+}
+
+#[test]
+fn given_an_auditor_when_authorized_then_it_reads_the_ledger_and_nothing_else() {
+    let rbac = rbac();
+    check(
+        &rbac,
+        "auditor",
+        Action::Subscribe,
+        "ace.comms.system.ledger.>",
+        'A',
+    );
+    check(
+        &rbac,
+        "auditor",
+        Action::Subscribe,
+        "ace.comms.system.hitl.>",
+        'D',
+    );
+    check(
+        &rbac,
+        "auditor",
+        Action::Subscribe,
+        "ace.comms.*.*.*.qry.>",
+        'D',
+    );
+    for subject in SUBJECTS {
+        check(&rbac, "auditor", Action::Publish, subject, 'D');
+    }
 }
