@@ -66,6 +66,8 @@ pub struct Core {
     pub(crate) presence: Arc<Presence>,
     pub(crate) presence_config: PresenceConfig,
     pub(crate) sessions: Sessions,
+    /// The ledger, when the core keeps one ([`Core::with_ledger`]).
+    pub(crate) ledger: Option<Arc<crate::ledger::LedgerRecorder>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -96,6 +98,7 @@ impl Core {
             presence: Arc::default(),
             presence_config: PresenceConfig::default(),
             sessions: Sessions::default(),
+            ledger: None,
         }
     }
 
@@ -211,8 +214,11 @@ impl Core {
         admission
     }
 
-    /// Flushes and closes the bus; every later operation fails with `UNAVAILABLE`.
+    /// Flushes and closes the bus, then writes the ledger's queued entries and signs its final
+    /// checkpoint; every later operation fails with `UNAVAILABLE`.
     pub async fn close(&self) -> Result<(), CoreError> {
-        Ok(self.bus.close().await?)
+        let bus = self.bus.close().await;
+        self.close_ledger().await?;
+        Ok(bus?)
     }
 }

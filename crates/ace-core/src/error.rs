@@ -131,6 +131,21 @@ pub enum CoreError {
     /// The bus refused or failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The ledger could not write, sign or read.
+    #[error("ledger failed {op}: {source}")]
+    Ledger {
+        /// What was being done.
+        op: &'static str,
+        /// The ledger's error (shared: one failed group commit fails every waiter).
+        #[source]
+        source: std::sync::Arc<ace_ledger::LedgerError>,
+    },
+    /// The ledger is closed (the server is stopping): nothing more is recorded.
+    #[error("the ledger is closed")]
+    LedgerClosed,
+    /// This server keeps no ledger.
+    #[error("this server keeps no ledger (`ledger.enabled` is false)")]
+    LedgerDisabled,
 }
 
 impl CoreError {
@@ -154,6 +169,9 @@ impl CoreError {
             CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionRequired,
             CoreError::SessionStore(_) => ErrorCode::Internal,
             CoreError::Bus(err) => bus_code(err),
+            CoreError::Ledger { .. } => ErrorCode::Internal,
+            CoreError::LedgerClosed => ErrorCode::Unavailable,
+            CoreError::LedgerDisabled => ErrorCode::NotFound,
         }
     }
 

@@ -13,6 +13,9 @@
 //! - `governance`: the hook traits ([`Authenticator`], [`Authorizer`], [`Gate`], [`Recorder`])
 //!   and their development pass-throughs ([`Hooks::development`]), until the governance issue
 //!   fills them in.
+//! - `ledger`: [`LedgerRecorder`], the [`Recorder`] over an `ace_ledger::Ledger` (a writer thread
+//!   doing group commit, periodic and final checkpoints), the ledger reads
+//!   ([`Core::ledger_checkpoint`], proofs, entries, key) and [`Core::record_dead_letters`].
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
 //!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
 //!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
@@ -45,6 +48,7 @@ mod context;
 mod core;
 mod error;
 mod governance;
+mod ledger;
 mod live;
 mod ops;
 pub mod pipeline;
@@ -60,6 +64,10 @@ pub use error::CoreError;
 pub use governance::{
     Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Hooks, NoRecord,
     Recorder,
+};
+pub use ledger::{
+    DEAD_LETTER_CONSUMER, EntryQuery, LedgerPublicKey, LedgerRecorder, MAX_ENTRIES_PAGE,
+    RECORD_QUEUE, dead_letter_entry,
 };
 pub use ops::{AckKind, AckOutcome};
 pub use sessions::{

@@ -50,6 +50,25 @@ impl Core {
         Ok(principal)
     }
 
+    /// Records a `config_changed` entry by `principal` about `stream` (the change is made: a
+    /// recording failure is logged, not returned).
+    async fn config_changed(
+        &self,
+        principal: &Principal,
+        stream: &str,
+        details: serde_json::Value,
+    ) {
+        let decision = details["op"].as_str().unwrap_or("change").to_owned();
+        let entry = ace_ledger::NewEntry::new(
+            ace_ledger::EntryKind::ConfigChanged,
+            principal.id.clone(),
+            format!("stream.{stream}"),
+        )
+        .decision(decision)
+        .details(details);
+        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+    }
+
     /// Authenticates and authorizes reading `stream`: a subscription to each of its subjects.
     async fn allow_read(&self, ctx: &RequestContext, stream: &str) -> Result<Principal, CoreError> {
         let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
@@ -70,8 +89,12 @@ impl Core {
         ctx: &RequestContext,
         config: StreamConfig,
     ) -> Result<StreamInfo, CoreError> {
-        self.allow(ctx, Action::Manage(&config.name))?;
-        Ok(self.bus.add_stream(config).await?)
+        let principal = self.allow(ctx, Action::Manage(&config.name))?;
+        let details = serde_json::json!({ "op": "add_stream", "config": config });
+        let info = self.bus.add_stream(config).await?;
+        self.config_changed(&principal, &info.config.name, details)
+            .await;
+        Ok(info)
     }
 
     /// Creates each stream whose name does not exist yet; existing streams are left as they are
@@ -120,8 +143,11 @@ impl Core {
 
     /// Deletes a stream with its messages and consumers.
     pub async fn delete_stream(&self, ctx: &RequestContext, stream: &str) -> Result<(), CoreError> {
-        self.allow(ctx, Action::Manage(stream))?;
-        Ok(self.bus.delete_stream(stream).await?)
+        let principal = self.allow(ctx, Action::Manage(stream))?;
+        self.bus.delete_stream(stream).await?;
+        let details = serde_json::json!({ "op": "delete_stream", "stream": stream });
+        self.config_changed(&principal, stream, details).await;
+        Ok(())
     }
 
     /// Creates a consumer (the identical config again keeps the existing one).
@@ -131,8 +157,12 @@ impl Core {
         stream: &str,
         config: ConsumerConfig,
     ) -> Result<ConsumerInfo, CoreError> {
-        self.allow(ctx, Action::Manage(stream))?;
-        Ok(self.bus.add_consumer(stream, config).await?)
+        let principal = self.allow(ctx, Action::Manage(stream))?;
+        let details =
+            serde_json::json!({ "op": "add_consumer", "stream": stream, "config": config });
+        let info = self.bus.add_consumer(stream, config).await?;
+        self.config_changed(&principal, stream, details).await;
+        Ok(info)
     }
 
     /// Every consumer of a stream.
@@ -163,8 +193,12 @@ impl Core {
         stream: &str,
         consumer: &str,
     ) -> Result<(), CoreError> {
-        self.allow(ctx, Action::Manage(stream))?;
-        Ok(self.bus.delete_consumer(stream, consumer).await?)
+        let principal = self.allow(ctx, Action::Manage(stream))?;
+        self.bus.delete_consumer(stream, consumer).await?;
+        let details =
+            serde_json::json!({ "op": "delete_consumer", "stream": stream, "consumer": consumer });
+        self.config_changed(&principal, stream, details).await;
+        Ok(())
     }
 
     /// Pulls up to `batch` messages (1..=`max_fetch_batch`), waiting up to `expires` (shortened
