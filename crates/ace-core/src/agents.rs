@@ -4,8 +4,10 @@
 //! (or [`PresenceConfig::default_ttl`]) past the last beat, measured on the injected
 //! [`Clock`](ace_envelope::Clock), so tests move a `ManualClock` instead of sleeping.
 //!
-//! Presence changes are events on the bus, published through [`Core::publish`] like any message
-//! (so governance sees them): `ace.comms.system.agent.{id}.evt.online.v1` when an agent that was
+//! A heartbeat is authorized as a publish on [`heartbeat_subject`]
+//! (`ace.comms.agent.agent.{id}.evt.heartbeat.v1`). Presence changes are events on the bus,
+//! published by the server itself ([`RequestContext::internal`]) through [`Core::publish`]
+//! like any message (so they are validated and recorded): `ace.comms.system.agent.{id}.evt.online.v1` when an agent that was
 //! not present beats, `ace.comms.system.agent.{id}.evt.offline.v1` when its presence expires.
 //! Expiry is found by [`Core::sweep_agents`], which the server runs periodically and which every
 //! read ([`Core::agents`], [`Core::agent`]) and heartbeat runs first, so nobody ever sees an
@@ -23,6 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::context::RequestContext;
 use crate::core::Core;
 use crate::error::CoreError;
+use crate::governance::Action;
 use crate::pipeline;
 
 /// Longest agent id accepted (it is one subject token).
@@ -128,23 +131,37 @@ pub(crate) fn check_id(field: &'static str, id: &str, max: usize) -> Result<(), 
     Err(CoreError::InvalidRequest { field, reason })
 }
 
+/// The subject a heartbeat of agent `id` is authorized as: the caller must be allowed to
+/// publish on it (the shipped `agent` role is, through `ace.comms.agent.>`), although nothing
+/// is published there — the presence events themselves are the server's.
+pub fn heartbeat_subject(id: &str) -> String {
+    format!("ace.comms.agent.agent.{id}.evt.heartbeat.v1")
+}
+
 /// The subject of a presence event (`online` or `offline`).
 pub fn presence_subject(id: &str, change: &str) -> String {
     format!("ace.comms.system.agent.{id}.evt.{change}.v1")
 }
 
 impl Core {
-    /// Registers or refreshes the presence of agent `id`. An agent that was not present comes
-    /// online: `…agent.{id}.evt.online.v1` is published (as the caller) before the answer; if
-    /// that publish is refused, the agent is not present and the refusal is the answer.
+    /// Registers or refreshes the presence of agent `id`. The caller must be allowed to publish
+    /// on [`heartbeat_subject`]; a refusal is `FORBIDDEN` and changes nothing. An agent that was
+    /// not present comes online: `…agent.{id}.evt.online.v1` is published by the server
+    /// ([`RequestContext::internal`]: callers never need rights on system subjects) before the
+    /// answer; if that publish fails, the agent is not present and the failure is the answer.
     pub async fn heartbeat(
         &self,
         ctx: &RequestContext,
         id: &str,
         beat: Heartbeat,
     ) -> Result<AgentPresence, CoreError> {
-        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
         check_id("id", id, MAX_AGENT_ID_LEN)?;
+        if !ctx.is_internal() {
+            let subject = heartbeat_subject(id);
+            let action = Action::Publish(&subject);
+            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        }
         let ttl = self.presence_ttl(&beat)?;
         if beat.clearance.is_some_and(|c| c > 5) {
             return Err(CoreError::InvalidRequest {
@@ -173,7 +190,8 @@ impl Core {
         };
         let (presence, came_online) = self.presence.beat(presence);
         if came_online {
-            if let Err(err) = self.announce(ctx, &presence, "online").await {
+            let server = RequestContext::internal();
+            if let Err(err) = self.announce(&server, &presence, "online").await {
                 // No presence without its online event: the agent beats again once it may.
                 self.presence.forget(id);
                 return Err(err);
@@ -277,11 +295,11 @@ mod tests {
         )
     }
 
-    /// Refuses every publish on system subjects.
+    /// Refuses every publish on system subjects and heartbeats of agent `a1`.
     #[derive(Debug)]
-    struct NoSystemEvents;
+    struct NoSystemEventsNorA1;
 
-    impl crate::Authorizer for NoSystemEvents {
+    impl crate::Authorizer for NoSystemEventsNorA1 {
         fn authorize(
             &self,
             _: &crate::Principal,
@@ -292,26 +310,46 @@ mod tests {
                 crate::Action::Publish(s) if s.starts_with("ace.comms.system.") => {
                     crate::Decision::deny("no system events")
                 }
+                crate::Action::Publish(s) if s == heartbeat_subject("a1") => {
+                    crate::Decision::deny("a1 may not beat")
+                }
                 _ => crate::Decision::Allow,
             }
         }
     }
 
     #[tokio::test]
-    async fn given_a_refused_online_event_when_beating_then_the_agent_is_not_present() {
+    async fn given_a_refused_heartbeat_subject_when_beating_then_403_and_not_present() {
         let dir = tempfile::tempdir().unwrap();
         let hooks = Hooks {
-            authorizer: Arc::new(NoSystemEvents),
+            authorizer: Arc::new(NoSystemEventsNorA1),
             ..Hooks::development()
         };
         let core = core_with(dir.path(), Arc::new(ManualClock::fixed()), hooks);
         let ctx = RequestContext::new("test");
         let refused = core.heartbeat(&ctx, "a1", beat(1_000, &[])).await;
         assert!(
-            matches!(refused, Err(CoreError::Forbidden { .. })),
+            matches!(&refused, Err(CoreError::Forbidden { reasons, .. }) if reasons[0].contains("a1")),
             "{refused:?}"
         );
         assert!(core.agents(&ctx, None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn given_a_caller_without_system_rights_when_beating_then_the_server_announces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = Hooks {
+            authorizer: Arc::new(NoSystemEventsNorA1),
+            ..Hooks::development()
+        };
+        let core = core_with(dir.path(), Arc::new(ManualClock::fixed()), hooks);
+        let mut sub = events(&core).await;
+        let ctx = RequestContext::new("test");
+        core.heartbeat(&ctx, "a2", beat(1_000, &[])).await.unwrap();
+        let online = sub.next().await.expect("online event");
+        assert_eq!(online.subject.as_str(), presence_subject("a2", "online"));
+        let source = online.source.as_ref().expect("stamped");
+        assert_eq!(source.id, crate::SYSTEM_PRINCIPAL_ID);
     }
 
     async fn events(core: &Core) -> Box<dyn ace_bus::LiveSubscription> {

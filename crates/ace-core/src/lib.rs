@@ -16,6 +16,10 @@
 //! - `ledger`: [`LedgerRecorder`], the [`Recorder`] over an `ace_ledger::Ledger` (a writer thread
 //!   doing group commit, periodic and final checkpoints), the ledger reads
 //!   ([`Core::ledger_checkpoint`], proofs, entries, key) and [`Core::record_dead_letters`].
+//! - `auth`: the real hooks over `ace-policy` — [`PolicyAuthenticator`] (JWT with a cache of
+//!   verified tokens, API key, mTLS certificate), [`PolicyAuthorizer`] (every [`Action`] judged
+//!   as a publish or subscribe on a subject, see its table) and [`DevAuthorizer`] (development:
+//!   all allowed, EHI holds kept).
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
 //!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
 //!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
@@ -44,6 +48,7 @@
 
 mod agents;
 mod approvals;
+mod auth;
 mod context;
 mod core;
 mod error;
@@ -55,7 +60,13 @@ pub mod pipeline;
 pub mod sessions;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
-pub use agents::{AgentPresence, Heartbeat, MAX_AGENT_ID_LEN, PresenceConfig, presence_subject};
+pub use agents::{
+    AgentPresence, Heartbeat, MAX_AGENT_ID_LEN, PresenceConfig, heartbeat_subject, presence_subject,
+};
+pub use auth::{
+    DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
+    decide_subject, manage_subject,
+};
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
     system_principal,

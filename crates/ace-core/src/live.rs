@@ -2,15 +2,24 @@
 //! authorizes like every other operation (steps 1 and 4 of the pipeline) before the bus hands
 //! out the subscription, so an adapter (the WebSocket today) cannot listen around governance.
 //!
-//! The action authorized is [`Action::Subscribe`] naming the subject *pattern*.
+//! The action authorized is [`Action::Subscribe`] naming the subject *pattern*. Being allowed
+//! the pattern is not enough to see every message on it: each delivery is also asked
+//! [`Authorizer::can_receive`] (the envelope's `rbac` permissions and its label against the
+//! subscriber's clearance), and a message the subscriber may not receive is dropped from its
+//! subscription only — other subscribers still get it — and counted by the authorizer
+//! (`ace_comms_policy_receive_denials_total`). The server's own internal subscriptions are not
+//! filtered.
+
+use std::sync::Arc;
 
 use ace_bus::LiveSubscription;
+use ace_envelope::Envelope;
+use async_trait::async_trait;
 
-use crate::context::RequestContext;
+use crate::context::{Principal, RequestContext};
 use crate::core::Core;
 use crate::error::CoreError;
-use crate::governance::Action;
-use crate::pipeline;
+use crate::governance::{Action, Authorizer};
 
 impl Core {
     /// Subscribes live to `pattern` (optionally in a `queue` group: each message goes to one
@@ -22,14 +31,39 @@ impl Core {
         pattern: &str,
         queue: Option<&str>,
     ) -> Result<Box<dyn LiveSubscription>, CoreError> {
-        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
-        pipeline::permit(
-            &*self.hooks.authorizer,
-            &principal,
-            Action::Subscribe(pattern),
-            None,
-        )?;
-        Ok(self.bus.subscribe(pattern, queue).await?)
+        let principal = self.allow(ctx, Action::Subscribe(pattern))?;
+        let inner = self.bus.subscribe(pattern, queue).await?;
+        if ctx.is_internal() {
+            return Ok(inner);
+        }
+        Ok(Box::new(Receivable {
+            inner,
+            principal,
+            authorizer: Arc::clone(&self.hooks.authorizer),
+        }))
+    }
+}
+
+/// A live subscription that only hands out what its principal may receive.
+struct Receivable {
+    inner: Box<dyn LiveSubscription>,
+    principal: Principal,
+    authorizer: Arc<dyn Authorizer>,
+}
+
+#[async_trait]
+impl LiveSubscription for Receivable {
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
+
+    async fn next(&mut self) -> Option<Arc<Envelope>> {
+        loop {
+            let envelope = self.inner.next().await?;
+            if self.authorizer.can_receive(&self.principal, &envelope) {
+                return Some(envelope);
+            }
+        }
     }
 }
 
@@ -74,6 +108,58 @@ mod tests {
             .unwrap();
         core.publish(&ctx, env.clone()).await.unwrap();
         assert_eq!(sub.next().await.unwrap().id, env.id);
+    }
+
+    /// Lets everyone subscribe, but nobody receive a message labelled `secret`.
+    #[derive(Debug)]
+    struct NoSecrets;
+
+    impl Authorizer for NoSecrets {
+        fn authorize(&self, _: &Principal, _: Action<'_>, _: Option<&Envelope>) -> Decision {
+            Decision::Allow
+        }
+
+        fn can_receive(&self, _: &Principal, envelope: &Envelope) -> bool {
+            envelope.governance.label != ace_envelope::Label::Secret
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_message_the_subscriber_may_not_receive_when_published_then_it_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = Hooks {
+            authorizer: Arc::new(NoSecrets),
+            ..Hooks::development()
+        };
+        let core = core(dir.path(), hooks);
+        let ctx = RequestContext::new("test");
+        let mut sub = core.subscribe(&ctx, "ace.comms.ws.>", None).await.unwrap();
+        let mut internal = core
+            .subscribe(&RequestContext::internal(), "ace.comms.ws.>", None)
+            .await
+            .unwrap();
+        let subject = "ace.comms.ws.service.kpi.evt.v1";
+        let secret = Envelope::builder(Kind::Event, subject)
+            .label(ace_envelope::Label::Secret)
+            .payload_json(serde_json::json!({}))
+            .build()
+            .unwrap();
+        let open = Envelope::builder(Kind::Event, subject)
+            .payload_json(serde_json::json!({}))
+            .build()
+            .unwrap();
+        core.publish(&ctx, secret.clone()).await.unwrap();
+        core.publish(&ctx, open.clone()).await.unwrap();
+        assert_eq!(
+            sub.next().await.unwrap().id,
+            open.id,
+            "the secret is skipped"
+        );
+        assert_eq!(
+            internal.next().await.unwrap().id,
+            secret.id,
+            "the server sees all"
+        );
     }
 
     #[tokio::test]

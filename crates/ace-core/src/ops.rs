@@ -211,7 +211,7 @@ impl Core {
         batch: usize,
         expires: Duration,
     ) -> Result<Vec<Delivered>, CoreError> {
-        self.allow_read(ctx, stream).await?;
+        let principal = self.allow_read(ctx, stream).await?;
         if batch == 0 || batch > self.limits.max_fetch_batch {
             return Err(CoreError::InvalidRequest {
                 field: "batch",
@@ -219,7 +219,42 @@ impl Core {
             });
         }
         let expires = expires.min(self.limits.max_fetch_wait);
-        Ok(self.bus.fetch(stream, consumer, batch, expires).await?)
+        let delivered = self.bus.fetch(stream, consumer, batch, expires).await?;
+        if ctx.is_internal() {
+            return Ok(delivered);
+        }
+        self.withhold(&principal, stream, consumer, delivered).await
+    }
+
+    /// Keeps the fetched messages `principal` may receive (`Authorizer::can_receive`: the
+    /// envelope's `rbac` permissions and its label) and naks the others at once, without
+    /// delay: a withheld message is not lost, it goes back to the consumer for a member that
+    /// may read it (or, past the consumer's `max_deliver`, to its dead letters as any
+    /// undelivered message does). The caller never learns what was withheld.
+    async fn withhold(
+        &self,
+        principal: &Principal,
+        stream: &str,
+        consumer: &str,
+        delivered: Vec<Delivered>,
+    ) -> Result<Vec<Delivered>, CoreError> {
+        let mut kept = Vec::with_capacity(delivered.len());
+        for message in delivered {
+            if self
+                .hooks
+                .authorizer
+                .can_receive(principal, &message.envelope)
+            {
+                kept.push(message);
+            } else if let Err(err) = self
+                .bus
+                .nak(stream, consumer, message.seq, Some(Duration::ZERO))
+                .await
+            {
+                tracing::warn!(stream, consumer, seq = message.seq, error = %err, "nak of a withheld message failed");
+            }
+        }
+        Ok(kept)
     }
 
     /// Applies `kind` to each of `seqs` (1..=`max_ack_seqs` of them) and reports each one.

@@ -1,0 +1,451 @@
+//! The real governance hooks over `ace-policy`: [`PolicyAuthenticator`] (step 1: JWT, API key,
+//! client certificate), [`PolicyAuthorizer`] (step 4: RBAC → Rego → EHI through one
+//! [`PolicyEngine`]) and [`DevAuthorizer`], the authorizer of development mode.
+//!
+//! # Authentication
+//!
+//! The credentials of the request decide which method runs, in this order: a bearer token is
+//! verified as a JWT (through a [`TokenCache`]: a verified token is remembered until its `exp`,
+//! checked on every hit, so RS256/ES256 signatures are not paid per request); an API key is
+//! looked up in the [`ApiKeyStore`]; otherwise the verified mTLS client certificate (the TLS
+//! acceptor puts its DER in [`RequestContext::peer_certificate`]) is mapped by
+//! [`principal_from_certificate`]. Nothing at all is `UNAUTHENTICATED` with
+//! [`NO_CREDENTIALS`]; a credential of a kind the server is not configured for is
+//! `UNAUTHENTICATED` naming the configuration key; a refused credential is `UNAUTHENTICATED`
+//! with its [`AuthFailure`](ace_policy::AuthFailure) text, which never contains the secret.
+//!
+//! # Authorization: every action is a subject
+//!
+//! RBAC and Rego only know `publish` and `subscribe` on subjects, so every [`Action`] maps to
+//! one (the NATS `$JS.API.STREAM.*` idea: management is a command subject, so the patterns of
+//! `policies/rbac.yaml` grant it):
+//!
+//! | action                      | judged as                                                    |
+//! |-----------------------------|--------------------------------------------------------------|
+//! | `Publish(s)`                | publish on `s`, with the envelope (RBAC → Rego → EHI)         |
+//! | `Subscribe(p)`              | subscribe to `p`                                             |
+//! | `Consume { subjects, .. }`  | subscribe to each subject; all must allow (none → denied)    |
+//! | `Manage(stream)`            | publish on `ace.comms.system.stream.{stream}.cmd.manage.v1`  |
+//! | `Decide(id)`                | publish on `ace.comms.system.hitl.approval.{id}.cmd.decide.v1` |
+//! | `ReadLedger`                | subscribe to `ace.comms.system.ledger.>`                     |
+//!
+//! A stream name or approval id that is not one subject token (`[A-Za-z0-9_-]+`) cannot be
+//! spliced into a subject without changing its meaning, so it is denied, never escaped into
+//! some other subject. With the shipped roles, only `admin` manages streams; deciding is
+//! `approver`-only (admin's deny on `ace.comms.system.hitl.>` wins: four eyes); the ledger is
+//! read by `admin`, `approver` and `auditor`. A failing Rego engine denies with
+//! [`ace_policy::POLICY_ENGINE_FAILURE`] among the reasons, which reach the 403 body.
+//! [`Authorizer::can_receive`] is [`PolicyEngine::can_receive`] (the envelope's `rbac`
+//! permissions and its label against the receiver's clearance).
+//!
+//! # Development mode
+//!
+//! `DevAuthenticator` (every caller is the development admin) with [`DevAuthorizer`]: no RBAC,
+//! no Rego, every action allowed — including `Decide`, which RBAC would refuse the development
+//! admin — but EHI holds stay ON for publishes, so the approval flow can be exercised without
+//! setting up credentials. A message without an EHI score and without `requires_approval` is
+//! never held, so ordinary development traffic passes as before.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ace_envelope::Envelope;
+use ace_policy::{
+    Action as PolicyAction, ApiKeyStore, DEFAULT_TOKEN_CACHE_CAPACITY, EhiGate, PolicyEngine,
+    TokenCache, TokenVerifier, principal_from_certificate,
+};
+
+use crate::context::{Credentials, Principal, RequestContext};
+use crate::error::CoreError;
+use crate::governance::{Action, Authenticator, Authorizer, Decision};
+
+/// The 401 reason when a request carries no credentials at all.
+pub const NO_CREDENTIALS: &str =
+    "no credentials: send `Authorization: Bearer <jwt>`, `X-ACE-API-Key`, or a client certificate";
+
+/// The subject pattern that stands for reading the ledger.
+pub const LEDGER_SUBJECTS: &str = "ace.comms.system.ledger.>";
+
+/// The subject that stands for managing `stream` (`None` when the name is not one token).
+pub fn manage_subject(stream: &str) -> Option<String> {
+    is_token(stream).then(|| format!("ace.comms.system.stream.{stream}.cmd.manage.v1"))
+}
+
+/// The subject that stands for deciding approval `id` (`None` when the id is not one token).
+pub fn decide_subject(id: &str) -> Option<String> {
+    is_token(id).then(|| format!("ace.comms.system.hitl.approval.{id}.cmd.decide.v1"))
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Step 1 over the configured methods (see the module docs for the order).
+#[derive(Debug)]
+pub struct PolicyAuthenticator {
+    tokens: Option<TokenCache>,
+    api_keys: Option<ApiKeyStore>,
+    mtls: bool,
+}
+
+impl PolicyAuthenticator {
+    /// Accepts JWTs when `tokens` is given, API keys when `api_keys` is, and verified client
+    /// certificates when `mtls`. Verified tokens are cached (up to
+    /// [`DEFAULT_TOKEN_CACHE_CAPACITY`]).
+    pub fn new(tokens: Option<TokenVerifier>, api_keys: Option<ApiKeyStore>, mtls: bool) -> Self {
+        PolicyAuthenticator {
+            tokens: tokens.map(|v| TokenCache::new(v, DEFAULT_TOKEN_CACHE_CAPACITY)),
+            api_keys,
+            mtls,
+        }
+    }
+
+    /// The methods accepted, for the start-up log (`jwt`, `api_key`, `mtls`).
+    pub fn methods(&self) -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        if self.tokens.is_some() {
+            methods.push("jwt");
+        }
+        if self.api_keys.is_some() {
+            methods.push("api_key");
+        }
+        if self.mtls {
+            methods.push("mtls");
+        }
+        methods
+    }
+}
+
+fn unauthenticated(reason: impl Into<String>) -> CoreError {
+    CoreError::Unauthenticated {
+        reason: reason.into(),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator for PolicyAuthenticator {
+    fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError> {
+        let refused = |method: &str, failure: ace_policy::AuthFailure| {
+            unauthenticated(format!("{method} refused: {failure}"))
+        };
+        match &ctx.credentials {
+            Credentials::Bearer(token) => match &self.tokens {
+                Some(cache) => cache
+                    .verify(token, now_secs())
+                    .map_err(|f| refused("bearer token", f)),
+                None => Err(unauthenticated(
+                    "bearer tokens are not accepted here (auth.jwt is not configured)",
+                )),
+            },
+            Credentials::ApiKey(key) => match &self.api_keys {
+                Some(store) => store.verify(key).map_err(|f| refused("API key", f)),
+                None => Err(unauthenticated(
+                    "API keys are not accepted here (auth.api_keys is not configured)",
+                )),
+            },
+            Credentials::None => match (&ctx.peer_certificate, self.mtls) {
+                (Some(der), true) => {
+                    principal_from_certificate(der).map_err(|f| refused("client certificate", f))
+                }
+                (Some(_), false) => Err(unauthenticated(
+                    "client certificates are not accepted here (auth.mtls is false)",
+                )),
+                (None, _) => Err(unauthenticated(NO_CREDENTIALS)),
+            },
+        }
+    }
+}
+
+/// Step 4 over a [`PolicyEngine`] (see the module docs for the mapping of actions).
+#[derive(Debug, Clone)]
+pub struct PolicyAuthorizer {
+    engine: Arc<PolicyEngine>,
+}
+
+impl PolicyAuthorizer {
+    /// An authorizer deciding with `engine`.
+    pub fn new(engine: Arc<PolicyEngine>) -> Self {
+        PolicyAuthorizer { engine }
+    }
+
+    /// The engine (its counters feed the server's metrics).
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
+    fn on(
+        &self,
+        principal: &Principal,
+        action: PolicyAction,
+        subject: Option<String>,
+        what: &str,
+    ) -> Decision {
+        match subject {
+            Some(subject) => self.engine.authorize(principal, action, &subject, None),
+            None => Decision::deny(format!("{what} is not one subject token ([A-Za-z0-9_-]+)")),
+        }
+    }
+}
+
+impl Authorizer for PolicyAuthorizer {
+    fn authorize(
+        &self,
+        principal: &Principal,
+        action: Action<'_>,
+        envelope: Option<&Envelope>,
+    ) -> Decision {
+        let engine = &self.engine;
+        match action {
+            Action::Publish(subject) => {
+                engine.authorize(principal, PolicyAction::Publish, subject, envelope)
+            }
+            Action::Subscribe(pattern) => {
+                engine.authorize(principal, PolicyAction::Subscribe, pattern, None)
+            }
+            Action::Consume { stream, subjects } => {
+                if subjects.is_empty() {
+                    return Decision::deny(format!("stream `{stream}` has no subjects to read"));
+                }
+                subjects
+                    .iter()
+                    .map(|s| engine.authorize(principal, PolicyAction::Subscribe, s, None))
+                    .fold(Decision::Allow, Decision::and)
+            }
+            Action::Manage(stream) => self.on(
+                principal,
+                PolicyAction::Publish,
+                manage_subject(stream),
+                "the stream name",
+            ),
+            Action::Decide(id) => self.on(
+                principal,
+                PolicyAction::Publish,
+                decide_subject(id),
+                "the approval id",
+            ),
+            Action::ReadLedger => {
+                engine.authorize(principal, PolicyAction::Subscribe, LEDGER_SUBJECTS, None)
+            }
+        }
+    }
+
+    fn can_receive(&self, principal: &Principal, envelope: &Envelope) -> bool {
+        let decision = self.engine.can_receive(principal, envelope);
+        if !decision.is_allow() {
+            tracing::debug!(
+                principal = %principal.id,
+                subject = %envelope.subject,
+                reasons = ?decision.reasons(),
+                "delivery withheld"
+            );
+        }
+        decision.is_allow()
+    }
+}
+
+/// Development authorization: every action allowed, but publishes still go through the EHI
+/// gate, so a high score or `requires_approval` is held for approval as in production.
+#[derive(Debug, Clone, Default)]
+pub struct DevAuthorizer {
+    ehi: EhiGate,
+}
+
+impl DevAuthorizer {
+    /// Holds by `ehi` (the configured thresholds).
+    pub fn new(ehi: EhiGate) -> Self {
+        DevAuthorizer { ehi }
+    }
+}
+
+impl Authorizer for DevAuthorizer {
+    fn authorize(
+        &self,
+        _: &Principal,
+        action: Action<'_>,
+        envelope: Option<&Envelope>,
+    ) -> Decision {
+        match (action, envelope) {
+            (Action::Publish(_), Some(envelope)) => self.ehi.evaluate(envelope),
+            _ => Decision::Allow,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ace_envelope::{Kind, SourceType};
+    use ace_policy::{EhiConfig, POLICY_ENGINE_FAILURE, Rbac, RegoPolicy};
+
+    fn engine() -> Arc<PolicyEngine> {
+        Arc::new(PolicyEngine::embedded(EhiConfig::default()).expect("embedded policies"))
+    }
+
+    fn who(roles: &[&str]) -> Principal {
+        let roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        Principal::new("p", SourceType::Human, roles, 0).unwrap()
+    }
+
+    fn allowed(authorizer: &dyn Authorizer, roles: &[&str], action: Action<'_>) -> bool {
+        authorizer.authorize(&who(roles), action, None).is_allow()
+    }
+
+    #[test]
+    fn given_each_non_message_action_when_authorized_then_it_is_judged_as_its_subject() {
+        let authz = PolicyAuthorizer::new(engine());
+        let subjects = ["ace.comms.http.*.*.evt.>".to_owned()];
+        let consume = Action::Consume {
+            stream: "ACE_EVENTS",
+            subjects: &subjects,
+        };
+        // (action, admin, human, approver, auditor)
+        let table: [(Action<'_>, [bool; 4]); 5] = [
+            (Action::Manage("ACE_EVENTS"), [true, false, false, false]),
+            (Action::Decide("0190a1b2-aaaa"), [false, false, true, false]),
+            (Action::ReadLedger, [true, false, true, true]),
+            (consume, [true, true, false, false]),
+            (
+                Action::Subscribe("ace.comms.matrix.>"),
+                [true, true, false, false],
+            ),
+        ];
+        for (action, expected) in table {
+            for (role, want) in ["admin", "human", "approver", "auditor"]
+                .iter()
+                .zip(expected)
+            {
+                assert_eq!(allowed(&authz, &[role], action), want, "{role} {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_a_name_that_is_not_a_token_when_managed_or_decided_then_it_is_denied() {
+        let authz = PolicyAuthorizer::new(engine());
+        for action in [
+            Action::Manage("a.b"),
+            Action::Decide("x.>"),
+            Action::Manage(""),
+        ] {
+            let decision = authz.authorize(&who(&["admin", "approver"]), action, None);
+            assert!(decision.is_deny(), "{action}");
+            assert!(
+                decision.reasons()[0].contains("subject token"),
+                "{decision:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_stream_where_one_subject_is_denied_when_consumed_then_the_read_is_denied() {
+        let authz = PolicyAuthorizer::new(engine());
+        let subjects = [
+            "ace.comms.http.*.*.evt.>".to_owned(),
+            "ace.comms.agent.*.*.evt.>".to_owned(),
+        ];
+        let action = Action::Consume {
+            stream: "MIXED",
+            subjects: &subjects,
+        };
+        let decision = authz.authorize(&who(&["human"]), action, None);
+        assert!(decision.is_deny());
+        assert!(
+            decision.reasons()[0].contains("ace.comms.agent"),
+            "{decision:?}"
+        );
+        let none = Action::Consume {
+            stream: "EMPTY",
+            subjects: &[],
+        };
+        assert!(!allowed(&authz, &["admin"], none));
+    }
+
+    #[test]
+    fn given_a_failing_rego_policy_when_publishing_then_the_denial_names_the_engine_failure() {
+        let rego = RegoPolicy::from_sources(
+            vec![(
+                "broken.rego".into(),
+                "package ace.comms\ndeny contains x if { x := to_number(input.subject) }".into(),
+            )],
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let rbac = Rbac::from_yaml(ace_policy::EMBEDDED_RBAC, "rbac").unwrap();
+        let engine = PolicyEngine::new(rbac, Some(rego), EhiGate::default());
+        let authz = PolicyAuthorizer::new(Arc::new(engine));
+        let subject = "ace.comms.http.api.orders.evt.v1";
+        let envelope = Envelope::builder(Kind::Event, subject).build_unchecked();
+        let decision = authz.authorize(&who(&["human"]), Action::Publish(subject), Some(&envelope));
+        assert!(decision.is_deny(), "{decision:?}");
+        assert!(
+            decision
+                .reasons()
+                .iter()
+                .any(|r| r.contains(POLICY_ENGINE_FAILURE)),
+            "{decision:?}"
+        );
+    }
+
+    #[test]
+    fn given_development_mode_when_authorizing_then_all_passes_but_ehi_still_holds() {
+        let dev = DevAuthorizer::default();
+        assert!(allowed(&dev, &[], Action::Decide("a1")));
+        assert!(allowed(&dev, &[], Action::ReadLedger));
+        let subject = "ace.comms.agent.ops.o1.cmd.v1";
+        let mut risky = Envelope::builder(Kind::Command, subject).build_unchecked();
+        risky.governance.ehi_score = Some(0.95);
+        let held = dev.authorize(&who(&[]), Action::Publish(subject), Some(&risky));
+        assert!(matches!(held, Decision::RequireApproval { .. }), "{held:?}");
+        let plain = Envelope::builder(Kind::Command, subject).build_unchecked();
+        assert!(
+            dev.authorize(&who(&[]), Action::Publish(subject), Some(&plain))
+                .is_allow()
+        );
+    }
+
+    fn ctx(credentials: Credentials) -> RequestContext {
+        let mut ctx = RequestContext::new("test");
+        ctx.credentials = credentials;
+        ctx
+    }
+
+    fn reason(result: Result<Principal, CoreError>) -> String {
+        match result {
+            Err(CoreError::Unauthenticated { reason }) => reason,
+            other => panic!("expected a 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_unconfigured_or_missing_credentials_when_authenticating_then_401_says_which() {
+        let mut keys = ApiKeyStore::default();
+        keys.insert("k-0123456789abcdef0123456789abcdef", who(&["human"]));
+        let only_keys = PolicyAuthenticator::new(None, Some(keys), false);
+        assert_eq!(only_keys.methods(), ["api_key"]);
+        let r = reason(only_keys.authenticate(&ctx(Credentials::Bearer("x".into()))));
+        assert!(r.contains("auth.jwt"), "{r}");
+        assert_eq!(
+            reason(only_keys.authenticate(&ctx(Credentials::None))),
+            NO_CREDENTIALS
+        );
+        let mut with_cert = ctx(Credentials::None);
+        with_cert.peer_certificate = Some(Arc::from(&b"der"[..]));
+        assert!(reason(only_keys.authenticate(&with_cert)).contains("auth.mtls"));
+        let r = reason(only_keys.authenticate(&ctx(Credentials::ApiKey("nope".into()))));
+        assert!(r.contains("unknown API key") && !r.contains("nope"), "{r}");
+        let key = Credentials::ApiKey("k-0123456789abcdef0123456789abcdef".into());
+        assert_eq!(only_keys.authenticate(&ctx(key)).unwrap().roles, ["human"]);
+        let none = PolicyAuthenticator::new(None, None, true);
+        let r = reason(none.authenticate(&ctx(Credentials::ApiKey("k".into()))));
+        assert!(r.contains("auth.api_keys"), "{r}");
+        assert!(reason(none.authenticate(&with_cert)).contains("client certificate refused"));
+    }
+}
