@@ -54,6 +54,10 @@ pub enum ClientError {
         /// The reason the server gave.
         reason: String,
     },
+    /// The server held the message for a human's approval (202 `pending_approval`): nothing is
+    /// stored until an approver approves it (`GET /api/v1/approvals`).
+    #[error("message {} is held for approval {}", .0.id, .0.approval_id)]
+    Held(ace_envelope::api::http::Pending),
     /// No answer (or reply) arrived in time.
     #[error("{what}: no answer within {after:?}")]
     Timeout {
@@ -65,18 +69,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The server's error code, for [`ClientError::Api`].
+    /// The server's error code, for [`ClientError::Api`] (`PENDING_APPROVAL` for
+    /// [`ClientError::Held`]).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Api { body, .. } => Some(body.error.code),
+            ClientError::Held(_) => Some(ErrorCode::PendingApproval),
             _ => None,
         }
     }
 
-    /// The HTTP status, for [`ClientError::Api`].
+    /// The HTTP status, for [`ClientError::Api`] (202 for [`ClientError::Held`]).
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
+            ClientError::Held(_) => Some(202),
             _ => None,
         }
     }
@@ -92,6 +99,14 @@ impl ClientError {
     /// True when the server cut the connection because this client read too slowly (4008).
     pub fn is_slow_consumer(&self) -> bool {
         self.close_code() == Some(close::SLOW_CONSUMER)
+    }
+
+    /// The approval holding the message, for [`ClientError::Held`].
+    pub fn held(&self) -> Option<&ace_envelope::api::http::Pending> {
+        match self {
+            ClientError::Held(pending) => Some(pending),
+            _ => None,
+        }
     }
 
     /// An API error from an error body, with the HTTP status of its code.

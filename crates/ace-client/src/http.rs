@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use ace_envelope::api::http::{
-    Accepted, AckAnswer, AckRequest, AgentList, AgentPresence, BatchAnswer, ConsumerConfig,
-    ConsumerInfo, ConsumerList, FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Session,
-    SessionWrite, StoredMessage, StreamConfig, StreamInfo, StreamList,
+    Accepted, AckAnswer, AckRequest, AgentList, AgentPresence, Approval, ApprovalDecision,
+    ApprovalList, ApprovalStatus, BatchAnswer, ConsumerConfig, ConsumerInfo, ConsumerList, Decided,
+    FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Pending, Session, SessionWrite,
+    StoredMessage, StreamConfig, StreamInfo, StreamList, Verdict,
 };
 use ace_envelope::{Envelope, ErrorBody};
 use reqwest::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
@@ -163,12 +164,15 @@ impl Client {
 
     // -- messages
 
-    /// `POST /api/v1/messages`: publishes one envelope.
+    /// `POST /api/v1/messages`: publishes one envelope. A message the server holds for a
+    /// human's approval is [`ClientError::Held`] with its approval id.
     pub async fn publish(&self, envelope: &Envelope) -> Result<Accepted, ClientError> {
-        self.send(Method::POST, &["api", "v1", "messages"], |r| {
-            r.json(envelope)
-        })
-        .await
+        let answer: PublishAnswer = self
+            .send(Method::POST, &["api", "v1", "messages"], |r| {
+                r.json(envelope)
+            })
+            .await?;
+        answer.into_result()
     }
 
     /// `POST /api/v1/messages/batch`: publishes several envelopes; each is answered in its place
@@ -395,6 +399,47 @@ impl Client {
         .await
     }
 
+    // -- approvals
+
+    /// `GET /api/v1/approvals?status=`: the approvals of `status` (every one when `None`),
+    /// oldest first.
+    pub async fn approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, ClientError> {
+        let status = status.map_or("all", ApprovalStatus::as_str);
+        let list: ApprovalList = self
+            .send(Method::GET, &["api", "v1", "approvals"], |r| {
+                r.query(&[("status", status)])
+            })
+            .await?;
+        Ok(list.approvals)
+    }
+
+    /// `GET /api/v1/approvals/{id}`.
+    pub async fn approval(&self, id: &str) -> Result<Approval, ClientError> {
+        self.send(Method::GET, &["api", "v1", "approvals", id], |r| r)
+            .await
+    }
+
+    /// `POST /api/v1/approval/{id}`: approves or rejects a pending approval (409 `CONFLICT`
+    /// once it is decided or expired).
+    pub async fn decide(
+        &self,
+        id: &str,
+        decision: Verdict,
+        comment: Option<&str>,
+    ) -> Result<Decided, ClientError> {
+        let body = ApprovalDecision {
+            decision,
+            comment: comment.map(str::to_owned),
+        };
+        self.send(Method::POST, &["api", "v1", "approval", id], |r| {
+            r.json(&body)
+        })
+        .await
+    }
+
     // -- plumbing
 
     /// The URL of `segments` under the base, each percent-encoded.
@@ -460,6 +505,25 @@ impl Client {
             .await
             .map_err(|e| ClientError::transport(what, e))?;
         api_error(status, &bytes, what)
+    }
+}
+
+/// The 202 answer of a publish: stored, or held for approval.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum PublishAnswer {
+    /// Stored.
+    Accepted(Accepted),
+    /// Held.
+    Held(Pending),
+}
+
+impl PublishAnswer {
+    pub(crate) fn into_result(self) -> Result<Accepted, ClientError> {
+        match self {
+            PublishAnswer::Accepted(accepted) => Ok(accepted),
+            PublishAnswer::Held(pending) => Err(ClientError::Held(pending)),
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 //!   [`Client::delete_consumer`], [`Client::fetch`], [`Client::ack`], [`Client::nak`],
 //!   [`Client::term`]); agents ([`Client::agents`], [`Client::agent`], [`Client::heartbeat`]);
 //!   sessions ([`Client::session`], [`Client::put_session`] with a [`Precondition`]);
+//!   approvals ([`Client::approvals`], [`Client::approval`], [`Client::decide`]; a held
+//!   publish is [`ClientError::Held`]);
 //!   [`Client::health`], [`Client::ready`];
 //! - [`WsConnection`] — `ws.rs`, from [`Client::connect_ws`]: the `/ws` protocol —
 //!   [`WsConnection::subscribe`] (live, optional queue group) and [`WsConnection::consume`]
@@ -66,10 +68,11 @@ mod http;
 mod ws;
 
 pub use ace_envelope::api::http::{
-    Accepted, AckAnswer, AckFailure, AckPolicy, AgentPresence, Backoff, BatchAnswer, BatchItem,
-    ConsumerConfig, ConsumerCounters, ConsumerInfo, DeliverPolicy, DiscardPolicy, FetchedMessage,
-    Heartbeat, Ordering, RetentionPolicy, Session, StorageKind, StoredMessage, StreamConfig,
-    StreamCounters, StreamInfo, SyncPolicy,
+    Accepted, AckAnswer, AckFailure, AckPolicy, AgentPresence, Approval, ApprovalStatus, Backoff,
+    BatchAnswer, BatchItem, ConsumerConfig, ConsumerCounters, ConsumerInfo, Decided, DeliverPolicy,
+    DiscardPolicy, FetchedMessage, Heartbeat, Ordering, Pending, Requester, RetentionPolicy,
+    Session, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo, SyncPolicy,
+    Verdict,
 };
 pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;

@@ -335,10 +335,12 @@ impl Shared {
             envelope: Box::new(envelope.clone()),
         });
         let result = self.call(id, &frame).await?.unwrap_or_default();
-        serde_json::from_value(result).map_err(|source| ClientError::Decode {
-            what: "the ok frame of a publish".to_owned(),
-            source,
-        })
+        let answer: crate::http::PublishAnswer =
+            serde_json::from_value(result).map_err(|source| ClientError::Decode {
+                what: "the ok frame of a publish".to_owned(),
+                source,
+            })?;
+        answer.into_result()
     }
 
     async fn acknowledge(

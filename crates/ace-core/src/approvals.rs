@@ -1,26 +1,1158 @@
-//! Step 5 of the pipeline: messages held for a human's approval.
+//! Step 5 of the pipeline: messages held for a human's approval (the HITL workflow of seed 001),
+//! from the hold to the decision or the expiry.
 //!
-//! NOTE(governance, in progress): the approvals store, the approval-requested event, deciding and
-//! expiring approvals land with issue 5; until then a held message is refused.
+//! - [`ApprovalStore`]: where pending approvals live (object-safe, async, one atomic
+//!   [`ApprovalStore::settle`] so two deciders never both win). [`RedbApprovalStore`] keeps them
+//!   in one redb file under the data directory, so a pending approval survives a restart;
+//!   [`MemoryApprovalStore`] is for tests. A [`Core`] without a store refuses every hold
+//!   (`FORBIDDEN`, "approval required but approvals are not enabled"): nothing passes silently.
+//! - `Core::hold` (called by [`Core::publish`] when the authorizer answers `RequireApproval`)
+//!   stores the whole envelope, records a `held` ledger entry, publishes
+//!   `ace.comms.system.hitl.approval.{id}.evt.requested.v1` (a summary, not the held payload)
+//!   and answers `PENDING_APPROVAL` with the approval id.
+//! - [`Core::decide_approval`] (authorized as [`Action::Decide`]): approving sets
+//!   `governance.approval_id` and appends the held envelope as it is (it was authorized already;
+//!   running the policy again would hold it again), recording `approved` then `accepted`;
+//!   rejecting records `rejected`, moves the envelope to the dead letters (`dead_lettered`) and
+//!   answers its requester on `headers["reply_to"]` when it named one.
+//! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
+//!   approval past `expires_at` like a rejection, recorded as `expired`.
+//! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
+//!   `ace.comms.system.hitl.>` (who may watch approvals may list them).
+//!
+//! Every decision publishes `…approval.{id}.evt.{requested|approved|rejected|expired}.v1`
+//! through [`Core::publish`] as the server itself ([`RequestContext::internal`]).
 
-use ace_envelope::Envelope;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::context::Principal;
-use crate::core::Core;
+pub use ace_envelope::api::http::{
+    Approval, ApprovalDecision, ApprovalStatus, Decided, Pending, Requester, Verdict,
+};
+use ace_envelope::{Envelope, Kind, SubjectPattern, uuid_v7_at};
+use ace_ledger::{EntryKind, NewEntry};
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::{Value, json};
+
+use crate::context::{Principal, RequestContext, SYSTEM_PRINCIPAL_ID, system_principal};
+use crate::core::{Accepted, Core};
 use crate::error::CoreError;
+use crate::governance::Action;
+use crate::pipeline;
+
+/// How long a held message waits for a decision by default: a day.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3_600);
+
+/// The subject pattern of every approval event; reading approvals is authorized as a
+/// subscription to it.
+pub const APPROVAL_EVENTS: &str = "ace.comms.system.hitl.>";
+
+/// Where a held message goes when no stream captures its subject.
+pub const HITL_DEAD_LETTER_SUBJECT: &str = "ace.comms.system.dlq.hitl";
+
+/// Longest decision comment accepted, bytes.
+pub const MAX_COMMENT_BYTES: usize = 4_096;
+
+/// The reason a hold is refused on a core without an approvals store.
+pub const APPROVALS_DISABLED: &str = "approval required but approvals are not enabled";
+
+const APPROVALS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("approvals");
+
+/// The subject of an approval event (`requested`, `approved`, `rejected`, `expired`).
+pub fn approval_subject(approval_id: &str, event: &str) -> String {
+    format!("ace.comms.system.hitl.approval.{approval_id}.evt.{event}.v1")
+}
+
+/// Why an approvals store failed (its own fault, not the caller's).
+#[derive(Debug, thiserror::Error)]
+#[error("approval store: {op}: {reason}")]
+pub struct ApprovalStoreError {
+    /// What was being done.
+    pub op: &'static str,
+    /// What the storage said.
+    pub reason: String,
+}
+
+impl ApprovalStoreError {
+    fn new(op: &'static str, err: impl std::fmt::Display) -> Self {
+        ApprovalStoreError {
+            op,
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// What [`ApprovalStore::settle`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// The approval was pending and now holds the decision.
+    Done(Approval),
+    /// No approval has that id.
+    NotFound,
+    /// It was decided already (or expired): unchanged, as it stands.
+    NotPending(Approval),
+}
+
+/// The decision [`ApprovalStore::settle`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The new status (not `pending`).
+    pub status: ApprovalStatus,
+    /// Who decided.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The decider's comment.
+    pub comment: Option<String>,
+}
+
+fn apply(approval: &mut Approval, settlement: Settlement) {
+    approval.status = settlement.status;
+    approval.decided_by = Some(settlement.by);
+    approval.decided_at = Some(settlement.at);
+    approval.comment = settlement.comment;
+}
+
+/// Where approvals live. `settle` must check `pending` and write in one atomic step.
+#[async_trait::async_trait]
+pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
+    /// Stores `approval` under its id, replacing what was there.
+    async fn put(&self, approval: Approval) -> Result<(), ApprovalStoreError>;
+    /// The approval `id`, `None` when there is none.
+    async fn get(&self, id: &str) -> Result<Option<Approval>, ApprovalStoreError>;
+    /// Every approval of `status` (all when `None`), oldest first.
+    async fn list(
+        &self,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, ApprovalStoreError>;
+    /// Writes `settlement` on approval `id` if it is pending.
+    async fn settle(&self, id: &str, settlement: Settlement)
+    -> Result<Settled, ApprovalStoreError>;
+}
+
+/// Approvals in memory (lost at exit): for tests.
+#[derive(Debug, Default)]
+pub struct MemoryApprovalStore {
+    approvals: Mutex<BTreeMap<String, Approval>>,
+}
+
+impl MemoryApprovalStore {
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Approval>> {
+        // Each update is one insert, so a poisoned table is still consistent.
+        self.approvals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ApprovalStore for MemoryApprovalStore {
+    async fn put(&self, approval: Approval) -> Result<(), ApprovalStoreError> {
+        self.table().insert(approval.approval_id.clone(), approval);
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Approval>, ApprovalStoreError> {
+        Ok(self.table().get(id).cloned())
+    }
+
+    async fn list(
+        &self,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, ApprovalStoreError> {
+        Ok(self
+            .table()
+            .values()
+            .filter(|a| status.is_none_or(|s| a.status == s))
+            .cloned()
+            .collect())
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        settlement: Settlement,
+    ) -> Result<Settled, ApprovalStoreError> {
+        let mut table = self.table();
+        Ok(match table.get_mut(id) {
+            None => Settled::NotFound,
+            Some(a) if a.status != ApprovalStatus::Pending => Settled::NotPending(a.clone()),
+            Some(a) => {
+                apply(a, settlement);
+                Settled::Done(a.clone())
+            }
+        })
+    }
+}
+
+/// Approvals in one redb file (each write one durable transaction), surviving restarts.
+#[derive(Debug, Clone)]
+pub struct RedbApprovalStore {
+    db: Arc<Database>,
+}
+
+impl RedbApprovalStore {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("open", e);
+        let db = Database::create(path).map_err(|e| err(&e))?;
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+        txn.commit().map_err(|e| err(&e))?;
+        Ok(RedbApprovalStore { db: Arc::new(db) })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Approval, ApprovalStoreError> {
+        serde_json::from_slice(bytes).map_err(|e| ApprovalStoreError::new("decode", e))
+    }
+
+    fn write(db: &Database, approval: &Approval) -> Result<(), ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("put", e);
+        let bytes = serde_json::to_vec(approval).map_err(|e| err(&e))?;
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        {
+            let mut table = txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+            table
+                .insert(approval.approval_id.as_str(), bytes.as_slice())
+                .map_err(|e| err(&e))?;
+        }
+        txn.commit().map_err(|e| err(&e))
+    }
+
+    fn read(db: &Database, id: &str) -> Result<Option<Approval>, ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("get", e);
+        let txn = db.begin_read().map_err(|e| err(&e))?;
+        let table = txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+        let found = table.get(id).map_err(|e| err(&e))?;
+        found.map(|bytes| Self::decode(bytes.value())).transpose()
+    }
+
+    fn scan(
+        db: &Database,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("list", e);
+        let txn = db.begin_read().map_err(|e| err(&e))?;
+        let table = txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+        let mut found = Vec::new();
+        for row in table.iter().map_err(|e| err(&e))? {
+            let (_, bytes) = row.map_err(|e| err(&e))?;
+            let approval = Self::decode(bytes.value())?;
+            if status.is_none_or(|s| approval.status == s) {
+                found.push(approval);
+            }
+        }
+        Ok(found)
+    }
+
+    fn decide(
+        db: &Database,
+        id: &str,
+        settlement: Settlement,
+    ) -> Result<Settled, ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("settle", e);
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        let settled = {
+            let mut table = txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+            let current = match table.get(id).map_err(|e| err(&e))? {
+                Some(bytes) => Some(Self::decode(bytes.value())?),
+                None => None,
+            };
+            match current {
+                None => Settled::NotFound,
+                Some(a) if a.status != ApprovalStatus::Pending => Settled::NotPending(a),
+                Some(mut a) => {
+                    apply(&mut a, settlement);
+                    let bytes = serde_json::to_vec(&a).map_err(|e| err(&e))?;
+                    table.insert(id, bytes.as_slice()).map_err(|e| err(&e))?;
+                    Settled::Done(a)
+                }
+            }
+        };
+        match settled {
+            Settled::Done(_) => txn.commit().map_err(|e| err(&e))?,
+            _ => txn.abort().map_err(|e| err(&e))?,
+        }
+        Ok(settled)
+    }
+}
+
+/// Runs a blocking storage call off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    f: impl FnOnce() -> Result<T, ApprovalStoreError> + Send + 'static,
+) -> Result<T, ApprovalStoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApprovalStoreError::new(op, e))?
+}
+
+#[async_trait::async_trait]
+impl ApprovalStore for RedbApprovalStore {
+    async fn put(&self, approval: Approval) -> Result<(), ApprovalStoreError> {
+        let db = self.db.clone();
+        blocking("put", move || Self::write(&db, &approval)).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Approval>, ApprovalStoreError> {
+        let (db, id) = (self.db.clone(), id.to_owned());
+        blocking("get", move || Self::read(&db, &id)).await
+    }
+
+    async fn list(
+        &self,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, ApprovalStoreError> {
+        let db = self.db.clone();
+        blocking("list", move || Self::scan(&db, status)).await
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        settlement: Settlement,
+    ) -> Result<Settled, ApprovalStoreError> {
+        let (db, id) = (self.db.clone(), id.to_owned());
+        blocking("settle", move || Self::decide(&db, &id, settlement)).await
+    }
+}
+
+/// The approvals store of a core and how long a hold lasts.
+#[derive(Debug, Clone)]
+pub(crate) struct Approvals {
+    pub(crate) store: Option<Arc<dyn ApprovalStore>>,
+    pub(crate) ttl: Duration,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            store: None,
+            ttl: DEFAULT_APPROVAL_TTL,
+        }
+    }
+}
+
+/// The summary an approval event carries: never the held payload.
+fn summary(approval: &Approval) -> Value {
+    json!({
+        "approval_id": approval.approval_id,
+        "status": approval.status,
+        "subject": approval.envelope.subject,
+        "message_id": approval.envelope.id,
+        "requested_by": approval.requested_by,
+        "reasons": approval.reasons,
+        "created_at": approval.created_at,
+        "expires_at": approval.expires_at,
+        "decided_by": approval.decided_by,
+        "decided_at": approval.decided_at,
+        "comment": approval.comment,
+    })
+}
+
+/// A ledger entry about the held message of `approval`.
+fn entry(kind: EntryKind, actor: &str, approval: &Approval, decision: &str) -> NewEntry {
+    NewEntry::for_envelope(kind, actor, &approval.envelope)
+        .decision(decision)
+        .details(json!({
+            "approval_id": approval.approval_id,
+            "requested_by": approval.requested_by.id,
+            "reasons": approval.reasons,
+            "comment": approval.comment,
+        }))
+}
 
 impl Core {
-    /// Holds `envelope` for approval and answers the error the publisher gets.
+    /// The same core holding messages in `store` for at most `ttl` before they expire.
+    pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>, ttl: Duration) -> Self {
+        self.approvals = Approvals {
+            store: Some(store),
+            ttl,
+        };
+        self
+    }
+
+    /// Holds `envelope` for approval and answers the error the publisher gets:
+    /// `PENDING_APPROVAL` once it is stored, `FORBIDDEN` without an approvals store.
     pub(crate) async fn hold(
         &self,
         principal: &Principal,
         envelope: Envelope,
         reasons: Vec<String>,
     ) -> CoreError {
-        CoreError::Forbidden {
-            principal: principal.id.clone(),
-            action: format!("publish on `{}`", envelope.subject),
+        let Some(store) = &self.approvals.store else {
+            let mut all = vec![APPROVALS_DISABLED.to_owned()];
+            all.extend(reasons);
+            return CoreError::Forbidden {
+                principal: principal.id.clone(),
+                action: Action::Publish(&envelope.subject).to_string(),
+                reasons: all,
+            };
+        };
+        let now = self.clock.now();
+        let ttl = chrono::Duration::from_std(self.approvals.ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let approval = Approval {
+            approval_id: uuid_v7_at(now).to_string(),
+            status: ApprovalStatus::Pending,
+            requested_by: Requester {
+                id: principal.id.clone(),
+                roles: principal.roles.clone(),
+            },
             reasons,
+            created_at: now,
+            expires_at: now
+                .checked_add_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            envelope,
+        };
+        if let Err(err) = store.put(approval.clone()).await {
+            return err.into();
         }
+        let decision = format!("hold: {}", approval.reasons.join("; "));
+        let held = entry(EntryKind::Held, &principal.id, &approval, &decision);
+        pipeline::record(&*self.hooks.recorder, vec![held]).await;
+        self.announce_approval(&approval, "requested").await;
+        CoreError::PendingApproval {
+            id: approval.envelope.id,
+            approval_id: approval.approval_id,
+        }
+    }
+
+    /// Approves or rejects the pending approval `id` (see the module docs). Only a pending
+    /// approval can be decided: another answers `CONFLICT` naming its status; an unknown id
+    /// `NOT_FOUND`.
+    pub async fn decide_approval(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        verdict: Verdict,
+        comment: Option<String>,
+    ) -> Result<Decided, CoreError> {
+        let principal = self.allow(ctx, Action::Decide(id))?;
+        if let Some(c) = &comment {
+            if c.len() > MAX_COMMENT_BYTES {
+                return Err(CoreError::InvalidRequest {
+                    field: "comment",
+                    reason: format!("is {} bytes, more than {MAX_COMMENT_BYTES}", c.len()),
+                });
+            }
+        }
+        let status = match verdict {
+            Verdict::Approve => ApprovalStatus::Approved,
+            Verdict::Reject => ApprovalStatus::Rejected,
+        };
+        let approval = self.settle(id, status, &principal.id, comment).await?;
+        match verdict {
+            Verdict::Approve => self.release(&principal, approval).await,
+            Verdict::Reject => {
+                self.refuse(&principal, &approval).await;
+                Ok(Decided {
+                    approval,
+                    accepted: None,
+                })
+            }
+        }
+    }
+
+    /// Expires every pending approval past its `expires_at` on the injected clock, each like a
+    /// rejection by the server (ledger `expired`, dead letter, requester answered,
+    /// `…evt.expired.v1`); returns the approvals that expired. Failures are logged, not
+    /// returned: the next sweep tries again.
+    pub async fn expire_approvals(&self) -> Vec<Approval> {
+        let Some(store) = &self.approvals.store else {
+            return Vec::new();
+        };
+        let now = self.clock.now();
+        let due = match store.list(Some(ApprovalStatus::Pending)).await {
+            Ok(pending) => pending.into_iter().filter(|a| a.expires_at <= now),
+            Err(err) => {
+                tracing::error!(error = %err, "listing pending approvals to expire failed");
+                return Vec::new();
+            }
+        };
+        let system = system_principal();
+        let mut expired = Vec::new();
+        for approval in due {
+            let id = approval.approval_id;
+            match self
+                .settle(&id, ApprovalStatus::Expired, SYSTEM_PRINCIPAL_ID, None)
+                .await
+            {
+                Ok(approval) => {
+                    self.refuse(&system, &approval).await;
+                    expired.push(approval);
+                }
+                // Decided in the meantime: nothing to expire.
+                Err(CoreError::ApprovalNotPending { .. }) => {}
+                Err(err) => tracing::error!(approval = %id, error = %err, "expiring failed"),
+            }
+        }
+        expired
+    }
+
+    /// The approvals of `status` (every status when `None`), oldest first; expired ones are
+    /// swept first, so a listed `pending` approval can still be decided.
+    pub async fn approvals(
+        &self,
+        ctx: &RequestContext,
+        status: Option<ApprovalStatus>,
+    ) -> Result<Vec<Approval>, CoreError> {
+        self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS))?;
+        let Some(store) = &self.approvals.store else {
+            return Ok(Vec::new());
+        };
+        self.expire_approvals().await;
+        Ok(store.list(status).await?)
+    }
+
+    /// The approval `id`; `NOT_FOUND` when there is none.
+    pub async fn approval(&self, ctx: &RequestContext, id: &str) -> Result<Approval, CoreError> {
+        self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS))?;
+        self.expire_approvals().await;
+        let found = match &self.approvals.store {
+            Some(store) => store.get(id).await?,
+            None => None,
+        };
+        found.ok_or_else(|| CoreError::ApprovalNotFound { id: id.to_owned() })
+    }
+
+    /// Moves approval `id` from pending to `status`, atomically.
+    async fn settle(
+        &self,
+        id: &str,
+        status: ApprovalStatus,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<Approval, CoreError> {
+        let not_found = || CoreError::ApprovalNotFound { id: id.to_owned() };
+        let store = self.approvals.store.as_ref().ok_or_else(not_found)?;
+        let settlement = Settlement {
+            status,
+            by: by.to_owned(),
+            at: self.clock.now(),
+            comment,
+        };
+        match store.settle(id, settlement).await? {
+            Settled::Done(approval) => Ok(approval),
+            Settled::NotFound => Err(not_found()),
+            Settled::NotPending(approval) => Err(CoreError::ApprovalNotPending {
+                id: id.to_owned(),
+                status: approval.status,
+            }),
+        }
+    }
+
+    /// Publishes an approved message with its approval id. If the append fails the approval
+    /// goes back to pending (so it can be decided again) and the failure is the answer.
+    async fn release(
+        &self,
+        principal: &Principal,
+        approval: Approval,
+    ) -> Result<Decided, CoreError> {
+        let mut envelope = approval.envelope.clone();
+        envelope.governance.approval_id = Some(approval.approval_id.clone());
+        let ack = match pipeline::append(&*self.bus, envelope.clone()).await {
+            Ok(ack) => ack,
+            Err(err) => {
+                self.reopen(&approval).await;
+                return Err(err);
+            }
+        };
+        let approved = entry(EntryKind::Approved, &principal.id, &approval, "approve");
+        let accepted = NewEntry::for_envelope(
+            EntryKind::Accepted,
+            approval.requested_by.id.clone(),
+            &envelope,
+        )
+        .decision("allow: approved")
+        .details(json!({
+            "stream": ack.stream, "seq": ack.seq, "duplicate": ack.duplicate,
+            "approval_id": approval.approval_id,
+        }));
+        pipeline::record(&*self.hooks.recorder, vec![approved, accepted]).await;
+        self.announce_approval(&approval, "approved").await;
+        Ok(Decided {
+            approval,
+            accepted: Some(Accepted {
+                id: envelope.id,
+                stream: ack.stream,
+                seq: ack.seq,
+                duplicate: ack.duplicate,
+            }),
+        })
+    }
+
+    /// Puts a settled approval back to pending after its release failed.
+    async fn reopen(&self, approval: &Approval) {
+        let Some(store) = &self.approvals.store else {
+            return;
+        };
+        let pending = Approval {
+            status: ApprovalStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            ..approval.clone()
+        };
+        if let Err(err) = store.put(pending).await {
+            tracing::error!(approval = %approval.approval_id, error = %err,
+                "approved but not published, and not reopened either");
+        }
+    }
+
+    /// The effects of a rejection or an expiry: ledger, dead letter, requester, event.
+    async fn refuse(&self, principal: &Principal, approval: &Approval) {
+        let (kind, word) = match approval.status {
+            ApprovalStatus::Expired => (EntryKind::Expired, "expired"),
+            _ => (EntryKind::Rejected, "rejected"),
+        };
+        let decision = match &approval.comment {
+            Some(comment) => format!("reject: {comment}"),
+            None if kind == EntryKind::Expired => "expire: not decided in time".to_owned(),
+            None => "reject".to_owned(),
+        };
+        let refused = entry(kind, &principal.id, approval, &decision);
+        pipeline::record(&*self.hooks.recorder, vec![refused]).await;
+        self.dead_letter(approval, word).await;
+        self.answer_requester(approval, word).await;
+        self.announce_approval(approval, word).await;
+    }
+
+    /// Publishes the held envelope as a dead letter (the shape of `ace-bus`'s: kind `event`,
+    /// name `dead_letter`, the original in `payload.original`, `ace-dlq-*` headers) on the
+    /// dead-letter subject of the stream its subject belongs to, and records `dead_lettered`.
+    async fn dead_letter(&self, approval: &Approval, word: &str) {
+        let held = &approval.envelope;
+        let stream = match self.bus.list_streams().await {
+            Ok(streams) => streams.into_iter().find(|info| {
+                info.config.subjects.iter().any(|p| {
+                    SubjectPattern::new(p.as_str()).is_ok_and(|p| p.matches(&held.subject))
+                })
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, "listing streams for a dead letter failed");
+                None
+            }
+        };
+        let name = stream.as_ref().map(|s| s.config.name.clone());
+        let subject = stream.map_or_else(
+            || HITL_DEAD_LETTER_SUBJECT.to_owned(),
+            |s| s.config.dead_letter_subject(),
+        );
+        let reason = match &approval.comment {
+            Some(comment) => format!("approval {word}: {comment}"),
+            None => format!("approval {word}"),
+        };
+        let built = Envelope::builder(Kind::Event, subject.clone())
+            .clock(&*self.clock)
+            .name("dead_letter")
+            .priority(held.priority)
+            .correlation_id(held.id.to_string())
+            .causation_id(held.id.to_string())
+            .idempotency_key(format!("dlq:hitl:{}", approval.approval_id))
+            .header("ace-dlq-stream", name.clone().unwrap_or_default())
+            .header("ace-dlq-reason", reason.clone())
+            .header("ace-dlq-approval-id", approval.approval_id.clone())
+            .payload_json(json!({
+                "stream": name,
+                "reason": reason,
+                "approval_id": approval.approval_id,
+                "original": held,
+            }))
+            .build();
+        let published = match built {
+            Ok(letter) => self.publish(&RequestContext::internal(), letter).await,
+            Err(err) => Err(CoreError::InvalidRequest {
+                field: "dead_letter",
+                reason: err.to_string(),
+            }),
+        };
+        match published {
+            Ok(ack) => {
+                let dead =
+                    NewEntry::for_envelope(EntryKind::DeadLettered, SYSTEM_PRINCIPAL_ID, held)
+                        .decision(reason)
+                        .details(json!({
+                            "approval_id": approval.approval_id,
+                            "dead_letter_subject": subject,
+                            "stream": ack.stream,
+                            "seq": ack.seq,
+                        }));
+                pipeline::record(&*self.hooks.recorder, vec![dead]).await;
+            }
+            Err(err) => tracing::error!(approval = %approval.approval_id, error = %err,
+                "dead-lettering a refused held message failed"),
+        }
+    }
+
+    /// Tells the publisher of a refused message, when it named a `reply_to` subject.
+    async fn answer_requester(&self, approval: &Approval, word: &str) {
+        let held = &approval.envelope;
+        let Some(reply_to) = held.headers.get(ace_bus::live::REPLY_TO_HEADER) else {
+            return;
+        };
+        let built = Envelope::builder(Kind::Event, reply_to.clone())
+            .clock(&*self.clock)
+            .name(format!("approval.{word}"))
+            .correlation_id(held.id.to_string())
+            .causation_id(held.id.to_string())
+            .priority(held.priority)
+            .payload_json(json!({
+                "status": word,
+                "approval_id": approval.approval_id,
+                "message_id": held.id,
+                "subject": held.subject,
+                "comment": approval.comment,
+                "decided_by": approval.decided_by,
+            }))
+            .build();
+        let published = match built {
+            Ok(answer) => self.publish(&RequestContext::internal(), answer).await,
+            Err(err) => Err(CoreError::InvalidRequest {
+                field: "reply_to",
+                reason: err.to_string(),
+            }),
+        };
+        if let Err(err) = published {
+            tracing::warn!(approval = %approval.approval_id, reply_to = %reply_to, error = %err,
+                "answering the requester of a refused held message failed");
+        }
+    }
+
+    /// Publishes `…approval.{id}.evt.{event}.v1` with the approval's summary; a failure is
+    /// logged (the approval itself is settled either way).
+    async fn announce_approval(&self, approval: &Approval, event: &str) {
+        let built = Envelope::builder(Kind::Event, approval_subject(&approval.approval_id, event))
+            .clock(&*self.clock)
+            .name(format!("approval.{event}"))
+            .correlation_id(approval.envelope.id.to_string())
+            .payload_json(summary(approval))
+            .build();
+        let published = match built {
+            // Boxed: `publish` → `hold` → here → `publish` is a cycle of async calls.
+            Ok(event) => Box::pin(self.publish(&RequestContext::internal(), event))
+                .await
+                .map(drop),
+            Err(err) => Err(CoreError::InvalidRequest {
+                field: "approval_id",
+                reason: err.to_string(),
+            }),
+        };
+        if let Err(err) = published {
+            tracing::warn!(approval = %approval.approval_id, event, error = %err,
+                "publishing an approval event failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use ace_bus::{EmbeddedBus, EmbeddedConfig, StreamConfig};
+    use ace_contracts::Registry;
+    use ace_envelope::{ErrorCode, ManualClock};
+    use async_trait::async_trait;
+
+    use crate::governance::{Authorizer, DevAuthenticator, Hooks, Recorder};
+    use crate::{CoreLimits, Decision};
+
+    const HELD: &str = "ace.comms.http.ops.db.cmd.delete.v1";
+    const FREE: &str = "ace.comms.http.ops.db.evt.v1";
+
+    /// Holds publishes on [`HELD`], refuses `Decide` when `deciders` is false.
+    #[derive(Debug)]
+    struct Gate {
+        deciders: bool,
+    }
+
+    impl Authorizer for Gate {
+        fn authorize(&self, _: &Principal, action: Action<'_>, _: Option<&Envelope>) -> Decision {
+            match action {
+                Action::Publish(HELD) => Decision::RequireApproval {
+                    reasons: vec!["ehi 0.95 >= delete threshold 0.9".into()],
+                },
+                Action::Decide(_) if !self.deciders => Decision::deny("approver role required"),
+                _ => Decision::Allow,
+            }
+        }
+    }
+
+    /// Keeps every ledger entry in memory.
+    #[derive(Debug, Default)]
+    struct Entries(Mutex<Vec<NewEntry>>);
+
+    #[async_trait]
+    impl Recorder for Entries {
+        async fn record(&self, entries: Vec<NewEntry>) -> Result<(), CoreError> {
+            self.0.lock().unwrap().extend(entries);
+            Ok(())
+        }
+    }
+
+    impl Entries {
+        /// The kinds of the entries about message `id` (the server's own events have theirs).
+        fn kinds(&self, id: uuid::Uuid) -> Vec<EntryKind> {
+            let id = Some(id.to_string());
+            let entries = self.0.lock().unwrap();
+            entries
+                .iter()
+                .filter(|e| e.message_id == id)
+                .map(|e| e.kind)
+                .collect()
+        }
+    }
+
+    struct Fixture {
+        core: Core,
+        clock: Arc<ManualClock>,
+        entries: Arc<Entries>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(deciders: bool, with_store: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let entries = Arc::new(Entries::default());
+        let hooks = Hooks {
+            authenticator: Arc::new(DevAuthenticator),
+            authorizer: Arc::new(Gate { deciders }),
+            recorder: entries.clone(),
+        };
+        let mut core = Core::new(
+            Arc::new(bus),
+            Arc::new(Registry::embedded().unwrap()),
+            clock.clone(),
+            hooks,
+            CoreLimits::default(),
+        );
+        if with_store {
+            core = core.with_approvals(
+                Arc::new(MemoryApprovalStore::default()),
+                Duration::from_secs(60),
+            );
+        }
+        let streams = [
+            StreamConfig::new("OPS", &["ace.comms.http.>"]),
+            StreamConfig::new("DLQ", &["ace.comms.system.dlq.>"]),
+            StreamConfig::new("HITL", &["ace.comms.system.hitl.>"]),
+        ];
+        core.ensure_streams(&RequestContext::internal(), &streams)
+            .await
+            .unwrap();
+        Fixture {
+            core,
+            clock,
+            entries,
+            _dir: dir,
+        }
+    }
+
+    fn ctx() -> RequestContext {
+        RequestContext::new("test")
+    }
+
+    fn held(f: &Fixture) -> Envelope {
+        Envelope::builder(Kind::Command, HELD)
+            .clock(&*f.clock)
+            .header("reply_to", "ace.comms.system.inbox.t1")
+            .payload_json(json!({"table": "users"}))
+            .build()
+            .unwrap()
+    }
+
+    async fn hold(f: &Fixture) -> (Envelope, String) {
+        let envelope = held(f);
+        let err = f.core.publish(&ctx(), envelope.clone()).await.unwrap_err();
+        let CoreError::PendingApproval { id, approval_id } = err else {
+            panic!("expected a hold, got {err}");
+        };
+        assert_eq!(id, envelope.id);
+        (envelope, approval_id)
+    }
+
+    async fn stored(core: &Core, stream: &str, seq: u64) -> Envelope {
+        core.get_message(&ctx(), stream, seq)
+            .await
+            .unwrap()
+            .envelope
+    }
+
+    #[tokio::test]
+    async fn given_no_approvals_store_when_a_message_is_held_then_it_is_refused_clearly() {
+        let f = fixture(true, false).await;
+        let err = f.core.publish(&ctx(), held(&f)).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        assert!(err.to_string().contains(APPROVALS_DISABLED), "{err}");
+        let info = f.core.stream_info(&ctx(), "OPS").await.unwrap();
+        assert_eq!(info.messages, 0);
+    }
+
+    #[tokio::test]
+    async fn given_a_held_message_when_approved_then_it_is_published_with_its_approval_id() {
+        let f = fixture(true, true).await;
+        let (envelope, approval_id) = hold(&f).await;
+        assert_eq!(f.core.stream_info(&ctx(), "OPS").await.unwrap().messages, 0);
+        let pending = f
+            .core
+            .approvals(&ctx(), Some(ApprovalStatus::Pending))
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].envelope.id, envelope.id);
+        assert_eq!(pending[0].requested_by.id, crate::DEVELOPMENT_PRINCIPAL_ID);
+        let requested = stored(&f.core, "HITL", 1).await;
+        assert_eq!(
+            requested.subject,
+            approval_subject(&approval_id, "requested")
+        );
+        let summary = requested.payload.unwrap();
+        assert_eq!(summary["message_id"], json!(envelope.id));
+        assert!(
+            summary.get("envelope").is_none(),
+            "the payload is not in the event"
+        );
+
+        let decided = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Approve, Some("ok".into()))
+            .await
+            .unwrap();
+        assert_eq!(decided.approval.status, ApprovalStatus::Approved);
+        let accepted = decided.accepted.expect("released");
+        assert_eq!(accepted.stream.as_deref(), Some("OPS"));
+        let released = stored(&f.core, "OPS", accepted.seq.unwrap()).await;
+        assert_eq!(released.id, envelope.id);
+        assert_eq!(
+            released.governance.approval_id.as_deref(),
+            Some(approval_id.as_str())
+        );
+        assert_eq!(
+            f.entries.kinds(envelope.id),
+            vec![EntryKind::Held, EntryKind::Approved, EntryKind::Accepted]
+        );
+        let approved = stored(&f.core, "HITL", 2).await;
+        assert_eq!(approved.subject, approval_subject(&approval_id, "approved"));
+
+        let again = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Reject, None)
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), ErrorCode::Conflict);
+        assert!(again.to_string().contains("approved"), "{again}");
+        let unknown = f
+            .core
+            .decide_approval(&ctx(), "no-such-approval", Verdict::Approve, None)
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), ErrorCode::NotFound);
+    }
+
+    #[tokio::test]
+    async fn given_a_held_message_when_rejected_then_it_is_dead_lettered_and_its_requester_told() {
+        let f = fixture(true, true).await;
+        let mut inbox = f
+            .core
+            .subscribe(&ctx(), "ace.comms.system.inbox.t1", None)
+            .await
+            .unwrap();
+        let (envelope, approval_id) = hold(&f).await;
+        let decided = f
+            .core
+            .decide_approval(
+                &ctx(),
+                &approval_id,
+                Verdict::Reject,
+                Some("too risky".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(decided.approval.status, ApprovalStatus::Rejected);
+        assert!(decided.accepted.is_none());
+        assert_eq!(f.core.stream_info(&ctx(), "OPS").await.unwrap().messages, 0);
+
+        let letter = stored(&f.core, "DLQ", 1).await;
+        assert_eq!(letter.subject, "ace.comms.system.dlq.OPS");
+        assert_eq!(letter.name.as_deref(), Some("dead_letter"));
+        assert_eq!(letter.headers["ace-dlq-approval-id"], approval_id);
+        assert_eq!(letter.headers["ace-dlq-stream"], "OPS");
+        let payload = letter.payload.unwrap();
+        assert_eq!(payload["original"]["id"], json!(envelope.id));
+        assert!(payload["reason"].as_str().unwrap().contains("too risky"));
+
+        let answer = tokio::time::timeout(Duration::from_secs(5), inbox.next())
+            .await
+            .unwrap()
+            .expect("the requester is answered");
+        assert_eq!(answer.correlation_id, Some(envelope.id.to_string()));
+        let said = answer.payload.clone().unwrap();
+        assert_eq!(said["status"], "rejected");
+        assert_eq!(said["comment"], "too risky");
+        assert_eq!(said["approval_id"], approval_id);
+        assert_eq!(
+            f.entries.kinds(envelope.id),
+            vec![
+                EntryKind::Held,
+                EntryKind::Rejected,
+                EntryKind::DeadLettered
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn given_a_pending_approval_when_its_time_passes_then_it_expires_like_a_rejection() {
+        let f = fixture(true, true).await;
+        let (envelope, approval_id) = hold(&f).await;
+        assert!(f.core.expire_approvals().await.is_empty(), "not yet due");
+        f.clock.advance(Duration::from_secs(61));
+        let expired = f.core.expire_approvals().await;
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].decided_by.as_deref(), Some(SYSTEM_PRINCIPAL_ID));
+        let now = f.core.approval(&ctx(), &approval_id).await.unwrap();
+        assert_eq!(now.status, ApprovalStatus::Expired);
+        assert_eq!(
+            stored(&f.core, "DLQ", 1).await.headers["ace-dlq-approval-id"],
+            approval_id
+        );
+        assert_eq!(
+            f.entries.kinds(envelope.id),
+            vec![EntryKind::Held, EntryKind::Expired, EntryKind::DeadLettered]
+        );
+        let late = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Approve, None)
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), ErrorCode::Conflict);
+        assert!(f.core.expire_approvals().await.is_empty(), "expires once");
+    }
+
+    #[tokio::test]
+    async fn given_a_principal_without_the_approver_role_when_deciding_then_it_is_forbidden() {
+        let f = fixture(false, true).await;
+        let (_, approval_id) = hold(&f).await;
+        let err = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Approve, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        let still = f.core.approval(&ctx(), &approval_id).await.unwrap();
+        assert_eq!(still.status, ApprovalStatus::Pending);
+        let long = "x".repeat(MAX_COMMENT_BYTES + 1);
+        let f = fixture(true, true).await;
+        let (_, approval_id) = hold(&f).await;
+        let err = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Reject, Some(long))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("`comment`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn given_a_batch_with_a_held_message_when_published_then_only_it_is_held() {
+        let f = fixture(true, true).await;
+        let free = Envelope::builder(Kind::Event, FREE)
+            .clock(&*f.clock)
+            .payload_json(json!({}))
+            .build()
+            .unwrap();
+        let answers = f
+            .core
+            .publish_batch(&ctx(), vec![free, held(&f)])
+            .await
+            .unwrap();
+        assert!(answers[0].is_ok());
+        assert_eq!(
+            answers[1].as_ref().unwrap_err().code(),
+            ErrorCode::PendingApproval
+        );
+    }
+
+    fn approval(id: &str) -> Approval {
+        let envelope = Envelope::builder(Kind::Event, FREE)
+            .payload_json(json!({}))
+            .build()
+            .unwrap();
+        Approval {
+            approval_id: id.to_owned(),
+            status: ApprovalStatus::Pending,
+            envelope,
+            requested_by: Requester {
+                id: "p".into(),
+                roles: vec!["agent".into()],
+            },
+            reasons: vec!["r".into()],
+            created_at: Utc::now(),
+            expires_at: Utc::now(),
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+        }
+    }
+
+    fn settlement(by: &str) -> Settlement {
+        Settlement {
+            status: ApprovalStatus::Approved,
+            by: by.into(),
+            at: Utc::now(),
+            comment: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_redb_store_when_reopened_then_pending_approvals_are_still_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.redb");
+        {
+            let store = RedbApprovalStore::open(&path).unwrap();
+            store.put(approval("a")).await.unwrap();
+            store.put(approval("b")).await.unwrap();
+            assert!(matches!(
+                store.settle("b", settlement("x")).await.unwrap(),
+                Settled::Done(_)
+            ));
+        }
+        let store = RedbApprovalStore::open(&path).unwrap();
+        let pending = store.list(Some(ApprovalStatus::Pending)).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].approval_id, "a");
+        assert_eq!(pending[0].requested_by, approval("a").requested_by);
+        assert_eq!(store.list(None).await.unwrap().len(), 2);
+        assert_eq!(
+            store.settle("zz", settlement("x")).await.unwrap(),
+            Settled::NotFound
+        );
+        assert!(matches!(
+            store.settle("b", settlement("y")).await.unwrap(),
+            Settled::NotPending(a) if a.decided_by.as_deref() == Some("x")
+        ));
+    }
+
+    #[tokio::test]
+    async fn given_two_deciders_racing_when_settling_then_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbApprovalStore::open(&dir.path().join("a.redb")).unwrap();
+        store.put(approval("a")).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.settle("a", settlement(&i.to_string())).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += usize::from(matches!(task.await.unwrap().unwrap(), Settled::Done(_)));
+        }
+        assert_eq!(wins, 1);
     }
 }

@@ -66,6 +66,8 @@ pub struct Core {
     pub(crate) presence: Arc<Presence>,
     pub(crate) presence_config: PresenceConfig,
     pub(crate) sessions: Sessions,
+    /// Held messages ([`Core::with_approvals`]); without a store every hold is refused.
+    pub(crate) approvals: crate::approvals::Approvals,
     /// The ledger, when the core keeps one ([`Core::with_ledger`]).
     pub(crate) ledger: Option<Arc<crate::ledger::LedgerRecorder>>,
 }
@@ -98,6 +100,7 @@ impl Core {
             presence: Arc::default(),
             presence_config: PresenceConfig::default(),
             sessions: Sessions::default(),
+            approvals: crate::approvals::Approvals::default(),
             ledger: None,
         }
     }

@@ -128,6 +128,23 @@ pub enum CoreError {
     /// The session store failed.
     #[error(transparent)]
     SessionStore(#[from] crate::sessions::StoreError),
+    /// No approval of that id.
+    #[error("no approval `{id}`")]
+    ApprovalNotFound {
+        /// The approval id.
+        id: String,
+    },
+    /// The approval was decided already (or expired): only a pending one can be decided.
+    #[error("approval `{id}` is {status}, not pending: it cannot be decided again")]
+    ApprovalNotPending {
+        /// The approval id.
+        id: String,
+        /// Its status.
+        status: crate::approvals::ApprovalStatus,
+    },
+    /// The approvals store failed.
+    #[error(transparent)]
+    ApprovalStore(#[from] crate::approvals::ApprovalStoreError),
     /// The bus refused or failed.
     #[error(transparent)]
     Bus(#[from] BusError),
@@ -163,7 +180,10 @@ impl CoreError {
             CoreError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             CoreError::MessageNotFound { .. }
             | CoreError::AgentNotFound { .. }
-            | CoreError::SessionNotFound { .. } => ErrorCode::NotFound,
+            | CoreError::SessionNotFound { .. }
+            | CoreError::ApprovalNotFound { .. } => ErrorCode::NotFound,
+            CoreError::ApprovalNotPending { .. } => ErrorCode::Conflict,
+            CoreError::ApprovalStore(_) => ErrorCode::Internal,
             CoreError::SessionTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::SessionPreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionRequired,
@@ -200,12 +220,17 @@ impl CoreError {
             CoreError::Expired { expired_at, .. } => json!({ "expired_at": expired_at }),
             CoreError::UnknownSchema { schema, .. } => json!({ "schema": schema }),
             CoreError::Forbidden { reasons, .. } => json!({ "reasons": reasons }),
-            CoreError::PendingApproval { approval_id, .. } => {
-                json!({ "approval_id": approval_id })
+            CoreError::PendingApproval { id, approval_id } => {
+                json!({ "id": id, "approval_id": approval_id })
             }
             CoreError::InvalidRequest { field, .. } => json!({ "field": field }),
-            CoreError::AgentNotFound { id } | CoreError::SessionNotFound { id } => {
+            CoreError::AgentNotFound { id }
+            | CoreError::SessionNotFound { id }
+            | CoreError::ApprovalNotFound { id } => {
                 json!({ "id": id })
+            }
+            CoreError::ApprovalNotPending { id, status } => {
+                json!({ "id": id, "status": status })
             }
             CoreError::SessionTooLarge { size, max, .. } => json!({ "size": size, "max": max }),
             CoreError::SessionPreconditionFailed { current, .. } => {

@@ -20,6 +20,10 @@
 //!   verified tokens, API key, mTLS certificate), [`PolicyAuthorizer`] (every [`Action`] judged
 //!   as a publish or subscribe on a subject, see its table) and [`DevAuthorizer`] (development:
 //!   all allowed, EHI holds kept).
+//! - `approvals`: messages held for a human — the [`ApprovalStore`] ([`RedbApprovalStore`],
+//!   [`MemoryApprovalStore`], set with [`Core::with_approvals`]), [`Core::decide_approval`],
+//!   [`Core::expire_approvals`], [`Core::approvals`]; approval events on
+//!   `ace.comms.system.hitl.approval.{id}.evt.{requested|approved|rejected|expired}.v1`.
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
 //!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
 //!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
@@ -47,7 +51,7 @@
 //!   code's generic meaning.
 
 mod agents;
-mod approvals;
+pub mod approvals;
 mod auth;
 mod context;
 mod core;
@@ -66,6 +70,10 @@ pub use agents::{
 pub use auth::{
     DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
     decide_subject, manage_subject,
+};
+pub use approvals::{
+    Approval, ApprovalStatus, ApprovalStore, ApprovalStoreError, Decided, MemoryApprovalStore,
+    Pending, RedbApprovalStore, Verdict,
 };
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,

@@ -203,6 +203,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A held message is not a failure of the request: 202 with the approval holding it.
+        if let ApiError::Core(CoreError::PendingApproval { id, approval_id }) = self {
+            let pending = ace_envelope::api::http::Pending::new(id, approval_id);
+            return (StatusCode::ACCEPTED, axum::Json(pending)).into_response();
+        }
         let code = self.code();
         if code.http_status() >= 500 {
             tracing::error!(code = %code, error = %self, "request failed on our side");

@@ -13,6 +13,7 @@ use super::envelope::{parse_header, parse_with};
     ace-comms pub ace.comms.a2a.agent.planner.evt.task_done.v1 '{\"task\":\"t2\"}' \\\n      \
     --name TASK_DONE --priority P1 --header tenant=acme --idempotency-key t2\n  \
     ace-comms pub ace.comms.http.service.load.evt.tick.v1 '{\"n\":1}' --count 10000\n  \
+    ace-comms pub ace.comms.http.ops.db.evt.drop.v1 '{\"table\":\"users\"}' --ehi 0.95 --header ace-action=delete\n  \
     ace-comms --server http://10.0.0.5:8500 pub ace.comms.matrix.human.ops.evt.note.v1 hello --json")]
 pub(crate) struct PubArgs {
     /// Routing subject (literal, no wildcards).
@@ -40,6 +41,10 @@ pub(crate) struct PubArgs {
     /// Contract of the payload, `subject@version`.
     #[arg(long)]
     pub(crate) schema: Option<String>,
+    /// Epistemic Humility Index 0..=1 (`governance.ehi_score`): at or above the threshold of
+    /// the message's action (header `ace-action`) the server holds it for a human's approval.
+    #[arg(long, value_name = "SCORE")]
+    pub(crate) ehi: Option<f64>,
     /// Publish this many messages (each a new envelope; a progress bar past 1,000 on a terminal).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: u64,

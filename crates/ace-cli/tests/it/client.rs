@@ -96,7 +96,7 @@ fn given_a_server_when_publishing_then_the_stream_and_sequence_are_printed() {
         "tenant=acme",
     ]);
     assert!(
-        out.starts_with("published 5 messages (0 duplicates)"),
+        out.starts_with("published 5 messages (0 duplicates, 0 held for approval)"),
         "{out}"
     );
     assert!(out.contains("seq=7"), "{out}");

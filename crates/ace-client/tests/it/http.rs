@@ -70,9 +70,15 @@ async fn given_a_batch_with_a_repeat_and_a_bad_subject_when_published_then_each_
         .await
         .expect("the batch is answered");
     assert_eq!((answer.accepted, answer.refused), (2, 1));
-    let seq_of = |item: &BatchItem| item.result().expect("accepted").seq;
+    let seq_of = |item: &BatchItem| item.result().expect("answered").expect("stored").seq;
     assert_eq!(seq_of(&answer.results[0]), seq_of(&answer.results[1]));
-    assert!(answer.results[1].result().expect("accepted").duplicate);
+    assert!(
+        answer.results[1]
+            .result()
+            .expect("answered")
+            .expect("stored")
+            .duplicate
+    );
     let BatchItem::Refused { status, error } = &answer.results[2] else {
         panic!("{:?}", answer.results[2])
     };

@@ -23,6 +23,11 @@
 //! | `GET /api/v1/agents`, `GET /api/v1/agents/{id}` | | [`AgentList`], [`AgentPresence`] |
 //! | `GET /api/v1/sessions/{id}` | | [`Session`] (with `ETag: "<version>"`) |
 //! | `PUT /api/v1/sessions/{id}` | [`SessionWrite`] with `If-Match` / `If-None-Match` | [`Session`] |
+//! | `GET /api/v1/approvals?status=` | | [`ApprovalList`] |
+//! | `GET /api/v1/approvals/{id}` | | [`Approval`] |
+//! | `POST /api/v1/approval/{id}` | [`ApprovalDecision`] | [`Decided`] |
+//!
+//! A publish held for approval answers 202 [`Pending`] (in a batch, [`BatchItem::Held`]).
 
 use std::time::Duration;
 
@@ -54,6 +59,9 @@ pub struct BatchAnswer {
     pub accepted: usize,
     /// How many were refused.
     pub refused: usize,
+    /// How many were held for approval (neither stored nor refused yet).
+    #[serde(default)]
+    pub held: usize,
     /// One result per envelope of the batch, in the batch's order.
     pub results: Vec<BatchItem>,
 }
@@ -71,6 +79,13 @@ pub enum BatchItem {
         #[serde(flatten)]
         accepted: Accepted,
     },
+    /// Held for a human approval (`status` 202): nothing is stored until it is approved.
+    Held {
+        /// Always 202.
+        status: u16,
+        /// The approval holding it.
+        held: Pending,
+    },
     /// Refused; `status` is the HTTP status a single publish would have answered.
     Refused {
         /// The HTTP status of the error code.
@@ -81,11 +96,21 @@ pub enum BatchItem {
 }
 
 impl BatchItem {
-    /// The item as a `Result`.
-    pub fn result(&self) -> Result<&Accepted, &ErrorDetail> {
+    /// The item as a `Result`: `Ok(Some)` stored, `Ok(None)` held for approval (see
+    /// [`BatchItem::held`]), `Err` refused.
+    pub fn result(&self) -> Result<Option<&Accepted>, &ErrorDetail> {
         match self {
-            BatchItem::Accepted { accepted, .. } => Ok(accepted),
+            BatchItem::Accepted { accepted, .. } => Ok(Some(accepted)),
+            BatchItem::Held { .. } => Ok(None),
             BatchItem::Refused { error, .. } => Err(error),
+        }
+    }
+
+    /// The approval holding the item, when it was held.
+    pub fn held(&self) -> Option<&Pending> {
+        match self {
+            BatchItem::Held { held, .. } => Some(held),
+            _ => None,
         }
     }
 }
@@ -276,6 +301,167 @@ pub struct Session {
 pub struct SessionWrite {
     /// The new state.
     pub data: serde_json::Value,
+}
+
+/// Where a held message stands: `pending` until a human decides or its time runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for a decision.
+    Pending,
+    /// Approved: the message was published with `governance.approval_id` set.
+    Approved,
+    /// Rejected: the message went to the dead letters and its requester was answered.
+    Rejected,
+    /// Not decided in time: handled like a rejection.
+    Expired,
+}
+
+impl ApprovalStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [ApprovalStatus; 4] = [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Expired,
+    ];
+
+    /// The wire name (`pending`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    /// The status of a wire name, `None` for any other text.
+    pub fn parse(name: &str) -> Option<ApprovalStatus> {
+        ApprovalStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who published a held message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Requester {
+    /// The principal id.
+    pub id: String,
+    /// Its roles when it published.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A message held for a human's approval, as `GET /api/v1/approvals` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Approval {
+    /// The approval id (a UUIDv7: ids sort by creation time).
+    pub approval_id: String,
+    /// Where it stands.
+    pub status: ApprovalStatus,
+    /// The held message, whole, as it will be published if approved.
+    pub envelope: Envelope,
+    /// Who published it.
+    pub requested_by: Requester,
+    /// Why it is held (the policy's and the EHI gate's reasons).
+    pub reasons: Vec<String>,
+    /// When it was held.
+    pub created_at: DateTime<Utc>,
+    /// When it expires undecided.
+    pub expires_at: DateTime<Utc>,
+    /// Who decided it (`ace-comms-system` for an expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When it was decided or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The decider's comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The answer to `GET /api/v1/approvals`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApprovalList {
+    /// The approvals of the status asked for, oldest first.
+    pub approvals: Vec<Approval>,
+}
+
+/// What a human decides about a held message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Publish it.
+    Approve,
+    /// Refuse it.
+    Reject,
+}
+
+/// The body of `POST /api/v1/approval/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecision {
+    /// `approve` or `reject`.
+    pub decision: Verdict,
+    /// Why, in the decider's words (kept in the approval, the ledger and the rejection answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The answer to `POST /api/v1/approval/{id}`: the decided approval and, when approved, where
+/// the released message was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Decided {
+    /// The approval after the decision.
+    pub approval: Approval,
+    /// The publish answer of the released message (approve only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
+}
+
+/// The `status` of a [`Pending`] answer: always `pending_approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PendingStatus {
+    /// Held until a human decides.
+    PendingApproval,
+}
+
+/// The 202 answer to a publish that was held for approval: nothing is stored yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pending {
+    /// Always `pending_approval`.
+    pub status: PendingStatus,
+    /// The envelope id.
+    pub id: Uuid,
+    /// The approval that will release or refuse it.
+    pub approval_id: String,
+}
+
+impl Pending {
+    /// The answer for envelope `id` held as `approval_id`.
+    pub fn new(id: Uuid, approval_id: impl Into<String>) -> Self {
+        Pending {
+            status: PendingStatus::PendingApproval,
+            id,
+            approval_id: approval_id.into(),
+        }
+    }
 }
 
 /// The answer to a publish.
@@ -807,9 +993,42 @@ mod tests {
             ]
         }))
         .expect("parses");
-        assert!(answer.results[0].result().is_ok_and(|a| a.stream.is_none()));
+        assert!(
+            answer.results[0]
+                .result()
+                .is_ok_and(|a| a.is_some_and(|a| a.stream.is_none()))
+        );
         let refused = answer.results[1].result().expect_err("refused");
         assert_eq!(refused.code, crate::ErrorCode::InvalidEnvelope);
+    }
+
+    #[test]
+    fn given_a_held_batch_item_when_parsed_then_it_is_held_not_accepted_nor_refused() {
+        let item: BatchItem = serde_json::from_value(json!({"status": 202, "held": {
+            "status": "pending_approval", "id": "0190b6f0-0000-7000-8000-000000000001",
+            "approval_id": "a-1"}}))
+        .expect("parses");
+        assert!(item.result().is_ok_and(|a| a.is_none()));
+        assert_eq!(item.held().map(|p| p.approval_id.as_str()), Some("a-1"));
+        let single = serde_json::to_value(Pending::new(Uuid::nil(), "a-1")).expect("encodes");
+        assert_eq!(single["status"], "pending_approval");
+    }
+
+    #[test]
+    fn given_decision_bodies_when_parsed_then_only_approve_or_reject_without_extra_keys_pass() {
+        let ok: ApprovalDecision =
+            serde_json::from_value(json!({"decision": "reject", "comment": "no"})).expect("ok");
+        assert_eq!(ok.decision, Verdict::Reject);
+        assert!(serde_json::from_value::<ApprovalDecision>(json!({"decision": "maybe"})).is_err());
+        assert!(
+            serde_json::from_value::<ApprovalDecision>(json!({"decision": "approve", "x": 1}))
+                .is_err()
+        );
+        assert_eq!(
+            ApprovalStatus::parse("expired"),
+            Some(ApprovalStatus::Expired)
+        );
+        assert_eq!(ApprovalStatus::parse("gone"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
-use ace_envelope::api::http::{BatchAnswer, BatchItem};
+use ace_envelope::api::http::{BatchAnswer, BatchItem, Pending};
 use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
 use axum::Json;
 use axum::extract::State;
@@ -35,7 +35,7 @@ const BATCH_TYPES: &str =
         )
     ),
     responses(
-        (status = 202, description = "Stored (or a duplicate inside the dedup window), or held for approval (`PENDING_APPROVAL`)", body = super::openapi::PublishAnswer),
+        (status = 202, description = "Stored (or a duplicate inside the dedup window), or held for approval (`{status: \"pending_approval\", id, approval_id}`)", body = super::openapi::PublishAnswer),
         (status = 400, description = "`INVALID_JSON`, `INVALID_ENVELOPE`, `INVALID_SUBJECT`, `MESSAGE_EXPIRED`, `HOP_LIMIT_EXCEEDED`", body = ErrorBody),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
@@ -154,26 +154,42 @@ fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope,
 }
 
 fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAnswer {
-    let accepted = results.iter().filter(|r| r.is_ok()).count();
-    let refused = results.len() - accepted;
-    let results = results
+    let results: Vec<BatchItem> = results
         .into_iter()
         .map(|r| match r {
             Ok(a) => BatchItem::Accepted {
                 status: StatusCode::ACCEPTED.as_u16(),
                 accepted: a,
             },
-            Err(body) => BatchItem::Refused {
-                status: body.error.code.http_status(),
-                error: body.error,
+            Err(body) => match held(&body) {
+                Some(pending) => BatchItem::Held {
+                    status: StatusCode::ACCEPTED.as_u16(),
+                    held: pending,
+                },
+                None => BatchItem::Refused {
+                    status: body.error.code.http_status(),
+                    error: body.error,
+                },
             },
         })
         .collect();
+    let count = |f: fn(&BatchItem) -> bool| results.iter().filter(|i| f(i)).count();
     BatchAnswer {
-        accepted,
-        refused,
+        accepted: count(|i| matches!(i, BatchItem::Accepted { .. })),
+        refused: count(|i| matches!(i, BatchItem::Refused { .. })),
+        held: count(|i| matches!(i, BatchItem::Held { .. })),
         results,
     }
+}
+
+/// The approval holding a batch item, read back from its `PENDING_APPROVAL` body.
+fn held(body: &ErrorBody) -> Option<Pending> {
+    if body.error.code != ErrorCode::PendingApproval {
+        return None;
+    }
+    let details = &body.error.details;
+    let id = details["id"].as_str()?.parse().ok()?;
+    Some(Pending::new(id, details["approval_id"].as_str()?))
 }
 
 impl AppState {

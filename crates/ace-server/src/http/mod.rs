@@ -7,6 +7,7 @@
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
 mod agents;
+mod approvals;
 mod health;
 mod messages;
 mod openapi;
@@ -81,6 +82,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}", get(agents::get_agent))
         .route("/api/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route(
+            "/api/v1/approvals/{id}",
+            get(approvals::get_approval).post(approvals::decide_alias),
+        )
+        .route("/api/v1/approval/{id}", post(approvals::decide))
         .route(
             "/api/v1/sessions/{id}",
             get(sessions::get_session).put(sessions::put_session),

@@ -8,24 +8,23 @@
 use std::sync::LazyLock;
 
 use ace_envelope::ErrorBody;
-use ace_envelope::api::http::Accepted;
+use ace_envelope::api::http::{Accepted, Pending};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use super::{agents, health, messages, sessions, streams};
+use super::{agents, approvals, health, messages, sessions, streams};
 
-/// The 202 answer of a publish: where the envelope went, or, under `PENDING_APPROVAL`, the
-/// error body naming the approval that holds it.
+/// The 202 answer of a publish: where the envelope went, or the approval that holds it.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // only its schema is used
 pub(crate) enum PublishAnswer {
     /// Stored (or recognised as a duplicate).
     Accepted(Accepted),
-    /// Held for a human approval (`PENDING_APPROVAL`, details carry the approval id).
-    Pending(ErrorBody),
+    /// Held for a human approval: `{status: "pending_approval", id, approval_id}`.
+    Pending(Pending),
 }
 
 /// The path of a stream's routes.
@@ -113,6 +112,10 @@ pub(crate) enum BodyRefusals {
         agents::list,
         agents::get_agent,
         agents::heartbeat,
+        approvals::list,
+        approvals::get_approval,
+        approvals::decide,
+        approvals::decide_alias,
         sessions::get_session,
         sessions::put_session,
         streams::list_streams,

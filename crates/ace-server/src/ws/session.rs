@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use ace_bus::{Delivered, LiveSubscription};
 use ace_core::{AckKind, CoreError, RequestContext};
+use ace_envelope::api::http::Pending;
 use ace_envelope::api::ws::{
     Acknowledge, ClientFrame, Message as MessageFrame, Publish, ServerFrame, Subscribe,
     SubscribeTarget, close,
@@ -331,6 +332,14 @@ impl Session {
                             id,
                             result: Some(json!(accepted)),
                         },
+                        // Held for approval: answered like the HTTP 202, not as an error.
+                        Err(CoreError::PendingApproval {
+                            id: held,
+                            approval_id,
+                        }) => ServerFrame::Ok {
+                            id,
+                            result: Some(json!(Pending::new(held, approval_id))),
+                        },
                         Err(err) => ServerFrame::error(id, core_body(&err)),
                     }
                 });
@@ -356,12 +365,13 @@ impl Session {
             },
             ClientFrame::Publish(Publish { envelope, .. }) => {
                 // `handle` spawns publishes; this path answers one in place all the same.
-                let accepted = self
-                    .state
-                    .publish(&self.ctx, *envelope)
-                    .await
-                    .map_err(|err| core_body(&err))?;
-                Ok(Some(json!(accepted)))
+                match self.state.publish(&self.ctx, *envelope).await {
+                    Ok(accepted) => Ok(Some(json!(accepted))),
+                    Err(CoreError::PendingApproval { id, approval_id }) => {
+                        Ok(Some(json!(Pending::new(id, approval_id))))
+                    }
+                    Err(err) => Err(core_body(&err)),
+                }
             }
             ClientFrame::Ack(ack) => self.acknowledge(&ack, AckKind::Ack).await,
             ClientFrame::Nak(nak) => {

@@ -5,6 +5,7 @@
 use crate::args::ServerArgs;
 use std::io::{IsTerminal, Write};
 
+use ace_client::ClientError;
 use ace_envelope::api::http::Accepted;
 use ace_envelope::{Envelope, EnvelopeError};
 use anyhow::{Context, Result};
@@ -28,6 +29,8 @@ const BATCH: u64 = 100;
 struct Summary {
     published: u64,
     duplicates: u64,
+    /// Held for a human approval (`ace-comms approvals ls`): not published yet.
+    held: u64,
     last: Accepted,
 }
 
@@ -46,6 +49,19 @@ pub(crate) fn run(args: &PubArgs, server: &ServerArgs, out: &mut dyn Write) -> R
             print_one(&accepted, args.output.json, out)?;
             Ok(Outcome::Success)
         }
+        // Held is not refused: the server keeps it until an approver decides (exit 0).
+        Err(ClientError::Held(pending)) => {
+            if args.output.json {
+                output::json(out, &pending)?;
+            } else {
+                writeln!(
+                    out,
+                    "held id={} approval_id={} (pending approval: ace-comms approvals approve {})",
+                    pending.id, pending.approval_id, pending.approval_id
+                )?;
+            }
+            Ok(Outcome::Success)
+        }
         Err(err) => failed(err),
     }
 }
@@ -60,6 +76,7 @@ fn run_many(
 ) -> Result<Outcome> {
     let bar = progress(args.count);
     let mut duplicates = 0;
+    let mut held = 0;
     let mut last = None;
     let mut left = args.count;
     while left > 0 {
@@ -76,10 +93,11 @@ fn run_many(
         };
         for item in &answer.results {
             match item.result() {
-                Ok(accepted) => {
+                Ok(Some(accepted)) => {
                     duplicates += u64::from(accepted.duplicate);
                     last = Some(accepted.clone());
                 }
+                Ok(None) => held += 1,
                 Err(error) => {
                     bar.abandon();
                     eprintln!("error: {}: {}", error.code, error.message);
@@ -94,16 +112,17 @@ fn run_many(
     let last = last.context("no message was published")?;
     if args.output.json {
         let summary = Summary {
-            published: args.count,
+            published: args.count - held,
             duplicates,
+            held,
             last,
         };
         output::json(out, &summary)?;
     } else {
         writeln!(
             out,
-            "published {} messages ({duplicates} duplicates); last: {}",
-            args.count,
+            "published {} messages ({duplicates} duplicates, {held} held for approval); last: {}",
+            args.count - held,
             line(&last)
         )?;
     }
@@ -169,6 +188,9 @@ fn build(args: &PubArgs, payload: serde_json::Value) -> Result<Envelope, Envelop
     }
     for (key, value) in &args.headers {
         builder = builder.header(key.clone(), value.clone());
+    }
+    if let Some(score) = args.ehi {
+        builder = builder.ehi_score(score);
     }
     builder.build()
 }
