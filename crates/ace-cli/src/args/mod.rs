@@ -1,6 +1,7 @@
 //! The command line, as data: clap derive structs, one file per noun.
 
 mod agents;
+mod approvals;
 mod bench;
 mod client;
 mod consumer;
@@ -21,6 +22,7 @@ pub(crate) use ledger::{LedgerCommand, VerifyArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
 
 pub(crate) use agents::AgentsCommand;
+pub(crate) use approvals::{ApprovalsCommand, DecideArgs, LsArgs};
 pub(crate) use bench::{BenchArgs, Transport};
 pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
@@ -72,6 +74,9 @@ pub(crate) enum Command {
     /// The agents present on the server.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Messages held for a human's approval: list, approve, reject.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Check the tamper-evident ledger offline.
     #[command(subcommand)]
     Ledger(LedgerCommand),

@@ -1,6 +1,7 @@
 //! What each command does: one module per noun, one file per verb.
 
 mod agents;
+mod approvals;
 mod bench;
 mod client;
 mod consumer;
@@ -41,6 +42,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Stream(command) => stream::run(command, &cli.server, out),
         Command::Consumer(command) => consumer::run(command, &cli.server, out),
         Command::Agents(command) => agents::run(command, &cli.server, out),
+        Command::Approvals(command) => approvals::run(command, &cli.server, out),
         Command::Ledger(command) => ledger::run(command, out),
         Command::Bench(args) => bench::run(&args, &cli.server.server, out),
     }

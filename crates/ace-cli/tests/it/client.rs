@@ -13,14 +13,14 @@ use crate::serve::{Serving, start};
 use crate::{Run, ace};
 
 /// A server for one test, stopped when the test ends (also when it fails).
-struct Server {
+pub(crate) struct Server {
     serving: Option<Serving>,
     url: String,
     _data: tempfile::TempDir,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let serving = start(data.path(), &[]);
         let url = format!("http://{}", serving.addr);
@@ -32,14 +32,14 @@ impl Server {
     }
 
     /// `ace-comms --server URL ARGS`.
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let mut all = vec!["--server", self.url.as_str()];
         all.extend_from_slice(args);
         ace(&all, b"")
     }
 
     /// Like [`Server::run`], and the run must exit 0.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
         assert_eq!(
             run.code, 0,
@@ -363,7 +363,7 @@ fn given_bad_flag_values_when_parsed_then_clap_exits_2_naming_the_value() {
 
 #[test]
 fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
-    let verbs: [&[&str]; 12] = [
+    let verbs: [&[&str]; 15] = [
         &["pub"],
         &["sub"],
         &["req"],
@@ -376,6 +376,9 @@ fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
         &["consumer", "next"],
         &["consumer", "ack"],
         &["agents", "ls"],
+        &["approvals", "ls"],
+        &["approvals", "approve"],
+        &["approvals", "reject"],
     ];
     for verb in verbs {
         let mut args = verb.to_vec();
