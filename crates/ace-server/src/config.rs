@@ -39,6 +39,8 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// Agent presence and session state.
     pub state: StateConfig,
+    /// Messages held for a human's approval.
+    pub approvals: ApprovalsConfig,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             streams: StreamsConfig::default(),
             state: StateConfig::default(),
+            approvals: ApprovalsConfig::default(),
         }
     }
 }
@@ -255,6 +258,47 @@ impl StateConfig {
     }
 }
 
+/// Messages held for a human's approval (`approvals.*`); pending approvals are kept in
+/// `{data_dir}/approvals.redb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// How long a held message waits for a decision before it expires (like a rejection), ms.
+    pub ttl_ms: u64,
+    /// How often the server looks for expired approvals, milliseconds.
+    pub sweep_ms: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            ttl_ms: 24 * 3_600_000,
+            sweep_ms: 1_000,
+        }
+    }
+}
+
+impl ApprovalsConfig {
+    /// How long a hold lasts.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("approvals.ttl_ms", self.ttl_ms),
+            ("approvals.sweep_ms", self.sweep_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid {
+                key: (*key).to_owned(),
+                reason: "must be above 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Streams the server makes when they do not exist yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -372,6 +416,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.state.validate()?;
+        self.approvals.validate()?;
         let mut names: Vec<&str> = self
             .streams
             .defaults

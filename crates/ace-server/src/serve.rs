@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ace_bus::{EmbeddedBus, EmbeddedConfig};
 use ace_contracts::Registry;
-use ace_core::{Core, CoreError, Hooks, RedbSessionStore, RequestContext};
+use ace_core::{Core, CoreError, Hooks, RedbApprovalStore, RedbSessionStore, RequestContext};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -45,6 +45,7 @@ pub struct App {
     state: AppState,
     limits: LimitsConfig,
     agent_sweep_ms: u64,
+    approval_sweep_ms: u64,
 }
 
 impl App {
@@ -76,6 +77,13 @@ impl App {
                     source: CoreError::from(err),
                 }
             })?;
+        let approvals =
+            RedbApprovalStore::open(&config.data_dir.join("approvals.redb")).map_err(|err| {
+                ServerError::Core {
+                    op: "opening the approvals store",
+                    source: CoreError::from(err),
+                }
+            })?;
         let core = Core::new(
             Arc::new(bus),
             Arc::new(registry),
@@ -84,7 +92,8 @@ impl App {
             config.limits.core(),
         )
         .with_presence(config.state.presence())
-        .with_sessions(Arc::new(sessions), config.state.max_session_bytes);
+        .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
+        .with_approvals(Arc::new(approvals), config.approvals.ttl());
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::internal(), &config.streams.defaults)
@@ -104,6 +113,7 @@ impl App {
             state,
             limits: config.limits.clone(),
             agent_sweep_ms: config.state.agent_sweep_ms,
+            approval_sweep_ms: config.approvals.sweep_ms,
         })
     }
 
@@ -123,6 +133,10 @@ impl App {
         let sweep = tokio::spawn(sweep_agents(
             self.state.core.clone(),
             Duration::from_millis(self.agent_sweep_ms),
+        ));
+        let expiry = tokio::spawn(sweep_approvals(
+            self.state.core.clone(),
+            Duration::from_millis(self.approval_sweep_ms),
         ));
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
@@ -172,6 +186,7 @@ impl App {
         }
         drop(listener);
         sweep.abort();
+        expiry.abort();
         self.drain(stop_tx, done_tx, &mut done_rx).await;
         self.state
             .core
@@ -232,6 +247,19 @@ async fn sweep_agents(core: Core, every: Duration) {
     loop {
         tick.tick().await;
         core.sweep_agents().await;
+    }
+}
+
+/// Expires approvals past their time every `every` (each like a rejection) until aborted.
+async fn sweep_approvals(core: Core, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let expired = core.expire_approvals().await;
+        if !expired.is_empty() {
+            tracing::info!(count = expired.len(), "approvals expired undecided");
+        }
     }
 }
 
