@@ -14,6 +14,7 @@ use crate::agents::{Presence, PresenceConfig};
 use crate::context::{Principal, RequestContext};
 use crate::error::CoreError;
 use crate::governance::Hooks;
+use crate::integrity::{Integrity, LogSafe};
 use crate::pipeline::{self, Admission};
 use crate::sessions::{SessionStore, Sessions};
 
@@ -70,6 +71,8 @@ pub struct Core {
     pub(crate) approvals: crate::approvals::Approvals,
     /// The ledger, when the core keeps one ([`Core::with_ledger`]).
     pub(crate) ledger: Option<Arc<crate::ledger::LedgerRecorder>>,
+    /// Required signatures and stored-PII redaction ([`Core::with_integrity`]).
+    pub(crate) integrity: Arc<Integrity>,
 }
 
 impl std::fmt::Debug for Core {
@@ -102,12 +105,21 @@ impl Core {
             sessions: Sessions::default(),
             approvals: crate::approvals::Approvals::default(),
             ledger: None,
+            integrity: Arc::default(),
         }
     }
 
     /// The same core with these presence ttls.
     pub fn with_presence(mut self, config: PresenceConfig) -> Self {
         self.presence_config = config;
+        self
+    }
+
+    /// The same core applying these signature and personal-data policies to every message
+    /// from outside (see [`crate::integrity`]); the default requires no signature and stores
+    /// payloads as sent.
+    pub fn with_integrity(mut self, integrity: Integrity) -> Self {
+        self.integrity = Arc::new(integrity);
         self
     }
 
@@ -188,18 +200,45 @@ impl Core {
         Ok(answers.into_iter().flatten().collect())
     }
 
-    /// Steps 2 to 5 (after authentication, before the append): no side effect on the bus. A
-    /// policy denial is recorded (`denied`) before it is returned. Internal requests (the
-    /// server's own messages) are validated but not authorized again.
+    /// [`Core::judge`], with its outcome logged at debug level; the envelope is shown through
+    /// [`LogSafe`], so personal data named by `governance.pii` never reaches the log.
     async fn admit(
         &self,
         ctx: &RequestContext,
         principal: &Principal,
         envelope: &mut Envelope,
     ) -> Result<Admission, CoreError> {
+        let admission = self.judge(ctx, principal, envelope).await;
+        match &admission {
+            Ok(admission) => {
+                tracing::debug!(envelope = %LogSafe(envelope), ?admission, "message admitted");
+            }
+            Err(err) => {
+                tracing::debug!(envelope = %LogSafe(envelope), error = %err, "message refused");
+            }
+        }
+        admission
+    }
+
+    /// Steps 2 to 5 (after authentication, before the append): no side effect on the bus. A
+    /// policy denial is recorded (`denied`) before it is returned. Internal requests (the
+    /// server's own messages) are validated but neither signature-checked (the server holds no
+    /// signing key) nor authorized again. With `pii.redact_stored` the payload is redacted right
+    /// after its contract check, so every later step sees only the redacted form.
+    async fn judge(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        envelope: &mut Envelope,
+    ) -> Result<Admission, CoreError> {
+        let source_stamped = envelope.source.is_none();
         pipeline::stamp_source(principal, envelope);
         pipeline::validate(envelope, self.limits.max_hops, self.clock.now())?;
+        if !ctx.is_internal() {
+            pipeline::signature(&self.integrity.signatures, envelope, source_stamped)?;
+        }
         pipeline::contract(&self.registry, envelope)?;
+        pipeline::redact(&self.integrity.pii, envelope)?;
         if ctx.is_internal() {
             return Ok(Admission::Pass);
         }

@@ -148,6 +148,9 @@ pub enum CoreError {
     /// The bus refused or failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// A signature is missing, by an unregistered key or does not verify.
+    #[error("unauthenticated: {0}")]
+    Signature(#[from] crate::integrity::SignatureError),
     /// The ledger could not write, sign or read.
     #[error("ledger failed {op}: {source}")]
     Ledger {
@@ -189,6 +192,7 @@ impl CoreError {
             CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionRequired,
             CoreError::SessionStore(_) => ErrorCode::Internal,
             CoreError::Bus(err) => bus_code(err),
+            CoreError::Signature(_) => ErrorCode::Unauthenticated,
             CoreError::Ledger { .. } => ErrorCode::Internal,
             CoreError::LedgerClosed => ErrorCode::Unavailable,
             CoreError::LedgerDisabled => ErrorCode::NotFound,
@@ -224,6 +228,7 @@ impl CoreError {
                 json!({ "id": id, "approval_id": approval_id })
             }
             CoreError::InvalidRequest { field, .. } => json!({ "field": field }),
+            CoreError::Signature(err) => err.details(),
             CoreError::AgentNotFound { id }
             | CoreError::SessionNotFound { id }
             | CoreError::ApprovalNotFound { id } => {

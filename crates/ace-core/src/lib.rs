@@ -24,6 +24,9 @@
 //!   [`MemoryApprovalStore`], set with [`Core::with_approvals`]), [`Core::decide_approval`],
 //!   [`Core::expire_approvals`], [`Core::approvals`]; approval events on
 //!   `ace.comms.system.hitl.approval.{id}.evt.{requested|approved|rejected|expired}.v1`.
+//! - `integrity`: required Ed25519 signatures ([`SignaturePolicy`]) and personal data named by
+//!   `governance.pii` ([`PiiPolicy`] for stored payloads, [`redact_for_log`]/[`LogSafe`] for
+//!   every log line showing an envelope), set with [`Core::with_integrity`].
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
 //!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
 //!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
@@ -57,6 +60,7 @@ mod context;
 mod core;
 mod error;
 mod governance;
+pub mod integrity;
 mod ledger;
 mod live;
 mod ops;
@@ -83,6 +87,9 @@ pub use error::CoreError;
 pub use governance::{
     Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Hooks, NoRecord,
     Recorder,
+};
+pub use integrity::{
+    Integrity, LogSafe, PiiPolicy, SignaturePolicy, parse_public_key, redact_for_log,
 };
 pub use ledger::{
     DEAD_LETTER_CONSUMER, EntryQuery, LedgerPublicKey, LedgerRecorder, MAX_ENTRIES_PAGE,

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::context::{Principal, RequestContext, system_principal};
 use crate::error::CoreError;
 use crate::governance::{Action, Authenticator, Authorizer, Decision, Recorder};
+use crate::integrity::{PiiPolicy, SignatureCheck, SignaturePolicy};
 
 /// Step 1: the principal behind the request; an internal request is the server's own
 /// [`system_principal`] and never reaches the authenticator.
@@ -70,6 +71,31 @@ pub fn validate(envelope: &Envelope, max_hops: u32, now: DateTime<Utc>) -> Resul
         }),
         _ => Ok(()),
     }
+}
+
+/// Step 2, continued: the envelope's signature under `policy` (required on some subjects,
+/// verified whenever its key is registered; the rules are in [`crate::integrity`]).
+/// `source_stamped` says that [`stamp_source`] gave the envelope its `source`, which a signer
+/// cannot have signed. Refusals are `UNAUTHENTICATED`.
+pub fn signature(
+    policy: &SignaturePolicy,
+    envelope: &Envelope,
+    source_stamped: bool,
+) -> Result<SignatureCheck, CoreError> {
+    Ok(policy.check(envelope, source_stamped)?)
+}
+
+/// Step 3, continued: with `pii.redact_stored`, the payload fields `governance.pii` names are
+/// replaced before anything keeps the message (policy input, held approvals, the bus, the
+/// ledger's content hash). A signed envelope holding named fields, or a non-JSON payload naming
+/// some, is refused `INVALID_REQUEST` rather than stored unredacted.
+pub fn redact(policy: &PiiPolicy, envelope: &mut Envelope) -> Result<usize, CoreError> {
+    policy
+        .apply(envelope)
+        .map_err(|err| CoreError::InvalidRequest {
+            field: "governance.pii",
+            reason: err.to_string(),
+        })
 }
 
 /// Step 3: the inline JSON payload against the contract its `schema` names. Envelopes without
