@@ -13,8 +13,11 @@
 //! - [`Core::decide_approval`] (authorized as [`Action::Decide`]): approving sets
 //!   `governance.approval_id` and appends the held envelope as it is (it was authorized already;
 //!   running the policy again would hold it again), recording `approved` then `accepted`;
-//!   rejecting records `rejected`, moves the envelope to the dead letters (`dead_lettered`) and
-//!   answers its requester on `headers["reply_to"]` when it named one.
+//!   rejecting records `rejected`, moves the envelope to the dead letters and answers its
+//!   requester on `headers["reply_to"]` when it named one. The dead letter has the shape of
+//!   `ace-bus`'s (payload `original`, `ace-dlq-*` headers, plus `ace-dlq-approval-id`); when the
+//!   stream over `ace.comms.system.dlq.>` keeps it, the ledger's dead-letter consumer records its
+//!   `dead_lettered` entry like any other dead letter, otherwise this module records it.
 //! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
 //!   approval past `expires_at` like a rejection, recorded as `expired`.
 //! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
@@ -49,6 +52,9 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3_600);
 /// The subject pattern of every approval event; reading approvals is authorized as a
 /// subscription to it.
 pub const APPROVAL_EVENTS: &str = "ace.comms.system.hitl.>";
+
+/// The dead-letter subjects whose stream the ledger's dead-letter consumer reads.
+const DEAD_LETTERS: &str = "ace.comms.system.dlq.>";
 
 /// Where a held message goes when no stream captures its subject.
 pub const HITL_DEAD_LETTER_SUBJECT: &str = "ace.comms.system.dlq.hitl";
@@ -629,17 +635,22 @@ impl Core {
     /// dead-letter subject of the stream its subject belongs to, and records `dead_lettered`.
     async fn dead_letter(&self, approval: &Approval, word: &str) {
         let held = &approval.envelope;
-        let stream = match self.bus.list_streams().await {
-            Ok(streams) => streams.into_iter().find(|info| {
-                info.config.subjects.iter().any(|p| {
-                    SubjectPattern::new(p.as_str()).is_ok_and(|p| p.matches(&held.subject))
-                })
-            }),
-            Err(err) => {
-                tracing::warn!(error = %err, "listing streams for a dead letter failed");
-                None
-            }
-        };
+        let streams = self.bus.list_streams().await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "listing streams for a dead letter failed");
+            Vec::new()
+        });
+        // The streams whose dead letters the ledger's dead-letter consumer records.
+        let recorded: Vec<String> = streams
+            .iter()
+            .filter(|info| info.config.subjects.iter().any(|p| p == DEAD_LETTERS))
+            .map(|info| info.config.name.clone())
+            .collect();
+        let stream = streams.into_iter().find(|info| {
+            info.config
+                .subjects
+                .iter()
+                .any(|p| SubjectPattern::new(p.as_str()).is_ok_and(|p| p.matches(&held.subject)))
+        });
         let name = stream.as_ref().map(|s| s.config.name.clone());
         let subject = stream.map_or_else(
             || HITL_DEAD_LETTER_SUBJECT.to_owned(),
@@ -674,6 +685,9 @@ impl Core {
             }),
         };
         match published {
+            // Kept by the stream of `ace.comms.system.dlq.>`: the ledger's dead-letter consumer
+            // (`Core::record_dead_letters`) records it, like every dead letter of the bus.
+            Ok(ack) if ack.stream.as_ref().is_some_and(|s| recorded.contains(s)) => {}
             Ok(ack) => {
                 let dead =
                     NewEntry::for_envelope(EntryKind::DeadLettered, SYSTEM_PRINCIPAL_ID, held)
@@ -775,7 +789,7 @@ mod tests {
     impl Authorizer for Gate {
         fn authorize(&self, _: &Principal, action: Action<'_>, _: Option<&Envelope>) -> Decision {
             match action {
-                Action::Publish(HELD) => Decision::RequireApproval {
+                Action::Publish(s) if s.contains(".delete.") => Decision::RequireApproval {
                     reasons: vec!["ehi 0.95 >= delete threshold 0.9".into()],
                 },
                 Action::Decide(_) if !self.deciders => Decision::deny("approver role required"),
@@ -999,11 +1013,8 @@ mod tests {
         assert_eq!(said["approval_id"], approval_id);
         assert_eq!(
             f.entries.kinds(envelope.id),
-            vec![
-                EntryKind::Held,
-                EntryKind::Rejected,
-                EntryKind::DeadLettered
-            ]
+            vec![EntryKind::Held, EntryKind::Rejected],
+            "the ledger's dead-letter consumer records what the DLQ stream keeps"
         );
     }
 
@@ -1024,7 +1035,7 @@ mod tests {
         );
         assert_eq!(
             f.entries.kinds(envelope.id),
-            vec![EntryKind::Held, EntryKind::Expired, EntryKind::DeadLettered]
+            vec![EntryKind::Held, EntryKind::Expired]
         );
         let late = f
             .core
@@ -1076,6 +1087,44 @@ mod tests {
             answers[1].as_ref().unwrap_err().code(),
             ErrorCode::PendingApproval
         );
+    }
+
+    #[tokio::test]
+    async fn given_no_stream_for_the_subject_nor_the_dead_letters_when_rejected_then_it_is_recorded_here()
+     {
+        let f = fixture(true, true).await;
+        f.core.delete_stream(&ctx(), "DLQ").await.unwrap();
+        let envelope = Envelope::builder(Kind::Command, "ace.comms.a2a.ops.db.cmd.delete.v1")
+            .clock(&*f.clock)
+            .payload_json(json!({}))
+            .build()
+            .unwrap();
+        let err = f.core.publish(&ctx(), envelope.clone()).await.unwrap_err();
+        let CoreError::PendingApproval { approval_id, .. } = err else {
+            panic!("expected a hold, got {err}");
+        };
+        f.core
+            .decide_approval(&ctx(), &approval_id, Verdict::Reject, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            f.entries.kinds(envelope.id),
+            vec![
+                EntryKind::Held,
+                EntryKind::Rejected,
+                EntryKind::DeadLettered
+            ]
+        );
+        let entries = f.entries.0.lock().unwrap();
+        let dead = entries
+            .iter()
+            .find(|e| e.kind == EntryKind::DeadLettered)
+            .unwrap();
+        assert_eq!(
+            dead.details["dead_letter_subject"],
+            HITL_DEAD_LETTER_SUBJECT
+        );
+        assert_eq!(dead.details["stream"], Value::Null, "kept nowhere");
     }
 
     fn approval(id: &str) -> Approval {
