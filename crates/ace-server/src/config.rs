@@ -10,12 +10,14 @@
 //! Unknown keys in the file fail loudly, with their line and column.
 //! `config/ace-comms.example.yaml` documents every key (a test keeps it equal to the defaults).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
-use ace_core::{CoreLimits, PresenceConfig};
+use ace_core::{CoreLimits, Integrity, PiiPolicy, PresenceConfig, SignaturePolicy};
+use ace_envelope::SubjectPattern;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
@@ -41,6 +43,10 @@ pub struct Config {
     pub state: StateConfig,
     /// Messages held for a human's approval.
     pub approvals: ApprovalsConfig,
+    /// Registered Ed25519 public keys and the subjects that require a signature by one.
+    pub signatures: SignaturesConfig,
+    /// Personal data named by `governance.pii` in stored payloads.
+    pub pii: PiiConfig,
 }
 
 impl Default for Config {
@@ -54,6 +60,8 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             state: StateConfig::default(),
             approvals: ApprovalsConfig::default(),
+            signatures: SignaturesConfig::default(),
+            pii: PiiConfig::default(),
         }
     }
 }
@@ -416,6 +424,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.state.validate()?;
+        self.signatures.validate()?;
         self.approvals.validate()?;
         let mut names: Vec<&str> = self
             .streams
@@ -517,6 +526,114 @@ impl LimitsConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Required Ed25519 signatures (the rules are in `ace_core::integrity`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignaturesConfig {
+    /// Registered public keys: key id (the envelope's `signature.key_id`) → a file holding the
+    /// key as a PEM `PUBLIC KEY` block or the raw 32 bytes in hex or base64. Read at start; a
+    /// relative path is relative to the working directory.
+    pub keys: BTreeMap<String, PathBuf>,
+    /// Subject patterns whose messages must carry a signature by a registered key.
+    pub require: Vec<String>,
+}
+
+impl SignaturesConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
+        for (i, pattern) in self.require.iter().enumerate() {
+            if let Err(err) = SubjectPattern::new(pattern.as_str()) {
+                return bad(format!("signatures.require[{i}]"), err.to_string());
+            }
+        }
+        if !self.require.is_empty() && self.keys.is_empty() {
+            return bad(
+                "signatures.keys".to_owned(),
+                "signatures.require lists subjects but no key is registered, so no message on \
+                 them could ever be accepted"
+                    .to_owned(),
+            );
+        }
+        for (id, path) in &self.keys {
+            let len = id.chars().count();
+            if len == 0 || len > ace_envelope::MAX_ID_LEN {
+                return bad(
+                    format!("signatures.keys.{id}"),
+                    format!(
+                        "a key id must be 1 to {} characters",
+                        ace_envelope::MAX_ID_LEN
+                    ),
+                );
+            }
+            if path.as_os_str().is_empty() {
+                return bad(
+                    format!("signatures.keys.{id}"),
+                    "the key file path is empty".to_owned(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every registered key file into the policy the core applies; an unreadable file or
+    /// one that holds no Ed25519 public key fails naming its key and path.
+    pub fn load(&self) -> Result<SignaturePolicy, ConfigError> {
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (id, path) in &self.keys {
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: format!("signatures.keys.{id}"),
+                reason: format!("`{}`: {reason}", path.display()),
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+            let key = ace_core::parse_public_key(&text).map_err(|e| invalid(e.to_string()))?;
+            keys.push((id.clone(), key));
+        }
+        let mut require = Vec::with_capacity(self.require.len());
+        for (i, pattern) in self.require.iter().enumerate() {
+            require.push(SubjectPattern::new(pattern.as_str()).map_err(|err| {
+                ConfigError::Invalid {
+                    key: format!("signatures.require[{i}]"),
+                    reason: err.to_string(),
+                }
+            })?);
+        }
+        Ok(SignaturePolicy::new(keys, require))
+    }
+}
+
+/// Personal data in stored payloads (in logs it is always redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PiiConfig {
+    /// Replace the payload fields `governance.pii` names before the message is stored.
+    pub redact_stored: bool,
+    /// What replaces each of those fields in a stored payload.
+    pub replacement: String,
+}
+
+impl Default for PiiConfig {
+    fn default() -> Self {
+        let policy = PiiPolicy::default();
+        PiiConfig {
+            redact_stored: policy.redact_stored,
+            replacement: policy.replacement,
+        }
+    }
+}
+
+impl Config {
+    /// The signature and personal-data policies of the core, reading the registered key files.
+    pub fn integrity(&self) -> Result<Integrity, ConfigError> {
+        Ok(Integrity {
+            signatures: self.signatures.load()?,
+            pii: PiiPolicy {
+                redact_stored: self.pii.redact_stored,
+                replacement: self.pii.replacement.clone(),
+            },
+        })
     }
 }
 

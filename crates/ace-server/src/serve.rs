@@ -63,6 +63,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, ServerError> {
         config.validate()?;
+        // The registered signature keys are read before anything is opened.
+        let integrity = config.integrity()?;
         let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
             ServerError::Engine {
                 data_dir: config.data_dir.display().to_string(),
@@ -93,7 +95,8 @@ impl App {
         )
         .with_presence(config.state.presence())
         .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
-        .with_approvals(Arc::new(approvals), config.approvals.ttl());
+        .with_approvals(Arc::new(approvals), config.approvals.ttl())
+        .with_integrity(integrity);
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::internal(), &config.streams.defaults)

@@ -17,12 +17,16 @@
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
 //!   restart that keeps every session.
+//! - `integrity`: required signatures (missing, unknown key, tampered, impostor → 401 naming the
+//!   pattern; a good one stored and still verifying), and `governance.pii` fields redacted in
+//!   the stored payload or kept, per `pii.redact_stored`.
 //! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
 //!   answers validate against the schemas it gives.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
 mod agents;
+mod integrity;
 mod lifecycle;
 mod messages;
 mod openapi;
