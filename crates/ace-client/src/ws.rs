@@ -408,7 +408,14 @@ impl Shared {
         let frame = match serde_json::from_str::<ServerFrame>(text) {
             Ok(frame) => frame,
             Err(err) => {
-                tracing::warn!(error = %err, "a server frame did not decode; skipped");
+                // Where and what kind, never serde's message: it can quote a value of the frame,
+                // and a frame carries payloads (personal data named by `governance.pii`).
+                tracing::warn!(
+                    line = err.line(),
+                    column = err.column(),
+                    category = ?err.classify(),
+                    "a server frame did not decode; skipped"
+                );
                 return;
             }
         };
