@@ -411,6 +411,12 @@ pub fn dead_letter_entry(dead: &Envelope) -> NewEntry {
         }))
 }
 
+/// Whether `dead` is a refused held message, which the approvals path dead-letters and records
+/// itself (header `ace-dlq-approval-id`): recording it here too would count it twice.
+fn recorded_by_approvals(dead: &Envelope) -> bool {
+    dead.headers.contains_key("ace-dlq-approval-id")
+}
+
 /// The durable consumer through which the core records dead letters.
 pub const DEAD_LETTER_CONSUMER: &str = "ace-ledger";
 
@@ -446,6 +452,7 @@ impl Core {
             }
             let entries = batch
                 .iter()
+                .filter(|d| !recorded_by_approvals(&d.envelope))
                 .map(|d| dead_letter_entry(&d.envelope))
                 .collect();
             if let Err(err) = self.record(entries).await {
@@ -762,5 +769,17 @@ mod tests {
         assert_eq!(entry.details["deliveries"], 5);
         assert_eq!(entry.details["reason"], "max deliveries");
         assert_eq!(entry.decision, "dead-letter: max deliveries");
+        assert!(
+            !recorded_by_approvals(&dead),
+            "the bus's dead letters are ours to record"
+        );
+        let mut refused = dead;
+        refused
+            .headers
+            .insert("ace-dlq-approval-id".into(), "ap-1".into());
+        assert!(
+            recorded_by_approvals(&refused),
+            "the approvals path records its own"
+        );
     }
 }

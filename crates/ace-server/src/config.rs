@@ -41,6 +41,8 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// Agent presence and session state.
     pub state: StateConfig,
+    /// The tamper-evident ledger of every governance decision (`{data_dir}/ledger/`).
+    pub ledger: LedgerConfig,
     /// Messages held for a human's approval.
     pub approvals: ApprovalsConfig,
     /// Registered Ed25519 public keys and the subjects that require a signature by one.
@@ -59,6 +61,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             streams: StreamsConfig::default(),
             state: StateConfig::default(),
+            ledger: LedgerConfig::default(),
             approvals: ApprovalsConfig::default(),
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
@@ -307,6 +310,54 @@ impl ApprovalsConfig {
     }
 }
 
+/// The ledger (`ledger.*`): every decision on a message, every configuration change and every
+/// dead letter, hash-chained in `{data_dir}/ledger/` and covered by signed checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Whether the server keeps the ledger (off only for measurements: nothing is recorded and
+    /// `/api/v1/ledger/*` answers 404).
+    pub enabled: bool,
+    /// A checkpoint is signed once this many entries are not yet covered by one …
+    pub checkpoint_every_entries: u64,
+    /// … or once the latest is this old (milliseconds) and some entry is not yet covered.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            enabled: true,
+            checkpoint_every_entries: 1_000,
+            checkpoint_interval_ms: 60_000,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// How often the server checks whether a checkpoint is due.
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_interval_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "ledger.checkpoint_every_entries",
+                self.checkpoint_every_entries,
+            ),
+            ("ledger.checkpoint_interval_ms", self.checkpoint_interval_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid {
+                key: (*key).to_owned(),
+                reason: "must be above 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Streams the server makes when they do not exist yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -424,6 +475,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.state.validate()?;
+        self.ledger.validate()?;
         self.signatures.validate()?;
         self.approvals.validate()?;
         let mut names: Vec<&str> = self

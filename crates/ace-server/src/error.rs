@@ -67,6 +67,16 @@ pub enum ServerError {
     /// The metrics registry refused a metric (a duplicate name).
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),
+    /// The ledger could not be opened (a broken chain or a checkpoint that does not match its
+    /// entries refuses to open: run `ace-comms ledger verify`).
+    #[error("opening the ledger under `{data_dir}/ledger`: {source}")]
+    Ledger {
+        /// The data directory.
+        data_dir: String,
+        /// The ledger's error.
+        #[source]
+        source: ace_ledger::LedgerError,
+    },
 }
 
 /// Why an HTTP request is answered with an error.

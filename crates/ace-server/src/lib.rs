@@ -37,13 +37,14 @@ mod census;
 mod config;
 mod error;
 mod http;
+mod ledger;
 mod metrics;
 mod serve;
 mod ws;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, Engine, LimitsConfig, StateConfig, StreamsConfig, WsLimits,
-    default_streams,
+    AuthConfig, AuthMode, Config, Engine, LedgerConfig, LimitsConfig, StateConfig, StreamsConfig,
+    WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use http::{AppState, router};

@@ -45,6 +45,7 @@ pub struct App {
     state: AppState,
     limits: LimitsConfig,
     agent_sweep_ms: u64,
+    ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
 }
 
@@ -89,7 +90,7 @@ impl App {
         let core = Core::new(
             Arc::new(bus),
             Arc::new(registry),
-            clock,
+            clock.clone(),
             Hooks::development(),
             config.limits.core(),
         )
@@ -97,6 +98,7 @@ impl App {
         .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
         .with_approvals(Arc::new(approvals), config.approvals.ttl())
         .with_integrity(integrity);
+        let core = crate::ledger::attach(config, clock, core)?;
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::internal(), &config.streams.defaults)
@@ -109,6 +111,7 @@ impl App {
                 tracing::info!(streams = ?created, "created default streams");
             }
         }
+        crate::ledger::record_start(&core, config).await?;
         let metrics = Metrics::new().map_err(ServerError::Metrics)?;
         let state = AppState::new(core, metrics, config.limits.clone());
         state.set_ready(true);
@@ -116,6 +119,7 @@ impl App {
             state,
             limits: config.limits.clone(),
             agent_sweep_ms: config.state.agent_sweep_ms,
+            ledger_checkpoint_ms: config.ledger.checkpoint_interval_ms,
             approval_sweep_ms: config.approvals.sweep_ms,
         })
     }
@@ -141,6 +145,10 @@ impl App {
             self.state.core.clone(),
             Duration::from_millis(self.approval_sweep_ms),
         ));
+        let ledger_tasks = crate::ledger::spawn_tasks(
+            &self.state.core,
+            Duration::from_millis(self.ledger_checkpoint_ms),
+        );
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -189,6 +197,7 @@ impl App {
         }
         drop(listener);
         sweep.abort();
+        ledger_tasks.abort();
         expiry.abort();
         self.drain(stop_tx, done_tx, &mut done_rx).await;
         self.state

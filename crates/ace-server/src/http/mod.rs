@@ -9,6 +9,7 @@
 mod agents;
 mod approvals;
 mod health;
+mod ledger;
 mod messages;
 mod openapi;
 pub(crate) mod request;
@@ -79,6 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
+        .route("/api/v1/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/api/v1/ledger/key", get(ledger::key))
+        .route("/api/v1/ledger/entries", get(ledger::entries))
+        .route(
+            "/api/v1/ledger/proof/inclusion/{seq}",
+            get(ledger::inclusion),
+        )
+        .route("/api/v1/ledger/proof/consistency", get(ledger::consistency))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/{id}", get(agents::get_agent))
         .route("/api/v1/agents/{id}/heartbeat", post(agents::heartbeat))

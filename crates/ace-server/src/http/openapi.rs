@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use super::{agents, approvals, health, messages, sessions, streams};
+use super::{agents, approvals, health, ledger, messages, sessions, streams};
 
 /// The 202 answer of a publish: where the envelope went, or the approval that holds it.
 #[derive(Serialize, ToSchema)]
@@ -131,6 +131,11 @@ pub(crate) enum BodyRefusals {
         streams::nak,
         streams::term,
         streams::get_message,
+        ledger::checkpoint,
+        ledger::key,
+        ledger::entries,
+        ledger::inclusion,
+        ledger::consistency,
     ),
     components(schemas(PublishAnswer, ErrorBody))
 )]

@@ -22,11 +22,15 @@
 //!   the stored payload or kept, per `pii.redact_stored`.
 //! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
 //!   answers validate against the schemas it gives.
+//! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
+//!   independent RFC 6962 verifier and `ed25519-dalek`; config changes and dead letters as
+//!   entries; bad parameters; `verify_dir` after shutdown.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
 mod agents;
 mod integrity;
+mod ledger;
 mod lifecycle;
 mod messages;
 mod openapi;

@@ -1,0 +1,505 @@
+//! The ledger of a real server, read over HTTP and checked here with nothing of `ace-ledger`'s
+//! verification code: an RFC 6962 (RFC 9162 §2.1.3.2 and §2.1.4.2) proof verifier written from
+//! the RFC text over `sha2`, the leaf bytes re-derived from each entry as canonical JSON by a
+//! canonicalizer of this file, and the checkpoint signature checked with `ed25519-dalek` against
+//! `GET /api/v1/ledger/key`. After shutdown `ace_ledger::verify_dir` must find the files intact.
+
+use std::time::Duration;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{EVENT_SUBJECT, Server, assert_error, event};
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&hasher.finalize());
+    out
+}
+
+fn unhex32(text: &Value) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.as_str().expect("a hex string"), &mut out).expect("32 hex bytes");
+    out
+}
+
+/// `HASH(0x01 || left || right)` (RFC 6962 §2.1).
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    sha256(&[&[1], left, right])
+}
+
+/// Right-shifts `fn_` and `sn` together until the low bit of `fn_` is set or `fn_` is 0.
+fn shift_while_even(fn_: &mut u64, sn: &mut u64) {
+    while *fn_ & 1 == 0 && *fn_ != 0 {
+        *fn_ >>= 1;
+        *sn >>= 1;
+    }
+}
+
+/// RFC 9162 §2.1.3.2, step by step.
+fn verify_inclusion(
+    leaf_index: u64,
+    tree_size: u64,
+    leaf_hash: [u8; 32],
+    path: &[[u8; 32]],
+    root: [u8; 32],
+) -> bool {
+    if leaf_index >= tree_size {
+        return false;
+    }
+    let (mut fn_, mut sn, mut r) = (leaf_index, tree_size - 1, leaf_hash);
+    for p in path {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node(p, &r);
+            shift_while_even(&mut fn_, &mut sn);
+        } else {
+            r = node(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && r == root
+}
+
+/// RFC 9162 §2.1.4.2, step by step (for `0 < first < second`).
+fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_hash: [u8; 32],
+    second_hash: [u8; 32],
+    path: &[[u8; 32]],
+) -> bool {
+    if path.is_empty() || first == 0 || first >= second {
+        return false;
+    }
+    let mut path = path.to_vec();
+    if first.is_power_of_two() {
+        path.insert(0, first_hash);
+    }
+    let (mut fn_, mut sn) = (first - 1, second - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node(c, &fr);
+            sr = node(c, &sr);
+            shift_while_even(&mut fn_, &mut sn);
+        } else {
+            sr = node(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    fr == first_hash && sr == second_hash && sn == 0
+}
+
+/// Canonical JSON as the ledger documents it: object keys sorted, no whitespace; strings and
+/// numbers as JSON writes them.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
+/// The leaf hash of an entry as served: `SHA-256(0x00 || canonical(entry minus chain_hash))`.
+fn leaf_hash(entry: &Value) -> [u8; 32] {
+    let mut fields = entry.as_object().expect("an entry object").clone();
+    fields.remove("chain_hash");
+    sha256(&[&[0], canonical(&Value::Object(fields)).as_bytes()])
+}
+
+fn path_of(proof: &Value) -> Vec<[u8; 32]> {
+    proof["path"]
+        .as_array()
+        .expect("a path")
+        .iter()
+        .map(unhex32)
+        .collect()
+}
+
+/// Checks `checkpoint`'s Ed25519 signature against the served key, and the key id.
+fn assert_signed(checkpoint: &Value, key: &Value) {
+    assert_eq!(key["algorithm"], "ed25519");
+    let public = unhex32(&key["public_key"]);
+    assert_eq!(
+        key["key_id"].as_str().unwrap(),
+        &hex::encode(sha256(&[&public]))[..16],
+        "key_id is the first 16 hex characters of SHA-256(public key)"
+    );
+    assert_eq!(checkpoint["key_id"], key["key_id"]);
+    let body = json!({
+        "chain_head": checkpoint["chain_head"],
+        "key_id": checkpoint["key_id"],
+        "root_hash": checkpoint["root_hash"],
+        "size": checkpoint["size"],
+        "ts": checkpoint["ts"],
+    });
+    let mut signed = b"ace-ledger/checkpoint/v1\n".to_vec();
+    signed.extend(canonical(&body).as_bytes());
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(checkpoint["signature"].as_str().unwrap(), &mut signature).unwrap();
+    VerifyingKey::from_bytes(&public)
+        .expect("a valid public key")
+        .verify_strict(&signed, &Signature::from_bytes(&signature))
+        .expect("the checkpoint signature verifies");
+}
+
+async fn entries(server: &Server, query: &str) -> Vec<Value> {
+    let (status, page) = server.get(&format!("/api/v1/ledger/entries?{query}")).await;
+    assert_eq!(status, 200, "{page}");
+    page["entries"].as_array().expect("entries").clone()
+}
+
+#[tokio::test]
+async fn given_published_messages_when_the_ledger_is_read_over_http_then_entries_checkpoints_and_proofs_verify_independently()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| c.ledger.checkpoint_every_entries = 1).await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let (status, body) = server.post("/api/v1/messages", &event(n)).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+
+    let accepted = entries(&server, "kind=accepted").await;
+    assert_eq!(accepted.len(), 3);
+    for (n, (entry, id)) in accepted.iter().zip(&ids).enumerate() {
+        assert_eq!(entry["message_id"], id.as_str());
+        assert_eq!(entry["subject"], EVENT_SUBJECT);
+        assert_eq!(entry["decision"], "allow");
+        assert_eq!(entry["details"]["stream"], "ACE_EVENTS");
+        // The content hash is SHA-256 of the canonical JSON of the payload.
+        let payload = format!("{{\"n\":{}}}", n + 1);
+        assert_eq!(
+            entry["content_sha256"].as_str().unwrap(),
+            hex::encode(sha256(&[payload.as_bytes()]))
+        );
+    }
+
+    let (status, key) = server.get("/api/v1/ledger/key").await;
+    assert_eq!(status, 200, "{key}");
+    let (status, first) = server.get("/api/v1/ledger/checkpoint").await;
+    assert_eq!(status, 200, "{first}");
+    assert_signed(&first, &key);
+    let first_size = first["size"].as_u64().unwrap();
+    let first_root = unhex32(&first["root_hash"]);
+
+    // Every accepted entry is in the checkpointed tree (size defaults to the checkpoint's).
+    for entry in &accepted {
+        let seq = entry["seq"].as_u64().unwrap();
+        let (status, proof) = server
+            .get(&format!("/api/v1/ledger/proof/inclusion/{seq}"))
+            .await;
+        assert_eq!(status, 200, "{proof}");
+        assert_eq!(proof["tree_size"].as_u64(), Some(first_size));
+        let leaf = leaf_hash(entry);
+        assert_eq!(unhex32(&proof["leaf_hash"]), leaf, "the served leaf hash");
+        assert!(
+            verify_inclusion(seq, first_size, leaf, &path_of(&proof), first_root),
+            "inclusion of {seq} in {first_size}: {proof}"
+        );
+        // A tampered leaf does not verify against the same path.
+        let mut other = leaf;
+        other[0] ^= 1;
+        assert!(!verify_inclusion(
+            seq,
+            first_size,
+            other,
+            &path_of(&proof),
+            first_root
+        ));
+    }
+
+    // More entries, a later checkpoint, and the consistency of the two.
+    for n in 4..=9 {
+        assert_eq!(server.post("/api/v1/messages", &event(n)).await.0, 202);
+    }
+    let (_, second) = server.get("/api/v1/ledger/checkpoint").await;
+    assert_signed(&second, &key);
+    let second_size = second["size"].as_u64().unwrap();
+    assert!(second_size > first_size, "{first} then {second}");
+    let (status, proof) = server
+        .get(&format!(
+            "/api/v1/ledger/proof/consistency?from={first_size}&to={second_size}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{proof}");
+    let second_root = unhex32(&second["root_hash"]);
+    assert!(
+        verify_consistency(
+            first_size,
+            second_size,
+            first_root,
+            second_root,
+            &path_of(&proof)
+        ),
+        "consistency {first_size} → {second_size}: {proof}"
+    );
+    assert!(!verify_consistency(
+        first_size,
+        second_size,
+        second_root,
+        first_root,
+        &path_of(&proof)
+    ));
+
+    // Every entry chains from the one before, from 32 zero bytes.
+    let all = entries(&server, "limit=1000").await;
+    let mut chain = [0u8; 32];
+    for entry in &all {
+        let mut fields = entry.as_object().unwrap().clone();
+        fields.remove("chain_hash");
+        chain = sha256(&[&chain, canonical(&Value::Object(fields)).as_bytes()]);
+        assert_eq!(unhex32(&entry["chain_hash"]), chain, "chain at {entry}");
+    }
+
+    let total = all.len() as u64;
+    server.stop().await;
+    let report = ace_ledger::verify_dir(dir.path());
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.entries, total);
+    assert_eq!(
+        report.uncovered, 0,
+        "the final checkpoint covers every entry"
+    );
+}
+
+#[tokio::test]
+async fn given_a_start_and_stream_changes_when_listed_then_config_changed_entries_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/streams",
+            &json!({"name": "ORDERS", "subjects": ["orders.>"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(server.delete("/api/v1/streams/ORDERS").await.0, 204);
+    let changes = entries(&server, "kind=config_changed&limit=1000").await;
+    let start = changes
+        .iter()
+        .find(|e| e["subject"] == "server.start")
+        .expect("the start is recorded");
+    assert_eq!(start["actor"], "ace-comms-system");
+    let sha = start["details"]["config_sha256"].as_str().unwrap();
+    assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(
+        changes
+            .iter()
+            .any(|e| e["subject"] == "stream.ACE_EVENTS" && e["actor"] == "ace-comms-system"),
+        "the default streams' creation is recorded"
+    );
+    let orders: Vec<&Value> = changes
+        .iter()
+        .filter(|e| e["subject"] == "stream.ORDERS")
+        .collect();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!(orders[0]["decision"], "add_stream");
+    assert_eq!(
+        orders[0]["details"]["config"]["subjects"],
+        json!(["orders.>"])
+    );
+    assert_eq!(orders[1]["decision"], "delete_stream");
+    assert_eq!(orders[0]["actor"], ace_core::DEVELOPMENT_PRINCIPAL_ID);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_a_termed_message_when_it_is_dead_lettered_then_a_dead_lettered_entry_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let (_, accepted) = server.post("/api/v1/messages", &event(1)).await;
+    let base = "/api/v1/streams/ACE_EVENTS/consumers";
+    assert_eq!(server.post(base, &json!({"name": "w"})).await.0, 201);
+    let (status, got) = server
+        .post(
+            &format!("{base}/w/fetch"),
+            &json!({"batch": 1, "expires_ms": 1000}),
+        )
+        .await;
+    assert_eq!(status, 200, "{got}");
+    let seq = got["messages"][0]["seq"].as_u64().unwrap();
+    let (status, _) = server
+        .post(
+            &format!("{base}/w/term"),
+            &json!({"seqs": [seq], "reason": "poison"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = entries(&server, "kind=dead_lettered").await;
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead.len(), 1, "one dead letter recorded: {dead:?}");
+    assert_eq!(dead[0]["message_id"], accepted["id"]);
+    assert_eq!(dead[0]["actor"], "ace-comms-system");
+    assert_eq!(dead[0]["details"]["stream"], "ACE_EVENTS");
+    assert_eq!(dead[0]["details"]["consumer"], "w");
+    assert_eq!(dead[0]["details"]["reason"], "term: poison");
+
+    // The bus's own path: deliveries run out on a consumer that never acknowledges.
+    let config = json!({"name": "m", "max_deliver": 1, "ack_wait": 100});
+    assert_eq!(server.post(base, &config).await.0, 201);
+    let fetch = json!({"batch": 1, "expires_ms": 200});
+    let (status, got) = server.post(&format!("{base}/m/fetch"), &fetch).await;
+    assert_eq!(status, 200, "{got}");
+    for _ in 0..100 {
+        dead = entries(&server, "kind=dead_lettered").await;
+        if dead.len() == 2 {
+            break;
+        }
+        let _ = server.post(&format!("{base}/m/fetch"), &fetch).await;
+    }
+    assert_eq!(
+        dead.len(),
+        2,
+        "the exhausted message is recorded too: {dead:?}"
+    );
+    assert_eq!(dead[1]["message_id"], accepted["id"]);
+    assert_eq!(dead[1]["details"]["consumer"], "m");
+    assert_eq!(dead[1]["details"]["deliveries"], 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_bad_ledger_parameters_when_asked_then_400_names_the_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let cases = [
+        ("/api/v1/ledger/proof/inclusion/abc", "seq"),
+        ("/api/v1/ledger/proof/inclusion/99999", "seq"),
+        ("/api/v1/ledger/proof/inclusion/0?size=x", "size"),
+        ("/api/v1/ledger/proof/inclusion/0?size=99999", "tree_size"),
+        ("/api/v1/ledger/proof/inclusion/0?sise=1", "query"),
+        ("/api/v1/ledger/proof/consistency?from=1", "to"),
+        ("/api/v1/ledger/proof/consistency?from=2&to=1", "from"),
+        ("/api/v1/ledger/proof/consistency?from=1&to=99999", "to"),
+        ("/api/v1/ledger/proof/consistency?from=-1&to=2", "from"),
+        ("/api/v1/ledger/entries?kind=bogus", "kind"),
+        ("/api/v1/ledger/entries?since=yesterday", "since"),
+        ("/api/v1/ledger/entries?until=2026-13-01T00:00:00Z", "until"),
+        (
+            "/api/v1/ledger/entries?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "since",
+        ),
+        ("/api/v1/ledger/entries?after=x", "after"),
+        ("/api/v1/ledger/entries?limit=0", "limit"),
+        ("/api/v1/ledger/entries?limit=1001", "limit"),
+    ];
+    for (path, field) in cases {
+        let answer = server.get(path).await;
+        assert_error(&answer, 400, "INVALID_REQUEST");
+        assert_eq!(
+            answer.1["error"]["details"]["field"], field,
+            "{path}: {}",
+            answer.1
+        );
+        assert!(
+            answer.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{path}: {}",
+            answer.1
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_many_entries_when_paged_then_next_after_walks_them_all_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    for n in 1..=5 {
+        assert_eq!(server.post("/api/v1/messages", &event(n)).await.0, 202);
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let query = match after {
+            Some(a) => format!("kind=accepted&limit=2&after={a}"),
+            None => "kind=accepted&limit=2".to_owned(),
+        };
+        let (status, page) = server.get(&format!("/api/v1/ledger/entries?{query}")).await;
+        assert_eq!(status, 200, "{page}");
+        for e in page["entries"].as_array().unwrap() {
+            seen.push(e["details"]["seq"].as_u64().unwrap());
+        }
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    let until_past = entries(&server, "kind=accepted&until=2000-01-01T00:00:00Z").await;
+    assert!(until_past.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_the_ledger_disabled_when_read_then_404_says_so_and_publishing_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| c.ledger.enabled = false).await;
+    assert_eq!(server.post("/api/v1/messages", &event(1)).await.0, 202);
+    let answer = server.get("/api/v1/ledger/checkpoint").await;
+    assert_error(&answer, 404, "NOT_FOUND");
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ledger.enabled")
+    );
+    server.stop().await;
+    assert!(!dir.path().join("ledger").exists(), "no ledger files");
+}
+
+#[tokio::test]
+async fn given_a_restart_when_publishing_again_then_the_ledger_continues_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    assert_eq!(server.post("/api/v1/messages", &event(1)).await.0, 202);
+    let (_, before) = server.get("/api/v1/ledger/checkpoint").await;
+    server.stop().await;
+    let server = Server::start(dir.path()).await;
+    assert_eq!(server.post("/api/v1/messages", &event(2)).await.0, 202);
+    let accepted = entries(&server, "kind=accepted").await;
+    assert_eq!(accepted.len(), 2);
+    let (_, key) = server.get("/api/v1/ledger/key").await;
+    assert_signed(&before, &key); // the same key after a restart
+    server.stop().await;
+    let report = ace_ledger::verify_dir(dir.path());
+    assert!(report.is_ok(), "{report:?}");
+}
