@@ -15,9 +15,9 @@
 //!   running the policy again would hold it again), recording `approved` then `accepted`;
 //!   rejecting records `rejected`, moves the envelope to the dead letters and answers its
 //!   requester on `headers["reply_to"]` when it named one. The dead letter has the shape of
-//!   `ace-bus`'s (payload `original`, `ace-dlq-*` headers, plus `ace-dlq-approval-id`); when the
-//!   stream over `ace.comms.system.dlq.>` keeps it, the ledger's dead-letter consumer records its
-//!   `dead_lettered` entry like any other dead letter, otherwise this module records it.
+//!   `ace-bus`'s (payload `original`, `ace-dlq-*` headers, plus `ace-dlq-approval-id`, by which
+//!   the ledger's dead-letter consumer knows to leave it alone); this module records its
+//!   `dead_lettered` entry, with the approval id, whether a stream keeps the letter or not.
 //! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
 //!   approval past `expires_at` like a rejection, recorded as `expired`.
 //! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
@@ -52,9 +52,6 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3_600);
 /// The subject pattern of every approval event; reading approvals is authorized as a
 /// subscription to it.
 pub const APPROVAL_EVENTS: &str = "ace.comms.system.hitl.>";
-
-/// The dead-letter subjects whose stream the ledger's dead-letter consumer reads.
-const DEAD_LETTERS: &str = "ace.comms.system.dlq.>";
 
 /// Where a held message goes when no stream captures its subject.
 pub const HITL_DEAD_LETTER_SUBJECT: &str = "ace.comms.system.dlq.hitl";
@@ -639,12 +636,6 @@ impl Core {
             tracing::warn!(error = %err, "listing streams for a dead letter failed");
             Vec::new()
         });
-        // The streams whose dead letters the ledger's dead-letter consumer records.
-        let recorded: Vec<String> = streams
-            .iter()
-            .filter(|info| info.config.subjects.iter().any(|p| p == DEAD_LETTERS))
-            .map(|info| info.config.name.clone())
-            .collect();
         let stream = streams.into_iter().find(|info| {
             info.config
                 .subjects
@@ -685,9 +676,6 @@ impl Core {
             }),
         };
         match published {
-            // Kept by the stream of `ace.comms.system.dlq.>`: the ledger's dead-letter consumer
-            // (`Core::record_dead_letters`) records it, like every dead letter of the bus.
-            Ok(ack) if ack.stream.as_ref().is_some_and(|s| recorded.contains(s)) => {}
             Ok(ack) => {
                 let dead =
                     NewEntry::for_envelope(EntryKind::DeadLettered, SYSTEM_PRINCIPAL_ID, held)
@@ -1013,8 +1001,11 @@ mod tests {
         assert_eq!(said["approval_id"], approval_id);
         assert_eq!(
             f.entries.kinds(envelope.id),
-            vec![EntryKind::Held, EntryKind::Rejected],
-            "the ledger's dead-letter consumer records what the DLQ stream keeps"
+            vec![
+                EntryKind::Held,
+                EntryKind::Rejected,
+                EntryKind::DeadLettered
+            ]
         );
     }
 
@@ -1035,7 +1026,7 @@ mod tests {
         );
         assert_eq!(
             f.entries.kinds(envelope.id),
-            vec![EntryKind::Held, EntryKind::Expired]
+            vec![EntryKind::Held, EntryKind::Expired, EntryKind::DeadLettered]
         );
         let late = f
             .core
@@ -1090,7 +1081,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn given_no_stream_for_the_subject_nor_the_dead_letters_when_rejected_then_it_is_recorded_here()
+    async fn given_no_stream_for_the_subject_nor_the_dead_letters_when_rejected_then_it_is_still_recorded()
      {
         let f = fixture(true, true).await;
         f.core.delete_stream(&ctx(), "DLQ").await.unwrap();
