@@ -814,12 +814,16 @@ mod pipeline_tests {
     }
 
     async fn core(dir: &std::path::Path, redact_stored: bool) -> Core {
+        core_with(dir, redact_stored, Hooks::development()).await
+    }
+
+    async fn core_with(dir: &std::path::Path, redact_stored: bool, hooks: Hooks) -> Core {
         let bus = EmbeddedBus::open(EmbeddedConfig::new(dir)).expect("bus opens");
         let core = Core::new(
             Arc::new(bus),
             Arc::new(Registry::embedded().expect("contracts load")),
             Arc::new(SystemClock),
-            Hooks::development(),
+            hooks,
             CoreLimits::default(),
         )
         .with_integrity(Integrity {
@@ -906,6 +910,47 @@ mod pipeline_tests {
         let err = core.publish(&ctx(), signed(FREE)).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert!(err.to_string().contains("governance.pii"), "{err}");
+    }
+
+    /// A recorder keeping every entry in memory.
+    #[derive(Debug, Default)]
+    struct Kept(Mutex<Vec<ace_ledger::NewEntry>>);
+
+    #[async_trait::async_trait]
+    impl crate::Recorder for Kept {
+        async fn record(&self, entries: Vec<ace_ledger::NewEntry>) -> Result<(), crate::CoreError> {
+            self.0.lock().expect("not poisoned").extend(entries);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn given_redact_stored_when_accepted_then_the_ledger_hashes_the_redacted_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = Arc::new(Kept::default());
+        let hooks = Hooks {
+            recorder: kept.clone(),
+            ..Hooks::development()
+        };
+        let core = core_with(dir.path(), true, hooks).await;
+        let sent = envelope(FREE);
+        core.publish(&ctx(), sent.clone()).await.expect("accepted");
+        let stored = core.get_message(&ctx(), "PAY", 1).await.unwrap().envelope;
+        let entries = kept.0.lock().unwrap().clone();
+        let accepted = entries
+            .iter()
+            .find(|e| e.kind == ace_ledger::EntryKind::Accepted)
+            .expect("an accepted entry");
+        let hash_of = |env: &Envelope| {
+            ace_ledger::NewEntry::for_envelope(ace_ledger::EntryKind::Accepted, "x", env)
+                .content_sha256
+        };
+        assert_eq!(accepted.content_sha256, hash_of(&stored));
+        assert_ne!(
+            accepted.content_sha256,
+            hash_of(&sent),
+            "not the sent payload"
+        );
     }
 
     /// A `MakeWriter` appending every log line to one shared buffer.

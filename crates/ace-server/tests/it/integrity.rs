@@ -145,6 +145,47 @@ async fn given_a_subject_not_required_when_signed_then_a_registered_key_is_verif
     server.stop().await;
 }
 
+/// Publishes `envelope` in one WebSocket `publish` frame and returns the answer frame.
+async fn publish_over_ws(server: &Server, envelope: &Envelope) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/ws", server.addr());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let frame = json!({"type": "publish", "id": "p1", "envelope": envelope});
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer in time")
+            .expect("the socket is open")
+            .expect("a readable frame");
+        if let Message::Text(text) = next {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn given_a_required_subject_when_publishing_over_websocket_then_the_same_rules_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| with_signatures(c, keys.path())).await;
+    let refused = publish_over_ws(&server, &envelope(PAYMENTS)).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "p1", "{refused}");
+    assert_eq!(refused["error"]["code"], "UNAUTHENTICATED", "{refused}");
+    assert_eq!(refused["error"]["details"]["pattern"], REQUIRE, "{refused}");
+    let accepted = publish_over_ws(&server, &signed_by(PAYMENTS, &key(), "billing")).await;
+    assert_eq!(accepted["type"], "ok", "{accepted}");
+    assert_eq!(accepted["result"]["seq"], 1, "{accepted}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn given_a_batch_when_one_item_lacks_its_signature_then_only_it_is_refused() {
     let dir = tempfile::tempdir().unwrap();
