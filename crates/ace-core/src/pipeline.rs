@@ -2,6 +2,12 @@
 //! [`authenticate`] → [`validate`] → [`contract`] → [`authorize`] → gate → [`append`] →
 //! [`record`].
 //!
+//! Two integrity steps (`crate::integrity`) ride along: [`signature`] right after
+//! [`validate`] (a signature says who sent it, so it belongs to authentication: a required one
+//! missing, by an unknown key or not verifying is `UNAUTHENTICATED`), and [`redact`] right after
+//! [`contract`] (with `pii.redact_stored`, the fields `governance.pii` names are replaced before
+//! any later step — policy, held approvals, the bus, the ledger's content hash — keeps them).
+//!
 //! Each step takes only what it needs (a hook, the registry, the bus, the envelope), so it can be
 //! tested alone; `Core::publish` strings them together. Steps 1–4 have no side effect, so a
 //! message refused by any of them leaves nothing behind on the bus (a denial is recorded in the
