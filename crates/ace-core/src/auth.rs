@@ -83,6 +83,14 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+impl crate::core::Core {
+    /// Step 1 alone: who the request's credentials name (the system principal for an internal
+    /// request). For adapters that must refuse before any operation, like the WebSocket upgrade.
+    pub fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError> {
+        crate::pipeline::authenticate(&*self.hooks.authenticator, ctx)
+    }
+}
+
 /// Step 1 over the configured methods (see the module docs for the order).
 #[derive(Debug)]
 pub struct PolicyAuthenticator {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
 use ace_core::{CoreLimits, Integrity, PiiPolicy, PresenceConfig, SignaturePolicy};
 use ace_envelope::SubjectPattern;
+use ace_policy::{EhiConfig, JwtConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
@@ -35,6 +36,10 @@ pub struct Config {
     pub engine: Engine,
     /// Authentication.
     pub auth: AuthConfig,
+    /// Authorization policies (RBAC, Rego) and EHI thresholds.
+    pub policy: PolicyConfig,
+    /// TLS on the listener (absent: plain TCP).
+    pub tls: Option<TlsConfig>,
     /// Bounds on requests, connections and operations.
     pub limits: LimitsConfig,
     /// Streams made at first start.
@@ -58,6 +63,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             engine: Engine::default(),
             auth: AuthConfig::default(),
+            policy: PolicyConfig::default(),
+            tls: None,
             limits: LimitsConfig::default(),
             streams: StreamsConfig::default(),
             state: StateConfig::default(),
@@ -78,21 +85,106 @@ pub enum Engine {
     Embedded,
 }
 
-/// How callers are authenticated.
+/// How callers are authenticated (`auth.*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The authentication mode.
     pub mode: AuthMode,
+    /// JWT bearer tokens: issuer, audience, leeway and verification keys.
+    pub jwt: Option<JwtConfig>,
+    /// A YAML file of hashed API keys and their principals (`ace_policy::ApiKeyStore`).
+    pub api_keys: Option<PathBuf>,
+    /// Client certificates verified by TLS (`tls.client_auth` optional or required) name the
+    /// principal.
+    pub mtls: bool,
 }
 
 /// Authentication modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
-    /// No authentication: every caller is the development principal (announced loudly).
+    /// No authentication: every caller is the development principal (announced loudly); RBAC
+    /// and Rego are off, EHI holds stay on.
     #[default]
     Development,
+    /// Every request authenticates (JWT, API key or client certificate) and is authorized by
+    /// RBAC, Rego and EHI.
+    Enforced,
+}
+
+impl AuthConfig {
+    fn validate(&self, tls: Option<&TlsConfig>) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        let methods = self.jwt.is_some() || self.api_keys.is_some() || self.mtls;
+        match self.mode {
+            AuthMode::Enforced if !methods => bad(
+                "auth.mode",
+                "enforced needs at least one method: auth.jwt, auth.api_keys or auth.mtls",
+            ),
+            // An operator who configured credentials but forgot the mode would otherwise run
+            // an open server believing it closed.
+            AuthMode::Development if methods => bad(
+                "auth.mode",
+                "is development (no authentication) but auth.jwt, auth.api_keys or auth.mtls \
+                 is set: set auth.mode to enforced, or remove them",
+            ),
+            _ if self.mtls && tls.is_none_or(|t| t.client_auth == ClientAuth::None) => bad(
+                "auth.mtls",
+                "needs tls with client_auth optional or required (and client_ca)",
+            ),
+            _ if self.jwt.as_ref().is_some_and(|j| j.keys.is_empty()) => {
+                bad("auth.jwt.keys", "must name at least one key")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Authorization policies (`policy.*`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A directory holding `rbac.yaml` and `*.rego`; absent, the repository's `policies/`
+    /// compiled into the binary are used (so the server works from any directory).
+    pub dir: Option<PathBuf>,
+    /// EHI thresholds: a message scoring at or above its action's threshold is held for
+    /// approval (an `ehi` block given replaces the defaults, `tool_thresholds` included).
+    pub ehi: EhiConfig,
+}
+
+/// TLS on the listener (`tls.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the server (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Whether clients present certificates.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Client certificates in the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// Not asked for.
+    #[default]
+    None,
+    /// Asked for and verified when presented; a client without one still connects.
+    Optional,
+    /// The handshake fails without a valid one.
+    Required,
 }
 
 /// Bounds that keep one client from exhausting the server; every one is configurable.
@@ -475,6 +567,18 @@ impl Config {
         }
         self.limits.validate()?;
         self.state.validate()?;
+        self.auth.validate(self.tls.as_ref())?;
+        if let Err(err) = self.policy.ehi.validate() {
+            return bad("policy.ehi", err.to_string());
+        }
+        if let Some(tls) = &self.tls {
+            if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {
+                return bad(
+                    "tls.client_ca",
+                    "is required when tls.client_auth is optional or required".to_owned(),
+                );
+            }
+        }
         self.ledger.validate()?;
         self.signatures.validate()?;
         self.approvals.validate()?;
@@ -827,6 +931,77 @@ mod tests {
         };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("limits.max_connections"), "{err}");
+    }
+
+    #[test]
+    fn given_auth_settings_when_validated_then_inconsistent_ones_name_the_key() {
+        let enforced = |auth: AuthConfig| Config {
+            auth: AuthConfig {
+                mode: AuthMode::Enforced,
+                ..auth
+            },
+            ..Config::default()
+        };
+        let err = |config: Config| config.validate().unwrap_err().to_string();
+        let none = err(enforced(AuthConfig::default()));
+        assert!(
+            none.contains("`auth.mode`") && none.contains("at least one"),
+            "{none}"
+        );
+        let forgot = Config {
+            auth: AuthConfig {
+                api_keys: Some("keys.yaml".into()),
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(err(forgot).contains("set auth.mode to enforced"));
+        let mtls = enforced(AuthConfig {
+            mtls: true,
+            ..AuthConfig::default()
+        });
+        assert!(err(mtls.clone()).contains("`auth.mtls`"));
+        let without_ca = Config {
+            tls: Some(TlsConfig {
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+                client_ca: None,
+                client_auth: ClientAuth::Required,
+            }),
+            ..mtls
+        };
+        assert!(err(without_ca.clone()).contains("`tls.client_ca`"));
+        let complete = Config {
+            tls: without_ca.tls.map(|t| TlsConfig {
+                client_ca: Some("ca.pem".into()),
+                ..t
+            }),
+            ..without_ca
+        };
+        complete.validate().unwrap();
+        let mut ehi = Config::default();
+        ehi.policy.ehi.default_threshold = 1.5;
+        assert!(err(ehi).contains("`policy.ehi`"));
+    }
+
+    #[test]
+    fn given_auth_in_yaml_and_env_when_loaded_then_jwt_and_tls_are_read() {
+        let file = "auth:\n  mode: enforced\n  jwt:\n    issuer: ace-auth\n    keys:\n      \
+                    - {source: pem, path: /k.pem, alg: RS256}\n";
+        let config = Config::load(
+            Some(file),
+            env(&[
+                ("ACE_TLS", "{cert: /c.pem, key: /k.pem}"),
+                ("ACE_AUTH_MTLS", "false"),
+            ]),
+        )
+        .unwrap();
+        let jwt = config.auth.jwt.as_ref().expect("jwt");
+        assert_eq!(jwt.issuer.as_deref(), Some("ace-auth"));
+        assert_eq!(jwt.leeway_secs, 30);
+        let tls = config.tls.as_ref().expect("tls");
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        config.validate().unwrap();
     }
 
     const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");

@@ -67,6 +67,23 @@ pub enum ServerError {
     /// The metrics registry refused a metric (a duplicate name).
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),
+    /// A policy, key or API-key file named by the configuration cannot be used.
+    #[error("config key `{key}`: {source}")]
+    Policy {
+        /// The configuration key naming the file (`policy.dir`, `auth.jwt`, `auth.api_keys`).
+        key: &'static str,
+        /// What ace-policy said.
+        #[source]
+        source: ace_policy::PolicyError,
+    },
+    /// The TLS certificate, key or client CA cannot be used.
+    #[error("config key `{key}`: {reason}")]
+    Tls {
+        /// The configuration key at fault (`tls.cert`, `tls.key`, `tls.client_ca`).
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// The ledger could not be opened (a broken chain or a checkpoint that does not match its
     /// entries refuses to open: run `ace-comms ledger verify`).
     #[error("opening the ledger under `{data_dir}/ledger`: {source}")]

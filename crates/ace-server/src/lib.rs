@@ -15,6 +15,11 @@
 //!   ping/pong keepalive, size, connection and subscription limits, the `Origin` allowlist
 //!   ([`WsLimits`]). Close codes: 1008 origin refused, 1009 message too big, 4008 slow consumer
 //!   (the queue overflowed), 1011 keepalive lost, 1001 server shutting down.
+//! - `governance`: [`Governance`], the core's hooks from the `auth` and `policy` sections
+//!   (development: no authentication, EHI holds kept; enforced: JWT, API keys, mTLS, then
+//!   RBAC → Rego → EHI).
+//! - `tls`: [`Tls`], rustls on the listener (`tls`), with optional or required client
+//!   certificates whose DER reaches the authenticator.
 //! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
 //! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
 //!
@@ -36,17 +41,21 @@
 mod census;
 mod config;
 mod error;
+mod governance;
 mod http;
 mod ledger;
 mod metrics;
 mod serve;
+mod tls;
 mod ws;
 
 pub use config::{
-    AuthConfig, AuthMode, Config, Engine, LedgerConfig, LimitsConfig, StateConfig, StreamsConfig,
-    WsLimits, default_streams,
+    AuthConfig, AuthMode, ClientAuth, Config, Engine, LedgerConfig, LimitsConfig, PolicyConfig,
+    StateConfig, StreamsConfig, TlsConfig, WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
+pub use governance::Governance;
 pub use http::{AppState, router};
 pub use metrics::Metrics;
 pub use serve::{App, run};
+pub use tls::Tls;

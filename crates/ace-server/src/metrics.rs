@@ -1,11 +1,20 @@
 //! Prometheus metrics of the server, under the seed's `ace_comms_*` names that apply so far:
-//! published messages, publish latency, errors by code, HTTP requests by route and status.
+//! published messages, publish latency, errors by code, HTTP requests by route and status, and
+//! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
+//! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
+//! all zero in development mode, where no engine decides).
 //!
 //! `prometheus` without default features (no protobuf, no process collector) is the lean
 //! choice: a handful of small dependencies, and its own registry rather than a global one, so
 //! two servers in one test process keep separate counts.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ace_policy::PolicyEngine;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// The server's metrics and the registry that exposes them.
 #[derive(Debug, Clone)]
@@ -27,6 +36,75 @@ pub struct Metrics {
     /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
     /// `keepalive`, `shutdown`).
     pub(crate) ws_closes: IntCounterVec,
+    /// The policy engine's counters, mirrored at each scrape.
+    policy: PolicyMetrics,
+}
+
+/// The `ace_comms_policy_*` counters and the engine they mirror.
+#[derive(Debug, Clone)]
+struct PolicyMetrics {
+    engine: Option<Arc<PolicyEngine>>,
+    /// Held while copying, so two scrapes at once never add the same increase twice.
+    sync: Arc<Mutex<()>>,
+    allowed: IntCounter,
+    denied: IntCounter,
+    held: IntCounter,
+    receive_denied: IntCounter,
+    engine_failures: IntCounter,
+}
+
+impl PolicyMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        Ok(PolicyMetrics {
+            engine: None,
+            sync: Arc::new(Mutex::new(())),
+            allowed: counter(
+                "ace_comms_policy_allowed_total",
+                "Requests the policy engine allowed.",
+            )?,
+            denied: counter(
+                "ace_comms_policy_denials_total",
+                "Requests the policy engine denied (RBAC, Rego or engine failure).",
+            )?,
+            held: counter(
+                "ace_comms_policy_held_total",
+                "Messages the policy engine held for approval.",
+            )?,
+            receive_denied: counter(
+                "ace_comms_policy_receive_denials_total",
+                "Deliveries withheld from a subscriber (envelope rbac permissions or label).",
+            )?,
+            engine_failures: counter(
+                "ace_comms_policy_engine_failures_total",
+                "Rego evaluations that failed (each answered as a denial).",
+            )?,
+        })
+    }
+
+    fn sync(&self) {
+        let Some(engine) = &self.engine else { return };
+        let _guard = self
+            .sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let copy = |counter: &IntCounter, source: &AtomicU64| {
+            let now = source.load(Ordering::Relaxed);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        };
+        let counters = engine.counters();
+        copy(&self.allowed, &counters.allowed);
+        copy(&self.denied, &counters.denied);
+        copy(&self.held, &counters.held);
+        copy(&self.receive_denied, &counters.receive_denied);
+        if let Some(rego) = engine.rego() {
+            copy(&self.engine_failures, &rego.stats().failures);
+        }
+    }
 }
 
 impl Metrics {
@@ -84,6 +162,7 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(connections.clone()))?;
+        let policy = PolicyMetrics::new(&registry)?;
         Ok(Metrics {
             registry,
             published,
@@ -93,11 +172,19 @@ impl Metrics {
             connections,
             ws_connections,
             ws_closes,
+            policy,
         })
+    }
+
+    /// Exports the counters of `engine` (enforced mode) as `ace_comms_policy_*`.
+    pub fn with_policy(mut self, engine: Option<Arc<PolicyEngine>>) -> Self {
+        self.policy.engine = engine;
+        self
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.policy.sync();
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ace_bus::{EmbeddedBus, EmbeddedConfig};
 use ace_contracts::Registry;
-use ace_core::{Core, CoreError, Hooks, RedbApprovalStore, RedbSessionStore, RequestContext};
+use ace_core::{Core, CoreError, RedbApprovalStore, RedbSessionStore, RequestContext};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -35,8 +35,10 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use crate::census::Census;
 use crate::config::{Config, LimitsConfig};
 use crate::error::ServerError;
+use crate::governance::Governance;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
+use crate::tls::{PeerCertificate, Tls};
 use crate::ws::Lifetime;
 
 /// A started server: its state (for the router) and the limits of its connections.
@@ -44,15 +46,17 @@ use crate::ws::Lifetime;
 pub struct App {
     state: AppState,
     limits: LimitsConfig,
+    /// TLS of the listener (`tls`); `None` serves plain TCP.
+    tls: Option<Tls>,
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
 }
 
 impl App {
-    /// Validates `config`, opens the embedded engine under `data_dir`, loads the contracts,
-    /// builds the core in development mode (the only auth mode so far) and creates the default
-    /// streams that do not exist yet.
+    /// Validates `config`, loads the TLS files and the governance (`auth`, `policy`: keys,
+    /// API keys, policies), opens the embedded engine under `data_dir`, loads the contracts,
+    /// builds the core and creates the default streams that do not exist yet.
     pub async fn open(config: &Config) -> Result<App, ServerError> {
         App::open_with_clock(config, Arc::new(SystemClock)).await
     }
@@ -64,6 +68,8 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, ServerError> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(Tls::load).transpose()?;
+        let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
         let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
@@ -91,7 +97,7 @@ impl App {
             Arc::new(bus),
             Arc::new(registry),
             clock.clone(),
-            Hooks::development(),
+            governance.hooks.clone(),
             config.limits.core(),
         )
         .with_presence(config.state.presence())
@@ -112,12 +118,15 @@ impl App {
             }
         }
         crate::ledger::record_start(&core, config).await?;
-        let metrics = Metrics::new().map_err(ServerError::Metrics)?;
+        let metrics = Metrics::new()
+            .map_err(ServerError::Metrics)?
+            .with_policy(governance.policy.clone());
         let state = AppState::new(core, metrics, config.limits.clone());
         state.set_ready(true);
         Ok(App {
             state,
             limits: config.limits.clone(),
+            tls,
             agent_sweep_ms: config.state.agent_sweep_ms,
             ledger_checkpoint_ms: config.ledger.checkpoint_interval_ms,
             approval_sweep_ms: config.approvals.sweep_ms,
@@ -180,7 +189,10 @@ impl App {
                     .errors
                     .with_label_values(&[ErrorCode::Backpressure.as_str()])
                     .inc();
-                tokio::spawn(refuse_busy_address(stream, remote, limit));
+                // Over TLS a plain-text answer would be noise: the connection is just closed.
+                if self.tls.is_none() {
+                    tokio::spawn(refuse_busy_address(stream, remote, limit));
+                }
                 continue;
             };
             let connection = Connection {
@@ -189,6 +201,7 @@ impl App {
                 metrics: self.state.metrics.clone(),
                 stop: stop_rx.clone(),
                 _done: done_tx.clone(),
+                tls: self.tls.clone(),
             };
             tokio::spawn(async move {
                 connection.serve(stream, remote).await;
@@ -293,10 +306,30 @@ struct Connection {
     stop: watch::Receiver<bool>,
     /// Dropped when the connection ends: the drain waits for every one.
     _done: mpsc::Sender<()>,
+    /// The TLS handshake to run first, if the listener has TLS.
+    tls: Option<Tls>,
 }
 
 impl Connection {
-    async fn serve(mut self, stream: TcpStream, remote: SocketAddr) {
+    /// Serves `stream`, after a TLS handshake (bounded by `limits.header_timeout_ms`) when the
+    /// listener has TLS; a failed handshake (no valid client certificate where one is required,
+    /// not TLS at all) closes the connection.
+    async fn serve(self, stream: TcpStream, remote: SocketAddr) {
+        let Some(tls) = self.tls.clone() else {
+            return self.serve_io(stream, remote, None).await;
+        };
+        let limit = Duration::from_millis(self.limits.header_timeout_ms);
+        match tokio::time::timeout(limit, tls.accept(stream)).await {
+            Ok(Ok((stream, peer))) => self.serve_io(stream, remote, peer).await,
+            Ok(Err(err)) => tracing::debug!(%remote, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+        }
+    }
+
+    async fn serve_io<S>(mut self, stream: S, remote: SocketAddr, peer: Option<PeerCertificate>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         self.metrics.connections.inc();
         let activity = Activity::new();
         let io = TokioIo::new(Tracked {
@@ -308,6 +341,9 @@ impl Connection {
         let (stop, done) = (self.stop.clone(), self._done.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
             // A WebSocket outlives this connection task: it takes the stop notice and a drain
             // handle along, so shutdown closes it (1001) and waits for it.
             request.extensions_mut().insert(Lifetime {
@@ -386,13 +422,13 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records its activity for the idle watchdog.
-struct Tracked {
-    inner: TcpStream,
+/// A stream (TCP, or TLS over TCP) that records its activity for the idle watchdog.
+struct Tracked<S> {
+    inner: S,
     activity: Activity,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -407,7 +443,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -16,9 +16,13 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::tls::PeerCertificate;
 
-/// The request as the core sees it: `http`, the peer, and the credentials presented
-/// (`Authorization: Bearer …` or `X-API-Key`), not yet verified.
+/// The request as the core sees it: `http`, the peer, the credentials presented
+/// (`Authorization: Bearer …`, else `X-ACE-API-Key`; the older `X-API-Key` is not read, so a
+/// client still sending it is told which header to use), and the client certificate the TLS
+/// handshake verified (the [`PeerCertificate`] extension the listener puts on every request
+/// of the connection) — none of it verified yet.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx(pub(crate) RequestContext);
 
@@ -32,17 +36,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0);
         ctx.credentials = credentials(&parts.headers);
+        ctx.peer_certificate = parts
+            .extensions
+            .get::<PeerCertificate>()
+            .map(|cert| cert.0.clone());
         Ok(Ctx(ctx))
     }
 }
 
+/// The header of API keys, lower-cased as `http` wants it (`ace_policy::API_KEY_HEADER`).
+const API_KEY: &str = "x-ace-api-key";
+
 fn credentials(headers: &HeaderMap) -> Credentials {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(token) = text(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")) {
-        return Credentials::Bearer(token.trim().to_owned());
+    let bearer = text(header::AUTHORIZATION).and_then(|v| {
+        // The scheme is case-insensitive (RFC 9110 11.1).
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    if let Some(token) = bearer {
+        return Credentials::Bearer(token.to_owned());
     }
-    match text(header::HeaderName::from_static("x-api-key")) {
-        Some(key) => Credentials::ApiKey(key.to_owned()),
+    match text(header::HeaderName::from_static(API_KEY)) {
+        Some(key) => Credentials::ApiKey(key.trim().to_owned()),
         None => Credentials::None,
     }
 }
@@ -121,6 +137,23 @@ mod tests {
             HeaderValue::from_static("Bearer abc"),
         );
         assert_eq!(credentials(&headers), Credentials::Bearer("abc".into()));
+    }
+
+    #[test]
+    fn given_api_key_headers_when_read_then_only_the_issue_5_header_counts() {
+        assert!(API_KEY.eq_ignore_ascii_case(ace_policy::API_KEY_HEADER));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("old"));
+        assert_eq!(credentials(&headers), Credentials::None);
+        headers.insert("X-ACE-API-Key", HeaderValue::from_static("k1"));
+        assert_eq!(credentials(&headers), Credentials::ApiKey("k1".into()));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer t"));
+        assert_eq!(credentials(&headers), Credentials::Bearer("t".into()));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dTpw"),
+        );
+        assert_eq!(credentials(&headers), Credentials::ApiKey("k1".into()));
     }
 
     #[test]

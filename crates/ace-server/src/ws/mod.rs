@@ -1,5 +1,8 @@
 //! The WebSocket endpoint `/ws`: the upgrade and what is checked before it — the `Origin`
 //! allowlist (403 with the error body; no `Origin` means a non-browser client, allowed), the
+//! caller's credentials (401 with the error body, before any upgrade: in enforced mode a
+//! client without valid credentials never gets a socket; every frame is still authorized
+//! as the operation it asks for, with the same credentials), the
 //! connection limits in all (503) and per client address (429) — and the size limits handed to
 //! the WebSocket library (`limits.ws.max_message_bytes`, `max_frame_bytes`; not its 64 MiB
 //! default). What a connection does once upgraded lives in `session`.
@@ -103,6 +106,10 @@ fn accept(
             );
         }
     }
+    ctx.transport = "ws";
+    if let Err(err) = state.core.authenticate(&ctx) {
+        return error_response(err.code(), &err.body());
+    }
     let ip = remote.map(|a| a.ip());
     let seat = match census.take(
         ip,
@@ -115,7 +122,6 @@ fn accept(
             return error_response(body.error.code, &body);
         }
     };
-    ctx.transport = "ws";
     upgrade
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_frame_bytes)

@@ -2,6 +2,10 @@
 //! `127.0.0.1:0` with a temporary data directory and talks real HTTP to it.
 //!
 //! Modules:
+//! - `auth`: enforced mode — the role matrix over HTTP and WebSocket (publish, subscribe, fetch),
+//!   every JWT attack and missing credential as 401, Rego and engine-failure denials, receive
+//!   filtering on fetch, the policy metrics, and TLS with optional and required client
+//!   certificates.
 //! - `messages`: publish an envelope, a structured and a binary CloudEvent, duplicates, batches,
 //!   and every error code of the publish routes with a malformed, oversized or unknown input.
 //! - `streams`: streams, consumers, fetch, ack/nak/term, one message by sequence, and their
@@ -29,6 +33,7 @@
 //!   data directory that loses no acknowledged message.
 
 mod agents;
+mod auth;
 mod integrity;
 mod ledger;
 mod lifecycle;
