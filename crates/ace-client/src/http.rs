@@ -50,6 +50,26 @@ impl Credentials {
     }
 }
 
+/// The filters of [`Client::ledger_entries`]; `None` leaves one out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerQuery {
+    /// Only this kind (`accepted`, `denied`, `held`, `dead_lettered`, `config_changed`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Only entries recorded at or after this RFC 3339 time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only entries recorded before this RFC 3339 time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Only entries after this seq (the previous page's `next_after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// At most this many (the server allows 1 to 1000, default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
 /// What a session write asserts about the session's current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -436,6 +456,63 @@ impl Client {
         };
         self.send(Method::POST, &["api", "v1", "approval", id], |r| {
             r.json(&body)
+        })
+        .await
+    }
+
+    // -- ledger: the answers are `ace-ledger`'s own JSON shapes (hashes and signatures in hex);
+    // decode them into `ace_ledger::{Checkpoint, InclusionProof, ConsistencyProof}` or into
+    // `serde_json::Value` (this crate does not depend on `ace-ledger`).
+
+    /// `GET /api/v1/ledger/checkpoint`: the latest signed checkpoint `{size, root_hash,
+    /// chain_head, ts, key_id, signature}` (one is made if there is none yet).
+    pub async fn ledger_checkpoint<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let path = ["api", "v1", "ledger", "checkpoint"];
+        self.send(Method::GET, &path, |r| r).await
+    }
+
+    /// `GET /api/v1/ledger/key`: `{algorithm: "ed25519", key_id, public_key}`, the key that
+    /// checks checkpoint signatures.
+    pub async fn ledger_key<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        self.send(Method::GET, &["api", "v1", "ledger", "key"], |r| r)
+            .await
+    }
+
+    /// `GET /api/v1/ledger/entries`: `{entries: [...], next_after}`, oldest first.
+    pub async fn ledger_entries<T: DeserializeOwned>(
+        &self,
+        query: &LedgerQuery,
+    ) -> Result<T, ClientError> {
+        let path = ["api", "v1", "ledger", "entries"];
+        self.send(Method::GET, &path, |r| r.query(query)).await
+    }
+
+    /// `GET /api/v1/ledger/proof/inclusion/{seq}?size=`: entry `seq` is in the tree of `size`
+    /// entries (default: the latest checkpoint's size).
+    pub async fn ledger_inclusion_proof<T: DeserializeOwned>(
+        &self,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<T, ClientError> {
+        let seq = seq.to_string();
+        let path = ["api", "v1", "ledger", "proof", "inclusion", seq.as_str()];
+        self.send(Method::GET, &path, |r| match size {
+            Some(size) => r.query(&[("size", size)]),
+            None => r,
+        })
+        .await
+    }
+
+    /// `GET /api/v1/ledger/proof/consistency?from=&to=`: the tree of `from` entries is a prefix
+    /// of the tree of `to` entries.
+    pub async fn ledger_consistency_proof<T: DeserializeOwned>(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<T, ClientError> {
+        let path = ["api", "v1", "ledger", "proof", "consistency"];
+        self.send(Method::GET, &path, |r| {
+            r.query(&[("from", from), ("to", to)])
         })
         .await
     }

@@ -76,5 +76,5 @@ pub use ace_envelope::api::http::{
 };
 pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;
-pub use http::{Client, Precondition};
+pub use http::{Client, LedgerQuery, Precondition};
 pub use ws::{INBOX_PREFIX, REPLY_TO_HEADER, SUBSCRIPTION_BUFFER, Subscription, WsConnection};

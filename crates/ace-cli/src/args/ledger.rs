@@ -1,4 +1,5 @@
-//! `ace-comms ledger …`: the tamper-evident ledger, offline.
+//! `ace-comms ledger …`: the tamper-evident ledger — offline (`verify` reads the files) and
+//! online (`checkpoint`, `entries`, `proof` ask the server and check what it answers).
 
 use std::path::PathBuf;
 
@@ -16,6 +17,80 @@ pub(crate) enum LedgerCommand {
         after_help = "Examples:\n  ace-comms ledger verify\n  ace-comms ledger verify --data /var/lib/ace-comms --json"
     )]
     Verify(VerifyArgs),
+    /// Fetch the server's latest signed checkpoint and check its Ed25519 signature (against
+    /// --public-key when given, else the key the server serves). Exit 1 when it does not verify.
+    #[command(after_help = "Examples:\n  \
+        ace-comms ledger checkpoint\n  \
+        ace-comms ledger checkpoint --public-key $(cat data/ledger/signing.pub) --json")]
+    Checkpoint(CheckpointArgs),
+    /// List ledger entries, oldest first, optionally by kind and time; pages with --after.
+    #[command(after_help = "Examples:\n  \
+        ace-comms ledger entries --kind denied\n  \
+        ace-comms ledger entries --since 2026-01-31T00:00:00Z --limit 1000 --json")]
+    Entries(EntriesArgs),
+    /// Prove an entry is in the ledger (SEQ), or that an older tree is a prefix of a newer one
+    /// (--from/--to), and check the proof here against the signed checkpoint. Exit 1 when it
+    /// does not verify.
+    #[command(after_help = "Examples:\n  \
+        ace-comms ledger proof 42\n  \
+        ace-comms ledger proof --from 100 --to 250 --json")]
+    Proof(ProofArgs),
+}
+
+/// `ledger checkpoint`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// The ledger's public key you trust (64 hex characters, `{data}/ledger/signing.pub`);
+    /// without it the signature is checked against the key the server serves.
+    #[arg(long, value_name = "HEX")]
+    pub(crate) public_key: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `ledger entries`.
+#[derive(Debug, Args)]
+pub(crate) struct EntriesArgs {
+    /// Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered,
+    /// config_changed, workflow_run.
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// Only entries recorded at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only entries recorded before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Only entries after this seq (the `next_after` of the previous page).
+    #[arg(long, value_name = "SEQ")]
+    pub(crate) after: Option<u64>,
+    /// At most this many (1 to 1000; the server's default is 100).
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `ledger proof`.
+#[derive(Debug, Args)]
+pub(crate) struct ProofArgs {
+    /// The entry to prove included.
+    #[arg(required_unless_present = "from", conflicts_with_all = ["from", "to"])]
+    pub(crate) seq: Option<u64>,
+    /// The tree size to prove inclusion in (default: the latest checkpoint's).
+    #[arg(long, requires = "seq")]
+    pub(crate) size: Option<u64>,
+    /// Consistency: the older tree size.
+    #[arg(long, requires = "to")]
+    pub(crate) from: Option<u64>,
+    /// Consistency: the newer tree size.
+    #[arg(long, requires = "from")]
+    pub(crate) to: Option<u64>,
+    /// The ledger's public key you trust (64 hex characters); default: the served key.
+    #[arg(long, value_name = "HEX")]
+    pub(crate) public_key: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 /// `ledger verify`.

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
-pub(crate) use ledger::{LedgerCommand, VerifyArgs};
+pub(crate) use ledger::{CheckpointArgs, EntriesArgs, LedgerCommand, ProofArgs, VerifyArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
 
 pub(crate) use agents::AgentsCommand;

@@ -43,7 +43,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Consumer(command) => consumer::run(command, &cli.server, out),
         Command::Agents(command) => agents::run(command, &cli.server, out),
         Command::Approvals(command) => approvals::run(command, &cli.server, out),
-        Command::Ledger(command) => ledger::run(command, out),
+        Command::Ledger(command) => ledger::run(command, &cli.server, out),
         Command::Bench(args) => bench::run(&args, &cli.server.server, out),
     }
 }

@@ -1,5 +1,7 @@
-//! `ace-comms ledger verify` end to end: a ledger written by `ace-ledger`, checked by the binary,
-//! then tampered with on disk.
+//! `ace-comms ledger …` end to end: `verify` on a ledger written by `ace-ledger`, checked by the
+//! binary, then tampered with on disk; and against a real `ace-comms serve`, `checkpoint`,
+//! `entries` and `proof`, then `verify` on the ledger that server wrote, edited, dropped,
+//! reordered and appended to.
 
 use ace_ledger::{EntryKind, Ledger, LedgerOptions, NewEntry};
 use serde_json::Value;
@@ -105,4 +107,164 @@ fn given_no_ledger_or_no_directory_when_verified_then_exit_1_or_2() {
     let run = ace(&["ledger", "verify", "--data", "/no/such/dir"], b"");
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("/no/such/dir"), "{}", run.stderr);
+}
+
+/// `ace-comms --server URL ARGS` against `addr`.
+fn online(addr: &str, args: &[&str]) -> crate::Run {
+    let url = format!("http://{addr}");
+    let mut all = vec!["--server", url.as_str()];
+    all.extend_from_slice(args);
+    ace(&all, b"")
+}
+
+/// The seq of the first line of `text` holding `needle`.
+fn first_line_with(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle}"))
+}
+
+#[test]
+fn given_a_real_server_when_the_online_verbs_run_then_checkpoints_and_proofs_verify_and_the_files_verify_offline()
+ {
+    let data = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    // A checkpoint after every batch, so the latest covers the messages just published.
+    let config = crate::write(
+        etc.path(),
+        "ace.yaml",
+        "ledger:\n  checkpoint_every_entries: 1\n",
+    );
+    let serving = crate::serve::start(data.path(), &["--config", &config]);
+    let addr = serving.addr.clone();
+    for n in 0..3 {
+        let payload = format!(r#"{{"n":{n}}}"#);
+        let run = online(
+            &addr,
+            &["pub", "ace.comms.a2a.agent.a1.evt.done.v1", &payload],
+        );
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    }
+
+    let run = online(
+        &addr,
+        &["ledger", "entries", "--kind", "accepted", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let page: Value = serde_json::from_str(&run.stdout).unwrap();
+    let accepted = page["entries"].as_array().unwrap();
+    assert_eq!(accepted.len(), 3);
+    let first_seq = accepted[0]["seq"].as_u64().unwrap();
+    let run = online(&addr, &["ledger", "entries", "--kind", "accepted"]);
+    assert!(run.stdout.starts_with("SEQ"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches(" accepted ").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+
+    let run = online(&addr, &["ledger", "checkpoint", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let signed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(signed["signature_verified"], true);
+    let size = signed["checkpoint"]["size"].as_u64().unwrap();
+    assert!(size > first_seq + 2, "the checkpoint covers the messages");
+
+    // Pinned to the key on disk it verifies; pinned to another key it does not.
+    let key = std::fs::read_to_string(data.path().join("ledger/signing.pub")).unwrap();
+    let run = online(&addr, &["ledger", "checkpoint", "--public-key", key.trim()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("signature verified with --public-key"),
+        "{}",
+        run.stdout
+    );
+    let other = hex::encode(
+        ace_ledger::LedgerKey::from_seed([9; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let run = online(&addr, &["ledger", "checkpoint", "--public-key", &other]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("does not verify"), "{}", run.stderr);
+
+    let seq = first_seq.to_string();
+    let run = online(&addr, &["ledger", "proof", &seq]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("verified against the checkpoint"),
+        "{}",
+        run.stdout
+    );
+    // An inclusion in an older tree is anchored through a consistency proof.
+    let older = (first_seq + 1).to_string();
+    let run = online(&addr, &["ledger", "proof", &seq, "--size", &older]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let (from, to) = ((size / 2).max(1).to_string(), size.to_string());
+    let run = online(
+        &addr,
+        &["ledger", "proof", "--from", &from, "--to", &to, "--json"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap()["verified"],
+        true
+    );
+
+    // Refusals: the server's code and the parameter named, exit 1; bad usage exit 2.
+    let run = online(&addr, &["ledger", "proof", "99999", "--size", "99999"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let run = online(&addr, &["ledger", "entries", "--kind", "bogus"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("INVALID_REQUEST") && run.stderr.contains("`kind`"),
+        "{}",
+        run.stderr
+    );
+    let run = online(&addr, &["ledger", "proof", "--from", "1"]);
+    assert_eq!(run.code, 2, "--from needs --to: {}", run.stderr);
+
+    let (code, _, stderr) = serving.terminate();
+    assert_eq!(code, 0, "{stderr}");
+
+    // The ledger the server wrote verifies offline, its last checkpoint covering every entry.
+    let dir = data.path().to_str().unwrap();
+    let run = ace(&["ledger", "verify", "--data", dir, "--json"], b"");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["uncovered"], 0, "{report}");
+
+    // Each kind of tampering is found and its entry named.
+    let file = data.path().join("ledger/entries.jsonl");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let at = first_line_with(&original, "\"kind\":\"accepted\"");
+    let edited = original.replacen("\"decision\":\"allow\"", "\"decision\":\"deny\"", 1);
+    let mut dropped = lines.clone();
+    dropped.remove(at);
+    let mut reordered = lines.clone();
+    reordered.swap(at, at + 1);
+    let mut appended = lines.clone();
+    appended.push(lines[at]);
+    let cases = [
+        ("edited", edited, at),
+        ("dropped", dropped.join("\n") + "\n", at),
+        ("reordered", reordered.join("\n") + "\n", at),
+        ("appended", appended.join("\n") + "\n", lines.len()),
+    ];
+    for (what, text, seq) in cases {
+        std::fs::write(&file, text).unwrap();
+        let run = ace(&["ledger", "verify", "--data", dir, "--json"], b"");
+        assert_eq!(run.code, 1, "{what}: {}{}", run.stdout, run.stderr);
+        let report: Value = serde_json::from_str(&run.stdout).unwrap();
+        let problem = report["problem"].as_str().unwrap();
+        assert!(
+            problem.contains(&format!("seq {seq}")),
+            "{what}: the entry at seq {seq} is named: {problem}"
+        );
+        std::fs::write(&file, &original).unwrap();
+    }
+    let run = ace(&["ledger", "verify", "--data", dir], b"");
+    assert_eq!(run.code, 0, "restored: {}", run.stdout);
 }

@@ -6,7 +6,8 @@
 //!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
 //! - `envelope`: `envelope new | convert`, round trips through every format.
-//! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk.
+//! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
+//!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 

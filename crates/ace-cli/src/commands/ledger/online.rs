@@ -1,0 +1,286 @@
+//! `ledger checkpoint|entries|proof`: the server's ledger over HTTP, never taken on trust. A
+//! checkpoint counts only once its Ed25519 signature verifies (against `--public-key`, else the
+//! served key); a proof counts only once it verifies here, with `ace-ledger`'s RFC 6962 code,
+//! against the root of that signed checkpoint. Anything that does not verify exits 1.
+
+use std::io::Write;
+
+use ace_client::LedgerQuery;
+use ace_ledger::{Checkpoint, ConsistencyProof, Entry, Hash, InclusionProof};
+use anyhow::{Context, Result, bail};
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::args::{CheckpointArgs, EntriesArgs, ProofArgs};
+use crate::commands::Outcome;
+use crate::commands::client::{Session, failed};
+use crate::output::{self, Table};
+
+/// `GET /api/v1/ledger/key`.
+#[derive(Debug, Deserialize)]
+struct ServedKey {
+    public_key: String,
+}
+
+/// `GET /api/v1/ledger/entries`.
+#[derive(Debug, Deserialize)]
+struct Page {
+    entries: Vec<Entry>,
+    next_after: Option<u64>,
+}
+
+/// A client call's answer, or the command's outcome when the server refused it.
+macro_rules! call {
+    ($session:expr, $future:expr) => {
+        match $session.block_on($future) {
+            Ok(answer) => answer,
+            Err(err) => return failed(err),
+        }
+    };
+}
+
+fn public_key(hex_text: &str) -> Result<VerifyingKey> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_text.trim(), &mut bytes)
+        .with_context(|| format!("public key `{hex_text}`: not 32 bytes of hex"))?;
+    VerifyingKey::from_bytes(&bytes).context("public key: not a valid Ed25519 point")
+}
+
+/// The latest checkpoint and whether its signature verifies (`Err(reason)` when not).
+fn signed_checkpoint(
+    session: &Session,
+    trusted: Option<&str>,
+) -> Result<std::result::Result<(Checkpoint, bool), Outcome>> {
+    let (key, pinned) = match trusted {
+        Some(text) => (public_key(text)?, true),
+        None => match session.block_on(session.client.ledger_key::<ServedKey>()) {
+            Ok(served) => (public_key(&served.public_key)?, false),
+            Err(err) => return failed(err).map(Err),
+        },
+    };
+    let checkpoint: Checkpoint = match session.block_on(session.client.ledger_checkpoint()) {
+        Ok(cp) => cp,
+        Err(err) => return failed(err).map(Err),
+    };
+    if let Err(reason) = checkpoint.verify_signature(&key) {
+        eprintln!(
+            "error: checkpoint of size {} does not verify: {reason}",
+            checkpoint.size
+        );
+        return Ok(Err(Outcome::Invalid));
+    }
+    Ok(Ok((checkpoint, pinned)))
+}
+
+fn trust(pinned: bool) -> &'static str {
+    if pinned {
+        "--public-key"
+    } else {
+        "the key the server serves"
+    }
+}
+
+pub(super) fn checkpoint(
+    session: &Session,
+    args: &CheckpointArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let (cp, pinned) = match signed_checkpoint(session, args.public_key.as_deref())? {
+        Ok(signed) => signed,
+        Err(outcome) => return Ok(outcome),
+    };
+    if args.output.json {
+        output::json(
+            out,
+            &json!({ "checkpoint": cp, "signature_verified": true, "key": trust(pinned) }),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "checkpoint: {} entries, root {}, chain head {}, at {}\nsigned by key {}: signature verified with {}",
+            cp.size,
+            cp.root_hash,
+            cp.chain_head,
+            cp.ts.to_rfc3339(),
+            cp.key_id,
+            trust(pinned)
+        )?;
+    }
+    Ok(Outcome::Success)
+}
+
+pub(super) fn entries(
+    session: &Session,
+    args: &EntriesArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let query = LedgerQuery {
+        kind: args.kind.clone(),
+        since: args.since.clone(),
+        until: args.until.clone(),
+        after: args.after,
+        limit: args.limit,
+    };
+    let page: Page = call!(session, session.client.ledger_entries(&query));
+    if args.output.json {
+        output::json(
+            out,
+            &json!({ "entries": page.entries, "next_after": page.next_after }),
+        )?;
+        return Ok(Outcome::Success);
+    }
+    let mut table = Table::new(&[
+        "SEQ", "TIME", "KIND", "ACTOR", "SUBJECT", "MESSAGE", "DECISION",
+    ]);
+    for e in &page.entries {
+        table.row(vec![
+            e.seq.to_string(),
+            e.ts.to_rfc3339(),
+            e.kind.to_string(),
+            e.actor.clone(),
+            e.subject.clone(),
+            e.message_id.clone().unwrap_or_else(|| "-".to_owned()),
+            e.decision.clone(),
+        ]);
+    }
+    table.write(out)?;
+    if let Some(next) = page.next_after {
+        writeln!(out, "more: --after {next}")?;
+    }
+    Ok(Outcome::Success)
+}
+
+pub(super) fn proof(session: &Session, args: &ProofArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let (cp, pinned) = match signed_checkpoint(session, args.public_key.as_deref())? {
+        Ok(signed) => signed,
+        Err(outcome) => return Ok(outcome),
+    };
+    match (args.seq, args.from, args.to) {
+        (Some(seq), _, _) => inclusion(session, args, seq, &cp, pinned, out),
+        (None, Some(from), Some(to)) => consistency(session, args, from, to, &cp, pinned, out),
+        _ => bail!("name an entry (SEQ) or two tree sizes (--from and --to)"),
+    }
+}
+
+/// The root at `size`, anchored in the signed checkpoint: the checkpoint's own root, or the
+/// `from_root` of a consistency proof from `size` to it that verifies.
+fn anchored_root(
+    session: &Session,
+    size: u64,
+    cp: &Checkpoint,
+) -> Result<std::result::Result<Hash, Outcome>> {
+    if size == cp.size {
+        return Ok(Ok(cp.root_hash));
+    }
+    if size > cp.size {
+        eprintln!(
+            "error: size {size} is past the latest signed checkpoint ({} entries): no signed root covers it yet",
+            cp.size
+        );
+        return Ok(Err(Outcome::Invalid));
+    }
+    let link: ConsistencyProof =
+        match session.block_on(session.client.ledger_consistency_proof(size, cp.size)) {
+            Ok(link) => link,
+            Err(err) => return failed(err).map(Err),
+        };
+    if let Err(err) = link.verify(&link.from_root, &cp.root_hash) {
+        eprintln!("error: the tree of {size} entries is not a prefix of the checkpoint: {err}");
+        return Ok(Err(Outcome::Invalid));
+    }
+    Ok(Ok(link.from_root))
+}
+
+fn inclusion(
+    session: &Session,
+    args: &ProofArgs,
+    seq: u64,
+    cp: &Checkpoint,
+    pinned: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let size = args.size.unwrap_or(cp.size);
+    let root = match anchored_root(session, size, cp)? {
+        Ok(root) => root,
+        Err(outcome) => return Ok(outcome),
+    };
+    let proof: InclusionProof = call!(
+        session,
+        session.client.ledger_inclusion_proof(seq, Some(size))
+    );
+    let verified = proof.verify(&root);
+    report(
+        out,
+        args.output.json,
+        &json!({ "proof": proof, "checkpoint_size": cp.size, "verified": verified.is_ok(), "key": trust(pinned) }),
+        &format!(
+            "entry {seq} in the tree of {size} entries (root {root}): {}",
+            verdict(&verified, cp, pinned)
+        ),
+        verified.is_ok(),
+    )
+}
+
+fn consistency(
+    session: &Session,
+    args: &ProofArgs,
+    from: u64,
+    to: u64,
+    cp: &Checkpoint,
+    pinned: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let to_root = match anchored_root(session, to, cp)? {
+        Ok(root) => root,
+        Err(outcome) => return Ok(outcome),
+    };
+    let proof: ConsistencyProof = call!(session, session.client.ledger_consistency_proof(from, to));
+    let verified = proof.verify(&proof.from_root, &to_root);
+    report(
+        out,
+        args.output.json,
+        &json!({ "proof": proof, "checkpoint_size": cp.size, "verified": verified.is_ok(), "key": trust(pinned) }),
+        &format!(
+            "the tree of {from} entries (root {}) is a prefix of the tree of {to} (root {to_root}): {}",
+            proof.from_root,
+            verdict(&verified, cp, pinned)
+        ),
+        verified.is_ok(),
+    )
+}
+
+fn verdict<E: std::fmt::Display>(
+    verified: &std::result::Result<(), E>,
+    cp: &Checkpoint,
+    pinned: bool,
+) -> String {
+    match verified {
+        Ok(()) => format!(
+            "verified against the checkpoint of {} entries signed by {} ({})",
+            cp.size,
+            cp.key_id,
+            trust(pinned)
+        ),
+        Err(err) => format!("DOES NOT VERIFY: {err}"),
+    }
+}
+
+fn report(
+    out: &mut dyn Write,
+    as_json: bool,
+    doc: &serde_json::Value,
+    line: &str,
+    ok: bool,
+) -> Result<Outcome> {
+    if as_json {
+        output::json(out, doc)?;
+    } else {
+        writeln!(out, "{line}")?;
+    }
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Invalid
+    })
+}
