@@ -53,7 +53,7 @@ use std::fmt;
 
 use ace_envelope::{Envelope, EnvelopeError, SubjectPattern};
 use base64::Engine as _;
-use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::Value;
 
 /// What replaces a personal-data field in logs (and, by default, in stored payloads).
@@ -260,10 +260,12 @@ impl SignaturePolicy {
     }
 }
 
-/// A public key file that could not be read as an Ed25519 key.
+/// A key file that could not be read as an Ed25519 key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an Ed25519 public key: {reason}")]
+#[error("not an Ed25519 {what} key: {reason}")]
 pub struct KeyError {
+    /// `public` or `private`.
+    pub what: &'static str,
     /// What is wrong.
     pub reason: String,
 }
@@ -274,36 +276,47 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
-/// Reads an Ed25519 public key from the text of a key file: a PEM `PUBLIC KEY` block (RFC 8410
-/// `SubjectPublicKeyInfo`, as `openssl pkey -pubout` writes it), or the raw 32 bytes as 64 hex
-/// digits or as base64 (standard or URL-safe, padded or not). Surrounding whitespace is ignored.
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
-    let bad = |reason: String| KeyError { reason };
+/// The DER prefix of an Ed25519 PKCS#8 v1 `PrivateKeyInfo` (RFC 8410, as `openssl genpkey
+/// -algorithm ed25519` writes it): version 0, algorithm `1.3.101.112`, an OCTET STRING holding
+/// the 32-byte seed as an OCTET STRING.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The 32 raw bytes of a key file: a PEM block labelled `label` whose DER is `prefix` and the
+/// key, or the raw bytes as 64 hex digits or base64 (standard or URL-safe, padded or not).
+fn key_bytes(
+    text: &str,
+    label: &str,
+    prefix: &[u8],
+    what: &'static str,
+) -> Result<[u8; 32], KeyError> {
+    let bad = |reason: String| KeyError { what, reason };
     let text = text.trim();
     if text.is_empty() {
         return Err(bad("the key file is empty".to_owned()));
     }
+    let begin = format!("-----BEGIN {label}-----");
     let raw: Vec<u8> = if text.starts_with("-----BEGIN") {
         let body: String = text
             .lines()
             .map(str::trim)
-            .skip_while(|l| *l != "-----BEGIN PUBLIC KEY-----")
+            .skip_while(|l| *l != begin)
             .skip(1)
             .take_while(|l| !l.starts_with("-----END"))
             .collect();
         if body.is_empty() {
-            return Err(bad("no `-----BEGIN PUBLIC KEY-----` block".to_owned()));
+            return Err(bad(format!("no `{begin}` block")));
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .map_err(|e| bad(format!("the PEM body is not base64: {e}")))?;
-        match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+        match der.strip_prefix(prefix) {
             Some(key) if key.len() == 32 => key.to_vec(),
             _ => {
-                return Err(bad(
-                    "the PEM block is not an Ed25519 SubjectPublicKeyInfo (OID 1.3.101.112)"
-                        .to_owned(),
-                ));
+                return Err(bad(format!(
+                    "the {label} block is not an Ed25519 key (OID 1.3.101.112, RFC 8410)"
+                )));
             }
         }
     } else if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -319,14 +332,33 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
             .iter()
             .find_map(|engine| engine.decode(text).ok())
             .ok_or_else(|| {
-                bad("expected a PEM PUBLIC KEY block, 64 hex digits or base64".to_owned())
+                bad(format!(
+                    "expected a PEM {label} block, 64 hex digits or base64"
+                ))
             })?
     };
-    let bytes: [u8; 32] = raw
-        .as_slice()
+    raw.as_slice()
         .try_into()
-        .map_err(|_| bad(format!("the key is {} bytes, not 32", raw.len())))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| bad(e.to_string()))
+        .map_err(|_| bad(format!("the key is {} bytes, not 32", raw.len())))
+}
+
+/// Reads an Ed25519 public key from the text of a key file: a PEM `PUBLIC KEY` block (RFC 8410
+/// `SubjectPublicKeyInfo`, as `openssl pkey -pubout` writes it), or the raw 32 bytes as 64 hex
+/// digits or as base64 (standard or URL-safe, padded or not). Surrounding whitespace is ignored.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes = key_bytes(text, "PUBLIC KEY", &ED25519_SPKI_PREFIX, "public")?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError {
+        what: "public",
+        reason: e.to_string(),
+    })
+}
+
+/// Reads an Ed25519 signing key from the text of a key file: a PEM `PRIVATE KEY` block (RFC 8410
+/// PKCS#8, as `openssl genpkey -algorithm ed25519` writes it), or the 32-byte seed as 64 hex
+/// digits or as base64.
+pub fn parse_signing_key(text: &str) -> Result<SigningKey, KeyError> {
+    key_bytes(text, "PRIVATE KEY", &ED25519_PKCS8_PREFIX, "private")
+        .map(|seed| SigningKey::from_bytes(&seed))
 }
 
 /// Personal data in stored payloads.
@@ -661,6 +693,32 @@ mod tests {
             let err = parse_public_key(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn given_a_private_key_file_when_parsed_then_it_signs_for_its_public_key() {
+        let seed = [6u8; 32];
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
+        for form in [pem, hex::encode(seed)] {
+            let signing = parse_signing_key(&form).unwrap();
+            assert_eq!(signing.verifying_key(), key(6).verifying_key(), "{form}");
+        }
+        let public_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD
+                .encode([&ED25519_SPKI_PREFIX[..], &key(6).verifying_key().to_bytes()].concat())
+        );
+        let err = parse_signing_key(&public_pem).unwrap_err().to_string();
+        assert!(err.contains("not an Ed25519 private key"), "{err}");
+        assert!(
+            err.contains("no `-----BEGIN PRIVATE KEY-----` block"),
+            "{err}"
+        );
     }
 
     fn pii_envelope(pii: &[&str]) -> Envelope {

@@ -16,17 +16,17 @@
 //! - `ledger`: [`LedgerRecorder`], the [`Recorder`] over an `ace_ledger::Ledger` (a writer thread
 //!   doing group commit, periodic and final checkpoints), the ledger reads
 //!   ([`Core::ledger_checkpoint`], proofs, entries, key) and [`Core::record_dead_letters`].
-//! - `auth`: the real hooks over `ace-policy` — [`PolicyAuthenticator`] (JWT with a cache of
-//!   verified tokens, API key, mTLS certificate), [`PolicyAuthorizer`] (every [`Action`] judged
-//!   as a publish or subscribe on a subject, see its table) and [`DevAuthorizer`] (development:
-//!   all allowed, EHI holds kept).
+//! - `integrity`: required Ed25519 signatures ([`SignaturePolicy`]) and personal data named by
+//!   `governance.pii` ([`PiiPolicy`] for stored payloads, [`redact_for_log`]/[`LogSafe`] for
+//!   every log line showing an envelope), set with [`Core::with_integrity`].
 //! - `approvals`: messages held for a human — the [`ApprovalStore`] ([`RedbApprovalStore`],
 //!   [`MemoryApprovalStore`], set with [`Core::with_approvals`]), [`Core::decide_approval`],
 //!   [`Core::expire_approvals`], [`Core::approvals`]; approval events on
 //!   `ace.comms.system.hitl.approval.{id}.evt.{requested|approved|rejected|expired}.v1`.
-//! - `integrity`: required Ed25519 signatures ([`SignaturePolicy`]) and personal data named by
-//!   `governance.pii` ([`PiiPolicy`] for stored payloads, [`redact_for_log`]/[`LogSafe`] for
-//!   every log line showing an envelope), set with [`Core::with_integrity`].
+//! - `auth`: the real hooks over `ace-policy` — [`PolicyAuthenticator`] (JWT with a cache of
+//!   verified tokens, API key, mTLS certificate), [`PolicyAuthorizer`] (every [`Action`] judged
+//!   as a publish or subscribe on a subject, see its table) and [`DevAuthorizer`] (development:
+//!   all allowed, EHI holds kept).
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
 //!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
 //!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
@@ -71,13 +71,13 @@ pub use crate::core::{Accepted, Core, CoreLimits};
 pub use agents::{
     AgentPresence, Heartbeat, MAX_AGENT_ID_LEN, PresenceConfig, heartbeat_subject, presence_subject,
 };
-pub use auth::{
-    DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
-    decide_subject, manage_subject,
-};
 pub use approvals::{
     Approval, ApprovalStatus, ApprovalStore, ApprovalStoreError, Decided, MemoryApprovalStore,
     Pending, RedbApprovalStore, Verdict,
+};
+pub use auth::{
+    DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
+    decide_subject, manage_subject,
 };
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
@@ -89,7 +89,8 @@ pub use governance::{
     Recorder,
 };
 pub use integrity::{
-    Integrity, LogSafe, PiiPolicy, SignaturePolicy, parse_public_key, redact_for_log,
+    Integrity, LogSafe, PiiPolicy, SignaturePolicy, parse_public_key, parse_signing_key,
+    redact_for_log,
 };
 pub use ledger::{
     DEAD_LETTER_CONSUMER, EntryQuery, LedgerPublicKey, LedgerRecorder, MAX_ENTRIES_PAGE,

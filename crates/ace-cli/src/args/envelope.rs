@@ -13,7 +13,10 @@ pub(crate) enum EnvelopeCommand {
         ace-comms envelope new --subject ace.comms.a2a.agent.planner.evt.task_done.v1 \\\n      \
         --name TASK_DONE --payload '{\"task\":\"t1\"}'\n  \
         ace-comms envelope new --kind command --subject ace.comms.http.tool.search.cmd.v1 \\\n      \
-        --priority P0 --qos realtime --ttl-ms 5000 --header tenant=acme")]
+        --priority P0 --qos realtime --ttl-ms 5000 --header tenant=acme\n  \
+        ace-comms envelope new --subject ace.comms.http.service.billing.cmd.refund.v1 \\\n      \
+        --source-type service --source-id billing --payload '{\"email\":\"a@b.c\"}' \\\n      \
+        --pii email --sign-key billing.key --key-id billing-2026")]
     New(Box<NewArgs>),
     /// Convert an envelope between JSON, protobuf and CloudEvents (the input format is detected).
     #[command(after_help = "Examples:\n  \
@@ -80,6 +83,19 @@ pub(crate) struct NewArgs {
     /// Extension header, `key=value` (repeatable).
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,
+    /// A payload field holding personal data, put in `governance.pii` (a top-level name, a
+    /// dotted path like `customer.email` or `items.*.name`, or a JSON pointer; repeatable): logs
+    /// never show it, and a server with `pii.redact_stored` replaces it before storing.
+    #[arg(long = "pii", value_name = "FIELD")]
+    pub(crate) pii: Vec<String>,
+    /// Sign the envelope with this Ed25519 private key: a PEM `PRIVATE KEY` file (`openssl
+    /// genpkey -algorithm ed25519`) or the 32-byte seed in hex or base64. Needs --key-id and
+    /// --source-id (`source` is inside the signed bytes).
+    #[arg(long, value_name = "FILE", requires_all = ["key_id", "source_id"])]
+    pub(crate) sign_key: Option<PathBuf>,
+    /// The key id servers know the public half of --sign-key by (`signature.key_id`).
+    #[arg(long, requires = "sign_key")]
+    pub(crate) key_id: Option<String>,
     /// Print the envelope on one line.
     #[arg(long)]
     pub(crate) compact: bool,

@@ -222,3 +222,141 @@ fn given_garbage_when_converted_then_exit_1_with_the_reason() {
     );
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
 }
+
+/// The 32-byte seed of the test signing key, in hex (the form `--sign-key` also reads).
+const SEED_HEX: &str = "0909090909090909090909090909090909090909090909090909090909090909";
+
+#[test]
+fn given_a_sign_key_when_an_envelope_is_made_then_it_carries_pii_and_verifies_with_the_public_key()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "billing.key", SEED_HEX);
+    let envelope = new_envelope(&[
+        "--source-type",
+        "service",
+        "--source-id",
+        "billing",
+        "--payload",
+        r#"{"email":"ada@example.org"}"#,
+        "--pii",
+        "email",
+        "--pii",
+        "/customer/phone",
+        "--sign-key",
+        &key,
+        "--key-id",
+        "billing-2026",
+    ]);
+    assert_eq!(envelope["governance"]["pii"][1], "/customer/phone");
+    assert_eq!(envelope["signature"]["key_id"], "billing-2026");
+    let mut signed: ace_envelope::Envelope = serde_json::from_value(envelope).unwrap();
+    let public = ace_core::parse_signing_key(SEED_HEX)
+        .unwrap()
+        .verifying_key();
+    signed.verify(&public).expect("the signature verifies");
+    signed.payload = Some(serde_json::json!({"email": "eve@example.org"}));
+    assert!(signed.verify(&public).is_err(), "and covers the payload");
+}
+
+#[test]
+fn given_a_sign_key_without_source_or_key_id_when_an_envelope_is_made_then_it_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "billing.key", SEED_HEX);
+    let no_source = ace(
+        &[
+            "envelope",
+            "new",
+            "--subject",
+            SUBJECT,
+            "--sign-key",
+            &key,
+            "--key-id",
+            "k",
+        ],
+        b"",
+    );
+    assert_eq!(no_source.code, 2, "{}", no_source.stderr);
+    assert!(
+        no_source.stderr.contains("--source-id"),
+        "{}",
+        no_source.stderr
+    );
+    let no_key_id = ace(
+        &[
+            "envelope",
+            "new",
+            "--subject",
+            SUBJECT,
+            "--source-type",
+            "service",
+            "--source-id",
+            "billing",
+            "--sign-key",
+            &key,
+        ],
+        b"",
+    );
+    assert_eq!(no_key_id.code, 2, "{}", no_key_id.stderr);
+    assert!(
+        no_key_id.stderr.contains("--key-id"),
+        "{}",
+        no_key_id.stderr
+    );
+}
+
+#[test]
+fn given_a_file_that_is_no_private_key_when_signing_then_it_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(
+        dir.path(),
+        "public.pem",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    );
+    let run = ace(
+        &[
+            "envelope",
+            "new",
+            "--subject",
+            SUBJECT,
+            "--source-type",
+            "service",
+            "--source-id",
+            "billing",
+            "--sign-key",
+            &key,
+            "--key-id",
+            "k",
+        ],
+        b"",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("public.pem"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not an Ed25519 private key"),
+        "{}",
+        run.stderr
+    );
+    let missing = ace(
+        &[
+            "envelope",
+            "new",
+            "--subject",
+            SUBJECT,
+            "--source-type",
+            "service",
+            "--source-id",
+            "billing",
+            "--sign-key",
+            "/no/such/key",
+            "--key-id",
+            "k",
+        ],
+        b"",
+    );
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("cannot read it"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -10,10 +10,30 @@ use crate::{
     commands::{Outcome, input},
 };
 
-pub(super) fn run(args: NewArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(mut args: NewArgs, out: &mut dyn Write) -> Result<Outcome> {
     let payload = payload(&args)?;
     let compact = args.compact;
-    let envelope = build(args, payload)?;
+    let pii = std::mem::take(&mut args.pii);
+    let signer = match (args.sign_key.take(), args.key_id.take()) {
+        (Some(path), Some(key_id)) => {
+            // A PEM `PRIVATE KEY` or the seed in hex or base64.
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("--sign-key {}: cannot read it", path.display()))?;
+            let key = ace_core::parse_signing_key(&text)
+                .with_context(|| format!("--sign-key {}", path.display()))?;
+            Some((key, key_id))
+        }
+        _ => None,
+    };
+    let mut envelope = build(args, payload)?;
+    if !pii.is_empty() {
+        envelope.governance.pii = pii;
+        envelope.check().context("the envelope is not valid")?;
+    }
+    // Last: every field above is inside the signed bytes.
+    if let Some((key, key_id)) = signer {
+        envelope.sign(&key, key_id);
+    }
     if compact {
         writeln!(out, "{}", String::from_utf8(envelope.to_json_vec())?)?;
     } else {
