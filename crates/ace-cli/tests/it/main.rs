@@ -2,6 +2,8 @@
 //! output and exit code (0 valid, 1 invalid, 2 usage).
 //!
 //! Modules:
+//! - `approvals`: `pub --ehi` held, `approvals ls | approve | reject` against the real server,
+//!   deciding twice (exit 1, `CONFLICT`), an unknown id (exit 1, `NOT_FOUND`).
 //! - `client`: the client verbs (`pub`, `sub`, `req`, `stream …`, `consumer …`, `agents ls`)
 //!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
@@ -11,6 +13,7 @@
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 
+mod approvals;
 mod client;
 mod contracts;
 mod envelope;

@@ -2,6 +2,8 @@
 //! on `127.0.0.1:0` with a temporary data directory) and drives it through the client only.
 //!
 //! Modules:
+//! - `approvals`: a held publish over HTTP and WebSocket is `ClientError::Held`; list, approve,
+//!   reject, and a second decision refused `CONFLICT`.
 //! - `http`: every HTTP method of `Client` — publish, batch, streams, consumers, fetch,
 //!   ack/nak/term, stored messages, health — and the error mapping (404 unknown stream,
 //!   400 bad envelope, 413 oversized body, an unreachable server).
@@ -10,6 +12,7 @@
 //! - `ws`: `WsConnection` — live and queue-group subscriptions, consumer push with ack/nak,
 //!   publish, request/reply, error frames, and the 1009, 4008 and 1001 closes.
 
+mod approvals;
 mod http;
 mod presence;
 mod ws;

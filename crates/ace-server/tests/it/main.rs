@@ -21,6 +21,11 @@
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
 //!   restart that keeps every session.
+//! - `approvals`: held messages — 202 `pending_approval`, approve (released with
+//!   `approval_id`), reject (dead letter, requester answered), expiry on a manual clock, a
+//!   restart while pending, a held batch item, the ledger entries of each decision, only the
+//!   approver role deciding in enforced mode (403 for human and admin), and the
+//!   400/404/409/415 answers.
 //! - `integrity`: required signatures (missing, unknown key, tampered, impostor → 401 naming the
 //!   pattern; a good one stored and still verifying), and `governance.pii` fields redacted in
 //!   the stored payload or kept, per `pii.redact_stored`.
@@ -33,6 +38,7 @@
 //!   data directory that loses no acknowledged message.
 
 mod agents;
+mod approvals;
 mod auth;
 mod integrity;
 mod ledger;
