@@ -235,7 +235,24 @@ impl Core {
         pipeline::stamp_source(principal, envelope);
         pipeline::validate(envelope, self.limits.max_hops, self.clock.now())?;
         if !ctx.is_internal() {
-            pipeline::signature(&self.integrity.signatures, envelope, source_stamped)?;
+            if let Err(err) =
+                pipeline::signature(&self.integrity.signatures, envelope, source_stamped)
+            {
+                // A refused signature is a decision on the message, kept like a policy denial.
+                if let CoreError::Signature(refusal) = &err {
+                    let mut details = refusal.details();
+                    details["transport"] = serde_json::json!(ctx.transport);
+                    let entry = pipeline::entry(
+                        EntryKind::Denied,
+                        principal,
+                        envelope,
+                        format!("deny: signature {}", refusal.problem.as_str()),
+                        details,
+                    );
+                    pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+                }
+                return Err(err);
+            }
         }
         pipeline::contract(&self.registry, envelope)?;
         pipeline::redact(&self.integrity.pii, envelope)?;

@@ -1011,6 +1011,30 @@ mod pipeline_tests {
         );
     }
 
+    #[tokio::test]
+    async fn given_a_refused_signature_when_publishing_then_a_denied_entry_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = Arc::new(Kept::default());
+        let hooks = Hooks {
+            recorder: kept.clone(),
+            ..Hooks::development()
+        };
+        let core = core_with(dir.path(), false, hooks).await;
+        let unsigned = envelope(REQUIRED);
+        core.publish(&ctx(), unsigned.clone()).await.unwrap_err();
+        let entries = kept.0.lock().unwrap().clone();
+        let denied: Vec<_> = entries
+            .iter()
+            .filter(|e| e.kind == ace_ledger::EntryKind::Denied)
+            .collect();
+        assert_eq!(denied.len(), 1, "{entries:?}");
+        let denied = denied[0];
+        assert_eq!(denied.message_id, Some(unsigned.id.to_string()));
+        assert_eq!(denied.decision, "deny: signature missing");
+        assert_eq!(denied.details["pattern"], "ace.comms.*.*.*.cmd.>");
+        assert_eq!(denied.details["transport"], "test");
+    }
+
     /// A `MakeWriter` appending every log line to one shared buffer.
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
