@@ -7,8 +7,10 @@
 //!
 //! # Signatures
 //!
-//! A signature covers the canonical JSON of the envelope without `signature`, `hops` and
-//! `attempt` (see `ace_envelope::canonical`). The rules, in the order they are checked:
+//! A signature covers the canonical JSON of the envelope without `signature`, `hops`, `attempt`
+//! and `governance.approval_id` (see `ace_envelope::canonical`), so a signed message stays
+//! verifiable after forwards, redeliveries and its release by an approval. The rules, in the
+//! order they are checked (each refusal is also a `denied` ledger entry naming the problem):
 //!
 //! 1. A **signed envelope without `source`** is refused, whatever its subject or key: ingress
 //!    stamps a missing `source` with the sender, and `source` is inside the signed bytes, so the

@@ -5,9 +5,11 @@
 //! numbers as `serde_json` writes them (identical to RFC 8785 for integers and for the floats
 //! an envelope normally holds; exotic exponents such as `1e21` may be spelled differently).
 //!
-//! What is signed is the canonical form of the envelope **without** `signature`, `hops` and
-//! `attempt`: the last two change legitimately in transit (every forward and every redelivery),
-//! and a signature must survive them.
+//! What is signed is the canonical form of the envelope **without** `signature`, `hops`,
+//! `attempt` and `governance.approval_id`: the others change legitimately in transit (every
+//! forward, every redelivery, and the release of a message a human approved, which the server
+//! stamps with its approval id), and a signature must survive them. The approval id is the
+//! server's statement, not the sender's: it is attested by the ledger, not by the signature.
 
 use std::io::Write as _;
 
@@ -20,6 +22,9 @@ use crate::error::EnvelopeError;
 
 /// Fields left out of the signed form.
 pub const UNSIGNED_FIELDS: [&str; 3] = ["signature", "hops", "attempt"];
+
+/// Fields of `governance` left out of the signed form.
+pub const UNSIGNED_GOVERNANCE_FIELDS: [&str; 1] = ["approval_id"];
 
 /// Writes `value` in canonical form.
 pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
@@ -64,12 +69,18 @@ fn write_scalar(out: &mut Vec<u8>, scalar: &Value) {
     let _ = out.flush();
 }
 
-/// The bytes a signature covers: the canonical form without [`UNSIGNED_FIELDS`].
+/// The bytes a signature covers: the canonical form without [`UNSIGNED_FIELDS`] and
+/// [`UNSIGNED_GOVERNANCE_FIELDS`].
 pub fn signing_bytes(envelope: &Envelope) -> Vec<u8> {
     let mut value = serde_json::to_value(envelope).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         for field in UNSIGNED_FIELDS {
             map.remove(field);
+        }
+        if let Some(Value::Object(governance)) = map.get_mut("governance") {
+            for field in UNSIGNED_GOVERNANCE_FIELDS {
+                governance.remove(field);
+            }
         }
     }
     to_canonical_vec(&value)
@@ -156,6 +167,20 @@ mod tests {
         env.forward(10).expect("below limit");
         env.attempt = 3;
         env.verify(&key(7).verifying_key()).expect("verifies");
+    }
+
+    #[test]
+    fn given_a_signed_envelope_when_released_with_an_approval_id_then_only_that_is_unsigned() {
+        let mut env = envelope();
+        env.governance.ehi_score = Some(0.95);
+        env.sign(&key(7), "k1");
+        env.governance.approval_id = Some("01a2-approval".to_owned());
+        env.verify(&key(7).verifying_key()).expect("verifies");
+        env.governance.ehi_score = Some(0.1);
+        assert!(
+            env.verify(&key(7).verifying_key()).is_err(),
+            "the rest of governance is signed"
+        );
     }
 
     #[test]

@@ -304,3 +304,40 @@ async fn given_bad_signature_settings_when_the_server_opens_then_the_error_names
     let err = bad_pattern.validate().unwrap_err().to_string();
     assert!(err.contains("signatures.require[0]"), "{err}");
 }
+
+#[tokio::test]
+async fn given_a_signed_message_held_for_approval_when_approved_then_the_released_copy_still_verifies()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| with_signatures(c, keys.path())).await;
+    // The EHI gate holds a `delete` at 0.95 (threshold 0.9) even in development mode.
+    let mut risky = envelope(PAYMENTS);
+    risky.governance.ehi_score = Some(0.95);
+    risky.headers.insert("ace-action".into(), "delete".into());
+    risky.sign(&key(), "billing");
+    let (status, pending) = server.post("/api/v1/messages", &json_of(&risky)).await;
+    assert_eq!(status, 202, "{pending}");
+    assert_eq!(pending["status"], "pending_approval", "{pending}");
+    let approval_id = pending["approval_id"].as_str().unwrap().to_owned();
+    let (status, decided) = server
+        .post(
+            &format!("/api/v1/approval/{approval_id}"),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    let seq = decided["accepted"]["seq"].as_u64().unwrap();
+    let (_, stored) = server
+        .get(&format!("/api/v1/streams/ACE_EVENTS/messages/{seq}"))
+        .await;
+    let released: Envelope = serde_json::from_value(stored["envelope"].clone()).unwrap();
+    assert_eq!(
+        released.governance.approval_id.as_deref(),
+        Some(approval_id.as_str())
+    );
+    released
+        .verify(&key().verifying_key())
+        .expect("the approval id set on release is outside the signed bytes");
+    server.stop().await;
+}
