@@ -19,7 +19,9 @@
 //!   the ledger's dead-letter consumer knows to leave it alone); this module records its
 //!   `dead_lettered` entry, with the approval id, whether a stream keeps the letter or not.
 //! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
-//!   approval past `expires_at` like a rejection, recorded as `expired`.
+//!   approval past `expires_at` like a rejection, recorded as `expired`. `expires_at` is the
+//!   hold time plus the configured ttl, or the message's own expiry (`ttl_ms`, `deadline`) when
+//!   that comes first; deciding sweeps first, so a decision never lands after the expiry.
 //! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
 //!   `ace.comms.system.hitl.>` (who may watch approvals may list them).
 //!
@@ -397,6 +399,11 @@ impl Core {
         };
         let now = self.clock.now();
         let ttl = chrono::Duration::from_std(self.approvals.ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let until = now
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // A message that expires sooner (`ttl_ms`, `deadline`) cannot wait longer than itself.
+        let expires_at = envelope.expires_at().map_or(until, |own| own.min(until));
         let approval = Approval {
             approval_id: uuid_v7_at(now).to_string(),
             status: ApprovalStatus::Pending,
@@ -406,9 +413,7 @@ impl Core {
             },
             reasons,
             created_at: now,
-            expires_at: now
-                .checked_add_signed(ttl)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            expires_at,
             decided_by: None,
             decided_at: None,
             comment: None,
@@ -450,6 +455,8 @@ impl Core {
             Verdict::Approve => ApprovalStatus::Approved,
             Verdict::Reject => ApprovalStatus::Rejected,
         };
+        // One past its time is expired, not decided (the sweep may not have run yet).
+        self.expire_approvals().await;
         let approval = self.settle(id, status, &principal.id, comment).await?;
         match verdict {
             Verdict::Approve => self.release(&principal, approval).await,
@@ -1035,6 +1042,37 @@ mod tests {
             .unwrap_err();
         assert_eq!(late.code(), ErrorCode::Conflict);
         assert!(f.core.expire_approvals().await.is_empty(), "expires once");
+    }
+
+    #[tokio::test]
+    async fn given_a_held_message_with_its_own_short_ttl_when_it_passes_then_approving_is_too_late()
+    {
+        let f = fixture(true, true).await;
+        let envelope = Envelope::builder(Kind::Command, HELD)
+            .clock(&*f.clock)
+            .ttl(Duration::from_secs(10))
+            .payload_json(json!({}))
+            .build()
+            .unwrap();
+        let err = f.core.publish(&ctx(), envelope.clone()).await.unwrap_err();
+        let CoreError::PendingApproval { approval_id, .. } = err else {
+            panic!("expected a hold, got {err}");
+        };
+        let held = f.core.approval(&ctx(), &approval_id).await.unwrap();
+        assert_eq!(
+            Some(held.expires_at),
+            envelope.expires_at(),
+            "not the 60 s of the config"
+        );
+        f.clock.advance(Duration::from_secs(11));
+        let late = f
+            .core
+            .decide_approval(&ctx(), &approval_id, Verdict::Approve, None)
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), ErrorCode::Conflict, "{late}");
+        assert!(late.to_string().contains("expired"), "{late}");
+        assert_eq!(f.core.stream_info(&ctx(), "OPS").await.unwrap().messages, 0);
     }
 
     #[tokio::test]
