@@ -258,50 +258,30 @@ fn given_a_sign_key_when_an_envelope_is_made_then_it_carries_pii_and_verifies_wi
     assert!(signed.verify(&public).is_err(), "and covers the payload");
 }
 
+/// Runs `envelope new` on [`SUBJECT`] with `extra`, expecting a usage error (exit 2) whose
+/// message holds each of `words`.
+fn refused(extra: &[&str], words: &[&str]) {
+    let mut args = vec!["envelope", "new", "--subject", SUBJECT];
+    args.extend_from_slice(extra);
+    let run = ace(&args, b"");
+    assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+    for word in words {
+        assert!(run.stderr.contains(word), "{extra:?}: {}", run.stderr);
+    }
+}
+
+const SOURCE: [&str; 4] = ["--source-type", "service", "--source-id", "billing"];
+
 #[test]
 fn given_a_sign_key_without_source_or_key_id_when_an_envelope_is_made_then_it_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let key = write(dir.path(), "billing.key", SEED_HEX);
-    let no_source = ace(
-        &[
-            "envelope",
-            "new",
-            "--subject",
-            SUBJECT,
-            "--sign-key",
-            &key,
-            "--key-id",
-            "k",
-        ],
-        b"",
+    refused(&["--sign-key", &key, "--key-id", "k"], &["--source-id"]);
+    refused(
+        &[&SOURCE[..], &["--sign-key", &key]].concat(),
+        &["--key-id"],
     );
-    assert_eq!(no_source.code, 2, "{}", no_source.stderr);
-    assert!(
-        no_source.stderr.contains("--source-id"),
-        "{}",
-        no_source.stderr
-    );
-    let no_key_id = ace(
-        &[
-            "envelope",
-            "new",
-            "--subject",
-            SUBJECT,
-            "--source-type",
-            "service",
-            "--source-id",
-            "billing",
-            "--sign-key",
-            &key,
-        ],
-        b"",
-    );
-    assert_eq!(no_key_id.code, 2, "{}", no_key_id.stderr);
-    assert!(
-        no_key_id.stderr.contains("--key-id"),
-        "{}",
-        no_key_id.stderr
-    );
+    refused(&["--key-id", "k"], &["--sign-key"]);
 }
 
 #[test]
@@ -312,51 +292,15 @@ fn given_a_file_that_is_no_private_key_when_signing_then_it_is_refused_naming_th
         "public.pem",
         "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
     );
-    let run = ace(
-        &[
-            "envelope",
-            "new",
-            "--subject",
-            SUBJECT,
-            "--source-type",
-            "service",
-            "--source-id",
-            "billing",
-            "--sign-key",
-            &key,
-            "--key-id",
-            "k",
-        ],
-        b"",
+    fn signing(path: &str) -> Vec<&str> {
+        [&SOURCE[..], &["--sign-key", path, "--key-id", "k"]].concat()
+    }
+    refused(
+        &signing(&key),
+        &["public.pem", "not an Ed25519 private key"],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("public.pem"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("not an Ed25519 private key"),
-        "{}",
-        run.stderr
-    );
-    let missing = ace(
-        &[
-            "envelope",
-            "new",
-            "--subject",
-            SUBJECT,
-            "--source-type",
-            "service",
-            "--source-id",
-            "billing",
-            "--sign-key",
-            "/no/such/key",
-            "--key-id",
-            "k",
-        ],
-        b"",
-    );
-    assert_eq!(missing.code, 2, "{}", missing.stderr);
-    assert!(
-        missing.stderr.contains("cannot read it"),
-        "{}",
-        missing.stderr
+    refused(
+        &signing("/no/such/key"),
+        &["/no/such/key", "cannot read it"],
     );
 }
