@@ -21,7 +21,8 @@
 //! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
 //!   approval past `expires_at` like a rejection, recorded as `expired`. `expires_at` is the
 //!   hold time plus the configured ttl, or the message's own expiry (`ttl_ms`, `deadline`) when
-//!   that comes first; deciding sweeps first, so a decision never lands after the expiry.
+//!   that comes first; deciding expires the approval first when it is due, so a decision never
+//!   lands after the expiry.
 //! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
 //!   `ace.comms.system.hitl.>` (who may watch approvals may list them).
 //!
@@ -456,7 +457,7 @@ impl Core {
             Verdict::Reject => ApprovalStatus::Rejected,
         };
         // One past its time is expired, not decided (the sweep may not have run yet).
-        self.expire_approvals().await;
+        self.expire_if_due(id).await;
         let approval = self.settle(id, status, &principal.id, comment).await?;
         match verdict {
             Verdict::Approve => self.release(&principal, approval).await,
@@ -486,24 +487,43 @@ impl Core {
                 return Vec::new();
             }
         };
-        let system = system_principal();
         let mut expired = Vec::new();
         for approval in due {
-            let id = approval.approval_id;
-            match self
-                .settle(&id, ApprovalStatus::Expired, SYSTEM_PRINCIPAL_ID, None)
-                .await
-            {
-                Ok(approval) => {
-                    self.refuse(&system, &approval).await;
-                    expired.push(approval);
-                }
-                // Decided in the meantime: nothing to expire.
-                Err(CoreError::ApprovalNotPending { .. }) => {}
-                Err(err) => tracing::error!(approval = %id, error = %err, "expiring failed"),
-            }
+            expired.extend(self.expire(&approval.approval_id).await);
         }
         expired
+    }
+
+    /// Expires approval `id` if it is pending and past its `expires_at` (one read, not a sweep).
+    async fn expire_if_due(&self, id: &str) {
+        let Some(store) = &self.approvals.store else {
+            return;
+        };
+        let due = store.get(id).await.ok().flatten().is_some_and(|a| {
+            a.status == ApprovalStatus::Pending && a.expires_at <= self.clock.now()
+        });
+        if due {
+            self.expire(id).await;
+        }
+    }
+
+    /// Settles approval `id` as expired and applies the effects of a refusal; `None` when it
+    /// was decided in the meantime or the store failed (logged).
+    async fn expire(&self, id: &str) -> Option<Approval> {
+        match self
+            .settle(id, ApprovalStatus::Expired, SYSTEM_PRINCIPAL_ID, None)
+            .await
+        {
+            Ok(approval) => {
+                self.refuse(&system_principal(), &approval).await;
+                Some(approval)
+            }
+            Err(CoreError::ApprovalNotPending { .. }) => None,
+            Err(err) => {
+                tracing::error!(approval = %id, error = %err, "expiring failed");
+                None
+            }
+        }
     }
 
     /// The approvals of `status` (every status when `None`), oldest first; expired ones are
@@ -524,7 +544,7 @@ impl Core {
     /// The approval `id`; `NOT_FOUND` when there is none.
     pub async fn approval(&self, ctx: &RequestContext, id: &str) -> Result<Approval, CoreError> {
         self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS))?;
-        self.expire_approvals().await;
+        self.expire_if_due(id).await;
         let found = match &self.approvals.store {
             Some(store) => store.get(id).await?,
             None => None,
