@@ -40,15 +40,18 @@
 //!   `payload.customer.email`), where a number indexes an array and `*` stands for every member
 //!   of an object or every element of an array (`items.*.name`).
 //!
-//! A name that matches nothing redacts nothing. [`redact_for_log`] is the form of an envelope
-//! every log line uses: each named field replaced by `"[REDACTED]"`, and a non-JSON inline
-//! payload replaced whole when any field is named (its fields cannot be found). With
+//! A name that matches nothing redacts nothing. [`redact_for_log`] (or [`LogSafe`] as a log
+//! field) is the form of an envelope every log line uses — the core logs each admitted and each
+//! refused envelope at debug level through it: each named field replaced by `"[REDACTED]"`, and
+//! a non-JSON inline payload replaced whole when any field is named (its fields cannot be
+//! found). With
 //! `pii.redact_stored`, [`PiiPolicy::apply`] also replaces the named fields of the stored payload
 //! (after contract validation, so the contract judged what the sender sent; every later step —
 //! policy, held approvals, the bus and the ledger's `content_sha256` — sees the redacted payload).
-//! It refuses, rather than skips, what it cannot honour: a signed envelope whose named fields are
-//! present (redacting would break the signature, and skipping would let any sender opt out of
-//! redaction by signing), and a non-JSON inline payload naming fields.
+//! It refuses (`INVALID_REQUEST` on `governance.pii`), rather than skips, what it cannot honour:
+//! a signed envelope whose named fields are present (redacting would break the signature, and
+//! skipping would let any sender opt out of redaction by signing), and a non-JSON inline payload
+//! naming fields.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,9 +65,8 @@ use serde_json::Value;
 pub const REDACTED: &str = "[REDACTED]";
 
 /// The signature and personal-data policies a [`Core`](crate::Core) applies to every message
-/// from outside ([`Core::with_integrity`](crate::Core::with_integrity)); the default checks no
-/// signature (but still refuses rule 1 and bad signatures by registered keys — there are none)
-/// and stores payloads as sent.
+/// from outside ([`Core::with_integrity`](crate::Core::with_integrity)). The default registers
+/// no key and requires no signature (rule 1 still holds) and stores payloads as sent.
 #[derive(Debug, Clone, Default)]
 pub struct Integrity {
     /// Registered keys and the subjects that require a signature.
