@@ -503,3 +503,76 @@ async fn given_a_restart_when_publishing_again_then_the_ledger_continues_its_cha
     let report = ace_ledger::verify_dir(dir.path());
     assert!(report.is_ok(), "{report:?}");
 }
+
+#[tokio::test]
+async fn given_enforced_mode_when_a_publish_is_denied_then_the_denied_entry_names_the_principal_and_only_an_auditor_reads_it()
+ {
+    const AGENT: &str = "agent-key-0123456789abcdef0123456789abcdef";
+    const AUDITOR: &str = "auditor-key-0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys.yaml");
+    let line = |key: &str, id: &str, kind: &str, role: &str| {
+        format!(
+            "  - sha256: {}\n    principal: {{id: {id}, type: {kind}, roles: [{role}], clearance: 1}}\n",
+            hex::encode(sha256(&[key.as_bytes()]))
+        )
+    };
+    let yaml = format!(
+        "keys:\n{}{}",
+        line(AGENT, "agent-1", "agent", "agent"),
+        line(AUDITOR, "auditor-1", "human", "auditor")
+    );
+    std::fs::write(&keys, yaml).unwrap();
+    let server = Server::start_with(&dir.path().join("data"), |c| {
+        c.auth = ace_server::AuthConfig {
+            mode: ace_server::AuthMode::Enforced,
+            api_keys: Some(keys),
+            ..ace_server::AuthConfig::default()
+        };
+    })
+    .await;
+    let as_key = |key: &str, request: reqwest::RequestBuilder| request.header("X-ACE-API-Key", key);
+    let publish = |subject: &str| crate::envelope_on(subject, json!({"n": 1}));
+
+    let allowed = publish("ace.comms.a2a.agent.a1.evt.done.v1");
+    let request = as_key(AGENT, server.http.post(server.url("/api/v1/messages")));
+    let (status, body) = crate::answer(request.json(&allowed).send().await.unwrap()).await;
+    assert_eq!(status, 202, "{body}");
+    let refused = publish(EVENT_SUBJECT); // ace.comms.http.…: humans only
+    let request = as_key(AGENT, server.http.post(server.url("/api/v1/messages")));
+    let answer = crate::answer(request.json(&refused).send().await.unwrap()).await;
+    assert_error(&answer, 403, "FORBIDDEN");
+
+    // The agent may not read the ledger; the auditor may.
+    let read = |key: &str, path: &str| as_key(key, server.http.get(server.url(path)));
+    let path = "/api/v1/ledger/entries?kind=denied";
+    let answer = crate::answer(read(AGENT, path).send().await.unwrap()).await;
+    assert_error(&answer, 403, "FORBIDDEN");
+    let (status, page) = crate::answer(read(AUDITOR, path).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{page}");
+    let denied = page["entries"].as_array().unwrap();
+    let entry = denied
+        .iter()
+        .find(|e| e["message_id"] == refused["id"])
+        .unwrap_or_else(|| panic!("the refused message is recorded: {page}"));
+    assert_eq!(entry["actor"], "agent-1");
+    assert_eq!(entry["subject"], EVENT_SUBJECT);
+    assert!(
+        entry["decision"].as_str().unwrap().starts_with("deny"),
+        "{entry}"
+    );
+    assert!(
+        !entry["details"]["reasons"].as_array().unwrap().is_empty(),
+        "{entry}"
+    );
+    let path = "/api/v1/ledger/entries?kind=accepted";
+    let (_, page) = crate::answer(read(AUDITOR, path).send().await.unwrap()).await;
+    let accepted = page["entries"].as_array().unwrap();
+    assert!(
+        accepted
+            .iter()
+            .any(|e| e["message_id"] == allowed["id"] && e["actor"] == "agent-1"),
+        "{page}"
+    );
+    server.stop().await;
+}
