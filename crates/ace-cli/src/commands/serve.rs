@@ -87,12 +87,12 @@ fn development_banner() {
          ################################################################################\n\
          #  ACE::COMMS DEVELOPMENT MODE — AUTHENTICATION IS OFF                         #\n\
          #  Every caller acts as DEVELOPMENT-MODE-UNAUTHENTICATED with every right.     #\n\
-         #  Policy, approvals and the ledger are pass-throughs. Never expose this port. #\n\
+         #  RBAC and Rego are off; EHI holds and the ledger stay on. Never expose it.   #\n\
          ################################################################################\n"
     );
     tracing::warn!(
         principal = ace_core::DEVELOPMENT_PRINCIPAL_ID,
-        "development mode: authentication, authorization, gating and recording are pass-throughs"
+        "development mode: authentication and authorization (RBAC, Rego) are pass-throughs; EHI holds and the ledger stay on"
     );
 }
 
