@@ -292,20 +292,33 @@ impl Core {
         Ok(outcome)
     }
 
-    /// Reads one stored message by sequence.
+    /// Reads one stored message by sequence; one the caller may not receive is `NOT_FOUND`.
     pub async fn get_message(
         &self,
         ctx: &RequestContext,
         stream: &str,
         seq: u64,
     ) -> Result<StoredMessage, CoreError> {
-        self.allow_read(ctx, stream).await?;
-        self.bus
+        let principal = self.allow_read(ctx, stream).await?;
+        let not_found = || CoreError::MessageNotFound {
+            stream: stream.to_owned(),
+            seq,
+        };
+        let message = self
+            .bus
             .get_message(stream, seq)
             .await?
-            .ok_or_else(|| CoreError::MessageNotFound {
-                stream: stream.to_owned(),
-                seq,
-            })
+            .ok_or_else(not_found)?;
+        // A message the caller may not receive (envelope `rbac`, label) is answered like a
+        // missing one, as a fetch withholds it: its existence is not revealed either.
+        if !ctx.is_internal()
+            && !self
+                .hooks
+                .authorizer
+                .can_receive(&principal, &message.envelope)
+        {
+            return Err(not_found());
+        }
+        Ok(message)
     }
 }

@@ -291,6 +291,15 @@ async fn given_a_message_above_a_readers_clearance_when_fetched_then_it_is_withh
     let messages = got["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{got}");
     assert_eq!(messages[0]["envelope"]["id"], secret["id"]);
+    // Read by sequence, it is as missing for the human and there for the admin.
+    let seq = messages[0]["seq"].as_u64().expect("a sequence");
+    let by_seq = format!("/api/v1/streams/QUERIES/messages/{seq}");
+    assert_error(
+        &get_as(&server, &role("human"), &by_seq).await,
+        404,
+        "NOT_FOUND",
+    );
+    assert_eq!(get_as(&server, &admin, &by_seq).await.0, 200);
     let metrics = server
         .http
         .get(server.url("/metrics"))
@@ -299,7 +308,7 @@ async fn given_a_message_above_a_readers_clearance_when_fetched_then_it_is_withh
         .unwrap();
     let text = metrics.text().await.unwrap();
     assert!(
-        text.contains("ace_comms_policy_receive_denials_total 1"),
+        text.contains("ace_comms_policy_receive_denials_total 2"),
         "{text}"
     );
     server.stop().await;
