@@ -21,7 +21,14 @@ pub(crate) struct Serving {
 /// Starts `ace-comms serve` on a free port over `data`, with `extra` flags; waits for the
 /// listening line.
 pub(crate) fn start(data: &Path, extra: &[&str]) -> Serving {
+    start_in(Path::new("."), data, extra)
+}
+
+/// [`start`] with the server's working directory at `cwd` (relative paths of a config file
+/// are read from there).
+pub(crate) fn start_in(cwd: &Path, data: &Path, extra: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
+        .current_dir(cwd)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)

@@ -1,12 +1,42 @@
 //! The README's "Five-minute tour", run verbatim: every fenced `sh` block of that section, in
-//! order, through `sh -e` against a fresh server (`ACE_SERVER`), with the binary under test first
-//! on `PATH` and a temporary working directory. Each block must exit 0 (a block expecting a
-//! refusal says so with `!`), so the README cannot drift from what the binary does.
+//! order, through `sh -e` against a fresh server started from the repository root with the
+//! tour's `--config examples/tour.yaml` (`ACE_SERVER`, `ACE_DATA` point at it), with the binary
+//! under test first on `PATH`, the `export NAME=value` lines of the section's `bash` blocks in
+//! the environment (but `PATH`), and a temporary working directory. Each block must exit 0 (a
+//! block expecting a refusal says so with `!`), so the README cannot drift from what the binary
+//! does.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::serve::start;
+use crate::serve::start_in;
+
+/// The `export NAME=value` lines of the `bash` blocks of the tour section, but `PATH`.
+fn tour_exports(readme: &str) -> Vec<(String, String)> {
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Five-minute tour"))
+        .expect("README.md has a `## Five-minute tour` section");
+    let mut exports = Vec::new();
+    let mut in_bash = false;
+    for line in section.lines() {
+        match line.trim_end() {
+            "```bash" => in_bash = true,
+            "```" => in_bash = false,
+            text if in_bash => {
+                if let Some((name, value)) = text
+                    .strip_prefix("export ")
+                    .and_then(|rest| rest.split_once('='))
+                    .filter(|(name, _)| *name != "PATH")
+                {
+                    exports.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    exports
+}
 
 /// The `sh` blocks of the `## Five-minute tour` section of `readme`, in order.
 fn tour_blocks(readme: &str) -> Vec<String> {
@@ -33,6 +63,10 @@ fn given_the_readme_tour_when_blocks_are_extracted_then_only_sh_blocks_of_the_se
     let readme = "# X\n```sh\nnot this\n```\n## Five-minute tour\ntext\n```sh\na\nb\n```\n\
                   ```bash\nnot bash\n```\n```sh\nc\n```\n## Next\n```sh\nnor this\n```\n";
     assert_eq!(tour_blocks(readme), ["a\nb", "c"]);
+    let exports = tour_exports(readme);
+    assert!(exports.is_empty(), "{exports:?}");
+    let with = "# X\n## Five-minute tour\n```bash\nexport PATH=x\nexport ACE_API_KEY=k\n```\n";
+    assert_eq!(tour_exports(with), [("ACE_API_KEY".into(), "k".into())]);
 }
 
 #[test]
@@ -44,7 +78,13 @@ fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exit
 
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let server = start(data.path(), &[]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let server = start_in(&root, data.path(), &["--config", "examples/tour.yaml"]);
+    let exports = tour_exports(&readme);
+    assert!(
+        exports.iter().any(|(name, _)| name == "ACE_API_KEY"),
+        "the tour exports the admin key: {exports:?}"
+    );
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_ace-comms")).parent().unwrap();
     let path = format!(
         "{}:{}",
@@ -57,7 +97,9 @@ fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exit
             .args(["-e", "-c", block])
             .current_dir(work.path())
             .env("PATH", &path)
+            .envs(exports.iter().map(|(k, v)| (k, v)))
             .env("ACE_SERVER", format!("http://{}", server.addr))
+            .env("ACE_DATA", data.path())
             .output()
             .unwrap();
         if !output.status.success() {
