@@ -392,6 +392,14 @@ impl Core {
         let Some(store) = &self.approvals.store else {
             let mut all = vec![APPROVALS_DISABLED.to_owned()];
             all.extend(reasons);
+            let entry = pipeline::entry(
+                EntryKind::Denied,
+                principal,
+                &envelope,
+                format!("deny: {}", all.join("; ")),
+                serde_json::json!({ "reasons": all }),
+            );
+            pipeline::record(&*self.hooks.recorder, vec![entry]).await;
             return CoreError::Forbidden {
                 principal: principal.id.clone(),
                 action: Action::Publish(&envelope.subject).to_string(),
@@ -458,6 +466,7 @@ impl Core {
         };
         // One past its time is expired, not decided (the sweep may not have run yet).
         self.expire_if_due(id).await;
+        self.refuse_own_approval(&principal, id).await?;
         let approval = self.settle(id, status, &principal.id, comment).await?;
         match verdict {
             Verdict::Approve => self.release(&principal, approval).await,
@@ -495,6 +504,31 @@ impl Core {
     }
 
     /// Expires approval `id` if it is pending and past its `expires_at` (one read, not a sweep).
+    /// Four eyes: nobody decides an approval of their own message, whatever their roles. In
+    /// development mode every caller is the same principal, so the rule cannot apply there.
+    async fn refuse_own_approval(&self, principal: &Principal, id: &str) -> Result<(), CoreError> {
+        let Some(store) = &self.approvals.store else {
+            return Ok(());
+        };
+        let own = store
+            .get(id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|a| a.requested_by.id == principal.id);
+        if own && !self.is_development() {
+            return Err(CoreError::Forbidden {
+                principal: principal.id.clone(),
+                action: Action::Decide(id).to_string(),
+                reasons: vec![format!(
+                    "four eyes: `{}` requested this approval and may not decide it",
+                    principal.id
+                )],
+            });
+        }
+        Ok(())
+    }
+
     async fn expire_if_due(&self, id: &str) {
         let Some(store) = &self.approvals.store else {
             return;

@@ -13,7 +13,7 @@ use ace_ledger::EntryKind;
 use crate::agents::{Presence, PresenceConfig};
 use crate::context::{Principal, RequestContext};
 use crate::error::CoreError;
-use crate::governance::Hooks;
+use crate::governance::{Action, Hooks};
 use crate::integrity::{Integrity, LogSafe};
 use crate::pipeline::{self, Admission};
 use crate::sessions::{SessionStore, Sessions};
@@ -259,7 +259,20 @@ impl Core {
         if ctx.is_internal() {
             return Ok(Admission::Pass);
         }
-        let admission = pipeline::authorize(&*self.hooks.authorizer, principal, envelope);
+        let admission = match envelope.governance.approval_id {
+            // Only the server stamps an approval id, when it releases an approved message
+            // (through the append step, never this one): a client's own would pass for one.
+            Some(_) => Err(CoreError::Forbidden {
+                principal: principal.id.clone(),
+                action: Action::Publish(&envelope.subject).to_string(),
+                reasons: vec![
+                    "`governance.approval_id` is set by the server when it releases an approved \
+                     message; a publisher may not set it"
+                        .to_owned(),
+                ],
+            }),
+            None => pipeline::authorize(&*self.hooks.authorizer, principal, envelope),
+        };
         if let Err(CoreError::Forbidden { reasons, .. }) = &admission {
             let entry = pipeline::entry(
                 EntryKind::Denied,

@@ -227,10 +227,11 @@ impl Core {
     }
 
     /// Keeps the fetched messages `principal` may receive (`Authorizer::can_receive`: the
-    /// envelope's `rbac` permissions and its label) and naks the others at once, without
-    /// delay: a withheld message is not lost, it goes back to the consumer for a member that
-    /// may read it (or, past the consumer's `max_deliver`, to its dead letters as any
-    /// undelivered message does). The caller never learns what was withheld.
+    /// envelope's `rbac` permissions and its label) and naks the others on the consumer's
+    /// backoff schedule: a withheld message is not lost, it goes back to the consumer for a
+    /// member that may read it (or, past the consumer's `max_deliver`, to its dead letters as
+    /// any undelivered message does), and a reader who may not see it does not spin on it.
+    /// The caller never learns what was withheld.
     async fn withhold(
         &self,
         principal: &Principal,
@@ -246,11 +247,7 @@ impl Core {
                 .can_receive(principal, &message.envelope)
             {
                 kept.push(message);
-            } else if let Err(err) = self
-                .bus
-                .nak(stream, consumer, message.seq, Some(Duration::ZERO))
-                .await
-            {
+            } else if let Err(err) = self.bus.nak(stream, consumer, message.seq, None).await {
                 tracing::warn!(stream, consumer, seq = message.seq, error = %err, "nak of a withheld message failed");
             }
         }

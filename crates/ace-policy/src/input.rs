@@ -18,8 +18,9 @@
 //! ```
 //! `target` is `null` for a subject outside the ACE hierarchy (or a subscription pattern);
 //! `message`, `headers`, `governance`, `ehi_score` are absent without an envelope.
-//! `has_approval` only says the field is set: the server verifies the approval id before a
-//! released message reaches the policy again.
+//! `has_approval` only says the field is set. The server refuses any publish that carries one
+//! (only the server stamps it, when it releases an approved message, and that release does not
+//! go through the policy again), so policies can rely on it never being forged.
 
 use ace_envelope::{AceSubject, Envelope};
 use serde_json::{Value, json};

@@ -158,19 +158,23 @@ async fn given_a_held_message_when_rejected_then_it_is_dead_lettered_and_its_req
         rejected["subject"],
         format!("ace.comms.system.hitl.approval.{approval_id}.evt.rejected.v1")
     );
-    // Every decision about the message is in the ledger; the dead letter is recorded by the
-    // ledger's dead-letter consumer, a moment after it is stored.
-    let wanted = ["held", "rejected", "dead_lettered"];
+    assert_ledger_kinds(&server, &id, &["held", "rejected", "dead_lettered"]).await;
+    server.stop().await;
+}
+
+/// Every decision about message `id` is in the ledger, in this order; the dead letter is
+/// recorded by the ledger's dead-letter consumer a moment after it is stored, so this waits up
+/// to five seconds for the last kinds.
+async fn assert_ledger_kinds(server: &Server, id: &str, wanted: &[&str]) {
     let mut kinds = Vec::new();
     for _ in 0..100 {
-        kinds = ledger_kinds(&server, &id).await;
+        kinds = ledger_kinds(server, id).await;
         if kinds == wanted {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(kinds, wanted);
-    server.stop().await;
 }
 
 /// The kinds of the ledger entries about message `id`, in ledger order.
@@ -196,6 +200,8 @@ async fn given_an_undecided_approval_when_its_ttl_passes_then_it_expires_like_a_
     };
     config.approvals.ttl_ms = 5_000;
     let server = Server::start_clocked(&config, clock.clone()).await;
+    let inbox = json!({"name": "INBOX", "subjects": ["ace.comms.system.inbox.>"]});
+    assert_eq!(server.post("/api/v1/streams", &inbox).await.0, 201);
     let (id, approval_id) = hold(&server).await;
     let (_, one) = server
         .get(&format!("/api/v1/approvals/{approval_id}"))
@@ -222,6 +228,16 @@ async fn given_an_undecided_approval_when_its_ttl_passes_then_it_expires_like_a_
             .contains("expired")
     );
     assert_eq!(count(&server, "ACE_EVENTS").await, 0);
+    let answer = message(&server, "INBOX", 1).await;
+    assert_eq!(answer["correlation_id"], id.as_str());
+    assert_eq!(answer["payload"]["status"], "expired");
+    assert_eq!(answer["payload"]["approval_id"], approval_id.as_str());
+    let event = message(&server, "ACE_HITL", 2).await;
+    assert_eq!(
+        event["subject"],
+        format!("ace.comms.system.hitl.approval.{approval_id}.evt.expired.v1")
+    );
+    assert_ledger_kinds(&server, &id, &["held", "expired", "dead_lettered"]).await;
     server.stop().await;
 }
 
@@ -334,14 +350,20 @@ fn key(role: &str) -> String {
     format!("approvals-{role}-0123456789abcdef0123456789abcdef")
 }
 
-/// A server in enforced mode with one API key per role (human, approver, admin).
+/// A server in enforced mode with one API key per role (human, approver, admin), and `both`:
+/// a principal holding the human and the approver roles.
 async fn enforced(dir: &std::path::Path) -> Server {
     let mut yaml = String::from("keys:\n");
-    for role in ["human", "approver", "admin"] {
+    for (name, roles) in [
+        ("human", "human"),
+        ("approver", "approver"),
+        ("admin", "admin"),
+        ("both", "human, approver"),
+    ] {
         yaml.push_str(&format!(
-            "  - sha256: {}\n    principal: {{id: {role}-1, type: human, roles: [{role}], \
+            "  - sha256: {}\n    principal: {{id: {name}-1, type: human, roles: [{roles}], \
              clearance: 1}}\n",
-            ace_policy::hash_api_key(&key(role))
+            ace_policy::hash_api_key(&key(name))
         ));
     }
     let keys = dir.join("api-keys.yaml");
@@ -397,5 +419,54 @@ async fn given_enforced_mode_when_deciding_then_only_the_approver_role_may() {
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["approval"]["decided_by"], "approver-1");
     assert_eq!(decided["accepted"]["stream"], "ACE_EVENTS");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_an_approver_who_published_the_held_message_when_deciding_it_then_four_eyes_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = enforced(dir.path()).await;
+    let (status, pending) = post_as(&server, "both", "/api/v1/messages", &risky()).await;
+    assert_eq!(status, 202, "{pending}");
+    let approval_id = pending["approval_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/approval/{approval_id}");
+    let approve = json!({"decision": "approve"});
+    let own = post_as(&server, "both", &path, &approve).await;
+    assert_error(&own, 403, "FORBIDDEN");
+    assert!(
+        own.1["error"]["details"]["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("four eyes")),
+        "{}",
+        own.1
+    );
+    let (status, decided) = post_as(&server, "approver", &path, &approve).await;
+    assert_eq!(status, 200, "the refusal decided nothing: {decided}");
+    assert_eq!(decided["approval"]["decided_by"], "approver-1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_a_publisher_setting_approval_id_when_published_then_it_is_refused_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = enforced(dir.path()).await;
+    let mut forged = risky();
+    forged["governance"]["approval_id"] = json!("01a20172-5a43-77f5-88e4-94f69ed94cda");
+    let refused = post_as(&server, "human", "/api/v1/messages", &forged).await;
+    assert_error(&refused, 403, "FORBIDDEN");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("approval_id"))
+    );
+    let (_, pending) = get_as(&server, "approver", "/api/v1/approvals").await;
+    assert_eq!(pending["approvals"], json!([]), "nothing was held either");
+    let (status, entries) = get_as(&server, "approver", "/api/v1/ledger/entries?kind=denied").await;
+    assert_eq!(status, 200, "{entries}");
+    assert_eq!(
+        entries["entries"][0]["message_id"], forged["id"],
+        "{entries}"
+    );
+    assert_eq!(entries["entries"][0]["actor"], "human-1");
     server.stop().await;
 }
