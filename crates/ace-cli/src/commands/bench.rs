@@ -22,7 +22,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::args::{BenchArgs, Transport};
+use super::client::client;
+use crate::args::{BenchArgs, ServerArgs, Transport};
 
 /// Captured by the default `ACE_EVENTS` stream: durable.
 const DURABLE_SUBJECT: &str = "ace.comms.http.service.bench.evt.v1";
@@ -69,7 +70,7 @@ impl Percentiles {
 }
 
 /// Runs the bench: ACE::COMMS at `server`, then NATS when asked.
-pub(crate) fn run(args: &BenchArgs, server: &str, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(args: &BenchArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     anyhow::ensure!(
         args.pubs > 0 && args.in_flight > 0,
         "--pubs and --in-flight must be at least 1"
@@ -78,7 +79,7 @@ pub(crate) fn run(args: &BenchArgs, server: &str, out: &mut dyn Write) -> Result
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut reports = vec![runtime.block_on(ace(args, server))?];
+    let mut reports = vec![runtime.block_on(ace(args, client(server)?))?];
     if let Some(url) = &args.nats {
         reports.push(runtime.block_on(nats(args, url))?);
     }
@@ -242,8 +243,7 @@ fn report(
 
 // -- ACE::COMMS
 
-async fn ace(args: &BenchArgs, server: &str) -> Result<Report> {
-    let client = Client::new(server).with_context(|| format!("--server {server}"))?;
+async fn ace(args: &BenchArgs, client: Client) -> Result<Report> {
     let subject = if args.durable {
         DURABLE_SUBJECT
     } else {

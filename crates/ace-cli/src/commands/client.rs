@@ -24,13 +24,7 @@ impl Session {
     /// Connects lazily: nothing goes on the wire before the first call. Every request carries
     /// the `--token` or `--api-key` given.
     pub(crate) fn new(server: &ServerArgs) -> Result<Self> {
-        let url = &server.server;
-        let mut client = Client::new(url).with_context(|| format!("--server {url}"))?;
-        if let Some(token) = &server.token {
-            client = client.with_bearer_token(token);
-        } else if let Some(key) = &server.api_key {
-            client = client.with_api_key(key);
-        }
+        let client = client(server)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -44,6 +38,19 @@ impl Session {
     }
 }
 
+/// A client of `--server` presenting the `--token` or `--api-key` given (no request is sent).
+pub(crate) fn client(server: &ServerArgs) -> Result<Client> {
+    let url = &server.server;
+    let client = Client::new(url).with_context(|| format!("--server {url}"))?;
+    Ok(if let Some(token) = &server.token {
+        client.with_bearer_token(token)
+    } else if let Some(key) = &server.api_key {
+        client.with_api_key(key)
+    } else {
+        client
+    })
+}
+
 /// A call's failure as the command's result: a refusal by the server (or no reply in time) is
 /// printed with its code and message and exits 1; anything else (unreachable, a broken answer)
 /// is an error, exit 2.
@@ -54,6 +61,13 @@ pub(crate) fn failed(err: ClientError) -> Result<Outcome> {
             if !body.error.details.is_null() {
                 eprintln!("  details: {}", body.error.details);
             }
+            Ok(Outcome::Invalid)
+        }
+        ClientError::Held(pending) => {
+            eprintln!(
+                "held: {} is pending approval {} (ace-comms approvals ls)",
+                pending.id, pending.approval_id
+            );
             Ok(Outcome::Invalid)
         }
         ClientError::Timeout { .. } => {

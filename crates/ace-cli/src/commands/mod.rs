@@ -44,6 +44,6 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Agents(command) => agents::run(command, &cli.server, out),
         Command::Approvals(command) => approvals::run(command, &cli.server, out),
         Command::Ledger(command) => ledger::run(command, &cli.server, out),
-        Command::Bench(args) => bench::run(&args, &cli.server.server, out),
+        Command::Bench(args) => bench::run(&args, &cli.server, out),
     }
 }

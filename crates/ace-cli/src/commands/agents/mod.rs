@@ -1,13 +1,12 @@
 //! `agents ls`: the agents present on the server.
 
-use crate::args::ServerArgs;
 use std::io::Write;
 
 use anyhow::Result;
 
 use super::Outcome;
 use super::client::{Session, failed};
-use crate::args::{AgentsCommand, OutputArgs};
+use crate::args::{AgentsCommand, OutputArgs, ServerArgs};
 use crate::output::{self, Table};
 
 /// Runs one `agents` verb against the server at `server`.

@@ -5,7 +5,6 @@ mod add;
 mod ls;
 mod next;
 
-use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_envelope::Envelope;
@@ -13,7 +12,7 @@ use anyhow::Result;
 
 use super::Outcome;
 use super::client::Session;
-use crate::args::ConsumerCommand;
+use crate::args::{ConsumerCommand, ServerArgs};
 
 /// Runs one `consumer` verb against the server at `server`.
 pub(crate) fn run(

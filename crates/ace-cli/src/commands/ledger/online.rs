@@ -185,7 +185,11 @@ fn anchored_root(
             Ok(link) => link,
             Err(err) => return failed(err).map(Err),
         };
-    if let Err(err) = link.verify(&link.from_root, &cp.root_hash) {
+    let checked = answers(link.from, link.to, size, cp.size).and_then(|()| {
+        link.verify(&link.from_root, &cp.root_hash)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(err) = checked {
         eprintln!("error: the tree of {size} entries is not a prefix of the checkpoint: {err}");
         return Ok(Err(Outcome::Invalid));
     }
@@ -209,7 +213,23 @@ fn inclusion(
         session,
         session.client.ledger_inclusion_proof(seq, Some(size))
     );
-    let verified = proof.verify(&root);
+    // The proof must answer the question asked and its leaf must be the entry's own content:
+    // a valid proof of another entry, or of a leaf nobody can read, proves nothing about `seq`.
+    let query = LedgerQuery {
+        after: seq.checked_sub(1),
+        limit: Some(1),
+        ..LedgerQuery::default()
+    };
+    let page: Page = call!(session, session.client.ledger_entries(&query));
+    let verified = answers(proof.seq, proof.tree_size, seq, size)
+        .and_then(|()| match page.entries.first() {
+            Some(entry) if entry.seq == seq && entry.leaf_hash() == proof.leaf_hash => Ok(()),
+            Some(_) | None => Err(format!(
+                "the proof's leaf {} is not the leaf of entry {seq} as the server lists it",
+                proof.leaf_hash
+            )),
+        })
+        .and_then(|()| proof.verify(&root).map_err(|e| e.to_string()));
     report(
         out,
         args.output.json,
@@ -236,7 +256,11 @@ fn consistency(
         Err(outcome) => return Ok(outcome),
     };
     let proof: ConsistencyProof = call!(session, session.client.ledger_consistency_proof(from, to));
-    let verified = proof.verify(&proof.from_root, &to_root);
+    let verified = answers(proof.from, proof.to, from, to).and_then(|()| {
+        proof
+            .verify(&proof.from_root, &to_root)
+            .map_err(|e| e.to_string())
+    });
     report(
         out,
         args.output.json,
@@ -248,6 +272,18 @@ fn consistency(
         ),
         verified.is_ok(),
     )
+}
+
+/// Whether a proof about `(got_a, got_b)` answers the question `(want_a, want_b)` asked (entry
+/// and tree size, or the two tree sizes).
+fn answers(got_a: u64, got_b: u64, want_a: u64, want_b: u64) -> std::result::Result<(), String> {
+    if (got_a, got_b) == (want_a, want_b) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the server answered for ({got_a}, {got_b}), not the ({want_a}, {want_b}) asked"
+        ))
+    }
 }
 
 fn verdict<E: std::fmt::Display>(

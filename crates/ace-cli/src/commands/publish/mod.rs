@@ -2,7 +2,6 @@
 //! answer line (or JSON) for one message; for `--count N`, batch publishes of 100 and a summary
 //! (with a progress bar on a terminal past 1,000).
 
-use crate::args::ServerArgs;
 use std::io::{IsTerminal, Write};
 
 use ace_client::ClientError;
@@ -14,7 +13,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::client::{Session, failed, payload};
-use crate::args::PubArgs;
+use crate::args::{PubArgs, ServerArgs};
 use crate::output;
 
 /// Past this many messages a terminal gets a progress bar.

@@ -1,7 +1,6 @@
 //! `req`: a query envelope sent over the WebSocket with a fresh reply inbox; prints the reply
 //! (its payload for people, the whole envelope with `--json`).
 
-use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_envelope::{Envelope, Kind};
@@ -9,7 +8,7 @@ use anyhow::Result;
 
 use super::Outcome;
 use super::client::{Session, failed, payload};
-use crate::args::ReqArgs;
+use crate::args::{ReqArgs, ServerArgs};
 use crate::output;
 
 pub(crate) fn run(args: &ReqArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {

@@ -5,14 +5,13 @@ mod info;
 mod ls;
 mod rm;
 
-use crate::args::ServerArgs;
 use std::io::Write;
 
 use anyhow::Result;
 
 use super::Outcome;
 use super::client::Session;
-use crate::args::StreamCommand;
+use crate::args::{ServerArgs, StreamCommand};
 
 /// Runs one `stream` verb against the server at `server`.
 pub(crate) fn run(

@@ -3,7 +3,6 @@
 //! Prints one line per message (one JSON object per line with `--json`) and exits 0 after
 //! `--count` messages, or after `--timeout` without one.
 
-use crate::args::ServerArgs;
 use std::io::Write;
 
 use ace_client::WsMessage as Message;
@@ -11,7 +10,7 @@ use anyhow::Result;
 
 use super::Outcome;
 use super::client::{Session, failed};
-use crate::args::SubArgs;
+use crate::args::{ServerArgs, SubArgs};
 
 pub(crate) fn run(args: &SubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     let session = Session::new(server)?;
