@@ -4,7 +4,8 @@
 //! under test first on `PATH`, the `export NAME=value` lines of the section's `bash` blocks in
 //! the environment (but `PATH`), and a temporary working directory. Each block must exit 0 (a
 //! block expecting a refusal says so with `!`), so the README cannot drift from what the binary
-//! does.
+//! does. `sh -e` does not stop at a `!` command, so a `!` line must end its block: a test holds
+//! the README to that.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,6 +76,14 @@ fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exit
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let blocks = tour_blocks(&readme);
     assert!(blocks.len() >= 5, "the tour has {} sh blocks", blocks.len());
+    for block in &blocks {
+        let lines: Vec<&str> = block.lines().collect();
+        let early = &lines[..lines.len().saturating_sub(1)];
+        assert!(
+            early.iter().all(|l| !l.trim_start().starts_with("! ")),
+            "a `!` line that does not end its block is never checked by `sh -e`:\n{block}"
+        );
+    }
 
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
