@@ -6,9 +6,12 @@
 //! the pattern is not enough to see every message on it: each delivery is also asked
 //! [`Authorizer::can_receive`] (the envelope's `rbac` permissions and its label against the
 //! subscriber's clearance), and a message the subscriber may not receive is dropped from its
-//! subscription only — other subscribers still get it — and counted by the authorizer
-//! (`ace_comms_policy_receive_denials_total`). The server's own internal subscriptions are not
-//! filtered.
+//! subscription only — other plain subscribers still get it — and counted by the authorizer
+//! (`ace_comms_policy_receive_denials_total`). In a queue group the bus has already chosen the
+//! one member before this filter runs, so a message that member may not receive is lost to the
+//! group: give a queue group's members the same clearance (live delivery is at most once
+//! anyway; durable consumers withhold and redeliver instead). The server's own internal
+//! subscriptions are not filtered.
 
 use std::sync::Arc;
 
