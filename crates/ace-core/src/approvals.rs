@@ -25,6 +25,12 @@
 //!   lands after the expiry.
 //! - [`Core::approvals`] and [`Core::approval`] read them, authorized as a subscription to
 //!   `ace.comms.system.hitl.>` (who may watch approvals may list them).
+//! - [`Core::purge_decided_approvals`] (the same sweep) forgets approvals decided or expired
+//!   longer ago than the retention ([`DEFAULT_DECIDED_RETENTION`], a week, by default): a
+//!   decided approval still holds its whole envelope, and the store would otherwise grow with
+//!   every hold and slow every sweep. Pending ones are never purged. What was decided stays in
+//!   the ledger (`held`, `approved`/`rejected`/`expired`, `accepted` or `dead_lettered`) and the
+//!   message itself in its stream or the dead letters; only the approval record goes.
 //!
 //! Every decision publishes `…approval.{id}.evt.{requested|approved|rejected|expired}.v1`
 //! through [`Core::publish`] as the server itself ([`RequestContext::internal`]).
@@ -51,6 +57,9 @@ use crate::pipeline;
 
 /// How long a held message waits for a decision by default: a day.
 pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(24 * 3_600);
+
+/// How long a decided (or expired) approval stays readable by default: a week.
+pub const DEFAULT_DECIDED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3_600);
 
 /// The subject pattern of every approval event; reading approvals is authorized as a
 /// subscription to it.
@@ -137,6 +146,15 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
     /// Writes `settlement` on approval `id` if it is pending.
     async fn settle(&self, id: &str, settlement: Settlement)
     -> Result<Settled, ApprovalStoreError>;
+    /// Removes every approval that is no longer pending and was decided before `cutoff`;
+    /// returns their ids. A pending approval is never removed, however old.
+    async fn purge_decided(&self, cutoff: DateTime<Utc>)
+    -> Result<Vec<String>, ApprovalStoreError>;
+}
+
+/// Whether `approval` is settled and was settled before `cutoff`.
+fn decided_before(approval: &Approval, cutoff: DateTime<Utc>) -> bool {
+    approval.status != ApprovalStatus::Pending && approval.decided_at.is_some_and(|at| at < cutoff)
 }
 
 /// Approvals in memory (lost at exit): for tests.
@@ -191,6 +209,22 @@ impl ApprovalStore for MemoryApprovalStore {
                 Settled::Done(a.clone())
             }
         })
+    }
+
+    async fn purge_decided(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<String>, ApprovalStoreError> {
+        let mut table = self.table();
+        let mut purged = Vec::new();
+        table.retain(|id, a| {
+            let keep = !decided_before(a, cutoff);
+            if !keep {
+                purged.push(id.clone());
+            }
+            keep
+        });
+        Ok(purged)
     }
 }
 
@@ -284,6 +318,31 @@ impl RedbApprovalStore {
         }
         Ok(settled)
     }
+
+    /// One write transaction: the ids to go are collected, then removed.
+    fn purge(db: &Database, cutoff: DateTime<Utc>) -> Result<Vec<String>, ApprovalStoreError> {
+        let err = |e: &dyn std::fmt::Display| ApprovalStoreError::new("purge", e);
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        let mut purged = Vec::new();
+        {
+            let mut table = txn.open_table(APPROVALS).map_err(|e| err(&e))?;
+            for row in table.iter().map_err(|e| err(&e))? {
+                let (id, bytes) = row.map_err(|e| err(&e))?;
+                if decided_before(&Self::decode(bytes.value())?, cutoff) {
+                    purged.push(id.value().to_owned());
+                }
+            }
+            for id in &purged {
+                table.remove(id.as_str()).map_err(|e| err(&e))?;
+            }
+        }
+        if purged.is_empty() {
+            txn.abort().map_err(|e| err(&e))?;
+        } else {
+            txn.commit().map_err(|e| err(&e))?;
+        }
+        Ok(purged)
+    }
 }
 
 /// Runs a blocking storage call off the async workers.
@@ -324,13 +383,22 @@ impl ApprovalStore for RedbApprovalStore {
         let (db, id) = (self.db.clone(), id.to_owned());
         blocking("settle", move || Self::decide(&db, &id, settlement)).await
     }
+
+    async fn purge_decided(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<String>, ApprovalStoreError> {
+        let db = self.db.clone();
+        blocking("purge", move || Self::purge(&db, cutoff)).await
+    }
 }
 
-/// The approvals store of a core and how long a hold lasts.
+/// The approvals store of a core, how long a hold lasts and how long a decided one is kept.
 #[derive(Debug, Clone)]
 pub(crate) struct Approvals {
     pub(crate) store: Option<Arc<dyn ApprovalStore>>,
     pub(crate) ttl: Duration,
+    pub(crate) retain_decided: Duration,
 }
 
 impl Default for Approvals {
@@ -338,6 +406,7 @@ impl Default for Approvals {
         Approvals {
             store: None,
             ttl: DEFAULT_APPROVAL_TTL,
+            retain_decided: DEFAULT_DECIDED_RETENTION,
         }
     }
 }
@@ -374,10 +443,15 @@ fn entry(kind: EntryKind, actor: &str, approval: &Approval, decision: &str) -> N
 impl Core {
     /// The same core holding messages in `store` for at most `ttl` before they expire.
     pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>, ttl: Duration) -> Self {
-        self.approvals = Approvals {
-            store: Some(store),
-            ttl,
-        };
+        self.approvals.store = Some(store);
+        self.approvals.ttl = ttl;
+        self
+    }
+
+    /// The same core keeping decided and expired approvals readable for `retain` after their
+    /// decision ([`DEFAULT_DECIDED_RETENTION`] otherwise); see [`Core::purge_decided_approvals`].
+    pub fn with_decided_retention(mut self, retain: Duration) -> Self {
+        self.approvals.retain_decided = retain;
         self
     }
 
@@ -503,7 +577,32 @@ impl Core {
         expired
     }
 
-    /// Expires approval `id` if it is pending and past its `expires_at` (one read, not a sweep).
+    /// Forgets the approvals decided or expired longer ago than the retention, on the injected
+    /// clock; returns how many went. Failures are logged, not returned: the next sweep tries
+    /// again. The ledger keeps their decisions; `GET /api/v1/approvals/{id}` answers 404 after.
+    pub async fn purge_decided_approvals(&self) -> usize {
+        let Some(store) = &self.approvals.store else {
+            return 0;
+        };
+        let retain = chrono::Duration::from_std(self.approvals.retain_decided)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let Some(cutoff) = self.clock.now().checked_sub_signed(retain) else {
+            return 0; // a retention reaching before the epoch keeps everything
+        };
+        match store.purge_decided(cutoff).await {
+            Ok(purged) => {
+                if !purged.is_empty() {
+                    tracing::debug!(ids = ?purged, "decided approvals past their retention purged");
+                }
+                purged.len()
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "purging decided approvals failed");
+                0
+            }
+        }
+    }
+
     /// Four eyes: nobody decides an approval of their own message, whatever their roles. In
     /// development mode every caller is the same principal, so the rule cannot apply there.
     async fn refuse_own_approval(&self, principal: &Principal, id: &str) -> Result<(), CoreError> {
@@ -529,6 +628,7 @@ impl Core {
         Ok(())
     }
 
+    /// Expires approval `id` if it is pending and past its `expires_at` (one read, not a sweep).
     async fn expire_if_due(&self, id: &str) {
         let Some(store) = &self.approvals.store else {
             return;
@@ -1268,6 +1368,73 @@ mod tests {
             store.settle("b", settlement("y")).await.unwrap(),
             Settled::NotPending(a) if a.decided_by.as_deref() == Some("x")
         ));
+    }
+
+    #[tokio::test]
+    async fn given_decided_approvals_when_their_retention_passes_then_they_are_purged_and_pending_ones_kept()
+     {
+        let f = fixture(true, true).await;
+        let core = f
+            .core
+            .clone()
+            .with_decided_retention(Duration::from_secs(3_600));
+        let (_, rejected) = hold(&f).await;
+        let (_, pending) = hold(&f).await;
+        core.decide_approval(&ctx(), &rejected, Verdict::Reject, None)
+            .await
+            .unwrap();
+        assert_eq!(core.purge_decided_approvals().await, 0, "within retention");
+        assert!(core.approval(&ctx(), &rejected).await.is_ok());
+        // Past the retention (the pending one expires on the way: 60 s ttl), then past it again
+        // for the one that just expired.
+        f.clock.advance(Duration::from_secs(3_601));
+        assert_eq!(core.purge_decided_approvals().await, 1);
+        let gone = core.approval(&ctx(), &rejected).await.unwrap_err();
+        assert_eq!(gone.code(), ErrorCode::NotFound);
+        assert_eq!(
+            core.approval(&ctx(), &pending).await.unwrap().status,
+            ApprovalStatus::Expired,
+            "expired by the read, decided just now: kept"
+        );
+        f.clock.advance(Duration::from_secs(3_601));
+        assert_eq!(core.purge_decided_approvals().await, 1);
+        assert!(core.approvals(&ctx(), None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn given_a_redb_store_when_purging_then_only_settled_approvals_before_the_cutoff_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.redb");
+        {
+            let store = RedbApprovalStore::open(&path).unwrap();
+            let mut old_pending = approval("old-pending");
+            old_pending.created_at = Utc::now() - chrono::TimeDelta::days(30);
+            store.put(old_pending).await.unwrap();
+            for id in ["decided", "recent"] {
+                store.put(approval(id)).await.unwrap();
+            }
+            let mut past = settlement("x");
+            past.at = Utc::now() - chrono::TimeDelta::days(8);
+            store.settle("decided", past).await.unwrap();
+            store.settle("recent", settlement("x")).await.unwrap();
+            let cutoff = Utc::now() - chrono::TimeDelta::days(7);
+            assert_eq!(store.purge_decided(cutoff).await.unwrap(), vec!["decided"]);
+            assert!(store.purge_decided(cutoff).await.unwrap().is_empty());
+        }
+        let store = RedbApprovalStore::open(&path).unwrap();
+        let mut left: Vec<String> = store
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.approval_id)
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec!["old-pending", "recent"],
+            "durable across a reopen"
+        );
     }
 
     #[tokio::test]
