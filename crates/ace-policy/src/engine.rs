@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::decision::{Action, Decision};
 use crate::ehi::{EhiConfig, EhiGate};
 use crate::error::PolicyError;
-use crate::input::policy_input;
+use crate::input::PolicyInput;
 use crate::principal::Principal;
 use crate::rbac::Rbac;
 use crate::receive::can_receive;
@@ -136,7 +136,7 @@ impl PolicyEngine {
             return rbac;
         }
         let rego = match &self.rego {
-            Some(rego) => rego.evaluate(&policy_input(principal, action, subject, envelope)),
+            Some(rego) => rego.evaluate(&PolicyInput::new(principal, action, subject, envelope)),
             None => Decision::Allow,
         };
         if rego.is_deny() {

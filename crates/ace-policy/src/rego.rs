@@ -8,13 +8,18 @@
 //! RBAC grants and Rego restricts: a policy that wants an allow-list writes it as
 //! `deny contains "…" if not …`. An undefined rule counts as empty.
 //!
-//! Decisions are cached by the SHA-256 of the input document in a bounded FIFO map (no policy
-//! can read the clock: the `time` builtins are not compiled in, so equal inputs always get
-//! equal answers). If evaluation fails or the result has the wrong shape, the answer is
-//! `Deny` with reason [`POLICY_ENGINE_FAILURE`], logged at `error` and counted — the seed's
-//! "failover to default-deny" procedure — and never cached, so a recovered engine answers anew.
+//! Decisions are cached by the SHA-256 of the input document's JSON text in a bounded FIFO map
+//! (no policy can read the clock: the `time` builtins are not compiled in, so equal inputs
+//! always get equal answers). The text is streamed into the hash as it is serialized, so a hit
+//! costs a hash, one lock and one lookup; only a miss builds the document the engine reads,
+//! from the same value, so the document hashed is the document evaluated.
+//!
+//! If evaluation fails or the result has the wrong shape, the answer is `Deny` with reason
+//! [`POLICY_ENGINE_FAILURE`], logged at `error` and counted — the seed's "failover to
+//! default-deny" procedure — and never cached, so a recovered engine answers anew.
 
 use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +28,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use regorus::Engine;
 use regorus::utils::limits::ExecutionTimerConfig;
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -126,19 +132,12 @@ impl RegoPolicy {
         &self.stats
     }
 
-    /// The decision for `input`, from the cache when it was seen before.
-    pub fn evaluate(&self, input: &Value) -> Decision {
-        let key: [u8; 32] = Sha256::digest(input.to_string().as_bytes()).into();
-        if let Some(decision) = self.cache.lock().get(&key) {
-            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return decision;
-        }
-        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-        match self.evaluate_uncached(input) {
-            Ok(decision) => {
-                self.cache.lock().insert(key, decision.clone());
-                decision
-            }
+    /// The decision for `input` (any document that serializes to a JSON object: the engine's
+    /// [`crate::policy_input`] or a `serde_json::Value`), from the cache when its JSON text was
+    /// seen before. Equal inputs must serialize to equal text (no `HashMap` inside) to hit.
+    pub fn evaluate<I: Serialize + ?Sized>(&self, input: &I) -> Decision {
+        match self.evaluate_cached(input) {
+            Ok(decision) => decision,
             Err(reason) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
@@ -151,11 +150,24 @@ impl RegoPolicy {
         }
     }
 
+    fn evaluate_cached<I: Serialize + ?Sized>(&self, input: &I) -> Result<Decision, String> {
+        let key = cache_key(input)?;
+        if let Some(decision) = self.cache.lock().get(&key) {
+            self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(decision);
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let decision = self.evaluate_uncached(input)?;
+        self.cache.lock().insert(key, decision.clone());
+        Ok(decision)
+    }
+
     /// One evaluation, bypassing the cache (a failure is an `Err` with the engine's message).
-    pub fn evaluate_uncached(&self, input: &Value) -> Result<Decision, String> {
+    pub fn evaluate_uncached<I: Serialize + ?Sized>(&self, input: &I) -> Result<Decision, String> {
+        let input = serde_json::to_value(input).map_err(|e| e.to_string())?;
         let result = {
             let mut engine = self.engine.lock();
-            engine.set_input(regorus::Value::from(input.clone()));
+            engine.set_input(regorus::Value::from(input));
             engine
                 .eval_query(self.query.clone(), false)
                 .map_err(|e| e.to_string())?
@@ -213,6 +225,28 @@ fn reasons(package: &Value, rule: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// The cache key of `input`: the SHA-256 of its compact JSON text, written straight into the
+/// hash (no `String`, no `Value`).
+fn cache_key<I: Serialize + ?Sized>(input: &I) -> Result<[u8; 32], String> {
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, input).map_err(|e| e.to_string())?;
+    Ok(hasher.0.finalize().into())
+}
+
+/// An `io::Write` that feeds SHA-256 (`sha2` 0.11 has no `io` adapter of its own).
+struct HashWriter(Sha256);
+
+impl io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Decisions by input hash, evicting the oldest entry when full.
 #[derive(Debug)]
 struct DecisionCache {
@@ -251,6 +285,10 @@ impl DecisionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Action;
+    use crate::input::{ENVIRONMENT_HEADER, PolicyInput, policy_input};
+    use crate::principal::Principal;
+    use ace_envelope::{Envelope, Kind, Source, SourceType};
     use serde_json::json;
 
     fn policy(rego: &str) -> RegoPolicy {
@@ -299,6 +337,80 @@ mod tests {
             p.evaluate(&json!({})),
             Decision::deny(POLICY_ENGINE_FAILURE)
         );
+    }
+
+    fn agent(id: &str) -> Principal {
+        Principal::new(id, SourceType::Agent, vec!["agent".into()], 1).unwrap()
+    }
+
+    fn envelope(subject: &str, ehi: f64) -> Envelope {
+        let mut env = Envelope::builder(Kind::Command, subject)
+            .header(ENVIRONMENT_HEADER, "production")
+            .header("ace-action", "deploy")
+            .ehi_score(ehi)
+            .build_unchecked();
+        env.source = Some(Source::new(SourceType::Agent, "a1"));
+        env.governance.pii = vec!["email".into()];
+        env
+    }
+
+    #[test]
+    fn given_policy_inputs_when_keyed_then_the_key_is_the_sha256_of_the_policy_input_text() {
+        let (a1, dev) = (agent("a1"), Principal::development());
+        let cmd = "ace.comms.a2a.agent.b7.cmd.v1";
+        let named = "ace.comms.mcp.service.s1.qry.tool_call.v2";
+        let (env, bare) = (
+            envelope(cmd, 0.4),
+            Envelope::builder(Kind::Query, named).build_unchecked(),
+        );
+        let cases = [
+            (&a1, Action::Publish, cmd, Some(&env)),
+            (&a1, Action::Publish, named, Some(&bare)),
+            (&a1, Action::Subscribe, "ace.comms.a2a.>", None),
+            (&dev, Action::Subscribe, named, None),
+            (&dev, Action::Publish, "not.ace", Some(&env)),
+        ];
+        for (principal, action, subject, envelope) in cases {
+            let streamed = cache_key(&PolicyInput::new(principal, action, subject, envelope));
+            let text = policy_input(principal, action, subject, envelope).to_string();
+            let expected: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+            assert_eq!(streamed, Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn given_equal_and_different_inputs_when_keyed_then_only_equal_ones_share_a_key() {
+        let (a1, a2) = (agent("a1"), agent("a2"));
+        let subject = "ace.comms.a2a.agent.b7.cmd.v1";
+        let (low, high) = (envelope(subject, 0.3), envelope(subject, 0.9));
+        let key = |p, e| cache_key(&PolicyInput::new(p, Action::Publish, subject, Some(e)));
+        let same = low.clone();
+        assert_eq!(key(&a1, &low), key(&a1, &same));
+        assert_ne!(key(&a1, &low), key(&a2, &low));
+        assert_ne!(key(&a1, &low), key(&a1, &high));
+        let subscribe = cache_key(&PolicyInput::new(&a1, Action::Subscribe, subject, None));
+        assert_ne!(key(&a1, &low), subscribe);
+    }
+
+    #[test]
+    fn given_a_borrowed_input_then_its_value_when_evaluated_then_both_share_one_cache_entry() {
+        let p = policy(
+            "package ace.comms\nrequire_approval contains \"ehi\" if input.ehi_score > 0.5\n",
+        );
+        let a1 = agent("a1");
+        let subject = "ace.comms.a2a.agent.b7.cmd.v1";
+        let env = envelope(subject, 0.9);
+        let borrowed = PolicyInput::new(&a1, Action::Publish, subject, Some(&env));
+        let held = Decision::RequireApproval {
+            reasons: vec!["ehi".into()],
+        };
+        assert_eq!(p.evaluate(&borrowed), held);
+        assert_eq!(
+            p.evaluate(&policy_input(&a1, Action::Publish, subject, Some(&env))),
+            held
+        );
+        assert_eq!(p.stats().cache_misses.load(Ordering::Relaxed), 1);
+        assert_eq!(p.stats().cache_hits.load(Ordering::Relaxed), 1);
     }
 
     #[test]
