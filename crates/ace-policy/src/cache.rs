@@ -10,9 +10,10 @@
 //!   the token verified again in full, so a cached token is never worth more than an uncached
 //!   one (the verifier's leeway and its `Expired` refusal apply the same way).
 //! - Bounded: at capacity, expired entries are swept first; if none expired, the entry closest
-//!   to expiry is evicted (it is the least valuable one to keep).
+//!   to expiry is evicted (it is the least valuable one to keep). An index of the entries by
+//!   `exp` finds both at its front, so a full cache costs O(log n) per insert, not a scan.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -29,7 +30,43 @@ pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
 pub struct TokenCache {
     verifier: TokenVerifier,
     capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], (Principal, u64)>>,
+    entries: Mutex<Entries>,
+}
+
+/// The cached principals by token hash, with their `exp`, and the same entries ordered by
+/// `exp` (soonest first); the two always hold the same keys.
+#[derive(Debug, Default)]
+struct Entries {
+    tokens: HashMap<[u8; 32], (Principal, u64)>,
+    by_exp: BTreeSet<(u64, [u8; 32])>,
+}
+
+impl Entries {
+    fn remove(&mut self, key: &[u8; 32]) {
+        if let Some((_, exp)) = self.tokens.remove(key) {
+            self.by_exp.remove(&(exp, *key));
+        }
+    }
+
+    /// Adds `key`, first making room below `capacity`: every entry expired at `now` goes, and
+    /// if that freed nothing, the one closest to expiry.
+    fn insert(&mut self, key: [u8; 32], principal: Principal, exp: u64, capacity: usize, now: u64) {
+        self.remove(&key);
+        if self.tokens.len() >= capacity {
+            while let Some(&(soonest, expired)) = self.by_exp.first()
+                && soonest <= now
+            {
+                self.remove(&expired);
+            }
+        }
+        if self.tokens.len() >= capacity
+            && let Some((_, soonest)) = self.by_exp.pop_first()
+        {
+            self.tokens.remove(&soonest);
+        }
+        self.tokens.insert(key, (principal, exp));
+        self.by_exp.insert((exp, key));
+    }
 }
 
 impl TokenCache {
@@ -38,7 +75,7 @@ impl TokenCache {
         TokenCache {
             verifier,
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -49,7 +86,7 @@ impl TokenCache {
 
     /// Tokens cached now.
     pub fn len(&self) -> usize {
-        self.entries.lock().len()
+        self.entries.lock().tokens.len()
     }
 
     /// Whether nothing is cached.
@@ -63,7 +100,7 @@ impl TokenCache {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         {
             let mut entries = self.entries.lock();
-            match entries.get(&key) {
+            match entries.tokens.get(&key) {
                 Some((principal, exp)) if *exp > now => return Ok(principal.clone()),
                 // Past `exp`: forgotten, and judged again in full below (the verifier's
                 // leeway then decides, exactly as for a token never seen).
@@ -76,16 +113,7 @@ impl TokenCache {
         let (principal, exp) = self.verifier.verify_until(token)?;
         if self.capacity > 0 && exp > now {
             let mut entries = self.entries.lock();
-            if entries.len() >= self.capacity {
-                entries.retain(|_, (_, e)| *e > now);
-            }
-            if entries.len() >= self.capacity {
-                let soonest = entries.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| *k);
-                if let Some(soonest) = soonest {
-                    entries.remove(&soonest);
-                }
-            }
-            entries.insert(key, (principal.clone(), exp));
+            entries.insert(key, principal.clone(), exp, self.capacity, now);
         }
         Ok(principal)
     }
@@ -166,8 +194,59 @@ mod tests {
             cache.verify(t, now()).unwrap();
         }
         assert_eq!(cache.len(), 2);
-        let entries = cache.entries.lock();
-        let key: [u8; 32] = Sha256::digest(a.as_bytes()).into();
-        assert!(!entries.contains_key(&key), "the soonest expiry is evicted");
+        assert!(!cached(&cache, &a), "the soonest expiry is evicted");
+        assert!(cached(&cache, &b) && cached(&cache, &c));
+    }
+
+    fn cached(cache: &TokenCache, token: &str) -> bool {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        cache.entries.lock().tokens.contains_key(&key)
+    }
+
+    #[test]
+    fn given_a_full_cache_with_expired_entries_when_a_token_verifies_then_all_expired_go() {
+        let cache = cache(3);
+        let start = now();
+        let (a, b, c) = (
+            token("a", start + 10),
+            token("b", start + 20),
+            token("c", start + 100),
+        );
+        for t in [&a, &b, &c] {
+            cache.verify(t, start).unwrap();
+        }
+        // By the caller's clock a and b have expired (the verifier's own clock has not).
+        let d = token("d", start + 200);
+        cache.verify(&d, start + 30).unwrap();
+        assert_eq!(cache.len(), 2);
+        assert!(!cached(&cache, &a) && !cached(&cache, &b));
+        assert!(cached(&cache, &c) && cached(&cache, &d));
+    }
+
+    #[test]
+    fn given_a_full_cache_when_many_tokens_verify_then_each_evicts_the_soonest_and_stays_bounded() {
+        let cache = cache(4);
+        let start = now();
+        // Expiries out of order and repeated; the first six are presented twice.
+        let tokens: Vec<String> = (0..24u64)
+            .map(|i| token(&format!("p{i}"), start + 60 + (i * 37) % 50))
+            .collect();
+        for t in tokens.iter().chain(&tokens[..6]) {
+            let soonest = cache.entries.lock().by_exp.first().copied();
+            let (full, known) = (cache.len() == 4, cached(&cache, t));
+            cache.verify(t, start).unwrap();
+            let entries = cache.entries.lock();
+            assert_eq!(entries.tokens.len(), entries.by_exp.len());
+            assert!(entries.tokens.len() <= 4);
+            for (key, (_, exp)) in &entries.tokens {
+                assert!(entries.by_exp.contains(&(*exp, *key)), "index in step");
+            }
+            if let Some((_, evicted)) = soonest.filter(|_| full && !known) {
+                assert!(!entries.tokens.contains_key(&evicted), "the soonest went");
+            }
+            drop(entries);
+            assert!(cached(&cache, t));
+        }
+        assert_eq!(cache.len(), 4);
     }
 }
