@@ -414,6 +414,19 @@ mod tests {
     }
 
     #[test]
+    fn given_an_input_that_is_not_json_when_evaluated_then_the_engine_fails_closed_uncached() {
+        let p = policy("package ace.comms\n");
+        // A map keyed by byte strings has no JSON form.
+        let input = std::collections::BTreeMap::from([(vec![1u8], 1)]);
+        for _ in 0..2 {
+            assert_eq!(p.evaluate(&input), Decision::deny(POLICY_ENGINE_FAILURE));
+        }
+        assert!(p.evaluate_uncached(&input).is_err());
+        assert_eq!(p.stats().failures.load(Ordering::Relaxed), 2);
+        assert_eq!(p.stats().cache_misses.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn given_a_syntax_error_when_loaded_then_the_file_is_named() {
         let err = RegoPolicy::from_sources(vec![("bad.rego".into(), "package".into())], json!({}))
             .unwrap_err();
