@@ -46,11 +46,26 @@ pub trait Bus: Send + Sync {
     }
 
     /// Subscribes live (no persistence) to a subject pattern; with a `queue` group, each message
-    /// goes to one member of the group.
+    /// goes to one member of the group. The same as `subscribe_filtered` with no filter.
     async fn subscribe(
         &self,
         pattern: &str,
         queue: Option<&str>,
+    ) -> Result<Box<dyn LiveSubscription>, BusError> {
+        self.subscribe_filtered(pattern, queue, None).await
+    }
+
+    /// Subscribes live like `subscribe`, receiving only the messages `accept` (when given)
+    /// accepts. The engine asks `accept` when it offers a message, before it counts the message
+    /// as delivered: a plain subscriber that refuses simply does not get it, and a queue group
+    /// gives it to a member that accepts — a member that refuses is skipped, not handed a
+    /// message it would drop — so the group loses a message only when no member accepts it.
+    /// Replies to a request (`request`) never pass through a subscription and are not filtered.
+    async fn subscribe_filtered(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+        accept: Option<Accept>,
     ) -> Result<Box<dyn LiveSubscription>, BusError>;
 
     /// Publishes a request and waits for the first reply (see the live hub for the reply subject
@@ -117,6 +132,17 @@ pub trait Bus: Send + Sync {
     /// with `BusError::Closed`.
     async fn close(&self) -> Result<(), BusError>;
 }
+
+/// Whether a live subscription may receive a message: `true` delivers it, `false` skips this
+/// subscription (in a queue group, the next member is asked).
+///
+/// Engines call it while routing a publish, possibly under a lock of their subscription table,
+/// once per matching filtered subscription and message: it must be cheap, must not block or
+/// panic, and must never call back into the bus (a publish or subscribe from inside it may
+/// deadlock). It sees each message once per subscription it is offered to; whatever it counts
+/// (a refusal metric) counts offers, so a queue-group member skipped in favour of another
+/// counts as one refusal even though the group received the message.
+pub type Accept = Arc<dyn Fn(&Envelope) -> bool + Send + Sync>;
 
 /// A live subscription as handed out by `Bus::subscribe`: engine-neutral, dropping it
 /// unsubscribes.

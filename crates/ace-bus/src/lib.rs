@@ -1,7 +1,8 @@
 //! `ace-bus`: the message bus of ACE::COMMS.
 //!
 //! - [`Bus`] (in `bus`): the dyn-compatible engine trait the server holds as `Arc<dyn Bus>`, with
-//!   the stream and consumer configuration types.
+//!   the stream and consumer configuration types and [`Accept`], the per-subscription receive
+//!   predicate of live subscriptions.
 //! - `embedded`: [`EmbeddedBus`], the default engine — streams as `ace-log` segment files,
 //!   stream and consumer configs and consumer state in one redb database (`state.redb`), core
 //!   pub/sub through the live hub.
@@ -12,7 +13,8 @@
 //! - `index`: [`index::SubjectIndex`], the wildcard subject trie that finds the subscriptions
 //!   matching a subject, fast with 100k of them.
 //! - `live`: [`LiveHub`], core pub/sub in process — bounded per-subscriber buffers with slow
-//!   consumer cutoff, queue groups, request/reply with timeout and no-responders.
+//!   consumer cutoff, queue groups, per-subscription receive filters, request/reply with timeout and
+//!   no-responders.
 //!
 //! # Invariants
 //!
@@ -44,7 +46,8 @@
 //!   its pattern matches, once (proptested), with or without its match cache.
 //! - `LiveHub::publish` never blocks and never buffers more than `subscriber_buffer` messages per
 //!   subscription: a full subscriber is cut off (`CloseReason::SlowConsumer`, counted), keeps
-//!   what it already holds, then ends. In a queue group exactly one live member gets a message.
+//!   what it already holds, then ends. In a queue group exactly one live member gets a message,
+//!   and never one whose `Accept` predicate refuses it while another member would accept it.
 //!
 //! # Dead letters, as a real move
 //!
@@ -93,10 +96,10 @@ pub mod index;
 pub mod live;
 
 pub use bus::{
-    AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo, DEAD_LETTER_PREFIX,
-    DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering, PublishAck,
-    RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo,
-    SyncPolicy,
+    Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo,
+    DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering,
+    PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
+    StreamInfo, SyncPolicy,
 };
 pub use embedded::{EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;

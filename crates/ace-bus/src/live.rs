@@ -11,6 +11,14 @@
 //! - **Queue groups.** Among the matching members of one queue group exactly one live member gets
 //!   each message, picked at random (no shared counter to contend on); a full member is cut off and
 //!   the next one is tried, so a message is lost only when every member is full.
+//! - **Receive filters.** A subscription may carry an [`Accept`] predicate (`subscribe_filtered`;
+//!   the core passes the subscriber's right to receive). It is asked when the message is offered,
+//!   before the buffer: a plain subscriber that refuses does not get the message; in a queue group
+//!   a member that refuses is skipped like a closed one and the next member is asked, so the group
+//!   gets the message whenever any member accepts it. A plain subscriber that refuses, and a group
+//!   whose members took nothing because they refused, are counted in [`LiveStats::refused`]. The
+//!   predicate runs under the index's read lock, on the publisher's thread: cheap, never calling
+//!   back into the hub. Unfiltered subscriptions pay one branch on `None`.
 //! - **Request/reply.** A request carries its reply subject in `headers["reply_to"]`, a one-token
 //!   inbox under `ace.comms.system.inbox.`. Pending requests wait on a oneshot in a map instead of a
 //!   subscription of their own, so requests do not churn the index (the same trick as NATS's
@@ -29,6 +37,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bus::Accept;
 use crate::error::BusError;
 use crate::index::{EntryId, SubjectIndex};
 
@@ -81,6 +90,11 @@ pub struct LiveStats {
     pub no_interest: u64,
     /// Publishes not delivered because the message's TTL or deadline had passed.
     pub expired: u64,
+    /// Receivers a message was withheld from by their [`Accept`] predicate: once per plain
+    /// subscriber that refused it, and once per queue group that did not get it because its
+    /// members refused (a member skipped for another one that accepts is not counted: the group
+    /// got the message).
+    pub refused: u64,
 }
 
 const OPEN: u8 = 0;
@@ -90,6 +104,8 @@ const HUB_CLOSED: u8 = 2;
 /// One subscription as the hub sees it.
 struct Member {
     queue: Option<Box<str>>,
+    /// Asked before each offer; `None` takes everything.
+    accept: Option<Accept>,
     tx: mpsc::Sender<Arc<Envelope>>,
     state: Arc<AtomicU8>,
 }
@@ -101,6 +117,7 @@ struct Counters {
     slow_consumer_cutoffs: AtomicU64,
     no_interest: AtomicU64,
     expired: AtomicU64,
+    refused: AtomicU64,
 }
 
 struct Shared {
@@ -150,6 +167,17 @@ impl LiveHub {
 
     /// Subscribes to `pattern` (wildcards allowed), optionally as a member of queue group `queue`.
     pub fn subscribe(&self, pattern: &str, queue: Option<&str>) -> Result<Subscription, BusError> {
+        self.subscribe_filtered(pattern, queue, None)
+    }
+
+    /// Subscribes like [`LiveHub::subscribe`], receiving only what `accept` (when given) accepts;
+    /// in a queue group a refusing member is skipped and the next one asked (see the module doc).
+    pub fn subscribe_filtered(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+        accept: Option<Accept>,
+    ) -> Result<Subscription, BusError> {
         let pattern = SubjectPattern::new(pattern).map_err(|e| invalid_subject(pattern, &e))?;
         if let Some(queue) = queue.filter(|q| q.is_empty() || q.chars().any(char::is_whitespace)) {
             return Err(BusError::InvalidConfig {
@@ -161,6 +189,7 @@ impl LiveHub {
         let state = Arc::new(AtomicU8::new(OPEN));
         let member = Member {
             queue: queue.map(Into::into),
+            accept,
             tx,
             state: Arc::clone(&state),
         };
@@ -233,6 +262,7 @@ impl LiveHub {
             slow_consumer_cutoffs: counters.slow_consumer_cutoffs.load(Ordering::Relaxed),
             no_interest: counters.no_interest.load(Ordering::Relaxed),
             expired: counters.expired.load(Ordering::Relaxed),
+            refused: counters.refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -265,8 +295,11 @@ fn invalid_subject(subject: &str, error: &impl std::fmt::Display) -> BusError {
 }
 
 /// Outcome of offering a message to one member.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Offer {
     Delivered,
+    /// The member's `accept` predicate refused the message.
+    Refused,
     /// The member was full and is now cut off; its entry must leave the index.
     CutOff,
     /// The member is already closed (cut off, or its receiver dropped).
@@ -277,6 +310,9 @@ impl Member {
     fn offer(&self, msg: &Arc<Envelope>, counters: &Counters) -> Offer {
         if self.state.load(Ordering::Acquire) != OPEN {
             return Offer::Gone;
+        }
+        if self.accept.as_ref().is_some_and(|accept| !accept(msg)) {
+            return Offer::Refused;
         }
         match self.tx.try_send(Arc::clone(msg)) {
             Ok(()) => Offer::Delivered,
@@ -304,33 +340,45 @@ impl Member {
 #[derive(Default)]
 struct Fanout {
     delivered: usize,
+    /// Receivers whose predicate withheld the message (see `LiveStats::refused`).
+    refused: u64,
     cut_off: Vec<EntryId>,
 }
 
 impl Fanout {
-    /// Offers to one member; true if it took the message.
+    /// Offers to one member and books the outcome (delivered, or cut off).
     fn offer(
         &mut self,
         id: EntryId,
         member: &Member,
         msg: &Arc<Envelope>,
         counters: &Counters,
-    ) -> bool {
-        match member.offer(msg, counters) {
-            Offer::Delivered => {
-                self.delivered += 1;
-                true
-            }
-            Offer::CutOff => {
-                self.cut_off.push(id);
-                false
-            }
-            Offer::Gone => false,
+    ) -> Offer {
+        let outcome = member.offer(msg, counters);
+        match outcome {
+            Offer::Delivered => self.delivered += 1,
+            Offer::CutOff => self.cut_off.push(id),
+            Offer::Refused | Offer::Gone => {}
+        }
+        outcome
+    }
+
+    /// Offers to a subscriber outside any queue group; a refusal is counted.
+    fn offer_plain(
+        &mut self,
+        id: EntryId,
+        member: &Member,
+        msg: &Arc<Envelope>,
+        counters: &Counters,
+    ) {
+        if self.offer(id, member, msg, counters) == Offer::Refused {
+            self.refused += 1;
         }
     }
 
     /// Gives the message to one member of each queue group in `members` (sorted by group, in
-    /// index order within a group): a random start, then the next live one.
+    /// index order within a group): a random start, then the next live member that accepts it.
+    /// A group that took nothing because members refused is counted once.
     fn offer_queue_groups(
         &mut self,
         members: &[(EntryId, &Member)],
@@ -340,12 +388,18 @@ impl Fanout {
         let mut rng = rand::rng();
         for group in members.chunk_by(|a, b| a.1.queue == b.1.queue) {
             let start = rng.random_range(0..group.len());
-            let order = group[start..].iter().chain(&group[..start]);
-            for &(id, member) in order {
-                if self.offer(id, member, msg, counters) {
-                    break;
+            let mut refused = false;
+            for &(id, member) in group[start..].iter().chain(&group[..start]) {
+                match self.offer(id, member, msg, counters) {
+                    Offer::Delivered => {
+                        refused = false;
+                        break;
+                    }
+                    Offer::Refused => refused = true,
+                    Offer::CutOff | Offer::Gone => {}
                 }
             }
+            self.refused += u64::from(refused);
         }
     }
 }
@@ -364,9 +418,7 @@ impl Shared {
             let index = self.index.read();
             let mut queued: Vec<(EntryId, &Member)> = Vec::new();
             index.matches(&msg.subject, |id, member| match member.queue {
-                None => {
-                    fanout.offer(id, member, msg, &self.counters);
-                }
+                None => fanout.offer_plain(id, member, msg, &self.counters),
                 Some(_) => queued.push((id, member)),
             });
             if !queued.is_empty() {
@@ -375,6 +427,11 @@ impl Shared {
             }
         }
         self.remove_cut_off(&fanout.cut_off);
+        if fanout.refused > 0 {
+            self.counters
+                .refused
+                .fetch_add(fanout.refused, Ordering::Relaxed);
+        }
         self.count_delivered(fanout.delivered);
         fanout.delivered
     }

@@ -3,21 +3,27 @@
 //! out the subscription, so an adapter (the WebSocket today) cannot listen around governance.
 //!
 //! The action authorized is [`Action::Subscribe`] naming the subject *pattern*. Being allowed
-//! the pattern is not enough to see every message on it: each delivery is also asked
-//! [`Authorizer::can_receive`] (the envelope's `rbac` permissions and its label against the
-//! subscriber's clearance), and a message the subscriber may not receive is dropped from its
-//! subscription only — other plain subscribers still get it — and counted by the authorizer
-//! (`ace_comms_policy_receive_denials_total`). In a queue group the bus has already chosen the
-//! one member before this filter runs, so a message that member may not receive is lost to the
-//! group: give a queue group's members the same clearance (live delivery is at most once
-//! anyway; durable consumers withhold and redeliver instead). The server's own internal
-//! subscriptions are not filtered.
+//! the pattern is not enough to see every message on it: the subscription carries the
+//! subscriber's [`Authorizer::can_receive`] (the envelope's `rbac` permissions and its label
+//! against the subscriber's clearance) as its bus receive filter (`ace_bus::Accept`), which the
+//! bus asks when it routes each message, before choosing who gets it:
+//!
+//! - a plain subscriber that may not receive a message does not get it; every other subscriber
+//!   still does;
+//! - in a queue group a member that may not receive a message is skipped and the message goes to
+//!   a member that may (the bus's usual member choice among those); only when no member may is
+//!   it not delivered to that group, counted by the bus (`LiveStats::refused`).
+//!
+//! Every refusal is counted by the authorizer (`ace_comms_policy_receive_denials_total`): it
+//! counts refused offers, so a queue-group member skipped in favour of a cleared one counts too,
+//! although the group got the message. Live delivery stays at most once: nothing is retried or
+//! kept for a subscriber that joins later (durable consumers withhold and redeliver instead).
+//! The decision is taken when the message is routed, by the policy in force then. The server's
+//! own internal subscriptions are not filtered.
 
 use std::sync::Arc;
 
-use ace_bus::LiveSubscription;
-use ace_envelope::Envelope;
-use async_trait::async_trait;
+use ace_bus::{Accept, LiveSubscription};
 
 use crate::context::{Principal, RequestContext};
 use crate::core::Core;
@@ -26,8 +32,8 @@ use crate::governance::{Action, Authorizer};
 
 impl Core {
     /// Subscribes live to `pattern` (optionally in a `queue` group: each message goes to one
-    /// member). Dropping the subscription unsubscribes. An invalid pattern is refused with
-    /// `INVALID_SUBJECT`.
+    /// member that may receive it). Dropping the subscription unsubscribes. An invalid pattern
+    /// is refused with `INVALID_SUBJECT`.
     pub async fn subscribe(
         &self,
         ctx: &RequestContext,
@@ -35,50 +41,33 @@ impl Core {
         queue: Option<&str>,
     ) -> Result<Box<dyn LiveSubscription>, CoreError> {
         let principal = self.allow(ctx, Action::Subscribe(pattern))?;
-        let inner = self.bus.subscribe(pattern, queue).await?;
-        if ctx.is_internal() {
-            return Ok(inner);
-        }
-        Ok(Box::new(Receivable {
-            inner,
-            principal,
-            authorizer: Arc::clone(&self.hooks.authorizer),
-        }))
+        let accept = (!ctx.is_internal())
+            .then(|| receivable_by(principal, Arc::clone(&self.hooks.authorizer)));
+        Ok(self.bus.subscribe_filtered(pattern, queue, accept).await?)
     }
 }
 
-/// A live subscription that only hands out what its principal may receive.
-struct Receivable {
-    inner: Box<dyn LiveSubscription>,
-    principal: Principal,
-    authorizer: Arc<dyn Authorizer>,
-}
-
-#[async_trait]
-impl LiveSubscription for Receivable {
-    fn id(&self) -> u64 {
-        self.inner.id()
-    }
-
-    async fn next(&mut self) -> Option<Arc<Envelope>> {
-        loop {
-            let envelope = self.inner.next().await?;
-            if self.authorizer.can_receive(&self.principal, &envelope) {
-                return Some(envelope);
-            }
-        }
-    }
+/// The bus receive filter of `principal`'s subscriptions: what the authorizer lets it receive.
+/// Cheap enough for the bus's routing path (a clearance compare and the envelope's few `rbac`
+/// permissions); it never calls back into the bus.
+fn receivable_by(principal: Principal, authorizer: Arc<dyn Authorizer>) -> Accept {
+    Arc::new(move |envelope| authorizer.can_receive(&principal, envelope))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
-    use ace_bus::{EmbeddedBus, EmbeddedConfig};
+    use ace_bus::{EmbeddedBus, EmbeddedConfig, LiveSubscription};
     use ace_contracts::Registry;
-    use ace_envelope::{Envelope, ErrorCode, Kind, SystemClock};
+    use ace_envelope::{Envelope, ErrorCode, Kind, Label, SourceType, SystemClock};
+    use ace_policy::{EhiConfig, PolicyEngine};
 
-    use crate::{Action, Authorizer, Core, CoreLimits, Decision, Hooks, Principal, RequestContext};
+    use crate::{
+        Action, Authenticator, Authorizer, Core, CoreError, CoreLimits, Credentials, Decision,
+        Hooks, PolicyAuthorizer, Principal, RequestContext,
+    };
 
     #[derive(Debug)]
     struct DenyAll;
@@ -162,6 +151,101 @@ mod tests {
             internal.next().await.unwrap().id,
             secret.id,
             "the server sees all"
+        );
+    }
+
+    /// Authenticates the API key `high` as a `human` of clearance 5, any other as clearance 1.
+    #[derive(Debug)]
+    struct ByKey;
+
+    impl Authenticator for ByKey {
+        fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError> {
+            let high = ctx.credentials == Credentials::ApiKey("high".to_owned());
+            let (id, clearance) = if high { ("high", 5) } else { ("low", 1) };
+            Ok(Principal::new(id, SourceType::Human, vec!["human".to_owned()], clearance).unwrap())
+        }
+    }
+
+    /// A core enforcing the embedded RBAC (through `engine`) over `ByKey`'s two principals.
+    fn cleared_core(dir: &std::path::Path, engine: &Arc<PolicyEngine>) -> Core {
+        let hooks = Hooks {
+            authenticator: Arc::new(ByKey),
+            authorizer: Arc::new(PolicyAuthorizer::new(Arc::clone(engine))),
+            ..Hooks::development()
+        };
+        core(dir, hooks)
+    }
+
+    fn as_key(key: &str) -> RequestContext {
+        let mut ctx = RequestContext::new("test");
+        ctx.credentials = Credentials::ApiKey(key.to_owned());
+        ctx
+    }
+
+    /// A `low` and a `high` subscriber to `ace.comms.http.>`, in `queue` when given.
+    async fn low_and_high(core: &Core, queue: Option<&str>) -> [Box<dyn LiveSubscription>; 2] {
+        let pattern = "ace.comms.http.>";
+        let low = core.subscribe(&as_key("low"), pattern, queue).await;
+        let high = core.subscribe(&as_key("high"), pattern, queue).await;
+        [low.unwrap(), high.unwrap()]
+    }
+
+    /// Publishes `n` confidential events (clearance 3 needed) as the server; their ids in order.
+    async fn publish_confidential(core: &Core, n: usize) -> Vec<uuid::Uuid> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let env = Envelope::builder(Kind::Event, "ace.comms.http.service.kpi.evt.v1")
+                .label(Label::Confidential)
+                .payload_json(serde_json::json!({ "n": i }))
+                .build()
+                .unwrap();
+            ids.push(env.id);
+            core.publish(&RequestContext::internal(), env)
+                .await
+                .unwrap();
+        }
+        ids
+    }
+
+    /// The ids `sub` receives until it has been quiet for 200 ms.
+    async fn received(sub: &mut dyn LiveSubscription) -> Vec<uuid::Uuid> {
+        let mut ids = Vec::new();
+        let quiet = std::time::Duration::from_millis(200);
+        while let Ok(Some(m)) = tokio::time::timeout(quiet, sub.next()).await {
+            ids.push(m.id);
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn given_a_queue_group_with_a_member_below_the_label_when_published_then_all_reach_the_cleared_member()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(PolicyEngine::embedded(EhiConfig::default()).unwrap());
+        let core = cleared_core(dir.path(), &engine);
+        let [mut low, mut high] = low_and_high(&core, Some("workers")).await;
+        let sent = publish_confidential(&core, 40).await;
+        assert_eq!(received(&mut *high).await, sent, "none lost to the group");
+        assert!(
+            received(&mut *low).await.is_empty(),
+            "nothing above clearance"
+        );
+    }
+
+    #[tokio::test]
+    async fn given_a_plain_subscriber_below_the_label_when_published_then_each_refusal_is_counted()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(PolicyEngine::embedded(EhiConfig::default()).unwrap());
+        let core = cleared_core(dir.path(), &engine);
+        let [mut low, mut high] = low_and_high(&core, None).await;
+        let sent = publish_confidential(&core, 5).await;
+        assert_eq!(received(&mut *high).await, sent);
+        assert!(received(&mut *low).await.is_empty());
+        let denied = engine.counters().receive_denied.load(Ordering::Relaxed);
+        assert_eq!(
+            denied, 5,
+            "ace_comms_policy_receive_denials_total counts each"
         );
     }
 

@@ -121,7 +121,8 @@ macro_rules! conformance_suite {
     ($factory:path) => {
         $crate::conformance_suite!(@each $factory;
             publish_is_stored_and_read_back, publish_without_stream_is_live_only,
-            queue_group_delivers_once, request_reply_and_no_responders, duplicate_is_stored_once,
+            queue_group_delivers_once, queue_group_skips_a_member_that_refuses,
+            filtered_subscriber_gets_only_what_it_accepts, request_reply_and_no_responders, duplicate_is_stored_once,
             dedup_window_survives_restart_then_expires, discard_new_refuses_when_full,
             max_msg_size_is_refused, overlapping_streams_are_refused, publish_batch_answers_each_in_order,
             publishes_survive_a_concurrent_update, dead_letter_without_another_fetch,

@@ -1,13 +1,16 @@
 //! Kit tests of streams and core pub/sub: storage and read-back, live delivery, queue groups,
-//! request/reply, dedup (also across restarts), limits, retention policies, stream management,
-//! slow-consumer cut-off and error naming.
+//! receive filters (`subscribe_filtered`), request/reply, dedup (also across restarts), limits,
+//! retention policies, stream management, slow-consumer cut-off and error naming.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use ace_envelope::{Envelope, Priority};
+use ace_envelope::{Envelope, Label, Priority};
 
 use super::*;
-use crate::bus::{ConsumerConfig, DiscardPolicy, RetentionPolicy, StreamConfig};
+use crate::bus::{
+    Accept, ConsumerConfig, DiscardPolicy, LiveSubscription, RetentionPolicy, StreamConfig,
+};
 use crate::error::BusError;
 
 /// A captured publish is answered with its stream and sequence, and reads back unchanged.
@@ -67,13 +70,73 @@ pub async fn queue_group_delivers_once(factory: &Factory) {
         .await
         .expect("b");
     publish_n(&*engine, 1, 20).await;
-    let mut total = 0;
-    for sub in [&mut a, &mut b] {
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
-            total += 1;
-        }
-    }
+    let total = received(&mut *a).await.len() + received(&mut *b).await.len();
     assert_eq!(total, 20, "each message goes to exactly one member");
+}
+
+/// An `Accept` that refuses every message labelled `secret`.
+fn no_secrets() -> Accept {
+    Arc::new(|envelope: &Envelope| envelope.governance.label != Label::Secret)
+}
+
+/// Publishes `n` messages labelled `secret` on subjects under `orders.`.
+async fn publish_secrets(engine: &dyn TestEngine, n: usize) {
+    for i in 0..n {
+        let e = build(env(engine, &format!("s{i}")).label(Label::Secret));
+        engine.bus().publish(e).await.expect("published");
+    }
+}
+
+/// In a queue group a member whose filter refuses a message is skipped, not handed it: every
+/// message reaches the member that accepts it, none is lost to the group.
+pub async fn queue_group_skips_a_member_that_refuses(factory: &Factory) {
+    let engine = factory().await;
+    let bus = engine.bus();
+    let pattern = "ace.comms.test.orders.*";
+    let mut refusing = bus
+        .subscribe_filtered(pattern, Some("workers"), Some(no_secrets()))
+        .await
+        .expect("refusing member");
+    let mut accepting = bus
+        .subscribe(pattern, Some("workers"))
+        .await
+        .expect("accepting member");
+    publish_secrets(&*engine, 50).await;
+    assert_eq!(received(&mut *accepting).await.len(), 50, "none lost");
+    assert!(
+        received(&mut *refusing).await.is_empty(),
+        "the refusing member got nothing"
+    );
+}
+
+/// A plain subscriber whose filter refuses a message does not get it; an unfiltered one does.
+pub async fn filtered_subscriber_gets_only_what_it_accepts(factory: &Factory) {
+    let engine = factory().await;
+    let bus = engine.bus();
+    let pattern = "ace.comms.test.>";
+    let mut filtered = bus
+        .subscribe_filtered(pattern, None, Some(no_secrets()))
+        .await
+        .expect("filtered");
+    let mut unfiltered = bus.subscribe(pattern, None).await.expect("unfiltered");
+    publish_secrets(&*engine, 20).await;
+    publish_n(&*engine, 1, 1).await;
+    let got = received(&mut *filtered).await;
+    assert_eq!(
+        got.iter().map(|m| m.subject.clone()).collect::<Vec<_>>(),
+        [subject("m1")],
+        "only the message it accepts"
+    );
+    assert_eq!(received(&mut *unfiltered).await.len(), 21, "all of them");
+}
+
+/// Everything `sub` receives until it has been quiet for 200 ms.
+async fn received(sub: &mut dyn LiveSubscription) -> Vec<Arc<Envelope>> {
+    let mut got = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+        got.push(m);
+    }
+    got
 }
 
 /// A request gets the reply of its responder; a request nobody listens to fails at once.

@@ -47,8 +47,8 @@ use self::record::{decode_envelope, unix_nanos};
 use self::state::{StateDb, consumer_key};
 use self::stream::{Consumer, Stream};
 use crate::bus::{
-    Bus, ConsumerConfig, ConsumerInfo, Delivered, LiveSubscription, PublishAck, StoredMessage,
-    StreamConfig, StreamInfo,
+    Accept, Bus, ConsumerConfig, ConsumerInfo, Delivered, LiveSubscription, PublishAck,
+    StoredMessage, StreamConfig, StreamInfo,
 };
 use crate::error::BusError;
 use crate::live::{LiveConfig, LiveHub, Subscription};
@@ -367,13 +367,14 @@ impl Bus for EmbeddedBus {
         self.inner.publish_batch(envelopes).await
     }
 
-    async fn subscribe(
+    async fn subscribe_filtered(
         &self,
         pattern: &str,
         queue: Option<&str>,
+        accept: Option<Accept>,
     ) -> Result<Box<dyn LiveSubscription>, BusError> {
         self.inner.check_open()?;
-        let sub = self.inner.live.subscribe(pattern, queue)?;
+        let sub = self.inner.live.subscribe_filtered(pattern, queue, accept)?;
         Ok(Box::new(sub))
     }
 

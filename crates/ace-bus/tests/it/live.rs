@@ -1,13 +1,15 @@
 //! The live hub as a user sees it: queue groups deliver each message to exactly one member, a
-//! slow subscriber is cut off and counted while the others keep receiving, request/reply answers,
-//! times out or finds no responders, and a dropped subscription stops receiving.
+//! slow subscriber is cut off and counted while the others keep receiving, a receive filter
+//! withholds what it refuses (in a queue group another member that accepts gets it),
+//! request/reply answers, times out or finds no responders, and a dropped subscription stops
+//! receiving.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ace_bus::live::reply_subject;
-use ace_bus::{BusError, CloseReason, LiveConfig, LiveHub, Subscription};
+use ace_bus::{Accept, BusError, CloseReason, LiveConfig, LiveHub, Subscription};
 use ace_envelope::{Envelope, Kind, ManualClock};
 use serde_json::json;
 
@@ -129,6 +131,109 @@ fn given_a_queue_group_of_full_members_when_publishing_then_full_members_are_cut
             .iter()
             .all(|m| m.close_reason() == Some(CloseReason::SlowConsumer))
     );
+}
+
+/// An `Accept` that takes only messages whose payload `n` is even.
+fn even_only() -> Accept {
+    Arc::new(|m: &Envelope| {
+        m.payload
+            .as_ref()
+            .and_then(|p| p["n"].as_u64())
+            .is_some_and(|n| n % 2 == 0)
+    })
+}
+
+#[test]
+fn given_a_queue_group_member_that_refuses_when_publishing_then_another_member_gets_every_message()
+{
+    let hub = hub_with_buffer(1_000);
+    let mut evens = hub
+        .subscribe_filtered(TASKS, Some("q"), Some(even_only()))
+        .expect("subscribe");
+    let mut all = hub.subscribe(TASKS, Some("q")).expect("subscribe");
+    for n in 0..200 {
+        assert_eq!(
+            hub.publish(event(TASKS, n)),
+            1,
+            "message {n} reached the group"
+        );
+    }
+    let odd = |m: &Arc<Envelope>| {
+        m.payload
+            .as_ref()
+            .is_some_and(|p| p["n"].as_u64().is_some_and(|n| n % 2 == 1))
+    };
+    let (evens, all) = (drain(&mut evens), drain(&mut all));
+    assert_eq!(evens.len() + all.len(), 200, "none lost, none twice");
+    assert!(
+        !evens.iter().any(odd),
+        "the refusing member got no odd message"
+    );
+    assert_eq!(
+        all.iter().filter(|m| odd(m)).count(),
+        100,
+        "every odd one went to the other member"
+    );
+    assert_eq!(
+        hub.stats().refused,
+        0,
+        "a skipped member is not a refusal: the group got it"
+    );
+}
+
+#[test]
+fn given_a_queue_group_whose_members_all_refuse_when_publishing_then_it_is_withheld_and_counted_once()
+ {
+    let hub = hub_with_buffer(16);
+    let mut members: Vec<_> = (0..3)
+        .map(|_| {
+            hub.subscribe_filtered(TASKS, Some("q"), Some(even_only()))
+                .expect("subscribe")
+        })
+        .collect();
+    let mut tap = hub.subscribe(TASKS, None).expect("subscribe");
+    assert_eq!(hub.publish(event(TASKS, 1)), 1, "only the unfiltered tap");
+    assert_eq!(members.iter_mut().map(|m| drain(m).len()).sum::<usize>(), 0);
+    assert_eq!(drain(&mut tap).len(), 1);
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.refused, stats.delivered, stats.no_interest),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn given_a_plain_subscriber_that_refuses_when_publishing_then_it_gets_nothing_and_it_is_counted() {
+    let hub = hub_with_buffer(16);
+    let mut evens = hub
+        .subscribe_filtered(TASKS, None, Some(even_only()))
+        .expect("subscribe");
+    assert_eq!(hub.publish(event(TASKS, 1)), 0);
+    assert_eq!(hub.publish(event(TASKS, 2)), 1);
+    let got: Vec<_> = drain(&mut evens)
+        .iter()
+        .map(|m| m.payload.clone())
+        .collect();
+    assert_eq!(got, [Some(json!({ "n": 2 }))]);
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.refused, stats.delivered, stats.no_interest),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn given_a_responder_that_refuses_the_request_when_requesting_then_no_responders_is_answered()
+{
+    let hub = LiveHub::default();
+    let _evens = hub
+        .subscribe_filtered(DOUBLE, None, Some(even_only()))
+        .expect("subscribe");
+    let error = hub
+        .request(message(Kind::Query, DOUBLE, 1), Duration::from_secs(30))
+        .await
+        .expect_err("nobody accepts it");
+    assert!(matches!(error, BusError::NoResponders { .. }), "{error:?}");
 }
 
 /// Answers every request on `subject` with its payload doubled, until the hub closes.
