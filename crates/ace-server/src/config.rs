@@ -370,6 +370,9 @@ pub struct ApprovalsConfig {
     pub ttl_ms: u64,
     /// How often the server looks for expired approvals, milliseconds.
     pub sweep_ms: u64,
+    /// How long a decided or expired approval stays readable (`GET /api/v1/approvals/{id}`)
+    /// before the sweep forgets it, milliseconds; the ledger keeps its decisions.
+    pub retain_decided_ms: u64,
 }
 
 impl Default for ApprovalsConfig {
@@ -377,6 +380,7 @@ impl Default for ApprovalsConfig {
         ApprovalsConfig {
             ttl_ms: 24 * 3_600_000,
             sweep_ms: 1_000,
+            retain_decided_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -387,10 +391,16 @@ impl ApprovalsConfig {
         Duration::from_millis(self.ttl_ms)
     }
 
+    /// How long a decided approval is kept.
+    pub fn retain_decided(&self) -> Duration {
+        Duration::from_millis(self.retain_decided_ms)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("approvals.ttl_ms", self.ttl_ms),
             ("approvals.sweep_ms", self.sweep_ms),
+            ("approvals.retain_decided_ms", self.retain_decided_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid {

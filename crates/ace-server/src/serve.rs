@@ -103,6 +103,7 @@ impl App {
         .with_presence(config.state.presence())
         .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
         .with_approvals(Arc::new(approvals), config.approvals.ttl())
+        .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);
         let core = crate::ledger::attach(config, clock, core)?;
         if config.streams.create_defaults {
@@ -275,7 +276,8 @@ async fn sweep_agents(core: Core, every: Duration) {
     }
 }
 
-/// Expires approvals past their time every `every` (each like a rejection) until aborted.
+/// Expires approvals past their time every `every` (each like a rejection), and forgets the
+/// decided ones past their retention, until aborted.
 async fn sweep_approvals(core: Core, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -284,6 +286,13 @@ async fn sweep_approvals(core: Core, every: Duration) {
         let expired = core.expire_approvals().await;
         if !expired.is_empty() {
             tracing::info!(count = expired.len(), "approvals expired undecided");
+        }
+        let purged = core.purge_decided_approvals().await;
+        if purged > 0 {
+            tracing::info!(
+                count = purged,
+                "decided approvals past their retention forgotten"
+            );
         }
     }
 }
