@@ -28,6 +28,16 @@ pub enum ClientError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// TLS failed: a certificate or key given to the client is unreadable or not PEM, or the
+    /// handshake with the server failed (its certificate is not trusted or not for this host,
+    /// or it refused this client's certificate or the lack of one).
+    #[error("{what}: {reason}")]
+    Tls {
+        /// What was being done (`read the TLS CA file \`ca.pem\``, `GET https://…/health`).
+        what: String,
+        /// Why it failed, with what to check.
+        reason: String,
+    },
     /// An answer arrived but is not what the API promises.
     #[error("could not decode the answer to {what}: {source}")]
     Decode {
@@ -117,15 +127,70 @@ impl ClientError {
         }
     }
 
+    /// A failed exchange: [`ClientError::Tls`] when a TLS error lies in `source`'s chain (a
+    /// refused handshake), else [`ClientError::Transport`].
     pub(crate) fn transport(
         what: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        ClientError::Transport {
-            what: what.into(),
-            source: Box::new(source),
+        let what = what.into();
+        match tls_failure(&source) {
+            Some(reason) => ClientError::Tls { what, reason },
+            None => ClientError::Transport {
+                what,
+                source: Box::new(source),
+            },
         }
     }
+}
+
+/// The rustls error somewhere in `err`'s chain, explained: what failed and what to check. An
+/// I/O error carries it as its inner error, perhaps inside another I/O error (`source()` skips
+/// an inner error), so an I/O error is followed into its inner error.
+fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(explain(tls));
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// What a TLS error means to the person running the client.
+fn explain(err: &rustls::Error) -> String {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let hint = match err {
+        Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => {
+            "the server's certificate is not signed by a trusted CA: give the CA that signed it \
+             (tls_ca, --tls-ca)"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "the server's certificate is not for this host: use a host name it names",
+        Error::InvalidCertificate(_) => "the server's certificate was refused",
+        Error::AlertReceived(
+            AlertDescription::CertificateRequired
+            | AlertDescription::HandshakeFailure
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown,
+        ) => {
+            "the server refused the handshake: it requires a client certificate signed by a CA \
+             it trusts (tls_identity, --tls-cert and --tls-key)"
+        }
+        _ => "the TLS handshake failed",
+    };
+    format!("TLS: {hint} ({err})")
 }
 
 /// What a close code of the `/ws` protocol means.

@@ -6,6 +6,7 @@
 //! wire type of `ace_envelope::api::http`. Path segments (stream, consumer, agent and session
 //! ids) are percent-encoded, so an id can never step into another route.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ace_envelope::api::http::{
@@ -20,6 +21,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use crate::error::ClientError;
+use crate::tls::{ClientBuilder, TlsSettings, WsTls};
 
 /// How the client proves who it is; sent with every request (and the WebSocket upgrade).
 #[derive(Clone)]
@@ -86,28 +88,41 @@ pub enum Precondition {
 
 /// A client of one ACE::COMMS server. Cheap to clone (the connection pool is shared).
 ///
-/// Plain `http://` only: this build carries no TLS stack (put a TLS-terminating proxy in front
-/// of the server, or add a `rustls` feature when a deployment needs it).
+/// `http://` or `https://` (TLS with rustls: Mozilla's roots plus the CAs given to
+/// [`Client::builder`], and a client certificate for mutual TLS).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     credentials: Option<Credentials>,
     timeout: Option<Duration>,
+    ws_tls: WsTls,
 }
 
 impl Client {
-    /// A client of the server at `server` (`http://host:port`, optionally with a path prefix).
+    /// A client of the server at `server` (`http://host:port` or `https://host:port`,
+    /// optionally with a path prefix), trusting Mozilla's roots for `https`.
     pub fn new(server: &str) -> Result<Client, ClientError> {
+        Client::builder(server).build()
+    }
+
+    /// A [`ClientBuilder`] for the server at `server`: a CA of its own to trust, a client
+    /// certificate to present.
+    pub fn builder(server: &str) -> ClientBuilder {
+        ClientBuilder::new(server)
+    }
+
+    /// The client of [`ClientBuilder::build`]: one rustls configuration, given to the HTTP pool
+    /// (ALPN `h2`, `http/1.1`) and to every WebSocket (`http/1.1`).
+    pub(crate) fn build(server: &str, tls: &TlsSettings) -> Result<Client, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             url: server.to_owned(),
             reason: reason.to_owned(),
         };
         let mut base = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
         match base.scheme() {
-            "http" => {}
-            "https" => return Err(invalid("https needs TLS, which this build does not carry")),
-            other => return Err(invalid(&format!("scheme {other:?} is not http"))),
+            "http" | "https" => {}
+            other => return Err(invalid(&format!("scheme {other:?} is not http or https"))),
         }
         if base.cannot_be_a_base() || base.host().is_none() {
             return Err(invalid("no host"));
@@ -117,7 +132,12 @@ impl Client {
         }
         let path = base.path().trim_end_matches('/').to_owned();
         base.set_path(&path);
+        let mut config = tls.client_config()?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let ws_tls = WsTls(Arc::new(config.clone()));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(config)
             .build()
             .map_err(|e| ClientError::transport("build the HTTP client", e))?;
         Ok(Client {
@@ -125,6 +145,7 @@ impl Client {
             base,
             credentials: None,
             timeout: None,
+            ws_tls,
         })
     }
 
@@ -158,6 +179,11 @@ impl Client {
 
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The rustls configuration of this client's WebSockets.
+    pub(crate) fn ws_tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.ws_tls.0
     }
 
     // -- health
@@ -641,10 +667,16 @@ mod tests {
     }
 
     #[test]
-    fn given_an_https_url_when_a_client_is_made_then_it_is_refused_for_lack_of_tls() {
-        let err = Client::new("https://example.com").expect_err("no TLS");
+    fn given_an_https_url_when_a_client_is_made_then_it_is_accepted() {
+        let client = Client::new("https://example.com:8500").expect("TLS is built in");
+        assert_eq!(client.url(&["ws"]).as_str(), "https://example.com:8500/ws");
+    }
+
+    #[test]
+    fn given_another_scheme_when_a_client_is_made_then_it_is_refused_naming_it() {
+        let err = Client::new("ftp://example.com").expect_err("not http");
         assert!(matches!(err, ClientError::InvalidUrl { .. }), "{err}");
-        assert!(err.to_string().contains("TLS"));
+        assert!(err.to_string().contains("\"ftp\""), "{err}");
     }
 
     #[test]

@@ -17,8 +17,12 @@
 //!   (push from a durable consumer) give a [`Subscription`] (a `Stream` of [`WsMessage`] with
 //!   [`Subscription::ack`]/`nak`/`term`); [`WsConnection::publish`]; [`WsConnection::request`]
 //!   (a fresh inbox in `headers["reply_to"]`, the first reply or [`ClientError::Timeout`]);
+//! - [`ClientBuilder`] — `tls.rs`, from [`Client::builder`]: a CA to trust
+//!   ([`ClientBuilder::tls_ca`]) and a client certificate for mutual TLS
+//!   ([`ClientBuilder::tls_identity`]), as files or bytes ([`Pem`]);
 //! - [`ClientError`] — `error.rs`: the server's refusal ([`ClientError::Api`]: HTTP status and
-//!   error body), transport, decoding, invalid URL, WebSocket close, timeout.
+//!   error body), transport, TLS ([`ClientError::Tls`]: a bad PEM file, a refused handshake),
+//!   decoding, invalid URL, WebSocket close, timeout.
 //!
 //! ```no_run
 //! use ace_client::{Client, StreamConfig};
@@ -45,9 +49,25 @@
 //!
 //! # Transport
 //!
-//! `reqwest` with HTTP/1.1 and HTTP/2 (negotiated), JSON bodies, and no TLS stack: only
-//! `http://` servers. Put a TLS-terminating proxy in front of the server until a `rustls`
-//! feature is added; an `https://` URL is refused at [`Client::new`] rather than failing later.
+//! `reqwest` with HTTP/1.1 and HTTP/2 (negotiated by ALPN over TLS), JSON bodies;
+//! `tokio-tungstenite` for the WebSocket. `http://` and `https://` servers (the WebSocket
+//! follows: `ws://` or `wss://`). TLS is rustls on the `ring` provider (no C build), one
+//! `ClientConfig` per client shared by the HTTP pool and every WebSocket. It trusts Mozilla's
+//! roots (compiled in, the platform store is not read) plus every [`ClientBuilder::tls_ca`];
+//! [`ClientBuilder::tls_identity`] presents a client certificate, which a server with
+//! `tls.client_auth: optional|required` verifies and (with `auth.mtls`) maps to a principal.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ace_client::ClientError> {
+//! let client = ace_client::Client::builder("https://comms.internal:8500")
+//!     .tls_ca(std::path::Path::new("/etc/ace/ca.pem"))
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! A bad PEM is refused when the client is built, naming its file; a refused handshake
+//! (untrusted server certificate, a client certificate required or refused) is
+//! [`ClientError::Tls`] saying which, never a panic.
 //!
 //! # Invariants
 //!
@@ -65,6 +85,7 @@
 
 mod error;
 mod http;
+mod tls;
 mod ws;
 
 pub use ace_envelope::api::http::{
@@ -77,4 +98,5 @@ pub use ace_envelope::api::http::{
 pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;
 pub use http::{Client, LedgerQuery, Precondition};
+pub use tls::{ClientBuilder, Pem};
 pub use ws::{INBOX_PREFIX, REPLY_TO_HEADER, SUBSCRIPTION_BUFFER, Subscription, WsConnection};

@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::error::ClientError;
 use crate::http::Client;
@@ -58,8 +58,9 @@ impl Client {
     /// Opens a WebSocket to the server's `/ws` (with this client's credentials).
     pub async fn connect_ws(&self) -> Result<WsConnection, ClientError> {
         let mut url = self.url(&["ws"]);
-        // http -> ws keeps host, port and path; `Client::new` admits only http
-        let _ = url.set_scheme("ws");
+        // http -> ws, https -> wss keep host, port and path; `Client::new` admits only these
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(scheme);
         let what = format!("connect {url}");
         let mut request = url
             .as_str()
@@ -72,9 +73,12 @@ impl Client {
             })?;
             request.headers_mut().insert(name, value);
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| handshake_error(e, &what))?;
+        // the client's rustls configuration; a ws:// URL does not use it
+        let tls = Connector::Rustls(Arc::clone(self.ws_tls()));
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(tls))
+                .await
+                .map_err(|e| handshake_error(e, &what))?;
         let timeout = self.timeout().unwrap_or(DEFAULT_ANSWER_TIMEOUT);
         Ok(WsConnection::start(socket, timeout))
     }

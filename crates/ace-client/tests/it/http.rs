@@ -10,10 +10,10 @@ use ace_envelope::ErrorCode;
 
 use crate::{EVENT_SUBJECT, Server, event};
 
-const ORDERS: &str = "ace.comms.shop.service.order.evt.v1";
+pub(crate) const ORDERS: &str = "ace.comms.shop.service.order.evt.v1";
 
 /// A stream `ORDERS` over the shop domain and a consumer `worker` on it.
-async fn orders(client: &Client, ack_wait: Duration) {
+pub(crate) async fn orders(client: &Client, ack_wait: Duration) {
     client
         .add_stream(&StreamConfig::new("ORDERS", &["ace.comms.shop.>"]))
         .await

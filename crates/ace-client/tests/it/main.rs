@@ -9,17 +9,22 @@
 //!   400 bad envelope, 413 oversized body, an unreachable server).
 //! - `presence`: agents (heartbeat, list with a capability filter, one agent, 404) and sessions
 //!   (create, versioned update, 412 stale, 428 without precondition, 404).
+//! - `tls`: the server with TLS (certificates made by rcgen in a temporary directory): publish
+//!   and fetch over https, a subscription over wss, an untrusted server refused, and mutual TLS
+//!   (no client certificate refused, a certificate from the client CA accepted and, with
+//!   `auth.mtls` enforced, the principal its SPIFFE id names).
 //! - `ws`: `WsConnection` — live and queue-group subscriptions, consumer push with ack/nak,
 //!   publish, request/reply, error frames, and the 1009, 4008 and 1001 closes.
 
 mod approvals;
 mod http;
 mod presence;
+mod tls;
 mod ws;
 
 use std::path::Path;
 
-use ace_client::Client;
+use ace_client::{Client, ClientBuilder};
 use ace_envelope::{Envelope, Kind};
 use ace_server::Config;
 use tokio::sync::oneshot;
@@ -45,18 +50,34 @@ impl Server {
 
     /// Starts a server after `tweak` adjusts its config.
     pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
+        Server::start_with_client(tweak, |builder| builder).await
+    }
+
+    /// Starts a server after `tweak` adjusts its config, with a client `client` sets up (its
+    /// CA, its certificate). The URL is `https://` when the config has a `tls` section.
+    pub(crate) async fn start_with_client(
+        tweak: impl FnOnce(&mut Config),
+        client: impl FnOnce(ClientBuilder) -> ClientBuilder,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = config(dir.path());
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
-        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr().expect("bound"));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(ace_server::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        let client = Client::new(&base).expect("a valid URL");
+        let client = client(Client::builder(&base))
+            .build()
+            .expect("a valid URL and TLS files");
         wait_ready(&client, &task).await;
         Server {
             base,

@@ -10,7 +10,7 @@ use ace_envelope::{Envelope, ErrorCode, Kind};
 use crate::{EVENT_SUBJECT, Server, event};
 
 /// The next message of `sub`, failing the test after 5 s.
-async fn next(sub: &mut Subscription) -> WsMessage {
+pub(crate) async fn next(sub: &mut Subscription) -> WsMessage {
     tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
         .expect("a message within 5 s")
