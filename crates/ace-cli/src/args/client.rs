@@ -1,6 +1,9 @@
 //! What every client verb shares: where the server is (`--server` / `ACE_SERVER`), who is
-//! asking (`--token` / `ACE_TOKEN`, `--api-key` / `ACE_API_KEY`), and the value parsers of durations and snake_case policy words, so each noun's file stays data only.
+//! asking (`--token` / `ACE_TOKEN`, `--api-key` / `ACE_API_KEY`), how TLS is trusted and who
+//! the client is to it (`--tls-ca`, `--tls-cert`, `--tls-key` and their `ACE_TLS_*`), and the
+//! value parsers of durations and snake_case policy words, so each noun's file stays data only.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -37,6 +40,27 @@ pub(crate) struct ServerArgs {
         value_name = "KEY"
     )]
     pub(crate) api_key: Option<String>,
+    /// A CA certificate (PEM) to trust for an https:// server, beside the public roots.
+    #[arg(long, global = true, env = "ACE_TLS_CA", value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM, leaf first) for mutual TLS; needs --tls-key.
+    #[arg(
+        long,
+        global = true,
+        env = "ACE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "ACE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// A duration written `500ms`, `5s`, `2m`, `1h` or `1h30m` (humantime).

@@ -3,7 +3,8 @@
 //!
 //! Exit codes of the client verbs: `0` done; `1` the server refused (an error answer: its code
 //! and message are printed, e.g. `NOT_FOUND`, `INVALID_SUBJECT`, `SCHEMA_VIOLATION`); `2` a
-//! usage error or the server could not be reached (connection refused, timeout, bad URL).
+//! usage error or the server could not be reached (connection refused, timeout, bad URL, an
+//! unreadable `--tls-*` file, a refused TLS handshake).
 
 use std::future::Future;
 
@@ -38,10 +39,25 @@ impl Session {
     }
 }
 
-/// A client of `--server` presenting the `--token` or `--api-key` given (no request is sent).
+/// A client of `--server` trusting `--tls-ca`, presenting `--tls-cert`/`--tls-key` and the
+/// `--token` or `--api-key` given (no request is sent; the TLS files are read now).
 pub(crate) fn client(server: &ServerArgs) -> Result<Client> {
     let url = &server.server;
-    let client = Client::new(url).with_context(|| format!("--server {url}"))?;
+    let mut builder = Client::builder(url);
+    if let Some(ca) = &server.tls_ca {
+        builder = builder.tls_ca(ca.as_path());
+    }
+    // clap admits one only with the other
+    if let (Some(cert), Some(key)) = (&server.tls_cert, &server.tls_key) {
+        builder = builder.tls_identity(cert.as_path(), key.as_path());
+    }
+    let client = builder.build().map_err(|err| match err {
+        // a TLS error names its file already
+        ClientError::InvalidUrl { .. } => {
+            anyhow::Error::new(err).context(format!("--server {url}"))
+        }
+        err => anyhow::Error::new(err),
+    })?;
     Ok(if let Some(token) = &server.token {
         client.with_bearer_token(token)
     } else if let Some(key) = &server.api_key {

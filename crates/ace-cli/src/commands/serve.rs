@@ -69,9 +69,15 @@ async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
     if app.state().core().is_development() {
         development_banner();
     }
+    // the URL clients use: https when the listener speaks TLS
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     writeln!(
         out,
-        "ace-comms listening on http://{addr} (data: {})",
+        "ace-comms listening on {scheme}://{addr} (data: {})",
         config.data_dir.display()
     )?;
     out.flush()?;

@@ -15,25 +15,34 @@ use crate::{Run, ace};
 /// A server for one test, stopped when the test ends (also when it fails).
 pub(crate) struct Server {
     serving: Option<Serving>,
-    url: String,
+    pub(crate) url: String,
+    /// Global flags every run carries after `--server URL` (`--tls-ca FILE`).
+    flags: Vec<String>,
     _data: tempfile::TempDir,
 }
 
 impl Server {
     pub(crate) fn start() -> Self {
+        Server::start_with(&[], &[])
+    }
+
+    /// A server started with `serve` flags `serving` (`--config FILE`), run with the global
+    /// `flags`.
+    pub(crate) fn start_with(serving: &[&str], flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let serving = start(data.path(), &[]);
-        let url = format!("http://{}", serving.addr);
+        let serving = start(data.path(), serving);
         Server {
+            url: serving.url.clone(),
             serving: Some(serving),
-            url,
+            flags: flags.iter().map(|&f| f.to_owned()).collect(),
             _data: data,
         }
     }
 
-    /// `ace-comms --server URL ARGS`.
+    /// `ace-comms --server URL FLAGS ARGS`.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         let mut all = vec!["--server", self.url.as_str()];
+        all.extend(self.flags.iter().map(String::as_str));
         all.extend_from_slice(args);
         ace(&all, b"")
     }
@@ -58,7 +67,7 @@ impl Drop for Server {
     }
 }
 
-const EVENT: &str = "ace.comms.a2a.agent.planner.evt.task_done.v1";
+pub(crate) const EVENT: &str = "ace.comms.a2a.agent.planner.evt.task_done.v1";
 
 #[test]
 fn given_a_server_when_publishing_then_the_stream_and_sequence_are_printed() {

@@ -11,6 +11,8 @@
 //! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
+//! - `tls`: the client verbs against a TLS server with `--tls-ca` (pub, sub over wss, stream
+//!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 
 mod approvals;
@@ -19,6 +21,7 @@ mod contracts;
 mod envelope;
 mod ledger;
 mod serve;
+mod tls;
 mod tour;
 
 use std::{

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use ace_envelope::{Envelope, Kind};
 
-/// A running `ace-comms serve` and the address it printed.
+/// A running `ace-comms serve` and the URL it printed.
 pub(crate) struct Serving {
     child: Child,
     pub(crate) addr: String,
+    /// `http://<addr>`, or `https://<addr>` when it serves TLS.
+    pub(crate) url: String,
     stdout: BufReader<std::process::ChildStdout>,
     stderr: std::thread::JoinHandle<String>,
 }
@@ -47,15 +49,16 @@ pub(crate) fn start_in(cwd: &Path, data: &Path, extra: &[&str]) -> Serving {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://") || word.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
+    let addr = url.split("://").nth(1).unwrap_or_default().to_owned();
     Serving {
         child,
         addr,
+        url,
         stdout,
         stderr,
     }
