@@ -238,7 +238,11 @@ impl AppState {
                 },
                 Err(body) => Err(body),
             };
-            if let Err(body) = &answer {
+            // A held item is answered 202 like a single held publish, so it is not an error
+            // (holds are counted by `ace_comms_policy_held_total`).
+            if let Err(body) = &answer
+                && held(body).is_none()
+            {
                 self.metrics
                     .errors
                     .with_label_values(&[body.error.code.as_str()])

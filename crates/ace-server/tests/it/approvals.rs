@@ -286,6 +286,12 @@ async fn given_a_batch_with_a_risky_envelope_when_published_then_only_it_is_held
         .get(&format!("/api/v1/approvals/{approval_id}"))
         .await;
     assert_eq!(status, 200);
+    // A held item is answered 202, like a single held publish: not counted as an error.
+    let metrics = server.metrics().await;
+    assert!(
+        !metrics.contains(r#"ace_comms_errors_total{code="PENDING_APPROVAL"}"#),
+        "{metrics}"
+    );
     server.stop().await;
 }
 

@@ -143,6 +143,12 @@ impl Server {
         answer(self.http.get(self.url(path)).send().await.unwrap()).await
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `DELETE path`.
     pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
         answer(self.http.delete(self.url(path)).send().await.unwrap()).await
