@@ -8,15 +8,25 @@
 //! publishers), signs a checkpoint if one is due, then answers every waiter. A full channel makes the
 //! publisher wait (backpressure); nothing is ever dropped. Reads run on tokio's blocking pool.
 //!
+//! Under `LedgerSync::Interval` the append only writes, and the ledger syncs with the first batch
+//! once the interval has passed; while no batch comes, the thread waits for one at most until
+//! the next sync is due and then syncs (`Ledger::sync_if_due`), so an idle ledger is durable
+//! within the interval too. The wait is a timeout on the channel's receive, run on a small
+//! current-thread runtime the thread owns.
+//!
 //! # Invariants
 //!
-//! - `record` answers `Ok` only once its entries are durable, in the order they were given;
-//!   entries of one call are never split across two batches.
-//! - After [`LedgerRecorder::close`] every queued entry is written, a final checkpoint covers
-//!   them, and later records fail with `UNAVAILABLE`.
+//! - `record` answers `Ok` only once its entries are durable under `LedgerSync::Always` (the
+//!   default); under `LedgerSync::Interval` once written (they survive a crash of the process,
+//!   and are durable within the interval). Either way in the order they were given; entries of
+//!   one call are never split across two batches.
+//! - A signed checkpoint only covers durable entries (the ledger syncs before it signs).
+//! - After [`LedgerRecorder::close`] every queued entry is written and durable, a final
+//!   checkpoint covers them, and later records fail with `UNAVAILABLE`.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ace_envelope::{Clock, Envelope};
 use ace_ledger::{
@@ -123,9 +133,59 @@ impl Recorder for LedgerRecorder {
     }
 }
 
+/// After a failed idle sync, how long the writer waits before it tries again.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
+/// The next job, waiting at most until the ledger's next sync is due and syncing then (under
+/// `LedgerSync::Interval`); `None` once every sender is gone.
+fn next_job(
+    ledger: &Ledger,
+    timer: Option<&tokio::runtime::Runtime>,
+    rx: &mut mpsc::Receiver<Job>,
+) -> Option<Job> {
+    let mut retry = Duration::ZERO;
+    loop {
+        let (Some(timer), Some(wait)) = (timer, ledger.next_sync_in()) else {
+            return rx.blocking_recv();
+        };
+        let wait = wait.max(retry);
+        if let Ok(job) = timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+            return job;
+        }
+        retry = match ledger.sync_if_due() {
+            Ok(_) => Duration::ZERO,
+            Err(err) => {
+                tracing::error!(error = %err, "ledger sync failed");
+                SYNC_RETRY
+            }
+        };
+    }
+}
+
+/// The small runtime whose timer bounds the writer's wait under `LedgerSync::Interval`.
+fn sync_timer(ledger: &Ledger) -> Option<tokio::runtime::Runtime> {
+    if ledger.sync_mode() == ace_ledger::LedgerSync::Always {
+        return None;
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(timer) => Some(timer),
+        Err(err) => {
+            tracing::error!(
+                error = %err,
+                "no ledger sync timer: an idle ledger syncs only at its next batch or checkpoint"
+            );
+            None
+        }
+    }
+}
+
 /// The writer thread: group commit until a `Close` (or every sender is gone).
 fn write_loop(ledger: &Ledger, clock: &dyn Clock, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+    let timer = sync_timer(ledger);
+    while let Some(first) = next_job(ledger, timer.as_ref(), &mut rx) {
         let mut batch = vec![first];
         while let Ok(job) = rx.try_recv() {
             batch.push(job);
@@ -161,11 +221,13 @@ fn write_loop(ledger: &Ledger, clock: &dyn Clock, mut rx: mpsc::Receiver<Job>) {
         }
         if !closing.is_empty() {
             let covered = ledger.latest_checkpoint().map_or(0, |cp| cp.size);
+            // Signing syncs first; without one to sign, the sync still makes everything durable.
             let last = if ledger.size() > covered {
-                ledger.checkpoint().map(Some).map_err(Arc::new)
+                ledger.checkpoint().map(Some)
             } else {
-                Ok(None)
-            };
+                ledger.sync().map(|()| None)
+            }
+            .map_err(Arc::new);
             for tx in closing {
                 let _ = tx.send(last.clone().map_err(|source| CoreError::Ledger {
                     op: "signing the final checkpoint",
@@ -176,6 +238,10 @@ fn write_loop(ledger: &Ledger, clock: &dyn Clock, mut rx: mpsc::Receiver<Job>) {
             // Whatever raced in behind the close is refused: its waiter sees the channel drop.
             return;
         }
+    }
+    // Every sender is gone without a close: still leave nothing unsynced.
+    if let Err(err) = ledger.sync() {
+        tracing::error!(error = %err, "ledger sync at the writer's end failed");
     }
 }
 
@@ -497,6 +563,69 @@ mod tests {
 
     fn recorder(every: u64) -> Arc<LedgerRecorder> {
         Arc::new(LedgerRecorder::start(ledger(every), Arc::new(SystemClock)).expect("starts"))
+    }
+
+    /// A recorder whose ledger syncs every `interval` of `clock` (checkpoints only on demand).
+    fn interval_recorder(interval: Duration, clock: Arc<dyn Clock>) -> Arc<LedgerRecorder> {
+        let options = LedgerOptions {
+            checkpoint_every_entries: 1_000_000,
+            checkpoint_interval: chrono::TimeDelta::days(1),
+            clock: clock.clone(),
+            sync: ace_ledger::LedgerSync::Interval(interval),
+        };
+        let ledger = Ledger::with_store(
+            Box::new(MemoryStore::new()),
+            LedgerKey::from_seed([7; 32]),
+            options,
+        )
+        .expect("ledger");
+        Arc::new(LedgerRecorder::start(Arc::new(ledger), clock).expect("starts"))
+    }
+
+    #[tokio::test]
+    async fn given_interval_sync_when_recorded_then_answered_before_the_sync_and_close_makes_all_durable_under_a_checkpoint()
+     {
+        let recorder = interval_recorder(Duration::from_secs(3_600), Arc::new(SystemClock));
+        // The first batch is checkpointed (there was none), so it is synced with it.
+        recorder.record(vec![entry(0), entry(1)]).await.unwrap();
+        let ledger = recorder.ledger().clone();
+        assert_eq!(ledger.durable_size(), 2);
+        recorder.record(vec![entry(2)]).await.unwrap();
+        recorder.record(vec![entry(3)]).await.unwrap();
+        assert_eq!((ledger.size(), ledger.durable_size()), (4, 2));
+        let last = recorder.close().await.unwrap().expect("final checkpoint");
+        assert_eq!(last.size, 4);
+        assert_eq!(
+            ledger.durable_size(),
+            4,
+            "the final checkpoint synced first"
+        );
+    }
+
+    #[tokio::test]
+    async fn given_interval_sync_and_an_idle_ledger_when_the_interval_passes_then_the_writer_syncs_on_its_timer()
+     {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock = Arc::new(ace_envelope::ManualClock::new(start));
+        let recorder = interval_recorder(Duration::from_millis(20), clock.clone());
+        // The first batch is checkpointed (there was none), so it is synced with it.
+        recorder.record(vec![entry(0)]).await.unwrap();
+        recorder.record(vec![entry(1)]).await.unwrap();
+        let ledger = recorder.ledger().clone();
+        assert_eq!(ledger.durable_size(), 1, "the interval has not passed");
+        clock.advance(Duration::from_millis(20));
+        // No record comes: only the writer's timer can sync (it wakes every 20 ms of real time).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ledger.durable_size() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle writer never synced"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(recorder.close().await.unwrap().map(|cp| cp.size), Some(2));
     }
 
     fn entry(n: usize) -> NewEntry {

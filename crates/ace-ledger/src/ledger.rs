@@ -5,9 +5,14 @@
 //! anyway (each needs the previous chain hash), and holding the lock across the store's fsync is
 //! what makes an acknowledged entry's position final. Batches ([`Ledger::append_batch`]) share
 //! one fsync. Calls block (file I/O); async callers use `spawn_blocking`.
+//!
+//! [`LedgerSync`] says when appends are made durable: every batch (`Always`, the default), or
+//! once an interval has passed since the last sync (`Interval`) — and in both modes before a
+//! checkpoint is signed, so a signed checkpoint never covers an entry a power loss could take.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ace_envelope::{Clock, SystemClock};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -34,8 +39,28 @@ pub struct LedgerOptions {
     pub checkpoint_every_entries: u64,
     /// … or once the last checkpoint is this old (and some entry is not yet covered).
     pub checkpoint_interval: TimeDelta,
-    /// The time written into entries and into [`Ledger::checkpoint`].
+    /// The time written into entries and into [`Ledger::checkpoint`], and the one
+    /// [`LedgerSync::Interval`] is measured on.
     pub clock: Arc<dyn Clock>,
+    /// When appends are made durable.
+    pub sync: LedgerSync,
+}
+
+/// When the ledger makes appended entries durable (`fdatasync` for the file store, a
+/// synchronous commit for PostgreSQL) — the operator's trade of durability for throughput, like
+/// a stream's `sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LedgerSync {
+    /// Every append batch is durable before it returns (the default).
+    #[default]
+    Always,
+    /// An append batch is written and returns at once: it survives a crash of the process
+    /// (e.g. SIGKILL), not a power loss or an operating-system crash. It is made durable with
+    /// the first append once this long has passed since the last sync, by
+    /// [`Ledger::sync_if_due`] (a caller's timer for an idle ledger), and always before a
+    /// checkpoint is signed. A power loss loses at most the entries of about one interval, and
+    /// never one that a signed checkpoint covers.
+    Interval(Duration),
 }
 
 impl Default for LedgerOptions {
@@ -44,6 +69,7 @@ impl Default for LedgerOptions {
             checkpoint_every_entries: 1000,
             checkpoint_interval: TimeDelta::seconds(60),
             clock: Arc::new(SystemClock),
+            sync: LedgerSync::Always,
         }
     }
 }
@@ -62,6 +88,10 @@ struct State {
     tree: Tree,
     chain_head: Hash,
     latest: Option<Checkpoint>,
+    /// How many entries are durable (the rest were appended without sync since).
+    durable: u64,
+    /// When the store last synced (on the ledger's clock).
+    last_sync: DateTime<Utc>,
 }
 
 impl Ledger {
@@ -105,19 +135,24 @@ impl Ledger {
         if let Some(cp) = &latest {
             check_checkpoint(cp, &tree, head_at_checkpoint, &key)?;
         }
+        // What a crashed process left unsynced becomes durable before anything builds on it.
+        store.sync()?;
         Ok(Ledger {
             state: Mutex::new(State {
                 store,
+                durable: tree.size(),
                 tree,
                 chain_head,
                 latest,
+                last_sync: options.clock.now(),
             }),
             key,
             options,
         })
     }
 
-    /// Appends one entry; it is durable when this returns.
+    /// Appends one entry; it is durable when this returns under [`LedgerSync::Always`], written
+    /// (durable within the interval) under [`LedgerSync::Interval`].
     pub fn append(&self, entry: NewEntry) -> Result<Entry, LedgerError> {
         let mut sealed = self.append_batch(vec![entry])?;
         sealed
@@ -125,7 +160,8 @@ impl Ledger {
             .ok_or_else(|| corrupt(self.size(), "empty batch".to_owned()))
     }
 
-    /// Appends entries with one durable write (group commit); all or none are recorded.
+    /// Appends entries with one write (group commit) and, when [`LedgerSync`] says so, one
+    /// sync; all or none are recorded.
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<Entry>, LedgerError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -141,10 +177,64 @@ impl Ledger {
             (seq, prev) = (seq + 1, entry.chain_hash);
             sealed.push(entry);
         }
-        state.store.append(&sealed)?;
+        let sync = match self.options.sync {
+            LedgerSync::Always => true,
+            LedgerSync::Interval(every) => sync_due(&state, ts, every),
+        };
+        state.store.append(&sealed, sync)?;
         leaves.into_iter().for_each(|leaf| state.tree.push(leaf));
         state.chain_head = prev;
+        if sync {
+            (state.durable, state.last_sync) = (seq, ts);
+        }
         Ok(sealed)
+    }
+
+    /// Makes every appended entry durable now (nothing to do when all are).
+    pub fn sync(&self) -> Result<(), LedgerError> {
+        let now = self.options.clock.now();
+        sync_locked(&mut self.state.lock(), now)
+    }
+
+    /// Under [`LedgerSync::Interval`], syncs if some entry is not durable and the interval has
+    /// passed since the last sync; says whether it synced.
+    pub fn sync_if_due(&self) -> Result<bool, LedgerError> {
+        let LedgerSync::Interval(every) = self.options.sync else {
+            return Ok(false);
+        };
+        let now = self.options.clock.now();
+        let mut state = self.state.lock();
+        if state.durable == state.tree.size() || !sync_due(&state, now, every) {
+            return Ok(false);
+        }
+        sync_locked(&mut state, now).map(|()| true)
+    }
+
+    /// How long until [`Ledger::sync_if_due`] has something to do: `None` when every entry is
+    /// durable (or under [`LedgerSync::Always`]), zero when a sync is overdue.
+    pub fn next_sync_in(&self) -> Option<Duration> {
+        let LedgerSync::Interval(every) = self.options.sync else {
+            return None;
+        };
+        let state = self.state.lock();
+        if state.durable == state.tree.size() {
+            return None;
+        }
+        let since = (self.options.clock.now() - state.last_sync)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        Some(every.saturating_sub(since))
+    }
+
+    /// How many entries are durable: every one under [`LedgerSync::Always`]; under
+    /// [`LedgerSync::Interval`], those up to the last sync. Every checkpoint's size is at most this.
+    pub fn durable_size(&self) -> u64 {
+        self.state.lock().durable
+    }
+
+    /// When appends are made durable.
+    pub fn sync_mode(&self) -> LedgerSync {
+        self.options.sync
     }
 
     /// Number of entries.
@@ -202,6 +292,8 @@ impl Ledger {
             .tree
             .root(size)
             .unwrap_or_else(crate::merkle::empty_root);
+        // Never sign for an entry a power loss could still take.
+        sync_locked(state, now)?;
         let checkpoint = self.key.sign(size, root, state.chain_head, now);
         state.store.append_checkpoint(&checkpoint)?;
         state.latest = Some(checkpoint.clone());
@@ -288,6 +380,21 @@ impl Ledger {
     pub fn key_id(&self) -> &str {
         self.key.key_id()
     }
+}
+
+/// Whether `every` has passed at `now` since the last sync.
+fn sync_due(state: &State, now: DateTime<Utc>, every: Duration) -> bool {
+    (now - state.last_sync).to_std().unwrap_or(Duration::ZERO) >= every
+}
+
+/// Syncs the store if some entry is not durable yet.
+fn sync_locked(state: &mut State, now: DateTime<Utc>) -> Result<(), LedgerError> {
+    if state.durable < state.tree.size() {
+        state.store.sync()?;
+        state.durable = state.tree.size();
+    }
+    state.last_sync = now;
+    Ok(())
 }
 
 fn corrupt(seq: u64, reason: String) -> LedgerError {

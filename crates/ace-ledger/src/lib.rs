@@ -32,8 +32,11 @@
 //!   seq 0; leaf bytes are the canonical JSON of the nine entry fields ([`entry`] documents them).
 //! - Leaf hash `SHA-256(0x00 || leaf_bytes)`, node hash `SHA-256(0x01 || left || right)`, tree
 //!   heads per RFC 6962 §2.1; the empty tree's head is `SHA-256()`.
-//! - An append is acknowledged only once durable (fsync per batch); a torn last line is never
-//!   an acknowledged entry and is moved aside and reported, never silently dropped.
+//! - An append is acknowledged only once durable (fsync per batch) under [`LedgerSync::Always`]
+//!   (the default); under [`LedgerSync::Interval`] once written (it survives a crash of the
+//!   process), durable within the interval. Either way every entry a checkpoint covers is
+//!   durable before the checkpoint is signed. A torn last line is never an acknowledged entry
+//!   and is moved aside and reported, never silently dropped.
 //! - A checkpoint signs `(size, root_hash, chain_head, ts, key_id)` with Ed25519 under a domain
 //!   prefix ([`checkpoint`] documents the bytes); checkpoint sizes never decrease.
 //! - The ledger refuses to open (and so to append) on a broken chain or a checkpoint that does not
@@ -55,7 +58,7 @@ pub use checkpoint::{Checkpoint, LedgerKey};
 pub use entry::{Entry, EntryKind, NewEntry};
 pub use error::LedgerError;
 pub use hash::Hash;
-pub use ledger::{Ledger, LedgerOptions, ledger_dir};
+pub use ledger::{Ledger, LedgerOptions, LedgerSync, ledger_dir};
 pub use merkle::{Frontier, ProofError, Tree};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use store::{EntryFilter, FileStore, LedgerStore, MemoryStore, PostgresStore};

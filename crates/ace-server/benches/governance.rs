@@ -9,6 +9,9 @@
 //!   message (writer thread, group commit, one fdatasync per batch, checkpoints when due);
 //!
 //! - **policy**: `on` without the ledger, to tell the two costs apart;
+//! - **on_interval**: `on` with `ledger.sync: interval` (100 ms, the default interval): each
+//!   group commit is written and answered at once, fdatasync'ed once 100 ms have passed since
+//!   the last sync and before every checkpoint — the operator's bounded-loss choice;
 //!
 //! with 1 and with 32 concurrent publishers (each a closed loop: publish, await the 202,
 //! publish again), on a stream with `sync: never` and one with `sync: always`.
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 use ace_bus::{StreamConfig, SyncPolicy};
 use ace_core::RequestContext;
 use ace_envelope::{Envelope, Kind};
-use ace_server::{App, AuthConfig, AuthMode, Config};
+use ace_server::{App, AuthConfig, AuthMode, Config, LedgerSyncMode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -40,9 +43,9 @@ fn body(subject: &str) -> Vec<u8> {
     serde_json::to_vec(&envelope).expect("serializes")
 }
 
-/// A server over a fresh directory, governed or not, with the two bench streams; its
-/// `/api/v1/messages` URL.
-async fn start(dir: &std::path::Path, governed: bool, ledger: bool) -> String {
+/// A server over a fresh directory, governed or not, with the ledger syncing as `ledger` says
+/// (`None`: no ledger) and the two bench streams; its `/api/v1/messages` URL.
+async fn start(dir: &std::path::Path, governed: bool, ledger: Option<LedgerSyncMode>) -> String {
     let mut config = Config {
         data_dir: dir.join("data"),
         ..Config::default()
@@ -66,7 +69,8 @@ async fn start(dir: &std::path::Path, governed: bool, ledger: bool) -> String {
             ..AuthConfig::default()
         };
     }
-    config.ledger.enabled = ledger;
+    config.ledger.enabled = ledger.is_some();
+    config.ledger.sync = ledger.unwrap_or_default();
     let app = App::open(&config).await.expect("the server opens");
     let ctx = RequestContext::internal();
     for (name, sync) in [("never", SyncPolicy::Never), ("always", SyncPolicy::Always)] {
@@ -135,16 +139,18 @@ fn bench_governance(c: &mut Criterion) {
         || tempfile::tempdir().unwrap(),
         |d| tempfile::tempdir_in(d).unwrap(),
     );
-    let (off, policy, on) = runtime.block_on(async {
+    let (off, policy, on, on_interval) = runtime.block_on(async {
         let dir = |name: &str| {
             let dir = root.path().join(name);
             std::fs::create_dir_all(&dir).unwrap();
             dir
         };
-        let off = start(&dir("off"), false, false).await;
-        let policy = start(&dir("policy"), true, false).await;
-        let on = start(&dir("on"), true, true).await;
-        (off, policy, on)
+        let off = start(&dir("off"), false, None).await;
+        let policy = start(&dir("policy"), true, None).await;
+        let on = start(&dir("on"), true, Some(LedgerSyncMode::Always)).await;
+        let interval = Some(LedgerSyncMode::Interval);
+        let on_interval = start(&dir("on_interval"), true, interval).await;
+        (off, policy, on, on_interval)
     });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -160,6 +166,7 @@ fn bench_governance(c: &mut Criterion) {
                 ("off", &off, None),
                 ("policy", &policy, Some(API_KEY)),
                 ("on", &on, Some(API_KEY)),
+                ("on_interval", &on_interval, Some(API_KEY)),
             ];
             for (mode, url, key) in modes {
                 let subject = subject(sync);

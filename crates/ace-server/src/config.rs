@@ -413,7 +413,8 @@ impl ApprovalsConfig {
 }
 
 /// The ledger (`ledger.*`): every decision on a message, every configuration change and every
-/// dead letter, hash-chained in `{data_dir}/ledger/` and covered by signed checkpoints.
+/// dead letter, hash-chained in `{data_dir}/ledger/` (or a PostgreSQL schema) and covered by
+/// signed checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerConfig {
@@ -424,6 +425,58 @@ pub struct LedgerConfig {
     pub checkpoint_every_entries: u64,
     /// … or once the latest is this old (milliseconds) and some entry is not yet covered.
     pub checkpoint_interval_ms: u64,
+    /// When entries are made durable before or after the publish is answered.
+    pub sync: LedgerSyncMode,
+    /// Under `sync: interval`, the longest time between two syncs, milliseconds.
+    pub sync_interval_ms: u64,
+    /// Where entries and checkpoints are kept.
+    pub store: LedgerStoreKind,
+    /// The PostgreSQL store (`store: postgres`).
+    pub postgres: LedgerPostgresConfig,
+}
+
+/// `ledger.sync`: when a ledger entry is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerSyncMode {
+    /// Every group commit is synced (`fdatasync`, or a synchronous PostgreSQL commit) before the
+    /// publishes it records are answered.
+    #[default]
+    Always,
+    /// Written and answered at once (it survives a crash of the process), synced every
+    /// `sync_interval_ms`, before every checkpoint and at shutdown.
+    Interval,
+}
+
+/// `ledger.store`: where the ledger keeps its entries and checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStoreKind {
+    /// `{data_dir}/ledger/entries.jsonl` and `checkpoints.jsonl`.
+    #[default]
+    File,
+    /// Two tables in the schema `ledger.postgres.schema` of `ledger.postgres.url`.
+    Postgres,
+}
+
+/// `ledger.postgres.*`: the PostgreSQL store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerPostgresConfig {
+    /// Connection URL (`postgres://user:password@host:5432/db`); required with
+    /// `store: postgres`. Never logged with its password.
+    pub url: String,
+    /// Schema of the two tables, created if missing: a plain identifier `[a-z_][a-z0-9_]*`.
+    pub schema: String,
+}
+
+impl Default for LedgerPostgresConfig {
+    fn default() -> Self {
+        LedgerPostgresConfig {
+            url: String::new(),
+            schema: "ace_ledger".to_owned(),
+        }
+    }
 }
 
 impl Default for LedgerConfig {
@@ -432,6 +485,10 @@ impl Default for LedgerConfig {
             enabled: true,
             checkpoint_every_entries: 1_000,
             checkpoint_interval_ms: 60_000,
+            sync: LedgerSyncMode::Always,
+            sync_interval_ms: 100,
+            store: LedgerStoreKind::File,
+            postgres: LedgerPostgresConfig::default(),
         }
     }
 }
@@ -442,6 +499,16 @@ impl LedgerConfig {
         Duration::from_millis(self.checkpoint_interval_ms)
     }
 
+    /// `sync` and `sync_interval_ms` as the ledger takes them.
+    pub fn sync_policy(&self) -> ace_ledger::LedgerSync {
+        match self.sync {
+            LedgerSyncMode::Always => ace_ledger::LedgerSync::Always,
+            LedgerSyncMode::Interval => {
+                ace_ledger::LedgerSync::Interval(Duration::from_millis(self.sync_interval_ms))
+            }
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             (
@@ -449,12 +516,31 @@ impl LedgerConfig {
                 self.checkpoint_every_entries,
             ),
             ("ledger.checkpoint_interval_ms", self.checkpoint_interval_ms),
+            ("ledger.sync_interval_ms", self.sync_interval_ms),
         ];
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Invalid {
-                key: (*key).to_owned(),
-                reason: "must be above 0".to_owned(),
-            });
+            return bad(key, "must be above 0".to_owned());
+        }
+        if self.store == LedgerStoreKind::Postgres {
+            let schema = &self.postgres.schema;
+            if self.postgres.url.trim().is_empty() {
+                return bad(
+                    "ledger.postgres.url",
+                    "is required with ledger.store: postgres".to_owned(),
+                );
+            }
+            if !ace_ledger::PostgresStore::is_plain_schema(schema) {
+                return bad(
+                    "ledger.postgres.schema",
+                    format!("`{schema}` is not a plain identifier ([a-z_][a-z0-9_]*)"),
+                );
+            }
         }
         Ok(())
     }
@@ -1015,6 +1101,44 @@ mod tests {
     }
 
     const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");
+
+    #[test]
+    fn given_ledger_sync_and_store_keys_when_loaded_then_they_reach_the_ledger_and_bad_ones_name_the_key()
+     {
+        let file = "ledger:\n  sync: interval\n  sync_interval_ms: 250\n  store: postgres\n";
+        let url = "postgres://ace:pw@db:5432/ace";
+        let config = Config::load(Some(file), env(&[("ACE_LEDGER_POSTGRES_URL", url)])).unwrap();
+        assert_eq!(config.ledger.store, LedgerStoreKind::Postgres);
+        assert_eq!(config.ledger.postgres.url, url);
+        assert_eq!(config.ledger.postgres.schema, "ace_ledger");
+        assert_eq!(
+            config.ledger.sync_policy(),
+            ace_ledger::LedgerSync::Interval(Duration::from_millis(250))
+        );
+        config.validate().unwrap();
+        assert_eq!(
+            LedgerConfig::default().sync_policy(),
+            ace_ledger::LedgerSync::Always
+        );
+
+        let refused = |tweak: fn(&mut LedgerConfig)| {
+            let mut bad = config.clone();
+            tweak(&mut bad.ledger);
+            bad.validate().unwrap_err().to_string()
+        };
+        let err = refused(|l| l.sync_interval_ms = 0);
+        assert!(
+            err.contains("`ledger.sync_interval_ms`: must be above 0"),
+            "{err}"
+        );
+        let err = refused(|l| l.postgres.url = String::new());
+        assert!(err.contains("`ledger.postgres.url`: is required"), "{err}");
+        let err = refused(|l| l.postgres.schema = "ace-ledger".to_owned());
+        assert!(err.contains("`ledger.postgres.schema`"), "{err}");
+        assert!(err.contains("not a plain identifier"), "{err}");
+        let err = Config::load(Some("ledger:\n  sync: sometimes\n"), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+    }
 
     #[test]
     fn given_the_example_file_when_loaded_then_it_equals_the_defaults() {

@@ -94,6 +94,16 @@ pub enum ServerError {
         #[source]
         source: ace_ledger::LedgerError,
     },
+    /// The ledger's PostgreSQL store could not be opened (unreachable, refused, or its entries
+    /// do not verify); `store` names the URL without its password, and the schema.
+    #[error("opening the ledger in {store}: {source}")]
+    LedgerStore {
+        /// `PostgreSQL at <url without password> (schema <schema>)`.
+        store: String,
+        /// The ledger's error.
+        #[source]
+        source: ace_ledger::LedgerError,
+    },
 }
 
 /// Why an HTTP request is answered with an error.

@@ -1,22 +1,30 @@
-//! The server's ledger: opening `{data_dir}/ledger/` and making it the core's recorder
-//! ([`attach`]), the `config_changed` entry of every start ([`record_start`]), and the two
+//! The server's ledger: opening its store — `{data_dir}/ledger/` or a PostgreSQL schema
+//! (`ledger.store`) — with the sync mode of `ledger.sync`, and making it the core's recorder
+//! ([`attach`]); the `config_changed` entry of every start ([`record_start`]); and the two
 //! background tasks ([`spawn_tasks`]) — signing checkpoints when due and recording dead letters.
 //! The final checkpoint is signed by `Core::close` at shutdown.
+//!
+//! The signing key is `{data_dir}/ledger/signing.key` whichever the store: the key is the
+//! server's identity, not data to share with whoever can read the database.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ace_core::{Core, CoreError, LedgerRecorder, RequestContext};
 use ace_envelope::{Clock, SYSTEM_DLQ};
-use ace_ledger::{EntryKind, Hash, Ledger, LedgerError, LedgerOptions, NewEntry};
+use ace_ledger::{
+    EntryKind, Hash, Ledger, LedgerError, LedgerKey, LedgerOptions, NewEntry, PostgresStore,
+    ledger_dir,
+};
 use chrono::TimeDelta;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, LedgerConfig, LedgerStoreKind, LedgerSyncMode};
 use crate::error::ServerError;
 
-/// Opens the ledger under `config.data_dir` (refusing a corrupt one) and makes it the core's
-/// recorder; the core as it was when `ledger.enabled` is false.
+/// Opens the ledger's store (refusing a corrupt ledger or an unreachable database) and makes it
+/// the core's recorder; the core as it was when `ledger.enabled` is false.
 pub(crate) fn attach(
     config: &Config,
     clock: Arc<dyn Clock>,
@@ -32,23 +40,121 @@ pub(crate) fn attach(
             i64::try_from(config.ledger.checkpoint_interval_ms).unwrap_or(i64::MAX),
         ),
         clock: clock.clone(),
+        sync: config.ledger.sync_policy(),
     };
-    // Synchronous like the engine's own open: the ledger replays and re-checks its chain.
-    let opened = Ledger::open(&config.data_dir, options).map_err(|source| ServerError::Ledger {
-        data_dir: config.data_dir.display().to_string(),
-        source,
+    // Synchronous like the engine's own open (the ledger replays and re-checks its chain), on a
+    // thread of its own: the PostgreSQL client blocks on a runtime of its own, which must not
+    // run inside ours.
+    let opened = std::thread::scope(|scope| {
+        scope
+            .spawn(|| open(&config.ledger, &config.data_dir, options))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
-    tracing::info!(
-        entries = opened.size(),
-        key_id = opened.key_id(),
-        "ledger opened"
-    );
+    announce(&config.ledger, &opened);
     let recorder =
         LedgerRecorder::start(Arc::new(opened), clock).map_err(|source| ServerError::Core {
             op: "starting the ledger writer",
             source,
         })?;
     Ok(core.with_ledger(Arc::new(recorder)))
+}
+
+/// The ledger of `config.store` under `data_dir` (the signing key is there for both stores).
+fn open(
+    config: &LedgerConfig,
+    data_dir: &Path,
+    options: LedgerOptions,
+) -> Result<Ledger, ServerError> {
+    let in_dir = |source| ServerError::Ledger {
+        data_dir: data_dir.display().to_string(),
+        source,
+    };
+    match config.store {
+        LedgerStoreKind::File => Ledger::open(data_dir, options).map_err(in_dir),
+        LedgerStoreKind::Postgres => {
+            let in_db = |source| ServerError::LedgerStore {
+                store: postgres_name(config),
+                source,
+            };
+            let store = PostgresStore::connect(&config.postgres.url, &config.postgres.schema)
+                .map_err(in_db)?;
+            let dir = ledger_dir(data_dir);
+            std::fs::create_dir_all(&dir).map_err(|source| {
+                in_dir(LedgerError::Io {
+                    path: dir.clone(),
+                    source,
+                })
+            })?;
+            let key = LedgerKey::load_or_create(&dir).map_err(in_dir)?;
+            Ledger::with_store(Box::new(store), key, options).map_err(in_db)
+        }
+    }
+}
+
+/// `PostgreSQL at <url without password> (schema <schema>)`.
+fn postgres_name(config: &LedgerConfig) -> String {
+    format!(
+        "PostgreSQL at {} (schema {})",
+        redact_password(&config.postgres.url),
+        config.postgres.schema
+    )
+}
+
+/// Says which store and sync mode the ledger runs with; under `interval`, warns what a power
+/// loss can take.
+fn announce(config: &LedgerConfig, ledger: &Ledger) {
+    let store = match config.store {
+        LedgerStoreKind::File => "file".to_owned(),
+        LedgerStoreKind::Postgres => postgres_name(config),
+    };
+    tracing::info!(
+        entries = ledger.size(),
+        key_id = ledger.key_id(),
+        %store,
+        sync = ?config.sync,
+        "ledger opened"
+    );
+    if config.sync == LedgerSyncMode::Interval {
+        tracing::warn!(
+            sync_interval_ms = config.sync_interval_ms,
+            "ledger.sync is interval: a publish is answered once its ledger entries are written, \
+             before they are synced; a crash of the server process loses none, but a power loss \
+             or operating-system crash can lose the entries of the last {} ms (never one a signed \
+             checkpoint covers: every checkpoint, and shutdown, syncs first)",
+            config.sync_interval_ms
+        );
+    }
+}
+
+/// A PostgreSQL connection string without its password: `postgres://user:***@host/db`,
+/// `?password=***`, or `password=***` in the `key=value` form.
+pub(crate) fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let pairs: Vec<&str> = url.split(' ').map(redact_pair).collect();
+        return pairs.join(" ");
+    };
+    let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let address = match address.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => address.to_owned(),
+        },
+        None => address.to_owned(),
+    };
+    if query.is_empty() {
+        return format!("{scheme}://{address}");
+    }
+    let query: Vec<&str> = query.split('&').map(redact_pair).collect();
+    format!("{scheme}://{address}?{}", query.join("&"))
+}
+
+/// `password=***` for a `password=…` pair, any other pair as it is.
+fn redact_pair(pair: &str) -> &str {
+    match pair.split_once('=') {
+        Some(("password", _)) => "password=***",
+        _ => pair,
+    }
 }
 
 /// Records the start: a `config_changed` entry by the server carrying the SHA-256 of the
@@ -158,6 +264,32 @@ async fn dead_letters(core: Core) {
                 tracing::error!(error = %err, %stream, "recording dead letters failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn given_postgres_urls_with_passwords_when_redacted_then_only_the_password_is_hidden() {
+        for (url, shown) in [
+            (
+                "postgres://ace:s3cret@db.example:5432/ledger",
+                "postgres://ace:***@db.example:5432/ledger",
+            ),
+            (
+                "postgresql://ace@db/ledger?sslmode=require&password=s3cret",
+                "postgresql://ace@db/ledger?sslmode=require&password=***",
+            ),
+            (
+                "host=db user=ace password=s3cret dbname=ledger",
+                "host=db user=ace password=*** dbname=ledger",
+            ),
+            ("postgres://db/ledger", "postgres://db/ledger"),
+        ] {
+            assert_eq!(redact_password(url), shown);
         }
     }
 }

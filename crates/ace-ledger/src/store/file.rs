@@ -6,10 +6,14 @@
 //!
 //! # Durability rule
 //!
-//! An append (one entry or a batch: group commit) writes all its lines with one `write` and then
-//! `fdatasync`s; only then does it return `Ok`, which is the acknowledgement. So every
+//! An append (one entry or a batch: group commit) writes all its lines with one `write` and,
+//! when asked to sync, `fdatasync`s; only then does it return `Ok`, which is the
+//! acknowledgement. An append without sync is in the kernel's page cache when acknowledged: it
+//! survives a crash of the process but not of the machine until [`LedgerStore::sync`] (or the
+//! next synced append, or opening the store again, or dropping it) `fdatasync`s it. So every
 //! acknowledged entry is a complete line ending in `\n`, and a last line *without* `\n` can only
-//! be the torn write of an append that crashed before it was acknowledged. On open such a tail
+//! be the torn write of an append that crashed before it was acknowledged (or, after a power
+//! loss, of an unsynced one). On open such a tail
 //! is never silently dropped: its bytes are appended to `entries.jsonl.torn` (or
 //! `checkpoints.jsonl.torn`), the file is cut back to its last complete line, and the tail is
 //! reported ([`FileStore::torn_tails`]; `verify_dir` reports a torn tail still in place and any
@@ -55,6 +59,8 @@ pub struct FileStore {
     offsets: Vec<u64>,
     len: u64,
     torn: Vec<TornTail>,
+    /// Whether some append since the last `fdatasync` was not synced.
+    unsynced: bool,
 }
 
 impl FileStore {
@@ -81,6 +87,10 @@ impl FileStore {
             .map_err(|e| LedgerError::io(&entries_path, e))?;
         let reader = File::open(&entries_path).map_err(|e| LedgerError::io(&entries_path, e))?;
         let len = file_len(&writer, &entries_path)?;
+        // Unsynced appends of a process that crashed are still only in the page cache.
+        writer
+            .sync_data()
+            .map_err(|e| LedgerError::io(&entries_path, e))?;
         sync_dir(dir)?;
         Ok(FileStore {
             dir: dir.to_path_buf(),
@@ -91,6 +101,7 @@ impl FileStore {
             offsets: Vec::new(),
             len,
             torn,
+            unsynced: false,
         })
     }
 
@@ -145,7 +156,7 @@ impl LedgerStore for FileStore {
         }
     }
 
-    fn append(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
+    fn append(&mut self, entries: &[Entry], sync: bool) -> Result<(), LedgerError> {
         let mut buf = Vec::with_capacity(entries.len() * 256);
         let mut starts = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -153,10 +164,13 @@ impl LedgerStore for FileStore {
             buf.extend(entry.to_line());
             buf.push(b'\n');
         }
-        let written = self
-            .writer
-            .write_all(&buf)
-            .and_then(|()| self.writer.sync_data());
+        let written = self.writer.write_all(&buf).and_then(|()| {
+            if sync {
+                self.writer.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written {
             // Best effort: never leave a partial line for the next append to glue onto.
             let _ = self.writer.set_len(self.len);
@@ -164,6 +178,17 @@ impl LedgerStore for FileStore {
         }
         self.offsets.extend(starts);
         self.len += buf.len() as u64;
+        self.unsynced = !sync;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        if self.unsynced {
+            self.writer
+                .sync_data()
+                .map_err(|e| LedgerError::io(&self.entries_path, e))?;
+            self.unsynced = false;
+        }
         Ok(())
     }
 
@@ -227,6 +252,15 @@ impl LedgerStore for FileStore {
 
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, LedgerError> {
         read_checkpoints(&self.checkpoints_path)
+    }
+}
+
+impl Drop for FileStore {
+    /// Syncs unsynced appends: a clean close never leaves acknowledged entries in the page cache.
+    fn drop(&mut self) {
+        // Nobody to report a failure to here; `Ledger` syncs before every checkpoint (and so
+        // before the final one), and the next open syncs again.
+        let _ = self.sync();
     }
 }
 

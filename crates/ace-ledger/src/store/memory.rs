@@ -1,5 +1,7 @@
 //! [`MemoryStore`]: a [`LedgerStore`] in memory, for tests of callers (the pipeline, the HTTP
-//! API). Clones share one state, so a test can drop a ledger and "reopen" it on the same store.
+//! API). Clones share one state, so a test can drop a ledger and "reopen" it on the same store,
+//! and [`MemoryStore::power_loss`] drops what was never synced, as a machine crash would drop
+//! the file store's unsynced writes.
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     entries: Vec<Entry>,
+    /// How many of `entries` are "durable" (appended with sync, or synced since).
+    synced: usize,
     checkpoints: Vec<Checkpoint>,
 }
 
@@ -26,6 +30,14 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Forgets every entry appended since the last sync, as a power loss forgets the file store's
+    /// unsynced writes (checkpoints are always stored durably).
+    pub fn power_loss(&self) {
+        let mut state = self.state.lock();
+        let synced = state.synced;
+        state.entries.truncate(synced);
     }
 }
 
@@ -38,8 +50,18 @@ impl LedgerStore for MemoryStore {
         entries.into_iter().try_for_each(visit)
     }
 
-    fn append(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
-        self.state.lock().entries.extend_from_slice(entries);
+    fn append(&mut self, entries: &[Entry], sync: bool) -> Result<(), LedgerError> {
+        let mut state = self.state.lock();
+        state.entries.extend_from_slice(entries);
+        if sync {
+            state.synced = state.entries.len();
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        let mut state = self.state.lock();
+        state.synced = state.entries.len();
         Ok(())
     }
 

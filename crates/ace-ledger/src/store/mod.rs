@@ -29,9 +29,16 @@ pub trait LedgerStore: Send + std::fmt::Debug {
         visit: &mut dyn FnMut(Entry) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError>;
 
-    /// Appends `entries` (consecutive, following the last stored one). They must be durable
-    /// when this returns `Ok`: that is the acknowledgement.
-    fn append(&mut self, entries: &[Entry]) -> Result<(), LedgerError>;
+    /// Appends `entries` (consecutive, following the last stored one); all or none. When `sync`,
+    /// they are durable (survive power loss) when this returns `Ok`; otherwise they are written
+    /// so that they survive a crash of the process, and become durable at the next [`sync`]
+    /// (or the next append with `sync`). `Ok` is the acknowledgement of either promise.
+    ///
+    /// [`sync`]: LedgerStore::sync
+    fn append(&mut self, entries: &[Entry], sync: bool) -> Result<(), LedgerError>;
+
+    /// Makes every entry appended so far durable (nothing to do when every append synced).
+    fn sync(&mut self) -> Result<(), LedgerError>;
 
     /// The entry at `seq`, if stored.
     fn get(&mut self, seq: u64) -> Result<Option<Entry>, LedgerError>;
@@ -39,7 +46,8 @@ pub trait LedgerStore: Send + std::fmt::Debug {
     /// Entries matching `filter`, in `seq` order.
     fn scan(&mut self, filter: &EntryFilter) -> Result<Vec<Entry>, LedgerError>;
 
-    /// Appends a checkpoint, durably.
+    /// Appends a checkpoint, durably. The ledger calls [`LedgerStore::sync`] first, so a
+    /// checkpoint never covers an entry that is not durable.
     fn append_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), LedgerError>;
 
     /// Every stored checkpoint, oldest first.

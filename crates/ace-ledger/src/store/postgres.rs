@@ -6,9 +6,19 @@
 //!   the same way; `ts_nanos` and `kind` are indexed copies for queries;
 //! - `checkpoints(id BIGSERIAL PRIMARY KEY, size BIGINT, line TEXT)`.
 //!
-//! An append batch is one transaction; `COMMIT` (with the server's default
-//! `synchronous_commit = on`) is the acknowledgement. The client is the synchronous `postgres`
-//! crate: like the rest of the ledger, async callers use `spawn_blocking`.
+//! An append batch is one transaction; its `COMMIT` is the acknowledgement. A synced append
+//! commits with `synchronous_commit = on` (the WAL is flushed before `COMMIT` answers); an
+//! unsynced one with `off` for the session — PostgreSQL's own bounded-loss mode: the commit is
+//! visible and survives a crash of our process at once, and PostgreSQL's WAL writer flushes it
+//! within `3 × wal_writer_delay` (600 ms by default), so a crash of the database machine loses
+//! at most that. [`LedgerStore::sync`] therefore has nothing to ask for (PostgreSQL offers no
+//! flush without a write); what matters is that a checkpoint is inserted with
+//! `synchronous_commit = on`, and since the WAL is flushed in order, a durable checkpoint means
+//! every entry committed before it is durable too.
+//!
+//! The client is the synchronous `postgres` crate, which runs its own small tokio runtime: it
+//! must not be called from async code (callers use `spawn_blocking` or a thread of their own),
+//! and it is closed on a thread of its own when the store drops, wherever that happens.
 
 use postgres::{Client, NoTls};
 
@@ -22,8 +32,11 @@ const REPLAY_PAGE: i64 = 10_000;
 
 /// A ledger store in a PostgreSQL schema.
 pub struct PostgresStore {
-    client: Client,
+    /// Always `Some` until dropped (taken to be closed on a thread of its own).
+    client: Option<Client>,
     schema: String,
+    /// The session's `synchronous_commit`, once set (so it is only sent when it changes).
+    synchronous_commit: Option<bool>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -38,11 +51,7 @@ impl PostgresStore {
     /// Connects to `url` and creates (if needed) `schema` and its tables. `schema` must be a
     /// plain identifier (`[a-z_][a-z0-9_]*`).
     pub fn connect(url: &str, schema: &str) -> Result<Self, LedgerError> {
-        let valid = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && schema
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
+        if !PostgresStore::is_plain_schema(schema) {
             return Err(pg_error(
                 "schema",
                 format!("`{schema}` is not a plain identifier"),
@@ -61,9 +70,38 @@ impl PostgresStore {
             ))
             .map_err(|e| pg_error("create tables", e.to_string()))?;
         Ok(PostgresStore {
-            client,
+            client: Some(client),
             schema: schema.to_owned(),
+            synchronous_commit: None,
         })
+    }
+
+    /// Whether `schema` is a plain identifier (`[a-z_][a-z0-9_]*`), the only kind
+    /// [`PostgresStore::connect`] takes (it is spliced into SQL).
+    pub fn is_plain_schema(schema: &str) -> bool {
+        schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .expect("the client is only taken when the store drops")
+    }
+
+    /// Sets the session's `synchronous_commit` when it differs from what it is.
+    fn synchronous_commit(&mut self, on: bool) -> Result<(), LedgerError> {
+        if self.synchronous_commit == Some(on) {
+            return Ok(());
+        }
+        let value = if on { "on" } else { "off" };
+        self.client()
+            .batch_execute(&format!("SET synchronous_commit TO {value}"))
+            .map_err(|e| pg_error("set synchronous_commit", e.to_string()))?;
+        self.synchronous_commit = Some(on);
+        Ok(())
     }
 
     fn lines(
@@ -72,7 +110,7 @@ impl PostgresStore {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Entry>, LedgerError> {
         let rows = self
-            .client
+            .client()
             .query(sql, params)
             .map_err(|e| pg_error("select entries", e.to_string()))?;
         rows.iter()
@@ -108,13 +146,14 @@ impl LedgerStore for PostgresStore {
         }
     }
 
-    fn append(&mut self, entries: &[Entry]) -> Result<(), LedgerError> {
+    fn append(&mut self, entries: &[Entry], sync: bool) -> Result<(), LedgerError> {
         let sql = format!(
             "INSERT INTO {}.entries (seq, ts_nanos, kind, line) VALUES ($1, $2, $3, $4)",
             self.schema
         );
+        self.synchronous_commit(sync)?;
         let mut tx = self
-            .client
+            .client()
             .transaction()
             .map_err(|e| pg_error("begin", e.to_string()))?;
         let statement = tx
@@ -130,6 +169,12 @@ impl LedgerStore for PostgresStore {
             .map_err(|e| pg_error("insert entry", e.to_string()))?;
         }
         tx.commit().map_err(|e| pg_error("commit", e.to_string()))
+    }
+
+    /// Nothing to ask for: see the module documentation (PostgreSQL flushes asynchronous commits
+    /// itself, and a checkpoint commits synchronously, flushing every earlier commit with it).
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        Ok(())
     }
 
     fn get(&mut self, seq: u64) -> Result<Option<Entry>, LedgerError> {
@@ -173,7 +218,8 @@ impl LedgerStore for PostgresStore {
             "INSERT INTO {}.checkpoints (size, line) VALUES ($1, $2)",
             self.schema
         );
-        self.client
+        self.synchronous_commit(true)?;
+        self.client()
             .execute(&sql, &[&to_i64(checkpoint.size)?, &line])
             .map(drop)
             .map_err(|e| pg_error("insert checkpoint", e.to_string()))
@@ -185,7 +231,7 @@ impl LedgerStore for PostgresStore {
             self.schema
         );
         let rows = self
-            .client
+            .client()
             .query(&sql, &[])
             .map_err(|e| pg_error("select checkpoints", e.to_string()))?;
         rows.iter()
@@ -195,6 +241,21 @@ impl LedgerStore for PostgresStore {
                     .map_err(|e| malformed(id, format!("not a checkpoint: {e}")))
             })
             .collect()
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Closes the client on a thread of its own: `postgres::Client` closes by blocking on its
+    /// runtime, which panics inside an async context (where a server may drop its last handle).
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let closing = std::thread::Builder::new()
+                .name("ace-ledger-pg-close".to_owned())
+                .spawn(move || drop(client));
+            if let Ok(closing) = closing {
+                let _ = closing.join();
+            }
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //!   `verify_dir` names each;
 //! - `durability`: reopen continues the chain, a torn last line is moved aside and reported;
 //! - `api`: entry queries, checkpoint policy, the in-memory store;
+//! - `sync`: `LedgerSync::Interval` — written at once, synced when due, always before a
+//!   checkpoint (a simulated power loss never takes a covered entry);
 //! - `postgres`: the ledger on `PostgresStore` against a real server (skips loudly without one);
 //! - `support`: shared helpers (a ledger on a manual clock, line-level file surgery).
 
@@ -19,5 +21,6 @@ mod postgres;
 mod proofs;
 mod reference;
 mod support;
+mod sync;
 mod tamper;
 mod vectors;

@@ -2,7 +2,9 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), each test in its own schema, dropped afterwards.
 //! Unreachable server: fails under `CI=true`, otherwise skips loudly on stderr.
 
-use ace_ledger::{EntryFilter, EntryKind, Ledger, LedgerError, LedgerKey, PostgresStore};
+use ace_ledger::{
+    EntryFilter, EntryKind, Ledger, LedgerError, LedgerKey, LedgerSync, PostgresStore,
+};
 
 use crate::support::{new_entry, of_kind, options, seqs};
 
@@ -104,4 +106,34 @@ fn given_a_schema_that_is_not_an_identifier_when_connecting_then_it_is_refused_b
             .contains("`x; DROP TABLE y` is not a plain identifier"),
         "{err}"
     );
+}
+
+#[test]
+fn given_interval_sync_on_postgres_when_appending_and_checkpointing_then_a_reopen_finds_everything()
+{
+    let Some((url, schema)) = database("interval") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let (mut options, _) = options();
+    options.sync = LedgerSync::Interval(std::time::Duration::from_millis(100));
+    let store = PostgresStore::connect(&url, &schema).unwrap();
+    let ledger =
+        Ledger::with_store(Box::new(store), LedgerKey::from_seed([5; 32]), options).unwrap();
+    ledger
+        .append_batch((0..6).map(new_entry).collect())
+        .unwrap();
+    assert_eq!(ledger.durable_size(), 0, "committed asynchronously");
+    let checkpoint = ledger.checkpoint().unwrap();
+    assert_eq!((checkpoint.size, ledger.durable_size()), (6, 6));
+    ledger.append(new_entry(6)).unwrap();
+    drop(ledger);
+
+    let reopened = open(&url, &schema).unwrap();
+    assert_eq!(
+        reopened.size(),
+        7,
+        "an asynchronous commit survives our process"
+    );
+    assert_eq!(reopened.latest_checkpoint(), Some(checkpoint));
 }

@@ -283,7 +283,12 @@ async fn given_published_messages_when_the_ledger_is_read_over_http_then_entries
 
     let total = all.len() as u64;
     server.stop().await;
-    let report = ace_ledger::verify_dir(dir.path());
+    assert_verified_and_covered(dir.path(), total);
+}
+
+/// `verify_dir` finds `total` intact entries under `data_dir`, every one covered by a checkpoint.
+fn assert_verified_and_covered(data_dir: &std::path::Path, total: u64) {
+    let report = ace_ledger::verify_dir(data_dir);
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.entries, total);
     assert_eq!(
@@ -575,4 +580,186 @@ async fn given_enforced_mode_when_a_publish_is_denied_then_the_denied_entry_name
         "{page}"
     );
     server.stop().await;
+}
+
+/// Runs `call` on a thread of its own: the `postgres` client blocks on a runtime of its own,
+/// which must not run on a tokio thread.
+fn off_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(call).join().expect("no panic"))
+}
+
+/// A fresh schema on `ACE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
+/// dropped when the test ends, pass or fail.
+struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// `None` (after a loud notice) when the server is unreachable; under `CI=true` that fails.
+    fn new(test: &str) -> Option<PgSchema> {
+        let url = std::env::var("ACE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        if let Err(e) = off_runtime(|| postgres::Client::connect(&url, postgres::NoTls).map(drop)) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL at {url} is unreachable under CI=true: {e}"
+            );
+            eprintln!(
+                "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
+            );
+            return None;
+        }
+        let name = format!("ace_server_it_{test}_{}", std::process::id());
+        Some(PgSchema { url, name })
+    }
+
+    /// `SELECT count(*) FROM <schema>.<table>`.
+    fn count(&self, table: &str) -> i64 {
+        off_runtime(|| {
+            let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+            let sql = format!("SELECT count(*) FROM {}.{table}", self.name);
+            client.query_one(&sql, &[]).unwrap().get(0)
+        })
+    }
+
+    /// The server configuration that keeps the ledger in this schema (and checkpoints every
+    /// entry, so that the latest checkpoint covers what a test just published).
+    fn configure(&self, config: &mut ace_server::Config) {
+        config.ledger.checkpoint_every_entries = 1;
+        config.ledger.store = ace_server::LedgerStoreKind::Postgres;
+        config.ledger.postgres.url = self.url.clone();
+        config.ledger.postgres.schema = self.name.clone();
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        off_runtime(|| {
+            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
+                let _ =
+                    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+            }
+        });
+    }
+}
+
+/// The accepted entry of a message published to `server`, with a proof of its inclusion in the
+/// latest checkpoint checked here, and that checkpoint's signature checked against the key.
+async fn assert_proven(server: &Server, entry: &Value) -> Value {
+    let (_, key) = server.get("/api/v1/ledger/key").await;
+    let (status, checkpoint) = server.get("/api/v1/ledger/checkpoint").await;
+    assert_eq!(status, 200, "{checkpoint}");
+    assert_signed(&checkpoint, &key);
+    let (size, seq) = (
+        checkpoint["size"].as_u64().unwrap(),
+        entry["seq"].as_u64().unwrap(),
+    );
+    let (status, proof) = server
+        .get(&format!("/api/v1/ledger/proof/inclusion/{seq}?size={size}"))
+        .await;
+    assert_eq!(status, 200, "{proof}");
+    assert!(
+        verify_inclusion(
+            seq,
+            size,
+            leaf_hash(entry),
+            &path_of(&proof),
+            unhex32(&checkpoint["root_hash"])
+        ),
+        "inclusion of {seq} in {size}: {proof}"
+    );
+    checkpoint
+}
+
+#[tokio::test]
+async fn given_the_postgres_store_when_publishing_then_entries_checkpoints_and_proofs_are_served_and_a_restart_keeps_them()
+ {
+    let Some(db) = PgSchema::new("store") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| db.configure(c)).await;
+    let (status, body) = server.post("/api/v1/messages", &event(1)).await;
+    assert_eq!(status, 202, "{body}");
+    let accepted = entries(&server, "kind=accepted").await;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["message_id"], body["id"]);
+    let before = assert_proven(&server, &accepted[0]).await;
+    server.stop().await;
+    let ledger = dir.path().join("ledger");
+    assert!(
+        ledger.join("signing.key").exists(),
+        "the key stays in the data dir"
+    );
+    assert!(!ledger.join("entries.jsonl").exists(), "no entry in a file");
+    let stored = db.count("entries");
+    assert!(
+        stored >= 2,
+        "the start and the accepted entry are rows: {stored}"
+    );
+
+    // Restarted, here under sync: interval (asynchronous commits), the chain continues.
+    let server = Server::start_with(dir.path(), |c| {
+        db.configure(c);
+        c.ledger.sync = ace_server::LedgerSyncMode::Interval;
+    })
+    .await;
+    assert_eq!(server.post("/api/v1/messages", &event(2)).await.0, 202);
+    let after = entries(&server, "kind=accepted").await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], accepted[0], "the first entry is unchanged");
+    let (_, key) = server.get("/api/v1/ledger/key").await;
+    assert_signed(&before, &key); // the same key after a restart
+    let latest = assert_proven(&server, &after[1]).await;
+    assert!(latest["size"].as_u64() > before["size"].as_u64());
+    server.stop().await;
+    assert_eq!(
+        db.count("entries"),
+        stored + 2,
+        "the restart's start entry and the second accepted one"
+    );
+}
+
+#[tokio::test]
+async fn given_an_unreachable_postgres_store_when_the_server_starts_then_it_refuses_naming_the_url_without_its_password()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ace_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..ace_server::Config::default()
+    };
+    config.ledger.store = ace_server::LedgerStoreKind::Postgres;
+    config.ledger.postgres.url = "postgres://ace:s3cret@127.0.0.1:1/ace".to_owned();
+    let err = ace_server::App::open(&config).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("PostgreSQL at postgres://ace:***@127.0.0.1:1/ace (schema ace_ledger)"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[tokio::test]
+async fn given_ledger_sync_interval_when_publishing_then_entries_are_served_at_once_and_the_final_checkpoint_covers_all()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |c| {
+        c.ledger.sync = ace_server::LedgerSyncMode::Interval;
+        // Long: nothing is synced by the clock during the test, only by checkpoints and close.
+        c.ledger.sync_interval_ms = 3_600_000;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let (status, body) = server.post("/api/v1/messages", &event(n)).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].clone());
+    }
+    let accepted = entries(&server, "kind=accepted").await;
+    let served: Vec<Value> = accepted.iter().map(|e| e["message_id"].clone()).collect();
+    assert_eq!(served, ids, "answered entries are readable at once");
+    let total = entries(&server, "limit=1000").await.len() as u64;
+    server.stop().await;
+    assert_verified_and_covered(dir.path(), total);
 }
