@@ -28,6 +28,7 @@
 //! | `Manage(stream)`            | publish on `ace.comms.system.stream.{stream}.cmd.manage.v1`  |
 //! | `Decide(id)`                | publish on `ace.comms.system.hitl.approval.{id}.cmd.decide.v1` |
 //! | `ReadLedger`                | subscribe to `ace.comms.system.ledger.>`                     |
+//! | the server's reload         | publish on [`RELOAD_SUBJECT`] (`ace.comms.system.config.cmd.reload.v1`) |
 //!
 //! A stream name or approval id that is not one subject token (`[A-Za-z0-9_-]+`) cannot be
 //! spliced into a subject without changing its meaning, so it is denied, never escaped into
@@ -38,6 +39,15 @@
 //! [`Authorizer::can_receive`] is [`PolicyEngine::can_receive`] (the envelope's `rbac`
 //! permissions and its label against the receiver's clearance).
 //!
+//! # Reload
+//!
+//! [`PolicyAuthenticator::replace`] and [`PolicyAuthorizer::replace`] swap the whole state
+//! behind one pointer: a request reads it once and is judged entirely by the old state or
+//! entirely by the new, and readers never wait on the work of a reload (the caller builds
+//! everything first; the lock is held for the pointer swap only). Replacing the authenticator
+//! drops the cache of verified tokens with it, so a JWT key or API key taken away stops working
+//! from the next request on.
+//!
 //! # Development mode
 //!
 //! `DevAuthenticator` (every caller is the development admin) with [`DevAuthorizer`]: no RBAC,
@@ -46,7 +56,7 @@
 //! setting up credentials. A message without an EHI score and without `requires_approval` is
 //! never held, so ordinary development traffic passes as before.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ace_envelope::Envelope;
@@ -65,6 +75,10 @@ pub const NO_CREDENTIALS: &str =
 
 /// The subject pattern that stands for reading the ledger.
 pub const LEDGER_SUBJECTS: &str = "ace.comms.system.ledger.>";
+
+/// The subject that stands for reloading the server's credentials and policies (its admin
+/// endpoint), judged as a publish: with the shipped roles only `admin` may.
+pub const RELOAD_SUBJECT: &str = "ace.comms.system.config.cmd.reload.v1";
 
 /// The subject that stands for managing `stream` (`None` when the name is not one token).
 pub fn manage_subject(stream: &str) -> Option<String> {
@@ -89,11 +103,27 @@ impl crate::core::Core {
     pub fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError> {
         crate::pipeline::authenticate(&*self.hooks.authenticator, ctx)
     }
+
+    /// Steps 1 and 4 for an operation the adapter carries out itself, like the server's
+    /// reload (judged as `Action::Publish(RELOAD_SUBJECT)`): the principal, or
+    /// `UNAUTHENTICATED` / `FORBIDDEN`.
+    pub fn permit(&self, ctx: &RequestContext, action: Action<'_>) -> Result<Principal, CoreError> {
+        self.allow(ctx, action)
+    }
 }
 
 /// Step 1 over the configured methods (see the module docs for the order).
+///
+/// The methods live behind one pointer that [`PolicyAuthenticator::replace`] swaps: a request
+/// reads it once, so it sees the old methods or the new ones, never half of each.
 #[derive(Debug)]
 pub struct PolicyAuthenticator {
+    methods: Swap<Methods>,
+}
+
+/// The methods accepted at one time; replaced as a whole.
+#[derive(Debug)]
+struct Methods {
     tokens: Option<TokenCache>,
     api_keys: Option<ApiKeyStore>,
     mtls: bool,
@@ -105,25 +135,76 @@ impl PolicyAuthenticator {
     /// [`DEFAULT_TOKEN_CACHE_CAPACITY`]).
     pub fn new(tokens: Option<TokenVerifier>, api_keys: Option<ApiKeyStore>, mtls: bool) -> Self {
         PolicyAuthenticator {
+            methods: Swap::new(Methods::new(tokens, api_keys, mtls)),
+        }
+    }
+
+    /// Replaces every method at once (a reload). The cache of verified tokens starts empty, so
+    /// a token whose key was removed is refused from the next request on; an API key no longer
+    /// in `api_keys` likewise. Requests already past authentication are not affected.
+    pub fn replace(
+        &self,
+        tokens: Option<TokenVerifier>,
+        api_keys: Option<ApiKeyStore>,
+        mtls: bool,
+    ) {
+        self.methods.replace(Methods::new(tokens, api_keys, mtls));
+    }
+
+    /// The methods accepted, for the start-up log (`jwt`, `api_key`, `mtls`).
+    pub fn methods(&self) -> Vec<&'static str> {
+        let current = self.methods.load();
+        let mut methods = Vec::new();
+        if current.tokens.is_some() {
+            methods.push("jwt");
+        }
+        if current.api_keys.is_some() {
+            methods.push("api_key");
+        }
+        if current.mtls {
+            methods.push("mtls");
+        }
+        methods
+    }
+}
+
+impl Methods {
+    fn new(tokens: Option<TokenVerifier>, api_keys: Option<ApiKeyStore>, mtls: bool) -> Self {
+        Methods {
             tokens: tokens.map(|v| TokenCache::new(v, DEFAULT_TOKEN_CACHE_CAPACITY)),
             api_keys,
             mtls,
         }
     }
+}
 
-    /// The methods accepted, for the start-up log (`jwt`, `api_key`, `mtls`).
-    pub fn methods(&self) -> Vec<&'static str> {
-        let mut methods = Vec::new();
-        if self.tokens.is_some() {
-            methods.push("jwt");
+/// A value readers take a snapshot of and a reload replaces whole.
+///
+/// A `std::sync::RwLock` around an `Arc`: the lock is held only to clone or to swap the
+/// pointer (never while a file is read, a policy compiled or a request judged), so readers
+/// never wait on a reload's work, and the workspace needs no extra dependency for it.
+#[derive(Debug)]
+struct Swap<T> {
+    current: RwLock<Arc<T>>,
+}
+
+impl<T> Swap<T> {
+    fn new(value: impl Into<Arc<T>>) -> Self {
+        Swap {
+            current: RwLock::new(value.into()),
         }
-        if self.api_keys.is_some() {
-            methods.push("api_key");
-        }
-        if self.mtls {
-            methods.push("mtls");
-        }
-        methods
+    }
+
+    /// The current value (a poisoned lock still holds a whole `Arc`: the swap cannot panic
+    /// half-way).
+    fn load(&self) -> Arc<T> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts `value` in place and returns the value it replaces.
+    fn replace(&self, value: impl Into<Arc<T>>) -> Arc<T> {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *current, value.into())
     }
 }
 
@@ -144,8 +225,9 @@ impl Authenticator for PolicyAuthenticator {
         let refused = |method: &str, failure: ace_policy::AuthFailure| {
             unauthenticated(format!("{method} refused: {failure}"))
         };
+        let methods = self.methods.load();
         match &ctx.credentials {
-            Credentials::Bearer(token) => match &self.tokens {
+            Credentials::Bearer(token) => match &methods.tokens {
                 Some(cache) => cache
                     .verify(token, now_secs())
                     .map_err(|f| refused("bearer token", f)),
@@ -153,13 +235,13 @@ impl Authenticator for PolicyAuthenticator {
                     "bearer tokens are not accepted here (auth.jwt is not configured)",
                 )),
             },
-            Credentials::ApiKey(key) => match &self.api_keys {
+            Credentials::ApiKey(key) => match &methods.api_keys {
                 Some(store) => store.verify(key).map_err(|f| refused("API key", f)),
                 None => Err(unauthenticated(
                     "API keys are not accepted here (auth.api_keys is not configured)",
                 )),
             },
-            Credentials::None => match (&ctx.peer_certificate, self.mtls) {
+            Credentials::None => match (&ctx.peer_certificate, methods.mtls) {
                 (Some(der), true) => {
                     principal_from_certificate(der).map_err(|f| refused("client certificate", f))
                 }
@@ -173,31 +255,42 @@ impl Authenticator for PolicyAuthenticator {
 }
 
 /// Step 4 over a [`PolicyEngine`] (see the module docs for the mapping of actions).
+///
+/// Clones share one engine slot: [`PolicyAuthorizer::replace`] on any clone changes what every
+/// clone decides with. A decision reads the slot once, so it is made whole by one engine.
 #[derive(Debug, Clone)]
 pub struct PolicyAuthorizer {
-    engine: Arc<PolicyEngine>,
+    engine: Arc<Swap<PolicyEngine>>,
 }
 
 impl PolicyAuthorizer {
     /// An authorizer deciding with `engine`.
     pub fn new(engine: Arc<PolicyEngine>) -> Self {
-        PolicyAuthorizer { engine }
+        PolicyAuthorizer {
+            engine: Arc::new(Swap::new(engine)),
+        }
     }
 
-    /// The engine (its counters feed the server's metrics).
-    pub fn engine(&self) -> &Arc<PolicyEngine> {
-        &self.engine
+    /// The engine deciding now (its counters feed the server's metrics).
+    pub fn engine(&self) -> Arc<PolicyEngine> {
+        self.engine.load()
+    }
+
+    /// Decides with `engine` from the next request on (a reload); returns the engine it
+    /// replaces, whose counters hold what it decided.
+    pub fn replace(&self, engine: Arc<PolicyEngine>) -> Arc<PolicyEngine> {
+        self.engine.replace(engine)
     }
 
     fn on(
-        &self,
+        engine: &PolicyEngine,
         principal: &Principal,
         action: PolicyAction,
         subject: Option<String>,
         what: &str,
     ) -> Decision {
         match subject {
-            Some(subject) => self.engine.authorize(principal, action, &subject, None),
+            Some(subject) => engine.authorize(principal, action, &subject, None),
             None => Decision::deny(format!("{what} is not one subject token ([A-Za-z0-9_-]+)")),
         }
     }
@@ -210,7 +303,7 @@ impl Authorizer for PolicyAuthorizer {
         action: Action<'_>,
         envelope: Option<&Envelope>,
     ) -> Decision {
-        let engine = &self.engine;
+        let engine = &*self.engine.load();
         match action {
             Action::Publish(subject) => {
                 engine.authorize(principal, PolicyAction::Publish, subject, envelope)
@@ -227,13 +320,15 @@ impl Authorizer for PolicyAuthorizer {
                     .map(|s| engine.authorize(principal, PolicyAction::Subscribe, s, None))
                     .fold(Decision::Allow, Decision::and)
             }
-            Action::Manage(stream) => self.on(
+            Action::Manage(stream) => Self::on(
+                engine,
                 principal,
                 PolicyAction::Publish,
                 manage_subject(stream),
                 "the stream name",
             ),
-            Action::Decide(id) => self.on(
+            Action::Decide(id) => Self::on(
+                engine,
                 principal,
                 PolicyAction::Publish,
                 decide_subject(id),
@@ -246,7 +341,7 @@ impl Authorizer for PolicyAuthorizer {
     }
 
     fn can_receive(&self, principal: &Principal, envelope: &Envelope) -> bool {
-        let decision = self.engine.can_receive(principal, envelope);
+        let decision = self.engine.load().can_receive(principal, envelope);
         if !decision.is_allow() {
             tracing::debug!(
                 principal = %principal.id,
@@ -455,5 +550,72 @@ mod tests {
         let r = reason(none.authenticate(&ctx(Credentials::ApiKey("k".into()))));
         assert!(r.contains("auth.api_keys"), "{r}");
         assert!(reason(none.authenticate(&with_cert)).contains("client certificate refused"));
+    }
+
+    #[test]
+    fn given_a_replaced_key_store_when_authenticating_then_only_the_new_keys_pass() {
+        let (old, new) = (
+            "k-old-0123456789abcdef0123456789abcdef",
+            "k-new-0123456789abcdef0123456789abcdef",
+        );
+        let mut keys = ApiKeyStore::default();
+        keys.insert(old, who(&["human"]));
+        let authn = PolicyAuthenticator::new(None, Some(keys), false);
+        let with_key = |key: &str| ctx(Credentials::ApiKey(key.into()));
+        assert!(authn.authenticate(&with_key(old)).is_ok());
+        assert!(authn.authenticate(&with_key(new)).is_err());
+        let mut keys = ApiKeyStore::default();
+        keys.insert(new, who(&["admin"]));
+        authn.replace(None, Some(keys), true);
+        assert!(reason(authn.authenticate(&with_key(old))).contains("unknown API key"));
+        assert_eq!(authn.authenticate(&with_key(new)).unwrap().roles, ["admin"]);
+        assert_eq!(authn.methods(), ["api_key", "mtls"]);
+        authn.replace(None, None, false);
+        assert!(reason(authn.authenticate(&with_key(new))).contains("auth.api_keys"));
+    }
+
+    #[test]
+    fn given_a_replaced_engine_when_any_clone_authorizes_then_the_new_policy_decides() {
+        let authz = PolicyAuthorizer::new(engine());
+        let shared = authz.clone();
+        assert!(allowed(
+            &shared,
+            &["human"],
+            Action::Subscribe("ace.comms.matrix.>")
+        ));
+        let denies_matrix = "package ace.comms\n\
+            deny contains \"matrix is closed\" if { startswith(input.subject, \"ace.comms.matrix.\") }";
+        let rego = RegoPolicy::from_sources(
+            vec![("closed.rego".into(), denies_matrix.into())],
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let rbac = Rbac::from_yaml(ace_policy::EMBEDDED_RBAC, "rbac").unwrap();
+        let closed = Arc::new(PolicyEngine::new(rbac, Some(rego), EhiGate::default()));
+        let old = authz.replace(Arc::clone(&closed));
+        assert!(Arc::ptr_eq(&shared.engine(), &closed));
+        let decision = shared.authorize(
+            &who(&["human"]),
+            Action::Subscribe("ace.comms.matrix.>"),
+            None,
+        );
+        assert!(
+            decision.reasons().iter().any(|r| r == "matrix is closed"),
+            "{decision:?}"
+        );
+        // The replaced engine keeps what it decided; the new one starts its own counts.
+        assert_eq!(
+            old.counters()
+                .allowed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            closed
+                .counters()
+                .denied
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }

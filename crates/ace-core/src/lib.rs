@@ -77,7 +77,7 @@ pub use approvals::{
 };
 pub use auth::{
     DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
-    decide_subject, manage_subject,
+    RELOAD_SUBJECT, decide_subject, manage_subject,
 };
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,

@@ -55,7 +55,7 @@ pub use config::{
     TlsConfig, WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
-pub use governance::Governance;
+pub use governance::{Governance, Reloaded};
 pub use http::{AppState, router};
 pub use metrics::Metrics;
 pub use serve::{App, run};

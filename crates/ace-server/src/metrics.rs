@@ -2,7 +2,13 @@
 //! published messages, publish latency, errors by code, HTTP requests by route and status, and
 //! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
 //! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
-//! all zero in development mode, where no engine decides).
+//! all zero in development mode, where no engine decides), and reloads by result.
+//!
+//! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
+//! engine, what it has already copied: at the first scrape after a swap it copies the last
+//! increase of the replaced engine, then follows the new one from zero. The exported counters
+//! never go backwards and never freeze; only decisions the old engine makes after that scrape
+//! (requests that were in flight across the swap and the scrape) go uncounted.
 //!
 //! `prometheus` without default features (no protobuf, no process collector) is the lean
 //! choice: a handful of small dependencies, and its own registry rather than a global one, so
@@ -11,6 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ace_core::PolicyAuthorizer;
 use ace_policy::PolicyEngine;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -36,21 +43,32 @@ pub struct Metrics {
     /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
     /// `keepalive`, `shutdown`).
     pub(crate) ws_closes: IntCounterVec,
+    /// Reloads of the credentials and policies, by result (`ok`, `error`).
+    pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
     policy: PolicyMetrics,
 }
 
-/// The `ace_comms_policy_*` counters and the engine they mirror.
+/// The `ace_comms_policy_*` counters and the authorizer whose current engine they mirror.
 #[derive(Debug, Clone)]
 struct PolicyMetrics {
-    engine: Option<Arc<PolicyEngine>>,
-    /// Held while copying, so two scrapes at once never add the same increase twice.
-    sync: Arc<Mutex<()>>,
+    authorizer: Option<PolicyAuthorizer>,
+    /// The engine copied last and how much of each counter was copied from it; locked while
+    /// copying, so two scrapes at once never add the same increase twice.
+    followed: Arc<Mutex<Followed>>,
     allowed: IntCounter,
     denied: IntCounter,
     held: IntCounter,
     receive_denied: IntCounter,
     engine_failures: IntCounter,
+}
+
+/// The engine the counters follow and its counts already exported (in the order of
+/// [`PolicyMetrics::counters`]).
+#[derive(Debug, Default)]
+struct Followed {
+    engine: Option<Arc<PolicyEngine>>,
+    copied: [u64; 5],
 }
 
 impl PolicyMetrics {
@@ -61,8 +79,8 @@ impl PolicyMetrics {
             Ok(counter)
         };
         Ok(PolicyMetrics {
-            engine: None,
-            sync: Arc::new(Mutex::new(())),
+            authorizer: None,
+            followed: Arc::default(),
             allowed: counter(
                 "ace_comms_policy_allowed_total",
                 "Requests the policy engine allowed.",
@@ -86,23 +104,52 @@ impl PolicyMetrics {
         })
     }
 
+    fn counters(&self) -> [&IntCounter; 5] {
+        [
+            &self.allowed,
+            &self.denied,
+            &self.held,
+            &self.receive_denied,
+            &self.engine_failures,
+        ]
+    }
+
+    /// Adds what the current engine counted since the last copy; after a reload, first what
+    /// the replaced engine counted since then.
     fn sync(&self) {
-        let Some(engine) = &self.engine else { return };
-        let _guard = self
-            .sync
+        let Some(authorizer) = &self.authorizer else {
+            return;
+        };
+        let current = authorizer.engine();
+        let mut followed = self
+            .followed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let copy = |counter: &IntCounter, source: &AtomicU64| {
-            let now = source.load(Ordering::Relaxed);
-            counter.inc_by(now.saturating_sub(counter.get()));
-        };
+        let replaced = followed
+            .engine
+            .take_if(|engine| !Arc::ptr_eq(engine, &current));
+        if let Some(replaced) = replaced {
+            self.copy(&mut followed.copied, &replaced);
+            followed.copied = [0; 5];
+        }
+        self.copy(&mut followed.copied, &current);
+        followed.engine = Some(current);
+    }
+
+    fn copy(&self, copied: &mut [u64; 5], engine: &PolicyEngine) {
         let counters = engine.counters();
-        copy(&self.allowed, &counters.allowed);
-        copy(&self.denied, &counters.denied);
-        copy(&self.held, &counters.held);
-        copy(&self.receive_denied, &counters.receive_denied);
-        if let Some(rego) = engine.rego() {
-            copy(&self.engine_failures, &rego.stats().failures);
+        let load = |source: &AtomicU64| source.load(Ordering::Relaxed);
+        let failures = engine.rego().map_or(0, |rego| load(&rego.stats().failures));
+        let now = [
+            load(&counters.allowed),
+            load(&counters.denied),
+            load(&counters.held),
+            load(&counters.receive_denied),
+            failures,
+        ];
+        for ((counter, seen), now) in self.counters().into_iter().zip(copied).zip(now) {
+            counter.inc_by(now.saturating_sub(*seen));
+            *seen = now.max(*seen);
         }
     }
 }
@@ -155,6 +202,17 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "ace_comms_reloads_total",
+                "Reloads of credentials and policies (SIGHUP, POST /api/v1/admin/reload), by result.",
+            ),
+            &["result"],
+        )?;
+        for result in ["ok", "error"] {
+            reloads.with_label_values(&[result]);
+        }
+        registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(ws_closes.clone()))?;
         registry.register(Box::new(published.clone()))?;
@@ -172,13 +230,15 @@ impl Metrics {
             connections,
             ws_connections,
             ws_closes,
+            reloads,
             policy,
         })
     }
 
-    /// Exports the counters of `engine` (enforced mode) as `ace_comms_policy_*`.
-    pub fn with_policy(mut self, engine: Option<Arc<PolicyEngine>>) -> Self {
-        self.policy.engine = engine;
+    /// Exports the counters of the engine `authorizer` decides with (enforced mode), whichever
+    /// engine a reload put there, as `ace_comms_policy_*`.
+    pub fn with_policy(mut self, authorizer: Option<PolicyAuthorizer>) -> Self {
+        self.policy.authorizer = authorizer;
         self
     }
 

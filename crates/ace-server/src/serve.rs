@@ -121,8 +121,8 @@ impl App {
         crate::ledger::record_start(&core, config).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
-            .with_policy(governance.policy.clone());
-        let state = AppState::new(core, metrics, config.limits.clone());
+            .with_policy(governance.authorizer().cloned());
+        let state = AppState::new(core, metrics, config.limits.clone()).with_governance(governance);
         state.set_ready(true);
         Ok(App {
             state,

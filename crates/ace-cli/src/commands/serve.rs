@@ -1,18 +1,20 @@
 //! `ace-comms serve`: everything the server library leaves to a binary — read the config file
 //! and the environment, apply the flags, install the tracing subscriber, bind the listener,
-//! announce development mode, and turn SIGTERM/SIGINT into the graceful shutdown of
-//! `ace_server::App::serve`. Exits 0 after a clean shutdown.
+//! announce development mode, turn SIGTERM/SIGINT into the graceful shutdown of
+//! `ace_server::App::serve`, and SIGHUP into a reload of the credentials and policies
+//! (`ace_server::AppState::reload`: a refused reload is logged and the server keeps serving
+//! with what it had). Exits 0 after a clean shutdown.
 
 use std::io::Write;
 
-use ace_server::{App, Config};
+use ace_server::{App, AppState, Config};
 use anyhow::{Context, Result};
 use tracing_subscriber::EnvFilter;
 
 use super::Outcome;
 use crate::args::{LogFormat, ServeArgs};
 
-/// Runs the server until SIGTERM or SIGINT.
+/// Runs the server until SIGTERM or SIGINT, reloading on SIGHUP.
 pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = config(args)?;
     install_tracing(args.log_format)?;
@@ -69,6 +71,8 @@ async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
     if app.state().core().is_development() {
         development_banner();
     }
+    // Installed before the listening line: from then on a SIGHUP reloads, never kills.
+    let reloads = reload_on_hangup(app.state().clone());
     // the URL clients use: https when the listener speaks TLS
     let scheme = if config.tls.is_some() {
         "https"
@@ -82,7 +86,11 @@ async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
     )?;
     out.flush()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    app.serve(listener, shutdown_signal()).await?;
+    let served = app.serve(listener, shutdown_signal()).await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
+    served?;
     writeln!(out, "ace-comms stopped")?;
     Ok(())
 }
@@ -100,6 +108,35 @@ fn development_banner() {
         principal = ace_core::DEVELOPMENT_PRINCIPAL_ID,
         "development mode: authentication and authorization (RBAC, Rego) are pass-throughs; EHI holds and the ledger stay on"
     );
+}
+
+/// Reloads the credentials and policies on every SIGHUP, as the system principal, until the
+/// returned task is aborted; `None` where SIGHUP does not exist or cannot be handled (said in
+/// the log). The handler is registered before this returns.
+fn reload_on_hangup(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(err) => {
+                tracing::warn!(error = %err, "SIGHUP handler unavailable; reload over HTTP only");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading credentials and policies");
+                // A refusal is logged and counted by `reload`; the old state keeps serving.
+                let _ = state.reload(ace_core::SYSTEM_PRINCIPAL_ID).await;
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        None
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -1,6 +1,7 @@
 //! `ace-comms serve` end to end: the real binary on a free port with a temporary data
 //! directory — publish over HTTP, SIGTERM, exit 0, and a restart that still serves the message.
-//! Also: `--log-format json` logs JSON lines; a bad config exits 2 naming the key.
+//! Also: `--log-format json` logs JSON lines; a bad config exits 2 naming the key; SIGHUP
+//! reloads the API keys of an enforced server without a restart.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -65,13 +66,18 @@ pub(crate) fn start_in(cwd: &Path, data: &Path, extra: &[&str]) -> Serving {
 }
 
 impl Serving {
-    /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
-    pub(crate) fn terminate(mut self) -> (i32, String, String) {
+    /// Sends `signal` (`HUP`, `TERM`, ...) to the server.
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
+    pub(crate) fn terminate(mut self) -> (i32, String, String) {
+        self.signal("TERM");
         let code = self
             .child
             .wait()
@@ -86,6 +92,17 @@ impl Serving {
 
 /// One HTTP/1.1 request with `Connection: close`; the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_with(addr, method, path, body, "")
+}
+
+/// [`http`] with extra header lines (`"Name: value\r\n"` each).
+fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &str,
+) -> (u16, String) {
     let mut socket = TcpStream::connect(addr).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -94,7 +111,7 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Strin
     write!(
         socket,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -153,4 +170,49 @@ fn given_a_config_with_an_out_of_bounds_value_when_serving_then_exit_2_naming_th
     let run = crate::ace(&["serve", "--config", &config], b"");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("limits.max_hops"), "{}", run.stderr);
+}
+
+/// A key file of the tour's demo keys: `tour-admin-key`, and `tour-agent-key` when `agent`.
+fn tour_keys(agent: bool) -> String {
+    let mut yaml = String::from(
+        "keys:\n  - sha256: ad648c2de3f13f8762a15c0360ccbe65d3f479cb3f870da3dc4a4f6eb4829c27\n    \
+         principal: {id: ops-alice, type: human, roles: [admin], clearance: 3}\n",
+    );
+    if agent {
+        yaml.push_str(
+            "  - sha256: 1d01ebeae9fef0e68f370d7a8da271af6f5501cb9dddead952e7a6b309302d7c\n    \
+             principal: {id: planner-agent, type: agent, roles: [agent], clearance: 1}\n",
+        );
+    }
+    yaml
+}
+
+#[test]
+fn given_an_enforced_server_when_a_key_is_added_and_sighup_sent_then_the_key_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::write(dir.path(), "keys.yaml", &tour_keys(false));
+    let config = format!("auth:\n  mode: enforced\n  api_keys: {keys}\n");
+    let config = crate::write(dir.path(), "ace.yaml", &config);
+    let server = start(&dir.path().join("data"), &["--config", &config]);
+    let envelope = Envelope::builder(Kind::Event, "ace.comms.agent.agent.planner.evt.v1")
+        .payload_json(serde_json::json!({"n": 1}))
+        .build()
+        .unwrap();
+    let json = serde_json::to_string(&envelope).unwrap();
+    let publish = || {
+        let key = "X-ACE-API-Key: tour-agent-key\r\n";
+        http_with(&server.addr, "POST", "/api/v1/messages", Some(&json), key)
+    };
+    assert_eq!(publish().0, 401, "not in the file yet");
+    crate::write(dir.path(), "keys.yaml", &tour_keys(true));
+    server.signal("HUP");
+    // The reload runs on the server's own time: wait for it, a bounded number of times.
+    let accepted = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        publish().0 == 202
+    });
+    assert!(accepted, "the added key is accepted after SIGHUP");
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert!(stderr.contains("governance reloaded"), "{stderr}");
 }

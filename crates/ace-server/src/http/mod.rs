@@ -6,6 +6,7 @@
 //! Requests are traced (`tower_http::trace`: a span per request, events at debug level).
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
+mod admin;
 mod agents;
 mod approvals;
 mod health;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub(crate) limits: Arc<LimitsConfig>,
     /// True once started and until shutdown begins.
     pub(crate) ready: Arc<AtomicBool>,
+    /// What `AppState::reload` reloads (none: nothing to reload, as in development mode).
+    pub(crate) governance: Option<crate::governance::Governance>,
 }
 
 impl AppState {
@@ -53,7 +56,14 @@ impl AppState {
             metrics,
             limits: Arc::new(limits),
             ready: Arc::new(AtomicBool::new(false)),
+            governance: None,
         }
+    }
+
+    /// State whose reloads (SIGHUP, `POST /api/v1/admin/reload`) reload `governance`.
+    pub fn with_governance(mut self, governance: crate::governance::Governance) -> Self {
+        self.governance = Some(governance);
+        self
     }
 
     /// Marks the server ready (or draining).
@@ -78,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/ws", crate::ws::route())
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/admin/reload", post(admin::reload))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
         .route("/api/v1/ledger/checkpoint", get(ledger::checkpoint))

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use super::{agents, approvals, health, ledger, messages, sessions, streams};
+use super::{admin, agents, approvals, health, ledger, messages, sessions, streams};
 
 /// The 202 answer of a publish: where the envelope went, or the approval that holds it.
 #[derive(Serialize, ToSchema)]
@@ -136,6 +136,7 @@ pub(crate) enum BodyRefusals {
         ledger::entries,
         ledger::inclusion,
         ledger::consistency,
+        admin::reload,
     ),
     components(schemas(PublishAnswer, ErrorBody))
 )]

@@ -47,7 +47,7 @@ const ROLES: [(&str, &str, u8); 6] = [
 ];
 
 /// The plain-text API key of `role` (only its SHA-256 is written to the key file).
-fn key_of(role: &str) -> String {
+pub(crate) fn key_of(role: &str) -> String {
     format!("key-{role}-0123456789abcdef0123456789abcdef")
 }
 
@@ -58,7 +58,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -66,18 +66,28 @@ fn now() -> i64 {
     i64::try_from(secs).unwrap()
 }
 
-/// Writes the API-key file of [`ROLES`] under `dir` and returns the enforced auth section.
-fn enforced_auth(dir: &Path) -> AuthConfig {
+/// An API-key file: per `(name, role, kind, clearance)`, the key [`key_of`]`(name)` naming
+/// principal `{name}-1` with that one role.
+pub(crate) fn keys_yaml(keys: &[(&str, &str, &str, u8)]) -> String {
     let mut yaml = String::from("keys:\n");
-    for (role, kind, clearance) in ROLES {
+    for (name, role, kind, clearance) in keys {
         yaml.push_str(&format!(
-            "  - sha256: {}\n    principal: {{id: {role}-1, type: {kind}, roles: [{role}], \
+            "  - sha256: {}\n    principal: {{id: {name}-1, type: {kind}, roles: [{role}], \
              clearance: {clearance}}}\n",
-            hash_api_key(&key_of(role))
+            hash_api_key(&key_of(name))
         ));
     }
+    yaml
+}
+
+/// Writes the API-key file of [`ROLES`] under `dir` and returns the enforced auth section.
+pub(crate) fn enforced_auth(dir: &Path) -> AuthConfig {
+    let roles: Vec<_> = ROLES
+        .iter()
+        .map(|&(role, kind, clearance)| (role, role, kind, clearance))
+        .collect();
     let keys = dir.join("api-keys.yaml");
-    std::fs::write(&keys, yaml).unwrap();
+    std::fs::write(&keys, keys_yaml(&roles)).unwrap();
     AuthConfig {
         mode: AuthMode::Enforced,
         jwt: Some(JwtConfig {
@@ -95,7 +105,7 @@ fn enforced_auth(dir: &Path) -> AuthConfig {
     }
 }
 
-async fn start_enforced(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+pub(crate) async fn start_enforced(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     let auth = enforced_auth(dir);
     Server::start_with(&dir.join("data"), |config| {
         config.auth = auth;
@@ -106,13 +116,13 @@ async fn start_enforced(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
 
 /// How a request authenticates.
 #[derive(Clone)]
-enum Cred {
+pub(crate) enum Cred {
     Key(String),
     Bearer(String),
     Nothing,
 }
 
-fn role(name: &str) -> Cred {
+pub(crate) fn role(name: &str) -> Cred {
     Cred::Key(key_of(name))
 }
 
@@ -124,12 +134,17 @@ fn with(request: reqwest::RequestBuilder, cred: &Cred) -> reqwest::RequestBuilde
     }
 }
 
-async fn post_as(server: &Server, cred: &Cred, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post_as(
+    server: &Server,
+    cred: &Cred,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
     let request = with(server.http.post(server.url(path)).json(body), cred);
     answer(request.send().await.unwrap()).await
 }
 
-async fn get_as(server: &Server, cred: &Cred, path: &str) -> (u16, Value) {
+pub(crate) async fn get_as(server: &Server, cred: &Cred, path: &str) -> (u16, Value) {
     answer(
         with(server.http.get(server.url(path)), cred)
             .send()
@@ -154,7 +169,7 @@ fn envelope(subject: &str) -> Envelope {
         .expect("valid envelope")
 }
 
-fn message(subject: &str) -> Value {
+pub(crate) fn message(subject: &str) -> Value {
     serde_json::to_value(envelope(subject)).unwrap()
 }
 

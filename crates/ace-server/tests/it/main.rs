@@ -34,6 +34,9 @@
 //! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
 //!   independent RFC 6962 verifier and `ed25519-dalek`; config changes and dead letters as
 //!   entries; bad parameters; `verify_dir` after shutdown.
+//! - `reload`: credentials and policies reloaded by `POST /api/v1/admin/reload` — keys added
+//!   and removed, a rotated JWT secret, a new Rego rule, broken files refused with the old
+//!   policy serving, monotonic policy counters, admin only, the `config_changed` entry.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
@@ -45,6 +48,7 @@ mod ledger;
 mod lifecycle;
 mod messages;
 mod openapi;
+mod reload;
 mod router;
 mod sessions;
 mod streams;
