@@ -661,3 +661,75 @@ async fn given_the_ordering_rule_when_publishing_then_waiting_for_each_ok_or_a_l
     }
     server.stop().await;
 }
+
+/// The API key of the `admin` principal of `clearance` (see `start_with_clearances`).
+fn admin_key(clearance: u8) -> String {
+    format!("key-admin-clearance-{clearance}-0123456789abcdef0123456789")
+}
+
+/// An enforced server with two API-key admins, of clearance 1 and 5.
+async fn start_with_clearances(dir: &std::path::Path) -> Server {
+    let mut yaml = String::from("keys:\n");
+    for clearance in [1, 5] {
+        let hash = ace_policy::hash_api_key(&admin_key(clearance));
+        yaml.push_str(&format!(
+            "  - sha256: {hash}\n    principal: {{id: admin-{clearance}, type: service, \
+             roles: [admin], clearance: {clearance}}}\n"
+        ));
+    }
+    let keys = dir.join("api-keys.yaml");
+    std::fs::write(&keys, yaml).unwrap();
+    Server::start_with(&dir.join("data"), |config| {
+        config.auth = ace_server::AuthConfig {
+            mode: ace_server::AuthMode::Enforced,
+            jwt: None,
+            api_keys: Some(keys),
+            mtls: false,
+        };
+    })
+    .await
+}
+
+#[tokio::test]
+async fn given_a_queue_group_with_a_member_below_the_label_when_publishing_then_all_reach_the_cleared_member()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_clearances(dir.path()).await;
+    let mut members = Vec::new();
+    for clearance in [1, 5] {
+        let mut request = ws_url(&server).into_client_request().unwrap();
+        let key = HeaderValue::from_str(&admin_key(clearance)).unwrap();
+        request.headers_mut().insert("x-ace-api-key", key);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let frame = json!({"type": "subscribe", "id": "q", "sid": "m",
+            "pattern": "ace.comms.ws.>", "queue": "workers"});
+        assert_ok(&ask(&mut socket, frame).await, "q");
+        members.push(socket);
+    }
+    let total = 20;
+    for n in 0..total {
+        let mut confidential = envelope_on(LIVE_SUBJECT, json!({ "n": n }));
+        confidential["governance"]["label"] = json!("confidential");
+        let request = server.http.post(server.url("/api/v1/messages"));
+        let sent = request
+            .header("x-ace-api-key", admin_key(5))
+            .json(&confidential)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 202, "{}", sent.text().await.unwrap());
+    }
+    let [low, high] = &mut members[..] else {
+        unreachable!("two members")
+    };
+    for n in 0..total {
+        let frame = next(high).await;
+        assert_eq!(
+            frame["envelope"]["payload"]["n"], n,
+            "in order, none lost: {frame}"
+        );
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(300), low.next()).await;
+    assert!(quiet.is_err(), "nothing above clearance 1: {quiet:?}");
+    server.stop().await;
+}
