@@ -82,7 +82,10 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     ) -> Decision;
 
     /// May `principal` receive `envelope` (its `rbac` permissions and clearance label); asked
-    /// for every live delivery and every fetched message. Allows everything by default.
+    /// for every live delivery and every fetched message. Allows everything by default. For live
+    /// delivery it is the bus's receive filter: it runs on the publisher's path while the bus
+    /// routes the message, under its subscription lock, so keep it cheap and never call into the
+    /// bus from it.
     fn can_receive(&self, _principal: &Principal, _envelope: &Envelope) -> bool {
         true
     }
