@@ -486,6 +486,15 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/admin/reload`: the server reads its credential and policy files again and
+    /// swaps them in only if all loaded (the same reload as SIGHUP); answers `{reloaded: [config
+    /// keys], files: {path: sha256}, message}`. A file that does not load is
+    /// `INVALID_REQUEST` naming it, and the previous state keeps serving.
+    pub async fn reload<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let path = ["api", "v1", "admin", "reload"];
+        self.send(Method::POST, &path, |r| r).await
+    }
+
     // -- ledger: the answers are `ace-ledger`'s own JSON shapes (hashes and signatures in hex);
     // decode them into `ace_ledger::{Checkpoint, InclusionProof, ConsistencyProof}` or into
     // `serde_json::Value` (this crate does not depend on `ace-ledger`).

@@ -44,7 +44,6 @@ use ace_policy::{
     ApiKeyStore, EhiGate, KeySource, PolicyEngine, PolicyError, RBAC_FILE, TokenVerifier,
     rego_files,
 };
-use serde::Serialize;
 
 use crate::config::{AuthConfig, AuthMode, Config, PolicyConfig};
 use crate::error::ServerError;
@@ -73,26 +72,14 @@ struct Enforced {
     reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// What a reload did: `{reloaded: [..], files: {path: sha256}, message}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Reloaded {
-    /// The configuration keys whose files were read again (`auth.jwt`, `auth.api_keys`,
-    /// `policy.dir`); empty in development mode.
-    pub reloaded: Vec<String>,
-    /// The SHA-256 (lowercase hex) of every file read, by path.
-    pub files: BTreeMap<String, String>,
-    /// One line for people.
-    pub message: String,
-}
+pub use ace_envelope::api::http::Reloaded;
 
-impl Reloaded {
-    /// The answer of development mode, which has no credentials or policies to reload.
-    fn nothing() -> Self {
-        Reloaded {
-            reloaded: Vec::new(),
-            files: BTreeMap::new(),
-            message: "development mode: no credentials or policies to reload".to_owned(),
-        }
+/// The answer of development mode, which has no credentials or policies to reload.
+fn nothing_to_reload() -> Reloaded {
+    Reloaded {
+        reloaded: Vec::new(),
+        files: BTreeMap::new(),
+        message: "development mode: no credentials or policies to reload".to_owned(),
     }
 }
 
@@ -231,7 +218,7 @@ impl Governance {
     /// record is [`ServerError::Core`]; either way the old state keeps serving.
     pub async fn reload(&self, core: &Core, actor: &str) -> Result<Reloaded, ServerError> {
         let Some(enforced) = &self.enforced else {
-            return Ok(Reloaded::nothing());
+            return Ok(nothing_to_reload());
         };
         let _one_at_a_time = enforced.reloading.lock().await;
         // Read on this task: a few small files and a Rego compile, milliseconds, and rare.
@@ -278,7 +265,7 @@ impl AppState {
     pub async fn reload(&self, actor: &str) -> Result<Reloaded, ServerError> {
         let result = match &self.governance {
             Some(governance) => governance.reload(&self.core, actor).await,
-            None => Ok(Reloaded::nothing()),
+            None => Ok(nothing_to_reload()),
         };
         let label = if result.is_ok() { "ok" } else { "error" };
         self.metrics.reloads.with_label_values(&[label]).inc();

@@ -10,6 +10,7 @@ mod envelope;
 mod input;
 mod ledger;
 mod publish;
+mod reload;
 mod request;
 mod serve;
 mod stream;
@@ -44,6 +45,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Agents(command) => agents::run(command, &cli.server, out),
         Command::Approvals(command) => approvals::run(command, &cli.server, out),
         Command::Ledger(command) => ledger::run(command, &cli.server, out),
+        Command::Reload(output) => reload::run(output, &cli.server, out),
         Command::Bench(args) => bench::run(&args, &cli.server, out),
     }
 }

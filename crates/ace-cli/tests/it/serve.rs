@@ -172,6 +172,42 @@ fn given_a_config_with_an_out_of_bounds_value_when_serving_then_exit_2_naming_th
     assert!(run.stderr.contains("limits.max_hops"), "{}", run.stderr);
 }
 
+#[test]
+fn given_an_enforced_server_when_an_admin_runs_reload_then_a_new_key_works_at_once_and_others_may_not()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::write(dir.path(), "keys.yaml", &tour_keys(false));
+    let config = format!("auth:\n  mode: enforced\n  api_keys: {keys}\n");
+    let config = crate::write(dir.path(), "ace.yaml", &config);
+    let server = start(&dir.path().join("data"), &["--config", &config]);
+    let as_key = |key: &str, verb: &[&str]| {
+        let mut args = vec!["--server", server.url.as_str(), "--api-key", key];
+        args.extend_from_slice(verb);
+        crate::ace(&args, b"")
+    };
+    let streams = || as_key("tour-agent-key", &["stream", "ls"]);
+    assert_eq!(streams().code, 1, "the agent's key is not in the file yet");
+    crate::write(dir.path(), "keys.yaml", &tour_keys(true));
+    let reload = as_key("tour-admin-key", &["reload"]);
+    assert_eq!(reload.code, 0, "{}", reload.stderr);
+    assert!(reload.stdout.contains("keys.yaml"), "{}", reload.stdout);
+    // The reload is done when the answer comes: no waiting.
+    let listed = streams();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let json = as_key("tour-admin-key", &["reload", "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        answer["reloaded"],
+        serde_json::json!(["auth.api_keys"]),
+        "{answer}"
+    );
+    let refused = as_key("tour-agent-key", &["reload"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("FORBIDDEN"), "{}", refused.stderr);
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+}
+
 /// A key file of the tour's demo keys: `tour-admin-key`, and `tour-agent-key` when `agent`.
 fn tour_keys(agent: bool) -> String {
     let mut yaml = String::from(

@@ -389,6 +389,20 @@ pub struct Approval {
     pub comment: Option<String>,
 }
 
+/// The answer to `POST /api/v1/admin/reload`: what the server read again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reloaded {
+    /// The configuration keys whose files were read again (`auth.jwt`, `auth.api_keys`,
+    /// `policy.dir`); empty in development mode.
+    pub reloaded: Vec<String>,
+    /// The SHA-256 (lowercase hex) of every file read, by path.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
+    /// One line for people.
+    pub message: String,
+}
+
 /// The answer to `GET /api/v1/approvals`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

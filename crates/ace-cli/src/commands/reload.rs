@@ -1,0 +1,34 @@
+//! `reload`: the server reads its credential and policy files again (`POST /api/v1/admin/reload`,
+//! the same reload as SIGHUP).
+
+use std::io::Write;
+
+use ace_envelope::api::http::Reloaded;
+use anyhow::Result;
+
+use super::Outcome;
+use super::client::{Session, failed};
+use crate::args::{OutputArgs, ServerArgs};
+use crate::output::{self, Table};
+
+/// Asks the server at `server` to reload; prints what it read.
+pub(crate) fn run(output: OutputArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let session = Session::new(server)?;
+    let reloaded: Reloaded = match session.block_on(session.client.reload()) {
+        Ok(reloaded) => reloaded,
+        Err(err) => return failed(err),
+    };
+    if output.json {
+        output::json(out, &reloaded)?;
+        return Ok(Outcome::Success);
+    }
+    writeln!(out, "{}", reloaded.message)?;
+    if !reloaded.files.is_empty() {
+        let mut table = Table::new(&["FILE", "SHA-256"]);
+        for (path, sha256) in &reloaded.files {
+            table.row(vec![path.clone(), sha256.clone()]);
+        }
+        table.write(out)?;
+    }
+    Ok(Outcome::Success)
+}
