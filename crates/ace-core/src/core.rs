@@ -153,10 +153,14 @@ impl Core {
             Admission::Pass => {}
             Admission::Hold(reasons) => return Err(self.hold(&principal, envelope, reasons).await),
         }
-        let ack = pipeline::append(&*self.bus, envelope.clone()).await?;
-        let entry = pipeline::accepted_entry(&principal, &envelope, &ack);
-        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
-        Ok(accepted(envelope.id, ack))
+        let id = envelope.id;
+        let entry = pipeline::accepted_entry(&*self.hooks.recorder, &principal, &envelope);
+        let ack = pipeline::append(&*self.bus, envelope).await?;
+        if let Some(entry) = entry {
+            let entry = pipeline::acknowledged(entry, &ack);
+            pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+        }
+        Ok(accepted(id, ack))
     }
 
     /// Runs several envelopes through the pipeline, answering each in order. Each is judged
@@ -183,14 +187,21 @@ impl Core {
                 Err(err) => answers.push(Some(Err(err))),
             }
         }
-        let to_append = admitted.iter().map(|(_, e)| e.clone()).collect();
+        let recorder = &*self.hooks.recorder;
+        let (slots, to_append): (Vec<_>, Vec<_>) = admitted
+            .into_iter()
+            .map(|(slot, envelope)| {
+                let entry = pipeline::accepted_entry(recorder, &principal, &envelope);
+                ((slot, envelope.id, entry), envelope)
+            })
+            .unzip();
         let acks = self.bus.publish_batch(to_append).await;
         let mut entries = Vec::new();
-        for ((slot, envelope), ack) in admitted.into_iter().zip(acks) {
+        for ((slot, id, entry), ack) in slots.into_iter().zip(acks) {
             let answer = match ack {
                 Ok(ack) => {
-                    entries.push(pipeline::accepted_entry(&principal, &envelope, &ack));
-                    Ok(accepted(envelope.id, ack))
+                    entries.extend(entry.map(|e| pipeline::acknowledged(e, &ack)));
+                    Ok(accepted(id, ack))
                 }
                 Err(err) => Err(CoreError::Bus(err)),
             };

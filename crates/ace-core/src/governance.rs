@@ -96,6 +96,12 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
 pub trait Recorder: Send + Sync + std::fmt::Debug {
     /// Makes `entries` durable, in order, before returning `Ok`.
     async fn record(&self, entries: Vec<NewEntry>) -> Result<(), CoreError>;
+
+    /// Whether entries are kept at all: `false` lets the publish path skip building them (the
+    /// content hash of every payload) when nothing records them.
+    fn is_recording(&self) -> bool {
+        true
+    }
 }
 
 /// The governance hooks of the pipeline.
@@ -158,5 +164,9 @@ pub struct NoRecord;
 impl Recorder for NoRecord {
     async fn record(&self, _: Vec<NewEntry>) -> Result<(), CoreError> {
         Ok(())
+    }
+
+    fn is_recording(&self) -> bool {
+        false
     }
 }

@@ -191,13 +191,27 @@ pub fn entry(
         .details(details)
 }
 
-/// The ledger entry of an accepted message: its stream, sequence and whether it was a duplicate.
-pub fn accepted_entry(principal: &Principal, envelope: &Envelope, ack: &PublishAck) -> NewEntry {
-    entry(
-        EntryKind::Accepted,
-        principal,
-        envelope,
-        "allow",
+/// The ledger entry of an accepted message, built before the append (which takes the envelope)
+/// when `recorder` keeps entries; [`acknowledged`] adds what the bus answered.
+pub fn accepted_entry(
+    recorder: &dyn Recorder,
+    principal: &Principal,
+    envelope: &Envelope,
+) -> Option<NewEntry> {
+    recorder.is_recording().then(|| {
+        entry(
+            EntryKind::Accepted,
+            principal,
+            envelope,
+            "allow",
+            Value::Null,
+        )
+    })
+}
+
+/// An accepted entry with the bus's answer: its stream, sequence and whether it was a duplicate.
+pub fn acknowledged(entry: NewEntry, ack: &PublishAck) -> NewEntry {
+    entry.details(
         serde_json::json!({"stream": ack.stream, "seq": ack.seq, "duplicate": ack.duplicate}),
     )
 }
