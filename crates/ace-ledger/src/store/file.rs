@@ -61,6 +61,11 @@ pub struct FileStore {
     torn: Vec<TornTail>,
     /// Whether some append since the last `fdatasync` was not synced.
     unsynced: bool,
+    /// Whether an `fdatasync` failed. Linux reports a writeback error once per open file and may
+    /// already have dropped the dirty pages, so a later sync answering `Ok` proves nothing: the
+    /// store refuses every write from then on (as PostgreSQL does) until it is opened again,
+    /// which replays the file and finds what really reached the disk.
+    sync_failed: bool,
 }
 
 impl FileStore {
@@ -102,6 +107,7 @@ impl FileStore {
             len,
             torn,
             unsynced: false,
+            sync_failed: false,
         })
     }
 
@@ -157,6 +163,7 @@ impl LedgerStore for FileStore {
     }
 
     fn append(&mut self, entries: &[Entry], sync: bool) -> Result<(), LedgerError> {
+        self.refuse_after_failed_sync()?;
         let mut buf = Vec::with_capacity(entries.len() * 256);
         let mut starts = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -164,13 +171,11 @@ impl LedgerStore for FileStore {
             buf.extend(entry.to_line());
             buf.push(b'\n');
         }
-        let written = self.writer.write_all(&buf).and_then(|()| {
-            if sync {
-                self.writer.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let mut written = self.writer.write_all(&buf);
+        if sync && written.is_ok() {
+            written = self.writer.sync_data();
+            self.sync_failed = written.is_err();
+        }
         if let Err(e) = written {
             // Best effort: never leave a partial line for the next append to glue onto.
             let _ = self.writer.set_len(self.len);
@@ -183,10 +188,12 @@ impl LedgerStore for FileStore {
     }
 
     fn sync(&mut self) -> Result<(), LedgerError> {
+        self.refuse_after_failed_sync()?;
         if self.unsynced {
-            self.writer
-                .sync_data()
-                .map_err(|e| LedgerError::io(&self.entries_path, e))?;
+            if let Err(e) = self.writer.sync_data() {
+                self.sync_failed = true;
+                return Err(LedgerError::io(&self.entries_path, e));
+            }
             self.unsynced = false;
         }
         Ok(())
@@ -234,6 +241,8 @@ impl LedgerStore for FileStore {
     }
 
     fn append_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), LedgerError> {
+        // Never sign over entries whose sync failed.
+        self.refuse_after_failed_sync()?;
         let path = &self.checkpoints_path;
         let mut line = serde_json::to_vec(checkpoint).map_err(|source| LedgerError::Encode {
             field: "checkpoint",
@@ -252,6 +261,20 @@ impl LedgerStore for FileStore {
 
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, LedgerError> {
         read_checkpoints(&self.checkpoints_path)
+    }
+}
+
+impl FileStore {
+    fn refuse_after_failed_sync(&self) -> Result<(), LedgerError> {
+        if self.sync_failed {
+            let reason = "an earlier fdatasync failed, so entries written since the last good sync \
+                          may not be on disk; the store refuses writes until it is opened again";
+            return Err(LedgerError::io(
+                &self.entries_path,
+                std::io::Error::other(reason),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -362,4 +385,34 @@ fn repair_torn_tail(path: &Path, aside: &Path) -> Result<Option<TornTail>, Ledge
         offset: cut as u64,
         bytes: (bytes.len() - cut) as u64,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryKind, NewEntry};
+    use crate::hash::Hash;
+
+    fn entry(seq: u64) -> Entry {
+        let new = NewEntry::new(EntryKind::Accepted, "a", "ace.comms.http.x.y.evt.v1");
+        Entry::seal_with_leaf(new, seq, chrono::Utc::now(), Hash::ZERO).0
+    }
+
+    #[test]
+    fn given_a_failed_fdatasync_when_writing_again_then_every_write_is_refused_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FileStore::open(dir.path()).unwrap();
+        store.append(&[entry(0)], false).unwrap();
+        // A failed fdatasync cannot be provoked on a healthy disk; this is the state it leaves.
+        store.sync_failed = true;
+        for refused in [store.append(&[entry(1)], true), store.sync()] {
+            let err = refused.unwrap_err().to_string();
+            assert!(err.contains("an earlier fdatasync failed"), "{err}");
+        }
+        drop(store);
+        let mut reopened = FileStore::open(dir.path()).unwrap();
+        reopened.append(&[entry(1)], true).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("entries.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 2, "the refused append wrote nothing");
+    }
 }
