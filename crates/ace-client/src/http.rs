@@ -136,8 +136,11 @@ impl Client {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let ws_tls = WsTls(Arc::new(config.clone()));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // No redirects: reqwest would follow one to another origin (or from https to http)
+        // carrying `X-ACE-API-Key`, which only `Authorization` is stripped of.
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::transport("build the HTTP client", e))?;
         Ok(Client {
