@@ -82,11 +82,12 @@ pub(crate) enum Command {
     Ledger(LedgerCommand),
     /// Make the server read its credential and policy files again (like SIGHUP); admin only.
     #[command(
-        after_help = "Reloads the JWT keys, the API-key file, policy.dir's rbac.yaml and                             *.rego; all or nothing: a file that does not load is named and the                             previous ones keep serving. TLS certificates and the config file                             itself are read at start only.
-
-Examples:
-                              ace-comms --api-key \"$ADMIN_KEY\" reload
-                              ace-comms reload --json"
+        after_help = "Reloads the JWT keys, the API-key file, policy.dir's rbac.yaml and \
+                            *.rego, all or nothing: a file that does not load is named and the \
+                            previous ones keep serving. TLS certificates and the config file \
+                            itself are read at start only.\n\nExamples:\n  \
+                            ace-comms --api-key \"$ADMIN_KEY\" reload\n  \
+                            ace-comms reload --json"
     )]
     Reload(OutputArgs),
     /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
