@@ -535,6 +535,19 @@ impl LedgerConfig {
                     "is required with ledger.store: postgres".to_owned(),
                 );
             }
+            let url = self.postgres.url.to_ascii_lowercase();
+            let tls = ["require", "verify-ca", "verify-full"]
+                .iter()
+                .any(|mode| url.contains(&format!("sslmode={mode}")));
+            if tls {
+                return bad(
+                    "ledger.postgres.url",
+                    "asks for TLS (sslmode=require/verify-*), which the ledger's PostgreSQL \
+                     connection does not speak yet: use a local socket or a trusted network \
+                     (sslmode=disable)"
+                        .to_owned(),
+                );
+            }
             if !ace_ledger::PostgresStore::is_plain_schema(schema) {
                 return bad(
                     "ledger.postgres.schema",
@@ -1136,6 +1149,8 @@ mod tests {
         let err = refused(|l| l.postgres.schema = "ace-ledger".to_owned());
         assert!(err.contains("`ledger.postgres.schema`"), "{err}");
         assert!(err.contains("not a plain identifier"), "{err}");
+        let err = refused(|l| l.postgres.url = "postgres://u@db/x?sslmode=Require".to_owned());
+        assert!(err.contains("`ledger.postgres.url`: asks for TLS"), "{err}");
         let err = Config::load(Some("ledger:\n  sync: sometimes\n"), Vec::new()).unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
     }

@@ -21,14 +21,16 @@
 //! entry by the requester naming what was reloaded and the SHA-256 of every file read) and then
 //! swapped in; any error leaves the old state serving and is returned naming the configuration
 //! key and the file. The swap drops the cache of verified tokens, so a removed JWT key or API
-//! key stops working from the next request on. Recording before swapping keeps the invariant
-//! the ledger exists for: every policy that ever decided is in it.
+//! key stops working from the next request on. Recording before swapping means no reloaded
+//! policy decides before the ledger says it was loaded. Two limits: the files are read again to
+//! be hashed, so a file rewritten during a reload may be hashed in its newer state; and the
+//! start records only the hash of the configuration, not of the files it names (the first
+//! reload hashes them).
 //!
 //! Not reloaded: the configuration file itself (its keys, `auth.mode` and `policy.ehi`
 //! included), TLS certificates, the data directory and the listen address — those need a
 //! restart. The embedded policies cannot change while the binary runs, so without `policy.dir`
-//! only the `auth` files are reloaded. The files are hashed right after they are loaded: a file
-//! rewritten during a reload may be hashed in its newer state (reload again).
+//! only the `auth` files are reloaded.
 //!
 //! The recorder is `NoRecord` here; the ledger's recorder is set where the ledger is opened.
 

@@ -120,8 +120,10 @@ fn announce(config: &LedgerConfig, ledger: &Ledger) {
             sync_interval_ms = config.sync_interval_ms,
             "ledger.sync is interval: a publish is answered once its ledger entries are written, \
              before they are synced; a crash of the server process loses none, but a power loss \
-             or operating-system crash can lose the entries of the last {} ms (never one a signed \
-             checkpoint covers: every checkpoint, and shutdown, syncs first)",
+             or operating-system crash can lose the entries not yet synced (file store: the last \
+             {} ms; PostgreSQL with synchronous_commit off: up to three wal_writer_delay, 600 ms \
+             by default) and may leave a torn tail to repair; never an entry a signed checkpoint \
+             covers (every checkpoint, and shutdown, syncs first)",
             config.sync_interval_ms
         );
     }
@@ -164,7 +166,10 @@ pub(crate) async fn record_start(core: &Core, config: &Config) -> Result<(), Ser
     if core.ledger().is_none() {
         return Ok(());
     }
-    let json = serde_json::to_vec(config).map_err(|source| ServerError::Ledger {
+    // The password of the PostgreSQL store is a secret, not configuration: hashed without it.
+    let mut shown = config.clone();
+    shown.ledger.postgres.url = redact_password(&config.ledger.postgres.url);
+    let json = serde_json::to_vec(&shown).map_err(|source| ServerError::Ledger {
         data_dir: config.data_dir.display().to_string(),
         source: LedgerError::Encode {
             field: "details",

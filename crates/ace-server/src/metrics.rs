@@ -7,8 +7,9 @@
 //! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
 //! engine, what it has already copied: at the first scrape after a swap it copies the last
 //! increase of the replaced engine, then follows the new one from zero. The exported counters
-//! never go backwards and never freeze; only decisions the old engine makes after that scrape
-//! (requests that were in flight across the swap and the scrape) go uncounted.
+//! never go backwards and never freeze; decisions the old engine makes after that scrape
+//! (requests in flight across the swap and the scrape) go uncounted, and so do all of an
+//! engine's decisions if it is replaced again before any scrape saw it.
 //!
 //! `prometheus` without default features (no protobuf, no process collector) is the lean
 //! choice: a handful of small dependencies, and its own registry rather than a global one, so

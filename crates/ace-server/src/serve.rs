@@ -276,17 +276,27 @@ async fn sweep_agents(core: Core, every: Duration) {
     }
 }
 
+/// How often decided approvals past their retention are looked for.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
 /// Expires approvals past their time every `every` (each like a rejection), and forgets the
 /// decided ones past their retention, until aborted.
 async fn sweep_approvals(core: Core, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The purge scans every approval in a write transaction: once a minute is plenty for a
+    // retention counted in days, and keeps holds and decisions from queueing behind it.
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         let expired = core.expire_approvals().await;
         if !expired.is_empty() {
             tracing::info!(count = expired.len(), "approvals expired undecided");
         }
+        if last_purge.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
+            continue;
+        }
+        last_purge = Some(tokio::time::Instant::now());
         let purged = core.purge_decided_approvals().await;
         if purged > 0 {
             tracing::info!(
