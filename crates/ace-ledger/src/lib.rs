@@ -11,7 +11,8 @@
 //! - [`LedgerStore`], [`FileStore`] (default, `<data>/ledger/`), [`PostgresStore`],
 //!   [`MemoryStore`] — `store/`;
 //! - [`Ledger`]: append, checkpoint, prove, query; `Send + Sync` — `ledger.rs`;
-//! - [`verify_dir`] → [`VerifyReport`]: the offline check naming the first bad entry — `verify.rs`.
+//! - [`verify_dir`] (files), [`verify_postgres`] (a [`PostgresStore`]) → [`VerifyReport`]: the
+//!   offline check naming the first bad entry — `verify.rs`.
 //!
 //! ```
 //! use ace_ledger::{EntryKind, Ledger, LedgerOptions, NewEntry, verify_dir};
@@ -62,4 +63,4 @@ pub use ledger::{Ledger, LedgerOptions, LedgerSync, ledger_dir};
 pub use merkle::{Frontier, ProofError, Tree};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use store::{EntryFilter, FileStore, LedgerStore, MemoryStore, PostgresStore};
-pub use verify::{Problem, VerifyReport, verify_dir, verify_dir_with_key};
+pub use verify::{Problem, VerifyReport, verify_dir, verify_dir_with_key, verify_postgres};

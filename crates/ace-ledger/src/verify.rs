@@ -1,4 +1,7 @@
-//! [`verify_dir`]: the offline check behind `ace-comms ledger verify [--data DIR]`.
+//! [`verify_dir`]: the offline check behind `ace-comms ledger verify [--data DIR]`, and
+//! [`verify_postgres`] behind `ace-comms ledger verify --postgres URL`: one checking core walks
+//! entry lines in order, read from `entries.jsonl` or from the `line` column of a
+//! [`PostgresStore`]; torn tails are file-only.
 //!
 //! It trusts nothing but the public key: it re-derives every leaf from the stored line (not from
 //! this crate's structs), recomputes the hash chain and, with an O(log n) [`Frontier`], the
@@ -24,10 +27,11 @@ use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, load_public_key};
 use crate::entry::{Entry, chain_hash, leaf_bytes_of_line};
+use crate::error::LedgerError;
 use crate::hash::Hash;
 use crate::ledger::ledger_dir;
 use crate::merkle::{Frontier, leaf_hash};
-use crate::store::{CHECKPOINTS_FILE, ENTRIES_FILE, TORN_FILE};
+use crate::store::{CHECKPOINTS_FILE, ENTRIES_FILE, PostgresStore, TORN_FILE};
 
 /// The first thing wrong with a ledger directory. Lines are 1-based; seqs 0-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +228,8 @@ impl fmt::Display for Problem {
 /// What [`verify_dir`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// The ledger directory checked.
+    /// The ledger directory checked (for [`verify_postgres`]: the URL without its password and
+    /// the schema).
     pub dir: PathBuf,
     /// Entries that verified (before the problem, if any).
     pub entries: u64,
@@ -287,10 +292,71 @@ pub fn verify_dir(data_dir: &Path) -> VerifyReport {
 pub fn verify_dir_with_key(data_dir: &Path, key: &VerifyingKey) -> VerifyReport {
     let mut report = empty_report(ledger_dir(data_dir));
     report.torn_bytes_kept = std::fs::metadata(report.dir.join(TORN_FILE)).map_or(0, |m| m.len());
-    report.problem = Verifier::new(&report.dir, key)
-        .and_then(|v| v.run(&mut report))
-        .err();
+    report.problem = verify_files(&report.dir.clone(), key, &mut report).err();
     report
+}
+
+fn verify_files(dir: &Path, key: &VerifyingKey, report: &mut VerifyReport) -> Result<(), Problem> {
+    let checkpoints_path = dir.join(CHECKPOINTS_FILE);
+    let checkpoints = match File::open(&checkpoints_path) {
+        Ok(file) => load_checkpoints(Lines::new(BufReader::new(file), checkpoints_path), key)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => CheckpointsBySize::new(),
+        Err(e) => return Err(unreadable(&checkpoints_path, &e)),
+    };
+    let entries_path = dir.join(ENTRIES_FILE);
+    let file = File::open(&entries_path).map_err(|e| unreadable(&entries_path, &e))?;
+    Verifier::new(checkpoints).run(Lines::new(BufReader::new(file), entries_path), report)
+}
+
+/// Verifies the ledger a [`PostgresStore`] keeps in `schema` at `url` (`ace-comms ledger verify
+/// --postgres`) against `key`, with the same checks as [`verify_dir_with_key`]: each row's
+/// `line` is the file store's line, so a problem's "line" is the row's 1-based position in
+/// `seq` order (entries) or `id` order (checkpoints) — its line in a dump of that column.
+/// [`VerifyReport::dir`] holds the URL without its password and the schema.
+///
+/// # Errors
+/// [`LedgerError::Postgres`] when the database cannot be reached or holds no ledger in
+/// `schema`; a row that cannot be read later is [`Problem::Unreadable`].
+pub fn verify_postgres(
+    url: &str,
+    schema: &str,
+    key: &VerifyingKey,
+) -> Result<VerifyReport, LedgerError> {
+    let mut store = PostgresStore::connect_existing(url, schema)?;
+    let source = PathBuf::from(format!(
+        "{} (schema {schema})",
+        PostgresStore::url_without_password(url)
+    ));
+    let mut report = empty_report(source.clone());
+    let checkpoints = store
+        .checkpoint_rows()
+        .map_err(|e| Problem::Unreadable {
+            file: source.clone(),
+            reason: e.to_string(),
+        })
+        .and_then(|rows| {
+            let lines = rows.into_iter().zip(1..).map(|(text, number)| {
+                Ok(Line {
+                    number,
+                    bytes: text.into_bytes(),
+                })
+            });
+            load_checkpoints(lines, key)
+        });
+    report.problem = checkpoints
+        .and_then(|checkpoints| {
+            let rows = Rows {
+                store: &mut store,
+                source,
+                after: None,
+                page: Vec::new().into_iter(),
+                number: 0,
+                done: false,
+            };
+            Verifier::new(checkpoints).run(rows, &mut report)
+        })
+        .err();
+    Ok(report)
 }
 
 fn empty_report(dir: PathBuf) -> VerifyReport {
@@ -304,32 +370,37 @@ fn empty_report(dir: PathBuf) -> VerifyReport {
     }
 }
 
+/// Entry rows fetched per round trip by [`verify_postgres`].
+const ROWS_PAGE: i64 = 10_000;
+
 /// Checkpoints by size, each with its line in `checkpoints.jsonl`.
 type CheckpointsBySize = BTreeMap<u64, Vec<(u64, Checkpoint)>>;
 
+/// The checking core, shared by both stores: it walks entry lines in order (from a file or
+/// from rows) against the signature-checked checkpoints.
 struct Verifier {
-    entries_path: PathBuf,
     checkpoints: CheckpointsBySize,
     frontier: Frontier,
     chain: Hash,
 }
 
 impl Verifier {
-    fn new(dir: &Path, key: &VerifyingKey) -> Result<Self, Problem> {
-        Ok(Verifier {
-            entries_path: dir.join(ENTRIES_FILE),
-            checkpoints: load_checkpoints(&dir.join(CHECKPOINTS_FILE), key)?,
+    fn new(checkpoints: CheckpointsBySize) -> Self {
+        Verifier {
+            checkpoints,
             frontier: Frontier::new(),
             chain: Hash::ZERO,
-        })
+        }
     }
 
-    fn run(mut self, report: &mut VerifyReport) -> Result<(), Problem> {
+    fn run<I: Iterator<Item = Result<Line, Problem>>>(
+        mut self,
+        lines: I,
+        report: &mut VerifyReport,
+    ) -> Result<(), Problem> {
         let last_checkpoint = self.checkpoints.keys().next_back().copied().unwrap_or(0);
         self.check_checkpoints_at(0, report)?;
-        let file =
-            File::open(&self.entries_path).map_err(|e| unreadable(&self.entries_path, &e))?;
-        let mut lines = Lines::new(BufReader::new(file), self.entries_path.clone()).peekable();
+        let mut lines = lines.peekable();
         while let Some(line) = lines.next() {
             let line = line?;
             let expected = self.frontier.size();
@@ -384,15 +455,13 @@ impl Verifier {
 }
 
 /// Parses, signature-checks and orders every checkpoint.
-fn load_checkpoints(path: &Path, key: &VerifyingKey) -> Result<CheckpointsBySize, Problem> {
+fn load_checkpoints(
+    lines: impl Iterator<Item = Result<Line, Problem>>,
+    key: &VerifyingKey,
+) -> Result<CheckpointsBySize, Problem> {
     let mut by_size = CheckpointsBySize::new();
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(by_size),
-        Err(e) => return Err(unreadable(path, &e)),
-    };
     let mut previous = 0;
-    for line in Lines::new(BufReader::new(file), path.to_path_buf()) {
+    for line in lines {
         let line = line?;
         let cp: Checkpoint =
             serde_json::from_slice(&line.bytes).map_err(|e| Problem::MalformedCheckpoint {
@@ -429,7 +498,12 @@ fn parse_entry(line: &Line) -> Result<(Entry, Value), Problem> {
 }
 
 /// `seq` found where `expected` belongs: reordered if `expected` turns up later, else dropped.
-fn misplaced(seq: u64, expected: u64, line: u64, rest: &mut Peekable<Lines>) -> Problem {
+fn misplaced<I: Iterator<Item = Result<Line, Problem>>>(
+    seq: u64,
+    expected: u64,
+    line: u64,
+    rest: &mut Peekable<I>,
+) -> Problem {
     let later = rest.any(|l| {
         l.ok()
             .and_then(|l| parse_entry(&l).ok())
@@ -450,7 +524,10 @@ fn misplaced(seq: u64, expected: u64, line: u64, rest: &mut Peekable<Lines>) -> 
 }
 
 /// Whether the next entry chains on `stored` (so the current entry's content, not its link, changed).
-fn next_chains_on(stored: &Hash, rest: &mut Peekable<Lines>) -> bool {
+fn next_chains_on<I: Iterator<Item = Result<Line, Problem>>>(
+    stored: &Hash,
+    rest: &mut Peekable<I>,
+) -> bool {
     let Some(Ok(next)) = rest.peek() else {
         return false;
     };
@@ -510,6 +587,52 @@ impl Iterator for Lines {
                 Some(Ok(Line {
                     number: self.number,
                     bytes,
+                }))
+            }
+        }
+    }
+}
+
+/// Entry rows of a [`PostgresStore`] as [`Line`]s, fetched a page at a time in seq order;
+/// numbered by position, as the lines of a dump of the `line` column would be.
+struct Rows<'a> {
+    store: &'a mut PostgresStore,
+    source: PathBuf,
+    after: Option<i64>,
+    page: std::vec::IntoIter<(i64, String)>,
+    number: u64,
+    done: bool,
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<Line, Problem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some((seq, text)) = self.page.next() {
+            self.after = Some(seq);
+            self.number += 1;
+            return Some(Ok(Line {
+                number: self.number,
+                bytes: text.into_bytes(),
+            }));
+        }
+        if self.done {
+            return None;
+        }
+        match self.store.entry_rows(self.after, ROWS_PAGE) {
+            Ok(page) => {
+                self.done = (page.len() as i64) < ROWS_PAGE;
+                self.page = page.into_iter();
+                if self.page.len() == 0 {
+                    return None;
+                }
+                self.next()
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(Problem::Unreadable {
+                    file: self.source.clone(),
+                    reason: e.to_string(),
                 }))
             }
         }

@@ -51,15 +51,9 @@ impl PostgresStore {
     /// Connects to `url` and creates (if needed) `schema` and its tables. `schema` must be a
     /// plain identifier (`[a-z_][a-z0-9_]*`).
     pub fn connect(url: &str, schema: &str) -> Result<Self, LedgerError> {
-        if !PostgresStore::is_plain_schema(schema) {
-            return Err(pg_error(
-                "schema",
-                format!("`{schema}` is not a plain identifier"),
-            ));
-        }
-        let mut client =
-            Client::connect(url, NoTls).map_err(|e| pg_error("connect", e.to_string()))?;
-        client
+        let mut store = PostgresStore::connect_only(url, schema)?;
+        store
+            .client()
             .batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS {schema}.entries (
@@ -69,11 +63,104 @@ impl PostgresStore {
                      id BIGSERIAL PRIMARY KEY, size BIGINT NOT NULL, line TEXT NOT NULL);"
             ))
             .map_err(|e| pg_error("create tables", e.to_string()))?;
+        Ok(store)
+    }
+
+    /// Connects to `url` to read the ledger already in `schema` (`ace-comms ledger verify
+    /// --postgres`): unlike [`PostgresStore::connect`] it creates nothing, so a wrong URL or
+    /// schema is an error rather than an empty ledger that verifies.
+    pub fn connect_existing(url: &str, schema: &str) -> Result<Self, LedgerError> {
+        let mut store = PostgresStore::connect_only(url, schema)?;
+        store
+            .client()
+            .batch_execute(&format!(
+                "SELECT 1 FROM {schema}.entries LIMIT 0; SELECT 1 FROM {schema}.checkpoints LIMIT 0"
+            ))
+            .map_err(|e| {
+                pg_error(
+                    "find the ledger tables",
+                    format!("schema {schema}: {}", reason(&e)),
+                )
+            })?;
+        Ok(store)
+    }
+
+    fn connect_only(url: &str, schema: &str) -> Result<Self, LedgerError> {
+        if !PostgresStore::is_plain_schema(schema) {
+            return Err(pg_error(
+                "schema",
+                format!("`{schema}` is not a plain identifier"),
+            ));
+        }
+        let client = Client::connect(url, NoTls).map_err(|e| pg_error("connect", reason(&e)))?;
         Ok(PostgresStore {
             client: Some(client),
             schema: schema.to_owned(),
             synchronous_commit: None,
         })
+    }
+
+    /// `url` without its password, for messages: `postgres://user@host:port/db` rebuilt from
+    /// the parsed configuration (so no form of password can slip through; the port defaults to
+    /// 5432), or a placeholder when `url` does not parse.
+    pub fn url_without_password(url: &str) -> String {
+        let Ok(config) = url.parse::<postgres::Config>() else {
+            return "<unparsable PostgreSQL URL>".to_owned();
+        };
+        let user = config
+            .get_user()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let host = match host {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                };
+                let ports = config.get_ports();
+                let port = ports.get(i).or(ports.first()).unwrap_or(&5432);
+                format!("{host}:{port}")
+            })
+            .collect();
+        let db = config.get_dbname().unwrap_or_default();
+        format!("postgres://{user}{}/{db}", hosts.join(","))
+    }
+
+    /// Up to `limit` stored entry rows `(seq, line)` with `seq > after` (from the first when
+    /// `None`), in seq order, exactly as stored: the verifier parses and checks them itself.
+    pub(crate) fn entry_rows(
+        &mut self,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, LedgerError> {
+        let sql = format!(
+            "SELECT seq, line FROM {}.entries WHERE ($1::BIGINT IS NULL OR seq > $1)
+             ORDER BY seq LIMIT $2",
+            self.schema
+        );
+        let rows = self
+            .client()
+            .query(&sql, &[&after, &limit])
+            .map_err(|e| pg_error("select entries", e.to_string()))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Every stored checkpoint line, oldest first, exactly as stored.
+    pub(crate) fn checkpoint_rows(&mut self) -> Result<Vec<String>, LedgerError> {
+        let sql = format!("SELECT line FROM {}.checkpoints ORDER BY id", self.schema);
+        let rows = self
+            .client()
+            .query(&sql, &[])
+            .map_err(|e| pg_error("select checkpoints", e.to_string()))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
     }
 
     /// Whether `schema` is a plain identifier (`[a-z_][a-z0-9_]*`), the only kind
@@ -273,6 +360,18 @@ fn malformed(row: i64, reason: String) -> LedgerError {
 
 fn to_i64(seq: u64) -> Result<i64, LedgerError> {
     i64::try_from(seq).map_err(|_| pg_error("seq", format!("{seq} does not fit a BIGINT")))
+}
+
+/// What went wrong, in full: the server's message for a database error, else the error and
+/// its cause (`error connecting to server: Connection refused`).
+fn reason(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 fn pg_error(operation: &'static str, reason: String) -> LedgerError {
