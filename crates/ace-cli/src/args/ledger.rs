@@ -10,12 +10,15 @@ use super::OutputArgs;
 /// The verbs of `ledger`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum LedgerCommand {
-    /// Check the ledger under the data directory offline: every chain link, every checkpoint
-    /// signature, every Merkle root. Names the first edited, dropped, reordered or appended
-    /// entry. Exit 0 intact, 1 tampered or unreadable, 2 usage.
-    #[command(
-        after_help = "Examples:\n  ace-comms ledger verify\n  ace-comms ledger verify --data /var/lib/ace-comms --json"
-    )]
+    /// Check the ledger offline: every chain link, every checkpoint signature, every Merkle
+    /// root. Names the first edited, dropped, reordered or appended entry. Reads the files under
+    /// the data directory, or with --postgres the server's PostgreSQL ledger (`ledger.store:
+    /// postgres`; the signing key still comes from the data directory's `ledger/`). Exit 0
+    /// intact, 1 tampered or unreadable, 2 usage or database unreachable.
+    #[command(after_help = "Examples:\n  \
+        ace-comms ledger verify\n  \
+        ace-comms ledger verify --data /var/lib/ace-comms --json\n  \
+        ace-comms ledger verify --postgres postgres://ace@db/ace --schema ace_ledger --data /var/lib/ace-comms")]
     Verify(VerifyArgs),
     /// Fetch the server's latest signed checkpoint and check its Ed25519 signature (against
     /// --public-key when given, else the key the server serves). Exit 1 when it does not verify.
@@ -99,6 +102,18 @@ pub(crate) struct VerifyArgs {
     /// The server's data directory (the ledger is its `ledger/` folder).
     #[arg(long, default_value = "./data", env = "ACE_DATA")]
     pub(crate) data: PathBuf,
+    /// Verify the PostgreSQL ledger at this URL (`ledger.postgres.url`) instead of the files;
+    /// its password is never printed.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ACE_LEDGER_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub(crate) postgres: Option<String>,
+    /// The PostgreSQL schema holding the ledger (`ledger.postgres.schema`).
+    #[arg(long, default_value = "ace_ledger", requires = "postgres")]
+    pub(crate) schema: String,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }

@@ -1,9 +1,11 @@
 //! `ace-comms ledger …` end to end: `verify` on a ledger written by `ace-ledger`, checked by the
 //! binary, then tampered with on disk; and against a real `ace-comms serve`, `checkpoint`,
 //! `entries` and `proof`, then `verify` on the ledger that server wrote, edited, dropped,
-//! reordered and appended to.
+//! reordered and appended to; `verify --postgres` on a ledger in a real PostgreSQL
+//! (`ACE_TEST_POSTGRES_URL`, a fresh schema per test; unreachable: fails under `CI=true`,
+//! otherwise skips loudly), intact and with rows updated, deleted and forged.
 
-use ace_ledger::{EntryKind, Ledger, LedgerOptions, NewEntry};
+use ace_ledger::{EntryKind, Ledger, LedgerKey, LedgerOptions, NewEntry, PostgresStore};
 use serde_json::Value;
 
 use crate::ace;
@@ -29,7 +31,17 @@ fn ledger_with(n: usize) -> tempfile::TempDir {
 fn given_an_intact_ledger_when_verified_then_exit_0_with_the_counts() {
     let dir = ledger_with(5);
     let data = dir.path().to_str().unwrap();
-    let run = ace(&["ledger", "verify", "--data", data], b"");
+    assert_five_verified(|extra| {
+        let mut args = vec!["ledger", "verify", "--data", data];
+        args.extend(extra);
+        ace(&args, b"")
+    });
+}
+
+/// Checks that `verify` (given extra arguments) reports 5 entries and 1 checkpoint verified,
+/// as a line and as `--json`; returns the line.
+fn assert_five_verified(verify: impl Fn(&[&str]) -> crate::Run) -> String {
+    let run = verify(&[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -37,12 +49,11 @@ fn given_an_intact_ledger_when_verified_then_exit_0_with_the_counts() {
         "{}",
         run.stdout
     );
-
-    let run = ace(&["ledger", "verify", "--data", data, "--json"], b"");
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report: Value = serde_json::from_str(&verify(&["--json"]).stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["entries"], 5);
     assert_eq!(report["problem"], Value::Null);
+    run.stdout
 }
 
 #[test]
@@ -267,4 +278,173 @@ fn given_a_real_server_when_the_online_verbs_run_then_checkpoints_and_proofs_ver
     }
     let run = ace(&["ledger", "verify", "--data", dir], b"");
     assert_eq!(run.code, 0, "restored: {}", run.stdout);
+}
+
+/// A data directory holding the ledger's signing key and a PostgreSQL ledger of `n` entries
+/// (each `allow`, seq 2 `deny`) and one checkpoint over them, in a fresh schema dropped with the
+/// returned guard; `None` (after a loud notice) when there is no server.
+fn postgres_ledger_with(test: &str, n: u64) -> Option<PostgresLedger> {
+    let url = std::env::var("ACE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let client = match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(client) => client,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL at {url} is unreachable under CI=true: {e}"
+            );
+            eprintln!(
+                "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
+            );
+            return None;
+        }
+    };
+    let schema = format!("ace_cli_it_{test}_{}", std::process::id());
+    let data = tempfile::tempdir().unwrap();
+    let dir = ace_ledger::ledger_dir(data.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = LedgerKey::load_or_create(&dir).unwrap();
+    let store = PostgresStore::connect(&url, &schema).unwrap();
+    let ledger = Ledger::with_store(Box::new(store), key, LedgerOptions::default()).unwrap();
+    for i in 0..n {
+        let decision = if i == 2 { "deny" } else { "allow" };
+        let entry = NewEntry::new(EntryKind::Accepted, "agent-1", format!("ace.comms.e{i}"))
+            .decision(decision);
+        ledger.append(entry).unwrap();
+    }
+    ledger.checkpoint().unwrap();
+    Some(PostgresLedger {
+        data,
+        url,
+        schema,
+        client,
+    })
+}
+
+/// A PostgreSQL ledger under test; drops its schema when the test ends, pass or fail.
+struct PostgresLedger {
+    data: tempfile::TempDir,
+    url: String,
+    schema: String,
+    client: postgres::Client,
+}
+
+impl PostgresLedger {
+    fn verify(&self, extra: &[&str]) -> crate::Run {
+        let data = self.data.path().to_str().unwrap();
+        let mut args = vec!["ledger", "verify", "--data", data, "--postgres", &self.url];
+        args.extend(["--schema", &self.schema]);
+        args.extend(extra);
+        ace(&args, b"")
+    }
+
+    fn sql(&mut self, statement: &str) {
+        let statement = statement.replace("{schema}", &self.schema);
+        self.client.batch_execute(&statement).unwrap();
+    }
+}
+
+impl Drop for PostgresLedger {
+    fn drop(&mut self) {
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
+
+#[test]
+fn given_an_intact_postgres_ledger_when_verified_then_exit_0_with_the_counts() {
+    let Some(ledger) = postgres_ledger_with("pg_intact", 5) else {
+        return;
+    };
+    let line = assert_five_verified(|extra| ledger.verify(extra));
+    assert!(
+        line.contains(&format!("(schema {}): OK", ledger.schema)),
+        "{line}"
+    );
+}
+
+/// Writes a PostgreSQL ledger of 5 entries, runs `statement` on it, and checks that `verify
+/// --postgres` exits 1 with `named` in its report.
+fn assert_tampering_named(test: &str, statement: &str, named: &str) {
+    let Some(mut ledger) = postgres_ledger_with(test, 5) else {
+        return;
+    };
+    ledger.sql(statement);
+    let run = ledger.verify(&[]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("FAILED: {named}")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn given_a_decision_updated_in_postgres_when_verified_then_exit_1_naming_its_seq() {
+    assert_tampering_named(
+        "pg_edited",
+        "UPDATE {schema}.entries SET line = replace(line, '\"deny\"', '\"allow\"') WHERE seq = 2",
+        "entry seq 2 (line 3) was edited",
+    );
+}
+
+#[test]
+fn given_a_middle_row_deleted_in_postgres_when_verified_then_exit_1_naming_the_missing_seq() {
+    assert_tampering_named(
+        "pg_dropped",
+        "DELETE FROM {schema}.entries WHERE seq = 2",
+        "entry seq 2 is missing",
+    );
+}
+
+#[test]
+fn given_a_checkpoint_row_with_a_forged_root_when_verified_then_exit_1_naming_the_checkpoint() {
+    let zero = "0".repeat(64);
+    assert_tampering_named(
+        "pg_forged",
+        &format!(
+            "UPDATE {{schema}}.checkpoints SET line = \
+             jsonb_set(line::jsonb, '{{root_hash}}', '\"{zero}\"')::text"
+        ),
+        "checkpoint line 1 (size 5) signature invalid",
+    );
+}
+
+/// `ace-comms ledger verify --data DATA --postgres URL`.
+fn verify_postgres_at(data: &std::path::Path, url: &str) -> crate::Run {
+    let data = data.to_str().unwrap();
+    ace(
+        &["ledger", "verify", "--data", data, "--postgres", url],
+        b"",
+    )
+}
+
+#[test]
+fn given_an_unreachable_database_when_verified_then_exit_2_naming_the_url_without_its_password() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = ace_ledger::ledger_dir(data.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    LedgerKey::load_or_create(&dir).unwrap();
+    let run = verify_postgres_at(data.path(), "postgres://ace:s3cret@127.0.0.1:1/ledger");
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("postgres://ace@127.0.0.1:1/ledger (schema ace_ledger)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+}
+
+#[test]
+fn given_no_signing_key_in_the_data_directory_when_verifying_postgres_then_exit_2_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let run = verify_postgres_at(data.path(), "postgres://ace@127.0.0.1:1/ledger");
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the ledger's public key"),
+        "{}",
+        run.stderr
+    );
 }
