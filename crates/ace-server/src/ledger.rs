@@ -96,7 +96,7 @@ fn open(
 fn postgres_name(config: &LedgerConfig) -> String {
     format!(
         "PostgreSQL at {} (schema {})",
-        redact_password(&config.postgres.url),
+        ace_ledger::PostgresStore::url_without_password(&config.postgres.url),
         config.postgres.schema
     )
 }
@@ -129,36 +129,6 @@ fn announce(config: &LedgerConfig, ledger: &Ledger) {
     }
 }
 
-/// A PostgreSQL connection string without its password: `postgres://user:***@host/db`,
-/// `?password=***`, or `password=***` in the `key=value` form.
-pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        let pairs: Vec<&str> = url.split(' ').map(redact_pair).collect();
-        return pairs.join(" ");
-    };
-    let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let address = match address.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => address.to_owned(),
-        },
-        None => address.to_owned(),
-    };
-    if query.is_empty() {
-        return format!("{scheme}://{address}");
-    }
-    let query: Vec<&str> = query.split('&').map(redact_pair).collect();
-    format!("{scheme}://{address}?{}", query.join("&"))
-}
-
-/// `password=***` for a `password=…` pair, any other pair as it is.
-fn redact_pair(pair: &str) -> &str {
-    match pair.split_once('=') {
-        Some(("password", _)) => "password=***",
-        _ => pair,
-    }
-}
-
 /// Records the start: a `config_changed` entry by the server carrying the SHA-256 of the
 /// effective configuration (its JSON), so a reader can tell which configuration each stretch of
 /// the ledger ran under without the ledger ever holding a secret of it.
@@ -168,7 +138,10 @@ pub(crate) async fn record_start(core: &Core, config: &Config) -> Result<(), Ser
     }
     // The password of the PostgreSQL store is a secret, not configuration: hashed without it.
     let mut shown = config.clone();
-    shown.ledger.postgres.url = redact_password(&config.ledger.postgres.url);
+    if !config.ledger.postgres.url.is_empty() {
+        let url = &config.ledger.postgres.url;
+        shown.ledger.postgres.url = ace_ledger::PostgresStore::url_without_password(url);
+    }
     let json = serde_json::to_vec(&shown).map_err(|source| ServerError::Ledger {
         data_dir: config.data_dir.display().to_string(),
         source: LedgerError::Encode {
@@ -269,32 +242,6 @@ async fn dead_letters(core: Core) {
                 tracing::error!(error = %err, %stream, "recording dead letters failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    #[test]
-    fn given_postgres_urls_with_passwords_when_redacted_then_only_the_password_is_hidden() {
-        for (url, shown) in [
-            (
-                "postgres://ace:s3cret@db.example:5432/ledger",
-                "postgres://ace:***@db.example:5432/ledger",
-            ),
-            (
-                "postgresql://ace@db/ledger?sslmode=require&password=s3cret",
-                "postgresql://ace@db/ledger?sslmode=require&password=***",
-            ),
-            (
-                "host=db user=ace password=s3cret dbname=ledger",
-                "host=db user=ace password=*** dbname=ledger",
-            ),
-            ("postgres://db/ledger", "postgres://db/ledger"),
-        ] {
-            assert_eq!(redact_password(url), shown);
         }
     }
 }

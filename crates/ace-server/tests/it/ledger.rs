@@ -734,7 +734,7 @@ async fn given_an_unreachable_postgres_store_when_the_server_starts_then_it_refu
     let err = ace_server::App::open(&config).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(
-        text.contains("PostgreSQL at postgres://ace:***@127.0.0.1:1/ace (schema ace_ledger)"),
+        text.contains("PostgreSQL at postgres://ace@127.0.0.1:1/ace (schema ace_ledger)"),
         "{text}"
     );
     assert!(!text.contains("s3cret"), "{text}");
