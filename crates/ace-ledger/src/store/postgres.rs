@@ -27,6 +27,9 @@ use crate::checkpoint::Checkpoint;
 use crate::entry::Entry;
 use crate::error::LedgerError;
 
+/// How long [`PostgresStore::connect`] waits for the schema's writer lock.
+pub const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Rows fetched per round trip when replaying.
 const REPLAY_PAGE: i64 = 10_000;
 
@@ -48,10 +51,37 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and creates (if needed) `schema` and its tables. `schema` must be a
-    /// plain identifier (`[a-z_][a-z0-9_]*`).
+    /// Connects to `url` as the one writer of `schema` and creates (if needed) the schema and
+    /// its tables. `schema` must be a plain identifier (`[a-z_][a-z0-9_]*`).
+    ///
+    /// One writer per schema: the ledger keeps its chain head and tree in memory, so a second
+    /// writer would append at sequences that exist and fail every batch after. The writer holds
+    /// a session advisory lock on the schema's name for as long as it is connected; a second
+    /// one waits up to [`WRITER_LOCK_WAIT`] (a restarting server's old session may still be
+    /// closing) and is then refused, naming the schema.
     pub fn connect(url: &str, schema: &str) -> Result<Self, LedgerError> {
         let mut store = PostgresStore::connect_only(url, schema)?;
+        let wait = format!("{}ms", WRITER_LOCK_WAIT.as_millis());
+        let locked = store
+            .client()
+            .batch_execute(&format!("SET lock_timeout = '{wait}'"))
+            .and_then(|()| {
+                let key = format!("ace-ledger:{schema}");
+                store
+                    .client()
+                    .execute("SELECT pg_advisory_lock(hashtext($1))", &[&key])
+            })
+            .and_then(|_| store.client().batch_execute("SET lock_timeout = 0"));
+        if let Err(e) = locked {
+            return Err(pg_error(
+                "lock the schema",
+                format!(
+                    "schema {schema} already has a writer (another ace-comms server?): one server \
+                     per schema ({})",
+                    reason(&e)
+                ),
+            ));
+        }
         store
             .client()
             .batch_execute(&format!(

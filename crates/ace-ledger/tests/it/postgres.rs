@@ -100,6 +100,26 @@ fn given_a_row_edited_in_postgres_when_the_ledger_opens_then_it_refuses_naming_t
 }
 
 #[test]
+fn given_a_writer_on_a_schema_when_a_second_connects_then_it_is_refused_until_the_first_closes() {
+    let Some((url, schema)) = database("second_writer") else {
+        return;
+    };
+    let _drop = DropSchema(url.clone(), schema.clone());
+    let first = PostgresStore::connect(&url, &schema).unwrap();
+    let err = PostgresStore::connect(&url, &schema)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("schema {schema} already has a writer")),
+        "{err}"
+    );
+    // A reader is not a writer.
+    PostgresStore::connect_existing(&url, &schema).unwrap();
+    drop(first);
+    PostgresStore::connect(&url, &schema).expect("the lock went with the first session");
+}
+
+#[test]
 fn given_a_schema_that_is_not_an_identifier_when_connecting_then_it_is_refused_by_name() {
     let err = PostgresStore::connect("postgres://unused", "x; DROP TABLE y").unwrap_err();
     assert!(
