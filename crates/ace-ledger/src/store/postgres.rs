@@ -28,7 +28,7 @@ use crate::entry::Entry;
 use crate::error::LedgerError;
 
 /// How long [`PostgresStore::connect`] waits for the schema's writer lock.
-pub const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Rows fetched per round trip when replaying.
 const REPLAY_PAGE: i64 = 10_000;
@@ -57,7 +57,7 @@ impl PostgresStore {
     /// One writer per schema: the ledger keeps its chain head and tree in memory, so a second
     /// writer would append at sequences that exist and fail every batch after. The writer holds
     /// a session advisory lock on the schema's name for as long as it is connected; a second
-    /// one waits up to [`WRITER_LOCK_WAIT`] (a restarting server's old session may still be
+    /// one waits up to five seconds (a restarting server's old session may still be
     /// closing) and is then refused, naming the schema.
     pub fn connect(url: &str, schema: &str) -> Result<Self, LedgerError> {
         let mut store = PostgresStore::connect_only(url, schema)?;
