@@ -22,10 +22,9 @@
 //! swapped in; any error leaves the old state serving and is returned naming the configuration
 //! key and the file. The swap drops the cache of verified tokens, so a removed JWT key or API
 //! key stops working from the next request on. Recording before swapping means no reloaded
-//! policy decides before the ledger says it was loaded. Two limits: the files are read again to
-//! be hashed, so a file rewritten during a reload may be hashed in its newer state; and the
-//! start records only the hash of the configuration, not of the files it names (the first
-//! reload hashes them).
+//! policy decides before the ledger says it was loaded; the start's entry carries the same
+//! hashes of the files it loaded. One limit: the files are read again to be hashed, so a file
+//! rewritten while it is loaded may be hashed in its newer state.
 //!
 //! Not reloaded: the configuration file itself (its keys, `auth.mode` and `policy.ehi`
 //! included), TLS certificates, the data directory and the listen address — those need a
@@ -69,6 +68,9 @@ struct Enforced {
     authorizer: PolicyAuthorizer,
     auth: AuthConfig,
     policy: PolicyConfig,
+    /// The SHA-256 of every file the start loaded, by path (recorded by the start's ledger
+    /// entry, as a reload's are by its own).
+    started_files: BTreeMap<String, String>,
     /// One reload at a time: SIGHUP and the endpoint may race, and two overlapping reloads
     /// could swap in the older read last.
     reloading: Arc<tokio::sync::Mutex<()>>,
@@ -177,6 +179,7 @@ impl Governance {
             });
         }
         let loaded = Loaded::read(&config.auth, &config.policy)?;
+        let started_files = loaded.files;
         let engine = match loaded.engine {
             Some(engine) => engine,
             None => PolicyEngine::embedded(ehi).map_err(policy_error("policy"))?,
@@ -199,9 +202,19 @@ impl Governance {
                 authorizer,
                 auth: config.auth.clone(),
                 policy: config.policy.clone(),
+                started_files,
                 reloading: Arc::default(),
             }),
         })
+    }
+
+    /// The SHA-256 of every credential and policy file the start loaded, by path (empty in
+    /// development mode and with only the embedded policies).
+    pub fn started_files(&self) -> BTreeMap<String, String> {
+        self.enforced
+            .as_ref()
+            .map(|e| e.started_files.clone())
+            .unwrap_or_default()
     }
 
     /// The authorizer of enforced mode (its current engine's counters feed `/metrics`).

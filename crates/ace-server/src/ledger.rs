@@ -7,6 +7,7 @@
 //! The signing key is `{data_dir}/ledger/signing.key` whichever the store: the key is the
 //! server's identity, not data to share with whoever can read the database.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,9 +131,14 @@ fn announce(config: &LedgerConfig, ledger: &Ledger) {
 }
 
 /// Records the start: a `config_changed` entry by the server carrying the SHA-256 of the
-/// effective configuration (its JSON), so a reader can tell which configuration each stretch of
-/// the ledger ran under without the ledger ever holding a secret of it.
-pub(crate) async fn record_start(core: &Core, config: &Config) -> Result<(), ServerError> {
+/// effective configuration (its JSON, without the PostgreSQL password) and of every credential
+/// and policy file it loaded (`files`, by path, as a reload records them), so a reader can tell
+/// which configuration and policies each stretch of the ledger ran under.
+pub(crate) async fn record_start(
+    core: &Core,
+    config: &Config,
+    files: BTreeMap<String, String>,
+) -> Result<(), ServerError> {
     if core.ledger().is_none() {
         return Ok(());
     }
@@ -159,6 +165,7 @@ pub(crate) async fn record_start(core: &Core, config: &Config) -> Result<(), Ser
     .details(serde_json::json!({
         "op": "start",
         "config_sha256": sha256,
+        "files": files,
         "version": env!("CARGO_PKG_VERSION"),
     }));
     core.record(vec![entry])

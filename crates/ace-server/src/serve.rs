@@ -118,7 +118,7 @@ impl App {
                 tracing::info!(streams = ?created, "created default streams");
             }
         }
-        crate::ledger::record_start(&core, config).await?;
+        crate::ledger::record_start(&core, config, governance.started_files()).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned());

@@ -343,6 +343,16 @@ async fn given_a_reload_when_the_ledger_is_read_then_a_config_changed_entry_name
     );
     // rbac.yaml, the shipped Rego, the secret and the key file.
     assert_eq!(entry["details"]["files"].as_object().unwrap().len(), 4);
+    // The start recorded the same files (unchanged since), so every stretch of the ledger
+    // names the policies it ran under.
+    let start = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subject"] == "server.start")
+        .cloned()
+        .expect("the start is recorded");
+    assert_eq!(start["details"]["files"], body["files"]);
     server.stop().await;
 }
 
