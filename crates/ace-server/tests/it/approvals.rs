@@ -353,36 +353,19 @@ async fn given_bad_decisions_when_sent_then_each_answers_its_error_code() {
 
 /// The plain API key of `role` in [`enforced`] (only its SHA-256 is in the key file).
 fn key(role: &str) -> String {
-    format!("approvals-{role}-0123456789abcdef0123456789abcdef")
+    crate::auth::key_of(role)
 }
 
 /// A server in enforced mode with one API key per role (human, approver, admin), and `both`:
 /// a principal holding the human and the approver roles.
 async fn enforced(dir: &std::path::Path) -> Server {
-    let mut yaml = String::from("keys:\n");
-    for (name, roles) in [
-        ("human", "human"),
-        ("approver", "approver"),
-        ("admin", "admin"),
-        ("both", "human, approver"),
-    ] {
-        yaml.push_str(&format!(
-            "  - sha256: {}\n    principal: {{id: {name}-1, type: human, roles: [{roles}], \
-             clearance: 1}}\n",
-            ace_policy::hash_api_key(&key(name))
-        ));
-    }
-    let keys = dir.join("api-keys.yaml");
-    std::fs::write(&keys, yaml).unwrap();
-    Server::start_with(&dir.join("data"), |config| {
-        config.auth = ace_server::AuthConfig {
-            mode: ace_server::AuthMode::Enforced,
-            jwt: None,
-            api_keys: Some(keys),
-            mtls: false,
-        };
-    })
-    .await
+    let keys = [
+        ("human", "human", "human", 1),
+        ("approver", "approver", "human", 1),
+        ("admin", "admin", "human", 1),
+        ("both", "human, approver", "human", 1),
+    ];
+    crate::auth::start_with_keys(dir, &keys).await
 }
 
 /// `POST path` as `role`.

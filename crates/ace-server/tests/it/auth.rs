@@ -105,6 +105,21 @@ pub(crate) fn enforced_auth(dir: &Path) -> AuthConfig {
     }
 }
 
+/// An enforced server authenticating only the API keys of [`keys_yaml`]`(keys)`, written under
+/// `dir`.
+pub(crate) async fn start_with_keys(dir: &Path, keys: &[(&str, &str, &str, u8)]) -> Server {
+    let file = dir.join("api-keys.yaml");
+    std::fs::write(&file, keys_yaml(keys)).unwrap();
+    Server::start_with(&dir.join("data"), |config| {
+        config.auth = AuthConfig {
+            mode: AuthMode::Enforced,
+            api_keys: Some(file),
+            ..AuthConfig::default()
+        };
+    })
+    .await
+}
+
 pub(crate) async fn start_enforced(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     let auth = enforced_auth(dir);
     Server::start_with(&dir.join("data"), |config| {

@@ -664,30 +664,16 @@ async fn given_the_ordering_rule_when_publishing_then_waiting_for_each_ok_or_a_l
 
 /// The API key of the `admin` principal of `clearance` (see `start_with_clearances`).
 fn admin_key(clearance: u8) -> String {
-    format!("key-admin-clearance-{clearance}-0123456789abcdef0123456789")
+    crate::auth::key_of(&format!("admin{clearance}"))
 }
 
 /// An enforced server with two API-key admins, of clearance 1 and 5.
 async fn start_with_clearances(dir: &std::path::Path) -> Server {
-    let mut yaml = String::from("keys:\n");
-    for clearance in [1, 5] {
-        let hash = ace_policy::hash_api_key(&admin_key(clearance));
-        yaml.push_str(&format!(
-            "  - sha256: {hash}\n    principal: {{id: admin-{clearance}, type: service, \
-             roles: [admin], clearance: {clearance}}}\n"
-        ));
-    }
-    let keys = dir.join("api-keys.yaml");
-    std::fs::write(&keys, yaml).unwrap();
-    Server::start_with(&dir.join("data"), |config| {
-        config.auth = ace_server::AuthConfig {
-            mode: ace_server::AuthMode::Enforced,
-            jwt: None,
-            api_keys: Some(keys),
-            mtls: false,
-        };
-    })
-    .await
+    let keys = [
+        ("admin1", "admin", "service", 1),
+        ("admin5", "admin", "service", 5),
+    ];
+    crate::auth::start_with_keys(dir, &keys).await
 }
 
 #[tokio::test]
