@@ -284,21 +284,8 @@ fn given_a_real_server_when_the_online_verbs_run_then_checkpoints_and_proofs_ver
 /// (each `allow`, seq 2 `deny`) and one checkpoint over them, in a fresh schema dropped with the
 /// returned guard; `None` (after a loud notice) when there is no server.
 fn postgres_ledger_with(test: &str, n: u64) -> Option<PostgresLedger> {
-    let url = std::env::var("ACE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let client = match postgres::Client::connect(&url, postgres::NoTls) {
-        Ok(client) => client,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL at {url} is unreachable under CI=true: {e}"
-            );
-            eprintln!(
-                "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
-            );
-            return None;
-        }
-    };
+    let url = ace_testkit::postgres_url(test)?;
+    let client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let schema = format!("ace_cli_it_{test}_{}", std::process::id());
     let data = tempfile::tempdir().unwrap();
     let dir = ace_ledger::ledger_dir(data.path());

@@ -11,18 +11,7 @@ use crate::support::{new_entry, of_kind, options, seqs};
 
 /// A fresh schema name and the URL, or `None` (after a loud notice) when there is no server.
 fn database(test: &str) -> Option<(String, String)> {
-    let url = std::env::var("ACE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    if let Err(e) = postgres::Client::connect(&url, postgres::NoTls) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PostgreSQL at {url} is unreachable under CI=true: {e}"
-        );
-        eprintln!(
-            "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
-        );
-        return None;
-    }
+    let url = ace_testkit::postgres_url(test)?;
     let schema = format!("ace_ledger_it_{test}_{}", std::process::id());
     Some((url, schema))
 }

@@ -598,18 +598,7 @@ struct PgSchema {
 impl PgSchema {
     /// `None` (after a loud notice) when the server is unreachable; under `CI=true` that fails.
     fn new(test: &str) -> Option<PgSchema> {
-        let url = std::env::var("ACE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        if let Err(e) = off_runtime(|| postgres::Client::connect(&url, postgres::NoTls).map(drop)) {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL at {url} is unreachable under CI=true: {e}"
-            );
-            eprintln!(
-                "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
-            );
-            return None;
-        }
+        let url = ace_testkit::postgres_url(test)?;
         let name = format!("ace_server_it_{test}_{}", std::process::id());
         Some(PgSchema { url, name })
     }

@@ -1,0 +1,40 @@
+//! Test support shared by the crates' integration tests (a dev-dependency only).
+//!
+//! The rule for a test that needs a real service: its URL comes from the environment with the
+//! loopback default; when the service is unreachable the test fails under `CI=true` (so CI can
+//! never pass by skipping) and otherwise skips with a loud `SKIPPED` line on stderr.
+
+/// The PostgreSQL the tests use: `ACE_TEST_POSTGRES_URL`, by default the local server's `test`
+/// database.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The URL of a reachable PostgreSQL for `test`, or `None` after a loud notice when there is
+/// none. Panics under `CI=true` when it is unreachable.
+///
+/// The probe connects on a thread of its own, so it may be called inside or outside a tokio
+/// runtime (the blocking `postgres` client panics inside one).
+pub fn postgres_url(test: &str) -> Option<String> {
+    let url =
+        std::env::var("ACE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let probe = url.clone();
+    let reached = std::thread::spawn(move || {
+        postgres::Client::connect(&probe, postgres::NoTls)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the probe panicked".to_owned()));
+    match reached {
+        Ok(()) => Some(url),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL at {url} is unreachable under CI=true: {e}"
+            );
+            eprintln!(
+                "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set ACE_TEST_POSTGRES_URL"
+            );
+            None
+        }
+    }
+}
