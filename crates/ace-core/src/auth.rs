@@ -104,6 +104,16 @@ impl crate::core::Core {
         crate::pipeline::authenticate(&*self.hooks.authenticator, ctx)
     }
 
+    /// When the credentials of `ctx` lapse (seconds since the Unix epoch), for a connection that
+    /// authenticated with them and lives on: it must call [`Core::authenticate`] again then (and
+    /// after every reload, which may revoke a key). `None` for credentials without an expiry.
+    pub fn credentials_expire_at(&self, ctx: &RequestContext) -> Option<u64> {
+        if ctx.is_internal() {
+            return None;
+        }
+        self.hooks.authenticator.expires_at(ctx)
+    }
+
     /// Steps 1 and 4 for an operation the adapter carries out itself, like the server's
     /// reload (judged as `Action::Publish(RELOAD_SUBJECT)`): the principal, or
     /// `UNAUTHENTICATED` / `FORBIDDEN`.
@@ -221,6 +231,13 @@ fn now_secs() -> u64 {
 }
 
 impl Authenticator for PolicyAuthenticator {
+    fn expires_at(&self, ctx: &RequestContext) -> Option<u64> {
+        match (&ctx.credentials, &self.methods.load().tokens) {
+            (Credentials::Bearer(token), Some(cache)) => cache.expiry(token),
+            _ => None,
+        }
+    }
+
     fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError> {
         let refused = |method: &str, failure: ace_policy::AuthFailure| {
             unauthenticated(format!("{method} refused: {failure}"))

@@ -63,6 +63,15 @@ impl std::fmt::Display for Action<'_> {
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
     /// The principal behind the request's credentials.
     fn authenticate(&self, ctx: &RequestContext) -> Result<Principal, CoreError>;
+    /// When the request's credentials stop being valid (a bearer token's `exp`, seconds since
+    /// the Unix epoch), if they expire at all; asked after a successful [`authenticate`], so a
+    /// long-lived connection can authenticate again at that moment. `None` by default (API keys
+    /// and certificates end by revocation, which a reload brings).
+    ///
+    /// [`authenticate`]: Authenticator::authenticate
+    fn expires_at(&self, _ctx: &RequestContext) -> Option<u64> {
+        None
+    }
     /// True for the development pass-through (the server announces it loudly).
     fn is_development(&self) -> bool {
         false

@@ -94,6 +94,14 @@ impl TokenCache {
         self.len() == 0
     }
 
+    /// When a cached `token` expires (its `exp`, seconds since the epoch); `None` when it is not
+    /// cached (never verified here, already expired, or evicted). A live connection authenticated
+    /// by the token asks this to re-check its credentials the moment they lapse.
+    pub fn expiry(&self, token: &str) -> Option<u64> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.entries.lock().tokens.get(&key).map(|(_, exp)| *exp)
+    }
+
     /// The principal of `token` at `now` (seconds since the epoch): from the cache when it
     /// verified before and has not expired, otherwise verified (and cached when valid).
     pub fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthFailure> {

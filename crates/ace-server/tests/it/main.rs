@@ -37,11 +37,13 @@
 //! - `reload`: credentials and policies reloaded by `POST /api/v1/admin/reload` — keys added
 //!   and removed, a rotated JWT secret, a new Rego rule, broken files refused with the old
 //!   policy serving, monotonic policy counters, admin only, the `config_changed` entry.
+//! - `attacks`: the security regression suite (see its module index and SECURITY.md).
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 
 mod agents;
 mod approvals;
+mod attacks;
 mod auth;
 mod integrity;
 mod ledger;

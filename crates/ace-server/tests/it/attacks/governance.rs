@@ -1,0 +1,1 @@
+//! Attacks defended by governance; see `attacks/mod.rs`.

@@ -1,0 +1,1 @@
+//! Attacks defended by net; see `attacks/mod.rs`.

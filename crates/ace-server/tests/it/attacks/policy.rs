@@ -1,0 +1,1 @@
+//! Attacks defended by policy; see `attacks/mod.rs`.

@@ -1,0 +1,1 @@
+//! Attacks defended by storage; see `attacks/mod.rs`.
