@@ -5,7 +5,10 @@
 //! [`Clock`](ace_envelope::Clock), so tests move a `ManualClock` instead of sleeping.
 //!
 //! A heartbeat is authorized as a publish on [`heartbeat_subject`]
-//! (`ace.comms.agent.agent.{id}.evt.heartbeat.v1`). Presence changes are events on the bus,
+//! (`ace.comms.agent.agent.{id}.evt.heartbeat.v1`), and identity comes from authentication: the
+//! caller beats as itself (its principal id is the agent id) unless it may manage that agent
+//! (`Action::ManageAgent`, admin with the shipped roles), and the clearance shown is at most the
+//! caller's own (its own when the beat names none). Each refusal is a `denied` ledger entry. Presence changes are events on the bus,
 //! published by the server itself ([`RequestContext::internal`]) through [`Core::publish`]
 //! like any message (so they are validated and recorded): `ace.comms.system.agent.{id}.evt.online.v1` when an agent that was
 //! not present beats, `ace.comms.system.agent.{id}.evt.offline.v1` when its presence expires.
@@ -157,10 +160,14 @@ impl Core {
     ) -> Result<AgentPresence, CoreError> {
         let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
         check_id("id", id, MAX_AGENT_ID_LEN)?;
-        if !ctx.is_internal() {
-            let subject = heartbeat_subject(id);
-            let action = Action::Publish(&subject);
-            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+        let subject = heartbeat_subject(id);
+        self.judged(ctx, &principal, Action::Publish(&subject))
+            .await?;
+        // Identity from authentication: an agent beats as itself; beating for another id is
+        // managing that agent (the shipped roles: admin only).
+        if principal.id != id {
+            self.judged(ctx, &principal, Action::ManageAgent(id))
+                .await?;
         }
         let ttl = self.presence_ttl(&beat)?;
         if beat.clearance.is_some_and(|c| c > 5) {
@@ -169,6 +176,26 @@ impl Core {
                 reason: format!("is {}, above 5", beat.clearance.unwrap_or_default()),
             });
         }
+        // The clearance shown is never more than authentication granted: an agent may announce
+        // less than its own, and one that announces none shows its own.
+        let clearance = match beat.clearance {
+            _ if ctx.is_internal() => beat.clearance,
+            Some(claimed) if claimed > principal.clearance => {
+                let action = Action::Publish(&subject);
+                let reasons = vec![format!(
+                    "`clearance` {claimed} is above the caller's own clearance {}",
+                    principal.clearance
+                )];
+                self.record_denial(ctx, &principal, action, &reasons).await;
+                return Err(CoreError::Forbidden {
+                    principal: principal.id.clone(),
+                    action: action.to_string(),
+                    reasons,
+                });
+            }
+            Some(claimed) => Some(claimed),
+            None => Some(principal.clearance),
+        };
         if beat.meta.as_ref().is_some_and(|m| !m.is_object()) {
             return Err(CoreError::InvalidRequest {
                 field: "meta",
@@ -181,7 +208,7 @@ impl Core {
             id: id.to_owned(),
             agent_type: beat.agent_type,
             capabilities: beat.capabilities,
-            clearance: beat.clearance,
+            clearance,
             meta: beat.meta,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             online_since: now,

@@ -525,7 +525,7 @@ impl Core {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<Decided, CoreError> {
-        let principal = self.allow(ctx, Action::Decide(id))?;
+        let principal = self.allow(ctx, Action::Decide(id)).await?;
         if let Some(c) = &comment {
             if c.len() > MAX_COMMENT_BYTES {
                 return Err(CoreError::InvalidRequest {
@@ -540,6 +540,7 @@ impl Core {
         };
         // One past its time is expired, not decided (the sweep may not have run yet).
         self.expire_if_due(id).await;
+        self.refuse_unseen_approval(ctx, &principal, id).await?;
         self.refuse_own_approval(&principal, id).await?;
         let approval = self.settle(id, status, &principal.id, comment).await?;
         match verdict {
@@ -628,6 +629,30 @@ impl Core {
         Ok(())
     }
 
+    /// An approver who may not receive the held message decides nothing about it: the approval
+    /// answers `NOT_FOUND` (as listing and reading it do), and the attempt is a `denied` entry.
+    async fn refuse_unseen_approval(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(), CoreError> {
+        let Some(store) = &self.approvals.store else {
+            return Ok(());
+        };
+        let unseen = store
+            .get(id)
+            .await?
+            .is_some_and(|approval| !self.may_see(ctx, principal, &approval));
+        if unseen {
+            let reasons = vec!["the approver may not receive the held message".to_owned()];
+            self.record_denial(ctx, principal, Action::Decide(id), &reasons)
+                .await;
+            return Err(CoreError::ApprovalNotFound { id: id.to_owned() });
+        }
+        Ok(())
+    }
+
     /// Expires approval `id` if it is pending and past its `expires_at` (one read, not a sweep).
     async fn expire_if_due(&self, id: &str) {
         let Some(store) = &self.approvals.store else {
@@ -667,23 +692,39 @@ impl Core {
         ctx: &RequestContext,
         status: Option<ApprovalStatus>,
     ) -> Result<Vec<Approval>, CoreError> {
-        self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS))?;
+        let principal = self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS)).await?;
         let Some(store) = &self.approvals.store else {
             return Ok(Vec::new());
         };
         self.expire_approvals().await;
-        Ok(store.list(status).await?)
+        let mut approvals = store.list(status).await?;
+        approvals.retain(|approval| self.may_see(ctx, &principal, approval));
+        Ok(approvals)
     }
 
-    /// The approval `id`; `NOT_FOUND` when there is none.
+    /// The approval `id`; `NOT_FOUND` when there is none, or when the caller may not receive
+    /// its held message (its existence is not revealed either, as for a stored message).
     pub async fn approval(&self, ctx: &RequestContext, id: &str) -> Result<Approval, CoreError> {
-        self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS))?;
+        let principal = self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS)).await?;
         self.expire_if_due(id).await;
         let found = match &self.approvals.store {
             Some(store) => store.get(id).await?,
             None => None,
         };
-        found.ok_or_else(|| CoreError::ApprovalNotFound { id: id.to_owned() })
+        found
+            .filter(|approval| self.may_see(ctx, &principal, approval))
+            .ok_or_else(|| CoreError::ApprovalNotFound { id: id.to_owned() })
+    }
+
+    /// Whether `principal` may see `approval`: only one who may receive the held message
+    /// (`Authorizer::can_receive`: its `rbac` list and label against the principal's
+    /// clearance) sees it, in the list, by id, or to decide it.
+    fn may_see(&self, ctx: &RequestContext, principal: &Principal, approval: &Approval) -> bool {
+        ctx.is_internal()
+            || self
+                .hooks
+                .authorizer
+                .can_receive(principal, &approval.envelope)
     }
 
     /// Moves approval `id` from pending to `status`, atomically.
@@ -891,10 +932,15 @@ impl Core {
     /// Publishes `…approval.{id}.evt.{event}.v1` with the approval's summary; a failure is
     /// logged (the approval itself is settled either way).
     async fn announce_approval(&self, approval: &Approval, event: &str) {
+        // The event reaches only those who may receive the held message itself (its label and
+        // `rbac` list), as the approvals API shows it only to them.
+        let held = &approval.envelope;
         let built = Envelope::builder(Kind::Event, approval_subject(&approval.approval_id, event))
             .clock(&*self.clock)
             .name(format!("approval.{event}"))
-            .correlation_id(approval.envelope.id.to_string())
+            .correlation_id(held.id.to_string())
+            .label(held.governance.label)
+            .rbac(held.rbac.iter().cloned())
             .payload_json(summary(approval))
             .build();
         let published = match built {

@@ -28,13 +28,20 @@
 //! | `Manage(stream)`            | publish on `ace.comms.system.stream.{stream}.cmd.manage.v1`  |
 //! | `Decide(id)`                | publish on `ace.comms.system.hitl.approval.{id}.cmd.decide.v1` |
 //! | `ReadLedger`                | subscribe to `ace.comms.system.ledger.>`                     |
+//! | `ReadSession(id)`           | subscribe to `ace.comms.system.session.{id}.evt.written.v1`  |
+//! | `WriteSession(id)`          | publish on `ace.comms.system.session.{id}.evt.written.v1`    |
+//! | `ManageSession(id)`         | publish on `ace.comms.system.session.{id}.cmd.manage.v1`     |
+//! | `ManageAgent(id)`           | publish on `ace.comms.system.agent.{id}.cmd.manage.v1`       |
 //! | the server's reload         | publish on [`RELOAD_SUBJECT`] (`ace.comms.system.config.cmd.reload.v1`) |
 //!
 //! A stream name or approval id that is not one subject token (`[A-Za-z0-9_-]+`) cannot be
 //! spliced into a subject without changing its meaning, so it is denied, never escaped into
 //! some other subject. With the shipped roles, only `admin` manages streams; deciding is
 //! `approver`-only (admin's deny on `ace.comms.system.hitl.>` wins: four eyes); the ledger is
-//! read by `admin`, `approver` and `auditor`. A failing Rego engine denies with
+//! read by `admin`, `approver` and `auditor`. Sessions are read and written by `agent` and
+//! `human` — their own only: the core asks `ManageSession` as well when the session belongs to
+//! another principal, which only `admin` holds; an agent heartbeats as itself, or needs
+//! `ManageAgent`. A failing Rego engine denies with
 //! [`ace_policy::POLICY_ENGINE_FAILURE`] among the reasons, which reach the 403 body.
 //! [`Authorizer::can_receive`] is [`PolicyEngine::can_receive`] (the envelope's `rbac`
 //! permissions and its label against the receiver's clearance).
@@ -90,6 +97,38 @@ pub fn decide_subject(id: &str) -> Option<String> {
     is_token(id).then(|| format!("ace.comms.system.hitl.approval.{id}.cmd.decide.v1"))
 }
 
+/// The subject that stands for reading (`Subscribe`) or writing (`Publish`) session `id`.
+pub fn session_subject(id: &str) -> Option<String> {
+    is_token(id).then(|| format!("ace.comms.system.session.{id}.evt.written.v1"))
+}
+
+/// The subject that stands for managing session `id` of another principal.
+pub fn manage_session_subject(id: &str) -> Option<String> {
+    is_token(id).then(|| format!("ace.comms.system.session.{id}.cmd.manage.v1"))
+}
+
+/// The subject that stands for acting for agent `id` (heartbeating as it).
+pub fn manage_agent_subject(id: &str) -> Option<String> {
+    is_token(id).then(|| format!("ace.comms.system.agent.{id}.cmd.manage.v1"))
+}
+
+/// The subject `action` is judged as, for the ledger entry of a denial: the subject or pattern
+/// of a message action, `stream.{name}` for a read of a stream, and the mapped subject (see the
+/// module docs) for the others, or the action's description when a name is not one token.
+pub fn action_subject(action: Action<'_>) -> String {
+    let mapped = match action {
+        Action::Publish(subject) | Action::Subscribe(subject) => Some(subject.to_owned()),
+        Action::Consume { stream, .. } => Some(format!("stream.{stream}")),
+        Action::Manage(stream) => manage_subject(stream),
+        Action::Decide(id) => decide_subject(id),
+        Action::ReadLedger => Some(LEDGER_SUBJECTS.to_owned()),
+        Action::ReadSession(id) | Action::WriteSession(id) => session_subject(id),
+        Action::ManageSession(id) => manage_session_subject(id),
+        Action::ManageAgent(id) => manage_agent_subject(id),
+    };
+    mapped.unwrap_or_else(|| action.to_string())
+}
+
 fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
@@ -117,8 +156,12 @@ impl crate::core::Core {
     /// Steps 1 and 4 for an operation the adapter carries out itself, like the server's
     /// reload (judged as `Action::Publish(RELOAD_SUBJECT)`): the principal, or
     /// `UNAUTHENTICATED` / `FORBIDDEN`.
-    pub fn permit(&self, ctx: &RequestContext, action: Action<'_>) -> Result<Principal, CoreError> {
-        self.allow(ctx, action)
+    pub async fn permit(
+        &self,
+        ctx: &RequestContext,
+        action: Action<'_>,
+    ) -> Result<Principal, CoreError> {
+        self.allow(ctx, action).await
     }
 }
 
@@ -354,6 +397,34 @@ impl Authorizer for PolicyAuthorizer {
             Action::ReadLedger => {
                 engine.authorize(principal, PolicyAction::Subscribe, LEDGER_SUBJECTS, None)
             }
+            Action::ReadSession(id) => Self::on(
+                engine,
+                principal,
+                PolicyAction::Subscribe,
+                session_subject(id),
+                "the session id",
+            ),
+            Action::WriteSession(id) => Self::on(
+                engine,
+                principal,
+                PolicyAction::Publish,
+                session_subject(id),
+                "the session id",
+            ),
+            Action::ManageSession(id) => Self::on(
+                engine,
+                principal,
+                PolicyAction::Publish,
+                manage_session_subject(id),
+                "the session id",
+            ),
+            Action::ManageAgent(id) => Self::on(
+                engine,
+                principal,
+                PolicyAction::Publish,
+                manage_agent_subject(id),
+                "the agent id",
+            ),
         }
     }
 

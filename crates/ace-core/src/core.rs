@@ -29,6 +29,9 @@ pub struct CoreLimits {
     pub max_fetch_wait: Duration,
     /// Most sequences one ack, nak or term may name.
     pub max_ack_seqs: usize,
+    /// How far in the future an envelope's `created_at` may be (clock skew between publisher
+    /// and server); later is refused, since `ttl_ms` counts from it.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for CoreLimits {
@@ -38,6 +41,7 @@ impl Default for CoreLimits {
             max_fetch_batch: 1_000,
             max_fetch_wait: Duration::from_secs(30),
             max_ack_seqs: 1_000,
+            max_clock_skew: Duration::from_secs(60),
         }
     }
 }
@@ -244,7 +248,7 @@ impl Core {
     ) -> Result<Admission, CoreError> {
         let source_stamped = envelope.source.is_none();
         pipeline::stamp_source(principal, envelope);
-        pipeline::validate(envelope, self.limits.max_hops, self.clock.now())?;
+        pipeline::validate(envelope, &self.limits, self.clock.now())?;
         if !ctx.is_internal() {
             if let Err(err) =
                 pipeline::signature(&self.integrity.signatures, envelope, source_stamped)
@@ -270,20 +274,7 @@ impl Core {
         if ctx.is_internal() {
             return Ok(Admission::Pass);
         }
-        let admission = match envelope.governance.approval_id {
-            // Only the server stamps an approval id, when it releases an approved message
-            // (through the append step, never this one): a client's own would pass for one.
-            Some(_) => Err(CoreError::Forbidden {
-                principal: principal.id.clone(),
-                action: Action::Publish(&envelope.subject).to_string(),
-                reasons: vec![
-                    "`governance.approval_id` is set by the server when it releases an approved \
-                     message; a publisher may not set it"
-                        .to_owned(),
-                ],
-            }),
-            None => pipeline::authorize(&*self.hooks.authorizer, principal, envelope),
-        };
+        let admission = self.admission(principal, envelope);
         if let Err(CoreError::Forbidden { reasons, .. }) = &admission {
             let entry = pipeline::entry(
                 EntryKind::Denied,
@@ -295,6 +286,35 @@ impl Core {
             pipeline::record(&*self.hooks.recorder, vec![entry]).await;
         }
         admission
+    }
+
+    /// Step 4 for a message from outside: who it claims to be from, then the policy on its
+    /// subject, then every address it asks the server to publish to on its behalf. Refusals
+    /// are `FORBIDDEN` (the caller records them).
+    fn admission(
+        &self,
+        principal: &Principal,
+        envelope: &Envelope,
+    ) -> Result<Admission, CoreError> {
+        if !self.is_development() {
+            pipeline::identity(principal, envelope)?;
+        }
+        if envelope.governance.approval_id.is_some() {
+            // Only the server stamps an approval id, when it releases an approved message
+            // (through the append step, never this one): a client's own would pass for one.
+            return Err(CoreError::Forbidden {
+                principal: principal.id.clone(),
+                action: Action::Publish(&envelope.subject).to_string(),
+                reasons: vec![
+                    "`governance.approval_id` is set by the server when it releases an approved \
+                     message; a publisher may not set it"
+                        .to_owned(),
+                ],
+            });
+        }
+        let admission = pipeline::authorize(&*self.hooks.authorizer, principal, envelope)?;
+        pipeline::reply_to(&*self.hooks.authorizer, principal, envelope)?;
+        Ok(admission)
     }
 
     /// Flushes and closes the bus, then writes the ledger's queued entries and signs its final

@@ -44,6 +44,14 @@ pub enum Action<'a> {
     Decide(&'a str),
     /// Read the ledger (entries, checkpoints, proofs).
     ReadLedger,
+    /// Read session `id` (its owner, or a principal who may manage it).
+    ReadSession(&'a str),
+    /// Write session `id` (its owner, or a principal who may manage it).
+    WriteSession(&'a str),
+    /// Read or write session `id` although another principal owns it.
+    ManageSession(&'a str),
+    /// Act for agent `id` (heartbeat its presence) although the caller is not that agent.
+    ManageAgent(&'a str),
 }
 
 impl std::fmt::Display for Action<'_> {
@@ -55,6 +63,10 @@ impl std::fmt::Display for Action<'_> {
             Action::Manage(stream) => write!(f, "manage stream `{stream}`"),
             Action::Decide(id) => write!(f, "decide approval `{id}`"),
             Action::ReadLedger => f.write_str("read the ledger"),
+            Action::ReadSession(id) => write!(f, "read session `{id}`"),
+            Action::WriteSession(id) => write!(f, "write session `{id}`"),
+            Action::ManageSession(id) => write!(f, "manage session `{id}` of another principal"),
+            Action::ManageAgent(id) => write!(f, "act for agent `{id}`"),
         }
     }
 }

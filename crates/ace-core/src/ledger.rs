@@ -292,8 +292,8 @@ impl Core {
         self.hooks.recorder.record(entries).await
     }
 
-    fn ledger_for(&self, ctx: &RequestContext) -> Result<Arc<Ledger>, CoreError> {
-        self.allow(ctx, Action::ReadLedger)?;
+    async fn ledger_for(&self, ctx: &RequestContext) -> Result<Arc<Ledger>, CoreError> {
+        self.allow(ctx, Action::ReadLedger).await?;
         self.ledger
             .as_ref()
             .map(|r| r.ledger.clone())
@@ -302,7 +302,7 @@ impl Core {
 
     /// The latest signed checkpoint; when there is none yet, one is made now.
     pub async fn ledger_checkpoint(&self, ctx: &RequestContext) -> Result<Checkpoint, CoreError> {
-        let ledger = self.ledger_for(ctx)?;
+        let ledger = self.ledger_for(ctx).await?;
         blocking("reading the checkpoint", move || {
             match ledger.latest_checkpoint() {
                 Some(cp) => Ok(cp),
@@ -329,7 +329,7 @@ impl Core {
         seq: u64,
         size: Option<u64>,
     ) -> Result<InclusionProof, CoreError> {
-        let ledger = self.ledger_for(ctx)?;
+        let ledger = self.ledger_for(ctx).await?;
         blocking("proving inclusion", move || {
             let size = size.unwrap_or_else(|| {
                 ledger
@@ -354,7 +354,7 @@ impl Core {
                 reason: format!("must not be greater than `to` ({from} > {to})"),
             });
         }
-        let ledger = self.ledger_for(ctx)?;
+        let ledger = self.ledger_for(ctx).await?;
         blocking("proving consistency", move || {
             ledger.consistency_proof(from, to)
         })
@@ -382,7 +382,7 @@ impl Core {
                 });
             }
         }
-        let ledger = self.ledger_for(ctx)?;
+        let ledger = self.ledger_for(ctx).await?;
         let filter = EntryFilter {
             kind: query.kind,
             since: query.since,
@@ -394,8 +394,8 @@ impl Core {
     }
 
     /// The public key checkpoints are signed with.
-    pub fn ledger_key(&self, ctx: &RequestContext) -> Result<LedgerPublicKey, CoreError> {
-        let ledger = self.ledger_for(ctx)?;
+    pub async fn ledger_key(&self, ctx: &RequestContext) -> Result<LedgerPublicKey, CoreError> {
+        let ledger = self.ledger_for(ctx).await?;
         let public_key = ledger
             .verifying_key()
             .as_bytes()
@@ -855,7 +855,7 @@ mod tests {
         let proof = core.ledger_inclusion_proof(&ctx, 1, None).await.unwrap();
         assert_eq!(proof.tree_size, 3);
         proof.verify(&cp.root_hash).expect("verifies");
-        let key = core.ledger_key(&ctx).unwrap();
+        let key = core.ledger_key(&ctx).await.unwrap();
         assert_eq!(key.key_id, cp.key_id);
         assert_eq!(key.public_key.len(), 64);
     }

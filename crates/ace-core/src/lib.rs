@@ -77,7 +77,8 @@ pub use approvals::{
 };
 pub use auth::{
     DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
-    RELOAD_SUBJECT, decide_subject, manage_subject,
+    RELOAD_SUBJECT, action_subject, decide_subject, manage_agent_subject, manage_session_subject,
+    manage_subject, session_subject,
 };
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
@@ -98,7 +99,7 @@ pub use ledger::{
 };
 pub use ops::{AckKind, AckOutcome};
 pub use sessions::{
-    MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError,
+    MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError, Writer,
 };
 
 #[cfg(test)]

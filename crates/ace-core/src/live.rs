@@ -40,7 +40,7 @@ impl Core {
         pattern: &str,
         queue: Option<&str>,
     ) -> Result<Box<dyn LiveSubscription>, CoreError> {
-        let principal = self.allow(ctx, Action::Subscribe(pattern))?;
+        let principal = self.allow(ctx, Action::Subscribe(pattern)).await?;
         let accept = (!ctx.is_internal())
             .then(|| receivable_by(principal, Arc::clone(&self.hooks.authorizer)));
         Ok(self.bus.subscribe_filtered(pattern, queue, accept).await?)

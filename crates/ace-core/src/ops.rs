@@ -37,17 +37,58 @@ pub enum AckKind {
 
 impl Core {
     /// Authenticates and authorizes `action` (steps 1 and 4 of the pipeline); the server's own
-    /// internal requests are not authorized again.
-    pub(crate) fn allow(
+    /// internal requests are not authorized again. A refusal is recorded in the ledger
+    /// ([`Core::judged`]).
+    pub(crate) async fn allow(
         &self,
         ctx: &RequestContext,
         action: Action<'_>,
     ) -> Result<Principal, CoreError> {
         let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
-        if !ctx.is_internal() {
-            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
-        }
+        self.judged(ctx, &principal, action).await?;
         Ok(principal)
+    }
+
+    /// Step 4 for an authenticated `principal`, with the refusal recorded: every operation that
+    /// is not a message (subscribe, read, manage, decide, sessions, presence) goes through here,
+    /// so each of its denials is a `denied` ledger entry as a refused publish is. Internal
+    /// requests pass.
+    pub(crate) async fn judged(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        action: Action<'_>,
+    ) -> Result<(), CoreError> {
+        if ctx.is_internal() {
+            return Ok(());
+        }
+        let judged = pipeline::permit(&*self.hooks.authorizer, principal, action, None);
+        if let Err(CoreError::Forbidden { reasons, .. }) = &judged {
+            self.record_denial(ctx, principal, action, reasons).await;
+        }
+        judged
+    }
+
+    /// The `denied` ledger entry of a refused operation on something other than a message.
+    pub(crate) async fn record_denial(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        action: Action<'_>,
+        reasons: &[String],
+    ) {
+        let entry = ace_ledger::NewEntry::new(
+            ace_ledger::EntryKind::Denied,
+            principal.id.clone(),
+            crate::auth::action_subject(action),
+        )
+        .decision(format!("deny: {}", reasons.join("; ")))
+        .details(serde_json::json!({
+            "action": action.to_string(),
+            "reasons": reasons,
+            "transport": ctx.transport,
+        }));
+        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
     }
 
     /// Records a `config_changed` entry by `principal` about `stream` (the change is made: a
@@ -78,7 +119,7 @@ impl Core {
                 stream,
                 subjects: &info.config.subjects,
             };
-            pipeline::permit(&*self.hooks.authorizer, &principal, action, None)?;
+            self.judged(ctx, &principal, action).await?;
         }
         Ok(principal)
     }
@@ -89,7 +130,13 @@ impl Core {
         ctx: &RequestContext,
         config: StreamConfig,
     ) -> Result<StreamInfo, CoreError> {
-        let principal = self.allow(ctx, Action::Manage(&config.name))?;
+        let principal = self.allow(ctx, Action::Manage(&config.name)).await?;
+        // The bus publishes this stream's dead letters there on the creator's behalf, so the
+        // creator must be allowed to publish there (a confused deputy otherwise).
+        if let Some(dead_letter) = &config.dead_letter {
+            self.judged(ctx, &principal, Action::Publish(dead_letter))
+                .await?;
+        }
         let details = serde_json::json!({ "op": "add_stream", "config": config });
         let info = self.bus.add_stream(config).await?;
         self.config_changed(&principal, &info.config.name, details)
@@ -143,7 +190,7 @@ impl Core {
 
     /// Deletes a stream with its messages and consumers.
     pub async fn delete_stream(&self, ctx: &RequestContext, stream: &str) -> Result<(), CoreError> {
-        let principal = self.allow(ctx, Action::Manage(stream))?;
+        let principal = self.allow(ctx, Action::Manage(stream)).await?;
         self.bus.delete_stream(stream).await?;
         let details = serde_json::json!({ "op": "delete_stream", "stream": stream });
         self.config_changed(&principal, stream, details).await;
@@ -157,7 +204,7 @@ impl Core {
         stream: &str,
         config: ConsumerConfig,
     ) -> Result<ConsumerInfo, CoreError> {
-        let principal = self.allow(ctx, Action::Manage(stream))?;
+        let principal = self.allow(ctx, Action::Manage(stream)).await?;
         let details =
             serde_json::json!({ "op": "add_consumer", "stream": stream, "config": config });
         let info = self.bus.add_consumer(stream, config).await?;
@@ -193,7 +240,7 @@ impl Core {
         stream: &str,
         consumer: &str,
     ) -> Result<(), CoreError> {
-        let principal = self.allow(ctx, Action::Manage(stream))?;
+        let principal = self.allow(ctx, Action::Manage(stream)).await?;
         self.bus.delete_consumer(stream, consumer).await?;
         let details =
             serde_json::json!({ "op": "delete_consumer", "stream": stream, "consumer": consumer });

@@ -57,16 +57,37 @@ pub fn stamp_source(principal: &Principal, envelope: &mut Envelope) {
     }
 }
 
-/// Step 2: the envelope's shape and rules, the hop limit (a loop guard with its own code) and
-/// its TTL or deadline at `now`.
-pub fn validate(envelope: &Envelope, max_hops: u32, now: DateTime<Utc>) -> Result<(), CoreError> {
+/// Step 2: the envelope's shape and rules, the hop limit (a loop guard with its own code), a
+/// `created_at` no further in the future than `limits.max_clock_skew` (a `ttl_ms` counts from
+/// it, so a far-future one would never expire), and its TTL or deadline at `now`.
+pub fn validate(
+    envelope: &Envelope,
+    limits: &crate::core::CoreLimits,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let max_hops = limits.max_hops;
     if envelope.hops > max_hops {
         return Err(CoreError::HopLimitExceeded {
             hops: envelope.hops,
             limit: max_hops,
         });
     }
-    let violations = envelope.validate_with(&Limits { max_hops });
+    let mut violations = envelope.validate_with(&Limits { max_hops });
+    let skew = chrono::Duration::from_std(limits.max_clock_skew).unwrap_or(chrono::TimeDelta::MAX);
+    if now
+        .checked_add_signed(skew)
+        .is_some_and(|latest| envelope.created_at > latest)
+    {
+        violations.push(ace_envelope::Violation {
+            path: "/created_at".to_owned(),
+            message: format!(
+                "{} is more than {} s ahead of the server's clock ({})",
+                envelope.created_at.to_rfc3339(),
+                limits.max_clock_skew.as_secs(),
+                now.to_rfc3339()
+            ),
+        });
+    }
     if !violations.is_empty() {
         return Err(CoreError::InvalidEnvelope(violations));
     }
@@ -145,6 +166,72 @@ pub fn authorize(
         Decision::Allow => Ok(Admission::Pass),
         Decision::RequireApproval { reasons } => Ok(Admission::Hold(reasons)),
         Decision::Deny { reasons } => Err(forbidden(principal, action, reasons)),
+    }
+}
+
+/// Step 4, first: identity comes from authentication, never from the body. An envelope's
+/// `source` (stamped from the principal when absent) must name the authenticated principal —
+/// its type and id — or the message is refused `FORBIDDEN`, never rewritten: a rewritten source
+/// would break the signature over it, and a publisher that claims to be someone else should
+/// learn so. The core skips this in development mode, where nobody is authenticated.
+pub fn identity(principal: &Principal, envelope: &Envelope) -> Result<(), CoreError> {
+    let Some(source) = &envelope.source else {
+        return Ok(());
+    };
+    if source.id == principal.id && source.source_type == principal.kind {
+        return Ok(());
+    }
+    Err(forbidden(
+        principal,
+        Action::Publish(&envelope.subject),
+        vec![format!(
+            "`source` {{type: {}, id: {}}} is not the authenticated principal {{type: {}, id: {}}}; \
+             leave `source` out and the server fills it in",
+            source.source_type, source.id, principal.kind, principal.id
+        )],
+    ))
+}
+
+/// The prefix of request inboxes: a `reply_to` here is an answer address, never a command.
+pub const INBOX_PREFIX: &str = ace_bus::live::INBOX_PREFIX;
+
+/// Step 4, last: a `headers.reply_to` is an address the server publishes to on the publisher's
+/// behalf (it answers there when it rejects a held message or the message expires), so it is
+/// authorized as the publisher when it is given: a literal subject, and either a request inbox
+/// (`ace.comms.system.inbox.{token}`, which only carries answers) or a subject the publisher
+/// may publish on itself. Otherwise `FORBIDDEN` (or `INVALID_REQUEST` for a malformed subject).
+pub fn reply_to(
+    authorizer: &dyn Authorizer,
+    principal: &Principal,
+    envelope: &Envelope,
+) -> Result<(), CoreError> {
+    let Some(reply_to) = envelope.headers.get(ace_bus::live::REPLY_TO_HEADER) else {
+        return Ok(());
+    };
+    if let Err(err) = ace_envelope::Subject::new(reply_to.as_str()) {
+        return Err(CoreError::InvalidRequest {
+            field: "headers.reply_to",
+            reason: err.to_string(),
+        });
+    }
+    let inbox = reply_to
+        .strip_prefix(INBOX_PREFIX)
+        .is_some_and(|token| !token.is_empty() && !token.contains('.'));
+    if inbox {
+        return Ok(());
+    }
+    match authorizer.authorize(principal, Action::Publish(reply_to), None) {
+        Decision::Allow => Ok(()),
+        Decision::Deny { reasons } | Decision::RequireApproval { reasons } => Err(forbidden(
+            principal,
+            Action::Publish(&envelope.subject),
+            std::iter::once(format!(
+                "`headers.reply_to` names `{reply_to}`, where the server would answer on the \
+                 publisher's behalf, and the publisher may not publish there"
+            ))
+            .chain(reasons)
+            .collect(),
+        )),
     }
 }
 
@@ -233,6 +320,7 @@ pub async fn record(recorder: &dyn Recorder, entries: Vec<NewEntry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::CoreLimits;
     use crate::governance::{AllowAll, DevAuthenticator};
     use ace_envelope::{ErrorCode, Kind};
     use serde_json::json;
@@ -278,19 +366,23 @@ mod tests {
             env.source.as_ref().map(|s| s.id.as_str()),
             Some(crate::DEVELOPMENT_PRINCIPAL_ID)
         );
-        assert!(validate(&env, 32, Utc::now()).is_ok());
+        assert!(validate(&env, &CoreLimits::default(), Utc::now()).is_ok());
     }
 
     #[test]
     fn given_a_valid_envelope_when_validated_then_it_passes() {
-        assert!(validate(&envelope(), 32, Utc::now()).is_ok());
+        assert!(validate(&envelope(), &CoreLimits::default(), Utc::now()).is_ok());
     }
 
     #[test]
     fn given_too_many_hops_when_validated_then_hop_limit_exceeded() {
         let mut env = envelope();
         env.hops = 9;
-        let err = validate(&env, 8, Utc::now()).unwrap_err();
+        let limits = CoreLimits {
+            max_hops: 8,
+            ..CoreLimits::default()
+        };
+        let err = validate(&env, &limits, Utc::now()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::HopLimitExceeded);
     }
 
@@ -298,7 +390,7 @@ mod tests {
     fn given_a_bad_subject_when_validated_then_invalid_envelope_names_the_field() {
         let mut env = envelope();
         env.subject = "ace..bad".into();
-        let err = validate(&env, 32, Utc::now()).unwrap_err();
+        let err = validate(&env, &CoreLimits::default(), Utc::now()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidEnvelope);
         assert!(err.to_string().contains("/subject"), "{err}");
     }
@@ -308,7 +400,7 @@ mod tests {
         let mut env = envelope();
         env.ttl_ms = Some(1_000);
         let later = env.created_at + chrono::Duration::seconds(5);
-        let err = validate(&env, 32, later).unwrap_err();
+        let err = validate(&env, &CoreLimits::default(), later).unwrap_err();
         assert_eq!(err.code(), ErrorCode::MessageExpired);
     }
 

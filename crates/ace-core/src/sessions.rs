@@ -11,8 +11,14 @@
 //!   (strict: a blind overwrite is refused with [`CoreError::SessionPreconditionRequired`],
 //!   HTTP 428), and a version that does not match is [`CoreError::SessionPreconditionFailed`]
 //!   (HTTP 412) naming the current version.
-//! - [`Core::session`] and [`Core::put_session`] authenticate, check the id and the size limit,
-//!   and call the store.
+//! - Ownership: a session belongs to the principal that created it ([`Session::owner`]). Reading
+//!   is authorized as `Action::ReadSession`, writing as `Action::WriteSession` (with the shipped
+//!   roles: `agent`, `human` and `admin`), and a session another principal owns needs
+//!   `Action::ManageSession` as well (`admin` only); the store checks ownership inside its
+//!   atomic write ([`Writer`]), so two principals racing to create one id cannot both own it.
+//! - [`Core::session`] and [`Core::put_session`] authenticate, authorize, check the id and the
+//!   size limit, and call the store; every write is a `session_written` ledger entry and every
+//!   refusal a `denied` one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,9 +28,12 @@ pub use ace_envelope::api::http::Session;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::context::RequestContext;
+use ace_ledger::{EntryKind, NewEntry};
+
+use crate::context::{Principal, RequestContext};
 use crate::core::Core;
 use crate::error::CoreError;
+use crate::governance::Action;
 use crate::pipeline;
 
 /// Longest session id accepted.
@@ -49,9 +58,24 @@ pub enum Precondition {
     Version(Vec<u64>),
 }
 
+/// Who writes, as the store's atomic ownership check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writer {
+    /// The writer's principal id: the owner of a session it creates.
+    pub id: String,
+    /// Whether it may write a session another principal owns (`Action::ManageSession`).
+    pub may_manage: bool,
+}
+
 /// Why a store refused a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// The session belongs to another principal (`None`: to nobody recorded) and the writer
+    /// may not manage it.
+    NotOwner {
+        /// The owner.
+        owner: Option<String>,
+    },
     /// The precondition does not hold; `current` is `None` when the session does not exist.
     Failed {
         /// The current version.
@@ -77,19 +101,33 @@ pub fn decide(current: Option<u64>, precondition: &Precondition) -> Result<u64, 
     }
 }
 
-/// The session a write would store given the current version, or the refusal.
+/// The session a write would store given the current one, or the refusal: ownership first
+/// (a session belongs to the principal that created it), then [`decide`].
 fn apply(
-    current: Option<u64>,
+    current: Option<&Session>,
     id: &str,
     data: serde_json::Value,
     precondition: &Precondition,
+    writer: &Writer,
     now: DateTime<Utc>,
 ) -> PutOutcome {
-    decide(current, precondition).map(|version| Session {
+    if let Some(current) = current {
+        if current.owner.as_deref() != Some(writer.id.as_str()) && !writer.may_manage {
+            return Err(Refusal::NotOwner {
+                owner: current.owner.clone(),
+            });
+        }
+    }
+    let owner = match current {
+        Some(current) => current.owner.clone(),
+        None => Some(writer.id.clone()),
+    };
+    decide(current.map(|s| s.version), precondition).map(|version| Session {
         id: id.to_owned(),
         version,
         data,
         updated_at: now,
+        owner,
     })
 }
 
@@ -121,12 +159,14 @@ pub type PutOutcome = Result<Session, Refusal>;
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The session, `None` when it does not exist.
     async fn get(&self, id: &str) -> Result<Option<Session>, StoreError>;
-    /// Writes `data` as the next version of `id` if `precondition` holds.
+    /// Writes `data` as the next version of `id` if `writer` may (it owns the session, creates
+    /// it, or may manage it) and `precondition` holds.
     async fn put(
         &self,
         id: &str,
         data: serde_json::Value,
         precondition: Precondition,
+        writer: Writer,
         now: DateTime<Utc>,
     ) -> Result<PutOutcome, StoreError>;
 }
@@ -152,19 +192,14 @@ impl SessionStore for MemorySessionStore {
         id: &str,
         data: serde_json::Value,
         precondition: Precondition,
+        writer: Writer,
         now: DateTime<Utc>,
     ) -> Result<PutOutcome, StoreError> {
         let mut table = self
             .sessions
             .lock()
             .map_err(|e| StoreError::new("put", e))?;
-        let outcome = apply(
-            table.get(id).map(|s| s.version),
-            id,
-            data,
-            &precondition,
-            now,
-        );
+        let outcome = apply(table.get(id), id, data, &precondition, &writer, now);
         if let Ok(session) = &outcome {
             table.insert(id.to_owned(), session.clone());
         }
@@ -207,6 +242,7 @@ impl RedbSessionStore {
         id: &str,
         data: serde_json::Value,
         precondition: &Precondition,
+        writer: &Writer,
         now: DateTime<Utc>,
     ) -> Result<PutOutcome, StoreError> {
         let err = |e: &dyn std::fmt::Display| StoreError::new("put", e);
@@ -220,7 +256,7 @@ impl RedbSessionStore {
                 ),
                 None => None,
             };
-            let outcome = apply(current.map(|s| s.version), id, data, precondition, now);
+            let outcome = apply(current.as_ref(), id, data, precondition, writer, now);
             if let Ok(session) = &outcome {
                 let bytes = serde_json::to_vec(session).map_err(|e| err(&e))?;
                 table.insert(id, bytes.as_slice()).map_err(|e| err(&e))?;
@@ -257,30 +293,45 @@ impl SessionStore for RedbSessionStore {
         id: &str,
         data: serde_json::Value,
         precondition: Precondition,
+        writer: Writer,
         now: DateTime<Utc>,
     ) -> Result<PutOutcome, StoreError> {
         let (db, id) = (self.db.clone(), id.to_owned());
         blocking("put", move || {
-            Self::write(&db, &id, data, &precondition, now)
+            Self::write(&db, &id, data, &precondition, &writer, now)
         })
         .await
     }
 }
 
 impl Core {
-    /// The session `id`; `NOT_FOUND` when it was never written.
+    /// The session `id`; `NOT_FOUND` when it was never written. Reading is authorized as
+    /// `Action::ReadSession`, and a session another principal owns also needs
+    /// `Action::ManageSession`; each refusal is a `denied` ledger entry.
     pub async fn session(&self, ctx: &RequestContext, id: &str) -> Result<Session, CoreError> {
-        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
         crate::agents::check_id("id", id, MAX_SESSION_ID_LEN)?;
-        self.sessions
+        self.judged(ctx, &principal, Action::ReadSession(id))
+            .await?;
+        let session = self
+            .sessions
             .store
             .get(id)
             .await?
-            .ok_or_else(|| CoreError::SessionNotFound { id: id.to_owned() })
+            .ok_or_else(|| CoreError::SessionNotFound { id: id.to_owned() })?;
+        if session.owner.as_deref() != Some(principal.id.as_str()) {
+            self.judged(ctx, &principal, Action::ManageSession(id))
+                .await?;
+        }
+        Ok(session)
     }
 
     /// Writes `data` as the next version of session `id` if `precondition` holds (see the
-    /// module docs for the rule); answers the session written.
+    /// module docs for the rule); answers the session written. Writing is authorized as
+    /// `Action::WriteSession`; a new session belongs to its writer, and one another principal
+    /// owns needs `Action::ManageSession` too (checked inside the store's atomic write). Every
+    /// write is a `session_written` ledger entry (the content hash is that of the data), every
+    /// refusal a `denied` one.
     pub async fn put_session(
         &self,
         ctx: &RequestContext,
@@ -288,23 +339,76 @@ impl Core {
         data: serde_json::Value,
         precondition: Precondition,
     ) -> Result<Session, CoreError> {
-        pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let principal = pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
         crate::agents::check_id("id", id, MAX_SESSION_ID_LEN)?;
-        let size = serde_json::to_vec(&data).map_or(usize::MAX, |b| b.len());
+        self.judged(ctx, &principal, Action::WriteSession(id))
+            .await?;
+        let bytes = serde_json::to_vec(&data).unwrap_or_default();
         let max = self.sessions.max_bytes;
-        if size > max {
+        if bytes.len() > max {
             return Err(CoreError::SessionTooLarge {
                 id: id.to_owned(),
-                size,
+                size: bytes.len(),
                 max,
             });
         }
+        let writer = Writer {
+            id: principal.id.clone(),
+            may_manage: ctx.is_internal()
+                || self
+                    .hooks
+                    .authorizer
+                    .authorize(&principal, Action::ManageSession(id), None)
+                    .is_allow(),
+        };
         let outcome = self
             .sessions
             .store
-            .put(id, data, precondition, self.clock.now())
+            .put(id, data, precondition, writer, self.clock.now())
             .await?;
-        outcome.map_err(|refusal| match refusal {
+        let session = match outcome {
+            Ok(session) => session,
+            Err(refusal) => return Err(self.refused_write(ctx, &principal, id, refusal).await),
+        };
+        let entry = NewEntry::new(
+            EntryKind::SessionWritten,
+            principal.id.clone(),
+            crate::auth::action_subject(Action::WriteSession(id)),
+        )
+        .content_sha256(ace_ledger::Hash::of(&[&bytes]).to_hex())
+        .decision("write")
+        .details(serde_json::json!({
+            "session": id,
+            "version": session.version,
+            "owner": session.owner,
+            "transport": ctx.transport,
+        }));
+        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+        Ok(session)
+    }
+
+    /// The error of a write the store refused; an ownership refusal is recorded as a denial.
+    async fn refused_write(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        id: &str,
+        refusal: Refusal,
+    ) -> CoreError {
+        match refusal {
+            Refusal::NotOwner { owner } => {
+                let action = Action::ManageSession(id);
+                let reasons = vec![match owner {
+                    Some(owner) => format!("session `{id}` belongs to `{owner}`"),
+                    None => format!("session `{id}` has no recorded owner"),
+                }];
+                self.record_denial(ctx, principal, action, &reasons).await;
+                CoreError::Forbidden {
+                    principal: principal.id.clone(),
+                    action: action.to_string(),
+                    reasons,
+                }
+            }
             Refusal::Failed { current } => CoreError::SessionPreconditionFailed {
                 id: id.to_owned(),
                 current,
@@ -313,7 +417,7 @@ impl Core {
                 id: id.to_owned(),
                 current,
             },
-        })
+        }
     }
 }
 
@@ -336,6 +440,13 @@ impl Default for Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn writer() -> Writer {
+        Writer {
+            id: "owner".into(),
+            may_manage: false,
+        }
+    }
     use serde_json::json;
 
     #[test]
@@ -371,16 +482,28 @@ mod tests {
         {
             let store = RedbSessionStore::open(&path).unwrap();
             let first = store
-                .put("s", json!({"a": 1}), Precondition::None, now)
+                .put("s", json!({"a": 1}), Precondition::None, writer(), now)
                 .await;
             assert_eq!(first.unwrap().unwrap().version, 1);
             let stale = store
-                .put("s", json!({"a": 3}), Precondition::Version(vec![7]), now)
+                .put(
+                    "s",
+                    json!({"a": 3}),
+                    Precondition::Version(vec![7]),
+                    writer(),
+                    now,
+                )
                 .await
                 .unwrap();
             assert_eq!(stale, Err(Refusal::Failed { current: Some(1) }));
             let second = store
-                .put("s", json!({"a": 2}), Precondition::Version(vec![1]), now)
+                .put(
+                    "s",
+                    json!({"a": 2}),
+                    Precondition::Version(vec![1]),
+                    writer(),
+                    now,
+                )
                 .await;
             assert_eq!(second.unwrap().unwrap().version, 2);
         }
@@ -396,7 +519,7 @@ mod tests {
         let store = RedbSessionStore::open(&dir.path().join("s.redb")).unwrap();
         let now = Utc::now();
         store
-            .put("s", json!(0), Precondition::None, now)
+            .put("s", json!(0), Precondition::None, writer(), now)
             .await
             .unwrap()
             .unwrap();
@@ -405,7 +528,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     store
-                        .put("s", json!(i), Precondition::Version(vec![1]), now)
+                        .put("s", json!(i), Precondition::Version(vec![1]), writer(), now)
                         .await
                         .unwrap()
                 })

@@ -49,11 +49,13 @@ pub enum EntryKind {
     ConfigChanged,
     /// A workflow ran.
     WorkflowRun,
+    /// A session's state was written (the subject names the session, the content hash its data).
+    SessionWritten,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Accepted,
         EntryKind::Denied,
         EntryKind::Held,
@@ -63,6 +65,7 @@ impl EntryKind {
         EntryKind::DeadLettered,
         EntryKind::ConfigChanged,
         EntryKind::WorkflowRun,
+        EntryKind::SessionWritten,
     ];
 
     /// The snake_case name used in JSON and query strings.
@@ -77,6 +80,7 @@ impl EntryKind {
             EntryKind::DeadLettered => "dead_lettered",
             EntryKind::ConfigChanged => "config_changed",
             EntryKind::WorkflowRun => "workflow_run",
+            EntryKind::SessionWritten => "session_written",
         }
     }
 }

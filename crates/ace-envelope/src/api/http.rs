@@ -292,6 +292,11 @@ pub struct Session {
     pub data: serde_json::Value,
     /// When it was last written.
     pub updated_at: DateTime<Utc>,
+    /// The principal that created it: only it (or a principal allowed to manage sessions) may
+    /// read or write it. Absent on sessions written before owners were kept, which only such a
+    /// manager may touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The body of `PUT /api/v1/sessions/{id}`.

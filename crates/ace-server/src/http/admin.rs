@@ -32,7 +32,11 @@ use crate::governance::{Reloaded, error_chain};
     )
 )]
 pub(crate) async fn reload(State(state): State<AppState>, Ctx(ctx): Ctx) -> Response {
-    let principal = match state.core.permit(&ctx, Action::Publish(RELOAD_SUBJECT)) {
+    let principal = match state
+        .core
+        .permit(&ctx, Action::Publish(RELOAD_SUBJECT))
+        .await
+    {
         Ok(principal) => principal,
         Err(err) => return ApiError::from(err).into_response(),
     };

@@ -71,7 +71,7 @@ pub(crate) async fn key(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
 ) -> Result<Json<ace_core::LedgerPublicKey>, ApiError> {
-    Ok(Json(state.core.ledger_key(&ctx)?))
+    Ok(Json(state.core.ledger_key(&ctx).await?))
 }
 
 /// `GET /api/v1/ledger/proof/inclusion/{seq}?size=`: entry `seq` is in the tree of `size`
@@ -141,7 +141,7 @@ pub(crate) async fn consistency(
     path = "/api/v1/ledger/entries",
     tag = "ledger",
     params(
-        ("kind" = Option<String>, Query, description = "Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered, config_changed, workflow_run"),
+        ("kind" = Option<String>, Query, description = "Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered, config_changed, workflow_run, session_written"),
         ("since" = Option<String>, Query, description = "Only entries recorded at or after this RFC 3339 time"),
         ("until" = Option<String>, Query, description = "Only entries recorded before this RFC 3339 time"),
         ("after" = Option<u64>, Query, description = "Only entries after this seq (the `next_after` of the previous page)"),
