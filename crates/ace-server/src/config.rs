@@ -218,6 +218,8 @@ pub struct LimitsConfig {
     pub max_fetch_wait_ms: u64,
     /// Most sequences one ack, nak or term may name.
     pub max_ack_seqs: usize,
+    /// How far ahead of the server's clock an envelope's `created_at` may be, milliseconds.
+    pub max_clock_skew_ms: u64,
     /// The WebSocket endpoint `/ws`.
     pub ws: WsLimits,
 }
@@ -285,6 +287,7 @@ impl Default for LimitsConfig {
             max_fetch_batch: 1_000,
             max_fetch_wait_ms: 30_000,
             max_ack_seqs: 1_000,
+            max_clock_skew_ms: 60_000,
             ws: WsLimits::default(),
         }
     }
@@ -298,6 +301,7 @@ impl LimitsConfig {
             max_fetch_batch: self.max_fetch_batch,
             max_fetch_wait: Duration::from_millis(self.max_fetch_wait_ms),
             max_ack_seqs: self.max_ack_seqs,
+            max_clock_skew: Duration::from_millis(self.max_clock_skew_ms),
         }
     }
 }

@@ -656,13 +656,13 @@ async fn given_heartbeats_when_enforced_then_agents_beat_and_the_server_announce
     let got = post_as(
         &server,
         &role("agent"),
-        "/api/v1/agents/a1/heartbeat",
+        "/api/v1/agents/agent-1/heartbeat",
         &beat,
     )
     .await;
     assert_eq!(
         got.0, 200,
-        "an agent beats without rights on system subjects: {}",
+        "an agent beats as itself without rights on system subjects: {}",
         got.1
     );
     let refused = post_as(
