@@ -462,4 +462,62 @@ mod tests {
         let principal = authenticate(&DevAuthenticator, &RequestContext::internal()).unwrap();
         assert_eq!(principal.id, crate::context::SYSTEM_PRINCIPAL_ID);
     }
+    fn agent() -> Principal {
+        Principal {
+            id: "agent-1".into(),
+            kind: ace_envelope::SourceType::Agent,
+            roles: vec!["agent".into()],
+            clearance: 1,
+        }
+    }
+
+    #[test]
+    fn given_a_source_that_is_not_the_principal_when_checked_then_forbidden_names_both() {
+        let mut env = envelope();
+        env.source = Some(Source::new(ace_envelope::SourceType::Human, "ops-alice"));
+        let err = identity(&agent(), &env).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        assert!(err.to_string().contains("ops-alice") && err.to_string().contains("agent-1"));
+        // Same id, other type: still someone else.
+        env.source = Some(Source::new(ace_envelope::SourceType::Service, "agent-1"));
+        assert!(identity(&agent(), &env).is_err());
+        env.source = Some(Source::new(ace_envelope::SourceType::Agent, "agent-1"));
+        assert!(identity(&agent(), &env).is_ok());
+    }
+
+    #[test]
+    fn given_reply_to_headers_when_checked_then_only_inboxes_and_allowed_subjects_pass() {
+        let with = |reply_to: &str| {
+            let mut env = envelope();
+            env.headers.insert("reply_to".into(), reply_to.into());
+            env
+        };
+        assert!(
+            reply_to(&DenyAll, &agent(), &envelope()).is_ok(),
+            "none given"
+        );
+        assert!(reply_to(&DenyAll, &agent(), &with("ace.comms.system.inbox.abc")).is_ok());
+        for denied in [
+            "ace.comms.system.inbox.a.b",
+            "ace.comms.http.ops.db.cmd.drop.v1",
+        ] {
+            let err = reply_to(&DenyAll, &agent(), &with(denied)).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Forbidden, "{denied}");
+        }
+        assert!(reply_to(&AllowAll, &agent(), &with("ace.comms.a2a.x.evt.v1")).is_ok());
+        let err = reply_to(&AllowAll, &agent(), &with("ace.comms.>")).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn given_a_created_at_beyond_the_skew_when_validated_then_the_field_is_named() {
+        let now = Utc::now();
+        let mut env = envelope();
+        env.created_at = now + chrono::Duration::seconds(61);
+        let err = validate(&env, &CoreLimits::default(), now).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidEnvelope);
+        assert!(err.to_string().contains("/created_at"), "{err}");
+        env.created_at = now + chrono::Duration::seconds(59);
+        assert!(validate(&env, &CoreLimits::default(), now).is_ok());
+    }
 }
