@@ -21,9 +21,12 @@
 //! - A publish captured by a stream is answered `{stream, seq, duplicate}` only once its record is
 //!   durable per the stream's `sync` policy (group commit: one writer thread per stream appends
 //!   whole batches with one sync, then answers every publisher of the batch).
-//! - A repeated `idempotency_key` inside the stream's dedup window is never stored twice and is
-//!   answered with the original sequence; the window is rebuilt from the log on open, so it
-//!   survives restarts.
+//! - Inside the stream's dedup window, an envelope whose `id` was already stored, or whose
+//!   `idempotency_key` its sender (`source` type and id) already used, is never stored twice and
+//!   is answered with the original sequence and `duplicate: true`; idempotency keys are scoped
+//!   by sender, so one sender's key never suppresses another sender's message. The window is
+//!   rebuilt from the log on open, so it survives restarts, and is bounded in count as well as
+//!   age (`EmbeddedConfig::dedup_max_entries`).
 //! - A consumer never sees a message before its `not_before` time, nor after its TTL/deadline
 //!   (an expired message is counted in `ConsumerCounters::expired` and treated as done).
 //! - Every delivered message is eventually acked, dead-lettered or expired: an unacked delivery
@@ -101,6 +104,6 @@ pub use bus::{
     PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
     StreamInfo, SyncPolicy,
 };
-pub use embedded::{EmbeddedBus, EmbeddedConfig};
+pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
 pub use live::{CloseReason, LiveConfig, LiveHub, LiveStats, Subscription};

@@ -63,6 +63,7 @@ mod config;
 mod durability;
 mod error;
 mod log;
+mod nofollow;
 mod segment;
 mod store;
 mod tombstones;
