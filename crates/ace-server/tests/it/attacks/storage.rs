@@ -78,7 +78,7 @@ async fn given_a_shared_consumer_when_an_uncleared_member_fetches_a_confidential
     let messages = got["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{got}");
     assert_eq!(messages[0]["envelope"]["id"], secret["id"]);
-    assert_eq!(messages[0]["delivery_count"], 1, "{got}");
+    assert_eq!(messages[0]["delivery"], 1, "{got}");
     let info_path = "/api/v1/streams/QUERIES/consumers/shared";
     let (status, info) = get_as(&server, &cred("high"), info_path).await;
     assert_eq!(status, 200, "{info}");
