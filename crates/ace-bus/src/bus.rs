@@ -116,6 +116,7 @@ pub trait Bus: Send + Sync {
     /// before it counts a delivery, so a refused message is neither delivered, nor counted as a
     /// delivery (it never moves toward `max_deliver` or the dead letters on a refusal), nor
     /// given an ack deadline: it stays available, as it was, to the next fetch that accepts it.
+    /// One call asks `accept` at most once per message, however long it waits.
     ///
     /// Ordering holds across refusals. Under `ordering: per_key`, a refused message that heads
     /// its key stays the head: the refusing member gets none of that key's later messages until

@@ -533,3 +533,25 @@ pub async fn fetch_filter_keeps_ordering(factory: &Factory) {
     assert_eq!(fetch_as(&*bus, "keyed", 10, &refuses).await, vec![(2, 1)]);
     assert_eq!(fetch_as(&*bus, "strict", 10, &refuses).await, vec![(2, 1)]);
 }
+
+/// A fetch asks its filter about a message once, however long it waits: a refusal is counted
+/// once per fetch (the server's receive-denial metric counts fetches, not polls).
+pub async fn fetch_filter_is_asked_once_per_message_per_fetch(factory: &Factory) {
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+    let (engine, bus) = with_consumer(factory, ConsumerConfig::new("c")).await;
+    let secret = build(env(&*engine, "s").label(Label::Secret));
+    bus.publish(secret).await.expect("published");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    let accept: Accept = Arc::new(move |envelope: &Envelope| {
+        counted.fetch_add(1, AtomicOrdering::SeqCst);
+        envelope.governance.label != Label::Secret
+    });
+    let got = bus
+        .fetch_filtered(STREAM, "c", 10, Duration::from_millis(300), Some(accept))
+        .await
+        .expect("fetch");
+    assert!(got.is_empty());
+    assert_eq!(asked.load(AtomicOrdering::SeqCst), 1);
+    assert_eq!(fetch(&*bus, "c", 10).await, vec![(1, 1)]);
+}

@@ -138,7 +138,8 @@ macro_rules! conformance_suite {
             strict_order_is_one_at_a_time, p0_overtakes_p3_backlog, p3_is_never_starved,
             expired_is_counted_never_delivered, not_before_holds_across_restart,
             ack_none_needs_no_ack, slow_live_subscriber_is_cut_off, errors_name_what_is_missing,
-            fetch_filter_refusal_is_not_a_delivery, fetch_filter_keeps_ordering);
+            fetch_filter_refusal_is_not_a_delivery, fetch_filter_keeps_ordering,
+            fetch_filter_is_asked_once_per_message_per_fetch);
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
         $(

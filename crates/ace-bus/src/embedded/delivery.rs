@@ -3,7 +3,7 @@
 //! (waiting for a publish, a due redelivery or the deadline), acknowledgements, and dead letters
 //! as a real move (publish first, then record the original as done).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,8 +223,9 @@ impl Inner {
     /// `expires` for the first. The filter reads and decodes each candidate envelope while the
     /// consumer's state is locked (the state machine asks it message by message, so a refused
     /// message is never counted); the envelopes it accepted are handed out without a second
-    /// read. A fetch that refused something does not spin on it: it waits for a publish, an
-    /// ack or the next poll like an empty fetch.
+    /// read, and a message it refused is not asked about again during this fetch. A fetch that
+    /// refused something does not spin on it: it waits for a publish, an ack or the next poll
+    /// like an empty fetch.
     pub(super) async fn fetch(
         &self,
         stream: &str,
@@ -238,6 +239,9 @@ impl Inner {
             return Ok(Vec::new());
         }
         let deadline = tokio::time::Instant::now() + expires;
+        // What this fetch's filter refused: asked once per message per fetch, however often the
+        // fetch looks again while it waits (a refusal metric counts fetches, not polls).
+        let mut refused = HashSet::new();
         loop {
             let notified = s.notify.notified();
             tokio::pin!(notified);
@@ -247,7 +251,13 @@ impl Inner {
             let out = match &accept {
                 None => c.core.lock().next_batch(batch, now),
                 Some(accept) => {
-                    let mut check = |meta: &Arc<Meta>| filter(&s, accept, meta, &mut read);
+                    let mut check = |meta: &Arc<Meta>| {
+                        !refused.contains(&meta.seq)
+                            && (filter(&s, accept, meta, &mut read) || {
+                                refused.insert(meta.seq);
+                                false
+                            })
+                    };
                     c.core.lock().next_batch_filtered(batch, now, &mut check)
                 }
             };
