@@ -166,13 +166,14 @@ fn decode_entry(chunk: &[u8]) -> Option<u64> {
 /// The whole file at `path` (`None` when absent), never read through a symlink.
 fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
     use std::io::Read as _;
-    let mut file = match crate::nofollow::open(OpenOptions::new().read(true), path, "read tombstones") {
-        Ok(file) => file,
-        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
+    let mut file =
+        match crate::nofollow::open(OpenOptions::new().read(true), path, "read tombstones") {
+            Ok(file) => file,
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| LogError::io("read tombstones", path, e))?;

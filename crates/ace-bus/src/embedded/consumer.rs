@@ -809,8 +809,7 @@ mod tests {
     }
 
     #[test]
-    fn given_a_refusing_fetcher_when_it_fetches_then_the_message_stays_undelivered_for_the_next()
-    {
+    fn given_a_refusing_fetcher_when_it_fetches_then_the_message_stays_undelivered_for_the_next() {
         let mut c = core(ConsumerConfig {
             max_deliver: Some(2),
             ..ConsumerConfig::new("c")
@@ -825,7 +824,13 @@ mod tests {
         }
         assert_eq!(c.counters().delivered, 1);
         let out = c.next_batch(10, 0);
-        assert_eq!(out.handouts, vec![Handout { seq: 1, delivery_count: 1 }]);
+        assert_eq!(
+            out.handouts,
+            vec![Handout {
+                seq: 1,
+                delivery_count: 1
+            }]
+        );
     }
 
     #[test]
@@ -843,7 +848,13 @@ mod tests {
             assert_eq!(out.refused, 1);
         }
         let out = c.next_batch(1, 11 * SEC);
-        assert_eq!(out.handouts, vec![Handout { seq: 1, delivery_count: 2 }]);
+        assert_eq!(
+            out.handouts,
+            vec![Handout {
+                seq: 1,
+                delivery_count: 2
+            }]
+        );
         assert_eq!(c.counters().redelivered, 1);
     }
 
@@ -877,7 +888,10 @@ mod tests {
             asked += 1;
             false
         });
-        assert_eq!((out.refused, asked), (MAX_REFUSED_PER_FETCH, MAX_REFUSED_PER_FETCH));
+        assert_eq!(
+            (out.refused, asked),
+            (MAX_REFUSED_PER_FETCH, MAX_REFUSED_PER_FETCH)
+        );
         assert_eq!(c.waiting(), 5_000, "every refused message is still there");
         assert_eq!(seqs(&c.next_batch(3, 0)), vec![1, 2, 3]);
     }

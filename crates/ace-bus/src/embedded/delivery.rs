@@ -332,7 +332,12 @@ impl Inner {
 /// Asks a fetch filter about one candidate, reading its envelope; an accepted envelope is kept
 /// in `read` for the handout. A message that is gone or unreadable is accepted: the handout
 /// then forgets it or reports the read error, as an unfiltered fetch does.
-fn filter(s: &Stream, accept: &Accept, meta: &Arc<Meta>, read: &mut HashMap<u64, Envelope>) -> bool {
+fn filter(
+    s: &Stream,
+    accept: &Accept,
+    meta: &Arc<Meta>,
+    read: &mut HashMap<u64, Envelope>,
+) -> bool {
     let envelope = match s.log.read(meta.seq) {
         Ok(Some(rec)) => match decode_envelope(&s.name, meta.seq, &rec.payload) {
             Ok(envelope) => envelope,

@@ -373,10 +373,7 @@ pub(crate) fn refuse_link(path: &std::path::Path) -> Result<(), BusError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(BusError::Io {
             path: path.display().to_string(),
-            source: std::io::Error::other(format!(
-                "refusing to follow symlink {}",
-                path.display()
-            )),
+            source: std::io::Error::other(format!("refusing to follow symlink {}", path.display())),
         }),
         _ => Ok(()),
     }

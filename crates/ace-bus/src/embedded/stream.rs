@@ -192,7 +192,11 @@ impl Dedup {
             while self.len() >= self.max {
                 self.pop_oldest();
             }
-            let w = if is_key { &mut self.keys } else { &mut self.ids };
+            let w = if is_key {
+                &mut self.keys
+            } else {
+                &mut self.ids
+            };
             let value = split(value);
             w.seqs.insert(value, seq);
             w.order.push_back((at_ns, value));

@@ -64,7 +64,10 @@ async fn given_a_stream_directory_replaced_by_a_symlink_when_reopening_then_it_i
     let message = refusal(dir.path());
 
     assert!(
-        message.contains(&format!("refusing to follow symlink {}", stream_dir.display())),
+        message.contains(&format!(
+            "refusing to follow symlink {}",
+            stream_dir.display()
+        )),
         "{message}"
     );
 }

@@ -518,6 +518,10 @@ mod tests {
             err.contains(&format!("refusing to follow symlink {}", link.display())),
             "{err}"
         );
-        assert_eq!(fs::read_dir(real.path()).unwrap().count(), 0, "nothing was created");
+        assert_eq!(
+            fs::read_dir(real.path()).unwrap().count(),
+            0,
+            "nothing was created"
+        );
     }
 }

@@ -60,7 +60,11 @@ fn given_a_segment_replaced_by_a_symlink_when_opened_then_it_fails_naming_it_and
 
     let result = Log::open(dir.path(), LogConfig::default());
 
-    let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    let message = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         message.starts_with(&format!("refusing to follow symlink {}", segment.display())),
         "{message}"

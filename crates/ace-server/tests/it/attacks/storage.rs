@@ -132,7 +132,8 @@ async fn given_two_principals_when_both_use_one_idempotency_key_then_both_messag
             .unwrap();
         serde_json::to_value(envelope).unwrap()
     };
-    let (status, alice) = post_as(&server, &cred("alice"), "/api/v1/messages", &from("alice")).await;
+    let (status, alice) =
+        post_as(&server, &cred("alice"), "/api/v1/messages", &from("alice")).await;
     assert_eq!(status, 202, "{alice}");
     let (status, bob) = post_as(&server, &cred("bob"), "/api/v1/messages", &from("bob")).await;
     assert_eq!(status, 202, "{bob}");
@@ -141,7 +142,10 @@ async fn given_two_principals_when_both_use_one_idempotency_key_then_both_messag
     // A retry of one's own key is still a duplicate of one's own message.
     let (status, retry) = post_as(&server, &cred("bob"), "/api/v1/messages", &from("bob")).await;
     assert_eq!(status, 202, "{retry}");
-    assert_eq!((&retry["seq"], &retry["duplicate"]), (&bob["seq"], &json!(true)));
+    assert_eq!(
+        (&retry["seq"], &retry["duplicate"]),
+        (&bob["seq"], &json!(true))
+    );
     let (status, info) = get_as(&server, &cred("alice"), "/api/v1/streams/ACE_EVENTS").await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["messages"], 2, "{info}");
@@ -217,7 +221,10 @@ async fn given_a_consumer_name_with_a_path_separator_when_created_then_it_is_ref
     let server = Server::start(dir.path()).await;
     for name in ["../c", "a/b", "a\\b"] {
         let answer = server
-            .post("/api/v1/streams/ACE_EVENTS/consumers", &json!({"name": name}))
+            .post(
+                "/api/v1/streams/ACE_EVENTS/consumers",
+                &json!({"name": name}),
+            )
             .await;
         assert_error(&answer, 400, "INVALID_REQUEST");
         let message = answer.1["error"]["message"].as_str().unwrap_or_default();
