@@ -1,8 +1,8 @@
 //! `ace-bus`: the message bus of ACE::COMMS.
 //!
 //! - [`Bus`] (in `bus`): the dyn-compatible engine trait the server holds as `Arc<dyn Bus>`, with
-//!   the stream and consumer configuration types and [`Accept`], the per-subscription receive
-//!   predicate of live subscriptions.
+//!   the stream and consumer configuration types and [`Accept`], the receive predicate of a live
+//!   subscription (`Bus::subscribe_filtered`) and of a fetch (`Bus::fetch_filtered`).
 //! - `embedded`: [`EmbeddedBus`], the default engine — streams as `ace-log` segment files,
 //!   stream and consumer configs and consumer state in one redb database (`state.redb`), core
 //!   pub/sub through the live hub.
@@ -38,6 +38,10 @@
 //!   with one global key.
 //! - With priority lanes, lanes take turns 8:4:2:1 (P0:P1:P2:P3) over non-empty lanes, so a P0
 //!   message overtakes any backlog of P3 while P3 still gets one turn in fifteen.
+//! - A fetch whose `Accept` refuses a message neither hands it out nor counts it as a delivery:
+//!   the refusal never moves it toward `max_deliver` or the dead letters, and it keeps its place
+//!   (the head of its key under `per_key`, of the consumer under `strict`) for the next fetch
+//!   that accepts it.
 //! - At most `max_ack_pending` deliveries of a consumer await an ack at once.
 //! - Consumer state (ack floor, acks above it, pending deliveries with their counts and
 //!   deadlines, counters) is flushed to redb at least every `state_flush_interval` and on
