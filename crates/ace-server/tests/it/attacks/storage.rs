@@ -92,6 +92,9 @@ async fn given_a_shared_consumer_when_an_uncleared_member_fetches_a_confidential
         (&json!(1), &json!(0), &json!(0)),
         "{info}"
     );
+    let (status, dlq) = get_as(&server, &cred("high"), "/api/v1/streams/ACE_DLQ").await;
+    assert_eq!(status, 200, "{dlq}");
+    assert_eq!(dlq["messages"], 0, "nothing was dead-lettered: {dlq}");
     server.stop().await;
 }
 
