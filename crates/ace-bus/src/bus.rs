@@ -29,9 +29,11 @@ pub use ace_envelope::api::http::{
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Delivers `envelope` to live subscribers and appends it to the stream whose subjects match
-    /// its subject (if any). Returns only once the append is durable per the stream's sync policy;
-    /// a repeat of an `idempotency_key` inside the stream's dedup window is answered with the
-    /// original sequence and `duplicate: true` and is neither stored nor delivered again.
+    /// its subject (if any). Returns only once the append is durable per the stream's sync policy.
+    /// Inside the stream's dedup window, an envelope whose `id` is already stored, or whose
+    /// `idempotency_key` the same sender (`source` type and id) already used, is answered with
+    /// the original sequence and `duplicate: true` and is neither stored nor delivered again;
+    /// the same key from another sender is a different message.
     async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError>;
 
     /// Publishes several envelopes with the guarantees of `publish`, answering each in order.
@@ -97,12 +99,37 @@ pub trait Bus: Send + Sync {
     async fn list_consumers(&self, stream: &str) -> Result<Vec<ConsumerInfo>, BusError>;
 
     /// Pulls up to `batch` messages for a consumer, waiting up to `expires` for the first one.
+    /// The same as `fetch_filtered` with no filter.
     async fn fetch(
         &self,
         stream: &str,
         consumer: &str,
         batch: usize,
         expires: Duration,
+    ) -> Result<Vec<Delivered>, BusError> {
+        self.fetch_filtered(stream, consumer, batch, expires, None)
+            .await
+    }
+
+    /// Pulls like `fetch`, handing out only the messages `accept` (when given) accepts: the
+    /// receive filter of the member fetching from a shared consumer. The engine asks `accept`
+    /// before it counts a delivery, so a refused message is neither delivered, nor counted as a
+    /// delivery (it never moves toward `max_deliver` or the dead letters on a refusal), nor
+    /// given an ack deadline: it stays available, as it was, to the next fetch that accepts it.
+    /// One call asks `accept` at most once per message, however long it waits.
+    ///
+    /// Ordering holds across refusals. Under `ordering: per_key`, a refused message that heads
+    /// its key stays the head: the refusing member gets none of that key's later messages until
+    /// a member that accepts it has taken it (other keys flow). Under `strict`, a refused head
+    /// blocks the whole consumer for the refusing member the same way. A message no member
+    /// accepts waits until its TTL ends it (or forever without one); it is never skipped.
+    async fn fetch_filtered(
+        &self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+        expires: Duration,
+        accept: Option<Accept>,
     ) -> Result<Vec<Delivered>, BusError>;
     /// Acknowledges a delivered message: it will not be delivered to this consumer again.
     async fn ack(&self, stream: &str, consumer: &str, seq: u64) -> Result<(), BusError>;
@@ -133,10 +160,12 @@ pub trait Bus: Send + Sync {
     async fn close(&self) -> Result<(), BusError>;
 }
 
-/// Whether a live subscription may receive a message: `true` delivers it, `false` skips this
-/// subscription (in a queue group, the next member is asked).
+/// Whether a live subscription (or a member fetching from a consumer, `Bus::fetch_filtered`) may
+/// receive a message: `true` delivers it, `false` skips this subscription (in a queue group, the
+/// next member is asked; in a consumer, the message stays for the next fetch that accepts it).
 ///
-/// Engines call it while routing a publish, possibly under a lock of their subscription table,
+/// Engines call it while routing a publish or choosing what a fetch hands out, possibly under a
+/// lock of their subscription table or consumer state,
 /// once per matching filtered subscription and message: it must be cheap, must not block or
 /// panic, and must never call back into the bus (a publish or subscribe from inside it may
 /// deadlock). It sees each message once per subscription it is offered to; whatever it counts

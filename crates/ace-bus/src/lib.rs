@@ -1,8 +1,8 @@
 //! `ace-bus`: the message bus of ACE::COMMS.
 //!
 //! - [`Bus`] (in `bus`): the dyn-compatible engine trait the server holds as `Arc<dyn Bus>`, with
-//!   the stream and consumer configuration types and [`Accept`], the per-subscription receive
-//!   predicate of live subscriptions.
+//!   the stream and consumer configuration types and [`Accept`], the receive predicate of a live
+//!   subscription (`Bus::subscribe_filtered`) and of a fetch (`Bus::fetch_filtered`).
 //! - `embedded`: [`EmbeddedBus`], the default engine — streams as `ace-log` segment files,
 //!   stream and consumer configs and consumer state in one redb database (`state.redb`), core
 //!   pub/sub through the live hub.
@@ -21,9 +21,12 @@
 //! - A publish captured by a stream is answered `{stream, seq, duplicate}` only once its record is
 //!   durable per the stream's `sync` policy (group commit: one writer thread per stream appends
 //!   whole batches with one sync, then answers every publisher of the batch).
-//! - A repeated `idempotency_key` inside the stream's dedup window is never stored twice and is
-//!   answered with the original sequence; the window is rebuilt from the log on open, so it
-//!   survives restarts.
+//! - Inside the stream's dedup window, an envelope whose `id` was already stored, or whose
+//!   `idempotency_key` its sender (`source` type and id) already used, is never stored twice and
+//!   is answered with the original sequence and `duplicate: true`; idempotency keys are scoped
+//!   by sender, so one sender's key never suppresses another sender's message. The window is
+//!   rebuilt from the log on open, so it survives restarts, and is bounded in count as well as
+//!   age (`EmbeddedConfig::dedup_max_entries`).
 //! - A consumer never sees a message before its `not_before` time, nor after its TTL/deadline
 //!   (an expired message is counted in `ConsumerCounters::expired` and treated as done).
 //! - Every delivered message is eventually acked, dead-lettered or expired: an unacked delivery
@@ -35,6 +38,10 @@
 //!   with one global key.
 //! - With priority lanes, lanes take turns 8:4:2:1 (P0:P1:P2:P3) over non-empty lanes, so a P0
 //!   message overtakes any backlog of P3 while P3 still gets one turn in fifteen.
+//! - A fetch whose `Accept` refuses a message neither hands it out nor counts it as a delivery:
+//!   the refusal never moves it toward `max_deliver` or the dead letters, and it keeps its place
+//!   (the head of its key under `per_key`, of the consumer under `strict`) for the next fetch
+//!   that accepts it.
 //! - At most `max_ack_pending` deliveries of a consumer await an ack at once.
 //! - Consumer state (ack floor, acks above it, pending deliveries with their counts and
 //!   deadlines, counters) is flushed to redb at least every `state_flush_interval` and on
@@ -101,6 +108,6 @@ pub use bus::{
     PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
     StreamInfo, SyncPolicy,
 };
-pub use embedded::{EmbeddedBus, EmbeddedConfig};
+pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
 pub use live::{CloseReason, LiveConfig, LiveHub, LiveStats, Subscription};

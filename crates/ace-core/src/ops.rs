@@ -266,39 +266,22 @@ impl Core {
             });
         }
         let expires = expires.min(self.limits.max_fetch_wait);
-        let delivered = self.bus.fetch(stream, consumer, batch, expires).await?;
-        if ctx.is_internal() {
-            return Ok(delivered);
-        }
-        self.withhold(&principal, stream, consumer, delivered).await
+        let accept = (!ctx.is_internal()).then(|| self.receivable_by(principal));
+        Ok(self
+            .bus
+            .fetch_filtered(stream, consumer, batch, expires, accept)
+            .await?)
     }
 
-    /// Keeps the fetched messages `principal` may receive (`Authorizer::can_receive`: the
-    /// envelope's `rbac` permissions and its label) and naks the others on the consumer's
-    /// backoff schedule: a withheld message is not lost, it goes back to the consumer for a
-    /// member that may read it (or, past the consumer's `max_deliver`, to its dead letters as
-    /// any undelivered message does), and a reader who may not see it does not spin on it.
-    /// The caller never learns what was withheld.
-    async fn withhold(
-        &self,
-        principal: &Principal,
-        stream: &str,
-        consumer: &str,
-        delivered: Vec<Delivered>,
-    ) -> Result<Vec<Delivered>, CoreError> {
-        let mut kept = Vec::with_capacity(delivered.len());
-        for message in delivered {
-            if self
-                .hooks
-                .authorizer
-                .can_receive(principal, &message.envelope)
-            {
-                kept.push(message);
-            } else if let Err(err) = self.bus.nak(stream, consumer, message.seq, None).await {
-                tracing::warn!(stream, consumer, seq = message.seq, error = %err, "nak of a withheld message failed");
-            }
-        }
-        Ok(kept)
+    /// The fetch filter of `principal`: the messages it may receive (`Authorizer::can_receive`:
+    /// the envelope's `rbac` permissions and its label against the principal's clearance). The
+    /// bus asks it before it counts a delivery, so a message a member of a shared consumer may
+    /// not receive is never handed to that member, never counted toward the consumer's
+    /// `max_deliver` and never dead-lettered on its account: it stays for a member that may
+    /// receive it. The caller never learns what was passed over.
+    fn receivable_by(&self, principal: Principal) -> ace_bus::Accept {
+        let authorizer = std::sync::Arc::clone(&self.hooks.authorizer);
+        std::sync::Arc::new(move |envelope| authorizer.can_receive(&principal, envelope))
     }
 
     /// Applies `kind` to each of `seqs` (1..=`max_ack_seqs` of them) and reports each one.

@@ -38,6 +38,14 @@ pub enum LogError {
         /// The operating-system error text.
         reason: String,
     },
+    /// A file or directory of the log is a symbolic link. The log never reads or writes through
+    /// a link (a linked segment would append into whatever file it points at), so it refuses to
+    /// open; an operator replaces the link by the real file or removes it.
+    #[error("refusing to follow symlink {path}: log files and directories must not be links")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
     /// A record is larger than `LogConfig::max_record_bytes` once framed.
     #[error("record for subject {subject:?} is {size} bytes framed, over max_record_bytes = {max}")]
     RecordTooLarge {

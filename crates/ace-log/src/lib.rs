@@ -10,6 +10,15 @@
 //! when the next record would take it past `segment_bytes`. `<base_seq:020>.del` holds the
 //! segment's single-message deletes (12-byte entries with their own CRC32C).
 //!
+//! # No symlinks
+//! The log never reads or writes through a symbolic link. The log directory is refused after an
+//! `lstat` when it is a link; every segment, tombstone and tombstone-rewrite file is opened with
+//! `O_NOFOLLOW`, so a link planted in place of a file is refused by the kernel at the open itself.
+//! Either way `Log::open` (or the roll that creates the segment) fails with
+//! [`LogError::Symlink`] naming the link ("refusing to follow symlink <path>") and nothing is
+//! written to its target. This is an open failure, like an unreadable file, not the read-only
+//! mode of a damaged segment: a link has no bytes of the log to serve.
+//!
 //! # Durability
 //! - `SyncPolicy::Always`: write + fdatasync before each call returns.
 //! - `SyncPolicy::Batch` (default): group commit, see `log.rs`: all writers waiting in the same
@@ -63,6 +72,7 @@ mod config;
 mod durability;
 mod error;
 mod log;
+mod nofollow;
 mod segment;
 mod store;
 mod tombstones;

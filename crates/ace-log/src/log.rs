@@ -60,6 +60,7 @@ impl Log {
         durability: Arc<dyn Durability>,
     ) -> Result<(Log, RecoveryReport), LogError> {
         config.validate()?;
+        crate::nofollow::refuse_link(dir)?;
         if !dir.is_dir() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LogError::io("create log directory", dir, e))?;

@@ -161,13 +161,15 @@ impl Segment {
         durability: &dyn Durability,
     ) -> Result<Segment, LogError> {
         let path = dir.join(Self::file_name(base_seq));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| LogError::io("create segment", &path, e))?;
+        let file = crate::nofollow::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+            &path,
+            "create segment",
+        )?;
         let mut header = [0u8; HEADER_LEN as usize];
         header[..8].copy_from_slice(MAGIC);
         header[8..16].copy_from_slice(&base_seq.to_le_bytes());
@@ -222,11 +224,11 @@ impl Segment {
         durability: &dyn Durability,
     ) -> Result<(Segment, Outcome), LogError> {
         let path = dir.join(Self::file_name(base_seq));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| LogError::io("open segment", &path, e))?;
+        let file = crate::nofollow::open(
+            OpenOptions::new().read(true).write(true),
+            &path,
+            "open segment",
+        )?;
         let flen = file
             .metadata()
             .map_err(|e| LogError::io("stat segment", &path, e))?

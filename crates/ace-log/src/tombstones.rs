@@ -33,10 +33,9 @@ impl Tombstones {
             dirty: false,
             set: HashSet::new(),
         };
-        let bytes = match std::fs::read(&t.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((t, 0)),
-            Err(e) => return Err(LogError::io("read tombstones", &t.path, e)),
+        let bytes = match read_nofollow(&t.path)? {
+            Some(b) => b,
+            None => return Ok((t, 0)),
         };
         let mut good = 0;
         for chunk in bytes.chunks(ENTRY) {
@@ -164,14 +163,33 @@ fn decode_entry(chunk: &[u8]) -> Option<u64> {
     (crc32c::crc32c(&chunk[..8]) == crc).then(|| crate::codec::u64_at(chunk, 0))
 }
 
+/// The whole file at `path` (`None` when absent), never read through a symlink.
+fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
+    use std::io::Read as _;
+    let mut file =
+        match crate::nofollow::open(OpenOptions::new().read(true), path, "read tombstones") {
+            Ok(file) => file,
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| LogError::io("read tombstones", path, e))?;
+    Ok(Some(bytes))
+}
+
 fn open_rw(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| LogError::io("open tombstones", path, e))
+    crate::nofollow::open(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        path,
+        "open tombstones",
+    )
 }
 
 pub(crate) fn sync_failed(path: &Path, e: &std::io::Error) -> LogError {

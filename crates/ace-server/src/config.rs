@@ -571,6 +571,9 @@ pub struct StreamsConfig {
     pub create_defaults: bool,
     /// The default streams (`contracts/comms/topics.yaml`): their subjects never overlap.
     pub defaults: Vec<StreamConfig>,
+    /// Most envelope ids plus idempotency keys one stream's dedup window remembers (about 80
+    /// bytes each); past it the oldest are forgotten before the stream's `dedup_window` ends.
+    pub dedup_max_entries: usize,
 }
 
 impl Default for StreamsConfig {
@@ -578,6 +581,7 @@ impl Default for StreamsConfig {
         StreamsConfig {
             create_defaults: true,
             defaults: default_streams(),
+            dedup_max_entries: ace_bus::DEFAULT_DEDUP_MAX_ENTRIES,
         }
     }
 }
@@ -706,6 +710,12 @@ impl Config {
             return bad(
                 "streams.defaults",
                 format!("stream `{}` is listed twice", pair[0]),
+            );
+        }
+        if self.streams.dedup_max_entries == 0 {
+            return bad(
+                "streams.dedup_max_entries",
+                "must be at least 1 (a stream must remember what it just stored)".to_owned(),
             );
         }
         Ok(())
@@ -1157,6 +1167,18 @@ mod tests {
         assert!(err.contains("`ledger.postgres.url`: asks for TLS"), "{err}");
         let err = Config::load(Some("ledger:\n  sync: sometimes\n"), Vec::new()).unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn given_a_zero_dedup_max_entries_when_validated_then_the_key_is_named() {
+        let file = "streams:\n  dedup_max_entries: 0\n";
+        let config = Config::load(Some(file), env(&[])).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("streams.dedup_max_entries"), "{err}");
+        let file = "streams:\n  dedup_max_entries: 5000\n";
+        let config = Config::load(Some(file), env(&[])).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.streams.dedup_max_entries, 5000);
     }
 
     #[test]

@@ -72,11 +72,13 @@ impl App {
         let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
-        let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
-            ServerError::Engine {
-                data_dir: config.data_dir.display().to_string(),
-                source,
-            }
+        let engine = EmbeddedConfig {
+            dedup_max_entries: config.streams.dedup_max_entries,
+            ..EmbeddedConfig::new(&config.data_dir)
+        };
+        let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
+            data_dir: config.data_dir.display().to_string(),
+            source,
         })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
         let sessions =

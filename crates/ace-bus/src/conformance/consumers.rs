@@ -2,12 +2,13 @@
 //! letters (max_deliver and term), nak/in_progress, max_ack_pending, deliver policies, per-key and
 //! strict ordering, priority lanes, TTL expiry, `not_before` and `ack: none`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use ace_envelope::Priority;
+use ace_envelope::{Envelope, Label, Priority};
 
 use super::*;
-use crate::bus::{AckPolicy, Backoff, ConsumerConfig, DeliverPolicy, Ordering};
+use crate::bus::{Accept, AckPolicy, Backoff, Bus, ConsumerConfig, DeliverPolicy, Ordering};
 use crate::error::BusError;
 
 /// Acks, pending deliveries and their counts survive a restart.
@@ -437,4 +438,120 @@ pub async fn ack_none_needs_no_ack(factory: &Factory) {
             .ack_floor,
         3
     );
+}
+
+/// A fetch filter that refuses every message labelled `secret` (a member without clearance).
+fn uncleared() -> Accept {
+    Arc::new(|envelope: &Envelope| envelope.governance.label != Label::Secret)
+}
+
+/// `fetch_filtered` with `accept`, as `(seq, delivery_count)`.
+async fn fetch_as(bus: &dyn Bus, consumer: &str, batch: usize, accept: &Accept) -> Vec<(u64, u32)> {
+    bus.fetch_filtered(STREAM, consumer, batch, NONE, Some(accept.clone()))
+        .await
+        .expect("fetch")
+        .into_iter()
+        .map(|d| (d.seq, d.delivery_count))
+        .collect()
+}
+
+/// A message a fetcher's filter refuses is not a delivery: however often a member that may not
+/// receive it fetches (new or due for redelivery), it is neither handed out nor counted toward
+/// `max_deliver`, so it never reaches the dead letters on that member's account; the next
+/// member that accepts it gets it with its true delivery count.
+pub async fn fetch_filter_refusal_is_not_a_delivery(factory: &Factory) {
+    let (engine, bus) = with_consumer(
+        factory,
+        ConsumerConfig {
+            ack_wait: Duration::from_secs(1),
+            max_deliver: Some(2),
+            ..ConsumerConfig::new("c")
+        },
+    )
+    .await;
+    bus.add_stream(dlq_stream()).await.expect("dlq stream");
+    let secret = build(env(&*engine, "s").label(Label::Secret));
+    bus.publish(secret).await.expect("published");
+    publish_n(&*engine, 2, 2).await;
+    let refuses = uncleared();
+    assert_eq!(fetch_as(&*bus, "c", 10, &refuses).await, vec![(2, 1)]);
+    bus.ack(STREAM, "c", 2).await.expect("ack");
+    for _ in 0..5 {
+        assert!(fetch_as(&*bus, "c", 10, &refuses).await.is_empty());
+        engine.advance(Duration::from_secs(2)).await;
+    }
+    assert_eq!(fetch(&*bus, "c", 10).await, vec![(1, 1)], "first delivery");
+    engine.advance(Duration::from_secs(2)).await;
+    for _ in 0..5 {
+        assert!(fetch_as(&*bus, "c", 10, &refuses).await.is_empty());
+    }
+    assert_eq!(fetch(&*bus, "c", 10).await, vec![(1, 2)], "a redelivery");
+    bus.ack(STREAM, "c", 1).await.expect("ack");
+    let info = bus.consumer_info(STREAM, "c").await.expect("info");
+    assert_eq!(
+        (
+            info.counters.delivered,
+            info.counters.redelivered,
+            info.counters.dead_lettered
+        ),
+        (2, 1, 0)
+    );
+    let dlq = bus.stream_info("dlq").await.expect("dlq info");
+    assert_eq!(dlq.messages, 0, "nothing was dead-lettered");
+}
+
+/// A refused message keeps its place in the consumer's order: under `per_key` it stays the head
+/// of its key (the refusing member gets the key's later messages only after someone took it;
+/// other keys flow), under `strict` it blocks the refusing member entirely.
+pub async fn fetch_filter_keeps_ordering(factory: &Factory) {
+    let engine = setup(factory, orders()).await;
+    let bus = engine.bus();
+    for (name, ordering) in [("keyed", Ordering::PerKey), ("strict", Ordering::Strict)] {
+        let cfg = ConsumerConfig {
+            ordering,
+            ..ConsumerConfig::new(name)
+        };
+        bus.add_consumer(STREAM, cfg).await.expect("consumer");
+    }
+    let head = build(env(&*engine, "a1").partition_key("a").label(Label::Secret));
+    bus.publish(head).await.expect("published");
+    for (n, key) in [("a2", "a"), ("b1", "b")] {
+        let e = build(env(&*engine, n).partition_key(key));
+        bus.publish(e).await.expect("published");
+    }
+    let refuses = uncleared();
+    assert_eq!(
+        fetch_as(&*bus, "keyed", 10, &refuses).await,
+        vec![(3, 1)],
+        "key b flows, key a waits behind its refused head"
+    );
+    assert!(fetch_as(&*bus, "strict", 10, &refuses).await.is_empty());
+    for name in ["keyed", "strict"] {
+        assert_eq!(fetch(&*bus, name, 10).await, vec![(1, 1)], "{name}");
+        bus.ack(STREAM, name, 1).await.expect("ack");
+    }
+    assert_eq!(fetch_as(&*bus, "keyed", 10, &refuses).await, vec![(2, 1)]);
+    assert_eq!(fetch_as(&*bus, "strict", 10, &refuses).await, vec![(2, 1)]);
+}
+
+/// A fetch asks its filter about a message once, however long it waits: a refusal is counted
+/// once per fetch (the server's receive-denial metric counts fetches, not polls).
+pub async fn fetch_filter_is_asked_once_per_message_per_fetch(factory: &Factory) {
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+    let (engine, bus) = with_consumer(factory, ConsumerConfig::new("c")).await;
+    let secret = build(env(&*engine, "s").label(Label::Secret));
+    bus.publish(secret).await.expect("published");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    let accept: Accept = Arc::new(move |envelope: &Envelope| {
+        counted.fetch_add(1, AtomicOrdering::SeqCst);
+        envelope.governance.label != Label::Secret
+    });
+    let got = bus
+        .fetch_filtered(STREAM, "c", 10, Duration::from_millis(300), Some(accept))
+        .await
+        .expect("fetch");
+    assert!(got.is_empty());
+    assert_eq!(asked.load(AtomicOrdering::SeqCst), 1);
+    assert_eq!(fetch(&*bus, "c", 10).await, vec![(1, 1)]);
 }

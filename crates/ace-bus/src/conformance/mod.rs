@@ -11,7 +11,9 @@
 //! engine on a real server may sleep instead). Restart: [`TestEngine::restart`] closes the engine
 //! and opens a new one on the same storage (the NATS engine reconnects).
 //!
-//! `streams` holds the tests of streams and core pub/sub, `consumers` those of delivery; this
+//! `streams` holds the tests of streams and core pub/sub (dedup by envelope id and by
+//! sender-scoped idempotency key among them), `consumers` those of delivery (fetch filters
+//! among them); this
 //! file holds the engine contract, the shared fixtures and the macro.
 
 use std::sync::Arc;
@@ -123,6 +125,7 @@ macro_rules! conformance_suite {
             publish_is_stored_and_read_back, publish_without_stream_is_live_only,
             queue_group_delivers_once, queue_group_skips_a_member_that_refuses,
             filtered_subscriber_gets_only_what_it_accepts, request_reply_and_no_responders, duplicate_is_stored_once,
+            replayed_envelope_is_stored_once, idempotency_key_is_scoped_by_sender,
             dedup_window_survives_restart_then_expires, discard_new_refuses_when_full,
             max_msg_size_is_refused, overlapping_streams_are_refused, publish_batch_answers_each_in_order,
             publishes_survive_a_concurrent_update, dead_letter_without_another_fetch,
@@ -134,7 +137,9 @@ macro_rules! conformance_suite {
             deliver_policies_start_where_asked, per_key_order_holds_under_redelivery,
             strict_order_is_one_at_a_time, p0_overtakes_p3_backlog, p3_is_never_starved,
             expired_is_counted_never_delivered, not_before_holds_across_restart,
-            ack_none_needs_no_ack, slow_live_subscriber_is_cut_off, errors_name_what_is_missing);
+            ack_none_needs_no_ack, slow_live_subscriber_is_cut_off, errors_name_what_is_missing,
+            fetch_filter_refusal_is_not_a_delivery, fetch_filter_keeps_ordering,
+            fetch_filter_is_asked_once_per_message_per_fetch);
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
         $(

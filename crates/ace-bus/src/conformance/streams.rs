@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ace_envelope::{Envelope, Label, Priority};
+use ace_envelope::{Envelope, Label, Priority, SourceType};
 
 use super::*;
 use crate::bus::{
@@ -189,6 +189,67 @@ pub async fn duplicate_is_stored_once(factory: &Factory) {
     assert_eq!((again.seq, again.duplicate), (first.seq, true));
     let info = bus.stream_info(STREAM).await.expect("info");
     assert_eq!((info.messages, info.counters.duplicates), (1, 1));
+}
+
+/// The same envelope (same `id`) published again inside the dedup window is a duplicate of the
+/// first, also after a restart: a replay never stores it twice.
+pub async fn replayed_envelope_is_stored_once(factory: &Factory) {
+    let mut engine = setup(factory, orders()).await;
+    let sent = build(env(&*engine, "a"));
+    let first = engine.bus().publish(sent.clone()).await.expect("first");
+    let again = engine.bus().publish(sent.clone()).await.expect("again");
+    assert_eq!((first.seq, first.duplicate), (Some(1), false));
+    assert_eq!((again.seq, again.duplicate), (Some(1), true));
+    let both = engine
+        .bus()
+        .publish_batch(vec![sent.clone(), sent.clone()])
+        .await;
+    for answer in both {
+        let answer = answer.expect("answered");
+        assert_eq!((answer.seq, answer.duplicate), (Some(1), true));
+    }
+    let info = engine.bus().stream_info(STREAM).await.expect("info");
+    assert_eq!((info.messages, info.counters.duplicates), (1, 3));
+    engine.restart().await;
+    let replay = engine.bus().publish(sent).await.expect("after restart");
+    assert_eq!((replay.seq, replay.duplicate), (Some(1), true));
+    let info = engine.bus().stream_info(STREAM).await.expect("info");
+    assert_eq!(info.messages, 1);
+}
+
+/// An idempotency key is scoped by its sender (`source` type and id): the same key from two
+/// senders is two messages, from one sender one message — also after a restart.
+pub async fn idempotency_key_is_scoped_by_sender(factory: &Factory) {
+    let mut engine = setup(factory, orders()).await;
+    let from = |engine: &dyn TestEngine, who: &str| {
+        build(
+            env(engine, "a")
+                .source(SourceType::Service, who)
+                .idempotency_key("order-1"),
+        )
+    };
+    let alice = engine.bus().publish(from(&*engine, "alice")).await;
+    let bob = engine.bus().publish(from(&*engine, "bob")).await;
+    let (alice, bob) = (alice.expect("alice"), bob.expect("bob"));
+    assert_eq!((alice.seq, alice.duplicate), (Some(1), false));
+    assert_eq!(
+        (bob.seq, bob.duplicate),
+        (Some(2), false),
+        "another sender's key must not suppress this one"
+    );
+    let as_human = build(
+        env(&*engine, "a")
+            .source(SourceType::Human, "alice")
+            .idempotency_key("order-1"),
+    );
+    let as_human = engine.bus().publish(as_human).await.expect("human alice");
+    assert_eq!((as_human.seq, as_human.duplicate), (Some(3), false));
+    engine.restart().await;
+    let retry = engine.bus().publish(from(&*engine, "bob")).await;
+    let retry = retry.expect("bob again");
+    assert_eq!((retry.seq, retry.duplicate), (Some(2), true));
+    let info = engine.bus().stream_info(STREAM).await.expect("info");
+    assert_eq!(info.messages, 3);
 }
 
 /// The dedup window survives a restart, and a key is accepted again once the window passed.

@@ -63,6 +63,7 @@ impl Inner {
             &self.stream_dir(&config.name),
             config,
             self.config.clock.clone(),
+            self.config.dedup_max_entries,
         )?;
         self.streams
             .write()
@@ -88,6 +89,7 @@ impl Inner {
             &self.stream_dir(&config.name),
             config,
             self.config.clock.clone(),
+            self.config.dedup_max_entries,
         )?;
         fresh.adopt(&old);
         self.streams

@@ -61,7 +61,14 @@ pub(crate) struct Outcome {
     pub(crate) handouts: Vec<Handout>,
     pub(crate) done: Vec<u64>,
     pub(crate) dead: Vec<DeadLetter>,
+    /// Ready messages the fetcher's filter refused (left as they were).
+    pub(crate) refused: usize,
 }
+
+/// Most refusals one `next_batch_filtered` call collects before it gives up: a member that may
+/// receive little of a large backlog costs a bounded scan per fetch, not the whole backlog
+/// (it may then miss an acceptable message deeper in the backlog until the refused ones move).
+pub(crate) const MAX_REFUSED_PER_FETCH: usize = 1024;
 
 /// Why an ack-like call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,15 +250,38 @@ impl ConsumerCore {
     /// Up to `batch` deliveries at `now_ns`: due redeliveries first, then new messages by lane.
     /// Also moves expired messages to done and over-delivered ones to the dead-letter list.
     pub(crate) fn next_batch(&mut self, batch: usize, now_ns: u64) -> Outcome {
+        self.next_batch_filtered(batch, now_ns, &mut |_| true)
+    }
+
+    /// `next_batch` for a fetcher whose filter is `accept`: a message it refuses is left exactly
+    /// as it was — a due redelivery stays due with its delivery count, a new message goes back
+    /// to its lane and stays the active message of its ordering key — so the next fetcher that
+    /// accepts it gets it, in order, and a refusal never moves it toward `max_deliver`. At most
+    /// [`MAX_REFUSED_PER_FETCH`] refusals are collected per call.
+    pub(crate) fn next_batch_filtered(
+        &mut self,
+        batch: usize,
+        now_ns: u64,
+        accept: &mut dyn FnMut(&Arc<Meta>) -> bool,
+    ) -> Outcome {
         let mut out = Outcome::default();
         self.sweep_pending(now_ns, &mut out);
         self.release_delayed(now_ns);
-        self.redeliver(batch, now_ns, &mut out);
-        while out.handouts.len() < batch && self.pending.len() < self.config.max_ack_pending {
+        self.redeliver(batch, now_ns, accept, &mut out);
+        let mut refused = Vec::new();
+        while out.handouts.len() < batch
+            && self.pending.len() < self.config.max_ack_pending
+            && out.refused < MAX_REFUSED_PER_FETCH
+        {
             let Some(meta) = self.pop_lane() else { break };
             if meta.is_expired(now_ns) {
                 self.counters.expired += 1;
                 self.finish(meta.seq, Some(&meta), now_ns, &mut out);
+                continue;
+            }
+            if !accept(&meta) {
+                out.refused += 1;
+                refused.push(meta);
                 continue;
             }
             self.counters.delivered += 1;
@@ -271,6 +301,10 @@ impl ConsumerCore {
                 };
                 self.pending.insert(p.meta.seq, p);
             }
+        }
+        for meta in refused {
+            let lane = self.lane_of(&meta);
+            self.lanes[lane].insert(meta.seq, meta);
         }
         out
     }
@@ -326,12 +360,22 @@ impl ConsumerCore {
         }
     }
 
-    fn redeliver(&mut self, batch: usize, now_ns: u64, out: &mut Outcome) {
+    fn redeliver(
+        &mut self,
+        batch: usize,
+        now_ns: u64,
+        accept: &mut dyn FnMut(&Arc<Meta>) -> bool,
+        out: &mut Outcome,
+    ) {
         for (seq, p) in &mut self.pending {
-            if out.handouts.len() >= batch {
+            if out.handouts.len() >= batch || out.refused >= MAX_REFUSED_PER_FETCH {
                 break;
             }
             if p.due_ns > now_ns {
+                continue;
+            }
+            if !accept(&p.meta) {
+                out.refused += 1;
                 continue;
             }
             p.deliveries += 1;
@@ -762,5 +806,93 @@ mod tests {
         assert!(third >= Duration::from_millis(400) && third <= Duration::from_millis(600));
         let tenth = wait_after(&config, 10);
         assert!(tenth >= Duration::from_secs(1) && tenth <= Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn given_a_refusing_fetcher_when_it_fetches_then_the_message_stays_undelivered_for_the_next() {
+        let mut c = core(ConsumerConfig {
+            max_deliver: Some(2),
+            ..ConsumerConfig::new("c")
+        });
+        c.offer("s", &meta(1, 2, None), 0);
+        c.offer("s", &meta(2, 2, None), 0);
+        let mut not_one = |m: &Arc<Meta>| m.seq != 1;
+        for _ in 0..10 {
+            let out = c.next_batch_filtered(10, 0, &mut not_one);
+            assert!(out.dead.is_empty());
+            assert!(out.handouts.iter().all(|h| h.seq == 2));
+        }
+        assert_eq!(c.counters().delivered, 1);
+        let out = c.next_batch(10, 0);
+        assert_eq!(
+            out.handouts,
+            vec![Handout {
+                seq: 1,
+                delivery_count: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn given_a_due_redelivery_when_a_fetcher_refuses_it_then_its_count_does_not_move() {
+        let mut c = core(ConsumerConfig {
+            ack_wait: Duration::from_secs(1),
+            max_deliver: Some(2),
+            ..ConsumerConfig::new("c")
+        });
+        c.offer("s", &meta(1, 2, None), 0);
+        assert_eq!(seqs(&c.next_batch(1, 0)), vec![1]);
+        for n in 1..=10 {
+            let out = c.next_batch_filtered(1, n * SEC, &mut |_| false);
+            assert!(out.handouts.is_empty() && out.dead.is_empty());
+            assert_eq!(out.refused, 1);
+        }
+        let out = c.next_batch(1, 11 * SEC);
+        assert_eq!(
+            out.handouts,
+            vec![Handout {
+                seq: 1,
+                delivery_count: 2
+            }]
+        );
+        assert_eq!(c.counters().redelivered, 1);
+    }
+
+    #[test]
+    fn given_per_key_ordering_when_the_head_is_refused_then_its_key_waits_and_others_flow() {
+        let mut c = core(ConsumerConfig {
+            ordering: Ordering::PerKey,
+            ..ConsumerConfig::new("c")
+        });
+        c.offer("s", &meta(1, 2, Some("a")), 0);
+        c.offer("s", &meta(2, 2, Some("a")), 0);
+        c.offer("s", &meta(3, 2, Some("b")), 0);
+        let mut not_one = |m: &Arc<Meta>| m.seq != 1;
+        assert_eq!(seqs(&c.next_batch_filtered(10, 0, &mut not_one)), vec![3]);
+        assert_eq!(seqs(&c.next_batch(10, 0)), vec![1]);
+        c.ack(1, 0).expect("pending");
+        assert_eq!(seqs(&c.next_batch_filtered(10, 0, &mut not_one)), vec![2]);
+    }
+
+    #[test]
+    fn given_a_large_refused_backlog_when_fetching_then_the_scan_is_bounded() {
+        let mut c = core(ConsumerConfig {
+            max_ack_pending: 100_000,
+            ..ConsumerConfig::new("c")
+        });
+        for seq in 1..=5_000 {
+            c.offer("s", &meta(seq, 2, None), 0);
+        }
+        let mut asked = 0;
+        let out = c.next_batch_filtered(10, 0, &mut |_| {
+            asked += 1;
+            false
+        });
+        assert_eq!(
+            (out.refused, asked),
+            (MAX_REFUSED_PER_FETCH, MAX_REFUSED_PER_FETCH)
+        );
+        assert_eq!(c.waiting(), 5_000, "every refused message is still there");
+        assert_eq!(seqs(&c.next_batch(3, 0)), vec![1, 2, 3]);
     }
 }

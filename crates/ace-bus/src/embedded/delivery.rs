@@ -3,16 +3,17 @@
 //! (waiting for a publish, a due redelivery or the deadline), acknowledgements, and dead letters
 //! as a real move (publish first, then record the original as done).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ace_envelope::{Envelope, Kind, SourceType, Subject};
 
 use super::consumer::{ConsumerCore, DeadLetter, Handout, NotPending};
-use super::record::{self, Header, decode_envelope};
+use super::record::{self, Header, Meta, decode_envelope};
 use super::stream::{Consumer, Item, Stream};
 use super::{FETCH_POLL, Inner};
-use crate::bus::{Delivered, PublishAck};
+use crate::bus::{Accept, Delivered, PublishAck};
 use crate::error::BusError;
 
 impl Inner {
@@ -176,15 +177,27 @@ impl Inner {
             .cloned()
     }
 
-    /// Reads the envelopes of a batch of handouts; a message dropped by limits meanwhile is done.
+    /// Reads the envelopes of a batch of handouts (taking those the fetch filter already read
+    /// from `read`); a message dropped by limits meanwhile is done.
     pub(super) fn read_handouts(
         &self,
         s: &Stream,
         c: &Consumer,
         handouts: Vec<Handout>,
+        mut read: HashMap<u64, Envelope>,
     ) -> Result<Vec<Delivered>, BusError> {
         let mut out = Vec::with_capacity(handouts.len());
         for h in handouts {
+            if let Some(envelope) = read.remove(&h.seq) {
+                out.push(Delivered {
+                    stream: s.name.clone(),
+                    consumer: c.name.clone(),
+                    seq: h.seq,
+                    delivery_count: h.delivery_count,
+                    envelope,
+                });
+                continue;
+            }
             let rec = s.log.read(h.seq).map_err(|source| BusError::Log {
                 stream: s.name.clone(),
                 source,
@@ -206,36 +219,62 @@ impl Inner {
         Ok(out)
     }
 
+    /// Hands out up to `batch` messages `accept` accepts (all without a filter), waiting up to
+    /// `expires` for the first. The filter reads and decodes each candidate envelope while the
+    /// consumer's state is locked (the state machine asks it message by message, so a refused
+    /// message is never counted); the envelopes it accepted are handed out without a second
+    /// read, and a message it refused is not asked about again during this fetch. A fetch that
+    /// refused something does not spin on it: it waits for a publish, an ack or the next poll
+    /// like an empty fetch.
     pub(super) async fn fetch(
         &self,
         stream: &str,
         consumer: &str,
         batch: usize,
         expires: Duration,
+        accept: Option<Accept>,
     ) -> Result<Vec<Delivered>, BusError> {
         let (s, c) = self.consumer(stream, consumer)?;
         if batch == 0 {
             return Ok(Vec::new());
         }
         let deadline = tokio::time::Instant::now() + expires;
+        // What this fetch's filter refused: asked once per message per fetch, however often the
+        // fetch looks again while it waits (a refusal metric counts fetches, not polls).
+        let mut refused = HashSet::new();
         loop {
             let notified = s.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = self.now_ns();
-            let out = c.core.lock().next_batch(batch, now);
+            let mut read = HashMap::new();
+            let out = match &accept {
+                None => c.core.lock().next_batch(batch, now),
+                Some(accept) => {
+                    let mut check = |meta: &Arc<Meta>| {
+                        !refused.contains(&meta.seq)
+                            && (filter(&s, accept, meta, &mut read) || {
+                                refused.insert(meta.seq);
+                                false
+                            })
+                    };
+                    c.core.lock().next_batch_filtered(batch, now, &mut check)
+                }
+            };
             if !out.handouts.is_empty() || !out.done.is_empty() || !out.dead.is_empty() {
                 c.touch();
             }
             s.settle_done(&out.done);
             self.dead_letter(&s, &c, out.dead).await;
-            let delivered = self.read_handouts(&s, &c, out.handouts)?;
+            let delivered = self.read_handouts(&s, &c, out.handouts, read)?;
             let t = tokio::time::Instant::now();
             if !delivered.is_empty() || t >= deadline {
                 return Ok(delivered);
             }
             self.check_open()?;
+            // A due redelivery this fetch refused is no reason to look again at once.
             let wake = c.core.lock().next_wakeup_ns();
+            let wake = wake.filter(|w| out.refused == 0 || *w > now);
             let until_due =
                 wake.map_or(FETCH_POLL, |w| Duration::from_nanos(w.saturating_sub(now)));
             let wait = deadline.min(t + until_due.min(FETCH_POLL));
@@ -288,6 +327,29 @@ impl Inner {
         s.notify.notify_waiters();
         Ok(())
     }
+}
+
+/// Asks a fetch filter about one candidate, reading its envelope; an accepted envelope is kept
+/// in `read` for the handout. A message that is gone or unreadable is accepted: the handout
+/// then forgets it or reports the read error, as an unfiltered fetch does.
+fn filter(
+    s: &Stream,
+    accept: &Accept,
+    meta: &Arc<Meta>,
+    read: &mut HashMap<u64, Envelope>,
+) -> bool {
+    let envelope = match s.log.read(meta.seq) {
+        Ok(Some(rec)) => match decode_envelope(&s.name, meta.seq, &rec.payload) {
+            Ok(envelope) => envelope,
+            Err(_) => return true,
+        },
+        Ok(None) | Err(_) => return true,
+    };
+    let accepted = accept(&envelope);
+    if accepted {
+        read.insert(meta.seq, envelope);
+    }
+    accepted
 }
 
 /// One answer to a publish.

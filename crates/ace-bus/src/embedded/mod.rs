@@ -22,6 +22,13 @@
 //! within its dedup window), the headers `ace-dlq-stream`,
 //! `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason`, and the payload
 //! `{"stream", "seq", "consumer", "deliveries", "reason", "original": <the original envelope>}`.
+//!
+//! Nothing inside the data directory is followed through a symbolic link: `streams/` and each
+//! `streams/<name>/` are refused when they are links (`ace-log` checks the stream directory and
+//! opens every segment and tombstone file with `O_NOFOLLOW`), and `state.redb` is opened with
+//! `O_NOFOLLOW`. A link fails `EmbeddedBus::open` (so the server refuses to start) or the
+//! `add_stream` that would use it, with an error naming the path: "refusing to follow symlink
+//! <path>". The data directory itself may be a link (it is the operator's choice of location).
 
 mod admin;
 mod consumer;
@@ -69,7 +76,14 @@ pub struct EmbeddedConfig {
     pub state_flush_interval: Duration,
     /// How often age limits and overdue redeliveries are processed without a caller.
     pub maintenance_interval: Duration,
+    /// Most values (envelope ids plus idempotency keys) one stream's dedup window remembers;
+    /// past it the oldest are forgotten before the stream's `dedup_window` ends. About 80 bytes
+    /// each: the default, 1,048,576, caps a stream's window near 80 MiB.
+    pub dedup_max_entries: usize,
 }
+
+/// The default `EmbeddedConfig::dedup_max_entries`.
+pub const DEFAULT_DEDUP_MAX_ENTRIES: usize = 1 << 20;
 
 impl EmbeddedConfig {
     /// Defaults for `data_dir`: the system clock, a 20 ms state flush, 100 ms maintenance.
@@ -80,6 +94,7 @@ impl EmbeddedConfig {
             live: LiveConfig::default(),
             state_flush_interval: Duration::from_millis(20),
             maintenance_interval: Duration::from_millis(100),
+            dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
         }
     }
 
@@ -122,6 +137,7 @@ impl EmbeddedBus {
     /// Starts the maintenance task when called inside a tokio runtime.
     pub fn open(config: EmbeddedConfig) -> Result<Self, BusError> {
         let streams_dir = config.data_dir.join("streams");
+        refuse_link(&streams_dir)?;
         std::fs::create_dir_all(&streams_dir).map_err(|source| BusError::Io {
             path: streams_dir.display().to_string(),
             source,
@@ -207,7 +223,12 @@ impl Inner {
     /// Reopens a stored stream with its durable consumers, each resumed from its state.
     fn reopen_stream(&self, db: &StateDb, cfg: StreamConfig) -> Result<Arc<Stream>, BusError> {
         let name = cfg.name.clone();
-        let stream = Stream::open(&self.stream_dir(&name), cfg, self.config.clock.clone())?;
+        let stream = Stream::open(
+            &self.stream_dir(&name),
+            cfg,
+            self.config.clock.clone(),
+            self.config.dedup_max_entries,
+        )?;
         for stored in db.consumers(&name)? {
             let filter = parse_filter(&stored.config)?;
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {
@@ -346,6 +367,35 @@ impl Inner {
     }
 }
 
+/// Fails with `BusError::Io` ("refusing to follow symlink <path>") when `path` is a symbolic
+/// link; an absent path is fine.
+pub(crate) fn refuse_link(path: &std::path::Path) -> Result<(), BusError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(BusError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!("refusing to follow symlink {}", path.display())),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens `path` with `options` plus `O_NOFOLLOW`, naming a symlink as `refuse_link` does.
+pub(crate) fn open_nofollow(
+    options: &mut std::fs::OpenOptions,
+    path: &std::path::Path,
+) -> Result<std::fs::File, BusError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    options
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| {
+            refuse_link(path).err().unwrap_or_else(|| BusError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        })
+}
+
 #[async_trait]
 impl LiveSubscription for Subscription {
     fn id(&self) -> u64 {
@@ -432,14 +482,17 @@ impl Bus for EmbeddedBus {
             .collect())
     }
 
-    async fn fetch(
+    async fn fetch_filtered(
         &self,
         stream: &str,
         consumer: &str,
         batch: usize,
         expires: Duration,
+        accept: Option<Accept>,
     ) -> Result<Vec<Delivered>, BusError> {
-        self.inner.fetch(stream, consumer, batch, expires).await
+        self.inner
+            .fetch(stream, consumer, batch, expires, accept)
+            .await
     }
 
     async fn ack(&self, stream: &str, consumer: &str, seq: u64) -> Result<(), BusError> {

@@ -1,19 +1,26 @@
 //! The record layout of the embedded engine on `ace-log`: the log record's subject is the
 //! envelope's subject, its payload the envelope's canonical JSON, and its opaque header block a
-//! small fixed binary layout holding what delivery decides on without decoding the envelope:
-//! priority, expiry, `not_before`, partition key and idempotency key. The block is rebuilt into
-//! [`Meta`] on open, so recovery never parses JSON.
+//! small fixed binary layout holding what delivery and dedup decide on without decoding the
+//! envelope: priority, expiry, `not_before`, partition key, idempotency key, and the two dedup
+//! keys. The block is rebuilt into [`Meta`] (and the dedup window) on open, so recovery never
+//! parses JSON.
 //!
-//! Layout (little endian): `version u8 = 1 | priority u8 | expires_ns u64 | not_before_ns u64 |
-//! key_len u16 | key | idem_len u16 | idem` — 0 in a time field means "none".
+//! Layout (little endian): `version u8 = 2 | priority u8 | expires_ns u64 | not_before_ns u64 |
+//! key_len u16 | key | idem_len u16 | idem | id u128 | idem_scope u128` — 0 in a time field means
+//! "none". `id` is the envelope id (a UUID as its 128 bits). `idem_scope` is the sender-scoped
+//! idempotency key ([`scoped_idempotency_key`]), meaningful only when `idem` is not empty.
+//! Version 1 blocks (no `id`, no `idem_scope`) still decode; their records take no part in
+//! dedup, which only ever looks back one dedup window.
 
 use std::sync::Arc;
 
-use ace_envelope::Envelope;
+use ace_envelope::{Envelope, Source};
 
 use crate::error::BusError;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The layout before the dedup keys were stored.
+const VERSION_1: u8 = 1;
 
 /// What the engine needs of a stored message to deliver it (shared by every consumer holding it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +52,11 @@ pub(crate) struct Header {
     pub(crate) not_before_ns: u64,
     pub(crate) key: Option<String>,
     pub(crate) idempotency_key: Option<String>,
+    /// The envelope id's 128 bits (`None` only in a version 1 block).
+    pub(crate) id: Option<u128>,
+    /// [`scoped_idempotency_key`] of the sender and `idempotency_key` (`None` without a key or in
+    /// a version 1 block).
+    pub(crate) idem_scope: Option<u128>,
 }
 
 impl Header {
@@ -56,6 +68,11 @@ impl Header {
             not_before_ns: env.not_before.map_or(0, unix_nanos),
             key: env.partition_key.clone(),
             idempotency_key: env.idempotency_key.clone(),
+            id: Some(env.id.as_u128()),
+            idem_scope: env
+                .idempotency_key
+                .as_deref()
+                .map(|key| scoped_idempotency_key(env.source.as_ref(), key)),
         }
     }
 
@@ -63,7 +80,7 @@ impl Header {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let key = self.key.as_deref().unwrap_or("").as_bytes();
         let idem = self.idempotency_key.as_deref().unwrap_or("").as_bytes();
-        let mut out = Vec::with_capacity(22 + key.len() + idem.len());
+        let mut out = Vec::with_capacity(54 + key.len() + idem.len());
         out.push(VERSION);
         out.push(self.priority);
         out.extend_from_slice(&self.expires_ns.to_le_bytes());
@@ -73,6 +90,8 @@ impl Header {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&part[..usize::from(len)]);
         }
+        out.extend_from_slice(&self.id.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&self.idem_scope.unwrap_or(0).to_le_bytes());
         out
     }
 
@@ -80,7 +99,7 @@ impl Header {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader(bytes);
         let version = r.take(1)?[0];
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(format!("unknown header version {version}"));
         }
         let priority = r.take(1)?[0].min(3);
@@ -88,12 +107,21 @@ impl Header {
         let not_before_ns = r.u64()?;
         let key = r.string()?;
         let idempotency_key = r.string()?;
+        let (id, idem_scope) = if version == VERSION_1 {
+            (None, None)
+        } else {
+            let id = r.u128()?;
+            let scope = r.u128()?;
+            (Some(id), idempotency_key.as_ref().map(|_| scope))
+        };
         Ok(Header {
             priority,
             expires_ns,
             not_before_ns,
             key,
             idempotency_key,
+            id,
+            idem_scope,
         })
     }
 
@@ -126,12 +154,39 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(b.try_into().map_err(|_| "bad u64")?))
     }
 
+    fn u128(&mut self) -> Result<u128, String> {
+        let b = self.take(16)?;
+        Ok(u128::from_le_bytes(b.try_into().map_err(|_| "bad u128")?))
+    }
+
     fn string(&mut self) -> Result<Option<String>, String> {
         let b = self.take(2)?;
         let len = usize::from(u16::from_le_bytes([b[0], b[1]]));
         let s = std::str::from_utf8(self.take(len)?).map_err(|e| e.to_string())?;
         Ok((!s.is_empty()).then(|| s.to_owned()))
     }
+}
+
+/// The dedup key of an idempotency key: the first 128 bits of
+/// `SHA-256("ace-idem" | len | source type | len | source id | len | key)` (each `len` the
+/// next part's byte length as u64 LE, so no two splits hash alike), so a key is scoped by
+/// its sender (two senders using the same key never collide) and a sender cannot choose a key
+/// that collides with another sender's (the hash is collision resistant; a plain `Hash` would
+/// let a sender craft one). An envelope without `source` hashes an empty type and id; the
+/// server stamps the authenticated principal as `source` before a publish reaches the bus.
+pub(crate) fn scoped_idempotency_key(source: Option<&Source>, key: &str) -> u128 {
+    use sha2::{Digest as _, Sha256};
+    let (kind, id) = source.map_or(("", ""), |s| (s.source_type.as_str(), s.id.as_str()));
+    let mut h = Sha256::new();
+    h.update(b"ace-idem");
+    for part in [kind.as_bytes(), id.as_bytes(), key.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// Unix nanoseconds of a time (0 before 1970, saturating after 2262).
@@ -174,6 +229,8 @@ mod tests {
             not_before_ns: 7,
             key: Some("customer-9".to_owned()),
             idempotency_key: Some("order-1".to_owned()),
+            id: Some(u128::MAX - 7),
+            idem_scope: Some(42),
         };
         assert_eq!(Header::decode(&h.encode()), Ok(h));
     }
@@ -186,6 +243,8 @@ mod tests {
             not_before_ns: 0,
             key: None,
             idempotency_key: None,
+            id: Some(1),
+            idem_scope: None,
         }
         .encode();
         assert!(Header::decode(&bytes[..bytes.len() - 1]).is_err());

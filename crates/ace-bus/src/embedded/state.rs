@@ -52,9 +52,24 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, BusError> {
 
 impl StateDb {
     /// Opens or creates `state.redb` under `dir`, with every table present.
+    ///
+    /// The file is opened with `O_NOFOLLOW`: a `state.redb` that is a symbolic link is refused
+    /// (`BusError::Io`, "refusing to follow symlink <path>"), never written through.
     pub(crate) fn open(dir: &Path) -> Result<Self, BusError> {
-        let db =
-            Database::create(dir.join("state.redb")).map_err(|e| BusError::state("open", e))?;
+        let path = dir.join("state.redb");
+        let file = super::open_nofollow(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            &path,
+        )?;
+        let backend =
+            redb::backends::FileBackend::new(file).map_err(|e| BusError::state("open", e))?;
+        let db = redb::Builder::new()
+            .create_with_backend(backend)
+            .map_err(|e| BusError::state("open", e))?;
         let txn = db.begin_write().map_err(|e| BusError::state("open", e))?;
         for table in [STREAMS, CONSUMERS, CONSUMER_STATE] {
             txn.open_table(table)

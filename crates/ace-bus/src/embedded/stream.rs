@@ -84,28 +84,129 @@ impl Consumer {
     }
 }
 
-/// Idempotency keys seen inside the window: key -> (seq, stored at), plus arrival order to evict.
-#[derive(Debug, Default)]
+/// What the dedup window remembers of each stored message, inside the stream's
+/// `dedup_window` (age) and the engine's `dedup_max_entries` (count):
+///
+/// - its envelope id, as the UUID's 128 bits: the same envelope stored again (a replay, a
+///   client retry) is a duplicate;
+/// - its sender-scoped idempotency key (`record::scoped_idempotency_key`, 128 bits of SHA-256
+///   over source type, source id and key): one sender's key never suppresses another's.
+///
+/// A repeat of either is answered with the original sequence and `duplicate: true`. A value is
+/// kept as `[u64; 2]` (8-byte aligned, so a table entry is 24 bytes, not the 32 of a padded
+/// `(u128, u64)`): one hash-table entry plus one 24-byte arrival record, about 78 bytes per
+/// remembered value with a million of them (`Dedup::heap_bytes`, tested). Past
+/// `dedup_max_entries` the oldest values are forgotten before their time, so a flood of
+/// publishes cannot grow the window without bound; a replay of a forgotten one is stored again.
+#[derive(Debug)]
 struct Dedup {
-    keys: HashMap<String, u64>,
-    order: VecDeque<(u64, String)>,
+    ids: Window,
+    keys: Window,
+    max: usize,
+}
+
+/// One kind of remembered value: value -> seq, and arrival order `(stored at, value)`.
+#[derive(Debug, Default)]
+struct Window {
+    seqs: HashMap<[u64; 2], u64>,
+    order: VecDeque<(u64, [u64; 2])>,
+}
+
+impl Window {
+    fn pop_front(&mut self) {
+        if let Some((_, value)) = self.order.pop_front() {
+            self.seqs.remove(&value);
+        }
+    }
+
+    fn front_ns(&self) -> Option<u64> {
+        self.order.front().map(|(at, _)| *at)
+    }
+
+    fn get(&self, value: Option<u128>) -> Option<u64> {
+        value.and_then(|v| self.seqs.get(&split(v)).copied())
+    }
+
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        // A hashbrown table of capacity `c` has `c * 8 / 7` (a power of two) buckets, each an
+        // entry plus one control byte, and 16 more control bytes.
+        let buckets = if self.seqs.capacity() == 0 {
+            0
+        } else {
+            (self.seqs.capacity() * 8 / 7).next_power_of_two()
+        };
+        buckets * (std::mem::size_of::<([u64; 2], u64)>() + 1)
+            + 16
+            + self.order.capacity() * std::mem::size_of::<(u64, [u64; 2])>()
+    }
+}
+
+/// A 128-bit value as two 8-byte-aligned halves.
+fn split(v: u128) -> [u64; 2] {
+    // Truncation is the point: the high and the low 64 bits.
+    [(v >> 64) as u64, v as u64]
 }
 
 impl Dedup {
+    fn new(max: usize) -> Self {
+        Dedup {
+            ids: Window::default(),
+            keys: Window::default(),
+            max: max.max(1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.order.len() + self.keys.order.len()
+    }
+
     fn evict_before(&mut self, cutoff_ns: u64) {
-        while let Some((ts, _)) = self.order.front() {
-            if *ts >= cutoff_ns {
-                break;
-            }
-            if let Some((_, key)) = self.order.pop_front() {
-                self.keys.remove(&key);
+        for w in [&mut self.ids, &mut self.keys] {
+            while w.front_ns().is_some_and(|at| at < cutoff_ns) {
+                w.pop_front();
             }
         }
     }
 
-    fn insert(&mut self, key: String, seq: u64, ts_ns: u64) {
-        self.order.push_back((ts_ns, key.clone()));
-        self.keys.insert(key, seq);
+    /// Forgets the oldest remembered value of either kind.
+    fn pop_oldest(&mut self) {
+        match (self.ids.front_ns(), self.keys.front_ns()) {
+            (Some(i), Some(k)) if k < i => self.keys.pop_front(),
+            (Some(_), _) => self.ids.pop_front(),
+            (None, _) => self.keys.pop_front(),
+        }
+    }
+
+    /// The stored sequence of a message with this header's id or scoped key, if remembered.
+    fn seen(&self, header: &Header) -> Option<u64> {
+        self.ids
+            .get(header.id)
+            .or_else(|| self.keys.get(header.idem_scope))
+    }
+
+    /// Remembers the id and scoped key of a message stored at `seq`.
+    fn insert(&mut self, header: &Header, seq: u64, at_ns: u64) {
+        for (value, is_key) in [(header.id, false), (header.idem_scope, true)] {
+            let Some(value) = value else { continue };
+            while self.len() >= self.max {
+                self.pop_oldest();
+            }
+            let w = if is_key {
+                &mut self.keys
+            } else {
+                &mut self.ids
+            };
+            let value = split(value);
+            w.seqs.insert(value, seq);
+            w.order.push_back((at_ns, value));
+        }
+    }
+
+    /// The heap bytes the window holds now, from the capacities of its tables.
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.ids.heap_bytes() + self.keys.heap_bytes()
     }
 }
 
@@ -177,6 +278,7 @@ impl Stream {
         dir: &Path,
         config: StreamConfig,
         clock: Arc<dyn Clock>,
+        dedup_max_entries: usize,
     ) -> Result<Arc<Self>, BusError> {
         let pats = patterns(&config)?;
         let (log, _report) =
@@ -193,7 +295,7 @@ impl Stream {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
             consumers: RwLock::new(BTreeMap::new()),
-            dedup: Mutex::new(Dedup::default()),
+            dedup: Mutex::new(Dedup::new(dedup_max_entries)),
             counters: Mutex::new(StreamCounters::default()),
             interest: Mutex::new(HashMap::new()),
             notify: Notify::new(),
@@ -436,9 +538,7 @@ impl Stream {
             }
         };
         for (r, seq) in accepted.iter().zip(&seqs) {
-            if let Some(key) = &r.header.idempotency_key {
-                dedup.insert(key.clone(), *seq, now_ns);
-            }
+            dedup.insert(&r.header, *seq, now_ns);
         }
         drop(dedup);
         self.dispatch(&cfg, &accepted, &seqs, now_ns);
@@ -454,18 +554,19 @@ impl Stream {
         let state = self.log.state();
         let mut msgs = state.messages;
         let mut bytes = state.bytes;
-        let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        // Ids and scoped keys of this batch's appends: (is_key, value) -> append index.
+        let mut in_batch: HashMap<(bool, u128), usize> = HashMap::new();
         let mut appended = 0;
         batch
             .iter()
             .map(|r| {
-                if let Some(key) = r.header.idempotency_key.as_deref() {
-                    if let Some(seq) = dedup.keys.get(key) {
-                        return Plan::Duplicate(*seq);
-                    }
-                    if let Some(i) = in_batch.get(key) {
-                        return Plan::DuplicateInBatch(*i);
-                    }
+                if let Some(seq) = dedup.seen(&r.header) {
+                    return Plan::Duplicate(seq);
+                }
+                let values = [(false, r.header.id), (true, r.header.idem_scope)];
+                let mine = || values.iter().filter_map(|(k, v)| v.map(|v| (*k, v)));
+                if let Some(i) = mine().find_map(|v| in_batch.get(&v)) {
+                    return Plan::DuplicateInBatch(*i);
                 }
                 let size = u64::try_from(r.payload.len() + r.subject.len()).unwrap_or(u64::MAX);
                 if cfg.discard == DiscardPolicy::New {
@@ -478,8 +579,8 @@ impl Stream {
                 }
                 msgs += 1;
                 bytes += size;
-                if let Some(key) = r.header.idempotency_key.as_deref() {
-                    in_batch.insert(key, appended);
+                for v in mine() {
+                    in_batch.insert(v, appended);
                 }
                 appended += 1;
                 Plan::Append
@@ -596,7 +697,8 @@ impl Stream {
         split_answers(groups, answers);
     }
 
-    /// Rebuilds the dedup window from the records stored inside it.
+    /// Rebuilds the dedup window (ids and scoped idempotency keys) from the header blocks of the
+    /// records stored inside it, so a replay after a restart is still a duplicate.
     fn rebuild_dedup(&self) -> Result<(), BusError> {
         let window = self.config.read().0.dedup_window;
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
@@ -606,9 +708,7 @@ impl Stream {
         };
         let mut dedup = self.dedup.lock();
         self.scan(from, |rec, header| {
-            if let Some(key) = header.idempotency_key {
-                dedup.insert(key, rec.seq, rec.timestamp_ns);
-            }
+            dedup.insert(&header, rec.seq, rec.timestamp_ns);
         })
     }
 
@@ -705,4 +805,56 @@ enum Plan {
     Duplicate(u64),
     DuplicateInBatch(usize),
     Full(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(id: u128, idem_scope: Option<u128>) -> Header {
+        Header {
+            priority: 2,
+            expires_ns: 0,
+            not_before_ns: 0,
+            key: None,
+            idempotency_key: idem_scope.map(|_| "k".to_owned()),
+            id: Some(id),
+            idem_scope,
+        }
+    }
+
+    #[test]
+    fn given_ids_and_keys_when_remembered_then_either_finds_the_original_seq() {
+        let mut d = Dedup::new(100);
+        d.insert(&header(7, Some(70)), 1, 0);
+        assert_eq!(d.seen(&header(7, None)), Some(1), "same id");
+        assert_eq!(d.seen(&header(8, Some(70))), Some(1), "same scoped key");
+        assert_eq!(d.seen(&header(8, Some(71))), None);
+        d.evict_before(1);
+        assert_eq!(d.seen(&header(7, Some(70))), None, "aged out");
+    }
+
+    #[test]
+    fn given_more_values_than_the_cap_when_remembered_then_the_oldest_go_first() {
+        let mut d = Dedup::new(3);
+        for id in 1..=5u128 {
+            d.insert(&header(id, None), u64::try_from(id).unwrap(), 0);
+        }
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.seen(&header(2, None)), None);
+        assert_eq!(d.seen(&header(3, None)), Some(3));
+    }
+
+    /// The figure the dedup docs quote: heap bytes per remembered id with a million of them.
+    #[test]
+    fn given_a_million_remembered_ids_then_each_costs_under_80_bytes() {
+        const N: u64 = 1_000_000;
+        let mut d = Dedup::new(usize::MAX);
+        for i in 0..N {
+            d.insert(&header(u128::from(i) << 64 | 0xABCD, None), i, i);
+        }
+        let per_id = d.heap_bytes() as f64 / N as f64;
+        eprintln!("dedup window: {per_id:.1} heap bytes per remembered id ({N} ids)");
+        assert!(per_id < 80.0, "{per_id}");
+    }
 }

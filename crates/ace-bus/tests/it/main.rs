@@ -5,7 +5,9 @@
 //! - `index`: the subject index against `SubjectPattern::matches` (proptest), and 100k
 //!   subscriptions inserted, matched and removed.
 //! - `live`: the live hub — queue groups, slow-consumer cutoff, request/reply, unsubscribe on drop.
+//! - `symlinks`: a linked `state.redb`, `streams/` or stream directory is refused, naming it.
 
 mod embedded;
 mod index;
 mod live;
+mod symlinks;

@@ -20,9 +20,19 @@
 //! bytes kept aside). A failed append cuts the file back to its length before the append.
 //!
 //! Reads seek through an in-memory index of line offsets (8 bytes per entry).
+//!
+//! # No symlinks
+//!
+//! The store never reads or writes through a symbolic link: the ledger directory, and the
+//! signing key files [`crate::checkpoint`] keeps beside the entries, are refused after an
+//! `lstat` when they are links, and every file of the store (entries, checkpoints, torn tails)
+//! is opened with `O_NOFOLLOW`. A refusal fails [`FileStore::open`] (or the append) with
+//! [`LedgerError::Io`] whose reason is `refusing to follow symlink <path>`; nothing is written
+//! to the link's target.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{EntryFilter, LedgerStore};
@@ -72,7 +82,14 @@ impl FileStore {
     /// Opens (creating if needed) the store in `dir` (normally `<data>/ledger`), moving any torn
     /// tail aside as the durability rule says.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        refuse_link(dir)?;
         fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+        for key_file in [
+            crate::checkpoint::SIGNING_KEY_FILE,
+            crate::checkpoint::PUBLIC_KEY_FILE,
+        ] {
+            refuse_link(&dir.join(key_file))?;
+        }
         let entries_path = dir.join(ENTRIES_FILE);
         let checkpoints_path = dir.join(CHECKPOINTS_FILE);
         let mut torn = Vec::new();
@@ -85,12 +102,8 @@ impl FileStore {
         ] {
             torn.extend(repair_torn_tail(path, &aside)?);
         }
-        let writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&entries_path)
-            .map_err(|e| LedgerError::io(&entries_path, e))?;
-        let reader = File::open(&entries_path).map_err(|e| LedgerError::io(&entries_path, e))?;
+        let writer = open_nofollow(OpenOptions::new().create(true).append(true), &entries_path)?;
+        let reader = open_nofollow(OpenOptions::new().read(true), &entries_path)?;
         let len = file_len(&writer, &entries_path)?;
         // Unsynced appends of a process that crashed are still only in the page cache.
         writer
@@ -249,11 +262,7 @@ impl LedgerStore for FileStore {
             source,
         })?;
         line.push(b'\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| LedgerError::io(path, e))?;
+        let mut file = open_nofollow(OpenOptions::new().create(true).append(true), path)?;
         file.write_all(&line)
             .and_then(|()| file.sync_data())
             .map_err(|e| LedgerError::io(path, e))
@@ -289,11 +298,15 @@ impl Drop for FileStore {
 
 /// Every checkpoint in `path` (none if the file does not exist).
 pub(crate) fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>, LedgerError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(LedgerError::io(path, e)),
+    let Some(bytes) = read_nofollow(path)? else {
+        return Ok(Vec::new());
     };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        LedgerError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
     text.lines()
         .enumerate()
         .map(|(i, line)| {
@@ -326,12 +339,52 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
         .map_err(|e| LedgerError::io(dir, e))
 }
 
+/// Opens `path` with `options` plus `O_NOFOLLOW`: a symlink is refused by the kernel, and the
+/// error says so and names it.
+fn open_nofollow(options: &mut OpenOptions, path: &Path) -> Result<File, LedgerError> {
+    options
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match refuse_link(path) {
+            Err(refusal) => refusal,
+            Ok(()) => LedgerError::io(path, e),
+        })
+}
+
+/// Fails when `path` is a symbolic link (absent is fine), naming it.
+fn refuse_link(path: &Path) -> Result<(), LedgerError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(LedgerError::io(
+            path,
+            std::io::Error::other(format!("refusing to follow symlink {}", path.display())),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The whole file at `path` (`None` when absent), never read through a symlink.
+fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+    let mut file = match open_nofollow(OpenOptions::new().read(true), path) {
+        Ok(file) => file,
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| LedgerError::io(path, e))?;
+    Ok(Some(bytes))
+}
+
 /// Whether `path` is absent, empty or ends in `\n` (reads one byte).
 fn ends_cleanly(path: &Path) -> Result<bool, LedgerError> {
-    let mut file = match File::open(path) {
+    let mut file = match open_nofollow(OpenOptions::new().read(true), path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(LedgerError::io(path, e)),
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
     };
     let len = file_len(&file, path)?;
     if len == 0 {
@@ -355,28 +408,19 @@ fn repair_torn_tail(path: &Path, aside: &Path) -> Result<Option<TornTail>, Ledge
         return Ok(None);
     }
     // Rare path (after a crash): the whole file is read once to find the last complete line.
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LedgerError::io(path, e)),
+    let Some(bytes) = read_nofollow(path)? else {
+        return Ok(None);
     };
     let cut = complete_prefix(&bytes);
     if cut == bytes.len() {
         return Ok(None);
     }
-    let mut kept = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(aside)
-        .map_err(|e| LedgerError::io(aside, e))?;
+    let mut kept = open_nofollow(OpenOptions::new().create(true).append(true), aside)?;
     kept.write_all(&bytes[cut..])
         .and_then(|()| kept.write_all(b"\n"))
         .and_then(|()| kept.sync_data())
         .map_err(|e| LedgerError::io(aside, e))?;
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| LedgerError::io(path, e))?;
+    let file = open_nofollow(OpenOptions::new().write(true), path)?;
     file.set_len(cut as u64)
         .and_then(|()| file.sync_all())
         .map_err(|e| LedgerError::io(path, e))?;
@@ -414,5 +458,70 @@ mod tests {
         reopened.append(&[entry(1)], true).unwrap();
         let text = std::fs::read_to_string(dir.path().join("entries.jsonl")).unwrap();
         assert_eq!(text.lines().count(), 2, "the refused append wrote nothing");
+    }
+
+    const VICTIM: &[u8] = b"victim bytes that must never change\n";
+
+    /// Plants `name` in a fresh ledger directory as a symlink to a victim file outside it.
+    fn planted(name: &str) -> (tempfile::TempDir, tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, VICTIM).unwrap();
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        (dir, outside, link, victim)
+    }
+
+    #[test]
+    fn given_an_entries_file_that_is_a_symlink_when_opened_then_it_is_refused_naming_it_and_the_victim_is_unchanged()
+     {
+        for name in [ENTRIES_FILE, CHECKPOINTS_FILE, TORN_FILE] {
+            let (dir, _outside, link, victim) = planted(name);
+            if name == TORN_FILE {
+                // A torn tail makes the store write its bytes aside, into the planted link.
+                fs::write(dir.path().join(ENTRIES_FILE), b"{\"torn").unwrap();
+            }
+            let err = FileStore::open(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("refusing to follow symlink {}", link.display())),
+                "{name}: {err}"
+            );
+            assert_eq!(fs::read(&victim).unwrap(), VICTIM, "{name}");
+        }
+    }
+
+    #[test]
+    fn given_a_signing_key_file_that_is_a_symlink_when_opened_then_it_is_refused() {
+        for name in [
+            crate::checkpoint::SIGNING_KEY_FILE,
+            crate::checkpoint::PUBLIC_KEY_FILE,
+        ] {
+            let (dir, _outside, link, victim) = planted(name);
+            let err = FileStore::open(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("refusing to follow symlink {}", link.display())),
+                "{name}: {err}"
+            );
+            assert_eq!(fs::read(&victim).unwrap(), VICTIM, "{name}");
+        }
+    }
+
+    #[test]
+    fn given_a_ledger_directory_that_is_a_symlink_when_opened_then_it_is_refused() {
+        let real = tempfile::tempdir().unwrap();
+        let links = tempfile::tempdir().unwrap();
+        let link = links.path().join("ledger");
+        std::os::unix::fs::symlink(real.path(), &link).unwrap();
+        let err = FileStore::open(&link).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("refusing to follow symlink {}", link.display())),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_dir(real.path()).unwrap().count(),
+            0,
+            "nothing was created"
+        );
     }
 }

@@ -4,9 +4,11 @@
 //! - `faults`: injected fsync failures halt the log and are never acknowledged.
 //! - `kill`: a child writer SIGKILLed 200 times loses no acknowledged record (self re-exec).
 //! - `model`: proptest of appends, deletes, retention and reopen against an in-memory model.
+//! - `symlinks`: a linked segment, tombstone file or log directory is refused, its target untouched.
 
 mod api;
 mod crash;
 mod faults;
 mod kill;
 mod model;
+mod symlinks;
