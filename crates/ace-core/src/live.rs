@@ -17,7 +17,8 @@
 //! Every refusal is counted by the authorizer (`ace_comms_policy_receive_denials_total`): it
 //! counts refused offers, so a queue-group member skipped in favour of a cleared one counts too,
 //! although the group got the message. Live delivery stays at most once: nothing is retried or
-//! kept for a subscriber that joins later (durable consumers withhold and redeliver instead).
+//! kept for a subscriber that joins later (a durable consumer's fetch passes the same filter to
+//! the bus, which leaves a refused message undelivered and uncounted for a member that may).
 //! The decision is taken when the message is routed, by the policy in force then. The server's
 //! own internal subscriptions are not filtered.
 
