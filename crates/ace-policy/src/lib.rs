@@ -20,7 +20,10 @@
 //!   beats an approval request, which beats an allow.
 //! - A failing policy engine denies (reason [`POLICY_ENGINE_FAILURE`]), logs at `error`, and
 //!   is never cached.
-//! - A JWT is only ever checked with the one algorithm its key was loaded for.
+//! - A JWT is only ever checked with the one algorithm its key was loaded for; it needs an `iat`
+//!   not in the future and a lifetime within the configured maximum.
+//! - No credential (JWT `sub`, API-key entry, client certificate) may name a reserved principal
+//!   id ([`RESERVED_PRINCIPAL_IDS`]: the server's own and the development principal).
 //! - API keys are stored and compared only as SHA-256 hashes, in constant time.
 //! - Decisions are values: `Result` errors ([`PolicyError`]) only come from loading
 //!   configuration, keys and policies.
@@ -47,9 +50,15 @@ pub use ehi::{ACTION_HEADER, DEFAULT_THRESHOLD, EhiConfig, EhiGate};
 pub use engine::{EMBEDDED_RBAC, EMBEDDED_REGO, PolicyCounters, PolicyEngine, RBAC_FILE};
 pub use error::{AuthFailure, PolicyError};
 pub use input::{ENVIRONMENT_HEADER, policy_input};
-pub use jwt::{JwtAlgorithm, JwtConfig, KeySource, TokenVerifier, principal_from_claims};
+pub use jwt::{
+    DEFAULT_MAX_TOKEN_LIFETIME_SECS, JwtAlgorithm, JwtConfig, KeySource, TokenVerifier,
+    principal_from_claims,
+};
 pub use mtls::principal_from_certificate;
-pub use principal::{DEVELOPMENT_PRINCIPAL_ID, MAX_CLEARANCE, Principal, parse_kind};
+pub use principal::{
+    DEVELOPMENT_PRINCIPAL_ID, MAX_CLEARANCE, Principal, RESERVED_PRINCIPAL_IDS,
+    SYSTEM_PRINCIPAL_ID, is_reserved_principal_id, parse_kind,
+};
 pub use rbac::{Rbac, Role};
 pub use receive::{can_receive, required_clearance};
 pub use rego::{

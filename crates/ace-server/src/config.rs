@@ -91,7 +91,8 @@ pub enum Engine {
 pub struct AuthConfig {
     /// The authentication mode.
     pub mode: AuthMode,
-    /// JWT bearer tokens: issuer, audience, leeway and verification keys.
+    /// JWT bearer tokens: issuer, audience, leeway, `iat` and lifetime bounds
+    /// (`require_iat`, `max_lifetime_secs`) and verification keys.
     pub jwt: Option<JwtConfig>,
     /// A YAML file of hashed API keys and their principals (`ace_policy::ApiKeyStore`).
     pub api_keys: Option<PathBuf>,
@@ -141,6 +142,11 @@ impl AuthConfig {
             _ if self.jwt.as_ref().is_some_and(|j| j.keys.is_empty()) => {
                 bad("auth.jwt.keys", "must name at least one key")
             }
+            _ if self.jwt.as_ref().is_some_and(|j| j.max_lifetime_secs == 0) => bad(
+                "auth.jwt.max_lifetime_secs",
+                "must be at least 1 (the longest token lifetime `exp - iat` accepted, in \
+                 seconds)",
+            ),
             _ => Ok(()),
         }
     }
@@ -1108,9 +1114,26 @@ mod tests {
         let jwt = config.auth.jwt.as_ref().expect("jwt");
         assert_eq!(jwt.issuer.as_deref(), Some("ace-auth"));
         assert_eq!(jwt.leeway_secs, 30);
+        assert!(jwt.require_iat);
+        assert_eq!(
+            jwt.max_lifetime_secs,
+            ace_policy::DEFAULT_MAX_TOKEN_LIFETIME_SECS
+        );
         let tls = config.tls.as_ref().expect("tls");
         assert_eq!(tls.client_auth, ClientAuth::None);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn given_a_zero_jwt_max_lifetime_when_validated_then_the_key_is_named() {
+        let file = "auth:\n  mode: enforced\n  jwt:\n    max_lifetime_secs: 0\n    \
+                    require_iat: false\n    keys:\n      - {source: pem, path: /k.pem, alg: RS256}\n";
+        let config = Config::load(Some(file), env(&[])).unwrap();
+        let jwt = config.auth.jwt.as_ref().expect("jwt");
+        assert!(!jwt.require_iat);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`auth.jwt.max_lifetime_secs`"), "{err}");
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");
