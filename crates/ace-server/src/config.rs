@@ -879,7 +879,8 @@ impl SignaturesConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PiiConfig {
-    /// Replace the payload fields `governance.pii` names before the message is stored.
+    /// Replace the payload fields `governance.pii` names before the message is stored; a name
+    /// that matches nothing in the payload is then refused (`INVALID_REQUEST` naming the path).
     pub redact_stored: bool,
     /// What replaces each of those fields in a stored payload.
     pub replacement: String,

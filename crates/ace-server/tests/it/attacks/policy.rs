@@ -311,3 +311,56 @@ async fn given_the_classic_token_attacks_when_publishing_then_each_is_401_with_i
     }
     server.stop().await;
 }
+
+// ---- PII: a declared path that matches nothing ----
+
+/// An event on [`crate::EVENT_SUBJECT`] carrying an e-mail address, naming `pii`.
+fn personal(pii: &[&str]) -> Value {
+    let mut envelope = crate::envelope_on(
+        crate::EVENT_SUBJECT,
+        json!({"customer": {"email": "ada@example.org", "tier": "gold"}}),
+    );
+    envelope["governance"]["pii"] = json!(pii);
+    envelope
+}
+
+#[tokio::test]
+async fn given_redact_stored_when_a_pii_path_matches_nothing_then_400_names_the_path_and_nothing_is_stored()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |config| config.pii.redact_stored = true).await;
+    for (pii, named) in [
+        (vec!["customer.emial"], "`customer.emial`"),
+        (vec!["/customer/Email"], "`/customer/Email`"),
+        (vec!["customer.email", "email"], "`email`"),
+    ] {
+        let got = server.post("/api/v1/messages", &personal(&pii)).await;
+        assert_error(&got, 400, "INVALID_REQUEST");
+        let text = got.1["error"]["message"].as_str().unwrap();
+        assert!(
+            text.contains("governance.pii")
+                && text.contains(&format!(
+                    "names personal data at {named} but the payload has nothing there"
+                )),
+            "{pii:?}: {text}"
+        );
+    }
+    let (status, info) = server.get("/api/v1/streams/ACE_EVENTS").await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["messages"], 0, "nothing was stored: {info}");
+    // The right path is redacted and stored.
+    let got = server
+        .post("/api/v1/messages", &personal(&["customer.email"]))
+        .await;
+    assert_eq!(got.0, 202, "{}", got.1);
+    assert_eq!(got.1["seq"], 1, "no refused message was appended");
+    let (status, stored) = server.get("/api/v1/streams/ACE_EVENTS/messages/1").await;
+    assert_eq!(status, 200, "{stored}");
+    let text = stored.to_string();
+    assert!(!text.contains("ada@example.org"), "{text}");
+    assert_eq!(
+        stored["envelope"]["payload"]["customer"],
+        json!({"email": "[REDACTED]", "tier": "gold"})
+    );
+    server.stop().await;
+}
