@@ -7,7 +7,8 @@
 //!   the [`API_KEY_HEADER`] header), [`principal_from_certificate`] (mTLS) — each yields a
 //!   [`Principal`] or an [`AuthFailure`].
 //! - May they: [`Rbac`] (`policies/rbac.yaml`), [`RegoPolicy`] (`policies/*.rego` through
-//!   `regorus`, input documented in [`policy_input`]), [`EhiGate`] (hold by EHI score), and
+//!   `regorus`, input documented in [`policy_input`]; `target.environment` from
+//!   [`Environments`], `policies/environments.yaml`), [`EhiGate`] (hold by EHI score), and
 //!   [`can_receive`] (envelope `rbac` permissions and label/clearance), combined by
 //!   [`PolicyEngine`] into one [`Decision`]. The shipped `policies/` are compiled in
 //!   ([`PolicyEngine::embedded`]).
@@ -33,6 +34,7 @@ mod cache;
 mod decision;
 mod ehi;
 mod engine;
+mod environments;
 mod error;
 mod files;
 mod input;
@@ -47,9 +49,14 @@ pub use apikey::{API_KEY_HEADER, ApiKeyStore, hash_api_key};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use decision::{Action, Decision};
 pub use ehi::{ACTION_HEADER, DEFAULT_THRESHOLD, EhiConfig, EhiGate};
-pub use engine::{EMBEDDED_RBAC, EMBEDDED_REGO, PolicyCounters, PolicyEngine, RBAC_FILE};
+pub use engine::{
+    EMBEDDED_RBAC, EMBEDDED_REGO, PolicyCounters, PolicyEngine, RBAC_FILE, environments_file,
+};
+pub use environments::{
+    EMBEDDED_ENVIRONMENTS, ENVIRONMENTS_FILE, Environments, normalize_environment,
+};
 pub use error::{AuthFailure, PolicyError};
-pub use input::{ENVIRONMENT_HEADER, policy_input};
+pub use input::{ENVIRONMENT_HEADER, policy_input, policy_input_with};
 pub use jwt::{
     DEFAULT_MAX_TOKEN_LIFETIME_SECS, JwtAlgorithm, JwtConfig, KeySource, TokenVerifier,
     principal_from_claims,

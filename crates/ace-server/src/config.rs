@@ -156,7 +156,8 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// A directory holding `rbac.yaml` and `*.rego`; absent, the repository's `policies/`
+    /// A directory holding `rbac.yaml`, `*.rego` and optionally `environments.yaml` (the
+    /// environments of target subjects); absent, the repository's `policies/`
     /// compiled into the binary are used (so the server works from any directory).
     pub dir: Option<PathBuf>,
     /// EHI thresholds: a message scoring at or above its action's threshold is held for

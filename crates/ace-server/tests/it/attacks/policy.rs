@@ -364,3 +364,141 @@ async fn given_redact_stored_when_a_pii_path_matches_nothing_then_400_names_the_
     );
     server.stop().await;
 }
+
+// ---- The shipped Rego rule for production targets ----
+
+/// The commands subject of a payments service the policy directory says is production.
+const PAYMENTS: &str = "ace.comms.http.service.payments.cmd.refund.v1";
+
+/// A policy directory under `dir`: the shipped rbac.yaml and Rego policy, and an
+/// `environments.yaml` naming the payments service production.
+fn policies_with_production_payments(dir: &std::path::Path) -> std::path::PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("rbac.yaml"), ace_policy::EMBEDDED_RBAC).unwrap();
+    for (name, text) in ace_policy::EMBEDDED_REGO {
+        let file = std::path::Path::new(name).file_name().unwrap();
+        std::fs::write(policies.join(file), text).unwrap();
+    }
+    std::fs::write(
+        policies.join("environments.yaml"),
+        "environments:\n  - subjects: [\"ace.comms.*.service.payments.>\"]\n    \
+         environment: production\n",
+    )
+    .unwrap();
+    policies
+}
+
+/// A command on `subject` with the `ace-environment` header set to `environment`, if any.
+fn command(subject: &str, environment: Option<&str>) -> Value {
+    let mut body = message(subject);
+    if let Some(value) = environment {
+        body["headers"][ace_policy::ENVIRONMENT_HEADER] = json!(value);
+    }
+    body
+}
+
+#[tokio::test]
+async fn given_a_configured_production_subject_when_the_header_is_respelled_or_missing_then_held_for_approval()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = policies_with_production_payments(dir.path());
+    let server = start_enforced(dir.path(), |config| config.policy.dir = Some(policies)).await;
+    let admin = crate::auth::role("admin");
+    for header in [
+        Some("Production"),
+        Some("PRODUCTION"),
+        Some(" production "),
+        Some("staging"),
+        None,
+    ] {
+        let body = command(PAYMENTS, header);
+        let got = post_as(&server, &admin, "/api/v1/messages", &body).await;
+        assert_eq!(got.0, 202, "{header:?}: {}", got.1);
+        assert_eq!(got.1["status"], "pending_approval", "{header:?}: {}", got.1);
+        assert_eq!(got.1["id"], body["id"], "{header:?}");
+    }
+    // A subject without a configured environment and without the header passes.
+    let got = post_as(
+        &server,
+        &admin,
+        "/api/v1/messages",
+        &command("ace.comms.http.service.kpi.cmd.refresh.v1", None),
+    )
+    .await;
+    assert_eq!(got.0, 202, "{}", got.1);
+    assert_eq!(got.1["seq"], 1, "stored, not held: {}", got.1);
+    // There, the publisher's own `Production` claim is honoured, in any spelling.
+    let got = post_as(
+        &server,
+        &admin,
+        "/api/v1/messages",
+        &command(
+            "ace.comms.http.service.kpi.cmd.refresh.v1",
+            Some("PRODUCTION"),
+        ),
+    )
+    .await;
+    assert_eq!(got.1["status"], "pending_approval", "{}", got.1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_the_embedded_policies_when_the_header_is_respelled_then_it_is_still_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_enforced(dir.path(), |_| {}).await;
+    let admin = crate::auth::role("admin");
+    for header in ["Production", "PRODUCTION", " production "] {
+        let got = post_as(
+            &server,
+            &admin,
+            "/api/v1/messages",
+            &command(PAYMENTS, Some(header)),
+        )
+        .await;
+        assert_eq!(got.0, 202, "{header:?}: {}", got.1);
+        assert_eq!(got.1["status"], "pending_approval", "{header:?}: {}", got.1);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_an_environments_file_added_when_policies_reload_then_the_subject_is_held_from_then_on()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = policies_with_production_payments(dir.path());
+    let file = policies.join("environments.yaml");
+    std::fs::remove_file(&file).unwrap();
+    let config_dir = policies.clone();
+    let server = start_enforced(dir.path(), |config| config.policy.dir = Some(config_dir)).await;
+    let admin = crate::auth::role("admin");
+    let got = post_as(
+        &server,
+        &admin,
+        "/api/v1/messages",
+        &command(PAYMENTS, None),
+    )
+    .await;
+    assert_eq!(got.1["seq"], 1, "no environment configured yet: {}", got.1);
+    std::fs::write(
+        &file,
+        "environments:\n  - {subjects: [\"ace.comms.*.service.payments.>\"], environment: production}\n",
+    )
+    .unwrap();
+    let reloaded = post_as(&server, &admin, "/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(reloaded.0, 200, "{}", reloaded.1);
+    let files = &reloaded.1["files"];
+    assert!(
+        files.get(file.display().to_string()).is_some(),
+        "the reload hashes environments.yaml: {files}"
+    );
+    let got = post_as(
+        &server,
+        &admin,
+        "/api/v1/messages",
+        &command(PAYMENTS, None),
+    )
+    .await;
+    assert_eq!(got.1["status"], "pending_approval", "{}", got.1);
+    server.stop().await;
+}
