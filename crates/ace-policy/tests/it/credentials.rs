@@ -122,13 +122,7 @@ fn given_a_certificate_naming_a_reserved_principal_when_mapped_then_it_is_refuse
     ] {
         let id = san.or(cn).unwrap();
         let err = principal_from_certificate(&certificate(san, cn, Some("admin"))).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "client certificate refused: principal id `{id}` is reserved for the server \
-                 itself and cannot be presented by a credential"
-            )
-        );
+        assert_eq!(err, AuthFailure::ReservedPrincipal(id.to_owned()));
     }
 }
 

@@ -502,3 +502,111 @@ async fn given_an_environments_file_added_when_policies_reload_then_the_subject_
     assert_eq!(got.1["status"], "pending_approval", "{}", got.1);
     server.stop().await;
 }
+
+// ---- A client certificate naming a reserved principal ----
+
+/// A CA, a server certificate for `localhost` and a client certificate whose CN is `cn`,
+/// written under `dir` (`ca.pem`, `server.pem`, `server.key`); answers the client chain, key
+/// and the CA certificate.
+fn pki_for_client(
+    dir: &std::path::Path,
+    cn: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ace test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = server_params.signed_by(&server_key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, cn);
+    client_params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, "admin clearance=5");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    (
+        vec![client.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(client_key.serialize_der()).unwrap(),
+        ca.der().clone(),
+    )
+}
+
+#[tokio::test]
+async fn given_a_client_certificate_naming_a_reserved_principal_when_publishing_then_401_reserved()
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for cn in [
+        ace_core::SYSTEM_PRINCIPAL_ID,
+        ace_policy::DEVELOPMENT_PRINCIPAL_ID,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, key, ca) = pki_for_client(dir.path(), cn);
+        let at = |name: &str| dir.path().join(name);
+        let server = start_enforced(dir.path(), |config| {
+            config.auth.mtls = true;
+            config.tls = Some(ace_server::TlsConfig {
+                cert: at("server.pem"),
+                key: at("server.key"),
+                client_ca: Some(at("ca.pem")),
+                client_auth: ace_server::ClientAuth::Optional,
+            });
+        })
+        .await;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let body = message(SUBJECT).to_string();
+        let request = format!(
+            "POST /api/v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-type: \
+             application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tls.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        let (head, json_body) = text.split_once("\r\n\r\n").expect("a full response");
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        let answer: Value = serde_json::from_str(json_body).expect("a JSON error body");
+        assert_error(&(401, answer.clone()), 401, "UNAUTHENTICATED");
+        assert_eq!(
+            answer["error"]["message"],
+            format!(
+                "unauthenticated: client certificate refused: principal id `{cn}` is reserved \
+                 for the server itself and cannot be presented by a credential"
+            ),
+            "{answer}"
+        );
+        server.stop().await;
+    }
+}
