@@ -13,7 +13,11 @@
 # - "Require HITL for high EHI scores": `require_approval`, at the seed's `>` on the default
 #   threshold (the EHI gate also holds per action at `>=`; both reasons are reported).
 # - "Block access to production without approval": held for approval instead of refused
-#   outright, which is what an approval is for; `has_approval` releases it.
+#   outright, which is what an approval is for; `has_approval` releases it. The environment is
+#   `input.target.environment`: the server's own answer for the subjects of
+#   policies/environments.yaml (a publisher's `ace-environment` header cannot lower it), else
+#   the header trimmed and lowercased. The rule normalizes again so an input built by other
+#   means compares the same way.
 package ace.comms
 
 is_admin if "admin" in input.principal.roles
@@ -32,7 +36,12 @@ require_approval contains msg if {
 	msg := sprintf("ehi_score %v is above the policy threshold %v", [input.ehi_score, data.ehi_threshold])
 }
 
+production_target if {
+	is_string(input.target.environment)
+	lower(trim_space(input.target.environment)) == "production"
+}
+
 require_approval contains "a production target needs an approval" if {
-	input.target.environment == "production"
+	production_target
 	not input.has_approval
 }

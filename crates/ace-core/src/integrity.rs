@@ -40,18 +40,27 @@
 //!   `payload.customer.email`), where a number indexes an array and `*` stands for every member
 //!   of an object or every element of an array (`items.*.name`).
 //!
-//! A name that matches nothing redacts nothing. [`redact_for_log`] (or [`LogSafe`] as a log
-//! field) is the form of an envelope every log line uses — the core logs each admitted and each
-//! refused envelope at debug level through it: each named field replaced by `"[REDACTED]"`, and
-//! a non-JSON inline payload replaced whole when any field is named (its fields cannot be
-//! found). With
-//! `pii.redact_stored`, [`PiiPolicy::apply`] also replaces the named fields of the stored payload
-//! (after contract validation, so the contract judged what the sender sent; every later step —
-//! policy, held approvals, the bus and the ledger's `content_sha256` — sees the redacted payload).
-//! It refuses (`INVALID_REQUEST` on `governance.pii`), rather than skips, what it cannot honour:
-//! a signed envelope whose named fields are present (redacting would break the signature, and
-//! skipping would let any sender opt out of redaction by signing), and a non-JSON inline payload
-//! naming fields.
+//! A name *matches* when it reaches at least one value of the payload, or when a `*` of it
+//! walks over an empty array or object (there is no member to hold personal data). A name that
+//! matches nothing is never taken as "nothing to redact": the sender said personal data is
+//! there, so a mistyped path (`custmer.email`, `Email`, `/customer/emial`) would otherwise let
+//! the real field through untouched. Hence:
+//!
+//! - [`redact_for_log`] (or [`LogSafe`] as a log field) is the form of an envelope every log
+//!   line uses — the core logs each admitted and each refused envelope at debug level through
+//!   it: each named field replaced by `"[REDACTED]"`; the inline payload replaced whole when any
+//!   name matches nothing (the field it meant cannot be found, so no part of the payload is
+//!   known to be safe) or when the payload is not JSON and names fields (its fields cannot be
+//!   found).
+//! - With `pii.redact_stored`, [`PiiPolicy::apply`] also replaces the named fields of the stored
+//!   payload (after contract validation, so the contract judged what the sender sent; every
+//!   later step — policy, held approvals, the bus and the ledger's `content_sha256` — sees the
+//!   redacted payload). It refuses (`INVALID_REQUEST` on `governance.pii`), rather than skips,
+//!   what it cannot honour: a name that matches nothing in the inline JSON payload (the
+//!   refusal names each such path; nothing is stored), a signed envelope whose named fields
+//!   are present (redacting would break the signature, and skipping would let any sender opt
+//!   out of redaction by signing), and a non-JSON inline payload naming fields. Content held
+//!   by reference (`payload_ref`, no inline payload) is not held here and passes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -398,6 +407,18 @@ pub enum RedactError {
         /// The named fields found in the payload.
         fields: Vec<String>,
     },
+    /// Names in `governance.pii` that match nothing in the inline JSON payload.
+    #[error(
+        "names personal data at {} but the payload has nothing there: this server redacts \
+         personal data before storing it (pii.redact_stored) and does not store a payload whose \
+         named personal data it cannot find; correct the path (a JSON pointer like \
+         /customer/email, or a dotted path like customer.email or items.*.name)",
+        fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NoMatch {
+        /// The names that matched nothing, in the envelope's order.
+        fields: Vec<String>,
+    },
     /// The inline payload is not JSON, so named fields cannot be found in it.
     #[error(
         "names personal data fields but the payload is `{content_type}`, not JSON: this server \
@@ -412,8 +433,9 @@ pub enum RedactError {
 
 impl PiiPolicy {
     /// With `redact_stored`, replaces each field `governance.pii` names in the inline JSON
-    /// payload by [`PiiPolicy::replacement`]; answers how many values were replaced. Referenced
-    /// content (`payload_ref`) is not held here and is left alone.
+    /// payload by [`PiiPolicy::replacement`]; answers how many values were replaced. A name
+    /// that matches nothing is [`RedactError::NoMatch`] (module docs). Referenced content
+    /// (`payload_ref`) is not held here and is left alone.
     pub fn apply(&self, envelope: &mut Envelope) -> Result<usize, RedactError> {
         if !self.redact_stored || envelope.governance.pii.is_empty() {
             return Ok(0);
@@ -429,13 +451,20 @@ impl PiiPolicy {
         let mut redacted = payload.clone();
         let replacement = Value::String(self.replacement.clone());
         let mut found = Vec::new();
+        let mut unmatched = Vec::new();
         let mut count = 0;
         for field in &envelope.governance.pii {
-            let n = redact_field(&mut redacted, field, &replacement);
-            if n > 0 {
-                found.push(field.clone());
-                count += n;
+            let hit = redact_found(&mut redacted, field, &replacement);
+            if !hit.matched() {
+                unmatched.push(field.clone());
             }
+            if hit.values > 0 {
+                found.push(field.clone());
+                count += hit.values;
+            }
+        }
+        if !unmatched.is_empty() {
+            return Err(RedactError::NoMatch { fields: unmatched });
         }
         if count == 0 {
             return Ok(0);
@@ -477,37 +506,82 @@ fn steps(field: &str) -> Vec<Step> {
 /// Replaces every value at `field` (a JSON pointer or dotted path, see the module
 /// documentation) inside `payload` by `replacement`; answers how many were replaced.
 pub fn redact_field(payload: &mut Value, field: &str, replacement: &Value) -> usize {
+    redact_found(payload, field, replacement).values
+}
+
+/// Whether `field` matches in `payload` (module docs: it reaches a value, or a `*` of it walks
+/// over an empty array or object).
+pub fn pii_field_matches(payload: &Value, field: &str) -> bool {
+    // The walk replaces what it reaches, so it runs on a copy; this is asked only where the
+    // answer decides a refusal or a log line, never per delivery.
+    let mut copy = payload.clone();
+    redact_found(&mut copy, field, &Value::Null).matched()
+}
+
+/// What one name found in a payload.
+#[derive(Debug, Clone, Copy, Default)]
+struct Found {
+    /// Values replaced.
+    values: usize,
+    /// A `*` walked over an empty array or object.
+    empty_wildcard: bool,
+}
+
+impl Found {
+    fn matched(self) -> bool {
+        self.values > 0 || self.empty_wildcard
+    }
+
+    fn add(self, other: Found) -> Found {
+        Found {
+            values: self.values + other.values,
+            empty_wildcard: self.empty_wildcard || other.empty_wildcard,
+        }
+    }
+}
+
+fn redact_found(payload: &mut Value, field: &str, replacement: &Value) -> Found {
     redact_at(payload, &steps(field), replacement)
 }
 
-fn redact_at(value: &mut Value, path: &[Step], replacement: &Value) -> usize {
+fn redact_at(value: &mut Value, path: &[Step], replacement: &Value) -> Found {
     let Some((step, rest)) = path.split_first() else {
         *value = replacement.clone();
-        return 1;
+        return Found {
+            values: 1,
+            empty_wildcard: false,
+        };
+    };
+    let empty = Found {
+        values: 0,
+        empty_wildcard: true,
     };
     match (step, value) {
+        (Step::Every, Value::Object(map)) if map.is_empty() => empty,
+        (Step::Every, Value::Array(items)) if items.is_empty() => empty,
         (Step::Every, Value::Object(map)) => map
             .values_mut()
             .map(|v| redact_at(v, rest, replacement))
-            .sum(),
+            .fold(Found::default(), Found::add),
         (Step::Every, Value::Array(items)) => items
             .iter_mut()
             .map(|v| redact_at(v, rest, replacement))
-            .sum(),
+            .fold(Found::default(), Found::add),
         (Step::Key(key), Value::Object(map)) => map
             .get_mut(key)
-            .map_or(0, |v| redact_at(v, rest, replacement)),
+            .map_or_else(Found::default, |v| redact_at(v, rest, replacement)),
         (Step::Key(key), Value::Array(items)) => key
             .parse::<usize>()
             .ok()
             .and_then(|i| items.get_mut(i))
-            .map_or(0, |v| redact_at(v, rest, replacement)),
-        _ => 0,
+            .map_or_else(Found::default, |v| redact_at(v, rest, replacement)),
+        _ => Found::default(),
     }
 }
 
 /// The envelope as every log line shows it: its JSON with each field `governance.pii` names
-/// replaced by [`REDACTED`] (a non-JSON inline payload naming fields is replaced whole).
+/// replaced by [`REDACTED`]; the inline payload is replaced whole when it is not JSON or when
+/// a name matches nothing in it (module docs: the field meant cannot be found).
 pub fn redact_for_log(envelope: &Envelope) -> Value {
     let mut value = serde_json::to_value(envelope).unwrap_or(Value::Null);
     if envelope.governance.pii.is_empty() {
@@ -515,11 +589,13 @@ pub fn redact_for_log(envelope: &Envelope) -> Value {
     }
     if let Some(payload) = value.get_mut("payload") {
         let replacement = Value::String(REDACTED.to_owned());
-        if envelope.has_json_payload() {
+        let mut all_matched = envelope.has_json_payload();
+        if all_matched {
             for field in &envelope.governance.pii {
-                redact_field(payload, field, &replacement);
+                all_matched &= redact_found(payload, field, &replacement).matched();
             }
-        } else {
+        }
+        if !all_matched {
             *payload = replacement;
         }
     }
@@ -745,7 +821,6 @@ mod tests {
             "/items/0/name",
             "items.*.name",
             "/a~1b",
-            "no.such.field",
         ]);
         let logged = redact_for_log(&env);
         let payload = &logged["payload"];
@@ -771,6 +846,76 @@ mod tests {
             env.payload.as_ref().unwrap()["email"],
             "ada@example.org",
             "the envelope itself is untouched"
+        );
+    }
+
+    #[test]
+    fn given_a_pii_path_matching_nothing_when_logged_then_the_whole_payload_is_hidden() {
+        // `customer.phone` spelled wrong: the phone number must not reach the log.
+        let env = pii_envelope(&["email", "customer.phon"]);
+        let logged = redact_for_log(&env);
+        assert_eq!(logged["payload"], REDACTED);
+        assert_eq!(
+            logged["governance"]["pii"],
+            json!(["email", "customer.phon"])
+        );
+        let text = LogSafe(&env).to_string();
+        for secret in ["ada@example.org", "7946", "Lovelace"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let fixed = pii_envelope(&["email", "customer.phone"]);
+        assert_eq!(
+            redact_for_log(&fixed)["payload"]["customer"]["tier"],
+            "gold"
+        );
+    }
+
+    #[test]
+    fn given_paths_when_matched_then_a_wildcard_over_nothing_matches_and_a_typo_does_not() {
+        let payload = json!({"items": [], "tags": {}, "people": [{"sku": 1}], "n": 3});
+        assert!(pii_field_matches(&payload, "items.*.name"), "empty array");
+        assert!(pii_field_matches(&payload, "tags.*"), "empty object");
+        assert!(pii_field_matches(&payload, "n"));
+        assert!(
+            !pii_field_matches(&payload, "people.*.name"),
+            "members lack it"
+        );
+        assert!(
+            !pii_field_matches(&payload, "/n/0"),
+            "a number has no members"
+        );
+        assert!(!pii_field_matches(&payload, "N"), "keys are case-sensitive");
+        assert!(!pii_field_matches(&payload, "/items/0"), "no element 0");
+    }
+
+    #[test]
+    fn given_redact_stored_and_a_path_matching_nothing_when_applied_then_each_such_path_is_named() {
+        let policy = PiiPolicy {
+            redact_stored: true,
+            ..PiiPolicy::default()
+        };
+        let mut env = pii_envelope(&["email", "custmer.phone", "/items/0/nmae"]);
+        let before = env.clone();
+        let err = policy.apply(&mut env).unwrap_err();
+        assert_eq!(
+            err,
+            RedactError::NoMatch {
+                fields: vec!["custmer.phone".into(), "/items/0/nmae".into()]
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("names personal data at `custmer.phone`, `/items/0/nmae` but"),
+            "{err}"
+        );
+        assert_eq!(env, before, "nothing redacted, nothing half-done");
+        let mut empty = pii_envelope(&["email"]);
+        empty.payload = Some(json!({"email": "e@x", "items": []}));
+        empty.governance.pii.push("items.*.name".into());
+        assert_eq!(
+            policy.apply(&mut empty).unwrap(),
+            1,
+            "an empty list hides no one"
         );
     }
 
@@ -812,26 +957,37 @@ mod tests {
             redact_stored: true,
             ..PiiPolicy::default()
         };
-        let mut env = pii_envelope(&["email", "absent"]);
+        let mut env = pii_envelope(&["email", "items.*.name"]);
         env.sign(&key(1), "k1");
         let before = env.clone();
         let err = policy.apply(&mut env).unwrap_err();
         assert_eq!(
             err,
             RedactError::Signed {
-                fields: vec!["email".into()]
+                fields: vec!["email".into(), "items.*.name".into()]
             }
         );
         assert!(err.to_string().contains("break the signature"), "{err}");
         assert_eq!(env, before, "nothing changed");
-        let mut absent_only = pii_envelope(&["absent"]);
-        absent_only.sign(&key(1), "k1");
+        // A signed envelope naming only an empty list has nothing to redact and stays signed.
+        let mut nothing_there = pii_envelope(&["list.*"]);
+        nothing_there.payload = Some(json!({"list": []}));
+        nothing_there.sign(&key(1), "k1");
         assert_eq!(
-            policy.apply(&mut absent_only).unwrap(),
+            policy.apply(&mut nothing_there).unwrap(),
             0,
             "nothing to redact"
         );
-        absent_only.verify(&key(1).verifying_key()).unwrap();
+        nothing_there.verify(&key(1).verifying_key()).unwrap();
+        // A signed envelope naming an absent field is refused for the path, not passed.
+        let mut absent = pii_envelope(&["absent"]);
+        absent.sign(&key(1), "k1");
+        assert_eq!(
+            policy.apply(&mut absent).unwrap_err(),
+            RedactError::NoMatch {
+                fields: vec!["absent".into()]
+            }
+        );
     }
 
     #[test]
@@ -974,6 +1130,24 @@ mod pipeline_tests {
         assert!(err.to_string().contains("governance.pii"), "{err}");
     }
 
+    #[tokio::test]
+    async fn given_redact_stored_and_a_pii_path_matching_nothing_when_publishing_then_400_names_it_and_nothing_is_stored()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), true).await;
+        let mut mistyped = envelope(FREE);
+        mistyped.governance.pii = vec!["e-mail".into()];
+        let err = core.publish(&ctx(), mistyped).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        let text = err.to_string();
+        assert!(text.contains("governance.pii"), "{text}");
+        assert!(text.contains("`e-mail`"), "{text}");
+        assert!(
+            core.get_message(&ctx(), "PAY", 1).await.is_err(),
+            "nothing stored"
+        );
+    }
+
     /// A recorder keeping every entry in memory.
     #[derive(Debug, Default)]
     struct Kept(Mutex<Vec<ace_ledger::NewEntry>>);
@@ -1088,8 +1262,12 @@ mod pipeline_tests {
         core.publish_batch(&ctx(), vec![envelope(FREE), envelope(REQUIRED)])
             .await
             .expect("batch answered");
+        // A mistyped path (redact_stored is off, so it is stored): the log still hides it.
+        let mut mistyped = envelope(FREE);
+        mistyped.governance.pii = vec!["e-mail".into()];
+        core.publish(&ctx(), mistyped).await.expect("accepted");
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.matches("message admitted").count(), 2, "{text}");
+        assert_eq!(text.matches("message admitted").count(), 3, "{text}");
         assert_eq!(text.matches("message refused").count(), 3, "{text}");
         assert!(text.contains(&accepted.id.to_string()), "{text}");
         assert!(text.contains(REDACTED), "{text}");

@@ -82,7 +82,7 @@ fn jwt(c: &mut Criterion) {
         .as_secs()
         + 3600;
     let claims = serde_json::json!({"sub": "agent-7", "iss": "ace-auth", "aud": "ace-comms",
-        "exp": exp, "roles": ["agent"], "clearance": 1, "principal_type": "agent"});
+        "exp": exp, "iat": exp - 3600, "roles": ["agent"], "clearance": 1, "principal_type": "agent"});
     let keys = [
         (
             Algorithm::RS256,

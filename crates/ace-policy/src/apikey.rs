@@ -8,6 +8,11 @@
 //!   - sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //!     principal: {id: ingest-svc, type: service, roles: [agent], clearance: 1}
 //! ```
+//! An entry whose principal is not valid — among others one naming a reserved principal id
+//! ([`crate::RESERVED_PRINCIPAL_IDS`]: the server's own identity, the development principal) —
+//! refuses the whole file at load, naming the file and the entry (`keys[i]`), so a reserved
+//! identity can never be handed to a key holder.
+//!
 //! Keys are random strings of at least 32 bytes, so an unsalted fast hash is enough: there is
 //! nothing to brute-force that a password hash would slow down.
 
@@ -60,13 +65,13 @@ impl ApiKeyStore {
         Self::from_yaml(&read_text(path)?, &path.display().to_string())
     }
 
-    /// Parses a store document; `what` names it in errors.
+    /// Parses a store document; `what` names it in errors, with the entry at fault (`keys[i]`).
     pub fn from_yaml(text: &str, what: &str) -> Result<Self, PolicyError> {
         let file: StoreFile = parse_yaml(text, what)?;
         let mut store = ApiKeyStore::default();
         for (i, entry) in file.keys.into_iter().enumerate() {
             let invalid = |reason: String| PolicyError::Invalid {
-                key: format!("keys[{i}]"),
+                key: format!("{what}: keys[{i}]"),
                 reason,
             };
             let bytes = hex::decode(&entry.sha256).map_err(|e| invalid(e.to_string()))?;
@@ -139,6 +144,28 @@ mod tests {
         let yaml = "keys:\n  - sha256: abcd\n    principal: {id: s, type: service}\n";
         let err = ApiKeyStore::from_yaml(yaml, "test").unwrap_err();
         assert!(err.to_string().contains("keys[0]"), "{err}");
+    }
+
+    #[test]
+    fn given_an_entry_naming_a_reserved_principal_when_loaded_then_file_and_entry_are_named() {
+        for id in [crate::SYSTEM_PRINCIPAL_ID, crate::DEVELOPMENT_PRINCIPAL_ID] {
+            let yaml = format!(
+                "keys:\n  - sha256: {}\n    principal: {{id: ok, type: service}}\n  - sha256: {}\n    \
+                 principal: {{id: {id}, type: service, roles: [admin]}}\n",
+                hash_api_key("k-1"),
+                hash_api_key("k-2"),
+            );
+            let err = ApiKeyStore::from_yaml(&yaml, "/etc/ace/keys.yaml")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "`/etc/ace/keys.yaml: keys[1]` is invalid: principal id `{id}` is reserved \
+                     for the server itself and cannot be presented by a credential"
+                )
+            );
+        }
     }
 
     #[test]

@@ -143,7 +143,7 @@ mod tests {
 
     fn token(sub: &str, exp: u64) -> String {
         let header = Header::new(jsonwebtoken::Algorithm::HS256);
-        let claims = json!({"sub": sub, "exp": exp, "roles": ["agent"]});
+        let claims = json!({"sub": sub, "exp": exp, "iat": now() - 60, "roles": ["agent"]});
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET)).unwrap()
     }
 

@@ -4,6 +4,10 @@
 //! and EHI's approval requests are merged. Every decision is logged with the principal, action
 //! and subject, and counted in [`PolicyCounters`] — plain atomics the server exports as
 //! `ace_comms_policy_denials_total` and friends.
+//!
+//! The engine also holds the [`Environments`] of subjects (`environments.yaml` beside
+//! `rbac.yaml`; optional in a policy directory, shipped empty) that decide the Rego input's
+//! `target.environment`, so the environment a rule compares is the server's where it knows it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +17,7 @@ use serde_json::json;
 
 use crate::decision::{Action, Decision};
 use crate::ehi::{EhiConfig, EhiGate};
+use crate::environments::{EMBEDDED_ENVIRONMENTS, ENVIRONMENTS_FILE, Environments};
 use crate::error::PolicyError;
 use crate::input::PolicyInput;
 use crate::principal::Principal;
@@ -33,6 +38,12 @@ pub const EMBEDDED_REGO: &[(&str, &str)] = &[(
     include_str!("../../../policies/ace-comms.rego"),
 )];
 
+/// `dir/environments.yaml` when it exists ([`PolicyEngine::load`] reads it; a reload hashes it).
+pub fn environments_file(dir: &Path) -> Option<std::path::PathBuf> {
+    let path = dir.join(ENVIRONMENTS_FILE);
+    path.exists().then_some(path)
+}
+
 /// Decision counters.
 #[derive(Debug, Default)]
 pub struct PolicyCounters {
@@ -52,22 +63,32 @@ pub struct PolicyEngine {
     rbac: Rbac,
     rego: Option<RegoPolicy>,
     ehi: EhiGate,
+    environments: Environments,
     counters: PolicyCounters,
 }
 
 impl PolicyEngine {
-    /// An engine from its parts; without Rego only RBAC and EHI decide.
+    /// An engine from its parts; without Rego only RBAC and EHI decide. No subject has a
+    /// configured environment ([`Self::with_environments`] sets them).
     pub fn new(rbac: Rbac, rego: Option<RegoPolicy>, ehi: EhiGate) -> Self {
         PolicyEngine {
             rbac,
             rego,
             ehi,
+            environments: Environments::default(),
             counters: PolicyCounters::default(),
         }
     }
 
-    /// Loads `dir/rbac.yaml` and every `dir/*.rego` (none is fine: then Rego is skipped). The
-    /// policies see `data.ehi_threshold` = the configured default threshold.
+    /// Decides `target.environment` with `environments`.
+    pub fn with_environments(mut self, environments: Environments) -> Self {
+        self.environments = environments;
+        self
+    }
+
+    /// Loads `dir/rbac.yaml`, every `dir/*.rego` (none is fine: then Rego is skipped) and
+    /// `dir/environments.yaml` when present. The policies see `data.ehi_threshold` = the
+    /// configured default threshold.
     pub fn load(dir: &Path, ehi: EhiConfig) -> Result<Self, PolicyError> {
         let rbac = Rbac::load(&dir.join(RBAC_FILE))?;
         let data = json!({ "ehi_threshold": ehi.default_threshold });
@@ -76,10 +97,15 @@ impl PolicyEngine {
         } else {
             Some(RegoPolicy::load_dir(dir, data)?)
         };
-        Ok(Self::new(rbac, rego, EhiGate::new(ehi)?))
+        let environments = match environments_file(dir) {
+            Some(path) => Environments::load(&path)?,
+            None => Environments::default(),
+        };
+        Ok(Self::new(rbac, rego, EhiGate::new(ehi)?).with_environments(environments))
     }
 
-    /// The shipped policies ([`EMBEDDED_RBAC`] and [`EMBEDDED_REGO`]) with `ehi`.
+    /// The shipped policies ([`EMBEDDED_RBAC`], [`EMBEDDED_REGO`] and
+    /// [`EMBEDDED_ENVIRONMENTS`]) with `ehi`.
     pub fn embedded(ehi: EhiConfig) -> Result<Self, PolicyError> {
         let rbac = Rbac::from_yaml(EMBEDDED_RBAC, "policies/rbac.yaml (embedded)")?;
         let data = json!({ "ehi_threshold": ehi.default_threshold });
@@ -88,7 +114,16 @@ impl PolicyEngine {
             .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
             .collect();
         let rego = RegoPolicy::from_sources(sources, data)?;
-        Ok(Self::new(rbac, Some(rego), EhiGate::new(ehi)?))
+        let environments = Environments::from_yaml(
+            EMBEDDED_ENVIRONMENTS,
+            "policies/environments.yaml (embedded)",
+        )?;
+        Ok(Self::new(rbac, Some(rego), EhiGate::new(ehi)?).with_environments(environments))
+    }
+
+    /// The configured environments of subjects.
+    pub fn environments(&self) -> &Environments {
+        &self.environments
     }
 
     /// The RBAC table.
@@ -136,7 +171,13 @@ impl PolicyEngine {
             return rbac;
         }
         let rego = match &self.rego {
-            Some(rego) => rego.evaluate(&PolicyInput::new(principal, action, subject, envelope)),
+            Some(rego) => rego.evaluate(&PolicyInput::new(
+                principal,
+                action,
+                subject,
+                envelope,
+                &self.environments,
+            )),
             None => Decision::Allow,
         };
         if rego.is_deny() {

@@ -101,6 +101,37 @@ pub enum AuthFailure {
     /// A claim is missing or has the wrong shape.
     #[error("token claim `{0}` is missing or invalid")]
     Claim(String),
+    /// The credential names a principal id reserved for the server itself
+    /// ([`crate::RESERVED_PRINCIPAL_IDS`]).
+    #[error(
+        "principal id `{0}` is reserved for the server itself and cannot be presented by a \
+         credential"
+    )]
+    ReservedPrincipal(String),
+    /// `iat` (issued at) is later than now plus the tolerated clock skew.
+    #[error("token claim `iat` is in the future ({iat}, now {now}, leeway {leeway} s)")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: u64,
+        /// The verifier's clock.
+        now: u64,
+        /// The tolerated clock skew.
+        leeway: u64,
+    },
+    /// `exp` - `iat` (or `exp` - now, for a token without `iat` where that is allowed) is above
+    /// the configured maximum lifetime.
+    #[error(
+        "token lifetime `exp` - `{from}` of {lifetime} s is above the maximum of {max} s \
+         (auth.jwt.max_lifetime_secs)"
+    )]
+    Lifetime {
+        /// `iat`, or `now` for a token without one.
+        from: &'static str,
+        /// The lifetime the token claims, in seconds.
+        lifetime: u64,
+        /// The configured maximum.
+        max: u64,
+    },
     /// The API key is not in the store.
     #[error("unknown API key")]
     UnknownApiKey,

@@ -8,7 +8,7 @@
 //!   "subject":    "ace.comms.a2a.agent.b7.cmd.v1",
 //!   "target":     {"protocol": "a2a", "entity_type": "agent", "entity_id": "b7",
 //!                  "verb": "cmd", "name": null, "version": "v1",
-//!                  "environment": "production"},  // from the `ace-environment` header
+//!                  "environment": "production"},  // see below
 //!   "message":    {"kind": "command", "name": "deploy", "domain": null, "source": null},
 //!   "headers":    {"ace-action": "deploy"},
 //!   "governance": {"label": "internal", "ehi_score": 0.4, "requires_approval": false},
@@ -16,6 +16,10 @@
 //!   "has_approval": false                          // governance.approval_id is set
 //! }
 //! ```
+//! `target.environment` is the subject's environment as the server knows it
+//! ([`crate::Environments`], `policies/environments.yaml`) when configured — the publisher's
+//! [`ENVIRONMENT_HEADER`] can then neither lower nor change it — and otherwise the header's value
+//! trimmed and lowercased, or `null` without one.
 //! `target` is `null` for a subject outside the ACE hierarchy (or a subscription pattern);
 //! `message`, `headers`, `governance`, `ehi_score` are absent without an envelope.
 //! `has_approval` only says the field is set. The server refuses any publish that carries one
@@ -28,6 +32,7 @@
 //! the order in which a `serde_json::Value` prints them: the text hashed for the cache is,
 //! byte for byte, [`policy_input`]'s text, whatever serde_json's `preserve_order` says.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ace_envelope::{AceSubject, Envelope, Governance, Label, SourceType};
@@ -35,19 +40,39 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::decision::Action;
+use crate::environments::Environments;
 use crate::principal::Principal;
 
-/// The header naming the target environment (`production`…), read into `target.environment`.
+/// The header naming the target environment (`production`…), read into `target.environment`
+/// for a subject without a configured environment (module docs).
 pub const ENVIRONMENT_HEADER: &str = "ace-environment";
 
-/// The input document of one decision.
+/// The input document of one decision, with no configured environments (the header alone,
+/// normalized, gives `target.environment`); [`policy_input_with`] takes them.
 pub fn policy_input(
     principal: &Principal,
     action: Action,
     subject: &str,
     envelope: Option<&Envelope>,
 ) -> Value {
-    PolicyInput::new(principal, action, subject, envelope).to_value()
+    policy_input_with(
+        principal,
+        action,
+        subject,
+        envelope,
+        &Environments::default(),
+    )
+}
+
+/// The input document of one decision, `target.environment` decided by `environments`.
+pub fn policy_input_with(
+    principal: &Principal,
+    action: Action,
+    subject: &str,
+    envelope: Option<&Envelope>,
+    environments: &Environments,
+) -> Value {
+    PolicyInput::new(principal, action, subject, envelope, environments).to_value()
 }
 
 /// The input document of one decision, borrowed from the request (module doc: its shape).
@@ -62,19 +87,21 @@ pub(crate) struct PolicyInput<'a> {
 }
 
 impl<'a> PolicyInput<'a> {
-    /// The document of `principal` doing `action` on `subject` (with `envelope` on a publish).
+    /// The document of `principal` doing `action` on `subject` (with `envelope` on a publish),
+    /// `target.environment` decided by `environments`.
     pub(crate) fn new(
         principal: &'a Principal,
         action: Action,
         subject: &'a str,
         envelope: Option<&'a Envelope>,
+        environments: &'a Environments,
     ) -> Self {
         PolicyInput {
             action: action.as_str(),
             envelope: envelope.map(EnvelopeFields::new),
             principal: PrincipalFields::new(principal),
             subject,
-            target: Target::new(subject, envelope),
+            target: Target::new(subject, envelope, environments),
         }
     }
 
@@ -107,12 +134,12 @@ impl<'a> PrincipalFields<'a> {
     }
 }
 
-/// `target`: the parsed ACE subject and the environment header.
+/// `target`: the parsed ACE subject and its environment.
 #[derive(Debug, Serialize)]
 struct Target<'a> {
     entity_id: String,
     entity_type: String,
-    environment: Option<&'a str>,
+    environment: Option<Cow<'a, str>>,
     name: Option<String>,
     protocol: String,
     verb: &'static str,
@@ -120,13 +147,19 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn new(subject: &str, envelope: Option<&'a Envelope>) -> Option<Self> {
+    fn new(
+        subject: &str,
+        envelope: Option<&'a Envelope>,
+        environments: &'a Environments,
+    ) -> Option<Self> {
         let ace = AceSubject::parse(subject).ok()?;
-        let environment = envelope.and_then(|e| e.headers.get(ENVIRONMENT_HEADER));
+        let header = envelope
+            .and_then(|e| e.headers.get(ENVIRONMENT_HEADER))
+            .map(String::as_str);
         Some(Target {
             entity_id: ace.entity_id,
             entity_type: ace.entity_type,
-            environment: environment.map(String::as_str),
+            environment: environments.target_environment(subject, header),
             name: ace.name,
             protocol: ace.protocol,
             verb: ace.verb.as_str(),
@@ -263,6 +296,54 @@ mod tests {
     }
 
     #[test]
+    fn given_a_configured_production_subject_when_the_header_differs_or_is_missing_then_production()
+    {
+        let envs = Environments::from_yaml(
+            "environments:\n  - {subjects: [\"ace.comms.*.agent.b7.>\"], environment: production}\n",
+            "test",
+        )
+        .unwrap();
+        let p = agent();
+        let subject = "ace.comms.a2a.agent.b7.cmd.v1";
+        for header in [None, Some("staging"), Some("PRODUCTION")] {
+            let mut builder = Envelope::builder(Kind::Command, subject);
+            if let Some(value) = header {
+                builder = builder.header(ENVIRONMENT_HEADER, value);
+            }
+            let env = builder.build_unchecked();
+            let input = policy_input_with(&p, Action::Publish, subject, Some(&env), &envs);
+            assert_eq!(input["target"]["environment"], "production", "{header:?}");
+            let streamed = serde_json::to_string(&PolicyInput::new(
+                &p,
+                Action::Publish,
+                subject,
+                Some(&env),
+                &envs,
+            ))
+            .unwrap();
+            assert_eq!(
+                streamed,
+                input.to_string(),
+                "the cache key text is the document"
+            );
+        }
+        // Subscribing to a configured subject: no envelope, the server's answer all the same.
+        let input = policy_input_with(&p, Action::Subscribe, subject, None, &envs);
+        assert_eq!(input["target"]["environment"], "production");
+        // Elsewhere the header, normalized.
+        let other = "ace.comms.a2a.agent.c1.cmd.v1";
+        let env = Envelope::builder(Kind::Command, other)
+            .header(ENVIRONMENT_HEADER, " Production ")
+            .build_unchecked();
+        let input = policy_input_with(&p, Action::Publish, other, Some(&env), &envs);
+        assert_eq!(input["target"]["environment"], "production");
+        assert_eq!(
+            input["headers"][ENVIRONMENT_HEADER], " Production ",
+            "headers as sent"
+        );
+    }
+
+    #[test]
     fn given_a_pattern_without_envelope_when_built_then_target_is_null_and_no_message() {
         let p = Principal::development();
         let input = policy_input(&p, Action::Subscribe, "ace.comms.>", None);
@@ -335,9 +416,15 @@ mod tests {
         let input = policy_input(&p, Action::Publish, subject, Some(&env));
         assert!(input["ehi_score"].is_null());
         assert!(input["governance"]["ehi_score"].is_null());
-        let streamed =
-            serde_json::to_string(&PolicyInput::new(&p, Action::Publish, subject, Some(&env)))
-                .unwrap();
+        let none = Environments::default();
+        let streamed = serde_json::to_string(&PolicyInput::new(
+            &p,
+            Action::Publish,
+            subject,
+            Some(&env),
+            &none,
+        ))
+        .unwrap();
         assert_eq!(streamed, input.to_string());
     }
 }

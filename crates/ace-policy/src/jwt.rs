@@ -9,7 +9,17 @@
 //! - A token with a `kid` must name a configured key exactly; a token without one may only use
 //!   the key configured without a `kid`.
 //! - `exp` is required; `nbf` is checked when present; `iss` and `aud` are required and checked
-//!   when configured. Claims: `sub` -> id, `roles` (array, or a space-separated string),
+//!   when configured.
+//! - `iat` is required ([`JwtConfig::require_iat`], on by default) and may not be later than now
+//!   plus the leeway: a token "issued" in the future was minted by a clock or an issuer that
+//!   cannot be trusted, and would outlive any lifetime bound (RFC 8725 §3.10's spirit).
+//! - The lifetime is bounded ([`JwtConfig::max_lifetime_secs`], 24 h by default): `exp - iat`
+//!   above it is refused, and so is `exp - now` above it (plus the leeway), which bounds a
+//!   token without `iat` too when `iat` is not required. A stolen token is worth at most that
+//!   long, however far its issuer set `exp`.
+//! - `sub` may not name a reserved principal ([`crate::RESERVED_PRINCIPAL_IDS`]: the server's
+//!   own identity and the development principal), as no other credential may.
+//! - Each refusal is an [`AuthFailure`] whose text names the claim at fault. Claims: `sub` -> id, `roles` (array, or a space-separated string),
 //!   `clearance` (0..=5, default 0), `principal_type` or `typ` (default `service`).
 
 use std::collections::HashMap;
@@ -97,15 +107,61 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     /// Required member of `aud`.
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds (default 30).
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (default 30).
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Refuse a token without `iat` (default true). Turn off only for an issuer that cannot
+    /// set it; [`Self::max_lifetime_secs`] then bounds `exp - now` alone.
+    #[serde(default = "default_require_iat")]
+    pub require_iat: bool,
+    /// The longest lifetime a token may claim, `exp - iat`, in seconds (default 86400, 24 h;
+    /// at least 1).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: u64,
     /// The verification keys.
     pub keys: Vec<KeySource>,
 }
 
+impl JwtConfig {
+    /// A configuration verifying with `keys`, every other setting at its default.
+    pub fn with_keys(keys: Vec<KeySource>) -> Self {
+        JwtConfig {
+            issuer: None,
+            audience: None,
+            leeway_secs: default_leeway(),
+            require_iat: default_require_iat(),
+            max_lifetime_secs: default_max_lifetime(),
+            keys,
+        }
+    }
+
+    /// Refuses settings that cannot work, naming the key (`max_lifetime_secs` of 0 would
+    /// refuse every token).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.max_lifetime_secs == 0 {
+            return Err(PolicyError::Invalid {
+                key: "max_lifetime_secs".into(),
+                reason: "must be at least 1 (a token lifetime in seconds)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The default of [`JwtConfig::leeway_secs`].
 fn default_leeway() -> u64 {
     30
+}
+
+fn default_require_iat() -> bool {
+    true
+}
+
+/// The default of [`JwtConfig::max_lifetime_secs`]: 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
+
+fn default_max_lifetime() -> u64 {
+    DEFAULT_MAX_TOKEN_LIFETIME_SECS
 }
 
 #[derive(Clone)]
@@ -120,6 +176,8 @@ pub struct TokenVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
+    require_iat: bool,
+    max_lifetime_secs: u64,
     keys: HashMap<Option<String>, VerificationKey>,
 }
 
@@ -129,25 +187,33 @@ impl std::fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("require_iat", &self.require_iat)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .field("keys", &self.keys.len())
             .finish()
     }
 }
 
 impl TokenVerifier {
-    /// A verifier with no keys yet, checking `issuer` and `audience` when given.
+    /// A verifier with no keys yet, checking `issuer` and `audience` when given, with the
+    /// defaults of [`JwtConfig`] otherwise (`iat` required, 24 h maximum lifetime, 30 s leeway).
     pub fn new(issuer: Option<String>, audience: Option<String>) -> Self {
         TokenVerifier {
             issuer,
             audience,
             leeway_secs: default_leeway(),
+            require_iat: default_require_iat(),
+            max_lifetime_secs: default_max_lifetime(),
             keys: HashMap::new(),
         }
     }
 
     /// A verifier with every key of `config` loaded from its file.
     pub fn from_config(config: &JwtConfig) -> Result<Self, PolicyError> {
-        let mut verifier = TokenVerifier::new(config.issuer.clone(), config.audience.clone());
+        config.validate()?;
+        let mut verifier = TokenVerifier::new(config.issuer.clone(), config.audience.clone())
+            .with_lifetime(config.require_iat, config.max_lifetime_secs);
         verifier.leeway_secs = config.leeway_secs;
         for source in &config.keys {
             match source {
@@ -166,6 +232,14 @@ impl TokenVerifier {
     /// Sets the tolerated clock skew.
     pub fn with_leeway(mut self, secs: u64) -> Self {
         self.leeway_secs = secs;
+        self
+    }
+
+    /// Sets whether `iat` is required and the longest lifetime a token may claim (seconds; 0 is
+    /// taken as 1).
+    pub fn with_lifetime(mut self, require_iat: bool, max_lifetime_secs: u64) -> Self {
+        self.require_iat = require_iat;
+        self.max_lifetime_secs = max_lifetime_secs.max(1);
         self
     }
 
@@ -272,7 +346,55 @@ impl TokenVerifier {
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or_else(|| AuthFailure::Claim("exp".into()))?;
+        self.check_issued(&data.claims, exp, jsonwebtoken::get_current_timestamp())?;
         Ok((principal_from_claims(&data.claims)?, exp))
+    }
+
+    /// `iat` present (when required), not in the future beyond the leeway, and the lifetime
+    /// within the maximum (module docs), at `now`.
+    fn check_issued(
+        &self,
+        claims: &Map<String, Value>,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), AuthFailure> {
+        let iat = match claims.get("iat") {
+            None if self.require_iat => return Err(AuthFailure::Claim("iat".into())),
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .ok_or_else(|| AuthFailure::Claim("iat".into()))?,
+            ),
+        };
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(self.leeway_secs) {
+                return Err(AuthFailure::IssuedInFuture {
+                    iat,
+                    now,
+                    leeway: self.leeway_secs,
+                });
+            }
+            let lifetime = exp.saturating_sub(iat);
+            if lifetime > self.max_lifetime_secs {
+                return Err(AuthFailure::Lifetime {
+                    from: "iat",
+                    lifetime,
+                    max: self.max_lifetime_secs,
+                });
+            }
+        }
+        // Also bounds a token without `iat`; with one, `iat <= now + leeway` makes this follow
+        // from the check above except within the leeway.
+        let remaining = exp.saturating_sub(now);
+        if remaining > self.max_lifetime_secs.saturating_add(self.leeway_secs) {
+            return Err(AuthFailure::Lifetime {
+                from: "now",
+                lifetime: remaining,
+                max: self.max_lifetime_secs,
+            });
+        }
+        Ok(())
     }
 
     fn validation(&self, alg: JwtAlgorithm) -> Validation {
@@ -428,6 +550,114 @@ mod tests {
             assert_eq!(
                 principal_from_claims(&claims(c)),
                 Err(AuthFailure::Claim(name.into()))
+            );
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn issued(v: &TokenVerifier, iat: Option<u64>, exp: u64) -> Result<(), AuthFailure> {
+        let mut c = claims(json!({"sub": "a1", "exp": exp}));
+        if let Some(iat) = iat {
+            c.insert("iat".into(), json!(iat));
+        }
+        v.check_issued(&c, exp, NOW)
+    }
+
+    #[test]
+    fn given_iat_in_the_future_beyond_the_leeway_when_checked_then_iat_is_named() {
+        let v = TokenVerifier::new(None, None).with_leeway(30);
+        assert_eq!(
+            issued(&v, Some(NOW + 30), NOW + 600),
+            Ok(()),
+            "within the leeway"
+        );
+        let err = issued(&v, Some(NOW + 31), NOW + 600).unwrap_err();
+        assert_eq!(
+            err,
+            AuthFailure::IssuedInFuture {
+                iat: NOW + 31,
+                now: NOW,
+                leeway: 30
+            }
+        );
+        assert!(err.to_string().contains("`iat` is in the future"), "{err}");
+    }
+
+    #[test]
+    fn given_no_iat_when_required_or_not_then_it_is_refused_or_bounded_by_now() {
+        let required = TokenVerifier::new(None, None);
+        let err = issued(&required, None, NOW + 600).unwrap_err();
+        assert_eq!(err, AuthFailure::Claim("iat".into()));
+        assert!(err.to_string().contains("`iat`"), "{err}");
+        let optional = TokenVerifier::new(None, None)
+            .with_leeway(0)
+            .with_lifetime(false, 3600);
+        assert_eq!(issued(&optional, None, NOW + 3600), Ok(()));
+        assert_eq!(
+            issued(&optional, None, NOW + 3601),
+            Err(AuthFailure::Lifetime {
+                from: "now",
+                lifetime: 3601,
+                max: 3600
+            })
+        );
+        let not_a_number = claims(json!({"sub": "a1", "exp": NOW + 60, "iat": "yesterday"}));
+        assert_eq!(
+            optional.check_issued(&not_a_number, NOW + 60, NOW),
+            Err(AuthFailure::Claim("iat".into()))
+        );
+    }
+
+    #[test]
+    fn given_a_lifetime_above_the_maximum_when_checked_then_the_lifetime_is_named() {
+        let v = TokenVerifier::new(None, None).with_leeway(0);
+        let day = DEFAULT_MAX_TOKEN_LIFETIME_SECS;
+        assert_eq!(
+            issued(&v, Some(NOW), NOW + day),
+            Ok(()),
+            "exactly the maximum"
+        );
+        let err = issued(&v, Some(NOW), NOW + day + 1).unwrap_err();
+        assert_eq!(
+            err,
+            AuthFailure::Lifetime {
+                from: "iat",
+                lifetime: day + 1,
+                max: day
+            }
+        );
+        assert!(
+            err.to_string().contains("auth.jwt.max_lifetime_secs"),
+            "{err}"
+        );
+        // Issued long ago, expiring soon: the claimed lifetime is what counts.
+        let old = issued(&v, Some(NOW - 10 * day), NOW + 60).unwrap_err();
+        assert!(
+            matches!(old, AuthFailure::Lifetime { from: "iat", .. }),
+            "{old}"
+        );
+    }
+
+    #[test]
+    fn given_a_zero_maximum_lifetime_when_validated_then_the_key_is_named() {
+        let mut config = JwtConfig::with_keys(vec![]);
+        assert!(config.require_iat);
+        assert_eq!(config.max_lifetime_secs, DEFAULT_MAX_TOKEN_LIFETIME_SECS);
+        config.max_lifetime_secs = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("max_lifetime_secs"), "{err}");
+        let yaml: JwtConfig = serde_yaml_ng::from_str("keys: []").unwrap();
+        assert_eq!(yaml, JwtConfig::with_keys(vec![]));
+    }
+
+    #[test]
+    fn given_a_reserved_sub_when_mapped_then_it_is_refused() {
+        for sub in [crate::SYSTEM_PRINCIPAL_ID, crate::DEVELOPMENT_PRINCIPAL_ID] {
+            let c = claims(json!({"sub": sub, "roles": ["admin"]}));
+            assert_eq!(
+                principal_from_claims(&c),
+                Err(AuthFailure::ReservedPrincipal(sub.into()))
             );
         }
     }

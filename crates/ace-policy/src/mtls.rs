@@ -10,6 +10,10 @@
 //!   several roles: `OU=agent approver`), except a word `clearance=N`, which sets the clearance
 //!   (default 0; at most one such word).
 //!
+//! An id that is a reserved principal id ([`crate::RESERVED_PRINCIPAL_IDS`]) is refused
+//! ([`AuthFailure::ReservedPrincipal`]): a CA may issue a certificate named like the server, but
+//! it never authenticates as the server.
+//!
 //! The validity period is checked again here so that a mapping done outside a handshake never
 //! accepts an expired certificate.
 
@@ -41,7 +45,11 @@ pub fn principal_from_certificate(der: &[u8]) -> Result<Principal, AuthFailure> 
         .ok_or_else(|| refused("no SPIFFE URI and no CN"))?;
     let kind = spiffe.map_or(SourceType::Service, spiffe_kind);
     let (roles, clearance) = roles_and_clearance(&cert)?;
-    Principal::new(id, kind, roles, clearance).map_err(|e| refused(e.to_string()))
+    Principal::new(id, kind, roles, clearance).map_err(|e| match e {
+        // Already says what is refused and why; wrapping would only repeat "refused".
+        AuthFailure::ReservedPrincipal(_) => e,
+        other => refused(other.to_string()),
+    })
 }
 
 fn spiffe_id<'a>(cert: &'a X509Certificate<'_>) -> Result<Option<&'a str>, AuthFailure> {

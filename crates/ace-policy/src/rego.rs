@@ -286,6 +286,7 @@ impl DecisionCache {
 mod tests {
     use super::*;
     use crate::decision::Action;
+    use crate::environments::Environments;
     use crate::input::{ENVIRONMENT_HEADER, PolicyInput, policy_input};
     use crate::principal::Principal;
     use ace_envelope::{Envelope, Kind, Source, SourceType};
@@ -371,7 +372,10 @@ mod tests {
             (&dev, Action::Publish, "not.ace", Some(&env)),
         ];
         for (principal, action, subject, envelope) in cases {
-            let streamed = cache_key(&PolicyInput::new(principal, action, subject, envelope));
+            let none = Environments::default();
+            let streamed = cache_key(&PolicyInput::new(
+                principal, action, subject, envelope, &none,
+            ));
             let text = policy_input(principal, action, subject, envelope).to_string();
             let expected: [u8; 32] = Sha256::digest(text.as_bytes()).into();
             assert_eq!(streamed, Ok(expected), "{text}");
@@ -383,12 +387,27 @@ mod tests {
         let (a1, a2) = (agent("a1"), agent("a2"));
         let subject = "ace.comms.a2a.agent.b7.cmd.v1";
         let (low, high) = (envelope(subject, 0.3), envelope(subject, 0.9));
-        let key = |p, e| cache_key(&PolicyInput::new(p, Action::Publish, subject, Some(e)));
+        let none = Environments::default();
+        let key = |p, e| {
+            cache_key(&PolicyInput::new(
+                p,
+                Action::Publish,
+                subject,
+                Some(e),
+                &none,
+            ))
+        };
         let same = low.clone();
         assert_eq!(key(&a1, &low), key(&a1, &same));
         assert_ne!(key(&a1, &low), key(&a2, &low));
         assert_ne!(key(&a1, &low), key(&a1, &high));
-        let subscribe = cache_key(&PolicyInput::new(&a1, Action::Subscribe, subject, None));
+        let subscribe = cache_key(&PolicyInput::new(
+            &a1,
+            Action::Subscribe,
+            subject,
+            None,
+            &none,
+        ));
         assert_ne!(key(&a1, &low), subscribe);
     }
 
@@ -400,7 +419,8 @@ mod tests {
         let a1 = agent("a1");
         let subject = "ace.comms.a2a.agent.b7.cmd.v1";
         let env = envelope(subject, 0.9);
-        let borrowed = PolicyInput::new(&a1, Action::Publish, subject, Some(&env));
+        let none = Environments::default();
+        let borrowed = PolicyInput::new(&a1, Action::Publish, subject, Some(&env), &none);
         let held = Decision::RequireApproval {
             reasons: vec!["ehi".into()],
         };

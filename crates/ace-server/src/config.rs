@@ -91,7 +91,8 @@ pub enum Engine {
 pub struct AuthConfig {
     /// The authentication mode.
     pub mode: AuthMode,
-    /// JWT bearer tokens: issuer, audience, leeway and verification keys.
+    /// JWT bearer tokens: issuer, audience, leeway, `iat` and lifetime bounds
+    /// (`require_iat`, `max_lifetime_secs`) and verification keys.
     pub jwt: Option<JwtConfig>,
     /// A YAML file of hashed API keys and their principals (`ace_policy::ApiKeyStore`).
     pub api_keys: Option<PathBuf>,
@@ -141,6 +142,11 @@ impl AuthConfig {
             _ if self.jwt.as_ref().is_some_and(|j| j.keys.is_empty()) => {
                 bad("auth.jwt.keys", "must name at least one key")
             }
+            _ if self.jwt.as_ref().is_some_and(|j| j.max_lifetime_secs == 0) => bad(
+                "auth.jwt.max_lifetime_secs",
+                "must be at least 1 (the longest token lifetime `exp - iat` accepted, in \
+                 seconds)",
+            ),
             _ => Ok(()),
         }
     }
@@ -150,7 +156,8 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// A directory holding `rbac.yaml` and `*.rego`; absent, the repository's `policies/`
+    /// A directory holding `rbac.yaml`, `*.rego` and optionally `environments.yaml` (the
+    /// environments of target subjects); absent, the repository's `policies/`
     /// compiled into the binary are used (so the server works from any directory).
     pub dir: Option<PathBuf>,
     /// EHI thresholds: a message scoring at or above its action's threshold is held for
@@ -887,7 +894,8 @@ impl SignaturesConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PiiConfig {
-    /// Replace the payload fields `governance.pii` names before the message is stored.
+    /// Replace the payload fields `governance.pii` names before the message is stored; a name
+    /// that matches nothing in the payload is then refused (`INVALID_REQUEST` naming the path).
     pub redact_stored: bool,
     /// What replaces each of those fields in a stored payload.
     pub replacement: String,
@@ -1122,9 +1130,26 @@ mod tests {
         let jwt = config.auth.jwt.as_ref().expect("jwt");
         assert_eq!(jwt.issuer.as_deref(), Some("ace-auth"));
         assert_eq!(jwt.leeway_secs, 30);
+        assert!(jwt.require_iat);
+        assert_eq!(
+            jwt.max_lifetime_secs,
+            ace_policy::DEFAULT_MAX_TOKEN_LIFETIME_SECS
+        );
         let tls = config.tls.as_ref().expect("tls");
         assert_eq!(tls.client_auth, ClientAuth::None);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn given_a_zero_jwt_max_lifetime_when_validated_then_the_key_is_named() {
+        let file = "auth:\n  mode: enforced\n  jwt:\n    max_lifetime_secs: 0\n    \
+                    require_iat: false\n    keys:\n      - {source: pem, path: /k.pem, alg: RS256}\n";
+        let config = Config::load(Some(file), env(&[])).unwrap();
+        let jwt = config.auth.jwt.as_ref().expect("jwt");
+        assert!(!jwt.require_iat);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`auth.jwt.max_lifetime_secs`"), "{err}");
+        assert!(err.contains("at least 1"), "{err}");
     }
 
     const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");

@@ -16,7 +16,8 @@
 //!
 //! A reload re-reads every file the `auth` and `policy` sections name — the JWT keys
 //! (`auth.jwt.keys`: PEM, JWKS, HMAC secret files), `auth.api_keys`, and `policy.dir`
-//! (`rbac.yaml` and every `*.rego`) — and builds the new authenticator state and engine
+//! (`rbac.yaml`, every `*.rego`, and `environments.yaml` when present: the environments of
+//! target subjects) — and builds the new authenticator state and engine
 //! FIRST. Only when all of it loaded is the reload recorded in the ledger (a `config_changed`
 //! entry by the requester naming what was reloaded and the SHA-256 of every file read) and then
 //! swapped in; any error leaves the old state serving and is returned naming the configuration
@@ -43,7 +44,7 @@ use ace_core::{
 use ace_ledger::{EntryKind, Hash, NewEntry};
 use ace_policy::{
     ApiKeyStore, EhiGate, KeySource, PolicyEngine, PolicyError, RBAC_FILE, TokenVerifier,
-    rego_files,
+    environments_file, rego_files,
 };
 
 use crate::config::{AuthConfig, AuthMode, Config, PolicyConfig};
@@ -132,7 +133,9 @@ impl Loaded {
             let rego = rego_files(dir).map_err(policy_error("policy.dir"))?;
             loaded.hash(
                 "policy.dir",
-                std::iter::once(dir.join(RBAC_FILE)).chain(rego),
+                std::iter::once(dir.join(RBAC_FILE))
+                    .chain(rego)
+                    .chain(environments_file(dir)),
             )?;
         }
         Ok(loaded)

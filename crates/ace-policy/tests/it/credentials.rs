@@ -114,6 +114,19 @@ fn given_bad_certificate_identities_when_mapped_then_each_is_refused() {
 }
 
 #[test]
+fn given_a_certificate_naming_a_reserved_principal_when_mapped_then_it_is_refused() {
+    // A SPIFFE id is the whole URI, so only a CN can spell a reserved id.
+    for (san, cn) in [
+        (None::<&str>, Some("ace-comms-system")),
+        (None, Some("DEVELOPMENT-MODE-UNAUTHENTICATED")),
+    ] {
+        let id = san.or(cn).unwrap();
+        let err = principal_from_certificate(&certificate(san, cn, Some("admin"))).unwrap_err();
+        assert_eq!(err, AuthFailure::ReservedPrincipal(id.to_owned()));
+    }
+}
+
+#[test]
 fn given_an_expired_certificate_when_mapped_then_it_is_refused() {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, "old");

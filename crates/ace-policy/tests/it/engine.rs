@@ -96,6 +96,101 @@ fn given_a_production_target_when_published_without_then_with_an_approval_then_h
     assert!(publish(&e, SourceType::Human, &["human"], &env).is_allow());
 }
 
+/// The shipped policies with `environments.yaml` saying the orders API is production.
+fn engine_with_production_orders() -> (tempfile::TempDir, PolicyEngine) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["rbac.yaml", "ace-comms.rego"] {
+        std::fs::copy(policies_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("environments.yaml"),
+        "environments:\n  - subjects: [\"ace.comms.http.api.orders.>\"]\n    environment: production\n",
+    )
+    .unwrap();
+    let e = PolicyEngine::load(dir.path(), EhiConfig::default()).unwrap();
+    (dir, e)
+}
+
+#[test]
+fn given_a_configured_production_subject_when_the_header_is_any_spelling_or_missing_then_held() {
+    let (_dir, e) = engine_with_production_orders();
+    let held = Decision::RequireApproval {
+        reasons: vec!["a production target needs an approval".into()],
+    };
+    let subject = "ace.comms.http.api.orders.cmd.v1";
+    for header in [
+        Some("Production"),
+        Some("PRODUCTION"),
+        Some(" production "),
+        Some("staging"),
+        None,
+    ] {
+        let mut builder = Envelope::builder(Kind::Command, subject);
+        if let Some(value) = header {
+            builder = builder.header(ENVIRONMENT_HEADER, value);
+        }
+        let env = builder.build_unchecked();
+        assert_eq!(
+            publish(&e, SourceType::Human, &["human"], &env),
+            held,
+            "{header:?}"
+        );
+    }
+    // Another subject without the header is not production.
+    let other = message("ace.comms.http.api.catalog.cmd.v1");
+    assert!(publish(&e, SourceType::Human, &["human"], &other).is_allow());
+    // Nor is it with a header naming another environment; `Production` there is held.
+    let claimed = Envelope::builder(Kind::Command, "ace.comms.http.api.catalog.cmd.v1")
+        .header(ENVIRONMENT_HEADER, "Production")
+        .build_unchecked();
+    assert_eq!(publish(&e, SourceType::Human, &["human"], &claimed), held);
+}
+
+#[test]
+fn given_an_input_built_elsewhere_when_the_shipped_rule_reads_it_then_it_normalizes_too() {
+    let rego = RegoPolicy::load_dir(&policies_dir(), json!({"ehi_threshold": 0.7})).unwrap();
+    let input = |environment: serde_json::Value| {
+        json!({"principal": {"id": "h", "type": "human", "roles": ["human"], "clearance": 1},
+               "action": "publish", "subject": "ace.comms.http.api.orders.cmd.v1",
+               "target": {"protocol": "http", "entity_type": "api", "entity_id": "orders",
+                          "verb": "cmd", "name": null, "version": "v1",
+                          "environment": environment},
+               "has_approval": false})
+    };
+    assert!(!rego.evaluate(&input(json!(" PRODUCTION "))).is_allow());
+    assert!(
+        rego.evaluate(&input(json!(null))).is_allow(),
+        "null is no environment"
+    );
+    assert!(
+        rego.evaluate(&input(json!(7))).is_allow(),
+        "nor is a number"
+    );
+}
+
+#[test]
+fn given_a_bad_environments_file_when_the_directory_loads_then_start_up_fails_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        policies_dir().join("rbac.yaml"),
+        dir.path().join("rbac.yaml"),
+    )
+    .unwrap();
+    let file = dir.path().join("environments.yaml");
+    std::fs::write(
+        &file,
+        "environments:\n  - {subjects: [\"ace..x\"], environment: production}\n",
+    )
+    .unwrap();
+    let err = PolicyEngine::load(dir.path(), EhiConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{}: environments[0].subjects[0]", file.display())),
+        "{err}"
+    );
+}
+
 #[test]
 fn given_an_rbac_denial_when_authorized_then_rego_is_not_consulted_and_denial_is_counted() {
     let e = engine();

@@ -148,12 +148,58 @@ fn given_the_attack_table_when_each_token_is_verified_then_each_is_refused_for_i
             }),
             AuthFailure::Claim("exp".into()),
         ),
+        (
+            "missing iat",
+            rs({
+                let mut c = claims();
+                c.as_object_mut().unwrap().remove("iat");
+                c
+            }),
+            AuthFailure::Claim("iat".into()),
+        ),
+        (
+            "a lifetime of ten years",
+            rs(with(
+                json!({"iat": now() - 60, "exp": now() + 10 * 365 * 86_400}),
+            )),
+            AuthFailure::Lifetime {
+                from: "iat",
+                lifetime: 10 * 365 * 86_400 + 60,
+                max: 86_400,
+            },
+        ),
+        (
+            "the server's own principal",
+            rs(with(json!({"sub": "ace-comms-system", "roles": ["admin"]}))),
+            AuthFailure::ReservedPrincipal("ace-comms-system".into()),
+        ),
+        (
+            "the development principal",
+            rs(with(json!({"sub": "DEVELOPMENT-MODE-UNAUTHENTICATED"}))),
+            AuthFailure::ReservedPrincipal("DEVELOPMENT-MODE-UNAUTHENTICATED".into()),
+        ),
         ("not a token", "a.b".into(), AuthFailure::Malformed),
     ];
     let v = verifier();
     for (name, token, expected) in table {
         assert_eq!(v.verify(&token), Err(expected), "{name}");
     }
+}
+
+#[test]
+fn given_a_token_issued_in_the_future_when_verified_then_iat_is_refused() {
+    let iat = now() + 3600;
+    let token = sign(
+        Algorithm::RS256,
+        None,
+        &with(json!({"iat": iat, "exp": now() + 7200})),
+    );
+    let err = verifier().verify(&token).unwrap_err();
+    assert!(
+        matches!(err, AuthFailure::IssuedInFuture { iat: i, leeway: 30, .. } if i == u64::try_from(iat).unwrap()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("`iat` is in the future"), "{err}");
 }
 
 #[test]

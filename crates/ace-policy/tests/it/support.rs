@@ -44,7 +44,7 @@ pub(crate) fn now() -> i64 {
 /// Valid claims for `sub`, expiring in an hour.
 pub(crate) fn claims() -> Value {
     serde_json::json!({
-        "sub": "agent-7", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 3600,
+        "sub": "agent-7", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 3600, "iat": now() - 60,
         "roles": ["agent"], "clearance": 2, "principal_type": "agent",
     })
 }

@@ -52,7 +52,7 @@ pub(crate) fn key_of(role: &str) -> String {
 }
 
 /// A file of `ace-policy`'s test fixtures (RSA keys for RS256).
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../ace-policy/tests/fixtures")
         .join(name)
@@ -94,11 +94,11 @@ pub(crate) fn enforced_auth(dir: &Path) -> AuthConfig {
             issuer: Some(ISSUER.into()),
             audience: Some(AUDIENCE.into()),
             leeway_secs: 0,
-            keys: vec![KeySource::Pem {
+            ..JwtConfig::with_keys(vec![KeySource::Pem {
                 path: fixture("rsa.pub.pem"),
                 alg: JwtAlgorithm::RS256,
                 kid: None,
-            }],
+            }])
         }),
         api_keys: Some(keys),
         mtls: false,
@@ -458,24 +458,24 @@ async fn given_no_or_bad_credentials_when_upgrading_to_websocket_then_401_before
     server.stop().await;
 }
 
-fn claims() -> Value {
+pub(crate) fn claims() -> Value {
     json!({
-        "sub": "jwt-agent", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600,
+        "sub": "jwt-agent", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "iat": now() - 60,
         "roles": ["agent"], "clearance": 1, "principal_type": "agent",
     })
 }
 
-fn rs256(header: &Header, claims: &Value) -> String {
+pub(crate) fn rs256(header: &Header, claims: &Value) -> String {
     let pem = std::fs::read(fixture("rsa.key.pem")).unwrap();
     let key = EncodingKey::from_rsa_pem(&pem).unwrap();
     jsonwebtoken::encode(header, claims, &key).unwrap()
 }
 
-fn signed(claims: &Value) -> String {
+pub(crate) fn signed(claims: &Value) -> String {
     rs256(&Header::new(Algorithm::RS256), claims)
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

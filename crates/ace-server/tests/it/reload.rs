@@ -60,7 +60,7 @@ fn secret_of(name: &str) -> String {
 /// An HS256 token of a `human` principal signed with the secret `name`.
 fn token(name: &str) -> String {
     let claims = json!({
-        "sub": "jwt-human", "exp": crate::auth::now() + 600,
+        "sub": "jwt-human", "exp": crate::auth::now() + 600, "iat": crate::auth::now() - 60,
         "roles": ["human"], "clearance": 1, "principal_type": "human",
     });
     let key = EncodingKey::from_secret(secret_of(name).as_bytes());
@@ -73,13 +73,11 @@ async fn start(dir: &Path) -> (Server, Files) {
     let (secret, policies) = (files.secret.clone(), files.policies.clone());
     let server = start_enforced(dir, |config| {
         config.auth.jwt = Some(JwtConfig {
-            issuer: None,
-            audience: None,
             leeway_secs: 0,
-            keys: vec![KeySource::HmacSecret {
+            ..JwtConfig::with_keys(vec![KeySource::HmacSecret {
                 path: secret,
                 kid: None,
-            }],
+            }])
         });
         config.policy.dir = Some(policies);
     })
