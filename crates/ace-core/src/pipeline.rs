@@ -114,8 +114,9 @@ pub fn signature(
 
 /// Step 3, continued: with `pii.redact_stored`, the payload fields `governance.pii` names are
 /// replaced before anything keeps the message (policy input, held approvals, the bus, the
-/// ledger's content hash). A signed envelope holding named fields, or a non-JSON payload naming
-/// some, is refused `INVALID_REQUEST` rather than stored unredacted.
+/// ledger's content hash). A signed envelope holding named fields, a non-JSON payload naming
+/// some, or a named path that matches nothing in the payload (a mistyped path would store the
+/// data it meant to redact) is refused `INVALID_REQUEST` rather than stored unredacted.
 pub fn redact(policy: &PiiPolicy, envelope: &mut Envelope) -> Result<usize, CoreError> {
     policy
         .apply(envelope)
