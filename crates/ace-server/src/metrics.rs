@@ -42,8 +42,11 @@ pub struct Metrics {
     /// WebSocket connections open now.
     pub(crate) ws_connections: IntGauge,
     /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
-    /// `keepalive`, `shutdown`).
+    /// `keepalive`, `shutdown`, `protocol_error`, `invalid_utf8`, `credentials`).
     pub(crate) ws_closes: IntCounterVec,
+    /// Bytes of frames queued for WebSocket clients now, over every connection (bounded by
+    /// `limits.ws.max_queued_bytes_total`).
+    pub(crate) ws_queued_bytes: IntGauge,
     /// Reloads of the credentials and policies, by result (`ok`, `error`).
     pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
@@ -196,6 +199,10 @@ impl Metrics {
             "ace_comms_ws_connections",
             "WebSocket connections open now.",
         )?;
+        let ws_queued_bytes = IntGauge::new(
+            "ace_comms_ws_queued_bytes",
+            "Bytes of frames queued for WebSocket clients now.",
+        )?;
         let ws_closes = IntCounterVec::new(
             Opts::new(
                 "ace_comms_ws_closes_total",
@@ -216,6 +223,7 @@ impl Metrics {
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(ws_closes.clone()))?;
+        registry.register(Box::new(ws_queued_bytes.clone()))?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(errors.clone()))?;
@@ -231,6 +239,7 @@ impl Metrics {
             connections,
             ws_connections,
             ws_closes,
+            ws_queued_bytes,
             reloads,
             policy,
         })

@@ -46,17 +46,25 @@ pub struct AppState {
     pub(crate) ready: Arc<AtomicBool>,
     /// What `AppState::reload` reloads (none: nothing to reload, as in development mode).
     pub(crate) governance: Option<crate::governance::Governance>,
+    /// The generation of the credentials: bumped by every successful reload, so each live
+    /// WebSocket authenticates again (a removed key closes it with 4001).
+    pub(crate) reloads: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The byte bounds of what waits for WebSocket clients, per principal and in all.
+    pub(crate) ws_budgets: Arc<crate::ws::budget::Budgets>,
 }
 
 impl AppState {
     /// State over a core, its metrics and the HTTP limits; not ready until `set_ready(true)`.
     pub fn new(core: Core, metrics: Metrics, limits: LimitsConfig) -> Self {
+        let ws_budgets = crate::ws::budget::Budgets::new(&limits.ws, metrics.ws_queued_bytes.clone());
         AppState {
             core,
             metrics,
             limits: Arc::new(limits),
             ready: Arc::new(AtomicBool::new(false)),
             governance: None,
+            reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
+            ws_budgets: Arc::new(ws_budgets),
         }
     }
 
