@@ -41,6 +41,8 @@ pub struct Metrics {
     pub(crate) connections: IntGauge,
     /// WebSocket connections open now.
     pub(crate) ws_connections: IntGauge,
+    /// Idle HTTP connections closed to make room for a new one when every slot was taken.
+    pub(crate) evictions: IntCounter,
     /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
     /// `keepalive`, `shutdown`, `protocol_error`, `invalid_utf8`, `credentials`).
     pub(crate) ws_closes: IntCounterVec,
@@ -199,6 +201,11 @@ impl Metrics {
             "ace_comms_ws_connections",
             "WebSocket connections open now.",
         )?;
+        let evictions = IntCounter::new(
+            "ace_comms_http_evictions_total",
+            "Idle HTTP connections closed to make room when every connection slot was taken.",
+        )?;
+        registry.register(Box::new(evictions.clone()))?;
         let ws_queued_bytes = IntGauge::new(
             "ace_comms_ws_queued_bytes",
             "Bytes of frames queued for WebSocket clients now.",
@@ -238,6 +245,7 @@ impl Metrics {
             requests,
             connections,
             ws_connections,
+            evictions,
             ws_closes,
             ws_queued_bytes,
             reloads,
