@@ -216,7 +216,7 @@ pub(super) async fn run(
     let outbox = Outbox { tx, budget };
     let mut reloads = state.reloads.subscribe();
     reloads.mark_unchanged();
-    let mut expires = expiry(&state, &ctx);
+    let mut expires = state.core.credentials_expire_at(&ctx);
     let (close_tx, mut closing) = watch::channel(None);
     let closer = Closer {
         tx: close_tx,
@@ -249,7 +249,7 @@ pub(super) async fn run(
         tokio::select! {
             _ = closing.changed() => break,
             () = sleep_until(expires) => {
-                expires = session.recheck("the bearer token expired");
+                expires = session.expired(expires);
             }
             changed = reloads.changed() => {
                 if changed.is_ok() {
@@ -390,20 +390,20 @@ fn read_failure(err: &axum::Error) -> Option<ReadFailure> {
     None
 }
 
-/// When the credentials of `ctx` lapse, as an instant of the runtime's clock.
-fn expiry(state: &AppState, ctx: &RequestContext) -> Option<tokio::time::Instant> {
-    let exp = state.core.credentials_expire_at(ctx)?;
-    let now = std::time::SystemTime::now()
+/// Seconds since the Unix epoch, as `exp` counts them.
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let left = Duration::from_secs(exp.saturating_sub(now));
-    Some(tokio::time::Instant::now() + left)
+        .unwrap_or_default()
 }
 
-/// Completes at `at` (never without one).
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Completes when the clock reaches `exp` (seconds since the epoch; never without one).
+async fn sleep_until(exp: Option<u64>) {
+    match exp {
+        Some(exp) => {
+            let left = Duration::from_secs(exp).saturating_sub(unix_now());
+            tokio::time::sleep(left).await;
+        }
         None => std::future::pending().await,
     }
 }
@@ -450,15 +450,28 @@ impl Session {
         }
     }
 
-    /// Authenticates the connection's credentials again (at expiry, after a reload): closes it
-    /// with 4001 when they fail, else returns when they lapse next.
-    fn recheck(&self, why: &str) -> Option<tokio::time::Instant> {
+    /// The credentials' `exp` came: the connection is closed with 4001 (the verifier's leeway
+    /// is for a new request whose issuer's clock is a little ahead, not for keeping a connection
+    /// open past the token's end). Returns the next expiry when the clock has not reached it
+    /// yet (a timer that fired early).
+    fn expired(&self, exp: Option<u64>) -> Option<u64> {
+        let exp = exp?;
+        if unix_now() < Duration::from_secs(exp) {
+            return Some(exp);
+        }
+        self.closer.close(
+            close::CREDENTIALS,
+            "credentials",
+            format!("the bearer token expired (exp {exp}): connect again with a new token"),
+        );
+        None
+    }
+
+    /// Authenticates the connection's credentials again (after a reload): closes it with 4001
+    /// when they fail, else returns when they lapse.
+    fn recheck(&self, why: &str) -> Option<u64> {
         match self.state.core.authenticate(&self.ctx) {
-            Ok(_) => {
-                let next = expiry(&self.state, &self.ctx);
-                // A token still accepted past its `exp` (leeway) is judged again a second later.
-                next.map(|at| at.max(tokio::time::Instant::now() + Duration::from_secs(1)))
-            }
+            Ok(_) => self.state.core.credentials_expire_at(&self.ctx),
             Err(err) => {
                 let reason = err.body().error.message;
                 self.closer.close(
