@@ -753,7 +753,10 @@ impl LimitsConfig {
             ),
             ("limits.ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
             ("limits.ws.queue", self.ws.queue as u64),
-            ("limits.ws.max_queued_bytes", self.ws.max_queued_bytes as u64),
+            (
+                "limits.ws.max_queued_bytes",
+                self.ws.max_queued_bytes as u64,
+            ),
             (
                 "limits.ws.max_queued_bytes_per_principal",
                 self.ws.max_queued_bytes_per_principal as u64,

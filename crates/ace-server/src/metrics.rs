@@ -2,7 +2,12 @@
 //! published messages, publish latency, errors by code, HTTP requests by route and status, and
 //! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
 //! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
-//! all zero in development mode, where no engine decides), and reloads by result.
+//! all zero in development mode, where no engine decides), reloads by result, and the network
+//! bounds: WebSocket closes by reason (`ace_comms_ws_closes_total`: `slow_consumer` for a queue
+//! over its frame or byte bound, `credentials` for a token past its `exp` or a key a reload
+//! removed, `protocol_error`, `invalid_utf8`, `too_big`, `keepalive`, `shutdown`), the bytes
+//! queued for WebSocket clients now (`ace_comms_ws_queued_bytes`), and idle HTTP connections
+//! closed to make room when every slot was taken (`ace_comms_http_evictions_total`).
 //!
 //! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
 //! engine, what it has already copied: at the first scrape after a swap it copies the last

@@ -176,7 +176,8 @@ fn given_sixteen_subscribers_that_never_read_when_0_9_mb_messages_are_published_
     let mut idle = Vec::new();
     for i in 0..16 {
         let mut socket = upgrade(&addr, "tour-agent-key");
-        let subscribe = format!(r#"{{"type":"subscribe","id":"s","sid":"s{i}","pattern":"{AGENT}"}}"#);
+        let subscribe =
+            format!(r#"{{"type":"subscribe","id":"s","sid":"s{i}","pattern":"{AGENT}"}}"#);
         socket.write_all(&frame(0x1, subscribe.as_bytes())).unwrap();
         let (op, answer) = read_frame(&mut socket);
         assert_eq!(op, 0x1);
@@ -218,7 +219,10 @@ fn given_sixteen_subscribers_that_never_read_when_0_9_mb_messages_are_published_
         peak < RSS_BOUND_MIB,
         "the server grew to {peak} MiB (bound {RSS_BOUND_MIB} MiB)"
     );
-    assert_eq!(cut, 16.0, "every idle subscriber is cut off as a slow consumer");
+    assert_eq!(
+        cut, 16.0,
+        "every idle subscriber is cut off as a slow consumer"
+    );
     drop(idle);
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "stderr:\n{stderr}");

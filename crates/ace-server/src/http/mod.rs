@@ -56,7 +56,8 @@ pub struct AppState {
 impl AppState {
     /// State over a core, its metrics and the HTTP limits; not ready until `set_ready(true)`.
     pub fn new(core: Core, metrics: Metrics, limits: LimitsConfig) -> Self {
-        let ws_budgets = crate::ws::budget::Budgets::new(&limits.ws, metrics.ws_queued_bytes.clone());
+        let ws_budgets =
+            crate::ws::budget::Budgets::new(&limits.ws, metrics.ws_queued_bytes.clone());
         AppState {
             core,
             metrics,

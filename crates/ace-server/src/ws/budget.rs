@@ -202,8 +202,7 @@ impl Budget {
             freed.as_mut().enable();
             let mine = self.connection.bytes.load(Ordering::Acquire);
             let fits = |account: &Account| account.bytes.load(Ordering::Acquire) < account.limit;
-            if mine == 0 || (fits(&self.connection) && fits(&self.principal) && fits(&self.total))
-            {
+            if mine == 0 || (fits(&self.connection) && fits(&self.principal) && fits(&self.total)) {
                 return self.connection.limit.saturating_sub(mine).max(1);
             }
             freed.await;

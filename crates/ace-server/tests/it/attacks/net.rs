@@ -28,10 +28,10 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Server;
@@ -218,7 +218,10 @@ async fn given_sixteen_subscribers_that_never_read_when_large_messages_are_publi
     for socket in &mut idle {
         let frame = close_frame(socket).await;
         assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
-        assert!(frame.reason.contains("limits.ws.max_queued_bytes"), "{frame:?}");
+        assert!(
+            frame.reason.contains("limits.ws.max_queued_bytes"),
+            "{frame:?}"
+        );
     }
     drop(idle);
     let deadline = Instant::now() + PATIENCE;
@@ -271,7 +274,10 @@ async fn given_a_live_socket_whose_jwt_expires_when_exp_passes_then_it_is_closed
     let after = opened.elapsed();
     assert_eq!(u16::from(frame.code), 4001, "{frame:?}");
     assert!(frame.reason.contains("expired"), "{frame:?}");
-    assert!(after >= Duration::from_secs(1), "closed before exp: {after:?}");
+    assert!(
+        after >= Duration::from_secs(1),
+        "closed before exp: {after:?}"
+    );
     assert!(
         server
             .metrics()
@@ -300,8 +306,13 @@ async fn given_a_live_subscription_when_its_api_key_is_removed_and_reloaded_then
         keys_yaml(&[("admin", "admin", "service", 5)]),
     )
     .unwrap();
-    let (status, body) =
-        post_with_key(&server, &key_of("admin"), "/api/v1/admin/reload", &json!({})).await;
+    let (status, body) = post_with_key(
+        &server,
+        &key_of("admin"),
+        "/api/v1/admin/reload",
+        &json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let frame = close_frame(&mut socket).await;
     assert_eq!(u16::from(frame.code), 4001, "{frame:?}");
@@ -434,8 +445,7 @@ async fn given_a_body_sent_one_byte_at_a_time_when_the_total_deadline_passes_the
 }
 
 #[tokio::test]
-async fn given_no_valid_credentials_and_a_body_that_never_comes_when_publishing_then_401_at_once()
-{
+async fn given_no_valid_credentials_and_a_body_that_never_comes_when_publishing_then_401_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with_keys(dir.path(), &[("human", "human", "human", 1)]).await;
     for credentials in ["", "x-ace-api-key: not-a-key\r\n"] {
@@ -544,7 +554,11 @@ async fn given_raw_frames_breaking_the_protocol_when_sent_then_1002_or_1007_with
         // FIN + opcode 0x3 (reserved), masked, empty.
         ("a reserved opcode", vec![0x83, 0x80, 1, 2, 3, 4], 1002),
         // FIN + text, masked with zeros, payload 0xC3 0x28 (not UTF-8).
-        ("invalid UTF-8", vec![0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28], 1007),
+        (
+            "invalid UTF-8",
+            vec![0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28],
+            1007,
+        ),
     ];
     for (what, frame, expected) in cases {
         let mut stream = raw_upgrade(&server).await;
@@ -564,4 +578,3 @@ async fn given_raw_frames_breaking_the_protocol_when_sent_then_1002_or_1007_with
     );
     server.stop().await;
 }
-
