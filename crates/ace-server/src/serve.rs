@@ -79,11 +79,13 @@ impl App {
         let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
-        let bus = EmbeddedBus::open(EmbeddedConfig::new(&config.data_dir)).map_err(|source| {
-            ServerError::Engine {
-                data_dir: config.data_dir.display().to_string(),
-                source,
-            }
+        let mut engine = EmbeddedConfig::new(&config.data_dir);
+        // A live subscription's buffer in the bus holds no more bytes than its connection's
+        // queue may (`limits.ws.max_queued_bytes`).
+        engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
+        let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
+            data_dir: config.data_dir.display().to_string(),
+            source,
         })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
         let sessions =
