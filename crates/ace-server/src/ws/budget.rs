@@ -12,6 +12,9 @@
 //! one frame larger than the bound still goes to a client that reads). A live message that does
 //! not fit closes the connection as a slow consumer (4008): memory never grows for a client that
 //! does not read. The bytes queued now are the `ace_comms_ws_queued_bytes` gauge.
+//!
+//! A principal is the authenticated id; in development mode every client is the one development
+//! principal, so all of them share one `max_queued_bytes_per_principal`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
