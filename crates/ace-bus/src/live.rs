@@ -2,7 +2,9 @@
 //!
 //! What it owns and why:
 //! - **Fan-out without blocking.** Each subscription has a bounded tokio mpsc; `publish` only ever
-//!   `try_send`s. A subscriber whose buffer is full is *cut off* on the spot (its subscription ends
+//!   `try_send`s. The buffer is bounded in messages (`subscriber_buffer`) and in bytes
+//!   (`subscriber_buffer_bytes`, by [`envelope_bytes`]: a thousand large messages are not held
+//!   for a reader that stopped). A subscriber whose buffer is full by either is *cut off* on the spot (its subscription ends
 //!   with [`CloseReason::SlowConsumer`] once it has drained what it already holds, and the cutoff is
 //!   counted): memory never grows to absorb a slow reader, and the publisher never waits for one.
 //! - **Read-mostly locking.** The [`SubjectIndex`] sits behind one `parking_lot::RwLock`: every
@@ -28,7 +30,7 @@
 //!   delivered, and is counted in [`LiveStats::expired`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -52,6 +54,9 @@ pub const REPLY_TO_HEADER: &str = "reply_to";
 pub struct LiveConfig {
     /// Messages a subscription may hold unread before it is cut off as a slow consumer (min 1).
     pub subscriber_buffer: usize,
+    /// Bytes of messages (by [`envelope_bytes`]) a subscription may hold unread before it is cut
+    /// off as a slow consumer; a message always fits in an empty buffer.
+    pub subscriber_buffer_bytes: usize,
     /// Subscriptions the hub accepts; more are refused with `BusError::TooManySubscriptions`.
     pub max_subscriptions: usize,
 }
@@ -60,6 +65,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             subscriber_buffer: 1024,
+            subscriber_buffer_bytes: 64 * 1024 * 1024,
             max_subscriptions: 1_000_000,
         }
     }
@@ -69,7 +75,8 @@ impl Default for LiveConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// It fell `subscriber_buffer` messages behind and was cut off.
+    /// It fell `subscriber_buffer` messages or `subscriber_buffer_bytes` bytes behind and was
+    /// cut off.
     SlowConsumer,
     /// The hub it belonged to was dropped.
     HubClosed,
@@ -106,8 +113,13 @@ struct Member {
     queue: Option<Box<str>>,
     /// Asked before each offer; `None` takes everything.
     accept: Option<Accept>,
-    tx: mpsc::Sender<Arc<Envelope>>,
+    tx: mpsc::Sender<(Arc<Envelope>, usize)>,
     state: Arc<AtomicU8>,
+    /// Bytes of the messages in the buffer (shared with the [`Subscription`], which gives them
+    /// back as it reads).
+    held: Arc<AtomicUsize>,
+    /// `subscriber_buffer_bytes` of the hub.
+    max_bytes: usize,
 }
 
 #[derive(Default)]
@@ -138,8 +150,9 @@ pub struct LiveHub {
 /// A live subscription. Dropping it unsubscribes.
 pub struct Subscription {
     id: EntryId,
-    rx: mpsc::Receiver<Arc<Envelope>>,
+    rx: mpsc::Receiver<(Arc<Envelope>, usize)>,
     state: Arc<AtomicU8>,
+    held: Arc<AtomicUsize>,
     hub: Weak<Shared>,
 }
 
@@ -187,11 +200,14 @@ impl LiveHub {
         }
         let (tx, rx) = mpsc::channel(self.shared.config.subscriber_buffer);
         let state = Arc::new(AtomicU8::new(OPEN));
+        let held = Arc::new(AtomicUsize::new(0));
         let member = Member {
             queue: queue.map(Into::into),
             accept,
             tx,
             state: Arc::clone(&state),
+            held: Arc::clone(&held),
+            max_bytes: self.shared.config.subscriber_buffer_bytes,
         };
         let mut index = self.shared.index.write();
         if index.len() >= self.shared.config.max_subscriptions {
@@ -204,6 +220,7 @@ impl LiveHub {
             id,
             rx,
             state,
+            held,
             hub: Arc::downgrade(&self.shared),
         })
     }
@@ -282,6 +299,30 @@ impl std::fmt::Debug for LiveHub {
     }
 }
 
+/// The bytes an envelope holds, estimated cheaply for the byte bound of subscriber buffers: a
+/// fixed overhead for the envelope's fields, its subject and headers, and its payload walked
+/// once (a string counts its length, so a large text payload costs one step).
+pub fn envelope_bytes(msg: &Envelope) -> usize {
+    const FIELDS: usize = 512;
+    let headers: usize = msg.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    FIELDS + msg.subject.len() + headers + msg.payload.as_ref().map_or(0, value_bytes)
+}
+
+fn value_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(value_bytes).sum::<usize>(),
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(key, value)| key.len() + 3 + value_bytes(value))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// The reply subject a request carries, for a responder to publish its reply to.
 pub fn reply_subject(request: &Envelope) -> Option<&str> {
     request.headers.get(REPLY_TO_HEADER).map(String::as_str)
@@ -307,14 +348,23 @@ enum Offer {
 }
 
 impl Member {
-    fn offer(&self, msg: &Arc<Envelope>, counters: &Counters) -> Offer {
+    fn offer(&self, msg: &Arc<Envelope>, size: usize, counters: &Counters) -> Offer {
         if self.state.load(Ordering::Acquire) != OPEN {
             return Offer::Gone;
         }
         if self.accept.as_ref().is_some_and(|accept| !accept(msg)) {
             return Offer::Refused;
         }
-        match self.tx.try_send(Arc::clone(msg)) {
+        let before = self.held.fetch_add(size, Ordering::AcqRel);
+        let sent = if before > 0 && before.saturating_add(size) > self.max_bytes {
+            Err(mpsc::error::TrySendError::Full((Arc::clone(msg), size)))
+        } else {
+            self.tx.try_send((Arc::clone(msg), size))
+        };
+        if sent.is_err() {
+            self.held.fetch_sub(size, Ordering::AcqRel);
+        }
+        match sent {
             Ok(()) => Offer::Delivered,
             Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -339,6 +389,8 @@ impl Member {
 /// What one publish did, gathered under the read lock and acted on after it.
 #[derive(Default)]
 struct Fanout {
+    /// [`envelope_bytes`] of the message.
+    size: usize,
     delivered: usize,
     /// Receivers whose predicate withheld the message (see `LiveStats::refused`).
     refused: u64,
@@ -354,7 +406,7 @@ impl Fanout {
         msg: &Arc<Envelope>,
         counters: &Counters,
     ) -> Offer {
-        let outcome = member.offer(msg, counters);
+        let outcome = member.offer(msg, self.size, counters);
         match outcome {
             Offer::Delivered => self.delivered += 1,
             Offer::CutOff => self.cut_off.push(id),
@@ -412,7 +464,10 @@ impl Shared {
             self.counters.expired.fetch_add(1, Ordering::Relaxed);
             return 0;
         }
-        let mut fanout = Fanout::default();
+        let mut fanout = Fanout {
+            size: envelope_bytes(msg),
+            ..Fanout::default()
+        };
         fanout.delivered += self.answer_request(msg);
         {
             let index = self.index.read();
@@ -513,12 +568,16 @@ impl Subscription {
     /// The next message; `None` once the subscription is closed and drained (see
     /// [`Subscription::close_reason`]).
     pub async fn next(&mut self) -> Option<Arc<Envelope>> {
-        self.rx.recv().await
+        let (msg, size) = self.rx.recv().await?;
+        self.held.fetch_sub(size, Ordering::AcqRel);
+        Some(msg)
     }
 
     /// The next message if one is buffered now, without waiting.
     pub fn try_next(&mut self) -> Option<Arc<Envelope>> {
-        self.rx.try_recv().ok()
+        let (msg, size) = self.rx.try_recv().ok()?;
+        self.held.fetch_sub(size, Ordering::AcqRel);
+        Some(msg)
     }
 
     /// Why the subscription stopped receiving; `None` while it is open.
@@ -602,5 +661,36 @@ mod tests {
         let msg = Arc::new(Envelope::builder(ace_envelope::Kind::Event, "a.b").build_unchecked());
         assert_eq!(hub.publish(Arc::clone(&msg)), 1);
         assert_eq!(sub.try_next().map(|m| m.id), Some(msg.id));
+    }
+
+    #[test]
+    fn given_a_subscriber_holding_its_byte_bound_when_another_message_comes_then_it_is_cut_off() {
+        let big = |n: usize| {
+            let payload = serde_json::json!({ "blob": "b".repeat(n) });
+            Arc::new(
+                Envelope::builder(ace_envelope::Kind::Event, "a.b")
+                    .payload_json(payload)
+                    .build_unchecked(),
+            )
+        };
+        let hub = LiveHub::new(LiveConfig {
+            subscriber_buffer_bytes: 10_000,
+            ..LiveConfig::default()
+        });
+        let mut sub = hub.subscribe("a.b", None).expect("subscribe");
+        // A message larger than the bound still goes to an empty buffer.
+        assert_eq!(hub.publish(big(20_000)), 1);
+        assert!(sub.try_next().is_some());
+        assert_eq!(hub.publish(big(4_000)), 1);
+        assert_eq!(hub.publish(big(4_000)), 1);
+        assert_eq!(hub.publish(big(4_000)), 0, "a third passes 10,000 bytes");
+        assert_eq!(sub.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(hub.stats().slow_consumer_cutoffs, 1);
+        assert!(sub.try_next().is_some() && sub.try_next().is_some());
+        assert_eq!(
+            sub.held.load(Ordering::Acquire),
+            0,
+            "reading gives the bytes back"
+        );
     }
 }

@@ -201,6 +201,9 @@ fn close_meaning(code: u16) -> &'static str {
         close::SLOW_CONSUMER => "slow consumer: the connection's queue overflowed",
         close::GOING_AWAY => "the server is shutting down",
         close::KEEPALIVE => "a keepalive went unanswered",
+        close::PROTOCOL_ERROR => "the client broke the WebSocket protocol",
+        close::INVALID_DATA => "a text message was not valid UTF-8",
+        close::CREDENTIALS => "the credentials expired or were revoked: connect again",
         1000 => "normal closure",
         _ => "unexpected close",
     }

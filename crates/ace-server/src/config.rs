@@ -209,7 +209,8 @@ pub struct LimitsConfig {
     pub max_connections_per_address: usize,
     /// Longest a client may take to send a request's headers, milliseconds.
     pub header_timeout_ms: u64,
-    /// Longest a request body may take to arrive, milliseconds.
+    /// Longest a whole request body may take to arrive, milliseconds: one deadline from the
+    /// moment the request's headers are read, not a timeout per chunk (408 `TIMEOUT` past it).
     pub body_timeout_ms: u64,
     /// Longest a request may take to be answered, milliseconds (above `max_fetch_wait_ms`).
     pub request_timeout_ms: u64,
@@ -242,6 +243,17 @@ pub struct WsLimits {
     /// Frames waiting to be written to one connection; a live message finding it full closes
     /// the connection with 4008 (slow consumer).
     pub queue: usize,
+    /// Bytes waiting to be written to one connection; a live message that does not fit closes
+    /// the connection with 4008 (slow consumer), a consumer push waits for room.
+    pub max_queued_bytes: usize,
+    /// Bytes waiting to be written to all the connections of one principal together (4008 for
+    /// the connection whose message does not fit).
+    pub max_queued_bytes_per_principal: usize,
+    /// Bytes waiting to be written to every WebSocket of the server together (4008 likewise).
+    pub max_queued_bytes_total: usize,
+    /// Bytes of `publish` frames of one connection in flight at once; past it the server stops
+    /// reading that connection's frames until one completes.
+    pub max_inflight_publish_bytes: usize,
     /// Most subscriptions one connection may hold.
     pub max_subscriptions: usize,
     /// Most `publish` frames of one connection in flight at once (handled concurrently, answered
@@ -267,6 +279,10 @@ impl Default for WsLimits {
             max_message_bytes: 1024 * 1024,
             max_frame_bytes: 1024 * 1024,
             queue: 1_024,
+            max_queued_bytes: 8 * 1024 * 1024,
+            max_queued_bytes_per_principal: 32 * 1024 * 1024,
+            max_queued_bytes_total: 128 * 1024 * 1024,
+            max_inflight_publish_bytes: 16 * 1024 * 1024,
             max_subscriptions: 128,
             max_inflight_publishes: 256,
             max_connections: 1_024,
@@ -759,6 +775,22 @@ impl LimitsConfig {
             ("limits.ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
             ("limits.ws.queue", self.ws.queue as u64),
             (
+                "limits.ws.max_queued_bytes",
+                self.ws.max_queued_bytes as u64,
+            ),
+            (
+                "limits.ws.max_queued_bytes_per_principal",
+                self.ws.max_queued_bytes_per_principal as u64,
+            ),
+            (
+                "limits.ws.max_queued_bytes_total",
+                self.ws.max_queued_bytes_total as u64,
+            ),
+            (
+                "limits.ws.max_inflight_publish_bytes",
+                self.ws.max_inflight_publish_bytes as u64,
+            ),
+            (
                 "limits.ws.max_subscriptions",
                 self.ws.max_subscriptions as u64,
             ),
@@ -791,6 +823,28 @@ impl LimitsConfig {
                     self.ws.max_frame_bytes, self.ws.max_message_bytes
                 ),
             });
+        }
+        let queued = [
+            (
+                "limits.ws.max_queued_bytes",
+                self.ws.max_queued_bytes,
+                "limits.ws.max_queued_bytes_per_principal",
+                self.ws.max_queued_bytes_per_principal,
+            ),
+            (
+                "limits.ws.max_queued_bytes_per_principal",
+                self.ws.max_queued_bytes_per_principal,
+                "limits.ws.max_queued_bytes_total",
+                self.ws.max_queued_bytes_total,
+            ),
+        ];
+        for (key, value, above, bound) in queued {
+            if value > bound {
+                return Err(ConfigError::Invalid {
+                    key: key.to_owned(),
+                    reason: format!("{value} must not exceed {above} ({bound})"),
+                });
+            }
         }
         if self.max_hops == 0 || self.max_hops > ace_envelope::MAX_HOPS {
             return Err(ConfigError::Invalid {

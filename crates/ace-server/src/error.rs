@@ -140,6 +140,13 @@ pub enum ApiError {
     /// The body could not be read (not a size problem).
     #[error("request body could not be read: {0}")]
     Body(String),
+    /// The body did not arrive whole within `limits.body_timeout_ms` of the request's headers
+    /// (answered 408).
+    #[error("request body did not arrive within limits.body_timeout_ms ({limit_ms} ms)")]
+    BodyTimeout {
+        /// The limit, milliseconds.
+        limit_ms: u64,
+    },
     /// The body is larger than `limits.max_body_bytes`.
     #[error("request body exceeds limits.max_body_bytes ({limit} bytes)")]
     TooLarge {
@@ -194,6 +201,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             ApiError::NotReady => ErrorCode::Unavailable,
+            ApiError::BodyTimeout { .. } => ErrorCode::Timeout,
             ApiError::Route(_) => ErrorCode::NotFound,
             ApiError::Core(err) => err.code(),
         }
@@ -209,6 +217,7 @@ impl ApiError {
                 json!({ "line": line, "column": column })
             }
             ApiError::TooLarge { limit } => json!({ "limit": limit }),
+            ApiError::BodyTimeout { limit_ms } => json!({ "limit_ms": limit_ms }),
             ApiError::BatchTooLarge { count, max } => json!({ "count": count, "max": max }),
             ApiError::InvalidField { field, .. } => json!({ "field": field }),
             _ => serde_json::Value::Null,
@@ -246,6 +255,12 @@ impl IntoResponse for ApiError {
             return (StatusCode::ACCEPTED, axum::Json(pending)).into_response();
         }
         let code = self.code();
+        if let ApiError::BodyTimeout { .. } = self {
+            // The client was too slow, not an upstream: 408 rather than TIMEOUT's 504.
+            let mut response = error_response(code, &self.body());
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            return response;
+        }
         if code.http_status() >= 500 {
             tracing::error!(code = %code, error = %self, "request failed on our side");
         }

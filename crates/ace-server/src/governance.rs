@@ -22,7 +22,8 @@
 //! entry by the requester naming what was reloaded and the SHA-256 of every file read) and then
 //! swapped in; any error leaves the old state serving and is returned naming the configuration
 //! key and the file. The swap drops the cache of verified tokens, so a removed JWT key or API
-//! key stops working from the next request on. Recording before swapping means no reloaded
+//! key stops working from the next request on, and every live WebSocket authenticates again
+//! right after a successful reload (a connection whose key was removed is closed with 4001). Recording before swapping means no reloaded
 //! policy decides before the ledger says it was loaded; the start's entry carries the same
 //! hashes of the files it loaded. One limit: the files are read again to be hashed, so a file
 //! rewritten while it is loaded may be hashed in its newer state.
@@ -291,6 +292,8 @@ impl AppState {
             Ok(done) => {
                 let (reloaded, files) = (&done.reloaded, &done.files);
                 tracing::info!(actor, ?reloaded, ?files, "governance reloaded");
+                // Every live WebSocket authenticates again with what was just loaded.
+                self.reloads.send_modify(|generation| *generation += 1);
             }
             Err(err) => {
                 let error = error_chain(err);

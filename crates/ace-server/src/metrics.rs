@@ -2,7 +2,12 @@
 //! published messages, publish latency, errors by code, HTTP requests by route and status, and
 //! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
 //! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
-//! all zero in development mode, where no engine decides), and reloads by result.
+//! all zero in development mode, where no engine decides), reloads by result, and the network
+//! bounds: WebSocket closes by reason (`ace_comms_ws_closes_total`: `slow_consumer` for a queue
+//! over its frame or byte bound, `credentials` for a token past its `exp` or a key a reload
+//! removed, `protocol_error`, `invalid_utf8`, `too_big`, `keepalive`, `shutdown`), the bytes
+//! queued for WebSocket clients now (`ace_comms_ws_queued_bytes`), and idle HTTP connections
+//! closed to make room when every slot was taken (`ace_comms_http_evictions_total`).
 //!
 //! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
 //! engine, what it has already copied: at the first scrape after a swap it copies the last
@@ -41,9 +46,14 @@ pub struct Metrics {
     pub(crate) connections: IntGauge,
     /// WebSocket connections open now.
     pub(crate) ws_connections: IntGauge,
+    /// Idle HTTP connections closed to make room for a new one when every slot was taken.
+    pub(crate) evictions: IntCounter,
     /// WebSocket connections closed by the server, by reason (`slow_consumer`, `too_big`,
-    /// `keepalive`, `shutdown`).
+    /// `keepalive`, `shutdown`, `protocol_error`, `invalid_utf8`, `credentials`).
     pub(crate) ws_closes: IntCounterVec,
+    /// Bytes of frames queued for WebSocket clients now, over every connection (bounded by
+    /// `limits.ws.max_queued_bytes_total`).
+    pub(crate) ws_queued_bytes: IntGauge,
     /// Reloads of the credentials and policies, by result (`ok`, `error`).
     pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
@@ -196,6 +206,15 @@ impl Metrics {
             "ace_comms_ws_connections",
             "WebSocket connections open now.",
         )?;
+        let evictions = IntCounter::new(
+            "ace_comms_http_evictions_total",
+            "Idle HTTP connections closed to make room when every connection slot was taken.",
+        )?;
+        registry.register(Box::new(evictions.clone()))?;
+        let ws_queued_bytes = IntGauge::new(
+            "ace_comms_ws_queued_bytes",
+            "Bytes of frames queued for WebSocket clients now.",
+        )?;
         let ws_closes = IntCounterVec::new(
             Opts::new(
                 "ace_comms_ws_closes_total",
@@ -216,6 +235,7 @@ impl Metrics {
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
         registry.register(Box::new(ws_closes.clone()))?;
+        registry.register(Box::new(ws_queued_bytes.clone()))?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(errors.clone()))?;
@@ -230,7 +250,9 @@ impl Metrics {
             requests,
             connections,
             ws_connections,
+            evictions,
             ws_closes,
+            ws_queued_bytes,
             reloads,
             policy,
         })

@@ -3,10 +3,17 @@
 //! the caller bound; [`run`] does both and closes the engine.
 //!
 //! Connections are served by hyper directly (not `axum::serve`) because the limits need it: a
-//! semaphore caps open connections (further ones wait in the accept backlog), a census caps them
-//! per client address (one past it is answered 429 and closed), hyper's header
-//! read timeout stops slow-header clients, an idle watchdog closes quiet connections, and every
-//! request body is read under a body timeout. Shutdown follows one pattern: a watch notice tells
+//! semaphore caps open connections, a census caps them per client address (one past it is
+//! answered 429 and closed), hyper's header read timeout stops slow-header clients, an idle
+//! watchdog closes quiet connections, and every request body must arrive whole within one
+//! deadline from its headers (`limits.body_timeout_ms`, not a timeout per chunk; 408 past it).
+//!
+//! Slow clients cannot make others wait: when every slot is taken, the accept loop closes an
+//! idle connection — one with no request in progress (TLS handshake, headers still arriving,
+//! or keep-alive between requests) — of the address that holds the most connections, and the
+//! new connection takes its slot (counted in `ace_comms_http_evictions_total`). Only when every
+//! open connection is serving a request does a new one wait for a slot. The handshake, the
+//! header read and every request run on the connection's own task, never on the accept loop. Shutdown follows one pattern: a watch notice tells
 //! every connection to finish its in-flight request and close, and completion is known when the
 //! last connection task drops its handle of an mpsc channel.
 
@@ -30,12 +37,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::census::Census;
 use crate::config::{Config, LimitsConfig};
 use crate::error::ServerError;
 use crate::governance::Governance;
+use crate::http::request::Deadline;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::tls::{PeerCertificate, Tls};
@@ -72,10 +79,13 @@ impl App {
         let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
-        let engine = EmbeddedConfig {
+        let mut engine = EmbeddedConfig {
             dedup_max_entries: config.streams.dedup_max_entries,
             ..EmbeddedConfig::new(&config.data_dir)
         };
+        // A live subscription's buffer in the bus holds no more bytes than its connection's
+        // queue may (`limits.ws.max_queued_bytes`).
+        engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
         let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
             data_dir: config.data_dir.display().to_string(),
             source,
@@ -163,15 +173,11 @@ impl App {
         );
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
+        let open = Arc::new(OpenConnections::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
         loop {
-            let slot = tokio::select! {
-                () = &mut shutdown => break,
-                slot = slots.clone().acquire_owned() => slot,
-            };
-            let Ok(slot) = slot else { break };
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => accepted,
@@ -198,6 +204,23 @@ impl App {
                 }
                 continue;
             };
+            // Every slot taken: an idle connection (no request in progress) of the address
+            // holding the most makes room, so slow clients cannot queue everyone else.
+            let slot = match slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    if open.evict_one() {
+                        self.state.metrics.evictions.inc();
+                    }
+                    let slot = tokio::select! {
+                        () = &mut shutdown => break,
+                        slot = slots.clone().acquire_owned() => slot,
+                    };
+                    let Ok(slot) = slot else { break };
+                    slot
+                }
+            };
+            let registration = open.register(remote.ip());
             let connection = Connection {
                 routes: routes.clone(),
                 limits: self.limits.clone(),
@@ -205,6 +228,7 @@ impl App {
                 stop: stop_rx.clone(),
                 _done: done_tx.clone(),
                 tls: self.tls.clone(),
+                registration,
             };
             tokio::spawn(async move {
                 connection.serve(stream, remote).await;
@@ -329,6 +353,9 @@ struct Connection {
     _done: mpsc::Sender<()>,
     /// The TLS handshake to run first, if the listener has TLS.
     tls: Option<Tls>,
+    /// Its place among the open connections: whether it is serving a request, and the notice
+    /// that closes it to make room while it is not.
+    registration: Registration,
 }
 
 impl Connection {
@@ -340,7 +367,15 @@ impl Connection {
             return self.serve_io(stream, remote, None).await;
         };
         let limit = Duration::from_millis(self.limits.header_timeout_ms);
-        match tokio::time::timeout(limit, tls.accept(stream)).await {
+        let evicted = Arc::clone(&self.registration.evict);
+        let handshake = tokio::select! {
+            handshake = tokio::time::timeout(limit, tls.accept(stream)) => handshake,
+            () = evicted.notified() => {
+                tracing::debug!(%remote, "TLS handshake closed to make room");
+                return;
+            }
+        };
+        match handshake {
             Ok(Ok((stream, peer))) => self.serve_io(stream, remote, peer).await,
             Ok(Err(err)) => tracing::debug!(%remote, error = %err, "TLS handshake failed"),
             Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -360,7 +395,10 @@ impl Connection {
         let body_timeout = Duration::from_millis(self.limits.body_timeout_ms);
         let routes = self.routes.clone();
         let (stop, done) = (self.stop.clone(), self._done.clone());
+        let busy = Arc::clone(&self.registration.busy);
+        let evict = Arc::clone(&self.registration.evict);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let working = Busy::start(&busy);
             request.extensions_mut().insert(ConnectInfo(remote));
             if let Some(peer) = &peer {
                 request.extensions_mut().insert(peer.clone());
@@ -371,10 +409,15 @@ impl Connection {
                 stop: stop.clone(),
                 done: done.clone(),
             });
-            tower::ServiceBuilder::new()
-                .layer(RequestBodyTimeoutLayer::new(body_timeout))
-                .service(routes.clone())
-                .oneshot(request)
+            // One deadline for the whole body, from now (the headers are read).
+            let request =
+                request.map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)));
+            let answer = routes.clone().oneshot(request);
+            async move {
+                let answer = answer.await;
+                drop(working);
+                answer
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -401,6 +444,17 @@ impl Connection {
                 }
                 () = activity.idle_for(idle), if !closing => {
                     tracing::debug!(%remote, "closing an idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = evict.notified() => {
+                    if self.registration.busy.load(Ordering::Acquire) == 0 {
+                        // No request in progress (still sending headers, or between requests):
+                        // nothing is lost by closing now.
+                        tracing::debug!(%remote, "closing an idle connection to make room");
+                        break;
+                    }
+                    // It started a request since it was picked: let that request finish.
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -483,5 +537,104 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The open HTTP connections, for choosing one to close when every slot is taken.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    next: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Entry>>,
+}
+
+/// One open connection as the registry sees it.
+#[derive(Debug)]
+struct Entry {
+    ip: std::net::IpAddr,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// A connection's place in [`OpenConnections`]; dropping it removes it.
+#[derive(Debug)]
+struct Registration {
+    id: u64,
+    open: Arc<OpenConnections>,
+    /// Requests in progress on the connection.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+    /// Notified when the connection is picked to make room.
+    evict: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.open.lock().remove(&self.id);
+    }
+}
+
+impl OpenConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Entry>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a new connection from `ip`.
+    fn register(self: &Arc<Self>, ip: std::net::IpAddr) -> Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let evict = Arc::new(tokio::sync::Notify::new());
+        self.lock().insert(
+            id,
+            Entry {
+                ip,
+                busy: Arc::clone(&busy),
+                evict: Arc::clone(&evict),
+            },
+        );
+        Registration {
+            id,
+            open: Arc::clone(self),
+            busy,
+            evict,
+        }
+    }
+
+    /// Tells one idle connection (no request in progress) to close: the oldest of the address
+    /// holding the most connections. False when every connection is serving a request.
+    fn evict_one(&self) -> bool {
+        let open = self.lock();
+        let mut per_address: std::collections::HashMap<std::net::IpAddr, usize> =
+            std::collections::HashMap::new();
+        for entry in open.values() {
+            *per_address.entry(entry.ip).or_default() += 1;
+        }
+        let victim = open
+            .iter()
+            .filter(|(_, entry)| entry.busy.load(Ordering::Acquire) == 0)
+            .max_by_key(|(id, entry)| (per_address[&entry.ip], std::cmp::Reverse(**id)));
+        match victim {
+            Some((_, entry)) => {
+                entry.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One request in progress on a connection, counted until dropped.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn start(busy: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        busy.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(busy))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

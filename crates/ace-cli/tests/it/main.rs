@@ -10,6 +10,8 @@
 //! - `envelope`: `envelope new | convert`, round trips through every format.
 //! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
+//! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
+//!   and 0.9 MB publishes stays under its bound, and another principal is served throughout.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 //! - `tls`: the client verbs against a TLS server with `--tls-ca` (pub, sub over wss, stream
 //!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
@@ -20,6 +22,7 @@ mod client;
 mod contracts;
 mod envelope;
 mod ledger;
+mod memory;
 mod serve;
 mod tls;
 mod tour;

@@ -66,6 +66,11 @@ pub(crate) fn start_in(cwd: &Path, data: &Path, extra: &[&str]) -> Serving {
 }
 
 impl Serving {
+    /// The server's process id (its `/proc/<pid>` is read by the memory tests).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (`HUP`, `TERM`, ...) to the server.
     pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -209,7 +214,7 @@ fn given_an_enforced_server_when_an_admin_runs_reload_then_a_new_key_works_at_on
 }
 
 /// A key file of the tour's demo keys: `tour-admin-key`, and `tour-agent-key` when `agent`.
-fn tour_keys(agent: bool) -> String {
+pub(crate) fn tour_keys(agent: bool) -> String {
     let mut yaml = String::from(
         "keys:\n  - sha256: ad648c2de3f13f8762a15c0360ccbe65d3f479cb3f870da3dc4a4f6eb4829c27\n    \
          principal: {id: ops-alice, type: human, roles: [admin], clearance: 3}\n",

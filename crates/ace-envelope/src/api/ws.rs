@@ -7,8 +7,12 @@
 //! a client-chosen `"sid"`, unique per connection; `message` frames carry it.
 //!
 //! Close codes the server uses (also [`close`]): 1008 the `Origin` was refused, 1009 a message
-//! was larger than the limit, 4008 the connection's outgoing queue overflowed (slow client),
-//! 1001 the server is shutting down; 1011 a keepalive went unanswered.
+//! was larger than the limit, 4008 the connection's outgoing queue overflowed (slow client:
+//! too many frames or too many bytes waiting, for the connection or for its principal),
+//! 1001 the server is shutting down, 1011 a keepalive went unanswered, 1002 the client broke
+//! the WebSocket protocol (an unmasked frame, a reserved opcode or bit, a bad fragment), 1007 a
+//! text message was not UTF-8, 4001 the connection's credentials expired or were revoked (a
+//! bearer token past its `exp`, or a key a reload removed). Every close carries a reason.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +30,13 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// The client stopped answering pings.
     pub const KEEPALIVE: u16 = 1011;
+    /// The client broke the WebSocket protocol (RFC 6455 7.4.1).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message was not valid UTF-8 (RFC 6455 7.4.1).
+    pub const INVALID_DATA: u16 = 1007;
+    /// The connection's credentials expired or were revoked: it must connect again with valid
+    /// ones.
+    pub const CREDENTIALS: u16 = 4001;
 }
 
 /// A frame the client sends.

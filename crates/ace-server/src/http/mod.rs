@@ -24,7 +24,7 @@ use std::time::Duration;
 use ace_core::Core;
 use ace_envelope::{ErrorBody, ErrorCode};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,17 +46,26 @@ pub struct AppState {
     pub(crate) ready: Arc<AtomicBool>,
     /// What `AppState::reload` reloads (none: nothing to reload, as in development mode).
     pub(crate) governance: Option<crate::governance::Governance>,
+    /// The generation of the credentials: bumped by every successful reload, so each live
+    /// WebSocket authenticates again (a removed key closes it with 4001).
+    pub(crate) reloads: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The byte bounds of what waits for WebSocket clients, per principal and in all.
+    pub(crate) ws_budgets: Arc<crate::ws::budget::Budgets>,
 }
 
 impl AppState {
     /// State over a core, its metrics and the HTTP limits; not ready until `set_ready(true)`.
     pub fn new(core: Core, metrics: Metrics, limits: LimitsConfig) -> Self {
+        let ws_budgets =
+            crate::ws::budget::Budgets::new(&limits.ws, metrics.ws_queued_bytes.clone());
         AppState {
             core,
             metrics,
             limits: Arc::new(limits),
             ready: Arc::new(AtomicBool::new(false)),
             governance: None,
+            reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
+            ws_budgets: Arc::new(ws_budgets),
         }
     }
 
@@ -142,9 +151,34 @@ pub fn router(state: AppState) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), account))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What is judged before a request's body is read, so a client cannot hold the server on a
+/// body it should never have sent: a `Content-Length` above `limits.max_body_bytes` is answered
+/// 413 at once (so an `Expect: 100-continue` client is never told to go on), and a request to
+/// `/api/v1/` that carries a body is authenticated first (401 without waiting for the body; the
+/// handler authorizes it as usual).
+async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.limits.max_body_bytes;
+    let announced = request::content_length(request.headers());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return ApiError::TooLarge { limit }.into_response();
+    }
+    let has_body = announced.is_some_and(|len| len > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body && request.uri().path().starts_with("/api/v1/") {
+        let (mut parts, body) = request.into_parts();
+        let Ok(request::Ctx(ctx)) = request::Ctx::from_request_parts(&mut parts, &state).await;
+        if let Err(err) = state.core.authenticate(&ctx) {
+            return ApiError::from(err).into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(request).await
 }
 
 async fn route_not_found(request: Request) -> ApiError {

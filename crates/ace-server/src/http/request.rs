@@ -1,9 +1,15 @@
 //! What every handler needs from a request besides its route: the [`Ctx`] extractor (transport,
-//! peer address and raw credentials for the core), the body read under the size limit, the
-//! media type, and JSON parsing that reports line and column.
+//! peer address and raw credentials for the core), the body read under the size limit and the
+//! total deadline ([`Deadline`]: the whole body must arrive within `limits.body_timeout_ms` of
+//! the headers, however it trickles), the media type, and JSON parsing that reports line and
+//! column.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ace_core::{Credentials, RequestContext};
 use ace_envelope::ErrorCode;
@@ -63,15 +69,95 @@ fn credentials(headers: &HeaderMap) -> Credentials {
     }
 }
 
-/// The body, or 413 when it passed `limit` (announced or streamed), or 400 when it broke off.
+/// The body, or 413 when it passed `limit` (announced or streamed), 408 when it did not arrive
+/// by its [`Deadline`], or 400 when it broke off.
 pub(crate) fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::Body(rejection.body_text())
+            return ApiError::TooLarge { limit };
         }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(current) = source {
+            if let Some(late) = current.downcast_ref::<BodyLate>() {
+                return ApiError::BodyTimeout {
+                    limit_ms: late.limit_ms,
+                };
+            }
+            source = current.source();
+        }
+        ApiError::Body(rejection.body_text())
     })
+}
+
+/// The error of a body that did not arrive whole by its deadline.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within limits.body_timeout_ms ({limit_ms} ms)")]
+pub(crate) struct BodyLate {
+    limit_ms: u64,
+}
+
+/// A request body that must arrive whole within one deadline, set when the request's headers
+/// were read. Unlike a timeout per chunk, a client sending one byte at a time cannot hold the
+/// request open longer than `limit`.
+pub(crate) struct Deadline<B> {
+    inner: B,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    limit_ms: u64,
+}
+
+impl<B> Deadline<B> {
+    /// `inner`, due within `limit` from now.
+    pub(crate) fn new(inner: B, limit: Duration) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Deadline<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            let late = BodyLate {
+                limit_ms: self.limit_ms,
+            };
+            return Poll::Ready(Some(Err(Box::new(late))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The `Content-Length` a request announces, if it is a number.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The media type of the body: lower case, without parameters; empty when absent.

@@ -5,12 +5,14 @@
 //! as the operation it asks for, with the same credentials), the
 //! connection limits in all (503) and per client address (429) — and the size limits handed to
 //! the WebSocket library (`limits.ws.max_message_bytes`, `max_frame_bytes`; not its 64 MiB
-//! default). What a connection does once upgraded lives in `session`.
+//! default). What a connection does once upgraded lives in `session`; the byte bounds of what
+//! waits for its client (per connection, per principal, per server) in `budget`.
 //!
 //! A WebSocket outlives the HTTP connection task that upgraded it, so that task hands it a
 //! [`Lifetime`] (the server's stop notice and a drain handle): shutdown closes every socket
 //! with 1001 and waits for it like for an in-flight request.
 
+pub(crate) mod budget;
 mod session;
 
 use std::net::SocketAddr;
@@ -107,9 +109,10 @@ fn accept(
         }
     }
     ctx.transport = "ws";
-    if let Err(err) = state.core.authenticate(&ctx) {
-        return error_response(err.code(), &err.body());
-    }
+    let principal = match state.core.authenticate(&ctx) {
+        Ok(principal) => principal,
+        Err(err) => return error_response(err.code(), &err.body()),
+    };
     let ip = remote.map(|a| a.ip());
     let seat = match census.take(
         ip,
@@ -122,11 +125,14 @@ fn accept(
             return error_response(body.error.code, &body);
         }
     };
+    let budget = state
+        .ws_budgets
+        .open(&principal.id, limits.max_queued_bytes);
     upgrade
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| async move {
-            session::run(socket, state, ctx, limits, lifetime).await;
+            session::run(socket, state, ctx, limits, lifetime, budget).await;
             drop(seat);
         })
 }

@@ -1,12 +1,23 @@
 //! One upgraded WebSocket connection: the reader loop that turns client frames into `Core`
 //! calls, one writer task fed by a bounded queue, and one task per subscription.
 //!
-//! - **Bounded queue.** Everything for the client (answers, messages, pings) goes through one
-//!   `mpsc` of `limits.ws.queue` frames that the writer drains. A live message that finds it full
-//!   closes the connection with 4008 (slow consumer, counted): live messages cannot wait, and
-//!   memory must not grow for a client that does not read. Consumer deliveries instead wait for
-//!   room before fetching, so a durable consumer is flow-controlled by the client's reading speed
-//!   (and its `max_ack_pending`), never dropped.
+//! - **Bounded queue, in frames and in bytes.** Everything for the client (answers, messages,
+//!   pings) goes through one `mpsc` of `limits.ws.queue` frames that the writer drains, and every
+//!   frame is charged to the byte [`Budget`] of the connection, its principal and the server
+//!   (`limits.ws.max_queued_bytes`, `_per_principal`, `_total`; see `budget`) until it is written.
+//!   A live message that finds the queue full or does not fit under a byte bound closes the
+//!   connection with 4008 (slow consumer, counted, the reason naming the bound): live messages
+//!   cannot wait, and memory must not grow for a client that does not read. Consumer deliveries
+//!   instead wait for room (frames and bytes) before fetching, and fetch no more than fits, so a
+//!   durable consumer is flow-controlled by the client's reading speed (and its
+//!   `max_ack_pending`), never dropped.
+//! - **Credentials are judged again** when a bearer token reaches its `exp`
+//!   (`Core::credentials_expire_at`) and after every successful reload (the app state's reload
+//!   generation): a connection whose credentials no longer authenticate (expired token, removed
+//!   key, rotated secret) is closed with 4001 and the reason, counted under `credentials`.
+//! - **Protocol errors** close with 1002 (an unmasked frame, a reserved opcode or bit, a bad
+//!   fragment) and a text message that is not UTF-8 with 1007 (RFC 6455 7.4.1), each with the
+//!   library's reason.
 //! - **Closing.** Whoever decides to close (the reader: too big, keepalive, shutdown; a
 //!   subscription task: slow consumer) sets the one [`Closer`]; the first reason wins and is
 //!   counted. The writer then sends the close frame ahead of anything still queued, giving a
@@ -15,8 +26,9 @@
 //!   own task on the connection's [`JoinSet`] (through `Core::publish`, like the HTTP adapter),
 //!   and its `ok` or `error` answer is queued with the frame's `id` when it completes — so
 //!   answers may come **out of order**, and the `id` is how a client matches them. At most
-//!   `limits.ws.max_inflight_publishes` publishes are in flight per connection; at the limit the
-//!   reader stops reading frames until one completes (backpressure through TCP, never unbounded
+//!   `limits.ws.max_inflight_publishes` publishes (and `limits.ws.max_inflight_publish_bytes` of
+//!   their frames) are in flight per connection; at either limit the reader stops reading frames
+//!   until one completes (backpressure through TCP, never unbounded
 //!   memory). This is what lets one connection fill a durable group commit instead of paying
 //!   one fsync per frame.
 //! - **Ordering of pipelined publishes.** Like NATS JetStream's async publish, publishes that are
@@ -31,6 +43,7 @@
 //!   above end a connection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ace_bus::{Delivered, LiveSubscription};
@@ -51,6 +64,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::tungstenite;
 
 use super::Lifetime;
+use super::budget::{Budget, Charge};
 use crate::config::WsLimits;
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -101,17 +115,90 @@ impl Drop for Sub {
     }
 }
 
+/// One frame on its way to the client and the bytes it holds of the budget (given back when
+/// it is dropped: written, or dropped with the queue).
+#[derive(Debug)]
+struct Queued {
+    message: Message,
+    _charge: Charge,
+}
+
+/// The connection's queue: frames for the writer, each charged to the byte budget.
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Queued>,
+    budget: Arc<Budget>,
+}
+
+/// Why a frame could not be queued.
+enum Refused {
+    /// The queue or a byte bound is full: the reason of the 4008 close.
+    Full(String),
+    /// The writer is gone.
+    Closed,
+}
+
+impl Outbox {
+    /// Queues `message` at once, or says which bound it did not fit.
+    fn try_send(&self, message: Message, frames: usize) -> Result<(), Refused> {
+        let charge = self
+            .budget
+            .try_charge(size_of_message(&message))
+            .map_err(|over| {
+                Refused::Full(format!(
+                    "slow consumer: frames waiting for the client passed {}",
+                    over.key()
+                ))
+            })?;
+        self.tx
+            .try_send(Queued {
+                message,
+                _charge: charge,
+            })
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => Refused::Full(format!(
+                    "slow consumer: {frames} frames waited for the client (limits.ws.queue)"
+                )),
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            })
+    }
+
+    /// Queues `message`, waiting for room in frames and bytes; false once the writer is gone.
+    async fn send(&self, message: Message) -> bool {
+        let charge = self.budget.charge(size_of_message(&message)).await;
+        self.tx
+            .send(Queued {
+                message,
+                _charge: charge,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+/// The bytes a queued message holds.
+fn size_of_message(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data.len(),
+        Message::Close(frame) => frame.as_ref().map_or(0, |f| f.reason.len()),
+    }
+}
+
 /// The state of one connection as the reader sees it.
 struct Session {
     state: AppState,
     ctx: RequestContext,
     limits: WsLimits,
-    outbox: mpsc::Sender<Message>,
+    outbox: Outbox,
     closer: Closer,
     subs: HashMap<String, Sub>,
-    /// The publishes in flight, each resolving to its answer (at most
-    /// `limits.ws.max_inflight_publishes`).
-    publishes: JoinSet<ServerFrame>,
+    /// The publishes in flight, each resolving to its answer and the size of its frame (at
+    /// most `limits.ws.max_inflight_publishes` of them and
+    /// `limits.ws.max_inflight_publish_bytes` of frames).
+    publishes: JoinSet<(ServerFrame, usize)>,
+    /// Bytes of the frames of `publishes`.
+    inflight_bytes: usize,
 }
 
 /// Serves one upgraded socket until the client leaves or the server closes it.
@@ -121,10 +208,15 @@ pub(super) async fn run(
     ctx: RequestContext,
     limits: WsLimits,
     lifetime: Option<Lifetime>,
+    budget: Arc<Budget>,
 ) {
     state.metrics.ws_connections.inc();
     let (sink, mut incoming) = socket.split();
-    let (outbox, queued) = mpsc::channel(limits.queue);
+    let (tx, queued) = mpsc::channel(limits.queue);
+    let outbox = Outbox { tx, budget };
+    let mut reloads = state.reloads.subscribe();
+    reloads.mark_unchanged();
+    let mut expires = state.core.credentials_expire_at(&ctx);
     let (close_tx, mut closing) = watch::channel(None);
     let closer = Closer {
         tx: close_tx,
@@ -147,11 +239,26 @@ pub(super) async fn run(
         closer: closer.clone(),
         subs: HashMap::new(),
         publishes: JoinSet::new(),
+        inflight_bytes: 0,
     };
     let max_inflight = session.limits.max_inflight_publishes.max(1);
+    let max_inflight_bytes = session.limits.max_inflight_publish_bytes;
     loop {
+        let reading = session.publishes.len() < max_inflight
+            && (session.inflight_bytes < max_inflight_bytes || session.publishes.is_empty());
         tokio::select! {
             _ = closing.changed() => break,
+            () = sleep_until(expires) => {
+                expires = session.expired(expires);
+            }
+            changed = reloads.changed() => {
+                if changed.is_ok() {
+                    expires = session.recheck("a reload revoked the credentials");
+                } else {
+                    // The state is gone (shutting down): no more reloads to follow.
+                    reloads = watch::channel(0).1;
+                }
+            }
             () = stopped(stop.as_mut()) => {
                 closer.close(close::GOING_AWAY, "shutdown", "the server is shutting down".into());
             }
@@ -171,7 +278,7 @@ pub(super) async fn run(
                 session.published(done);
             }
             // At the limit the reader stops here: the client's frames wait in TCP (backpressure).
-            frame = incoming.next(), if session.publishes.len() < max_inflight => match frame {
+            frame = incoming.next(), if reading => match frame {
                 Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => session.answer(&ServerFrame::error(
                     None,
@@ -183,21 +290,30 @@ pub(super) async fn run(
                 Some(Ok(Message::Pong(_))) => missed = 0,
                 Some(Ok(Message::Ping(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(err)) => {
-                    if is_too_big(&err) {
-                        closer.close(
-                            close::TOO_BIG,
-                            "too_big",
-                            format!(
-                                "message larger than limits.ws.max_message_bytes ({} bytes)",
-                                session.limits.max_message_bytes
-                            ),
-                        );
-                    } else {
+                Some(Err(err)) => match read_failure(&err) {
+                    Some(ReadFailure::TooBig) => closer.close(
+                        close::TOO_BIG,
+                        "too_big",
+                        format!(
+                            "message larger than limits.ws.max_message_bytes ({} bytes)",
+                            session.limits.max_message_bytes
+                        ),
+                    ),
+                    Some(ReadFailure::Protocol(reason)) => closer.close(
+                        close::PROTOCOL_ERROR,
+                        "protocol_error",
+                        format!("protocol error: {reason}"),
+                    ),
+                    Some(ReadFailure::Utf8(reason)) => closer.close(
+                        close::INVALID_DATA,
+                        "invalid_utf8",
+                        format!("a text message is not valid UTF-8: {reason}"),
+                    ),
+                    None => {
                         tracing::debug!(error = %err, "WebSocket read failed");
                         break;
                     }
-                }
+                },
             },
         }
     }
@@ -244,24 +360,59 @@ async fn stopped(stop: Option<&mut watch::Receiver<bool>>) {
     }
 }
 
-/// Whether a read failed because the message or frame passed the configured size.
-fn is_too_big(err: &axum::Error) -> bool {
+/// Why a read failed, when it is the client's fault and has its own close code.
+enum ReadFailure {
+    /// The message or frame passed the configured size (1009).
+    TooBig,
+    /// The client broke the protocol (1002), with the library's reason.
+    Protocol(String),
+    /// A text message is not UTF-8 (1007).
+    Utf8(String),
+}
+
+/// The client's fault behind a failed read, found among the error's causes (the WebSocket
+/// library's error travels inside axum's).
+fn read_failure(err: &axum::Error) -> Option<ReadFailure> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
+        match current.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some(ReadFailure::TooBig),
+            Some(tungstenite::Error::Protocol(protocol)) => {
+                return Some(ReadFailure::Protocol(protocol.to_string()));
+            }
+            Some(tungstenite::Error::Utf8(reason)) => {
+                return Some(ReadFailure::Utf8(reason.clone()));
+            }
+            _ => {}
         }
         source = current.source();
     }
-    false
+    None
+}
+
+/// Seconds since the Unix epoch, as `exp` counts them.
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Completes when the clock reaches `exp` (seconds since the epoch; never without one).
+async fn sleep_until(exp: Option<u64>) {
+    match exp {
+        Some(exp) => {
+            let left = Duration::from_secs(exp).saturating_sub(unix_now());
+            tokio::time::sleep(left).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The writer: drains the queue into the socket; once a close is decided it sends the close
 /// frame ahead of whatever is still queued and stops.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queued: mpsc::Receiver<Message>,
+    mut queued: mpsc::Receiver<Queued>,
     mut closing: watch::Receiver<Option<(u16, String)>>,
 ) {
     loop {
@@ -270,7 +421,10 @@ async fn write(
             _ = closing.changed() => None,
             next = queued.recv() => next,
         };
-        let Some(message) = next else { break };
+        let Some(Queued { message, _charge }) = next else {
+            break;
+        };
+        // The charge is given back once the frame is written (or the write is abandoned).
         tokio::select! {
             sent = sink.send(message) => if sent.is_err() { return },
             _ = closing.changed() => break,
@@ -288,10 +442,45 @@ async fn write(
 }
 
 impl Session {
-    /// Queues a frame for the client; a full queue means the client does not read: 4008.
+    /// Queues a frame for the client; a full queue (frames or bytes) means the client does not
+    /// read: 4008.
     fn offer(&self, message: Message) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbox.try_send(message) {
-            slow(&self.closer, self.limits.queue);
+        if let Err(Refused::Full(reason)) = self.outbox.try_send(message, self.limits.queue) {
+            slow(&self.closer, reason);
+        }
+    }
+
+    /// The credentials' `exp` came: the connection is closed with 4001 (the verifier's leeway
+    /// is for a new request whose issuer's clock is a little ahead, not for keeping a connection
+    /// open past the token's end). Returns the next expiry when the clock has not reached it
+    /// yet (a timer that fired early).
+    fn expired(&self, exp: Option<u64>) -> Option<u64> {
+        let exp = exp?;
+        if unix_now() < Duration::from_secs(exp) {
+            return Some(exp);
+        }
+        self.closer.close(
+            close::CREDENTIALS,
+            "credentials",
+            format!("the bearer token expired (exp {exp}): connect again with a new token"),
+        );
+        None
+    }
+
+    /// Authenticates the connection's credentials again (after a reload): closes it with 4001
+    /// when they fail, else returns when they lapse.
+    fn recheck(&self, why: &str) -> Option<u64> {
+        match self.state.core.authenticate(&self.ctx) {
+            Ok(_) => self.state.core.credentials_expire_at(&self.ctx),
+            Err(err) => {
+                let reason = err.body().error.message;
+                self.closer.close(
+                    close::CREDENTIALS,
+                    "credentials",
+                    format!("{why}: {reason}"),
+                );
+                None
+            }
         }
     }
 
@@ -308,14 +497,24 @@ impl Session {
     }
 
     /// Answers a publish that completed (a task that panicked is answered without an `id`).
-    fn published(&self, done: Result<ServerFrame, tokio::task::JoinError>) {
-        let answer = done.unwrap_or_else(|err| {
-            tracing::error!(error = %err, "a WebSocket publish task failed");
-            ServerFrame::error(
-                None,
-                ErrorBody::new(ErrorCode::Internal, ErrorCode::Internal.meaning()),
-            )
-        });
+    fn published(&mut self, done: Result<(ServerFrame, usize), tokio::task::JoinError>) {
+        let answer = match done {
+            Ok((answer, bytes)) => {
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(bytes);
+                answer
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a WebSocket publish task failed");
+                // The task's frame size is lost with it: recount from what is still in flight.
+                if self.publishes.is_empty() {
+                    self.inflight_bytes = 0;
+                }
+                ServerFrame::error(
+                    None,
+                    ErrorBody::new(ErrorCode::Internal, ErrorCode::Internal.meaning()),
+                )
+            }
+        };
         self.answer(&answer);
     }
 
@@ -326,8 +525,10 @@ impl Session {
             Err((id, body)) => ServerFrame::error(id, body),
             Ok(ClientFrame::Publish(Publish { id, envelope })) => {
                 let (state, ctx) = (self.state.clone(), self.ctx.clone());
+                let bytes = raw.len();
+                self.inflight_bytes += bytes;
                 self.publishes.spawn(async move {
-                    match state.publish(&ctx, *envelope).await {
+                    let answer = match state.publish(&ctx, *envelope).await {
                         Ok(accepted) => ServerFrame::Ok {
                             id,
                             result: Some(json!(accepted)),
@@ -341,7 +542,8 @@ impl Session {
                             result: Some(json!(Pending::new(held, approval_id))),
                         },
                         Err(err) => ServerFrame::error(id, core_body(&err)),
-                    }
+                    };
+                    (answer, bytes)
                 });
                 return;
             }
@@ -410,6 +612,7 @@ impl Session {
         }
         let target = subscribe.target().map_err(invalid)?;
         let (outbox, closer) = (self.outbox.clone(), self.closer.clone());
+        let max_body = self.state.limits.max_body_bytes;
         let sub = match target {
             SubscribeTarget::Live { pattern, queue } => {
                 let live = self
@@ -437,6 +640,7 @@ impl Session {
                     stream: stream.to_owned(),
                     consumer: consumer.to_owned(),
                     outbox,
+                    max_body,
                 };
                 Sub {
                     task: tokio::spawn(pusher.run()),
@@ -476,32 +680,47 @@ impl Session {
     }
 }
 
-/// Forwards a live subscription into the queue; a full queue closes the connection (4008).
+/// Forwards a live subscription into the queue; a full queue (frames or bytes) closes the
+/// connection (4008).
 async fn forward_live(
     sid: String,
     mut live: Box<dyn LiveSubscription>,
-    outbox: mpsc::Sender<Message>,
+    outbox: Outbox,
     closer: Closer,
     queue: usize,
 ) {
     while let Some(envelope) = live.next().await {
-        let frame = message(&sid, Envelope::clone(&envelope), None);
-        match outbox.try_send(text(&frame)) {
+        // Serialized from the shared envelope: no copy of it per subscriber.
+        let frame = text_of(&LiveMessage {
+            kind: "message",
+            sid: &sid,
+            envelope: &envelope,
+        });
+        match outbox.try_send(frame, queue) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => return slow(&closer, queue),
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(Refused::Full(reason)) => return slow(&closer, reason),
+            Err(Refused::Closed) => return,
         }
     }
     // The hub cut the subscription off: it fell behind even before the queue.
-    slow(&closer, queue);
+    slow(
+        &closer,
+        "slow consumer: the subscription fell behind the bus's per-subscriber buffer".to_owned(),
+    );
 }
 
-fn slow(closer: &Closer, queue: usize) {
-    closer.close(
-        close::SLOW_CONSUMER,
-        "slow_consumer",
-        format!("slow consumer: {queue} frames waited for the client (limits.ws.queue)"),
-    );
+/// A live `message` frame over a borrowed envelope: the same JSON as
+/// `ServerFrame::Message` without `stream`, `seq` and `delivery`.
+#[derive(serde::Serialize)]
+struct LiveMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sid: &'a str,
+    envelope: &'a Envelope,
+}
+
+fn slow(closer: &Closer, reason: String) {
+    closer.close(close::SLOW_CONSUMER, "slow_consumer", reason);
 }
 
 /// Pushes a durable consumer's deliveries, waiting for room in the queue before each fetch.
@@ -511,16 +730,22 @@ struct Pusher {
     ctx: RequestContext,
     stream: String,
     consumer: String,
-    outbox: mpsc::Sender<Message>,
+    outbox: Outbox,
+    /// The largest envelope a delivery can carry (`limits.max_body_bytes`): fetches ask for no
+    /// more deliveries than the byte room holds of those.
+    max_body: usize,
 }
 
 impl Pusher {
     async fn run(self) {
         loop {
-            let Ok(room) = self.outbox.reserve().await else {
+            let bytes = self.outbox.budget.room().await;
+            let Ok(room) = self.outbox.tx.reserve().await else {
                 return;
             };
-            let batch = (self.outbox.capacity() + 1).min(PUSH_BATCH);
+            let batch = (self.outbox.tx.capacity() + 1)
+                .min(PUSH_BATCH)
+                .min((bytes / self.max_body.max(1)).max(1));
             let fetched = self
                 .state
                 .core
@@ -530,17 +755,17 @@ impl Pusher {
                 Ok(delivered) => delivered,
                 Err(err) => {
                     // The stream or consumer went away: say so once and stop pushing.
-                    room.send(text(&ServerFrame::error(None, core_body(&err))));
+                    drop(room);
+                    let _ = self
+                        .outbox
+                        .send(text(&ServerFrame::error(None, core_body(&err))))
+                        .await;
                     return;
                 }
             };
-            let mut frames = delivered.into_iter().map(|d| text(&self.frame(d)));
-            match frames.next() {
-                Some(first) => room.send(first),
-                None => continue,
-            }
-            for frame in frames {
-                if self.outbox.send(frame).await.is_err() {
+            drop(room);
+            for delivery in delivered {
+                if !self.outbox.send(text(&self.frame(delivery))).await {
                     return;
                 }
             }
@@ -569,6 +794,10 @@ fn message(sid: &str, envelope: Envelope, delivery: Option<(String, u64, u32)>) 
 }
 
 fn text(frame: &ServerFrame) -> Message {
+    text_of(frame)
+}
+
+fn text_of(frame: &impl serde::Serialize) -> Message {
     // A frame of serde data always serializes; the fallback keeps the protocol's shape.
     let text = serde_json::to_string(frame).unwrap_or_else(|err| {
         tracing::error!(error = %err, "serializing a WebSocket frame");

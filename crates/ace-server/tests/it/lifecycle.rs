@@ -97,7 +97,16 @@ async fn given_the_connection_limit_is_reached_when_another_client_connects_then
 {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), |c| c.limits.max_connections = 1).await;
-    let holder = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    // A request in progress (its body still coming) holds the slot; an idle connection would
+    // be closed to make room (attacks::net).
+    let mut holder = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut holder,
+        b"POST /api/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let waiting = server
         .http
