@@ -247,13 +247,11 @@ async fn given_a_live_socket_whose_jwt_expires_when_exp_passes_then_it_is_closed
         config.auth = AuthConfig {
             mode: AuthMode::Enforced,
             jwt: Some(JwtConfig {
-                issuer: None,
-                audience: None,
                 leeway_secs: 0,
-                keys: vec![KeySource::HmacSecret {
+                ..JwtConfig::with_keys(vec![KeySource::HmacSecret {
                     path: secret_file,
                     kid: None,
-                }],
+                }])
             }),
             ..AuthConfig::default()
         };
