@@ -19,6 +19,7 @@ use crate::codec;
 use crate::config::{LogConfig, SyncPolicy};
 use crate::durability::{Durability, OsDurability};
 use crate::error::LogError;
+use crate::highwater::HighWater;
 use crate::segment::{HEADER_LEN, Outcome, Segment};
 use crate::store::{Halt, Store, list_segments};
 use crate::tombstones::sync_failed;
@@ -39,6 +40,8 @@ pub struct Log {
     durable: AtomicU64,
     commit: Mutex<Commit>,
     committed: Condvar,
+    /// The highest sequence ever acknowledged, kept outside the segments (`highwater`).
+    high_water: Mutex<HighWater>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +75,8 @@ impl Log {
         }
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
+        let (generation, found) = HighWater::read(dir)?.unwrap_or((0, 0));
+        let high_water = HighWater::create(dir, found.max(durable), generation, &*durability)?;
         let failed = store.halted.clone();
         let log = Log {
             config,
@@ -83,6 +88,7 @@ impl Log {
                 failed,
             }),
             committed: Condvar::new(),
+            high_water: Mutex::new(high_water),
         };
         Ok((log, report))
     }
@@ -114,6 +120,7 @@ impl Log {
             SyncPolicy::Never => store.flush()?,
             SyncPolicy::Always => {
                 let durable = store.sync_active(&*self.durability)?;
+                self.mark(&mut store, durable)?;
                 self.publish(durable);
             }
             SyncPolicy::Batch { .. } => {
@@ -203,7 +210,21 @@ impl Log {
         if let Some(seg) = store.segments.get_mut(&base) {
             seg.synced = seg.synced.max((len, last));
         }
+        drop(store);
+        // The mark follows the segment sync and precedes the acknowledgement; appenders keep
+        // going meanwhile (only a failure takes the store lock, to halt it).
+        let r = self.high_water.lock().raise(last, &*self.durability);
+        if r.is_err() {
+            self.store.write().guard(r)?;
+        }
         Ok(last)
+    }
+
+    /// Durably raises the high-water mark to `seq` (records already durable, not yet
+    /// acknowledged); a failure halts the log like a failed segment sync.
+    fn mark(&self, store: &mut Store, seq: u64) -> Result<(), LogError> {
+        let r = self.high_water.lock().raise(seq, &*self.durability);
+        store.guard(r)
     }
 
     fn publish(&self, durable: u64) {
@@ -285,12 +306,26 @@ impl Log {
             .find(|&s| s <= last_seq)
             .unwrap_or(last_seq + 1);
         let (messages, bytes) = store.totals();
+        let damage = match &store.halted {
+            Some(Halt::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => Some(Corruption {
+                segment: segment.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
         LogState {
             first_seq,
             last_seq,
             messages,
             bytes,
             read_only: store.halted.as_ref().map(|h| h.to_error().to_string()),
+            damage,
+            high_water: self.high_water.lock().seq,
         }
     }
 
@@ -301,6 +336,7 @@ impl Log {
         let durable = store.sync_active(&*self.durability)?;
         let r = store.sync_tombstones(&*self.durability);
         store.guard(r)?;
+        self.mark(&mut store, durable)?;
         self.publish(durable);
         Ok(())
     }
@@ -315,7 +351,9 @@ impl Log {
         let r = store.active_mut().seal(&*self.durability);
         store.guard(r)?;
         let r = store.sync_tombstones(&*self.durability);
-        store.guard(r)
+        store.guard(r)?;
+        let last = store.next_seq - 1;
+        self.mark(&mut store, last)
     }
 }
 
@@ -343,7 +381,12 @@ fn recover(
     durability: &dyn Durability,
 ) -> Result<(Store, RecoveryReport), LogError> {
     let bases = list_segments(dir)?;
-    let mut report = RecoveryReport::default();
+    let found = HighWater::read(dir)?.map(|(_, seq)| seq);
+    let high_water = found.unwrap_or(0);
+    let mut report = RecoveryReport {
+        high_water: found,
+        ..RecoveryReport::default()
+    };
     let mut store = Store {
         dir: dir.to_path_buf(),
         segments: Default::default(),
@@ -355,14 +398,26 @@ fn recover(
     };
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
+        let interval = config.index_interval_bytes;
         let (seg, outcome) =
-            Segment::recover(dir, base, is_last, config.index_interval_bytes, durability)?;
+            Segment::recover(dir, base, is_last, interval, high_water, durability)?;
         report.segments += 1;
         report.records += seg.next_seq - seg.base_seq;
         if base < store.next_seq && store.halted.is_none() {
             let reason = format!(
                 "segment starts at sequence {base}, before {}",
                 store.next_seq
+            );
+            note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
+        }
+        if i > 0 && base > store.next_seq {
+            // Only the oldest segments are ever removed: a hole between two is lost data.
+            let reason = format!(
+                "segment starts at sequence {base}, but the one before it ends at {}: \
+                 sequences {} to {} are missing",
+                store.next_seq - 1,
+                store.next_seq,
+                base - 1
             );
             note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
         }
@@ -382,8 +437,26 @@ fn recover(
         store.segments.insert(base, seg);
     }
     if store.segments.is_empty() {
-        let seg = Segment::create(dir, 1, durability)?;
-        store.segments.insert(1, seg);
+        let seg = Segment::create(dir, high_water + 1, durability)?;
+        if high_water > 0 {
+            let reason = format!(
+                "no segment file, but sequences up to the high-water mark {high_water} were \
+                 acknowledged"
+            );
+            note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
+        }
+        store.next_seq = seg.next_seq;
+        store.segments.insert(seg.base_seq, seg);
+    } else if store.next_seq <= high_water {
+        let last = store.active();
+        let reason = format!(
+            "the segments end at sequence {}, but sequences up to the high-water mark \
+             {high_water} were acknowledged: {} to {high_water} are missing",
+            store.next_seq - 1,
+            store.next_seq
+        );
+        let (path, offset) = (last.path.clone(), last.len);
+        note_corruption(&mut store, &mut report, path, offset, reason);
     }
     store.pending_at = store.active().len;
     Ok((store, report))

@@ -225,6 +225,10 @@ impl Store {
             }
             if let (Some((offset, reason)), true) = (&seg.corrupt, out.len() < max) {
                 // The records after the bad bytes are unknown: refuse rather than skip them.
+                // What was read before them is served; the next read from there fails.
+                if !out.is_empty() {
+                    return Ok(out);
+                }
                 return Err(LogError::Corrupt {
                     segment: seg.path.clone(),
                     offset: *offset,
@@ -345,8 +349,14 @@ impl Store {
         let seg = self.segments.get_mut(&base).expect("segment found above");
         seg.deleted_bytes += len;
         seg.advance_first_live();
-        if seg.live() == 0 && base != active {
-            let r = self.remove_segment(base, durability);
+        // Only the oldest segments go: a removed segment in the middle would be a hole that
+        // recovery could not tell from lost data. A fully deleted one further on waits until
+        // the segments before it are gone.
+        while let Some((&oldest, seg)) = self.segments.iter().next() {
+            if oldest == active || seg.live() > 0 {
+                break;
+            }
+            let r = self.remove_segment(oldest, durability);
             self.guard(r)?;
         }
         Ok(true)

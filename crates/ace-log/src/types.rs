@@ -56,6 +56,11 @@ pub struct LogState {
     pub bytes: u64,
     /// Why the log refuses writes, when it does (corruption found, a failed fsync).
     pub read_only: Option<String>,
+    /// The damage found at open, when that is why it refuses writes (`None` with `read_only`
+    /// set means a failed write or fsync halted it).
+    pub damage: Option<Corruption>,
+    /// The highest sequence ever acknowledged (kept outside the segments).
+    pub high_water: u64,
 }
 
 /// A torn tail cut off by recovery.
@@ -91,6 +96,9 @@ pub struct RecoveryReport {
     pub truncated: Vec<Truncation>,
     /// The first corruption found, if any (the log is then read-only).
     pub corruption: Option<Corruption>,
+    /// The high-water mark found on disk; `None` when the log had none (new, or written by a
+    /// version without it: the mark is then created from what recovery found).
+    pub high_water: Option<u64>,
 }
 
 /// What `Log::apply_retention` dropped.
