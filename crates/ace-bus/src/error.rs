@@ -129,6 +129,22 @@ pub enum BusError {
         #[source]
         source: ace_log::LogError,
     },
+    /// The stream's storage is damaged (`read_only`) or a write or fsync failed (`halted`):
+    /// writes are refused, the records before the damage are still served. Names the segment
+    /// file and offset when one is at fault.
+    #[error("stream `{stream}` is {state}: {reason}{}; writes are refused, reads of what survived still work", at(.segment, .offset))]
+    StreamDamaged {
+        /// The stream.
+        stream: String,
+        /// `read_only` or `halted`.
+        state: &'static str,
+        /// What was found or what failed.
+        reason: String,
+        /// The segment file at fault, when one is.
+        segment: Option<String>,
+        /// The byte offset in it, when known.
+        offset: Option<u64>,
+    },
     /// The stream's storage failed for a whole batch of publishes (each publisher gets the reason).
     #[error("storage of stream `{stream}` failed: {reason}")]
     Storage {
@@ -171,6 +187,15 @@ pub enum BusError {
     },
 }
 
+/// ` (segment X at byte offset N)` when a segment is named.
+fn at(segment: &Option<String>, offset: &Option<u64>) -> String {
+    match (segment, offset) {
+        (Some(s), Some(o)) => format!(" (segment {s} at byte offset {o})"),
+        (Some(s), None) => format!(" (segment {s})"),
+        _ => String::new(),
+    }
+}
+
 impl BusError {
     /// The stable wire code (and with it the HTTP status) of this error, from the shared
     /// taxonomy of `contracts/comms/errors.schema.json`.
@@ -191,6 +216,7 @@ impl BusError {
             BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
             BusError::NotPending { .. } => ErrorCode::PreconditionFailed,
             BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
+            BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
             BusError::Log { .. }
             | BusError::Storage { .. }
             | BusError::State { .. }

@@ -206,9 +206,11 @@ impl CoreError {
 
     /// The wire error body: code, a message naming the field at fault, structured details.
     /// Internal failures carry a generic message; their detail belongs in the server's log.
+    /// A damaged stream is the exception: its message names the stream, segment file and
+    /// offset (never a directory), so a client knows the refusal is lasting.
     pub fn body(&self) -> ErrorBody {
         let code = self.code();
-        if self.is_internal() {
+        if self.is_internal() && code != ErrorCode::StreamDamaged {
             return ErrorBody::new(code, code.meaning());
         }
         ErrorBody::with_details(code, self.to_string(), self.details())
@@ -250,6 +252,13 @@ impl CoreError {
             CoreError::Bus(BusError::MessageTooLarge { size, max, .. }) => {
                 json!({ "size": size, "max": max })
             }
+            CoreError::Bus(BusError::StreamDamaged {
+                stream,
+                state,
+                segment,
+                offset,
+                ..
+            }) => json!({ "stream": stream, "state": state, "segment": segment, "offset": offset }),
             _ => serde_json::Value::Null,
         }
     }
@@ -272,6 +281,7 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::NotPending { .. } => ErrorCode::NotFound,
         BusError::Timeout { .. } => ErrorCode::Timeout,
         BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+        BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
         _ => ErrorCode::Internal,
     }
 }
@@ -313,6 +323,24 @@ mod tests {
         let body = err.body();
         assert_eq!(body.error.code, ErrorCode::Internal);
         assert!(!body.error.message.contains("/secret/path"));
+    }
+
+    #[test]
+    fn given_a_damaged_stream_when_rendered_then_it_is_stream_damaged_naming_segment_and_offset() {
+        let err = CoreError::from(BusError::StreamDamaged {
+            stream: "S".into(),
+            state: "read_only",
+            reason: "record fails its crc32c".into(),
+            segment: Some("00000000000000000001.log".into()),
+            offset: Some(4242),
+        });
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::StreamDamaged);
+        assert_eq!(ErrorCode::StreamDamaged.http_status(), 503);
+        assert!(body.error.message.contains("00000000000000000001.log"));
+        assert!(body.error.message.contains("4242"));
+        assert_eq!(body.error.details["state"], "read_only");
+        assert_eq!(body.error.details["offset"], 4242);
     }
 
     #[test]

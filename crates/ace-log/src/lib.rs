@@ -99,5 +99,6 @@ pub use durability::{Durability, OsDurability};
 pub use error::LogError;
 pub use log::Log;
 pub use types::{
-    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+    Appended, Corruption, Failure, LogState, NewRecord, Record, RecoveryReport, RetentionReport,
+    Truncation,
 };

@@ -24,7 +24,8 @@ use crate::segment::{HEADER_LEN, Outcome, Segment};
 use crate::store::{Halt, Store, list_segments};
 use crate::tombstones::sync_failed;
 use crate::types::{
-    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+    Appended, Corruption, Failure, LogState, NewRecord, Record, RecoveryReport, RetentionReport,
+    Truncation,
 };
 
 /// One stream's append-only log in one directory. `Send + Sync`; every method takes `&self`.
@@ -318,6 +319,13 @@ impl Log {
             }),
             _ => None,
         };
+        let failed = match &store.halted {
+            Some(Halt::Failed { path, reason }) => Some(Failure {
+                path: path.clone(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
         LogState {
             first_seq,
             last_seq,
@@ -325,6 +333,7 @@ impl Log {
             bytes,
             read_only: store.halted.as_ref().map(|h| h.to_error().to_string()),
             damage,
+            failed,
             high_water: self.high_water.lock().seq,
         }
     }

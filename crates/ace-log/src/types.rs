@@ -59,8 +59,19 @@ pub struct LogState {
     /// The damage found at open, when that is why it refuses writes (`None` with `read_only`
     /// set means a failed write or fsync halted it).
     pub damage: Option<Corruption>,
+    /// The failed write or fsync that halted it, when that is why it refuses writes.
+    pub failed: Option<Failure>,
     /// The highest sequence ever acknowledged (kept outside the segments).
     pub high_water: u64,
+}
+
+/// A write or fsync that failed and halted the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The file it was applied to.
+    pub path: PathBuf,
+    /// The operating-system error text.
+    pub reason: String,
 }
 
 /// A torn tail cut off by recovery.

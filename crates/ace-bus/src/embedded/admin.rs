@@ -18,6 +18,7 @@ use crate::error::BusError;
 impl Inner {
     pub(super) fn stream_info(&self, s: &Stream) -> StreamInfo {
         let state = s.log.state();
+        let health = s.health();
         StreamInfo {
             config: s.config(),
             messages: state.messages,
@@ -30,6 +31,9 @@ impl Inner {
             last_seq: state.last_seq,
             consumers: s.consumers.read().len(),
             counters: s.counters(),
+            state: health.0,
+            damage: health.1,
+            high_water: state.high_water,
         }
     }
 

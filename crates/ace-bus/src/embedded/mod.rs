@@ -234,6 +234,14 @@ impl Inner {
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {
                 Some(p) => {
                     let from = p.ack_floor + 1;
+                    let high_water = stream.log.state().high_water;
+                    if p.ack_floor > high_water {
+                        stream.mark_damaged(format!(
+                            "consumer `{}` acknowledged up to sequence {}, above the stream's \
+                             high-water mark {high_water}: the stream's files were rolled back",
+                            stored.config.name, p.ack_floor
+                        ));
+                    }
                     (
                         ConsumerCore::restore(stored.config.clone(), filter, p),
                         from,
@@ -245,14 +253,19 @@ impl Inner {
                 ),
             };
             let mut core = core;
-            stream.replay_into(&mut core, from)?;
+            if let Err(e) = stream.replay_into(&mut core, from) {
+                // Damage in one stream never stops the engine: serve what was replayed.
+                stream.mark_damaged(format!("replaying consumer `{}`: {e}", stored.config.name));
+            }
             let consumer = Consumer::new(stored.config.name.clone(), core);
             stream
                 .consumers
                 .write()
                 .insert(consumer.name.clone(), consumer);
         }
-        stream.rebuild_retention()?;
+        if let Err(e) = stream.rebuild_retention() {
+            stream.mark_damaged(format!("rebuilding retention: {e}"));
+        }
         Ok(stream)
     }
 
@@ -531,10 +544,16 @@ impl Bus for EmbeddedBus {
 
     async fn get_message(&self, stream: &str, seq: u64) -> Result<Option<StoredMessage>, BusError> {
         let s = self.inner.stream(stream)?;
-        let rec = s.log.read(seq).map_err(|source| BusError::Log {
-            stream: stream.to_owned(),
-            source,
-        })?;
+        let rec = s.log.read(seq).map_err(|source| s.log_error(source))?;
+        if rec.is_none() {
+            // An acknowledged message the damage took: say so rather than "not found".
+            let state = s.log.state();
+            if seq > state.last_seq && seq <= state.high_water {
+                if let Some(refusal) = s.refusal() {
+                    return Err(refusal);
+                }
+            }
+        }
         rec.map(|rec| {
             Ok(StoredMessage {
                 seq,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub(crate) ready: Arc<AtomicBool>,
     /// What `AppState::reload` reloads (none: nothing to reload, as in development mode).
     pub(crate) governance: Option<crate::governance::Governance>,
+    /// `streams.ready_strict`: `/ready` answers 503 while a stream is `read_only` or `halted`.
+    pub(crate) ready_strict: bool,
 }
 
 impl AppState {
@@ -57,7 +59,15 @@ impl AppState {
             limits: Arc::new(limits),
             ready: Arc::new(AtomicBool::new(false)),
             governance: None,
+            ready_strict: false,
         }
+    }
+
+    /// State whose `/ready` answers 503 while a stream is `read_only` or `halted`
+    /// (`streams.ready_strict`).
+    pub fn with_ready_strict(mut self, strict: bool) -> Self {
+        self.ready_strict = strict;
+        self
     }
 
     /// State whose reloads (SIGHUP, `POST /api/v1/admin/reload`) reload `governance`.
