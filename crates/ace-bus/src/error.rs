@@ -132,18 +132,18 @@ pub enum BusError {
     /// The stream's storage is damaged (`read_only`) or a write or fsync failed (`halted`):
     /// writes are refused, the records before the damage are still served. Names the segment
     /// file and offset when one is at fault.
-    #[error("stream `{stream}` is {state}: {reason}{}; writes are refused, reads of what survived still work", at(.segment, .offset))]
+    #[error(
+        "stream `{stream}` is {state}: {}{}; writes are refused, reads of what survived still work",
+        damage.reason,
+        at(&damage.segment, &damage.offset)
+    )]
     StreamDamaged {
         /// The stream.
         stream: String,
         /// `read_only` or `halted`.
         state: &'static str,
-        /// What was found or what failed.
-        reason: String,
-        /// The segment file at fault, when one is.
-        segment: Option<String>,
-        /// The byte offset in it, when known.
-        offset: Option<u64>,
+        /// What was found or what failed, and where (boxed: errors stay small).
+        damage: Box<crate::bus::StreamDamage>,
     },
     /// The stream's storage failed for a whole batch of publishes (each publisher gets the reason).
     #[error("storage of stream `{stream}` failed: {reason}")]

@@ -255,10 +255,13 @@ impl CoreError {
             CoreError::Bus(BusError::StreamDamaged {
                 stream,
                 state,
-                segment,
-                offset,
-                ..
-            }) => json!({ "stream": stream, "state": state, "segment": segment, "offset": offset }),
+                damage,
+            }) => json!({
+                "stream": stream,
+                "state": state,
+                "segment": damage.segment,
+                "offset": damage.offset,
+            }),
             _ => serde_json::Value::Null,
         }
     }
@@ -330,9 +333,11 @@ mod tests {
         let err = CoreError::from(BusError::StreamDamaged {
             stream: "S".into(),
             state: "read_only",
-            reason: "record fails its crc32c".into(),
-            segment: Some("00000000000000000001.log".into()),
-            offset: Some(4242),
+            damage: Box::new(ace_bus::StreamDamage {
+                reason: "record fails its crc32c".into(),
+                segment: Some("00000000000000000001.log".into()),
+                offset: Some(4242),
+            }),
         });
         let body = err.body();
         assert_eq!(body.error.code, ErrorCode::StreamDamaged);

@@ -394,9 +394,7 @@ impl Stream {
             (state, Some(d)) => Some(BusError::StreamDamaged {
                 stream: self.name.clone(),
                 state: state.as_str(),
-                reason: d.reason,
-                segment: d.segment,
-                offset: d.offset,
+                damage: Box::new(d),
             }),
         }
     }
