@@ -121,6 +121,7 @@ impl App {
             }
         }
         crate::ledger::record_start(&core, config, governance.started_files()).await?;
+        crate::recovery::record_recovery(&core).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned());

@@ -2,7 +2,8 @@
 //! same data directory: it starts, the damaged stream is `read_only` (stream info, `/ready`,
 //! `/metrics` say so, naming segment and offset), every record before the damage is served,
 //! writes answer 503 `STREAM_DAMAGED` rather than reusing a sequence, and the other streams keep
-//! serving. A torn tail that was never acknowledged is cut and counted.
+//! serving. A torn tail that was never acknowledged is cut and counted. Either is a
+//! `storage_recovered` ledger entry.
 
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,15 @@ async fn ack_all(server: &Server, upto: u64) {
     }
     let (_, info) = server.get(&base).await;
     assert_eq!(info["ack_floor"], upto, "{info}");
+}
+
+/// The `storage_recovered` ledger entries.
+async fn recovery_entries(server: &Server) -> Vec<Value> {
+    let (status, page) = server
+        .get("/api/v1/ledger/entries?kind=storage_recovered")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["entries"].as_array().unwrap().clone()
 }
 
 async fn stream_info(server: &Server) -> Value {
@@ -157,6 +167,12 @@ async fn given_a_segment_rolled_back_to_an_older_copy_when_the_server_restarts_t
     assert_error(&lost, 503, "STREAM_DAMAGED");
 
     assert_read_only_and_others_serve(&server).await;
+    let recorded = recovery_entries(&server).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["subject"], STREAM);
+    assert_eq!(recorded[0]["details"]["state"], "read_only");
+    assert_eq!(recorded[0]["details"]["segment"], FIRST_SEGMENT);
+    assert_eq!(recorded[0]["details"]["high_water"], 40);
     server.stop().await;
 
     let strict = Server::start_with(dir.path(), |c| c.streams.ready_strict = true).await;
@@ -265,6 +281,15 @@ async fn given_a_torn_tail_never_acknowledged_when_the_server_restarts_then_it_i
     let line = "ace_comms_recovery_truncated_bytes_total{stream=\"DMG\"} 37";
     assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
     publish(&server, 11..=11).await;
+    let recorded = recovery_entries(&server).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        (
+            &recorded[0]["details"]["state"],
+            &recorded[0]["details"]["truncated_bytes"]
+        ),
+        (&json!("ok"), &json!(37))
+    );
     let (_, ready) = server.get("/ready").await;
     assert_eq!(ready["degraded_streams"], json!([]), "{ready}");
     server.stop().await;
