@@ -27,7 +27,14 @@
 //!   or power loss loses everything since the last sealed segment (roll or close fsync).
 //! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
 //!   (except under `Never`); `delete_batch` shares one sync per touched tombstone file.
-//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs.
+//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs and a
+//!   full device.
+//! - A full device (`ENOSPC` while writing records) is a temporary refusal, not a halt: the
+//!   refused records (the whole group-commit batch they were in) are forgotten — the segment is
+//!   cut back to its last whole record, sequences and index go back — every caller whose records
+//!   they were gets [`LogError::NoSpace`], nothing acknowledged is touched, and the next write
+//!   simply tries again, so writes resume by themselves once space is freed. (A full device
+//!   while creating the next segment at a roll, or while syncing, still halts.)
 //! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
 //!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
 //!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").

@@ -118,15 +118,16 @@ impl Log {
         }
         let last = store.next_seq - 1;
         match self.config.sync {
-            SyncPolicy::Never => store.flush()?,
+            SyncPolicy::Never => store.flush(&*self.durability)?,
             SyncPolicy::Always => {
                 let durable = store.sync_active(&*self.durability)?;
                 self.mark(&mut store, durable)?;
                 self.publish(durable);
             }
             SyncPolicy::Batch { .. } => {
+                let rewinds = store.rewinds;
                 drop(store);
-                self.wait_durable(last)?;
+                self.wait_durable(last, rewinds)?;
             }
         }
         Ok(out)
@@ -147,7 +148,10 @@ impl Log {
     }
 
     /// Group commit: waits until `seq` is durable, leading a sync when none is in flight.
-    fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+    /// `rewinds` is the store's count of refused buffers when `seq` was buffered: a higher count
+    /// means a full device made the store forget `seq` (it was never written, and its sequence
+    /// may since belong to another record), so the wait ends with `LogError::NoSpace`.
+    fn wait_durable(&self, seq: u64, rewinds: u64) -> Result<(), LogError> {
         let mut commit = self.commit.lock();
         loop {
             if self.durable.load(Ordering::Acquire) >= seq {
@@ -155,6 +159,13 @@ impl Log {
             }
             if let Some(halt) = &commit.failed {
                 return Err(halt.to_error());
+            }
+            {
+                let store = self.store.read();
+                if store.rewinds > rewinds {
+                    let path = store.active().path.clone();
+                    return Err(LogError::NoSpace { path });
+                }
             }
             if commit.leader {
                 self.committed.wait(&mut commit);
@@ -169,6 +180,7 @@ impl Log {
                 Ok(durable) => {
                     self.durable.fetch_max(durable, Ordering::AcqRel);
                 }
+                Err(LogError::NoSpace { .. }) => {}
                 Err(e) => {
                     commit.failed.get_or_insert_with(|| Halt::from_error(&e));
                 }
@@ -187,7 +199,7 @@ impl Log {
         let (file, path, base, len, last) = {
             let mut store = self.store.write();
             store.check_writable()?;
-            store.flush()?;
+            store.flush(&*self.durability)?;
             let seg = store.active_mut();
             let (len, last) = (seg.len, seg.next_seq - 1);
             let (synced_len, synced_last) = seg.synced;
@@ -356,7 +368,7 @@ impl Log {
         if store.halted.is_some() {
             return store.check_writable();
         }
-        store.flush()?;
+        store.flush(&*self.durability)?;
         let r = store.active_mut().seal(&*self.durability);
         store.guard(r)?;
         let r = store.sync_tombstones(&*self.durability);
@@ -372,7 +384,7 @@ impl Drop for Log {
     fn drop(&mut self) {
         let store = self.store.get_mut();
         if store.halted.is_none() {
-            let _ = store.flush();
+            let _ = store.flush(&*self.durability);
         }
     }
 }
@@ -404,6 +416,8 @@ fn recover(
         next_seq: 1,
         last_ts: 0,
         halted: None,
+        unbuffered: None,
+        rewinds: 0,
     };
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
@@ -521,7 +535,7 @@ mod tests {
         }
         assert_eq!(log.read(1).unwrap(), None, "buffered, not yet synced");
         assert_eq!(log.state().last_seq, 0);
-        log.wait_durable(1).unwrap();
+        log.wait_durable(1, 0).unwrap();
         assert_eq!(log.read(1).unwrap().unwrap().payload, &b"p"[..]);
     }
 }

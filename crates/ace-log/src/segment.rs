@@ -70,6 +70,17 @@ pub(crate) struct Segment {
     pub(crate) corrupt: Option<(u64, String)>,
 }
 
+/// A segment's in-memory state at a point, to go back to when buffered records are refused.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    next_seq: u64,
+    len: u64,
+    first_ts: u64,
+    last_ts: u64,
+    index_len: usize,
+    bytes_since_index: u64,
+}
+
 /// How a scan ended.
 #[derive(Debug)]
 pub(crate) enum ScanEnd {
@@ -386,6 +397,28 @@ impl Segment {
         self.next_seq = seq + 1;
         self.last_ts = ts;
         self.len = offset + len;
+    }
+
+    /// Where the segment stands now.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            next_seq: self.next_seq,
+            len: self.len,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            index_len: self.index.len(),
+            bytes_since_index: self.bytes_since_index,
+        }
+    }
+
+    /// Forgets every record noted after `mark` (they were never written).
+    pub(crate) fn rewind(&mut self, mark: &Mark) {
+        self.next_seq = mark.next_seq;
+        self.len = mark.len;
+        self.first_ts = mark.first_ts;
+        self.last_ts = mark.last_ts;
+        self.index.truncate(mark.index_len);
+        self.bytes_since_index = mark.bytes_since_index;
     }
 
     /// Writes the watermark `(offset, last_seq)` into the slot not written last (no sync).
