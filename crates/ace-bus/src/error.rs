@@ -129,6 +129,15 @@ pub enum BusError {
         #[source]
         source: ace_log::LogError,
     },
+    /// The stream's device is full: nothing of the publish was stored, nothing acknowledged was
+    /// lost, and the stream takes writes again once space is freed.
+    #[error(
+        "no space left on the device of stream `{stream}`: nothing was stored; retry once space is freed"
+    )]
+    NoSpace {
+        /// The stream.
+        stream: String,
+    },
     /// The stream's storage is damaged (`read_only`) or a write or fsync failed (`halted`):
     /// writes are refused, the records before the damage are still served. Names the segment
     /// file and offset when one is at fault.
@@ -217,6 +226,7 @@ impl BusError {
             BusError::NotPending { .. } => ErrorCode::PreconditionFailed,
             BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
             BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
+            BusError::NoSpace { .. } => ErrorCode::InsufficientStorage,
             BusError::Log { .. }
             | BusError::Storage { .. }
             | BusError::State { .. }

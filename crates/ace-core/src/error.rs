@@ -210,7 +210,8 @@ impl CoreError {
     /// offset (never a directory), so a client knows the refusal is lasting.
     pub fn body(&self) -> ErrorBody {
         let code = self.code();
-        if self.is_internal() && code != ErrorCode::StreamDamaged {
+        let told = [ErrorCode::StreamDamaged, ErrorCode::InsufficientStorage];
+        if self.is_internal() && !told.contains(&code) {
             return ErrorBody::new(code, code.meaning());
         }
         ErrorBody::with_details(code, self.to_string(), self.details())
@@ -252,6 +253,9 @@ impl CoreError {
             CoreError::Bus(BusError::MessageTooLarge { size, max, .. }) => {
                 json!({ "size": size, "max": max })
             }
+            CoreError::Bus(BusError::NoSpace { stream }) => {
+                json!({ "stream": stream, "retry_after_ms": NO_SPACE_RETRY_MS })
+            }
             CoreError::Bus(BusError::StreamDamaged {
                 stream,
                 state,
@@ -266,6 +270,9 @@ impl CoreError {
         }
     }
 }
+
+/// The retry hint of `INSUFFICIENT_STORAGE` (`details.retry_after_ms`; HTTP `Retry-After`).
+pub const NO_SPACE_RETRY_MS: u64 = 5000;
 
 /// The wire code of a bus failure: the caller's faults keep their meaning, the engine's own
 /// failures are `INTERNAL`.
@@ -285,6 +292,7 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::Timeout { .. } => ErrorCode::Timeout,
         BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
         BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
+        BusError::NoSpace { .. } => ErrorCode::InsufficientStorage,
         _ => ErrorCode::Internal,
     }
 }
@@ -346,6 +354,16 @@ mod tests {
         assert!(body.error.message.contains("4242"));
         assert_eq!(body.error.details["state"], "read_only");
         assert_eq!(body.error.details["offset"], 4242);
+    }
+
+    #[test]
+    fn given_a_full_device_when_rendered_then_it_is_insufficient_storage_507_with_a_retry_hint() {
+        let err = CoreError::from(BusError::NoSpace { stream: "S".into() });
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::InsufficientStorage);
+        assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
+        assert!(body.error.message.contains("`S`"), "{}", body.error.message);
+        assert_eq!(body.error.details["retry_after_ms"], NO_SPACE_RETRY_MS);
     }
 
     #[test]

@@ -63,12 +63,7 @@ impl Inner {
         }
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
-        let stream = Stream::open(
-            &self.stream_dir(&config.name),
-            config,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let stream = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
         self.streams
             .write()
             .insert(stream.name.clone(), stream.clone());
@@ -89,12 +84,7 @@ impl Inner {
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
         old.shutdown();
-        let fresh = Stream::open(
-            &self.stream_dir(&config.name),
-            config,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let fresh = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
         fresh.adopt(&old);
         self.streams
             .write()

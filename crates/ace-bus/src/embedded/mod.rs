@@ -80,6 +80,9 @@ pub struct EmbeddedConfig {
     /// past it the oldest are forgotten before the stream's `dedup_window` ends. About 80 bytes
     /// each: the default, 1,048,576, caps a stream's window near 80 MiB.
     pub dedup_max_entries: usize,
+    /// How the streams' logs write records and make them durable: the operating system's
+    /// `pwrite`/`fdatasync` by default; tests inject a full device or a failing fsync.
+    pub durability: Arc<dyn ace_log::Durability>,
 }
 
 /// The default `EmbeddedConfig::dedup_max_entries`.
@@ -95,6 +98,7 @@ impl EmbeddedConfig {
             state_flush_interval: Duration::from_millis(20),
             maintenance_interval: Duration::from_millis(100),
             dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
+            durability: Arc::new(ace_log::OsDurability),
         }
     }
 
@@ -223,12 +227,7 @@ impl Inner {
     /// Reopens a stored stream with its durable consumers, each resumed from its state.
     fn reopen_stream(&self, db: &StateDb, cfg: StreamConfig) -> Result<Arc<Stream>, BusError> {
         let name = cfg.name.clone();
-        let stream = Stream::open(
-            &self.stream_dir(&name),
-            cfg,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let stream = Stream::open(&self.stream_dir(&name), cfg, &self.config)?;
         for stored in db.consumers(&name)? {
             let filter = parse_filter(&stored.config)?;
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {

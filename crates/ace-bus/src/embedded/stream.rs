@@ -18,7 +18,9 @@
 //! block that does not decode while rebuilding the dedup window or a consumer), keeps serving
 //! every record before the damage — scans stop there instead of failing the open, so other
 //! streams and the server keep running — and answers every write with
-//! `BusError::StreamDamaged` naming the state, segment and offset ([`Stream::health`]).
+//! `BusError::StreamDamaged` naming the state, segment and offset ([`Stream::health`]). A full
+//! device is not damage: the publishes of that batch answer `BusError::NoSpace`, the stream
+//! stays `ok` and takes the next write as soon as space is freed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -289,14 +291,17 @@ impl Stream {
     pub(crate) fn open(
         dir: &Path,
         config: StreamConfig,
-        clock: Arc<dyn Clock>,
-        dedup_max_entries: usize,
+        engine: &super::EmbeddedConfig,
     ) -> Result<Arc<Self>, BusError> {
         let pats = patterns(&config)?;
+        let (clock, dedup_max_entries) = (engine.clock.clone(), engine.dedup_max_entries);
+        let durability = engine.durability.clone();
         let (log, report) =
-            Log::open(dir, log_config(&config)).map_err(|source| BusError::Log {
-                stream: config.name.clone(),
-                source,
+            Log::open_with(dir, log_config(&config), durability).map_err(|source| {
+                BusError::Log {
+                    stream: config.name.clone(),
+                    source,
+                }
             })?;
         let mut counters = StreamCounters::default();
         for t in &report.truncated {
@@ -644,6 +649,9 @@ impl Stream {
                 return self.fail_all(groups, || {
                     match &e {
                         LogError::Corrupt { .. } | LogError::SyncFailed { .. } => self.refusal(),
+                        LogError::NoSpace { .. } => Some(BusError::NoSpace {
+                            stream: self.name.clone(),
+                        }),
                         _ => None,
                     }
                     .or_else(|| {
