@@ -426,3 +426,37 @@ fn given_a_deleted_record_lost_in_a_torn_tail_when_its_sequence_is_reused_then_t
     let (log, _) = Log::open(dir.path(), config()).unwrap();
     assert_eq!(log.read(RECORDS).unwrap().unwrap().payload, &b"reborn"[..]);
 }
+
+#[test]
+fn given_every_message_of_a_middle_segment_deleted_when_reopened_then_no_gap_is_reported_and_it_goes_with_the_older_ones()
+ {
+    let (dir, _, _, _) = acked_log();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "{logs:?}");
+    let base = |p: &Path| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let (log, _) = Log::open(dir.path(), config()).unwrap();
+    for seq in base(&logs[1])..base(&logs[2]) {
+        assert!(log.delete(seq).unwrap(), "{seq}");
+    }
+    assert!(logs[1].exists(), "a fully deleted middle segment stays");
+    drop(log);
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    for seq in 1..base(&logs[1]) {
+        assert!(log.delete(seq).unwrap(), "{seq}");
+    }
+    assert!(
+        !logs[0].exists() && !logs[1].exists(),
+        "both go once it is the oldest"
+    );
+    drop(log);
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    assert_eq!(log.state().first_seq, base(&logs[2]));
+    assert_eq!(log.state().last_seq, RECORDS);
+}
