@@ -23,6 +23,14 @@
 //! `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason`, and the payload
 //! `{"stream", "seq", "consumer", "deliveries", "reason", "original": <the original envelope>}`.
 //!
+//! Storage faults stay inside their stream: a stream whose log recovery found damage (segments
+//! ending below the high-water mark, a gap between segments, a cut or flipped bit in acknowledged
+//! records), whose consumer acknowledged past that mark, or whose header blocks do not decode,
+//! opens `read_only`; one whose write or fsync failed becomes `halted`. Either serves every
+//! record before the damage, answers writes with `BusError::StreamDamaged`, and shows its state
+//! in `StreamInfo::state`/`damage`; the engine and the other streams keep running. A full device
+//! answers `BusError::NoSpace` and the stream resumes by itself (see `stream.rs`).
+//!
 //! Nothing inside the data directory is followed through a symbolic link: `streams/` and each
 //! `streams/<name>/` are refused when they are links (`ace-log` checks the stream directory and
 //! opens every segment and tombstone file with `O_NOFOLLOW`), and `state.redb` is opened with
