@@ -19,7 +19,7 @@ use crate::error::BusError;
 pub use ace_envelope::api::http::{
     AckPolicy, Backoff, ConsumerConfig, ConsumerCounters, ConsumerInfo, DEAD_LETTER_PREFIX,
     DeliverPolicy, Delivered, DiscardPolicy, Ordering, PublishAck, RetentionPolicy, StorageKind,
-    StoredMessage, StreamConfig, StreamCounters, StreamInfo, SyncPolicy,
+    StoredMessage, StreamConfig, StreamCounters, StreamDamage, StreamInfo, StreamState, SyncPolicy,
 };
 
 /// The engine contract: core pub/sub, request/reply, streams, consumers and acknowledgements.

@@ -129,6 +129,31 @@ pub enum BusError {
         #[source]
         source: ace_log::LogError,
     },
+    /// The stream's device is full: nothing of the publish was stored, nothing acknowledged was
+    /// lost, and the stream takes writes again once space is freed.
+    #[error(
+        "no space left on the device of stream `{stream}`: nothing was stored; retry once space is freed"
+    )]
+    NoSpace {
+        /// The stream.
+        stream: String,
+    },
+    /// The stream's storage is damaged (`read_only`) or a write or fsync failed (`halted`):
+    /// writes are refused, the records before the damage are still served. Names the segment
+    /// file and offset when one is at fault.
+    #[error(
+        "stream `{stream}` is {state}: {}{}; writes are refused, reads of what survived still work",
+        damage.reason,
+        at(&damage.segment, &damage.offset)
+    )]
+    StreamDamaged {
+        /// The stream.
+        stream: String,
+        /// `read_only` or `halted`.
+        state: &'static str,
+        /// What was found or what failed, and where (boxed: errors stay small).
+        damage: Box<crate::bus::StreamDamage>,
+    },
     /// The stream's storage failed for a whole batch of publishes (each publisher gets the reason).
     #[error("storage of stream `{stream}` failed: {reason}")]
     Storage {
@@ -171,6 +196,15 @@ pub enum BusError {
     },
 }
 
+/// ` (segment X at byte offset N)` when a segment is named.
+fn at(segment: &Option<String>, offset: &Option<u64>) -> String {
+    match (segment, offset) {
+        (Some(s), Some(o)) => format!(" (segment {s} at byte offset {o})"),
+        (Some(s), None) => format!(" (segment {s})"),
+        _ => String::new(),
+    }
+}
+
 impl BusError {
     /// The stable wire code (and with it the HTTP status) of this error, from the shared
     /// taxonomy of `contracts/comms/errors.schema.json`.
@@ -191,6 +225,8 @@ impl BusError {
             BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
             BusError::NotPending { .. } => ErrorCode::PreconditionFailed,
             BusError::InvalidEnvelope { .. } => ErrorCode::InvalidEnvelope,
+            BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
+            BusError::NoSpace { .. } => ErrorCode::InsufficientStorage,
             BusError::Log { .. }
             | BusError::Storage { .. }
             | BusError::State { .. }

@@ -106,7 +106,7 @@ pub use bus::{
     Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo,
     DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering,
     PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
-    StreamInfo, SyncPolicy,
+    StreamDamage, StreamInfo, StreamState, SyncPolicy,
 };
 pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;

@@ -206,9 +206,12 @@ impl CoreError {
 
     /// The wire error body: code, a message naming the field at fault, structured details.
     /// Internal failures carry a generic message; their detail belongs in the server's log.
+    /// A damaged stream is the exception: its message names the stream, segment file and
+    /// offset (never a directory), so a client knows the refusal is lasting.
     pub fn body(&self) -> ErrorBody {
         let code = self.code();
-        if self.is_internal() {
+        let told = [ErrorCode::StreamDamaged, ErrorCode::InsufficientStorage];
+        if self.is_internal() && !told.contains(&code) {
             return ErrorBody::new(code, code.meaning());
         }
         ErrorBody::with_details(code, self.to_string(), self.details())
@@ -250,10 +253,26 @@ impl CoreError {
             CoreError::Bus(BusError::MessageTooLarge { size, max, .. }) => {
                 json!({ "size": size, "max": max })
             }
+            CoreError::Bus(BusError::NoSpace { stream }) => {
+                json!({ "stream": stream, "retry_after_ms": NO_SPACE_RETRY_MS })
+            }
+            CoreError::Bus(BusError::StreamDamaged {
+                stream,
+                state,
+                damage,
+            }) => json!({
+                "stream": stream,
+                "state": state,
+                "segment": damage.segment,
+                "offset": damage.offset,
+            }),
             _ => serde_json::Value::Null,
         }
     }
 }
+
+/// The retry hint of `INSUFFICIENT_STORAGE` (`details.retry_after_ms`; HTTP `Retry-After`).
+pub const NO_SPACE_RETRY_MS: u64 = 5000;
 
 /// The wire code of a bus failure: the caller's faults keep their meaning, the engine's own
 /// failures are `INTERNAL`.
@@ -272,6 +291,8 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::NotPending { .. } => ErrorCode::NotFound,
         BusError::Timeout { .. } => ErrorCode::Timeout,
         BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+        BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
+        BusError::NoSpace { .. } => ErrorCode::InsufficientStorage,
         _ => ErrorCode::Internal,
     }
 }
@@ -313,6 +334,36 @@ mod tests {
         let body = err.body();
         assert_eq!(body.error.code, ErrorCode::Internal);
         assert!(!body.error.message.contains("/secret/path"));
+    }
+
+    #[test]
+    fn given_a_damaged_stream_when_rendered_then_it_is_stream_damaged_naming_segment_and_offset() {
+        let err = CoreError::from(BusError::StreamDamaged {
+            stream: "S".into(),
+            state: "read_only",
+            damage: Box::new(ace_bus::StreamDamage {
+                reason: "record fails its crc32c".into(),
+                segment: Some("00000000000000000001.log".into()),
+                offset: Some(4242),
+            }),
+        });
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::StreamDamaged);
+        assert_eq!(ErrorCode::StreamDamaged.http_status(), 503);
+        assert!(body.error.message.contains("00000000000000000001.log"));
+        assert!(body.error.message.contains("4242"));
+        assert_eq!(body.error.details["state"], "read_only");
+        assert_eq!(body.error.details["offset"], 4242);
+    }
+
+    #[test]
+    fn given_a_full_device_when_rendered_then_it_is_insufficient_storage_507_with_a_retry_hint() {
+        let err = CoreError::from(BusError::NoSpace { stream: "S".into() });
+        let body = err.body();
+        assert_eq!(body.error.code, ErrorCode::InsufficientStorage);
+        assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
+        assert!(body.error.message.contains("`S`"), "{}", body.error.message);
+        assert_eq!(body.error.details["retry_after_ms"], NO_SPACE_RETRY_MS);
     }
 
     #[test]

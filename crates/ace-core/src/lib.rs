@@ -84,7 +84,7 @@ pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
     system_principal,
 };
-pub use error::CoreError;
+pub use error::{CoreError, NO_SPACE_RETRY_MS};
 pub use governance::{
     Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Hooks, NoRecord,
     Recorder,

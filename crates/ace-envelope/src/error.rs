@@ -193,6 +193,10 @@ error_codes! {
     MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405, "The route exists but does not accept this HTTP method."),
     /// A conditional request is required.
     PreconditionRequired = ("PRECONDITION_REQUIRED", 428, "The update must be conditional (If-Match with the current version) so that no concurrent change is lost."),
+    /// The stream's storage is damaged or halted: writes are refused, what survived is served.
+    StreamDamaged = ("STREAM_DAMAGED", 503, "The stream's storage is damaged (read_only) or a write or fsync failed (halted): writes are refused, the records before the damage are still served; the message names the stream, segment and offset, and stream info shows the state."),
+    /// The stream's device is full: a temporary refusal.
+    InsufficientStorage = ("INSUFFICIENT_STORAGE", 507, "The device holding the stream is full: nothing was stored and nothing acknowledged was lost; retry after Retry-After (details.retry_after_ms), writes resume by themselves once space is freed."),
 }
 
 impl std::fmt::Display for ErrorCode {

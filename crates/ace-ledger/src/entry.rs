@@ -51,11 +51,14 @@ pub enum EntryKind {
     WorkflowRun,
     /// A session's state was written (the subject names the session, the content hash its data).
     SessionWritten,
+    /// A stream's storage, when opened, had a torn tail cut or damage found (the subject names
+    /// the stream; details say state, segment, offset and bytes).
+    StorageRecovered,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 10] = [
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::Accepted,
         EntryKind::Denied,
         EntryKind::Held,
@@ -66,6 +69,7 @@ impl EntryKind {
         EntryKind::ConfigChanged,
         EntryKind::WorkflowRun,
         EntryKind::SessionWritten,
+        EntryKind::StorageRecovered,
     ];
 
     /// The snake_case name used in JSON and query strings.
@@ -81,6 +85,7 @@ impl EntryKind {
             EntryKind::ConfigChanged => "config_changed",
             EntryKind::WorkflowRun => "workflow_run",
             EntryKind::SessionWritten => "session_written",
+            EntryKind::StorageRecovered => "storage_recovered",
         }
     }
 }

@@ -38,6 +38,16 @@ pub enum LogError {
         /// The operating-system error text.
         reason: String,
     },
+    /// The device is full (`ENOSPC`) while writing records. Nothing of the refused records was
+    /// kept (the segment is cut back to its last record) and nothing acknowledged is lost; the
+    /// log stays writable, so the same write succeeds once space is freed.
+    #[error(
+        "no space left on the device of {path}; the records were not written, retry once space is freed"
+    )]
+    NoSpace {
+        /// The segment being written.
+        path: PathBuf,
+    },
     /// A file or directory of the log is a symbolic link. The log never reads or writes through
     /// a link (a linked segment would append into whatever file it points at), so it refuses to
     /// open; an operator replaces the link by the real file or removes it.

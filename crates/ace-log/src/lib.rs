@@ -27,7 +27,14 @@
 //!   or power loss loses everything since the last sealed segment (roll or close fsync).
 //! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
 //!   (except under `Never`); `delete_batch` shares one sync per touched tombstone file.
-//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs.
+//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs and a
+//!   full device.
+//! - A full device (`ENOSPC` while writing records) is a temporary refusal, not a halt: the
+//!   refused records (the whole group-commit batch they were in) are forgotten — the segment is
+//!   cut back to its last whole record, sequences and index go back — every caller whose records
+//!   they were gets [`LogError::NoSpace`], nothing acknowledged is touched, and the next write
+//!   simply tries again, so writes resume by themselves once space is freed. (A full device
+//!   while creating the next segment at a roll, or while syncing, still halts.)
 //! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
 //!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
 //!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").
@@ -42,10 +49,25 @@
 //! log opens read-only with [`RecoveryReport::corruption`] naming segment and offset, reads of
 //! records before it still work and writes return [`LogError::Corrupt`]. A damaged tombstone
 //! entry followed by intact ones fails `Log::open` itself with `LogError::Corrupt` naming the
-//! `.del` file: opening anyway would silently resurrect deleted messages. Because the watermark
-//! lags one sync behind, the records of the very last sync before a crash are judged as a
-//! possible torn tail: were they damaged on disk later, they would be truncated (and reported)
-//! rather than flagged as corruption.
+//! `.del` file: opening anyway would silently resurrect deleted messages.
+//!
+//! # High-water mark
+//! `highwater` in the log directory (two CRC'd slots, see `highwater.rs`) holds the highest
+//! sequence ever acknowledged. It is raised and fdatasync'ed after the segment sync of a group
+//! commit and before its acknowledgement (under `Never`: at `sync`/`close`). At open it is the
+//! durable evidence segments are checked against; each of these is corruption (read-only, reported
+//! with segment, offset and the missing sequences, nothing changed on disk):
+//! - the segments end below the mark (a segment replaced by an older copy, a cut acknowledged
+//!   record: a tail is only ever "torn" past both the watermark and the mark);
+//! - a gap between two segments (only the oldest segments are ever removed, so a hole is lost
+//!   data; a fully deleted segment further on is kept until the ones before it are gone);
+//! - a last segment at or under its header size whose base sequence the mark covers (it is
+//!   rebuilt as "just created" only when no acknowledged sequence lies in it);
+//! - no segment at all under a non-zero mark.
+//!
+//! The mark never goes back, so the next sequence is never below one ever acknowledged. A log
+//! without the file (created by an older version) gets one from what recovery found. A segment
+//! cut below its synced watermark keeps every record before the cut readable.
 //!
 //! # Retention and deletes
 //! `apply_retention` drops the oldest *whole* segments whose every record lies outside a limit
@@ -57,8 +79,8 @@
 //! # Invariants
 //! - Sequences start at 1 and increase by exactly one per record, across restarts; a segment
 //!   holds a contiguous run starting at its base sequence.
-//! - An acknowledged record (per the sync policy) is never truncated by recovery unless it was
-//!   written in the last sync before the crash *and* damaged afterwards — and then it is reported.
+//! - An acknowledged record (per the sync policy) is never truncated by recovery: a damaged one
+//!   is reported as corruption, and no sequence up to the high-water mark is handed out again.
 //! - Stored timestamps never decrease, so time → sequence is a binary search on the sparse index.
 //! - Readers never see a record that is not yet durable (except under `Never`).
 //! - After corruption or a failed sync the log accepts no write until it is reopened.
@@ -71,6 +93,7 @@ pub mod codec;
 mod config;
 mod durability;
 mod error;
+mod highwater;
 mod log;
 mod nofollow;
 mod segment;
@@ -83,5 +106,6 @@ pub use durability::{Durability, OsDurability};
 pub use error::LogError;
 pub use log::Log;
 pub use types::{
-    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+    Appended, Corruption, Failure, LogState, NewRecord, Record, RecoveryReport, RetentionReport,
+    Truncation,
 };

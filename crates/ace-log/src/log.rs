@@ -19,11 +19,13 @@ use crate::codec;
 use crate::config::{LogConfig, SyncPolicy};
 use crate::durability::{Durability, OsDurability};
 use crate::error::LogError;
+use crate::highwater::HighWater;
 use crate::segment::{HEADER_LEN, Outcome, Segment};
 use crate::store::{Halt, Store, list_segments};
 use crate::tombstones::sync_failed;
 use crate::types::{
-    Appended, Corruption, LogState, NewRecord, Record, RecoveryReport, RetentionReport, Truncation,
+    Appended, Corruption, Failure, LogState, NewRecord, Record, RecoveryReport, RetentionReport,
+    Truncation,
 };
 
 /// One stream's append-only log in one directory. `Send + Sync`; every method takes `&self`.
@@ -39,6 +41,8 @@ pub struct Log {
     durable: AtomicU64,
     commit: Mutex<Commit>,
     committed: Condvar,
+    /// The highest sequence ever acknowledged, kept outside the segments (`highwater`).
+    high_water: Mutex<HighWater>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +76,8 @@ impl Log {
         }
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
+        let (generation, found) = HighWater::read(dir)?.unwrap_or((0, 0));
+        let high_water = HighWater::create(dir, found.max(durable), generation, &*durability)?;
         let failed = store.halted.clone();
         let log = Log {
             config,
@@ -83,6 +89,7 @@ impl Log {
                 failed,
             }),
             committed: Condvar::new(),
+            high_water: Mutex::new(high_water),
         };
         Ok((log, report))
     }
@@ -111,14 +118,16 @@ impl Log {
         }
         let last = store.next_seq - 1;
         match self.config.sync {
-            SyncPolicy::Never => store.flush()?,
+            SyncPolicy::Never => store.flush(&*self.durability)?,
             SyncPolicy::Always => {
                 let durable = store.sync_active(&*self.durability)?;
+                self.mark(&mut store, durable)?;
                 self.publish(durable);
             }
             SyncPolicy::Batch { .. } => {
+                let rewinds = store.rewinds;
                 drop(store);
-                self.wait_durable(last)?;
+                self.wait_durable(last, rewinds)?;
             }
         }
         Ok(out)
@@ -139,7 +148,10 @@ impl Log {
     }
 
     /// Group commit: waits until `seq` is durable, leading a sync when none is in flight.
-    fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+    /// `rewinds` is the store's count of refused buffers when `seq` was buffered: a higher count
+    /// means a full device made the store forget `seq` (it was never written, and its sequence
+    /// may since belong to another record), so the wait ends with `LogError::NoSpace`.
+    fn wait_durable(&self, seq: u64, rewinds: u64) -> Result<(), LogError> {
         let mut commit = self.commit.lock();
         loop {
             if self.durable.load(Ordering::Acquire) >= seq {
@@ -147,6 +159,13 @@ impl Log {
             }
             if let Some(halt) = &commit.failed {
                 return Err(halt.to_error());
+            }
+            {
+                let store = self.store.read();
+                if store.rewinds > rewinds {
+                    let path = store.active().path.clone();
+                    return Err(LogError::NoSpace { path });
+                }
             }
             if commit.leader {
                 self.committed.wait(&mut commit);
@@ -161,6 +180,7 @@ impl Log {
                 Ok(durable) => {
                     self.durable.fetch_max(durable, Ordering::AcqRel);
                 }
+                Err(LogError::NoSpace { .. }) => {}
                 Err(e) => {
                     commit.failed.get_or_insert_with(|| Halt::from_error(&e));
                 }
@@ -179,7 +199,7 @@ impl Log {
         let (file, path, base, len, last) = {
             let mut store = self.store.write();
             store.check_writable()?;
-            store.flush()?;
+            store.flush(&*self.durability)?;
             let seg = store.active_mut();
             let (len, last) = (seg.len, seg.next_seq - 1);
             let (synced_len, synced_last) = seg.synced;
@@ -203,7 +223,21 @@ impl Log {
         if let Some(seg) = store.segments.get_mut(&base) {
             seg.synced = seg.synced.max((len, last));
         }
+        drop(store);
+        // The mark follows the segment sync and precedes the acknowledgement; appenders keep
+        // going meanwhile (only a failure takes the store lock, to halt it).
+        let r = self.high_water.lock().raise(last, &*self.durability);
+        if r.is_err() {
+            self.store.write().guard(r)?;
+        }
         Ok(last)
+    }
+
+    /// Durably raises the high-water mark to `seq` (records already durable, not yet
+    /// acknowledged); a failure halts the log like a failed segment sync.
+    fn mark(&self, store: &mut Store, seq: u64) -> Result<(), LogError> {
+        let r = self.high_water.lock().raise(seq, &*self.durability);
+        store.guard(r)
     }
 
     fn publish(&self, durable: u64) {
@@ -285,12 +319,34 @@ impl Log {
             .find(|&s| s <= last_seq)
             .unwrap_or(last_seq + 1);
         let (messages, bytes) = store.totals();
+        let damage = match &store.halted {
+            Some(Halt::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => Some(Corruption {
+                segment: segment.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
+        let failed = match &store.halted {
+            Some(Halt::Failed { path, reason }) => Some(Failure {
+                path: path.clone(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
         LogState {
             first_seq,
             last_seq,
             messages,
             bytes,
             read_only: store.halted.as_ref().map(|h| h.to_error().to_string()),
+            damage,
+            failed,
+            high_water: self.high_water.lock().seq,
         }
     }
 
@@ -301,6 +357,7 @@ impl Log {
         let durable = store.sync_active(&*self.durability)?;
         let r = store.sync_tombstones(&*self.durability);
         store.guard(r)?;
+        self.mark(&mut store, durable)?;
         self.publish(durable);
         Ok(())
     }
@@ -311,11 +368,13 @@ impl Log {
         if store.halted.is_some() {
             return store.check_writable();
         }
-        store.flush()?;
+        store.flush(&*self.durability)?;
         let r = store.active_mut().seal(&*self.durability);
         store.guard(r)?;
         let r = store.sync_tombstones(&*self.durability);
-        store.guard(r)
+        store.guard(r)?;
+        let last = store.next_seq - 1;
+        self.mark(&mut store, last)
     }
 }
 
@@ -325,7 +384,7 @@ impl Drop for Log {
     fn drop(&mut self) {
         let store = self.store.get_mut();
         if store.halted.is_none() {
-            let _ = store.flush();
+            let _ = store.flush(&*self.durability);
         }
     }
 }
@@ -343,7 +402,12 @@ fn recover(
     durability: &dyn Durability,
 ) -> Result<(Store, RecoveryReport), LogError> {
     let bases = list_segments(dir)?;
-    let mut report = RecoveryReport::default();
+    let found = HighWater::read(dir)?.map(|(_, seq)| seq);
+    let high_water = found.unwrap_or(0);
+    let mut report = RecoveryReport {
+        high_water: found,
+        ..RecoveryReport::default()
+    };
     let mut store = Store {
         dir: dir.to_path_buf(),
         segments: Default::default(),
@@ -352,17 +416,31 @@ fn recover(
         next_seq: 1,
         last_ts: 0,
         halted: None,
+        unbuffered: None,
+        rewinds: 0,
     };
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
+        let interval = config.index_interval_bytes;
         let (seg, outcome) =
-            Segment::recover(dir, base, is_last, config.index_interval_bytes, durability)?;
+            Segment::recover(dir, base, is_last, interval, high_water, durability)?;
         report.segments += 1;
         report.records += seg.next_seq - seg.base_seq;
         if base < store.next_seq && store.halted.is_none() {
             let reason = format!(
                 "segment starts at sequence {base}, before {}",
                 store.next_seq
+            );
+            note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
+        }
+        if i > 0 && base > store.next_seq {
+            // Only the oldest segments are ever removed: a hole between two is lost data.
+            let reason = format!(
+                "segment starts at sequence {base}, but the one before it ends at {}: \
+                 sequences {} to {} are missing",
+                store.next_seq - 1,
+                store.next_seq,
+                base - 1
             );
             note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
         }
@@ -382,8 +460,26 @@ fn recover(
         store.segments.insert(base, seg);
     }
     if store.segments.is_empty() {
-        let seg = Segment::create(dir, 1, durability)?;
-        store.segments.insert(1, seg);
+        let seg = Segment::create(dir, high_water + 1, durability)?;
+        if high_water > 0 {
+            let reason = format!(
+                "no segment file, but sequences up to the high-water mark {high_water} were \
+                 acknowledged"
+            );
+            note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
+        }
+        store.next_seq = seg.next_seq;
+        store.segments.insert(seg.base_seq, seg);
+    } else if store.next_seq <= high_water {
+        let last = store.active();
+        let reason = format!(
+            "the segments end at sequence {}, but sequences up to the high-water mark \
+             {high_water} were acknowledged: {} to {high_water} are missing",
+            store.next_seq - 1,
+            store.next_seq
+        );
+        let (path, offset) = (last.path.clone(), last.len);
+        note_corruption(&mut store, &mut report, path, offset, reason);
     }
     store.pending_at = store.active().len;
     Ok((store, report))
@@ -439,7 +535,7 @@ mod tests {
         }
         assert_eq!(log.read(1).unwrap(), None, "buffered, not yet synced");
         assert_eq!(log.state().last_seq, 0);
-        log.wait_durable(1).unwrap();
+        log.wait_durable(1, 0).unwrap();
         assert_eq!(log.read(1).unwrap().unwrap().payload, &b"p"[..]);
     }
 }

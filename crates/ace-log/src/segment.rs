@@ -70,6 +70,17 @@ pub(crate) struct Segment {
     pub(crate) corrupt: Option<(u64, String)>,
 }
 
+/// A segment's in-memory state at a point, to go back to when buffered records are refused.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    next_seq: u64,
+    len: u64,
+    first_ts: u64,
+    last_ts: u64,
+    index_len: usize,
+    bytes_since_index: u64,
+}
+
 /// How a scan ended.
 #[derive(Debug)]
 pub(crate) enum ScanEnd {
@@ -213,14 +224,16 @@ impl Segment {
         }
     }
 
-    /// Opens an existing segment and recovers it. Only the last segment may have a torn tail;
-    /// anything undecodable below the watermark (or in a sealed segment) is reported as
-    /// corruption and left untouched.
+    /// Opens an existing segment and recovers it. Only the last segment may have a torn tail,
+    /// and only past both its watermark and `high_water` (the highest sequence ever
+    /// acknowledged): anything undecodable below them (or in a sealed segment) is reported as
+    /// corruption and left untouched, with every record before it still readable.
     pub(crate) fn recover(
         dir: &Path,
         base_seq: u64,
         is_last: bool,
         interval: u32,
+        high_water: u64,
         durability: &dyn Durability,
     ) -> Result<(Segment, Outcome), LogError> {
         let path = dir.join(Self::file_name(base_seq));
@@ -238,14 +251,26 @@ impl Segment {
         let header = read_header(&file, &path, flen)?;
         let wm = match parse_header(&header, base_seq) {
             Ok(wm) => wm,
-            Err(_) if is_last && flen <= HEADER_LEN && tombstones.count() == 0 => {
-                // Creation was torn before the header was synced: nothing was ever in it.
+            Err(_)
+                if is_last
+                    && flen <= HEADER_LEN
+                    && tombstones.count() == 0
+                    && high_water < base_seq =>
+            {
+                // Creation was torn before the header was synced, and no acknowledged sequence
+                // lies in it: nothing was ever in it.
                 drop(file);
                 let seg = Segment::create(dir, base_seq, durability)?;
                 let bytes = flen;
                 return Ok((seg, Outcome::Truncated { offset: 0, bytes }));
             }
-            Err((offset, reason)) => {
+            Err((offset, mut reason)) => {
+                if high_water >= base_seq {
+                    reason = format!(
+                        "{reason} (file is {flen} bytes; sequences from {base_seq} up to the \
+                         high-water mark {high_water} were acknowledged)"
+                    );
+                }
                 let mut seg = Segment::new(base_seq, path, file, empty_wm(base_seq), tombstones);
                 seg.corrupt = Some((offset, reason.clone()));
                 return Ok((seg, Outcome::Corrupt { offset, reason }));
@@ -253,20 +278,30 @@ impl Segment {
         };
         let mut seg = Segment::new(base_seq, path, file, wm, tombstones);
         if wm.offset > flen {
-            let reason = format!(
-                "file is {flen} bytes, its synced watermark says {}",
-                wm.offset
-            );
-            seg.corrupt = Some((flen, reason.clone()));
-            return Ok((
-                seg,
-                Outcome::Corrupt {
-                    offset: flen,
-                    reason,
-                },
-            ));
+            // Cut below what was synced: index what survived so it stays readable, change
+            // nothing on disk.
+            let end = seg.scan_records(flen, interval)?;
+            seg.len = match &end {
+                ScanEnd::Invalid { offset, .. } => *offset,
+                ScanEnd::End | ScanEnd::Stopped => flen,
+            };
+            let (offset, reason) = match end {
+                ScanEnd::Invalid { offset, reason } => (offset, reason),
+                ScanEnd::End | ScanEnd::Stopped => (
+                    flen,
+                    format!(
+                        "file is {flen} bytes, its synced watermark says {}",
+                        wm.offset
+                    ),
+                ),
+            };
+            seg.corrupt = Some((offset, reason.clone()));
+            seg.synced = (seg.len, seg.next_seq - 1);
+            seg.first_live = seg.base_seq;
+            seg.advance_first_live();
+            return Ok((seg, Outcome::Corrupt { offset, reason }));
         }
-        let outcome = seg.scan_for_recovery(flen, is_last, interval, durability)?;
+        let outcome = seg.scan_for_recovery(flen, is_last, interval, high_water, durability)?;
         // A delete can only name a durable record, but the lagging watermark lets recovery cut
         // the last synced records; their tombstones must not delete future records.
         if seg.corrupt.is_none() {
@@ -278,15 +313,10 @@ impl Segment {
         Ok((seg, outcome))
     }
 
-    fn scan_for_recovery(
-        &mut self,
-        flen: u64,
-        is_last: bool,
-        interval: u32,
-        durability: &dyn Durability,
-    ) -> Result<Outcome, LogError> {
+    /// Indexes every record in `[HEADER_LEN, flen)` that decodes in sequence; how the scan ended.
+    fn scan_records(&mut self, flen: u64, interval: u32) -> Result<ScanEnd, LogError> {
         let file = Arc::clone(&self.file);
-        let end = scan(&file, HEADER_LEN, flen, |at, rec, n| {
+        scan(&file, HEADER_LEN, flen, |at, rec, n| {
             if rec.seq != self.next_seq {
                 return Step::Reject(format!(
                     "record has sequence {}, expected {}",
@@ -299,7 +329,18 @@ impl Segment {
             self.note_appended(rec.seq, rec.timestamp_ns, at, n as u64, interval);
             Step::Continue
         })
-        .map_err(|e| LogError::io("read segment", &self.path, e))?;
+        .map_err(|e| LogError::io("read segment", &self.path, e))
+    }
+
+    fn scan_for_recovery(
+        &mut self,
+        flen: u64,
+        is_last: bool,
+        interval: u32,
+        high_water: u64,
+        durability: &dyn Durability,
+    ) -> Result<Outcome, LogError> {
+        let end = self.scan_records(flen, interval)?;
         self.len = match end {
             ScanEnd::End | ScanEnd::Stopped => flen,
             ScanEnd::Invalid { offset, .. } => offset,
@@ -313,6 +354,15 @@ impl Segment {
             return Ok(Outcome::Clean);
         };
         if offset < self.watermark.offset || !is_last {
+            self.corrupt = Some((offset, reason.clone()));
+            return Ok(Outcome::Corrupt { offset, reason });
+        }
+        if self.next_seq <= high_water {
+            // Past the watermark, but an acknowledged record lies there: not a torn tail.
+            let reason = format!(
+                "{reason}; sequence {} up to the high-water mark {high_water} was acknowledged",
+                self.next_seq
+            );
             self.corrupt = Some((offset, reason.clone()));
             return Ok(Outcome::Corrupt { offset, reason });
         }
@@ -347,6 +397,28 @@ impl Segment {
         self.next_seq = seq + 1;
         self.last_ts = ts;
         self.len = offset + len;
+    }
+
+    /// Where the segment stands now.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            next_seq: self.next_seq,
+            len: self.len,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            index_len: self.index.len(),
+            bytes_since_index: self.bytes_since_index,
+        }
+    }
+
+    /// Forgets every record noted after `mark` (they were never written).
+    pub(crate) fn rewind(&mut self, mark: &Mark) {
+        self.next_seq = mark.next_seq;
+        self.len = mark.len;
+        self.first_ts = mark.first_ts;
+        self.last_ts = mark.last_ts;
+        self.index.truncate(mark.index_len);
+        self.bytes_since_index = mark.bytes_since_index;
     }
 
     /// Writes the watermark `(offset, last_seq)` into the slot not written last (no sync).

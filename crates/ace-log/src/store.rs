@@ -10,7 +10,7 @@ use crate::codec::{self, RecordRef};
 use crate::config::LogConfig;
 use crate::durability::Durability;
 use crate::error::LogError;
-use crate::segment::{HEADER_LEN, ScanEnd, Segment, Step};
+use crate::segment::{HEADER_LEN, Mark, ScanEnd, Segment, Step};
 use crate::tombstones::sync_failed;
 use crate::types::{Appended, NewRecord, Record, RetentionReport};
 
@@ -84,6 +84,10 @@ pub(crate) struct Store {
     pub(crate) next_seq: u64,
     pub(crate) last_ts: u64,
     pub(crate) halted: Option<Halt>,
+    /// The state before the first buffered record: `(active segment, next_seq, last_ts)`.
+    pub(crate) unbuffered: Option<(Mark, u64, u64)>,
+    /// How many times buffered records were refused (`ENOSPC`) and forgotten.
+    pub(crate) rewinds: u64,
 }
 
 impl Store {
@@ -105,10 +109,13 @@ impl Store {
         self.halted.as_ref().map_or(Ok(()), |h| Err(h.to_error()))
     }
 
-    /// Runs a write-path step; any error halts the log.
+    /// Runs a write-path step; any error halts the log, except a full device (`NoSpace`),
+    /// whose refused records were forgotten and left nothing unknown behind.
     pub(crate) fn guard<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
         if let Err(e) = &r {
-            self.halted.get_or_insert_with(|| Halt::from_error(e));
+            if !matches!(e, LogError::NoSpace { .. }) {
+                self.halted.get_or_insert_with(|| Halt::from_error(e));
+            }
         }
         r
     }
@@ -148,6 +155,9 @@ impl Store {
             headers: rec.headers,
             payload: rec.payload,
         };
+        if self.pending.is_empty() {
+            self.unbuffered = Some((self.active().mark(), self.next_seq, self.last_ts));
+        }
         codec::encode_into(&mut self.pending, &view);
         let interval = config.index_interval_bytes;
         self.active_mut()
@@ -160,25 +170,49 @@ impl Store {
         })
     }
 
-    /// Writes the buffer to the active segment (no sync).
-    pub(crate) fn flush(&mut self) -> Result<(), LogError> {
+    /// Writes the buffer to the active segment (no sync). On a full device (`ENOSPC`) the
+    /// buffered records are forgotten — the file is cut back to where they began, sequences and
+    /// index go back — and `LogError::NoSpace` is returned without halting the log.
+    pub(crate) fn flush(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let seg = self.active();
-        let r =
-            std::os::unix::fs::FileExt::write_all_at(&*seg.file, &self.pending, self.pending_at)
-                .map_err(|e| LogError::io("write segment", &seg.path, e));
-        self.guard(r)?;
+        match durability.write_records(&seg.file, &seg.path, &self.pending, self.pending_at) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return self.refuse_pending(),
+            Err(e) => {
+                let r = Err(LogError::io("write segment", &seg.path, e));
+                return self.guard(r);
+            }
+        }
         self.pending_at += self.pending.len() as u64;
         self.pending.clear();
+        self.unbuffered = None;
         Ok(())
+    }
+
+    /// Forgets the buffered records after a full device refused them.
+    fn refuse_pending(&mut self) -> Result<(), LogError> {
+        let path = self.active().path.clone();
+        // A partial write may have grown the file: cut it back to the last whole record.
+        let cut = self.active().file.set_len(self.pending_at);
+        let r = cut.map_err(|e| LogError::io("cut refused records", &path, e));
+        self.guard(r)?;
+        self.pending.clear();
+        if let Some((mark, next_seq, last_ts)) = self.unbuffered.take() {
+            self.active_mut().rewind(&mark);
+            self.next_seq = next_seq;
+            self.last_ts = last_ts;
+        }
+        self.rewinds += 1;
+        Err(LogError::NoSpace { path })
     }
 
     /// Flushes, writes the previous sync's watermark and syncs the active segment: afterwards
     /// everything appended so far is durable. Returns the last durable sequence.
     pub(crate) fn sync_active(&mut self, durability: &dyn Durability) -> Result<u64, LogError> {
-        self.flush()?;
+        self.flush(durability)?;
         let seg = self.active_mut();
         let (len, last) = (seg.len, seg.next_seq - 1);
         let (synced_len, synced_last) = seg.synced;
@@ -194,7 +228,7 @@ impl Store {
 
     /// Seals the active segment and starts a new one at `next_seq`.
     pub(crate) fn roll(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
-        self.flush()?;
+        self.flush(durability)?;
         self.active_mut().seal(durability)?;
         let seg = Segment::create(&self.dir, self.next_seq, durability)?;
         self.segments.insert(seg.base_seq, seg);
@@ -225,6 +259,10 @@ impl Store {
             }
             if let (Some((offset, reason)), true) = (&seg.corrupt, out.len() < max) {
                 // The records after the bad bytes are unknown: refuse rather than skip them.
+                // What was read before them is served; the next read from there fails.
+                if !out.is_empty() {
+                    return Ok(out);
+                }
                 return Err(LogError::Corrupt {
                     segment: seg.path.clone(),
                     offset: *offset,
@@ -345,8 +383,14 @@ impl Store {
         let seg = self.segments.get_mut(&base).expect("segment found above");
         seg.deleted_bytes += len;
         seg.advance_first_live();
-        if seg.live() == 0 && base != active {
-            let r = self.remove_segment(base, durability);
+        // Only the oldest segments go: a removed segment in the middle would be a hole that
+        // recovery could not tell from lost data. A fully deleted one further on waits until
+        // the segments before it are gone.
+        while let Some((&oldest, seg)) = self.segments.iter().next() {
+            if oldest == active || seg.live() > 0 {
+                break;
+            }
+            let r = self.remove_segment(oldest, durability);
             self.guard(r)?;
         }
         Ok(true)

@@ -56,6 +56,22 @@ pub struct LogState {
     pub bytes: u64,
     /// Why the log refuses writes, when it does (corruption found, a failed fsync).
     pub read_only: Option<String>,
+    /// The damage found at open, when that is why it refuses writes (`None` with `read_only`
+    /// set means a failed write or fsync halted it).
+    pub damage: Option<Corruption>,
+    /// The failed write or fsync that halted it, when that is why it refuses writes.
+    pub failed: Option<Failure>,
+    /// The highest sequence ever acknowledged (kept outside the segments).
+    pub high_water: u64,
+}
+
+/// A write or fsync that failed and halted the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The file it was applied to.
+    pub path: PathBuf,
+    /// The operating-system error text.
+    pub reason: String,
 }
 
 /// A torn tail cut off by recovery.
@@ -91,6 +107,9 @@ pub struct RecoveryReport {
     pub truncated: Vec<Truncation>,
     /// The first corruption found, if any (the log is then read-only).
     pub corruption: Option<Corruption>,
+    /// The high-water mark found on disk; `None` when the log had none (new, or written by a
+    /// version without it: the mark is then created from what recovery found).
+    pub high_water: Option<u64>,
 }
 
 /// What `Log::apply_retention` dropped.

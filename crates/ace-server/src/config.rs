@@ -597,6 +597,10 @@ pub struct StreamsConfig {
     /// Most envelope ids plus idempotency keys one stream's dedup window remembers (about 80
     /// bytes each); past it the oldest are forgotten before the stream's `dedup_window` ends.
     pub dedup_max_entries: usize,
+    /// When true, `/ready` answers 503 `UNAVAILABLE` while a stream's storage is `read_only`
+    /// (damage found) or `halted` (a failed write or fsync); when false (the default) the server
+    /// stays ready and `/ready` lists them under `degraded_streams`.
+    pub ready_strict: bool,
 }
 
 impl Default for StreamsConfig {
@@ -605,6 +609,7 @@ impl Default for StreamsConfig {
             create_defaults: true,
             defaults: default_streams(),
             dedup_max_entries: ace_bus::DEFAULT_DEDUP_MAX_ENTRIES,
+            ready_strict: false,
         }
     }
 }

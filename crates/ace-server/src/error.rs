@@ -274,6 +274,55 @@ pub(crate) fn error_response(code: ErrorCode, body: &ErrorBody) -> Response {
     let status =
         StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, axum::Json(body)).into_response();
+    if code == ErrorCode::InsufficientStorage {
+        // A full device is temporary: say when to come back.
+        let secs = ace_core::NO_SPACE_RETRY_MS / 1000;
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
     response.extensions_mut().insert(code);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_full_device_when_answered_then_it_is_507_insufficient_storage_with_retry_after() {
+        let err = ApiError::Core(CoreError::from(ace_bus::BusError::NoSpace {
+            stream: "S".into(),
+        }));
+        let response = err.into_response();
+        assert_eq!(response.status().as_u16(), 507);
+        let retry = response.headers().get(axum::http::header::RETRY_AFTER);
+        assert_eq!(retry.and_then(|v| v.to_str().ok()), Some("5"));
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::InsufficientStorage)
+        );
+    }
+
+    #[test]
+    fn given_a_damaged_stream_when_answered_then_it_is_503_stream_damaged_without_retry_after() {
+        let err = ApiError::Core(CoreError::from(ace_bus::BusError::StreamDamaged {
+            stream: "S".into(),
+            state: "halted",
+            damage: Box::new(ace_bus::StreamDamage {
+                reason: "a write or fsync failed (injected EIO)".into(),
+                segment: Some("00000000000000000001.log".into()),
+                offset: None,
+            }),
+        }));
+        assert!(err.to_string().contains("`S` is halted"), "{err}");
+        let response = err.into_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert!(
+            response
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .is_none()
+        );
+    }
 }

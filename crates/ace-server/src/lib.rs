@@ -21,6 +21,8 @@
 //! - `tls`: [`Tls`], rustls on the listener (`tls`), with optional or required client
 //!   certificates whose DER reaches the authenticator.
 //! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
+//! - `recovery`: the `storage_recovered` ledger entries of the streams whose recovery cut a torn
+//!   tail or found damage, recorded at start.
 //! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
 //!
 //! # Invariants
@@ -29,7 +31,9 @@
 //!   subscriber: the binary does, and hands over the listener, the variables and a shutdown
 //!   future.
 //! - Every error answer, whoever produced it (a handler, axum, a timeout), carries the body of
-//!   `contracts/comms/errors.schema.json`; a 5xx never carries internals, which are logged.
+//!   `contracts/comms/errors.schema.json`; a 5xx never carries internals, which are logged
+//!   (`STREAM_DAMAGED` names the stream, its state, the segment file and offset, never a
+//!   directory: a client must know the refusal lasts).
 //! - Every operation goes through `ace_core::Core`: no handler touches the bus.
 //! - No request body is buffered past `limits.max_body_bytes`, announced or streamed; no
 //!   WebSocket message past `limits.ws.max_message_bytes`.
@@ -45,6 +49,7 @@ mod governance;
 mod http;
 mod ledger;
 mod metrics;
+mod recovery;
 mod serve;
 mod tls;
 mod ws;

@@ -16,6 +16,11 @@
 //! (requests in flight across the swap and the scrape) go uncounted, and so do all of an
 //! engine's decisions if it is replaced again before any scrape saw it.
 //!
+//! Stream storage: `ace_comms_recovery_truncated_bytes_total{stream}` (torn tails, never
+//! acknowledged, that recovery cut when the stream opened) and `ace_comms_stream_state{stream,
+//! state}` (1 for the stream's current state among `ok`, `read_only`, `halted`, 0 for the other
+//! two) are copied from the engine's stream info at every scrape ([`Metrics::observe_streams`]).
+//!
 //! `prometheus` without default features (no protobuf, no process collector) is the lean
 //! choice: a handful of small dependencies, and its own registry rather than a global one, so
 //! two servers in one test process keep separate counts.
@@ -23,10 +28,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ace_bus::{StreamInfo, StreamState};
 use ace_core::PolicyAuthorizer;
 use ace_policy::PolicyEngine;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The server's metrics and the registry that exposes them.
@@ -58,6 +65,12 @@ pub struct Metrics {
     pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
     policy: PolicyMetrics,
+    /// Bytes of torn tails cut by recovery, by stream.
+    recovery_truncated: IntCounterVec,
+    /// What was already copied into `recovery_truncated`, by stream.
+    truncated_copied: Arc<Mutex<std::collections::HashMap<String, u64>>>,
+    /// Each stream's state (`ok`, `read_only`, `halted`): 1 for the current one.
+    stream_state: IntGaugeVec,
 }
 
 /// The `ace_comms_policy_*` counters and the authorizer whose current engine they mirror.
@@ -241,8 +254,27 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(connections.clone()))?;
+        let recovery_truncated = IntCounterVec::new(
+            Opts::new(
+                "ace_comms_recovery_truncated_bytes_total",
+                "Bytes of torn tails (never acknowledged) that recovery cut when a stream opened.",
+            ),
+            &["stream"],
+        )?;
+        let stream_state = IntGaugeVec::new(
+            Opts::new(
+                "ace_comms_stream_state",
+                "1 for a stream's current storage state (ok, read_only, halted), 0 for the others.",
+            ),
+            &["stream", "state"],
+        )?;
+        registry.register(Box::new(recovery_truncated.clone()))?;
+        registry.register(Box::new(stream_state.clone()))?;
         let policy = PolicyMetrics::new(&registry)?;
         Ok(Metrics {
+            recovery_truncated,
+            truncated_copied: Arc::default(),
+            stream_state,
             registry,
             published,
             latency,
@@ -263,6 +295,34 @@ impl Metrics {
     pub fn with_policy(mut self, authorizer: Option<PolicyAuthorizer>) -> Self {
         self.policy.authorizer = authorizer;
         self
+    }
+
+    /// Copies the streams' recovery counts and states (the whole list: a stream not in it is
+    /// gone and leaves `ace_comms_stream_state`).
+    pub(crate) fn observe_streams(&self, streams: &[StreamInfo]) {
+        let mut copied = self
+            .truncated_copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.stream_state.reset();
+        for info in streams {
+            let name = info.config.name.as_str();
+            let now = info.counters.recovery_truncated_bytes;
+            let seen = copied.entry(name.to_owned()).or_insert(0);
+            // A stream deleted and created again counts from zero: follow it from there.
+            if now < *seen {
+                *seen = 0;
+            }
+            self.recovery_truncated
+                .with_label_values(&[name])
+                .inc_by(now - *seen);
+            *seen = now;
+            for state in [StreamState::Ok, StreamState::ReadOnly, StreamState::Halted] {
+                self.stream_state
+                    .with_label_values(&[name, state.as_str()])
+                    .set(i64::from(info.state == state));
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

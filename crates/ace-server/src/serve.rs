@@ -131,10 +131,13 @@ impl App {
             }
         }
         crate::ledger::record_start(&core, config, governance.started_files()).await?;
+        crate::recovery::record_recovery(&core).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned());
-        let state = AppState::new(core, metrics, config.limits.clone()).with_governance(governance);
+        let state = AppState::new(core, metrics, config.limits.clone())
+            .with_governance(governance)
+            .with_ready_strict(config.streams.ready_strict);
         state.set_ready(true);
         Ok(App {
             state,

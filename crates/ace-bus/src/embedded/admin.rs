@@ -18,6 +18,7 @@ use crate::error::BusError;
 impl Inner {
     pub(super) fn stream_info(&self, s: &Stream) -> StreamInfo {
         let state = s.log.state();
+        let health = s.health();
         StreamInfo {
             config: s.config(),
             messages: state.messages,
@@ -30,6 +31,9 @@ impl Inner {
             last_seq: state.last_seq,
             consumers: s.consumers.read().len(),
             counters: s.counters(),
+            state: health.0,
+            damage: health.1,
+            high_water: state.high_water,
         }
     }
 
@@ -59,12 +63,7 @@ impl Inner {
         }
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
-        let stream = Stream::open(
-            &self.stream_dir(&config.name),
-            config,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let stream = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
         self.streams
             .write()
             .insert(stream.name.clone(), stream.clone());
@@ -85,12 +84,7 @@ impl Inner {
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
         old.shutdown();
-        let fresh = Stream::open(
-            &self.stream_dir(&config.name),
-            config,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let fresh = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
         fresh.adopt(&old);
         self.streams
             .write()

@@ -54,12 +54,7 @@ impl Inner {
         let original = match s.log.read(d.seq) {
             Ok(Some(rec)) => Some(decode_envelope(&s.name, d.seq, &rec.payload)?),
             Ok(None) => None,
-            Err(source) => {
-                return Err(BusError::Log {
-                    stream: s.name.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(s.log_error(source)),
         };
         let subject = s.config().dead_letter_subject();
         let payload = serde_json::json!({
@@ -198,10 +193,7 @@ impl Inner {
                 });
                 continue;
             }
-            let rec = s.log.read(h.seq).map_err(|source| BusError::Log {
-                stream: s.name.clone(),
-                source,
-            })?;
+            let rec = s.log.read(h.seq).map_err(|source| s.log_error(source))?;
             match rec {
                 Some(rec) => out.push(Delivered {
                     stream: s.name.clone(),

@@ -23,6 +23,14 @@
 //! `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason`, and the payload
 //! `{"stream", "seq", "consumer", "deliveries", "reason", "original": <the original envelope>}`.
 //!
+//! Storage faults stay inside their stream: a stream whose log recovery found damage (segments
+//! ending below the high-water mark, a gap between segments, a cut or flipped bit in acknowledged
+//! records), whose consumer acknowledged past that mark, or whose header blocks do not decode,
+//! opens `read_only`; one whose write or fsync failed becomes `halted`. Either serves every
+//! record before the damage, answers writes with `BusError::StreamDamaged`, and shows its state
+//! in `StreamInfo::state`/`damage`; the engine and the other streams keep running. A full device
+//! answers `BusError::NoSpace` and the stream resumes by itself (see `stream.rs`).
+//!
 //! Nothing inside the data directory is followed through a symbolic link: `streams/` and each
 //! `streams/<name>/` are refused when they are links (`ace-log` checks the stream directory and
 //! opens every segment and tombstone file with `O_NOFOLLOW`), and `state.redb` is opened with
@@ -80,6 +88,9 @@ pub struct EmbeddedConfig {
     /// past it the oldest are forgotten before the stream's `dedup_window` ends. About 80 bytes
     /// each: the default, 1,048,576, caps a stream's window near 80 MiB.
     pub dedup_max_entries: usize,
+    /// How the streams' logs write records and make them durable: the operating system's
+    /// `pwrite`/`fdatasync` by default; tests inject a full device or a failing fsync.
+    pub durability: Arc<dyn ace_log::Durability>,
 }
 
 /// The default `EmbeddedConfig::dedup_max_entries`.
@@ -95,6 +106,7 @@ impl EmbeddedConfig {
             state_flush_interval: Duration::from_millis(20),
             maintenance_interval: Duration::from_millis(100),
             dedup_max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
+            durability: Arc::new(ace_log::OsDurability),
         }
     }
 
@@ -223,17 +235,20 @@ impl Inner {
     /// Reopens a stored stream with its durable consumers, each resumed from its state.
     fn reopen_stream(&self, db: &StateDb, cfg: StreamConfig) -> Result<Arc<Stream>, BusError> {
         let name = cfg.name.clone();
-        let stream = Stream::open(
-            &self.stream_dir(&name),
-            cfg,
-            self.config.clock.clone(),
-            self.config.dedup_max_entries,
-        )?;
+        let stream = Stream::open(&self.stream_dir(&name), cfg, &self.config)?;
         for stored in db.consumers(&name)? {
             let filter = parse_filter(&stored.config)?;
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {
                 Some(p) => {
                     let from = p.ack_floor + 1;
+                    let high_water = stream.log.state().high_water;
+                    if p.ack_floor > high_water {
+                        stream.mark_damaged(format!(
+                            "consumer `{}` acknowledged up to sequence {}, above the stream's \
+                             high-water mark {high_water}: the stream's files were rolled back",
+                            stored.config.name, p.ack_floor
+                        ));
+                    }
                     (
                         ConsumerCore::restore(stored.config.clone(), filter, p),
                         from,
@@ -245,14 +260,19 @@ impl Inner {
                 ),
             };
             let mut core = core;
-            stream.replay_into(&mut core, from)?;
+            if let Err(e) = stream.replay_into(&mut core, from) {
+                // Damage in one stream never stops the engine: serve what was replayed.
+                stream.mark_damaged(format!("replaying consumer `{}`: {e}", stored.config.name));
+            }
             let consumer = Consumer::new(stored.config.name.clone(), core);
             stream
                 .consumers
                 .write()
                 .insert(consumer.name.clone(), consumer);
         }
-        stream.rebuild_retention()?;
+        if let Err(e) = stream.rebuild_retention() {
+            stream.mark_damaged(format!("rebuilding retention: {e}"));
+        }
         Ok(stream)
     }
 
@@ -531,10 +551,16 @@ impl Bus for EmbeddedBus {
 
     async fn get_message(&self, stream: &str, seq: u64) -> Result<Option<StoredMessage>, BusError> {
         let s = self.inner.stream(stream)?;
-        let rec = s.log.read(seq).map_err(|source| BusError::Log {
-            stream: stream.to_owned(),
-            source,
-        })?;
+        let rec = s.log.read(seq).map_err(|source| s.log_error(source))?;
+        if rec.is_none() {
+            // An acknowledged message the damage took: say so rather than "not found".
+            let state = s.log.state();
+            if seq > state.last_seq && seq <= state.high_water {
+                if let Some(refusal) = s.refusal() {
+                    return Err(refusal);
+                }
+            }
+        }
         rec.map(|rec| {
             Ok(StoredMessage {
                 seq,

@@ -10,6 +10,17 @@
 //!
 //! Deletions for workqueue/interest retention go through the same thread and are batched, so an
 //! ack never waits for a delete to reach the disk (the consumer state already says "done").
+//!
+//! Damage: opening logs every torn tail recovery cut and every damage it found at WARN (stream,
+//! segment, offset, bytes) and counts the cut bytes (`StreamCounters::recovery_truncated_bytes`).
+//! A stream whose log is read-only (damage found) or halted (a failed write or fsync), or whose
+//! engine found damage itself (a consumer's ack floor above the log's high-water mark, a header
+//! block that does not decode while rebuilding the dedup window or a consumer), keeps serving
+//! every record before the damage — scans stop there instead of failing the open, so other
+//! streams and the server keep running — and answers every write with
+//! `BusError::StreamDamaged` naming the state, segment and offset ([`Stream::health`]). A full
+//! device is not damage: the publishes of that batch answer `BusError::NoSpace`, the stream
+//! stays `ok` and takes the next write as soon as space is freed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -18,14 +29,15 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::thread::JoinHandle;
 
 use ace_envelope::{Clock, SubjectPattern};
-use ace_log::{Log, LogConfig, NewRecord, Record};
+use ace_log::{Log, LogConfig, LogError, NewRecord, Record};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::consumer::ConsumerCore;
 use super::record::{Header, Meta, unix_nanos};
 use crate::bus::{
-    DiscardPolicy, PublishAck, RetentionPolicy, StreamConfig, StreamCounters, SyncPolicy,
+    DiscardPolicy, PublishAck, RetentionPolicy, StreamConfig, StreamCounters, StreamDamage,
+    StreamState, SyncPolicy,
 };
 use crate::error::BusError;
 
@@ -225,6 +237,8 @@ pub(crate) struct Stream {
     interest: Mutex<HashMap<u64, u32>>,
     /// Woken after every batch, so waiting fetches look again.
     pub(crate) notify: Notify,
+    /// Damage the engine found itself (the log's own is in `log.state()`).
+    damage: Mutex<Option<StreamDamage>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -277,15 +291,38 @@ impl Stream {
     pub(crate) fn open(
         dir: &Path,
         config: StreamConfig,
-        clock: Arc<dyn Clock>,
-        dedup_max_entries: usize,
+        engine: &super::EmbeddedConfig,
     ) -> Result<Arc<Self>, BusError> {
         let pats = patterns(&config)?;
-        let (log, _report) =
-            Log::open(dir, log_config(&config)).map_err(|source| BusError::Log {
-                stream: config.name.clone(),
-                source,
+        let (clock, dedup_max_entries) = (engine.clock.clone(), engine.dedup_max_entries);
+        let durability = engine.durability.clone();
+        let (log, report) =
+            Log::open_with(dir, log_config(&config), durability).map_err(|source| {
+                BusError::Log {
+                    stream: config.name.clone(),
+                    source,
+                }
             })?;
+        let mut counters = StreamCounters::default();
+        for t in &report.truncated {
+            counters.recovery_truncated_bytes += t.bytes;
+            tracing::warn!(
+                stream = %config.name,
+                segment = %t.segment.display(),
+                offset = t.offset,
+                bytes = t.bytes,
+                "recovery cut a torn tail that was never acknowledged"
+            );
+        }
+        if let Some(c) = &report.corruption {
+            tracing::warn!(
+                stream = %config.name,
+                segment = %c.segment.display(),
+                offset = c.offset,
+                reason = %c.reason,
+                "stream storage is damaged: the stream is read-only, the records before the damage are served"
+            );
+        }
         let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
         let stream = Arc::new(Stream {
             name: config.name.clone(),
@@ -296,11 +333,12 @@ impl Stream {
             writer: Mutex::new(None),
             consumers: RwLock::new(BTreeMap::new()),
             dedup: Mutex::new(Dedup::new(dedup_max_entries)),
-            counters: Mutex::new(StreamCounters::default()),
+            counters: Mutex::new(counters),
             interest: Mutex::new(HashMap::new()),
             notify: Notify::new(),
+            damage: Mutex::new(None),
         });
-        stream.rebuild_dedup()?;
+        stream.rebuild_dedup();
         let worker = stream.clone();
         let handle = std::thread::Builder::new()
             .name(format!("ace-bus-writer-{}", stream.name))
@@ -322,6 +360,77 @@ impl Stream {
         }
         if let Err(e) = self.log.sync() {
             tracing::warn!(stream = %self.name, error = %e, "final sync failed");
+        }
+    }
+
+    /// Whether the stream takes writes, and what is wrong when it does not.
+    pub(crate) fn health(&self) -> (StreamState, Option<StreamDamage>) {
+        let state = self.log.state();
+        if let Some(c) = state.damage {
+            let damage = StreamDamage {
+                reason: c.reason,
+                segment: Some(file_name(&c.segment)),
+                offset: Some(c.offset),
+            };
+            return (StreamState::ReadOnly, Some(damage));
+        }
+        if let Some(f) = state.failed {
+            let damage = StreamDamage {
+                reason: format!(
+                    "a write or fsync failed ({}); it is never retried, its outcome is unknowable: \
+                     restart the server once the device is healthy",
+                    f.reason
+                ),
+                segment: (!f.path.as_os_str().is_empty()).then(|| file_name(&f.path)),
+                offset: None,
+            };
+            return (StreamState::Halted, Some(damage));
+        }
+        match self.damage.lock().clone() {
+            Some(d) => (StreamState::ReadOnly, Some(d)),
+            None => (StreamState::Ok, None),
+        }
+    }
+
+    /// The refusal of a write, when the stream is damaged or halted.
+    pub(crate) fn refusal(&self) -> Option<BusError> {
+        match self.health() {
+            (StreamState::Ok, _) | (_, None) => None,
+            (state, Some(d)) => Some(BusError::StreamDamaged {
+                stream: self.name.clone(),
+                state: state.as_str(),
+                damage: Box::new(d),
+            }),
+        }
+    }
+
+    /// Records damage the engine found; the stream refuses writes from now on.
+    pub(crate) fn mark_damaged(&self, reason: String) {
+        tracing::warn!(
+            stream = %self.name,
+            reason = %reason,
+            "stream storage is damaged: the stream is read-only, the records before the damage are served"
+        );
+        self.damage.lock().get_or_insert(StreamDamage {
+            reason,
+            segment: None,
+            offset: None,
+        });
+    }
+
+    /// A log failure as the bus answers it: damage and halts name the stream's state.
+    pub(crate) fn log_error(&self, source: LogError) -> BusError {
+        match &source {
+            LogError::Corrupt { .. } | LogError::SyncFailed { .. } => {
+                self.refusal().unwrap_or(BusError::Log {
+                    stream: self.name.clone(),
+                    source,
+                })
+            }
+            _ => BusError::Log {
+                stream: self.name.clone(),
+                source,
+            },
         }
     }
 
@@ -499,6 +608,9 @@ impl Stream {
 
     /// Dedup, limits, one append, hand-off to consumers, then the answers.
     fn write_batch(&self, groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>) {
+        if self.refusal().is_some() {
+            return self.fail_all(groups, || self.refusal());
+        }
         let now_ns = self.now_ns();
         let (cfg, _) = self.config.read().clone();
         let batch: Vec<&Item> = groups.iter().flat_map(|(items, _)| items).collect();
@@ -534,7 +646,21 @@ impl Stream {
                 drop(dedup);
                 let reason = e.to_string();
                 tracing::error!(stream = %self.name, error = %reason, "append failed");
-                return self.fail_all(groups, &reason);
+                return self.fail_all(groups, || {
+                    match &e {
+                        LogError::Corrupt { .. } | LogError::SyncFailed { .. } => self.refusal(),
+                        LogError::NoSpace { .. } => Some(BusError::NoSpace {
+                            stream: self.name.clone(),
+                        }),
+                        _ => None,
+                    }
+                    .or_else(|| {
+                        Some(BusError::Storage {
+                            stream: self.name.clone(),
+                            reason: reason.clone(),
+                        })
+                    })
+                });
             }
         };
         for (r, seq) in accepted.iter().zip(&seqs) {
@@ -683,36 +809,44 @@ impl Stream {
         }
     }
 
-    fn fail_all(&self, groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>, reason: &str) {
+    /// Answers every publish of `groups` with the error `err` builds.
+    fn fail_all(
+        &self,
+        groups: Vec<(Vec<Item>, oneshot::Sender<Answers>)>,
+        err: impl Fn() -> Option<BusError>,
+    ) {
         let answers = groups
             .iter()
             .flat_map(|(items, _)| items)
-            .map(|_| {
-                Err(BusError::Storage {
-                    stream: self.name.clone(),
-                    reason: reason.to_owned(),
-                })
-            })
+            .map(|_| Err(err().unwrap_or(BusError::Closed)))
             .collect();
         split_answers(groups, answers);
     }
 
     /// Rebuilds the dedup window (ids and scoped idempotency keys) from the header blocks of the
-    /// records stored inside it, so a replay after a restart is still a duplicate.
-    fn rebuild_dedup(&self) -> Result<(), BusError> {
+    /// records stored inside it, so a replay after a restart is still a duplicate. Damage found
+    /// on the way stops the rebuild there and makes this stream read-only; it never fails the
+    /// open (the writes a partial window could wrongly accept are refused anyway).
+    fn rebuild_dedup(&self) {
         let window = self.config.read().0.dedup_window;
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         let cutoff = self.now_ns().saturating_sub(window_ns);
         let Some(from) = self.log.seq_at_or_after(cutoff) else {
-            return Ok(());
+            return;
         };
         let mut dedup = self.dedup.lock();
-        self.scan(from, |rec, header| {
+        let scanned = self.scan(from, |rec, header| {
             dedup.insert(&header, rec.seq, rec.timestamp_ns);
-        })
+        });
+        drop(dedup);
+        if let Err(e) = scanned {
+            self.mark_damaged(format!("rebuilding the dedup window: {e}"));
+        }
     }
 
-    /// Calls `f` on every live record from `from`, with its decoded header block.
+    /// Calls `f` on every live record from `from`, with its decoded header block. Stops without
+    /// an error at damage the log found (the stream is read-only and says why): what lies before
+    /// it is all there is to serve.
     pub(crate) fn scan(
         &self,
         from: u64,
@@ -720,13 +854,14 @@ impl Stream {
     ) -> Result<(), BusError> {
         let mut next = from.max(1);
         loop {
-            let recs = self
-                .log
-                .read_from(next, SCAN_STEP)
-                .map_err(|source| BusError::Log {
-                    stream: self.name.clone(),
-                    source,
-                })?;
+            let recs = match self.log.read_from(next, SCAN_STEP) {
+                Ok(recs) => recs,
+                Err(LogError::Corrupt { .. }) if self.log.state().damage.is_some() => {
+                    tracing::debug!(stream = %self.name, seq = next, "scan stopped at damage");
+                    return Ok(());
+                }
+                Err(source) => return Err(self.log_error(source)),
+            };
             let Some(last) = recs.last() else {
                 return Ok(());
             };
@@ -786,6 +921,14 @@ impl Stream {
         self.delete_now(&gone);
         Ok(())
     }
+}
+
+/// The file name of a log file (the directory is the stream's own).
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Sends each request its share of a batch's answers.

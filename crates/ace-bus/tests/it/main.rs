@@ -5,9 +5,12 @@
 //! - `index`: the subject index against `SubjectPattern::matches` (proptest), and 100k
 //!   subscriptions inserted, matched and removed.
 //! - `live`: the live hub — queue groups, slow-consumer cutoff, request/reply, unsubscribe on drop.
+//! - `storage`: a full device (`INSUFFICIENT_STORAGE`, resumes by itself) and a failed fsync
+//!   (that stream `halted`, the others serve), injected through `EmbeddedConfig::durability`.
 //! - `symlinks`: a linked `state.redb`, `streams/` or stream directory is refused, naming it.
 
 mod embedded;
 mod index;
 mod live;
+mod storage;
 mod symlinks;

@@ -55,7 +55,7 @@ pub(crate) struct CheckpointArgs {
 #[derive(Debug, Args)]
 pub(crate) struct EntriesArgs {
     /// Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered,
-    /// config_changed, workflow_run, session_written.
+    /// config_changed, workflow_run, session_written, storage_recovered.
     #[arg(long)]
     pub(crate) kind: Option<String>,
     /// Only entries recorded at or after this RFC 3339 time.

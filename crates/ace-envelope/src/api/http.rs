@@ -801,6 +801,57 @@ pub struct StreamInfo {
     pub consumers: usize,
     /// Counters since the engine opened.
     pub counters: StreamCounters,
+    /// Whether the stream accepts writes: `ok`, `read_only` (damage found in its storage: the
+    /// records before it are served, writes answer `STREAM_DAMAGED`) or `halted` (a write or
+    /// fsync failed: writes answer `STREAM_DAMAGED` until the server restarts).
+    #[serde(default)]
+    pub state: StreamState,
+    /// What is wrong when `state` is not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<StreamDamage>,
+    /// The highest sequence the stream ever acknowledged (kept outside its segments); above
+    /// `last_seq` only when acknowledged messages were lost.
+    #[serde(default)]
+    pub high_water: u64,
+}
+
+/// Whether a stream accepts writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Reads and writes work.
+    #[default]
+    Ok,
+    /// Damage was found in its storage: what survived before it is served, writes are refused.
+    ReadOnly,
+    /// A write or fsync failed: its outcome is unknowable, so writes are refused.
+    Halted,
+}
+
+impl StreamState {
+    /// The wire name (`ok`, `read_only`, `halted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Ok => "ok",
+            StreamState::ReadOnly => "read_only",
+            StreamState::Halted => "halted",
+        }
+    }
+}
+
+/// Where and why a stream is `read_only` or `halted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamDamage {
+    /// What was found or what failed.
+    pub reason: String,
+    /// The file at fault (a segment's file name, `<base_seq:020>.log`), when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Byte offset of the damage in that file, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// What happened on a stream since the engine opened.
@@ -821,6 +872,9 @@ pub struct StreamCounters {
     pub removed_after_ack: u64,
     /// Messages of an interest stream deleted at once because no consumer wanted them.
     pub removed_no_interest: u64,
+    /// Bytes of torn tails (never acknowledged) that recovery cut when the stream opened.
+    #[serde(default)]
+    pub recovery_truncated_bytes: u64,
 }
 
 /// A consumer's configuration, state and counters.

@@ -1,7 +1,9 @@
 //! Crash simulation on real files: cut the last segment at every byte of its last record, flip
 //! every bit of it, and flip bits of records the watermark covers; then reopen. A cut or damaged
 //! tail past the watermark is truncated and reported; damage below it is corruption, reported with
-//! segment and offset, and the log goes read-only without losing or skipping anything.
+//! segment and offset, and the log goes read-only without losing or skipping anything. A record
+//! that was acknowledged (the high-water mark covers it) is never a torn tail: cutting it is
+//! damage, and its sequence is never handed out again.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -27,12 +29,30 @@ fn config() -> LogConfig {
     }
 }
 
-/// A log of `RECORDS` records written with `Always` and dropped without `close` (a crash after
-/// the last ack): the watermark covers all but the last record.
+/// A log of `RECORDS` records written with `Always` and dropped without `close`: the watermark
+/// covers all but the last record, and the high-water mark is put back to what it was before
+/// the last append (a crash after the last record's segment sync, before its acknowledgement).
 fn crashed_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
+    let (dir, last, last_at, prev_at) = acked_log();
+    let hw = dir.path().join("highwater");
+    std::fs::write(
+        &hw,
+        std::fs::read(dir.path().join("highwater.before")).unwrap(),
+    )
+    .unwrap();
+    (dir, last, last_at, prev_at)
+}
+
+/// Like `crashed_log`, with every record acknowledged (the high-water mark says `RECORDS`);
+/// `highwater.before` holds the mark as it was before the last append.
+fn acked_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), config()).unwrap();
     for seq in 1..=RECORDS {
+        if seq == RECORDS {
+            let hw = std::fs::read(dir.path().join("highwater")).unwrap();
+            std::fs::write(dir.path().join("highwater.before"), hw).unwrap();
+        }
         assert_eq!(
             log.append(rec("crash.s", &payload(seq), seq)).unwrap().seq,
             seq
@@ -182,8 +202,15 @@ fn given_a_flipped_bit_in_a_sealed_segment_when_reopened_then_it_is_corruption_a
     let (log, report) = Log::open(copy.path(), config()).unwrap();
     let c = report.corruption.unwrap();
     assert_eq!(c.segment, sealed);
+    let before = log.read_from(1, 100).unwrap();
+    let bad = before.last().unwrap().seq + 1;
+    assert_eq!(
+        before.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..bad).collect::<Vec<_>>(),
+        "the records before the bad one are served"
+    );
     assert!(
-        log.read_from(1, 100).is_err(),
+        matches!(log.read_from(bad, 100), Err(LogError::Corrupt { .. })),
         "a range read does not skip the bad record"
     );
     assert_eq!(
@@ -221,9 +248,145 @@ fn given_a_file_cut_below_its_watermark_when_reopened_then_it_is_corruption_not_
         .unwrap();
     let (log, report) = Log::open(copy.path(), config()).unwrap();
     let c = report.corruption.unwrap();
-    assert_eq!((c.segment, c.offset), (seg, prev_at + 3));
+    assert_eq!(
+        (c.segment, c.offset),
+        (seg, prev_at),
+        "the first record not whole"
+    );
     assert!(report.truncated.is_empty());
     assert!(matches!(log.delete(1), Err(LogError::Corrupt { .. })));
+    assert_first_records_intact(&log, RECORDS - 2);
+    let state = log.state();
+    assert_eq!(
+        (state.last_seq, state.high_water),
+        (RECORDS - 2, RECORDS - 1)
+    );
+    assert!(matches!(
+        log.read(RECORDS - 1),
+        Err(LogError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn given_an_acknowledged_last_record_cut_when_reopened_then_it_is_damage_and_its_sequence_is_not_reused()
+ {
+    let (dir, last, last_at, _) = acked_log();
+    let len = std::fs::metadata(&last).unwrap().len();
+    for cut in [last_at, last_at + 1, len - 1] {
+        let copy = copy_dir(dir.path());
+        let seg = copy.path().join(last.file_name().unwrap());
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let (log, report) = Log::open(copy.path(), config()).unwrap();
+        assert!(report.truncated.is_empty(), "cut {cut}: {report:?}");
+        let c = report.corruption.unwrap();
+        assert_eq!(c.segment, seg, "cut {cut}");
+        assert!(c.reason.contains("high-water mark 24"), "{}", c.reason);
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), cut, "nothing cut");
+        assert_first_records_intact(&log, RECORDS - 1);
+        let state = log.state();
+        assert_eq!((state.last_seq, state.high_water), (RECORDS - 1, RECORDS));
+        assert!(matches!(
+            log.append(rec("crash.s", b"refused", 0)),
+            Err(LogError::Corrupt { .. })
+        ));
+    }
+}
+
+#[test]
+fn given_a_last_segment_cut_inside_its_header_after_acks_when_reopened_then_it_is_damage_not_an_empty_stream()
+ {
+    let (dir, last, _, _) = acked_log();
+    for cut in [0, 6, 127, 128] {
+        let copy = copy_dir(dir.path());
+        let seg = copy.path().join(last.file_name().unwrap());
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let (log, report) = Log::open(copy.path(), config()).unwrap();
+        let c = report
+            .corruption
+            .clone()
+            .unwrap_or_else(|| panic!("cut {cut}: {report:?}"));
+        let at = if cut < 128 { 0 } else { cut };
+        assert_eq!(
+            (c.segment.as_path(), c.offset),
+            (seg.as_path(), at),
+            "cut {cut}"
+        );
+        let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        assert_first_records_intact(&log, base - 1);
+        assert_eq!(log.state().last_seq, base - 1);
+        assert!(log.append(rec("crash.s", b"refused", 0)).is_err());
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), cut, "left as found");
+    }
+}
+
+#[test]
+fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_damaged_and_no_sequence_is_reused()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let big = LogConfig {
+        segment_bytes: 1 << 20,
+        ..config()
+    };
+    let (log, _) = Log::open(dir.path(), big.clone()).unwrap();
+    for seq in 1..=10 {
+        log.append(rec("crash.s", &payload(seq), seq)).unwrap();
+    }
+    log.close().unwrap();
+    let seg = last_segment(dir.path());
+    let old = std::fs::read(&seg).unwrap();
+    let (log, _) = Log::open(dir.path(), big.clone()).unwrap();
+    for seq in 11..=20 {
+        log.append(rec("crash.s", &payload(seq), seq)).unwrap();
+    }
+    log.close().unwrap();
+    std::fs::write(&seg, old).unwrap();
+    let (log, report) = Log::open(dir.path(), big).unwrap();
+    let c = report.corruption.unwrap();
+    assert_eq!(c.segment, seg);
+    assert!(c.reason.contains("11 to 20 are missing"), "{}", c.reason);
+    assert_eq!(report.high_water, Some(20));
+    assert_first_records_intact(&log, 10);
+    assert!(matches!(
+        log.append(rec("crash.s", b"would be 11", 0)),
+        Err(LogError::Corrupt { .. })
+    ));
+    assert_eq!(log.state().high_water, 20);
+}
+
+#[test]
+fn given_a_middle_segment_deleted_when_reopened_then_the_gap_is_damage_naming_the_missing_sequences()
+ {
+    let (dir, _, _, _) = acked_log();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "{logs:?}");
+    std::fs::remove_file(&logs[1]).unwrap();
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    let c = report.corruption.unwrap();
+    assert_eq!((c.segment.as_path(), c.offset), (logs[2].as_path(), 0));
+    let base = |p: &Path| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let missing = format!(
+        "sequences {} to {} are missing",
+        base(&logs[1]),
+        base(&logs[2]) - 1
+    );
+    assert!(c.reason.contains(&missing), "{}", c.reason);
+    assert_first_records_intact(&log, base(&logs[1]) - 1);
+    assert!(log.append(rec("crash.s", b"refused", 0)).is_err());
 }
 
 #[test]
@@ -231,7 +394,11 @@ fn given_a_deleted_record_lost_in_a_torn_tail_when_its_sequence_is_reused_then_t
  {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), config()).unwrap();
+    let mut hw_before = Vec::new();
     for seq in 1..=RECORDS {
+        if seq == RECORDS {
+            hw_before = std::fs::read(dir.path().join("highwater")).unwrap();
+        }
         log.append(rec("crash.s", &payload(seq), seq)).unwrap();
     }
     assert!(
@@ -247,6 +414,8 @@ fn given_a_deleted_record_lost_in_a_torn_tail_when_its_sequence_is_reused_then_t
         .unwrap()
         .set_len(last_at + 5)
         .unwrap();
+    // The crash came before the last append was acknowledged: the mark is from before it.
+    std::fs::write(dir.path().join("highwater"), hw_before).unwrap();
     let (log, report) = Log::open(dir.path(), config()).unwrap();
     assert_eq!(report.truncated.len(), 1, "{report:?}");
     assert_eq!(
@@ -256,4 +425,38 @@ fn given_a_deleted_record_lost_in_a_torn_tail_when_its_sequence_is_reused_then_t
     drop(log);
     let (log, _) = Log::open(dir.path(), config()).unwrap();
     assert_eq!(log.read(RECORDS).unwrap().unwrap().payload, &b"reborn"[..]);
+}
+
+#[test]
+fn given_every_message_of_a_middle_segment_deleted_when_reopened_then_no_gap_is_reported_and_it_goes_with_the_older_ones()
+ {
+    let (dir, _, _, _) = acked_log();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "{logs:?}");
+    let base = |p: &Path| -> u64 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let (log, _) = Log::open(dir.path(), config()).unwrap();
+    for seq in base(&logs[1])..base(&logs[2]) {
+        assert!(log.delete(seq).unwrap(), "{seq}");
+    }
+    assert!(logs[1].exists(), "a fully deleted middle segment stays");
+    drop(log);
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    for seq in 1..base(&logs[1]) {
+        assert!(log.delete(seq).unwrap(), "{seq}");
+    }
+    assert!(
+        !logs[0].exists() && !logs[1].exists(),
+        "both go once it is the oldest"
+    );
+    drop(log);
+    let (log, report) = Log::open(dir.path(), config()).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    assert_eq!(log.state().first_seq, base(&logs[2]));
+    assert_eq!(log.state().last_seq, RECORDS);
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub(crate) reloads: Arc<tokio::sync::watch::Sender<u64>>,
     /// The byte bounds of what waits for WebSocket clients, per principal and in all.
     pub(crate) ws_budgets: Arc<crate::ws::budget::Budgets>,
+    /// `streams.ready_strict`: `/ready` answers 503 while a stream is `read_only` or `halted`.
+    pub(crate) ready_strict: bool,
 }
 
 impl AppState {
@@ -66,7 +68,15 @@ impl AppState {
             governance: None,
             reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             ws_budgets: Arc::new(ws_budgets),
+            ready_strict: false,
         }
+    }
+
+    /// State whose `/ready` answers 503 while a stream is `read_only` or `halted`
+    /// (`streams.ready_strict`).
+    pub fn with_ready_strict(mut self, strict: bool) -> Self {
+        self.ready_strict = strict;
+        self
     }
 
     /// State whose reloads (SIGHUP, `POST /api/v1/admin/reload`) reload `governance`.

@@ -40,6 +40,10 @@
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
+//! - `storage_faults`: a stream's files damaged between two runs (a segment rolled back, a bit
+//!   flipped inside the dedup window, a segment cut inside its header, a torn tail): the server
+//!   starts, the damaged stream is `read_only` serving what survived and refusing writes with
+//!   `STREAM_DAMAGED`, the others serve, `/ready` and `/metrics` say so.
 
 mod agents;
 mod approvals;
@@ -53,6 +57,7 @@ mod openapi;
 mod reload;
 mod router;
 mod sessions;
+mod storage_faults;
 mod streams;
 mod ws;
 
