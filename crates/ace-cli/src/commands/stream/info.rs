@@ -29,8 +29,18 @@ pub(super) fn print_info(info: &StreamInfo, json: bool, out: &mut dyn Write) -> 
     let c = &info.config;
     let limit = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |v| v.to_string());
     let n = &info.counters;
+    let damage = info.damage.as_ref().map_or_else(String::new, |d| {
+        let at = match (&d.segment, d.offset) {
+            (Some(segment), Some(offset)) => format!(" ({segment} at byte {offset})"),
+            (Some(segment), None) => format!(" ({segment})"),
+            _ => String::new(),
+        };
+        format!(": {}{at}", d.reason)
+    });
     let lines = [
         ("name", c.name.clone()),
+        ("state", format!("{}{damage}", word(&info.state))),
+        ("high water", info.high_water.to_string()),
         ("subjects", c.subjects.join(", ")),
         ("retention", word(&c.retention)),
         ("storage", word(&c.storage)),
