@@ -9,9 +9,13 @@
 //! [`LedgerSync`] says when appends are made durable: every batch (`Always`, the default), or
 //! once an interval has passed since the last sync (`Interval`) — and in both modes before a
 //! checkpoint is signed, so a signed checkpoint never covers an entry a power loss could take.
+//!
+//! With [`Ledger::set_witnesses`], every signed checkpoint is also offered to witnesses outside
+//! the store ([`crate::witness`]); the offer never waits, so a slow or failing witness never
+//! holds up an append or a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ace_envelope::{Clock, SystemClock};
@@ -26,6 +30,7 @@ use crate::hash::Hash;
 use crate::merkle::Tree;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{EntryFilter, FileStore, LedgerStore};
+use crate::witness::Witnesses;
 
 /// The ledger's directory under a data directory: `<data>/ledger`.
 pub fn ledger_dir(data_dir: &Path) -> PathBuf {
@@ -80,6 +85,8 @@ pub struct Ledger {
     state: Mutex<State>,
     key: LedgerKey,
     options: LedgerOptions,
+    /// Where every signed checkpoint is also sent ([`Ledger::set_witnesses`]).
+    witnesses: OnceLock<Witnesses>,
 }
 
 #[derive(Debug)]
@@ -148,7 +155,23 @@ impl Ledger {
             }),
             key,
             options,
+            witnesses: OnceLock::new(),
         })
+    }
+
+    /// Sends every checkpoint signed from now on — and the latest one now, if any — to
+    /// `witnesses` (never waiting for them). Set once; a second call hands `witnesses` back.
+    pub fn set_witnesses(&self, witnesses: Witnesses) -> Result<(), Witnesses> {
+        self.witnesses.set(witnesses)?;
+        if let (Some(w), Some(cp)) = (self.witnesses.get(), self.latest_checkpoint()) {
+            w.offer(&cp);
+        }
+        Ok(())
+    }
+
+    /// The witnesses checkpoints are sent to, if any.
+    pub fn witnesses(&self) -> Option<&Witnesses> {
+        self.witnesses.get()
     }
 
     /// Appends one entry; it is durable when this returns under [`LedgerSync::Always`], written
@@ -297,6 +320,9 @@ impl Ledger {
         let checkpoint = self.key.sign(size, root, state.chain_head, now);
         state.store.append_checkpoint(&checkpoint)?;
         state.latest = Some(checkpoint.clone());
+        if let Some(witnesses) = self.witnesses.get() {
+            witnesses.offer(&checkpoint);
+        }
         Ok(checkpoint)
     }
 
