@@ -2,7 +2,8 @@
 //! published messages, publish latency, errors by code, HTTP requests by route and status, and
 //! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
 //! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
-//! all zero in development mode, where no engine decides), and reloads by result.
+//! all zero in development mode, where no engine decides), reloads by result, and the ledger's
+//! witnesses and uncovered tail (`ace_comms_ledger_*`, copied from the ledger at each scrape).
 //!
 //! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
 //! engine, what it has already copied: at the first scrape after a swap it copies the last
@@ -48,6 +49,8 @@ pub struct Metrics {
     pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
     policy: PolicyMetrics,
+    /// The ledger's witness and checkpoint counts, mirrored at each scrape.
+    ledger: crate::ledger::LedgerMetrics,
 }
 
 /// The `ace_comms_policy_*` counters and the authorizer whose current engine they mirror.
@@ -222,6 +225,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         let policy = PolicyMetrics::new(&registry)?;
+        let ledger = crate::ledger::LedgerMetrics::new(&registry)?;
         Ok(Metrics {
             registry,
             published,
@@ -233,6 +237,7 @@ impl Metrics {
             ws_closes,
             reloads,
             policy,
+            ledger,
         })
     }
 
@@ -243,9 +248,16 @@ impl Metrics {
         self
     }
 
+    /// Exports the witness and checkpoint counts of `ledger` (`ace_comms_ledger_*`).
+    pub fn with_ledger(mut self, ledger: Option<Arc<ace_ledger::Ledger>>) -> Self {
+        self.ledger.follow(ledger);
+        self
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.policy.sync();
+        self.ledger.sync();
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()

@@ -123,7 +123,8 @@ impl App {
         crate::ledger::record_start(&core, config, governance.started_files()).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
-            .with_policy(governance.authorizer().cloned());
+            .with_policy(governance.authorizer().cloned())
+            .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
         let state = AppState::new(core, metrics, config.limits.clone()).with_governance(governance);
         state.set_ready(true);
         Ok(App {
