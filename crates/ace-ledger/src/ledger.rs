@@ -30,6 +30,7 @@ use crate::hash::Hash;
 use crate::merkle::Tree;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{EntryFilter, FileStore, LedgerStore};
+use crate::verify::AnchorProblem;
 use crate::witness::Witnesses;
 
 /// The ledger's directory under a data directory: `<data>/ledger`.
@@ -324,6 +325,36 @@ impl Ledger {
             witnesses.offer(&checkpoint);
         }
         Ok(checkpoint)
+    }
+
+    /// Checks that this ledger extends `checkpoint` — one kept outside it, by a witness or an
+    /// operator: signed by this ledger's key, covering no more entries than the ledger holds,
+    /// and the RFC 6962 consistency proof from its tree to the current tree verifies. The same
+    /// checks as [`crate::verify_anchors_dir`], on the tree in memory.
+    pub fn check_anchor(&self, checkpoint: &Checkpoint) -> Result<(), AnchorProblem> {
+        checkpoint
+            .verify_signature(&self.key.verifying_key())
+            .map_err(AnchorProblem::Signature)?;
+        let state = self.state.lock();
+        let (size, entries) = (checkpoint.size, state.tree.size());
+        if size > entries {
+            return Err(AnchorProblem::RolledBack { size, entries });
+        }
+        let diverged = |reason: String| AnchorProblem::Diverged {
+            size,
+            entries,
+            reason,
+        };
+        let current = state
+            .tree
+            .root(entries)
+            .unwrap_or_else(crate::merkle::empty_root);
+        let proof = state
+            .tree
+            .consistency_proof(size, entries)
+            .ok_or_else(|| diverged("no consistency proof between these sizes".to_owned()))?;
+        crate::merkle::verify_consistency(size, entries, &checkpoint.root_hash, &current, &proof)
+            .map_err(|e| diverged(e.to_string()))
     }
 
     /// The most recent checkpoint (`GET /api/v1/ledger/checkpoint`).

@@ -10,7 +10,8 @@
 //! `ledger.witness` names witnesses outside the data directory (a file, a PostgreSQL schema)
 //! that receive every signed checkpoint from a thread of their own (`ace_ledger::Witnesses`):
 //! a failing one is logged, counted in `ace_comms_ledger_witness_failures_total` and retried,
-//! and never holds up a publish. Checkpoints are signed every `ledger.checkpoint_interval_ms`
+//! and never holds up a publish. At start the ledger must extend the latest checkpoint the
+//! witness file holds, or the server refuses to start, naming the file and what differs. Checkpoints are signed every `ledger.checkpoint_interval_ms`
 //! (1 s by default) while entries come, so the tail only the chain protects stays that short.
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub(crate) fn attach(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
     announce(&config.ledger, &opened);
+    check_witness_file(&config.ledger.witness, &config.data_dir, &opened)?;
     if let Some(witnesses) = witnesses(&config.ledger.witness)? {
         // Set once, on a ledger just opened: it cannot already have witnesses.
         let _ = opened.set_witnesses(witnesses);
@@ -101,6 +103,52 @@ fn open(
             Ledger::with_store(Box::new(store), key, options).map_err(in_db)
         }
     }
+}
+
+/// Refuses to start on a ledger that does not extend the latest checkpoint the witness file
+/// holds (rolled back, with its checkpoints or not, or rewritten): appending would fork the
+/// history the witness vouches for. A missing file (a new witness) is fine; an unreadable one
+/// is only warned about (the witness is retried like any failing one).
+fn check_witness_file(
+    config: &LedgerWitnessConfig,
+    data_dir: &Path,
+    ledger: &Ledger,
+) -> Result<(), ServerError> {
+    if config.file.is_empty() {
+        return Ok(());
+    }
+    let path = Path::new(&config.file);
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let latest = match ace_ledger::read_witness_file(path) {
+        Ok(mut kept) => kept.pop(),
+        Err(err) => {
+            tracing::warn!(witness = %path.display(), error = %err, "cannot read the ledger witness file to check the ledger against it");
+            return Ok(());
+        }
+    };
+    let Some(latest) = latest else {
+        return Ok(());
+    };
+    ledger
+        .check_anchor(&latest)
+        .map_err(|problem| ServerError::Ledger {
+            data_dir: data_dir.display().to_string(),
+            source: LedgerError::Corrupt {
+                seq: latest.size.min(ledger.size()),
+                reason: format!(
+                    "it does not extend the latest checkpoint the witness file {} holds (size {}, \
+                 signed at {}): {problem}. See every difference with `ace-comms ledger verify \
+                 --checkpoint {}`; to start from this ledger anyway (a restored backup), move \
+                 the witness file aside",
+                    path.display(),
+                    latest.size,
+                    latest.ts.to_rfc3339(),
+                    path.display()
+                ),
+            },
+        })
 }
 
 /// The witnesses `ledger.witness` names, started (they connect and open lazily, so an

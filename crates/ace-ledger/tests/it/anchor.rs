@@ -359,3 +359,32 @@ impl Drop for DropSchema {
         }
     }
 }
+
+#[test]
+fn given_an_open_ledger_when_checking_outside_checkpoints_then_a_rollback_and_a_different_history_are_named()
+ {
+    let original = tempfile::tempdir().unwrap();
+    let saved = history(original.path(), 10, &[5, 10], None);
+    assert_eq!(open(original.path()).check_anchor(&saved[0]), Ok(()));
+    assert_eq!(open(original.path()).check_anchor(&saved[1]), Ok(()));
+
+    let rolled = tempfile::tempdir().unwrap();
+    history(rolled.path(), 5, &[5], None);
+    assert_eq!(
+        open(rolled.path()).check_anchor(&saved[1]),
+        Err(AnchorProblem::RolledBack {
+            size: 10,
+            entries: 5
+        })
+    );
+    let forged = tempfile::tempdir().unwrap();
+    history(forged.path(), 11, &[5], Some(8));
+    assert!(matches!(
+        open(forged.path()).check_anchor(&saved[1]),
+        Err(AnchorProblem::Diverged {
+            size: 10,
+            entries: 11,
+            ..
+        })
+    ));
+}

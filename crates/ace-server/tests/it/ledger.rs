@@ -859,3 +859,55 @@ async fn given_sustained_publishing_and_a_file_witness_when_checkpoints_come_by_
     assert!(report.is_ok(), "{report:?}");
     assert_verified_and_covered(dir.path(), report.entries);
 }
+
+#[tokio::test]
+async fn given_a_ledger_rolled_back_with_its_checkpoints_when_the_server_starts_with_its_witness_file_then_it_refuses_naming_the_file()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let witness = elsewhere.path().join("witness.jsonl");
+    let configure = |config: &mut ace_server::Config| {
+        config.data_dir = dir.path().to_path_buf();
+        config.ledger.witness.file = witness.display().to_string();
+    };
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(1)).await.0, 202);
+    server.stop().await;
+    // A copy of the ledger as it is now…
+    let ledger = ace_ledger::ledger_dir(dir.path());
+    let files = ["entries.jsonl", "checkpoints.jsonl"];
+    let copy: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(ledger.join(f)).unwrap())
+        .collect();
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(2)).await.0, 202);
+    server.stop().await;
+    // …put back: entries and checkpoints rolled back together, which verifies on its own.
+    for (file, bytes) in files.iter().zip(&copy) {
+        std::fs::write(ledger.join(file), bytes).unwrap();
+    }
+    assert!(ace_ledger::verify_dir(dir.path()).is_ok());
+
+    let mut config = ace_server::Config::default();
+    configure(&mut config);
+    let err =
+        ace_server::App::open_with_clock(&config, std::sync::Arc::new(ace_envelope::SystemClock))
+            .await
+            .err()
+            .expect("the server refuses to start");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "does not extend the latest checkpoint the witness file {}",
+            witness.display()
+        )) && text.contains("rolled back"),
+        "{text}"
+    );
+
+    // Moving the witness aside is the operator's way to accept the restored ledger.
+    std::fs::rename(&witness, elsewhere.path().join("witness.old")).unwrap();
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(3)).await.0, 202);
+    server.stop().await;
+}
