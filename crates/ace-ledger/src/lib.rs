@@ -46,6 +46,11 @@
 //!   prefix ([`checkpoint`] documents the bytes); checkpoint sizes never decrease.
 //! - The ledger refuses to open (and so to append) on a broken chain or a checkpoint that does not
 //!   match its entries.
+//! - A checkpoint handed to [`Witnesses`] never waits for them: a failing witness is retried
+//!   with the latest checkpoint, counted, and never fails an append or a checkpoint. What the
+//!   ledger alone cannot show — a rollback of entries together with their checkpoints, or
+//!   entries rewritten after the last checkpoint — shows against a checkpoint kept outside it
+//!   ([`verify_anchors_dir`], [`Ledger::check_anchor`]).
 //! - Memory: the ledger keeps every leaf hash and complete subtree hash (~64 bytes per entry) and
 //!   one 8-byte file offset per entry; entries themselves are read from the store on demand.
 

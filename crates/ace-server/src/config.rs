@@ -450,7 +450,8 @@ pub struct LedgerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerWitnessConfig {
     /// A file outside `data_dir` each checkpoint is appended to as a JSON line (fsynced, never
-    /// through a symlink); an absolute path, empty for none.
+    /// through a symlink); an absolute path, empty for none. At start the ledger must extend
+    /// its latest checkpoint, or the server refuses to start.
     pub file: String,
     /// A PostgreSQL witness (`witness_checkpoints` in `postgres.schema`); empty url for none.
     pub postgres: LedgerPostgresConfig,

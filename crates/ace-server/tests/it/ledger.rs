@@ -891,11 +891,10 @@ async fn given_a_ledger_rolled_back_with_its_checkpoints_when_the_server_starts_
 
     let mut config = ace_server::Config::default();
     configure(&mut config);
-    let err =
-        ace_server::App::open_with_clock(&config, std::sync::Arc::new(ace_envelope::SystemClock))
-            .await
-            .err()
-            .expect("the server refuses to start");
+    let clock = std::sync::Arc::new(ace_envelope::SystemClock);
+    let Err(err) = ace_server::App::open_with_clock(&config, clock).await else {
+        panic!("the server refuses to start");
+    };
     let text = err.to_string();
     assert!(
         text.contains(&format!(
