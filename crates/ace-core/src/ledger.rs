@@ -22,7 +22,9 @@
 //!   one call are never split across two batches.
 //! - A signed checkpoint only covers durable entries (the ledger syncs before it signs).
 //! - After [`LedgerRecorder::close`] every queued entry is written and durable, a final
-//!   checkpoint covers them, and later records fail with `UNAVAILABLE`.
+//!   checkpoint covers them, and later records fail with `UNAVAILABLE`. Closing the core then
+//!   waits (at most [`WITNESS_FLUSH`]) for the ledger's witnesses, if any, to hold that checkpoint;
+//!   sending checkpoints to witnesses otherwise never waits (`ace_ledger::Witnesses`).
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -47,6 +49,9 @@ pub const RECORD_QUEUE: usize = 4_096;
 
 /// Most entries one `GET /ledger/entries` answers.
 pub const MAX_ENTRIES_PAGE: usize = 1_000;
+
+/// How long closing waits for the ledger's witnesses to hold the final checkpoint.
+pub(crate) const WITNESS_FLUSH: Duration = Duration::from_secs(5);
 
 enum Job {
     Record(Vec<NewEntry>, oneshot::Sender<Result<(), CoreError>>),
@@ -409,11 +414,28 @@ impl Core {
         })
     }
 
-    /// Writes the ledger's queued entries, signs a final checkpoint and stops its writer.
+    /// Writes the ledger's queued entries, signs a final checkpoint and stops its writer; then
+    /// waits up to [`WITNESS_FLUSH`] for the ledger's witnesses to hold that checkpoint (a
+    /// witness still failing is logged, never an error of the close).
     pub(crate) async fn close_ledger(&self) -> Result<(), CoreError> {
-        if let Some(recorder) = &self.ledger {
-            if let Some(cp) = recorder.close().await? {
-                tracing::info!(size = cp.size, root = %cp.root_hash, "final ledger checkpoint");
+        let Some(recorder) = &self.ledger else {
+            return Ok(());
+        };
+        if let Some(cp) = recorder.close().await? {
+            tracing::info!(size = cp.size, root = %cp.root_hash, "final ledger checkpoint");
+        }
+        if recorder.ledger().witnesses().is_some() {
+            let ledger = recorder.ledger().clone();
+            let flushed = tokio::task::spawn_blocking(move || {
+                ledger.witnesses().is_none_or(|w| w.flush(WITNESS_FLUSH))
+            })
+            .await
+            .unwrap_or(false);
+            if !flushed {
+                tracing::warn!(
+                    wait_ms = WITNESS_FLUSH.as_millis() as u64,
+                    "a ledger witness does not hold the final checkpoint"
+                );
             }
         }
         Ok(())

@@ -9,9 +9,13 @@
 //! [`LedgerSync`] says when appends are made durable: every batch (`Always`, the default), or
 //! once an interval has passed since the last sync (`Interval`) — and in both modes before a
 //! checkpoint is signed, so a signed checkpoint never covers an entry a power loss could take.
+//!
+//! With [`Ledger::set_witnesses`], every signed checkpoint is also offered to witnesses outside
+//! the store ([`crate::witness`]); the offer never waits, so a slow or failing witness never
+//! holds up an append or a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ace_envelope::{Clock, SystemClock};
@@ -26,6 +30,8 @@ use crate::hash::Hash;
 use crate::merkle::Tree;
 use crate::proof::{ConsistencyProof, InclusionProof};
 use crate::store::{EntryFilter, FileStore, LedgerStore};
+use crate::verify::AnchorProblem;
+use crate::witness::Witnesses;
 
 /// The ledger's directory under a data directory: `<data>/ledger`.
 pub fn ledger_dir(data_dir: &Path) -> PathBuf {
@@ -80,6 +86,8 @@ pub struct Ledger {
     state: Mutex<State>,
     key: LedgerKey,
     options: LedgerOptions,
+    /// Where every signed checkpoint is also sent ([`Ledger::set_witnesses`]).
+    witnesses: OnceLock<Witnesses>,
 }
 
 #[derive(Debug)]
@@ -148,7 +156,23 @@ impl Ledger {
             }),
             key,
             options,
+            witnesses: OnceLock::new(),
         })
+    }
+
+    /// Sends every checkpoint signed from now on — and the latest one now, if any — to
+    /// `witnesses` (never waiting for them). Set once; a second call hands `witnesses` back.
+    pub fn set_witnesses(&self, witnesses: Witnesses) -> Result<(), Witnesses> {
+        self.witnesses.set(witnesses)?;
+        if let (Some(w), Some(cp)) = (self.witnesses.get(), self.latest_checkpoint()) {
+            w.offer(&cp);
+        }
+        Ok(())
+    }
+
+    /// The witnesses checkpoints are sent to, if any.
+    pub fn witnesses(&self) -> Option<&Witnesses> {
+        self.witnesses.get()
     }
 
     /// Appends one entry; it is durable when this returns under [`LedgerSync::Always`], written
@@ -297,7 +321,40 @@ impl Ledger {
         let checkpoint = self.key.sign(size, root, state.chain_head, now);
         state.store.append_checkpoint(&checkpoint)?;
         state.latest = Some(checkpoint.clone());
+        if let Some(witnesses) = self.witnesses.get() {
+            witnesses.offer(&checkpoint);
+        }
         Ok(checkpoint)
+    }
+
+    /// Checks that this ledger extends `checkpoint` — one kept outside it, by a witness or an
+    /// operator: signed by this ledger's key, covering no more entries than the ledger holds,
+    /// and the RFC 6962 consistency proof from its tree to the current tree verifies. The same
+    /// checks as [`crate::verify_anchors_dir`], on the tree in memory.
+    pub fn check_anchor(&self, checkpoint: &Checkpoint) -> Result<(), AnchorProblem> {
+        checkpoint
+            .verify_signature(&self.key.verifying_key())
+            .map_err(AnchorProblem::Signature)?;
+        let state = self.state.lock();
+        let (size, entries) = (checkpoint.size, state.tree.size());
+        if size > entries {
+            return Err(AnchorProblem::RolledBack { size, entries });
+        }
+        let diverged = |reason: String| AnchorProblem::Diverged {
+            size,
+            entries,
+            reason,
+        };
+        let current = state
+            .tree
+            .root(entries)
+            .unwrap_or_else(crate::merkle::empty_root);
+        let proof = state
+            .tree
+            .consistency_proof(size, entries)
+            .ok_or_else(|| diverged("no consistency proof between these sizes".to_owned()))?;
+        crate::merkle::verify_consistency(size, entries, &checkpoint.root_hash, &current, &proof)
+            .map_err(|e| diverged(e.to_string()))
     }
 
     /// The most recent checkpoint (`GET /api/v1/ledger/checkpoint`).

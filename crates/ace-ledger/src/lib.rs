@@ -12,7 +12,11 @@
 //!   [`MemoryStore`] — `store/`;
 //! - [`Ledger`]: append, checkpoint, prove, query; `Send + Sync` — `ledger.rs`;
 //! - [`verify_dir`] (files), [`verify_postgres`] (a [`PostgresStore`]) → [`VerifyReport`]: the
-//!   offline check naming the first bad entry — `verify.rs`.
+//!   offline check naming the first bad entry, and [`verify_anchors_dir`] /
+//!   [`verify_anchors_postgres`]: the ledger checked against checkpoints kept outside it
+//!   ([`Anchor`]), with a consistency proof — `verify.rs`;
+//! - [`Witnesses`], [`FileWitness`], [`PostgresWitness`]: every signed checkpoint also sent
+//!   outside the data directory, never holding up an append — `witness.rs`.
 //!
 //! ```
 //! use ace_ledger::{EntryKind, Ledger, LedgerOptions, NewEntry, verify_dir};
@@ -42,6 +46,11 @@
 //!   prefix ([`checkpoint`] documents the bytes); checkpoint sizes never decrease.
 //! - The ledger refuses to open (and so to append) on a broken chain or a checkpoint that does not
 //!   match its entries.
+//! - A checkpoint handed to [`Witnesses`] never waits for them: a failing witness is retried
+//!   with the latest checkpoint, counted, and never fails an append or a checkpoint. What the
+//!   ledger alone cannot show — a rollback of entries together with their checkpoints, or
+//!   entries rewritten after the last checkpoint — shows against a checkpoint kept outside it
+//!   ([`verify_anchors_dir`], [`Ledger::check_anchor`]).
 //! - Memory: the ledger keeps every leaf hash and complete subtree hash (~64 bytes per entry) and
 //!   one 8-byte file offset per entry; entries themselves are read from the store on demand.
 
@@ -54,6 +63,7 @@ pub mod merkle;
 mod proof;
 pub mod store;
 mod verify;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, LedgerKey};
 pub use entry::{Entry, EntryKind, NewEntry};
@@ -63,4 +73,11 @@ pub use ledger::{Ledger, LedgerOptions, LedgerSync, ledger_dir};
 pub use merkle::{Frontier, ProofError, Tree};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use store::{EntryFilter, FileStore, LedgerStore, MemoryStore, PostgresStore};
-pub use verify::{Problem, VerifyReport, verify_dir, verify_dir_with_key, verify_postgres};
+pub use verify::{
+    Anchor, AnchorCheck, AnchorProblem, AnchorReport, Problem, VerifyReport, verify_anchors_dir,
+    verify_anchors_postgres, verify_dir, verify_dir_with_key, verify_postgres,
+};
+pub use witness::{
+    FileWitness, PostgresWitness, Witness, WitnessOptions, WitnessStats, Witnesses,
+    read_witness_file, read_witness_postgres,
+};

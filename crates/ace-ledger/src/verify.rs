@@ -11,8 +11,16 @@
 //!
 //! What it cannot see, by construction: entries appended or dropped *after the last checkpoint*
 //! by someone who recomputes the unkeyed chain; [`VerifyReport::uncovered`] says how many
-//! entries are protected by the chain alone. Trust in `signing.pub` itself must come from
-//! outside ([`verify_dir_with_key`] takes a key obtained out of band).
+//! entries are protected by the chain alone; nor a rollback of entries *together with* their
+//! checkpoints to an earlier, self-consistent state. Trust in `signing.pub` itself must come
+//! from outside ([`verify_dir_with_key`] takes a key obtained out of band).
+//!
+//! [`verify_anchors_dir`] and [`verify_anchors_postgres`] close both gaps up to a checkpoint
+//! kept outside the ledger (an [`Anchor`]: saved by an operator, or kept by a witness,
+//! [`crate::witness`]): the ledger must hold at least the anchor's entries, the RFC 6962
+//! consistency proof from the anchor's tree to the ledger's whole tree must verify, and the
+//! chain hash at the anchor's size must match. Every anchor is checked and reported
+//! ([`AnchorReport`]), not only the first that fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -637,4 +645,197 @@ impl Iterator for Rows<'_> {
             }
         }
     }
+}
+
+/// A checkpoint kept outside the ledger (saved by an operator, or by a witness) and where it
+/// came from, for [`verify_anchors_dir`] / [`verify_anchors_postgres`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// Where it came from, for messages (`FILE line N`, a witness name).
+    pub source: String,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+}
+
+/// Why the ledger does not extend an [`Anchor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnchorProblem {
+    /// The anchor's signature or key id does not verify against the ledger's key.
+    Signature(String),
+    /// The ledger holds fewer entries than the anchor covers: cut or rolled back (with its own
+    /// checkpoints or not).
+    RolledBack {
+        /// Entries the anchor covers.
+        size: u64,
+        /// Entries the ledger holds.
+        entries: u64,
+    },
+    /// The consistency proof from the anchor's tree to the ledger's current tree fails: some
+    /// entry the anchor covers was rewritten, dropped or reordered.
+    Diverged {
+        /// Entries the anchor covers.
+        size: u64,
+        /// Entries the ledger holds.
+        entries: u64,
+        /// What the proof check said.
+        reason: String,
+    },
+    /// The roots agree but the chain hash at the anchor's size does not.
+    ChainMismatch {
+        /// Entries the anchor covers.
+        size: u64,
+    },
+}
+
+impl fmt::Display for AnchorProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnchorProblem::Signature(reason) => write!(f, "signature invalid: {reason}"),
+            AnchorProblem::RolledBack { size, entries } => write!(
+                f,
+                "rolled back: the checkpoint covers {size} entries but the ledger holds only {entries}"
+            ),
+            AnchorProblem::Diverged {
+                size,
+                entries,
+                reason,
+            } => write!(
+                f,
+                "different history: the ledger of {entries} entries is not consistent with the checkpoint's tree of {size} ({reason}); an entry it covers was rewritten, dropped or reordered"
+            ),
+            AnchorProblem::ChainMismatch { size } => write!(
+                f,
+                "different history: the chain hash at size {size} differs from the signed one"
+            ),
+        }
+    }
+}
+
+/// One [`Anchor`] checked against the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorCheck {
+    /// The anchor.
+    pub anchor: Anchor,
+    /// What is wrong, or `None` when the ledger extends it.
+    pub problem: Option<AnchorProblem>,
+}
+
+/// What [`verify_anchors_dir`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorReport {
+    /// Entries read from the ledger (up to the first unreadable or misplaced one, which the
+    /// [`VerifyReport`] of the same ledger names).
+    pub entries: u64,
+    /// One check per anchor, in the order given.
+    pub checks: Vec<AnchorCheck>,
+}
+
+impl AnchorReport {
+    /// True when the ledger extends every anchor.
+    pub fn is_ok(&self) -> bool {
+        self.checks.iter().all(|c| c.problem.is_none())
+    }
+}
+
+/// Checks that the ledger under `<data_dir>/ledger/` extends each of `anchors` — checkpoints
+/// saved earlier outside it: each must verify against `key`, cover no more entries than the
+/// ledger holds (else it was cut or rolled back, with its checkpoints or not), and the RFC 6962
+/// consistency proof from its tree to the ledger's current tree must verify (else an entry it
+/// covers was rewritten), as must the chain hash at its size. This catches what the ledger's own
+/// checkpoints cannot: a rollback of entries together with their checkpoints, and a rewritten
+/// tail after the last local checkpoint that a later anchor covers.
+pub fn verify_anchors_dir(data_dir: &Path, key: &VerifyingKey, anchors: &[Anchor]) -> AnchorReport {
+    let path = ledger_dir(data_dir).join(ENTRIES_FILE);
+    match File::open(&path) {
+        Ok(file) => check_anchors(Lines::new(BufReader::new(file), path), key, anchors),
+        Err(_) => check_anchors(std::iter::empty(), key, anchors),
+    }
+}
+
+/// [`verify_anchors_dir`] for the ledger a [`PostgresStore`] keeps in `schema` at `url`.
+///
+/// # Errors
+/// [`LedgerError::Postgres`] when the database cannot be reached or holds no ledger in `schema`.
+pub fn verify_anchors_postgres(
+    url: &str,
+    schema: &str,
+    key: &VerifyingKey,
+    anchors: &[Anchor],
+) -> Result<AnchorReport, LedgerError> {
+    let mut store = PostgresStore::connect_existing(url, schema)?;
+    let rows = Rows {
+        store: &mut store,
+        source: PathBuf::from(schema),
+        after: None,
+        page: Vec::new().into_iter(),
+        number: 0,
+        done: false,
+    };
+    Ok(check_anchors(rows, key, anchors))
+}
+
+/// Rebuilds the tree (and the chain at every anchored size) from the entry lines, stopping at
+/// the first line that is unreadable, malformed or out of place, then checks every anchor.
+fn check_anchors(
+    lines: impl Iterator<Item = Result<Line, Problem>>,
+    key: &VerifyingKey,
+    anchors: &[Anchor],
+) -> AnchorReport {
+    let wanted: std::collections::BTreeSet<u64> =
+        anchors.iter().map(|a| a.checkpoint.size).collect();
+    let mut chains = BTreeMap::from([(0, Hash::ZERO)]);
+    let mut tree = crate::merkle::Tree::new();
+    let mut chain = Hash::ZERO;
+    for line in lines {
+        let Ok((entry, value)) = line.and_then(|l| parse_entry(&l)) else {
+            break;
+        };
+        if entry.seq != tree.size() {
+            break;
+        }
+        let leaf = leaf_bytes_of_line(&value);
+        chain = chain_hash(&chain, &leaf);
+        tree.push(leaf_hash(&leaf));
+        if wanted.contains(&tree.size()) {
+            chains.insert(tree.size(), chain);
+        }
+    }
+    let entries = tree.size();
+    let checks = anchors
+        .iter()
+        .map(|anchor| AnchorCheck {
+            anchor: anchor.clone(),
+            problem: check_anchor(&anchor.checkpoint, key, &tree, &chains).err(),
+        })
+        .collect();
+    AnchorReport { entries, checks }
+}
+
+fn check_anchor(
+    cp: &Checkpoint,
+    key: &VerifyingKey,
+    tree: &crate::merkle::Tree,
+    chains: &BTreeMap<u64, Hash>,
+) -> Result<(), AnchorProblem> {
+    cp.verify_signature(key).map_err(AnchorProblem::Signature)?;
+    let (size, entries) = (cp.size, tree.size());
+    if size > entries {
+        return Err(AnchorProblem::RolledBack { size, entries });
+    }
+    let current = tree.root(entries).unwrap_or_else(crate::merkle::empty_root);
+    let diverged = |reason: String| AnchorProblem::Diverged {
+        size,
+        entries,
+        reason,
+    };
+    let proof = tree
+        .consistency_proof(size, entries)
+        .ok_or_else(|| diverged("no consistency proof between these sizes".to_owned()))?;
+    crate::merkle::verify_consistency(size, entries, &cp.root_hash, &current, &proof)
+        .map_err(|e| diverged(e.to_string()))?;
+    if chains.get(&size) != Some(&cp.chain_head) {
+        return Err(AnchorProblem::ChainMismatch { size });
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
@@ -450,7 +450,8 @@ pub struct LedgerConfig {
     pub enabled: bool,
     /// A checkpoint is signed once this many entries are not yet covered by one …
     pub checkpoint_every_entries: u64,
-    /// … or once the latest is this old (milliseconds) and some entry is not yet covered.
+    /// … or once the latest is this old (milliseconds) and some entry is not yet covered: the
+    /// bound, in time, of the tail only the unkeyed chain protects, whatever the rate.
     pub checkpoint_interval_ms: u64,
     /// When entries are made durable before or after the publish is answered.
     pub sync: LedgerSyncMode,
@@ -460,6 +461,112 @@ pub struct LedgerConfig {
     pub store: LedgerStoreKind,
     /// The PostgreSQL store (`store: postgres`).
     pub postgres: LedgerPostgresConfig,
+    /// Where every signed checkpoint is also sent, outside the data directory.
+    pub witness: LedgerWitnessConfig,
+}
+
+/// `ledger.witness.*`: copies of every signed checkpoint kept outside `data_dir`, so that a
+/// ledger rolled back or rewritten together with its own checkpoints is caught by
+/// `ace-comms ledger verify --checkpoint` / `--witness-postgres`. A failing witness is logged,
+/// counted (`ace_comms_ledger_witness_failures_total`) and retried; it never holds up a publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerWitnessConfig {
+    /// A file outside `data_dir` each checkpoint is appended to as a JSON line (fsynced, never
+    /// through a symlink); an absolute path, empty for none. At start the ledger must extend
+    /// its latest checkpoint, or the server refuses to start.
+    pub file: String,
+    /// A PostgreSQL witness (`witness_checkpoints` in `postgres.schema`); empty url for none.
+    pub postgres: LedgerPostgresConfig,
+    /// The longest wait between two tries of a failing witness, milliseconds (the first is one
+    /// second, doubling up to this).
+    pub retry_max_ms: u64,
+}
+
+impl Default for LedgerWitnessConfig {
+    fn default() -> Self {
+        LedgerWitnessConfig {
+            file: String::new(),
+            postgres: LedgerPostgresConfig {
+                url: String::new(),
+                schema: "ace_ledger_witness".to_owned(),
+            },
+            retry_max_ms: 30_000,
+        }
+    }
+}
+
+impl LedgerWitnessConfig {
+    fn validate(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        if !self.file.is_empty() {
+            let file = Path::new(&self.file);
+            if !file.is_absolute() {
+                return bad(
+                    "ledger.witness.file",
+                    format!("`{}` must be an absolute path", self.file),
+                );
+            }
+            if file.file_name().is_none() || self.file.ends_with('/') {
+                return bad(
+                    "ledger.witness.file",
+                    format!("`{}` must name a file", self.file),
+                );
+            }
+            let data = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            let parent = file.parent().map(canonical).unwrap_or_default();
+            if file.starts_with(&data) || parent.starts_with(canonical(&data)) {
+                return bad(
+                    "ledger.witness.file",
+                    format!(
+                        "`{}` is inside data_dir `{}`: a witness must live outside it (whoever \
+                         can rewrite the ledger can rewrite that directory too)",
+                        self.file,
+                        data_dir.display()
+                    ),
+                );
+            }
+        }
+        if !self.postgres.url.trim().is_empty() {
+            if asks_for_tls(&self.postgres.url) {
+                return bad(
+                    "ledger.witness.postgres.url",
+                    "asks for TLS (sslmode=require/verify-*), which the ledger's PostgreSQL \
+                     connection does not speak yet: use a local socket or a trusted network \
+                     (sslmode=disable)"
+                        .to_owned(),
+                );
+            }
+            let schema = &self.postgres.schema;
+            if !ace_ledger::PostgresStore::is_plain_schema(schema) {
+                return bad(
+                    "ledger.witness.postgres.schema",
+                    format!("`{schema}` is not a plain identifier ([a-z_][a-z0-9_]*)"),
+                );
+            }
+        }
+        if self.retry_max_ms < 1_000 {
+            return bad(
+                "ledger.witness.retry_max_ms",
+                format!("{} is below the first wait of 1000 ms", self.retry_max_ms),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether a PostgreSQL URL asks for TLS, which the ledger's connections do not speak.
+fn asks_for_tls(url: &str) -> bool {
+    let url = url.to_ascii_lowercase();
+    ["require", "verify-ca", "verify-full"]
+        .iter()
+        .any(|mode| url.contains(&format!("sslmode={mode}")))
 }
 
 /// `ledger.sync`: when a ledger entry is made durable.
@@ -511,11 +618,12 @@ impl Default for LedgerConfig {
         LedgerConfig {
             enabled: true,
             checkpoint_every_entries: 1_000,
-            checkpoint_interval_ms: 60_000,
+            checkpoint_interval_ms: 1_000,
             sync: LedgerSyncMode::Always,
             sync_interval_ms: 100,
             store: LedgerStoreKind::File,
             postgres: LedgerPostgresConfig::default(),
+            witness: LedgerWitnessConfig::default(),
         }
     }
 }
@@ -536,7 +644,8 @@ impl LedgerConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        self.witness.validate(data_dir)?;
         let positive = [
             (
                 "ledger.checkpoint_every_entries",
@@ -562,11 +671,7 @@ impl LedgerConfig {
                     "is required with ledger.store: postgres".to_owned(),
                 );
             }
-            let url = self.postgres.url.to_ascii_lowercase();
-            let tls = ["require", "verify-ca", "verify-full"]
-                .iter()
-                .any(|mode| url.contains(&format!("sslmode={mode}")));
-            if tls {
+            if asks_for_tls(&self.postgres.url) {
                 return bad(
                     "ledger.postgres.url",
                     "asks for TLS (sslmode=require/verify-*), which the ledger's PostgreSQL \
@@ -724,7 +829,7 @@ impl Config {
                 );
             }
         }
-        self.ledger.validate()?;
+        self.ledger.validate(&self.data_dir)?;
         self.signatures.validate()?;
         self.approvals.validate()?;
         let mut names: Vec<&str> = self
@@ -1209,6 +1314,60 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("`auth.jwt.max_lifetime_secs`"), "{err}");
         assert!(err.contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn given_ledger_witness_keys_when_loaded_then_they_reach_the_config_and_bad_ones_name_the_key()
+    {
+        let file = "data_dir: /var/lib/ace\nledger:\n  checkpoint_interval_ms: 500\n  witness:\n    file: /mnt/audit/ace-witness.jsonl\n    retry_max_ms: 5000\n";
+        let url = "postgres://audit:pw@witness-db:5432/audit";
+        let config =
+            Config::load(Some(file), env(&[("ACE_LEDGER_WITNESS_POSTGRES_URL", url)])).unwrap();
+        assert_eq!(config.ledger.checkpoint_interval_ms, 500);
+        assert_eq!(config.ledger.witness.file, "/mnt/audit/ace-witness.jsonl");
+        assert_eq!(config.ledger.witness.postgres.url, url);
+        assert_eq!(config.ledger.witness.postgres.schema, "ace_ledger_witness");
+        assert_eq!(config.ledger.witness.retry_max_ms, 5_000);
+        config.validate().unwrap();
+        assert_eq!(LedgerConfig::default().checkpoint_interval_ms, 1_000);
+
+        let refused = |tweak: &dyn Fn(&mut LedgerWitnessConfig)| {
+            let mut bad = config.clone();
+            tweak(&mut bad.ledger.witness);
+            bad.validate().unwrap_err().to_string()
+        };
+        let err = refused(&|w| w.file = "relative/witness.jsonl".to_owned());
+        assert!(
+            err.contains("`ledger.witness.file`") && err.contains("must be an absolute path"),
+            "{err}"
+        );
+        let err = refused(&|w| w.file = "/var/lib/ace/ledger/witness.jsonl".to_owned());
+        assert!(
+            err.contains("`ledger.witness.file`") && err.contains("inside data_dir"),
+            "{err}"
+        );
+        let err = refused(&|w| w.file = "/mnt/audit/".to_owned());
+        assert!(err.contains("must name a file"), "{err}");
+        let err = refused(&|w| w.postgres.schema = "audit-log".to_owned());
+        assert!(err.contains("`ledger.witness.postgres.schema`"), "{err}");
+        let err = refused(&|w| {
+            w.postgres.url = "postgres://u@db/x?sslmode=verify-full".to_owned();
+        });
+        assert!(
+            err.contains("`ledger.witness.postgres.url`: asks for TLS"),
+            "{err}"
+        );
+        let err = refused(&|w| w.retry_max_ms = 10);
+        assert!(err.contains("`ledger.witness.retry_max_ms`"), "{err}");
+        // A relative data_dir is compared as the absolute path it names.
+        let mut relative = config.clone();
+        relative.data_dir = "data".into();
+        relative.ledger.witness.file = std::path::absolute("data/w.jsonl")
+            .unwrap()
+            .display()
+            .to_string();
+        let err = relative.validate().unwrap_err().to_string();
+        assert!(err.contains("inside data_dir"), "{err}");
     }
 
     const EXAMPLE: &str = include_str!("../../../config/ace-comms.example.yaml");

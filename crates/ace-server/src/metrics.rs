@@ -1,4 +1,4 @@
-//! Prometheus metrics of the server, under the seed's `ace_comms_*` names that apply so far:
+//! Prometheus metrics of the server, under the `ace_comms_*` names:
 //! published messages, publish latency, errors by code, HTTP requests by route and status, and
 //! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
 //! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
@@ -6,8 +6,10 @@
 //! bounds: WebSocket closes by reason (`ace_comms_ws_closes_total`: `slow_consumer` for a queue
 //! over its frame or byte bound, `credentials` for a token past its `exp` or a key a reload
 //! removed, `protocol_error`, `invalid_utf8`, `too_big`, `keepalive`, `shutdown`), the bytes
-//! queued for WebSocket clients now (`ace_comms_ws_queued_bytes`), and idle HTTP connections
-//! closed to make room when every slot was taken (`ace_comms_http_evictions_total`).
+//! queued for WebSocket clients now (`ace_comms_ws_queued_bytes`), idle HTTP connections
+//! closed to make room when every slot was taken (`ace_comms_http_evictions_total`), and the
+//! ledger's witnesses and uncovered tail (`ace_comms_ledger_*`, copied from the ledger at each
+//! scrape).
 //!
 //! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
 //! engine, what it has already copied: at the first scrape after a swap it copies the last
@@ -71,6 +73,8 @@ pub struct Metrics {
     truncated_copied: Arc<Mutex<std::collections::HashMap<String, u64>>>,
     /// Each stream's state (`ok`, `read_only`, `halted`): 1 for the current one.
     stream_state: IntGaugeVec,
+    /// The ledger's witness and checkpoint counts, mirrored at each scrape.
+    ledger: crate::ledger::LedgerMetrics,
 }
 
 /// The `ace_comms_policy_*` counters and the authorizer whose current engine they mirror.
@@ -271,6 +275,7 @@ impl Metrics {
         registry.register(Box::new(recovery_truncated.clone()))?;
         registry.register(Box::new(stream_state.clone()))?;
         let policy = PolicyMetrics::new(&registry)?;
+        let ledger = crate::ledger::LedgerMetrics::new(&registry)?;
         Ok(Metrics {
             recovery_truncated,
             truncated_copied: Arc::default(),
@@ -287,6 +292,7 @@ impl Metrics {
             ws_queued_bytes,
             reloads,
             policy,
+            ledger,
         })
     }
 
@@ -325,9 +331,16 @@ impl Metrics {
         }
     }
 
+    /// Exports the witness and checkpoint counts of `ledger` (`ace_comms_ledger_*`).
+    pub fn with_ledger(mut self, ledger: Option<Arc<ace_ledger::Ledger>>) -> Self {
+        self.ledger.follow(ledger);
+        self
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.policy.sync();
+        self.ledger.sync();
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()

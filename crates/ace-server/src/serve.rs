@@ -134,7 +134,8 @@ impl App {
         crate::recovery::record_recovery(&core).await?;
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
-            .with_policy(governance.authorizer().cloned());
+            .with_policy(governance.authorizer().cloned())
+            .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
         let state = AppState::new(core, metrics, config.limits.clone())
             .with_governance(governance)
             .with_ready_strict(config.streams.ready_strict);

@@ -13,11 +13,18 @@ pub(crate) enum LedgerCommand {
     /// Check the ledger offline: every chain link, every checkpoint signature, every Merkle
     /// root. Names the first edited, dropped, reordered or appended entry. Reads the files under
     /// the data directory, or with --postgres the server's PostgreSQL ledger (`ledger.store:
-    /// postgres`; the signing key still comes from the data directory's `ledger/`). Exit 0
-    /// intact, 1 tampered or unreadable, 2 usage or database unreachable.
+    /// postgres`; the signing key still comes from the data directory's `ledger/`). With
+    /// --checkpoint FILE or --witness-postgres URL, also checks the ledger against checkpoints
+    /// kept outside it, which is the only way to catch a rollback of entries together with
+    /// their checkpoints, or rewritten entries after the last local checkpoint. Exit 0 intact,
+    /// 1 tampered or unreadable (every problem printed), 2 usage, an unreadable checkpoint file
+    /// or database unreachable.
     #[command(after_help = "Examples:\n  \
         ace-comms ledger verify\n  \
         ace-comms ledger verify --data /var/lib/ace-comms --json\n  \
+        ace-comms ledger verify --checkpoint saved-checkpoint.json\n  \
+        ace-comms ledger verify --checkpoint /mnt/audit/ace-witness.jsonl\n  \
+        ace-comms ledger verify --witness-postgres postgres://audit@witness-db/audit\n  \
         ace-comms ledger verify --postgres postgres://ace@db/ace --schema ace_ledger --data /var/lib/ace-comms")]
     Verify(VerifyArgs),
     /// Fetch the server's latest signed checkpoint and check its Ed25519 signature (against
@@ -114,6 +121,29 @@ pub(crate) struct VerifyArgs {
     /// The PostgreSQL schema holding the ledger (`ledger.postgres.schema`).
     #[arg(long, default_value = "ace_ledger", requires = "postgres")]
     pub(crate) schema: String,
+    /// Also check the ledger against checkpoints saved outside it: a file holding one signed
+    /// checkpoint (`GET /api/v1/ledger/checkpoint`, `ace-comms ledger checkpoint --json`) or
+    /// JSON lines of them (a `ledger.witness.file`). Repeatable. Catches a ledger cut or
+    /// rolled back (with its own checkpoints or not) and rewritten entries the checkpoint
+    /// covers, with a consistency proof.
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    pub(crate) checkpoints: Vec<PathBuf>,
+    /// Also check the ledger against every checkpoint a PostgreSQL witness keeps
+    /// (`ledger.witness.postgres.url`); its password is never printed.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ACE_LEDGER_WITNESS_POSTGRES_URL",
+        hide_env_values = true
+    )]
+    pub(crate) witness_postgres: Option<String>,
+    /// The PostgreSQL witness's schema (`ledger.witness.postgres.schema`).
+    #[arg(
+        long,
+        default_value = "ace_ledger_witness",
+        requires = "witness_postgres"
+    )]
+    pub(crate) witness_schema: String,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }

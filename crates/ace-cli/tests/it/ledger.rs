@@ -3,7 +3,10 @@
 //! `entries` and `proof`, then `verify` on the ledger that server wrote, edited, dropped,
 //! reordered and appended to; `verify --postgres` on a ledger in a real PostgreSQL
 //! (`ACE_TEST_POSTGRES_URL`, a fresh schema per test; unreachable: fails under `CI=true`,
-//! otherwise skips loudly), intact and with rows updated, deleted and forged.
+//! otherwise skips loudly), intact and with rows updated, deleted and forged; and `verify
+//! --checkpoint FILE` / `--witness-postgres URL` against checkpoints kept outside the ledger: a
+//! rollback of entries with their checkpoints, a rewritten tail after the last local
+//! checkpoint, a clean ledger, each file format, and unreadable files (exit 2).
 
 use ace_ledger::{EntryKind, Ledger, LedgerKey, LedgerOptions, NewEntry, PostgresStore};
 use serde_json::Value;
@@ -434,4 +437,302 @@ fn given_no_signing_key_in_the_data_directory_when_verifying_postgres_then_exit_
         "{}",
         run.stderr
     );
+}
+
+/// Appends `n` entries to the ledger under `data` and signs a checkpoint; returns it.
+fn grow(data: &std::path::Path, n: usize) -> ace_ledger::Checkpoint {
+    let ledger = Ledger::open(data, LedgerOptions::default()).unwrap();
+    for i in 0..n {
+        let entry = NewEntry::new(
+            EntryKind::Accepted,
+            "agent-1",
+            format!("ace.comms.grow.{i}"),
+        )
+        .decision("allow");
+        ledger.append(entry).unwrap();
+    }
+    ledger.checkpoint().unwrap()
+}
+
+/// `ace-comms ledger verify --data DATA` with `extra` arguments.
+fn verify_with(data: &std::path::Path, extra: &[&str]) -> crate::Run {
+    let mut args = vec!["ledger", "verify", "--data", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ace(&args, b"")
+}
+
+#[test]
+fn given_a_ledger_rolled_back_with_its_checkpoints_when_verified_against_a_saved_checkpoint_then_exit_1_naming_the_rollback()
+ {
+    let data = ledger_with(5);
+    let ledger = data.path().join("ledger");
+    let aside = tempfile::tempdir().unwrap();
+    for file in ["entries.jsonl", "checkpoints.jsonl"] {
+        std::fs::copy(ledger.join(file), aside.path().join(file)).unwrap();
+    }
+    let saved = grow(data.path(), 5);
+    let saved_file = aside.path().join("saved-checkpoint.json");
+    std::fs::write(&saved_file, serde_json::to_vec_pretty(&saved).unwrap()).unwrap();
+    // Roll entries and checkpoints back together to the copy taken at 5 entries.
+    for file in ["entries.jsonl", "checkpoints.jsonl"] {
+        std::fs::copy(aside.path().join(file), ledger.join(file)).unwrap();
+    }
+
+    let alone = verify_with(data.path(), &[]);
+    assert_eq!(
+        alone.code, 0,
+        "alone, the rollback verifies: {}",
+        alone.stdout
+    );
+    let saved_arg = saved_file.to_str().unwrap();
+    let run = verify_with(data.path(), &["--checkpoint", saved_arg]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("rolled back: the checkpoint covers 10 entries but the ledger holds only 5"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("FAILED: 0 of 1 saved checkpoints verified against the ledger of 5 entries"),
+        "{}",
+        run.stdout
+    );
+    let run = verify_with(data.path(), &["--checkpoint", saved_arg, "--json"]);
+    assert_eq!(run.code, 1);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["problem"], Value::Null, "the ledger alone is fine");
+    assert_eq!(report["anchors"]["checked"], 1);
+    assert_eq!(report["anchors"]["problems"][0]["size"], 10);
+    let problem = report["anchors"]["problems"][0]["problem"]
+        .as_str()
+        .unwrap();
+    assert!(problem.starts_with("rolled back"), "{problem}");
+}
+
+#[test]
+fn given_an_entry_rewritten_after_the_last_local_checkpoint_when_verified_against_a_witness_file_then_exit_1_naming_the_different_history()
+ {
+    let data = ledger_with(5);
+    let first = ace_ledger::read_witness_file(&data.path().join("ledger/checkpoints.jsonl"))
+        .unwrap()
+        .remove(0);
+    let later = grow(data.path(), 3);
+    // The witness kept both checkpoints, as `ledger.witness.file` does.
+    let witness_dir = tempfile::tempdir().unwrap();
+    let witness = witness_dir.path().join("witness.jsonl");
+    let mut file_witness = ace_ledger::FileWitness::new(&witness);
+    for cp in [&first, &later] {
+        ace_ledger::Witness::send(&mut file_witness, cp).unwrap();
+    }
+    // Rewrite entry 6, recompute the chain after it, and drop the local checkpoint at 8.
+    let ledger = data.path().join("ledger");
+    let text = std::fs::read_to_string(ledger.join("entries.jsonl")).unwrap();
+    let mut prev = ace_ledger::Hash::ZERO;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let mut entry: ace_ledger::Entry = serde_json::from_str(line).unwrap();
+        if entry.seq == 6 {
+            entry.decision = "deny".to_owned();
+        }
+        entry.chain_hash = ace_ledger::entry::chain_hash(&prev, &entry.leaf_bytes());
+        prev = entry.chain_hash;
+        lines.push(String::from_utf8(entry.to_line()).unwrap());
+    }
+    std::fs::write(ledger.join("entries.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        ledger.join("checkpoints.jsonl"),
+        serde_json::to_string(&first).unwrap() + "\n",
+    )
+    .unwrap();
+
+    let alone = verify_with(data.path(), &["--json"]);
+    assert_eq!(
+        alone.code, 0,
+        "alone, the rewrite verifies: {}",
+        alone.stdout
+    );
+    let report: Value = serde_json::from_str(&alone.stdout).unwrap();
+    assert_eq!(report["uncovered"], 3);
+    let run = verify_with(data.path(), &["--checkpoint", witness.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let failed = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAILED: checkpoint of size 8"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(failed.contains("different history"), "{failed}");
+    assert!(
+        failed.contains(&format!("{} checkpoint 2", witness.display())),
+        "the witness line is named: {failed}"
+    );
+    assert!(
+        run.stdout.contains(
+            "FAILED: 1 of 2 saved checkpoints verified against the ledger of 8 entries \
+             (consistency proof); the ledger extends the one of size 5"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn given_a_clean_ledger_that_grew_when_verified_against_saved_checkpoints_in_each_format_then_exit_0()
+ {
+    let data = ledger_with(4);
+    let saved = ace_ledger::read_witness_file(&data.path().join("ledger/checkpoints.jsonl"))
+        .unwrap()
+        .remove(0);
+    grow(data.path(), 3);
+    let aside = tempfile::tempdir().unwrap();
+    // As `GET /api/v1/ledger/checkpoint` answers, as `ledger checkpoint --json` prints, and as
+    // a witness file (JSON lines) keeps it.
+    let bare = crate::write(
+        aside.path(),
+        "bare.json",
+        &serde_json::to_string(&saved).unwrap(),
+    );
+    let wrapped = crate::write(
+        aside.path(),
+        "wrapped.json",
+        &serde_json::json!({"checkpoint": saved, "signature_verified": true}).to_string(),
+    );
+    let lines = crate::write(
+        aside.path(),
+        "witness.jsonl",
+        &format!(
+            "{}\n{}\n",
+            serde_json::to_string(&saved).unwrap(),
+            serde_json::to_string(&saved).unwrap()
+        ),
+    );
+    let run = verify_with(
+        data.path(),
+        &[
+            "--checkpoint",
+            &bare,
+            "--checkpoint",
+            &wrapped,
+            "--checkpoint",
+            &lines,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "OK: 4 of 4 saved checkpoints verified against the ledger of 7 entries \
+             (consistency proof); the ledger extends the one of size 4"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn given_an_unreadable_or_malformed_checkpoint_file_when_verified_then_exit_2_naming_it() {
+    let data = ledger_with(2);
+    let run = verify_with(data.path(), &["--checkpoint", "/no/such/checkpoint.json"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("/no/such/checkpoint.json"),
+        "{}",
+        run.stderr
+    );
+    let aside = tempfile::tempdir().unwrap();
+    let bad = crate::write(aside.path(), "bad.json", "{\"size\": 3}");
+    let run = verify_with(data.path(), &["--checkpoint", &bad]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("bad.json") && run.stderr.contains("not a signed checkpoint"),
+        "{}",
+        run.stderr
+    );
+    let lines = crate::write(aside.path(), "lines.jsonl", "{}\n{}\n");
+    let run = verify_with(data.path(), &["--checkpoint", &lines]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("line 1"), "{}", run.stderr);
+    let run = verify_with(data.path(), &["--witness-schema", "x"]);
+    assert_eq!(
+        run.code, 2,
+        "--witness-schema needs --witness-postgres: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn given_a_postgres_witness_when_verified_against_it_then_its_checkpoints_anchor_the_ledger_and_a_rollback_fails()
+ {
+    let Some(url) = ace_testkit::postgres_url("cli_witness") else {
+        return;
+    };
+    let schema = format!("ace_cli_witness_{}", std::process::id());
+    let _cleanup = DropSchemaOnExit(url.clone(), schema.clone());
+    let data = ledger_with(3);
+    let ledger = data.path().join("ledger");
+    let aside = tempfile::tempdir().unwrap();
+    for file in ["entries.jsonl", "checkpoints.jsonl"] {
+        std::fs::copy(ledger.join(file), aside.path().join(file)).unwrap();
+    }
+    let first = ace_ledger::read_witness_file(&ledger.join("checkpoints.jsonl"))
+        .unwrap()
+        .remove(0);
+    let later = grow(data.path(), 2);
+    let mut witness = ace_ledger::PostgresWitness::new(&url, &schema).unwrap();
+    for cp in [&first, &later] {
+        ace_ledger::Witness::send(&mut witness, cp).unwrap();
+    }
+
+    let run = verify_with(
+        data.path(),
+        &["--witness-postgres", &url, "--witness-schema", &schema],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("OK: 2 of 2 saved checkpoints"),
+        "{}",
+        run.stdout
+    );
+    for file in ["entries.jsonl", "checkpoints.jsonl"] {
+        std::fs::copy(aside.path().join(file), ledger.join(file)).unwrap();
+    }
+    let run = verify_with(
+        data.path(),
+        &["--witness-postgres", &url, "--witness-schema", &schema],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("covers 5 entries but the ledger holds only 3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("(schema {schema}) row 2")),
+        "the witness row is named: {}",
+        run.stdout
+    );
+    let run = verify_with(
+        data.path(),
+        &[
+            "--witness-postgres",
+            &url,
+            "--witness-schema",
+            "no_such_witness",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("no_such_witness"), "{}", run.stderr);
+}
+
+/// Drops a schema when the test ends, pass or fail.
+struct DropSchemaOnExit(String, String);
+
+impl Drop for DropSchemaOnExit {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.0, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
+        }
+    }
 }

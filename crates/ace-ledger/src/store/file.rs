@@ -333,7 +333,7 @@ fn file_len(file: &File, path: &Path) -> Result<u64, LedgerError> {
         .map_err(|e| LedgerError::io(path, e))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LedgerError::io(dir, e))
@@ -341,7 +341,7 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
 
 /// Opens `path` with `options` plus `O_NOFOLLOW`: a symlink is refused by the kernel, and the
 /// error says so and names it.
-fn open_nofollow(options: &mut OpenOptions, path: &Path) -> Result<File, LedgerError> {
+pub(crate) fn open_nofollow(options: &mut OpenOptions, path: &Path) -> Result<File, LedgerError> {
     options
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
@@ -363,7 +363,7 @@ fn refuse_link(path: &Path) -> Result<(), LedgerError> {
 }
 
 /// The whole file at `path` (`None` when absent), never read through a symlink.
-fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+pub(crate) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
     let mut file = match open_nofollow(OpenOptions::new().read(true), path) {
         Ok(file) => file,
         Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -6,9 +6,9 @@
 //! [`crate::Ledger`], so a store implements persistence and nothing else — [`PostgresStore`] is
 //! the scale-out one.
 
-mod file;
+pub(crate) mod file;
 mod memory;
-mod postgres;
+pub(crate) mod postgres;
 
 pub use file::{CHECKPOINTS_FILE, ENTRIES_FILE, FileStore, TORN_FILE, TornTail};
 pub use memory::MemoryStore;

@@ -394,7 +394,7 @@ fn to_i64(seq: u64) -> Result<i64, LedgerError> {
 
 /// What went wrong, in full: the server's message for a database error, else the error and
 /// its cause (`error connecting to server: Connection refused`).
-fn reason(e: &postgres::Error) -> String {
+pub(crate) fn reason(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_owned();
     }
@@ -404,6 +404,6 @@ fn reason(e: &postgres::Error) -> String {
     }
 }
 
-fn pg_error(operation: &'static str, reason: String) -> LedgerError {
+pub(crate) fn pg_error(operation: &'static str, reason: String) -> LedgerError {
     LedgerError::Postgres { operation, reason }
 }

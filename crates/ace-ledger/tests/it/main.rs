@@ -1,6 +1,8 @@
 //! The one integration-test binary of `ace-ledger`, over real files in temporary directories.
 //!
 //! Module index:
+//! - `anchor`: the ledger checked against checkpoints kept outside it (rollbacks with their
+//!   checkpoints, rewritten tails), and the file and PostgreSQL witnesses that keep them;
 //! - `reference`: an independent RFC 6962 implementation written straight from the RFC (naive
 //!   recursive MTH, PATH, PROOF, and root-recomputing verifiers) — it never calls the crate;
 //! - `vectors`: the published RFC 6962 / Certificate Transparency test vectors;
@@ -15,6 +17,7 @@
 //! - `postgres`: the ledger on `PostgresStore` against a real server (skips loudly without one);
 //! - `support`: shared helpers (a ledger on a manual clock, line-level file surgery).
 
+mod anchor;
 mod api;
 mod durability;
 mod postgres;

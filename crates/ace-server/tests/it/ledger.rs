@@ -752,3 +752,161 @@ async fn given_ledger_sync_interval_when_publishing_then_entries_are_served_at_o
     server.stop().await;
     assert_verified_and_covered(dir.path(), total);
 }
+
+/// For every entry of the ledger under `data_dir`, how long after it was written the first
+/// checkpoint covering it was signed; the longest, in milliseconds (entry and checkpoint times
+/// are the server's clock).
+fn longest_uncovered_ms(data_dir: &std::path::Path) -> i64 {
+    let dir = ace_ledger::ledger_dir(data_dir);
+    let checkpoints = ace_ledger::read_witness_file(&dir.join("checkpoints.jsonl")).unwrap();
+    let entries = std::fs::read_to_string(dir.join("entries.jsonl")).unwrap();
+    let mut next = 0;
+    let mut longest = 0;
+    for line in entries.lines() {
+        let entry: ace_ledger::Entry = serde_json::from_str(line).unwrap();
+        while checkpoints[next].size <= entry.seq {
+            next += 1;
+        }
+        longest = longest.max((checkpoints[next].ts - entry.ts).num_milliseconds());
+    }
+    longest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_sustained_publishing_and_a_file_witness_when_checkpoints_come_by_time_then_every_entry_is_covered_within_the_interval_and_the_witness_anchors_the_ledger()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let witness = elsewhere.path().join("ledger-witness.jsonl");
+    let server = Server::start_with(dir.path(), |config| {
+        // Only time triggers a checkpoint: the count alone would leave a tail of any length.
+        config.ledger.checkpoint_every_entries = 1_000_000_000;
+        config.ledger.checkpoint_interval_ms = 200;
+        config.ledger.witness.file = witness.display().to_string();
+    })
+    .await;
+    let server = std::sync::Arc::new(server);
+    let until = std::time::Instant::now() + Duration::from_millis(1_500);
+    let publishers: Vec<_> = (0..4)
+        .map(|p| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while std::time::Instant::now() < until {
+                    let answer = server
+                        .post("/api/v1/messages", &event(p * 1_000_000 + n))
+                        .await;
+                    assert_eq!(answer.0, 202, "{}", answer.1);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut published = 0;
+    for publisher in publishers {
+        published += publisher.await.unwrap();
+    }
+    let metrics = server.metrics().await;
+    let name = format!("file:{}", witness.display());
+    let sent_line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "ace_comms_ledger_witness_sent_total{{witness=\"{name}\"}}"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no witness counter in {metrics}"));
+    let sent: u64 = sent_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        sent >= 2,
+        "checkpoints reached the witness during the load: {sent_line}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "ace_comms_ledger_witness_failures_total{{witness=\"{name}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    let Ok(server) = std::sync::Arc::try_unwrap(server) else {
+        panic!("a publisher still holds the server");
+    };
+    server.stop().await;
+
+    assert!(published > 50, "sustained load: {published} publishes");
+    let longest = longest_uncovered_ms(dir.path());
+    assert!(
+        longest <= 1_000,
+        "an entry waited {longest} ms for a checkpoint (interval 200 ms)"
+    );
+    // The witness holds the final checkpoint (shutdown waits for it), and every checkpoint it
+    // holds anchors the ledger.
+    let kept = ace_ledger::read_witness_file(&witness).unwrap();
+    let local = ace_ledger::read_witness_file(
+        &ace_ledger::ledger_dir(dir.path()).join("checkpoints.jsonl"),
+    )
+    .unwrap();
+    assert_eq!(kept.last(), local.last());
+    let key = ace_ledger::checkpoint::load_public_key(&ace_ledger::ledger_dir(dir.path())).unwrap();
+    let anchors: Vec<ace_ledger::Anchor> = kept
+        .into_iter()
+        .map(|checkpoint| ace_ledger::Anchor {
+            source: "witness".to_owned(),
+            checkpoint,
+        })
+        .collect();
+    let report = ace_ledger::verify_anchors_dir(dir.path(), &key, &anchors);
+    assert!(report.is_ok(), "{report:?}");
+    assert_verified_and_covered(dir.path(), report.entries);
+}
+
+#[tokio::test]
+async fn given_a_ledger_rolled_back_with_its_checkpoints_when_the_server_starts_with_its_witness_file_then_it_refuses_naming_the_file()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let witness = elsewhere.path().join("witness.jsonl");
+    let configure = |config: &mut ace_server::Config| {
+        config.data_dir = dir.path().to_path_buf();
+        config.ledger.witness.file = witness.display().to_string();
+    };
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(1)).await.0, 202);
+    server.stop().await;
+    // A copy of the ledger as it is now…
+    let ledger = ace_ledger::ledger_dir(dir.path());
+    let files = ["entries.jsonl", "checkpoints.jsonl"];
+    let copy: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(ledger.join(f)).unwrap())
+        .collect();
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(2)).await.0, 202);
+    server.stop().await;
+    // …put back: entries and checkpoints rolled back together, which verifies on its own.
+    for (file, bytes) in files.iter().zip(&copy) {
+        std::fs::write(ledger.join(file), bytes).unwrap();
+    }
+    assert!(ace_ledger::verify_dir(dir.path()).is_ok());
+
+    let mut config = ace_server::Config::default();
+    configure(&mut config);
+    let clock = std::sync::Arc::new(ace_envelope::SystemClock);
+    let Err(err) = ace_server::App::open_with_clock(&config, clock).await else {
+        panic!("the server refuses to start");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "does not extend the latest checkpoint the witness file {}",
+            witness.display()
+        )) && text.contains("rolled back"),
+        "{text}"
+    );
+
+    // Moving the witness aside is the operator's way to accept the restored ledger.
+    std::fs::rename(&witness, elsewhere.path().join("witness.old")).unwrap();
+    let server = Server::start_with(dir.path(), configure).await;
+    assert_eq!(server.post("/api/v1/messages", &event(3)).await.0, 202);
+    server.stop().await;
+}
