@@ -1,5 +1,5 @@
 //! The `Bus` trait every engine implements, and the public types it speaks: stream and consumer
-//! configurations (serde, with DESIGN.md's fields and defaults), publish acknowledgements,
+//! configurations (serde, with the documented fields and defaults), publish acknowledgements,
 //! deliveries and the info/counter snapshots. Those types cross the wire too, so they are
 //! defined in `ace_envelope::api::http` (shared with the server and `ace-client`) and
 //! re-exported here: every `ace_bus::StreamConfig`-style path keeps working.

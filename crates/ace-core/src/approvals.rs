@@ -1,4 +1,4 @@
-//! Step 5 of the pipeline: messages held for a human's approval (the HITL workflow of seed 001),
+//! Step 5 of the pipeline: messages held for a human's approval (the human-in-the-loop workflow),
 //! from the hold to the decision or the expiry.
 //!
 //! - [`ApprovalStore`]: where pending approvals live (object-safe, async, one atomic

@@ -1,6 +1,6 @@
 //! [`Core`]: the one command path. It holds the injected parts (bus, contracts registry, clock,
 //! governance hooks, limits) and runs every publish through the pipeline steps of `pipeline`,
-//! in DESIGN.md's order. Stream, consumer and delivery operations live in `ops`.
+//! in the pipeline's order. Stream, consumer and delivery operations live in `ops`.
 
 use std::sync::Arc;
 use std::time::Duration;

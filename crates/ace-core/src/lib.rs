@@ -2,7 +2,7 @@
 //! the CLI) and every workflow effect turns what it received into a call on [`Core`], so
 //! governance can never be skipped.
 //!
-//! - `pipeline`: the ingress steps of DESIGN.md as separate functions, in order —
+//! - `pipeline`: the ingress steps as separate functions, in order —
 //!   [`pipeline::authenticate`], [`pipeline::validate`], [`pipeline::contract`],
 //!   [`pipeline::authorize`], [`pipeline::gate`], [`pipeline::append`], [`pipeline::record`].
 //! - `core`: [`Core`] (injected `Arc<dyn Bus>`, contracts [`Registry`](ace_contracts::Registry),
@@ -39,7 +39,7 @@
 //!
 //! # Invariants
 //!
-//! - Steps run in DESIGN.md's order; steps 1–5 have no side effect, so a refused message is
+//! - Steps run in this order; steps 1–5 have no side effect, so a refused message is
 //!   never half-done: nothing is appended and the caller gets one error body.
 //! - Only `pipeline::append` writes a message; `Ok(Accepted)` means it is durable per its
 //!   stream's sync policy.

@@ -1,4 +1,4 @@
-//! The seven ingress steps of DESIGN.md, one plain function each, in the order they run:
+//! The seven ingress steps, one plain function each, in the order they run:
 //! [`authenticate`] → [`validate`] → [`contract`] → [`authorize`] → gate → [`append`] →
 //! [`record`].
 //!

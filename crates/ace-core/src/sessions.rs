@@ -2,7 +2,7 @@
 //! version the way HTTP guards a resource by its `ETag`.
 //!
 //! - [`SessionStore`]: the storage seam (async, so a PostgreSQL+Redis store can come later;
-//!   DESIGN.md "Configuration and state"). [`RedbSessionStore`] keeps sessions in one redb file
+//!   the scale-out configuration). [`RedbSessionStore`] keeps sessions in one redb file
 //!   under the data directory and survives restarts; [`MemorySessionStore`] is the in-process
 //!   default of [`Core::new`].
 //! - [`Precondition`]: what the writer believes (`If-Match`, `If-None-Match: *`, nothing).

@@ -1,7 +1,7 @@
 //! [`EnvelopeBuilder`]: the one way code in this project makes a new envelope.
 //!
-//! Defaults follow seed 000's `defaults.yaml` (priority `P2`, QoS `standard`, `max_attempts` 5)
-//! and DESIGN.md (`content_type` `application/json`, label `internal`). The id is a UUIDv7
+//! Defaults follow the reference `defaults.yaml` (priority `P2`, QoS `standard`, `max_attempts` 5)
+//! and the envelope's design (`content_type` `application/json`, label `internal`). The id is a UUIDv7
 //! whose timestamp is `created_at`, so ids sort by creation time; `created_at` comes from the
 //! injected [`Clock`] (the system clock unless [`EnvelopeBuilder::clock`] says otherwise).
 

@@ -1,7 +1,7 @@
 //! Injected time: the [`Clock`] trait, the real [`SystemClock`] and the test [`ManualClock`].
 //!
-//! Nothing in ACE::COMMS reads the system time directly (DESIGN.md "Time and storage are
-//! injected"); code that needs "now" takes a `&dyn Clock` or an `Arc<dyn Clock>`, so tests pause
+//! Nothing in ACE::COMMS reads the system time directly (time and storage are
+//! injected); code that needs "now" takes a `&dyn Clock` or an `Arc<dyn Clock>`, so tests pause
 //! and advance time instead of sleeping. Time is a `chrono::DateTime<Utc>` with nanosecond
 //! resolution — the same type as the envelope's `created_at`, so no conversion sits in between.
 

@@ -1,5 +1,5 @@
 //! The `gme/1` envelope: one struct for events, commands, queries, replies and errors, with
-//! every field of DESIGN.md "The envelope (gme/1)".
+//! every field of the gme/1 envelope.
 //!
 //! The serde form of [`Envelope`] *is* the canonical JSON form, and
 //! `contracts/comms/envelope.schema.json` describes exactly this shape (unknown fields are
@@ -25,7 +25,7 @@ use crate::trace::TraceContext;
 pub const SPEC: &str = "gme/1";
 /// The default `content_type`.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
-/// The default `max_attempts` (seed 000 `defaults.yaml`: `retries.max_attempts: 5`).
+/// The default `max_attempts` (`retries.max_attempts: 5` of the reference defaults).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// Declares a closed enum whose values travel as fixed strings, with `ALL` (declaration

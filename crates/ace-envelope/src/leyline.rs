@@ -1,4 +1,4 @@
-//! The Leyline protobuf messages of seed 004 and the gme/1 envelope in protobuf
+//! The Leyline protobuf messages and the gme/1 envelope in protobuf
 //! (`GmeEnvelope`), generated at build time from `contracts/leyline/*.proto`.
 //!
 //! The generated code is prost's: plain structs with `prost::Message` (`encode_to_vec`,

@@ -11,7 +11,7 @@
 //! - W3C [`TraceParent`] — `trace.rs`;
 //! - [`canonical`]: RFC 8785-style canonical JSON, Ed25519 [`Envelope::sign`] / [`Envelope::verify`];
 //! - [`codec`]: protobuf ([`Envelope::to_protobuf_vec`]) and CloudEvents 1.0
-//!   ([`to_cloudevent_json`], [`to_binary`]); [`leyline`]: the generated seed 004 messages;
+//!   ([`to_cloudevent_json`], [`to_binary`]); [`leyline`]: the generated Leyline messages;
 //! - [`Clock`], [`SystemClock`], [`ManualClock`]: injected time as `DateTime<Utc>` — `clock.rs`;
 //! - [`ErrorCode`], [`ErrorBody`]: the wire error vocabulary of every API — `error.rs`;
 //! - [`api`]: the HTTP bodies and WebSocket frames shared by the server and `ace-client`.

@@ -1,7 +1,7 @@
 //! Subjects: the literal [`Subject`] a message is published to, the [`SubjectPattern`] that
 //! subscriptions and stream filters match with, and the ACE naming hierarchy ([`AceSubject`]).
 //!
-//! Grammar (DESIGN.md "Subjects"): tokens of `[A-Za-z0-9_-]+` separated by `.`; in patterns only,
+//! Grammar: tokens of `[A-Za-z0-9_-]+` separated by `.`; in patterns only,
 //! `*` is one whole token and `>` is a whole last token matching one or more remaining tokens.
 //! Matching walks both strings token by token without allocating: it runs for every message
 //! against every subscription, so it must stay cheap.

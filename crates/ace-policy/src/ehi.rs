@@ -19,7 +19,7 @@ use crate::error::PolicyError;
 /// The header naming the action (tool) a message asks for.
 pub const ACTION_HEADER: &str = "ace-action";
 
-/// The default threshold (seed 001, `ehi.default_threshold`).
+/// The default threshold (`ehi.default_threshold`).
 pub const DEFAULT_THRESHOLD: f64 = 0.7;
 
 /// EHI configuration (the `ehi` block of the server config).

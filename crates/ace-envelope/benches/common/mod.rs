@@ -1,4 +1,4 @@
-//! Sample messages shaped as seed 004's benchmark conditions; shared by the criterion benches
+//! Sample messages shaped as the Leyline benchmark conditions; shared by the criterion benches
 //! and the integration tests (`tests/it/leyline.rs` includes this file), so both measure and
 //! check the same messages.
 #![allow(dead_code, unreachable_pub)]

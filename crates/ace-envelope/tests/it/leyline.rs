@@ -1,4 +1,4 @@
-//! The Leyline messages of seed 004: what Rust encodes, the .proto-generated types decode to the
+//! The Leyline messages: what Rust encodes, the .proto-generated types decode to the
 //! same message; sizes are stated against the seed's 280-byte target.
 
 use ace_envelope::leyline as pb;

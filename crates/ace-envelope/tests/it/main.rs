@@ -13,5 +13,5 @@ mod schema;
 // decoders never panic on arbitrary or truncated input.
 mod roundtrip;
 
-// The Leyline messages of seed 004 encode and decode; sizes against the 280-byte target.
+// The Leyline messages encode and decode; sizes against the 280-byte target.
 mod leyline;

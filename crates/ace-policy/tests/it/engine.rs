@@ -1,4 +1,4 @@
-//! The shipped Rego policy (`policies/ace-comms.rego`, seed 001 appendix C adapted) through
+//! The shipped Rego policy (`policies/ace-comms.rego`, the reference example policy, adapted) through
 //! the [`PolicyEngine`] facade: RBAC first, then Rego, then EHI, with counters; engine
 //! failure denies; receive checks.
 
