@@ -131,13 +131,13 @@ impl Store {
     ) -> Result<Appended, LogError> {
         let active = self.active();
         if active.len + framed > config.segment_bytes && active.next_seq > active.base_seq {
-            let (sealed, all_deleted) = (active.base_seq, active.live() == 0);
+            let all_deleted = active.live() == 0;
             let r = self.roll(durability);
             self.guard(r)?;
             if all_deleted {
-                // Everything in it was deleted while it was active; sealed, it can go.
-                let r = self.remove_segment(sealed, durability);
-                self.guard(r)?;
+                // Everything in it was deleted while it was active; sealed, it can go once it
+                // is the oldest (a hole in the middle would read as lost data at recovery).
+                self.remove_dead_prefix(durability)?;
             }
         }
         let ts = if rec.timestamp_ns == 0 {
@@ -375,7 +375,6 @@ impl Store {
         let Some(len) = self.record_len(seg, seq)? else {
             return Ok(false);
         };
-        let active = self.active().base_seq;
         let dir = self.dir.clone();
         let seg = self.segments.get_mut(&base).expect("segment found above");
         let r = seg.tombstones.add(seq, sync, &dir, durability);
@@ -383,9 +382,15 @@ impl Store {
         let seg = self.segments.get_mut(&base).expect("segment found above");
         seg.deleted_bytes += len;
         seg.advance_first_live();
-        // Only the oldest segments go: a removed segment in the middle would be a hole that
-        // recovery could not tell from lost data. A fully deleted one further on waits until
-        // the segments before it are gone.
+        self.remove_dead_prefix(durability)?;
+        Ok(true)
+    }
+
+    /// Removes the oldest sealed segments whose every record is deleted. Only the oldest go: a
+    /// removed segment in the middle would be a hole that recovery could not tell from lost
+    /// data, so a fully deleted one further on waits until the segments before it are gone.
+    fn remove_dead_prefix(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
+        let active = self.active().base_seq;
         while let Some((&oldest, seg)) = self.segments.iter().next() {
             if oldest == active || seg.live() > 0 {
                 break;
@@ -393,7 +398,7 @@ impl Store {
             let r = self.remove_segment(oldest, durability);
             self.guard(r)?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Removes a segment's files: the log first, so a crash in between leaves an orphan

@@ -137,6 +137,25 @@ fn run(ops: Vec<Op>, sync: SyncPolicy) {
     }
 }
 
+/// A case proptest once found: a segment all of whose records were deleted while it was the
+/// active one was removed when it rolled although older segments still held records, so the
+/// reopened log saw a hole between them and called it lost data.
+#[test]
+fn given_a_fully_deleted_middle_segment_when_it_rolls_and_the_log_reopens_then_there_is_no_hole() {
+    let ops = vec![
+        Op::Append(vec![242, 256, 297, 0, 103]),
+        Op::Delete(0),
+        Op::Delete(8_374_227_554_337),
+        Op::Delete(12_164_172_564_148_617_068),
+        Op::Delete(7_149_877_372_670_765_615),
+        Op::Append(vec![361, 198, 2, 340, 396]),
+        Op::Reopen { close: false },
+    ];
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        run(ops.clone(), sync);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
