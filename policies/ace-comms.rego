@@ -1,4 +1,4 @@
-# The example policy of seed 001 (appendix C), adapted to Rego v1 and to ace-policy's contract.
+# The ACE::COMMS example access policy, adapted to Rego v1 and to ace-policy's contract.
 #
 # Contract (ace-policy `RegoPolicy`): package `ace.comms`; `deny` is a set of reason strings
 # (any reason denies), `require_approval` a set of reason strings (any reason holds the message
@@ -6,11 +6,11 @@
 # restricts. Input document: see ace-policy `policy_input` (principal, action, subject, target,
 # message, headers, governance, ehi_score, has_approval). Data: `data.ehi_threshold`.
 #
-# Adaptations from the seed, rule by rule:
+# Adaptations from the original rules, rule by rule:
 # - "Allow admins everything": admins are exempt from the agent rule below.
 # - "Allow agents to communicate with each other": an agent's command or query must target an
 #   agent (`input.target.entity_type`), written as a deny because RBAC grants.
-# - "Require HITL for high EHI scores": `require_approval`, at the seed's `>` on the default
+# - "Require HITL for high EHI scores": `require_approval`, at the rule's `>` on the default
 #   threshold (the EHI gate also holds per action at `>=`; both reasons are reported).
 # - "Block access to production without approval": held for approval instead of refused
 #   outright, which is what an approval is for; `has_approval` releases it. The environment is
