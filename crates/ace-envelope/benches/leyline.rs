@@ -1,5 +1,5 @@
-//! Seed 004's four Leyline targets, measured as encode + decode of the message the seed
-//! describes (stricter than the seed's "serialization", which is the encode alone): encoded
+//! The four Leyline targets, measured as encode + decode of the message each describes
+//! (stricter than a "serialization" target, which is the encode alone): encoded
 //! sizes are printed to stderr once at start.
 //!
 //! Run: `cargo bench -p ace-envelope --bench leyline -- --warm-up-time 1 --measurement-time 3`

@@ -5,7 +5,7 @@
 //!
 //! - [`Envelope`] and its parts ([`Kind`], [`Priority`], [`Qos`], [`Source`], [`PayloadRef`],
 //!   [`Governance`], [`Label`], [`Signature`], [`TraceContext`]) — `envelope.rs`;
-//! - [`EnvelopeBuilder`] with the seed's defaults and a UUIDv7 id — `builder.rs`;
+//! - [`EnvelopeBuilder`] with the documented defaults and a UUIDv7 id — `builder.rs`;
 //! - [`Envelope::validate`], every broken rule with its field path — `validate.rs`;
 //! - [`Subject`], [`SubjectPattern`] (`*`, `>`), the ACE hierarchy [`AceSubject`] — `subject.rs`;
 //! - W3C [`TraceParent`] — `trace.rs`;

@@ -46,7 +46,7 @@ fn default_threshold() -> f64 {
 }
 
 impl Default for EhiConfig {
-    /// The seed's values: default 0.7; `delete` 0.9, `deploy` 0.8, `modify_prod` 0.85.
+    /// The shipped values: default 0.7; `delete` 0.9, `deploy` 0.8, `modify_prod` 0.85.
     fn default() -> Self {
         let seed = [("delete", 0.9), ("deploy", 0.8), ("modify_prod", 0.85)];
         EhiConfig {
@@ -76,7 +76,7 @@ impl EhiConfig {
     }
 }
 
-/// Holds messages for approval by EHI score; the default gate has the seed's thresholds.
+/// Holds messages for approval by EHI score; the default gate has the shipped thresholds.
 #[derive(Debug, Clone, Default)]
 pub struct EhiGate {
     config: EhiConfig,

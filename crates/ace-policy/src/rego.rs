@@ -15,7 +15,7 @@
 //! from the same value, so the document hashed is the document evaluated.
 //!
 //! If evaluation fails or the result has the wrong shape, the answer is `Deny` with reason
-//! [`POLICY_ENGINE_FAILURE`], logged at `error` and counted — the seed's "failover to
+//! [`POLICY_ENGINE_FAILURE`], logged at `error` and counted — the "failover to
 //! default-deny" procedure — and never cached, so a recovered engine answers anew.
 
 use std::collections::{HashMap, VecDeque};

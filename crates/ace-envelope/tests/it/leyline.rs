@@ -1,5 +1,5 @@
 //! The Leyline messages: what Rust encodes, the .proto-generated types decode to the
-//! same message; sizes are stated against the seed's 280-byte target.
+//! same message; sizes are stated against Leyline's 280-byte target.
 
 use ace_envelope::leyline as pb;
 use proptest::prelude::*;
@@ -64,7 +64,7 @@ fn given_each_seed_message_when_encoded_then_it_decodes_to_the_same_message() {
 
 #[test]
 fn given_the_seed_benchmark_messages_when_encoded_then_sizes_are_as_documented() {
-    // The seed's <280-byte target holds for the single command and for a SystemStatePacket
+    // The <280-byte target holds for the single command and for a SystemStatePacket
     // without seeds; ten seeds cannot fit in 280 bytes (each SeedState is ~40 bytes), nor can a
     // 200-byte payload plus its envelope. BENCHMARKS.md states these sizes.
     let command = fixtures::adaptation_command().encoded_len();
@@ -98,7 +98,7 @@ fn given_a_gme_envelope_when_read_by_a_leyline_event_envelope_reader_then_it_dec
 }
 
 proptest! {
-    // Seed 004's property test: epoch and accuracy survive serialisation.
+    // Leyline's property test: epoch and accuracy survive serialisation.
     #[test]
     fn system_state_keeps_epoch_and_accuracy(epoch in 0u32..=10_000, accuracy in 0.0f32..=1.0) {
         let packet = pb::SystemStatePacket { current_epoch: epoch, validation_accuracy: accuracy, ..Default::default() };

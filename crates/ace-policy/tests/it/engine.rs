@@ -43,7 +43,7 @@ fn given_the_seed_agent_rule_when_agents_command_agents_or_others_then_only_agen
         d.reasons()[0].contains("only send commands and queries to agents"),
         "{d:?}"
     );
-    // The seed's "admins everything": an admin of agent type is exempt.
+    // "Admins everything": an admin of agent type is exempt.
     assert!(publish(&e, SourceType::Agent, &["admin"], &to_tool).is_allow());
     // Events are not commands: an agent may announce them anywhere RBAC allows.
     let event =
@@ -73,7 +73,7 @@ fn given_a_per_tool_threshold_when_the_score_is_below_it_then_only_the_default_r
         .header(ACTION_HEADER, "delete")
         .ehi_score(0.85)
         .build_unchecked();
-    // delete's threshold is 0.9: the gate passes it; the seed's Rego rule (default 0.7) holds it.
+    // delete's threshold is 0.9: the gate passes it; the shipped Rego rule (default 0.7) holds it.
     let d = publish(&e, SourceType::Human, &["human"], &env);
     assert_eq!(d.reasons().len(), 1, "{d:?}");
     assert!(d.reasons()[0].contains("policy threshold"));
@@ -277,7 +277,7 @@ fn given_a_directory_without_rego_when_loaded_then_rbac_and_ehi_decide_alone() {
     let e = PolicyEngine::load(dir.path(), EhiConfig::default()).unwrap();
     assert!(e.rego().is_none());
     let to_tool = message("ace.comms.agent.tool.search.cmd.v1");
-    // Without the seed policy, RBAC alone allows what the agent rule would have refused.
+    // Without the shipped Rego policy, RBAC alone allows what the agent rule would have refused.
     assert!(publish(&e, SourceType::Agent, &["agent"], &to_tool).is_allow());
 }
 
@@ -315,5 +315,5 @@ fn given_the_embedded_policies_when_loaded_then_they_decide_like_the_policies_di
             "{subject}"
         );
     }
-    assert!(embedded.rego().is_some(), "the seed's Rego policy ships");
+    assert!(embedded.rego().is_some(), "the example Rego policy ships");
 }

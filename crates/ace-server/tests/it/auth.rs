@@ -581,7 +581,7 @@ async fn given_the_shipped_rego_policy_when_an_agent_commands_a_service_then_403
     let dir = tempfile::tempdir().unwrap();
     let server = start_enforced(dir.path(), |_| {}).await;
     let agent = role("agent");
-    // RBAC allows ace.comms.agent.> to agents; the seed's policy allows commands to agents only.
+    // RBAC allows ace.comms.agent.> to agents; the shipped policy allows commands to agents only.
     let to_agent = message("ace.comms.agent.agent.planner.cmd.v1");
     let got = post_as(&server, &agent, "/api/v1/messages", &to_agent).await;
     assert_eq!(got.0, 202, "{}", got.1);
