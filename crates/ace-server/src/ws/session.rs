@@ -408,26 +408,43 @@ async fn sleep_until(exp: Option<u64>) {
     }
 }
 
+/// At most this many queued frames are written between two flushes of the socket.
+const WRITE_BATCH: usize = 64;
+
 /// The writer: drains the queue into the socket; once a close is decided it sends the close
 /// frame ahead of whatever is still queued and stops.
+///
+/// Frames already queued are written together: each is fed to the socket's buffer and the
+/// buffer is flushed once for up to [`WRITE_BATCH`] of them, so a busy connection costs one
+/// `send(2)` per batch rather than one per frame. An idle connection's lone frame is flushed
+/// at once — batching never waits for more frames to come.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut queued: mpsc::Receiver<Queued>,
     mut closing: watch::Receiver<Option<(u16, String)>>,
 ) {
+    let mut charges = Vec::with_capacity(WRITE_BATCH);
     loop {
         let next = tokio::select! {
             biased;
             _ = closing.changed() => None,
             next = queued.recv() => next,
         };
-        let Some(Queued { message, _charge }) = next else {
+        let Some(first) = next else {
             break;
         };
-        // The charge is given back once the frame is written (or the write is abandoned).
-        tokio::select! {
-            sent = sink.send(message) => if sent.is_err() { return },
-            _ = closing.changed() => break,
+        // Each charge is given back once its frame is written (or the write is abandoned).
+        let written = tokio::select! {
+            written = write_batch(&mut sink, &mut queued, first, &mut charges) => Some(written),
+            _ = closing.changed() => None,
+        };
+        // A closing connection gives its frames' bytes back before the close handshake, which
+        // may wait for a client that does not read.
+        charges.clear();
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return,
+            None => break,
         }
     }
     let frame = closing.borrow().clone().map(|(code, reason)| CloseFrame {
@@ -439,6 +456,25 @@ async fn write(
         let _ = sink.close().await;
     })
     .await;
+}
+
+/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames), then
+/// flushes once; the frames' charges are kept in `charges` until the flush is done.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    queued: &mut mpsc::Receiver<Queued>,
+    first: Queued,
+    charges: &mut Vec<Charge>,
+) -> Result<(), axum::Error> {
+    let mut next = Some(first);
+    while let Some(Queued { message, _charge: charge }) = next.take() {
+        sink.feed(message).await?;
+        charges.push(charge);
+        if charges.len() < WRITE_BATCH {
+            next = queued.try_recv().ok();
+        }
+    }
+    sink.flush().await
 }
 
 impl Session {
