@@ -38,3 +38,30 @@ pub fn postgres_url(test: &str) -> Option<String> {
         }
     }
 }
+
+/// A Python interpreter for `test` that can import every module of `modules` (independent
+/// checkers from PyPI, e.g. `openapi_spec_validator`): `ACE_TEST_PYTHON` (`.ci/run` points it at
+/// the virtual environment it installs them into), by default `python3`. `None` after a loud
+/// notice when it cannot; panics under `CI=true` instead.
+pub fn python(test: &str, modules: &[&str]) -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("ACE_TEST_PYTHON").unwrap_or_else(|| "python3".into());
+    let imports = format!("import {}", modules.join(", "));
+    let probe = std::process::Command::new(&python)
+        .args(["-c", &imports])
+        .output();
+    let problem = match probe {
+        Ok(out) if out.status.success() => return Some(python.into()),
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let python = std::path::Path::new(&python).display().to_string();
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{python} cannot `{imports}` under CI=true: {problem}"
+    );
+    eprintln!(
+        "SKIPPED {test}: {python} cannot `{imports}` ({problem}); set ACE_TEST_PYTHON to an \
+         interpreter that has them (`bash .ci/run` installs them into .ci/venv)"
+    );
+    None
+}

@@ -51,6 +51,7 @@ pub(crate) async fn heartbeat(
 #[utoipa::path(
     get,
     path = "/api/v1/agents",
+    operation_id = "list_agents",
     tag = "agents",
     params(
         ("capability" = Option<String>, Query, description = "Only agents announcing this capability"),

@@ -44,6 +44,7 @@ fn status_filter(status: Option<&str>) -> Result<Option<ApprovalStatus>, ApiErro
 #[utoipa::path(
     get,
     path = "/api/v1/approvals",
+    operation_id = "list_approvals",
     tag = "approvals",
     params(
         ("status" = Option<String>, Query, description = "`pending` (default), `approved`, `rejected`, `expired` or `all`"),

@@ -138,9 +138,75 @@ pub(crate) enum BodyRefusals {
         ledger::consistency,
         admin::reload,
     ),
-    components(schemas(PublishAnswer, ErrorBody))
+    components(schemas(PublishAnswer, ErrorBody)),
+    modifiers(&Security)
 )]
 struct ApiDoc;
+
+/// The credentials the server takes (any one of them), required on every `/api/v1` operation
+/// and on none of the operational routes (`/health`, `/ready`, `/metrics`, `/openapi.json`).
+/// In development mode (`auth.mode: development`) nothing is checked.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "`Authorization: Bearer <jwt>`, verified against `auth.jwt` (issuer, \
+                     audience, keys, lifetime)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-ACE-API-Key",
+                "An API key listed (as its SHA-256) in `auth.api_keys`",
+            ))),
+        );
+        components.add_security_scheme(
+            "mutual_tls",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "A client certificate verified against `tls.client_ca` (with `auth.mtls: true`)"
+                        .to_owned(),
+                ),
+                extensions: None,
+            },
+        );
+        let any_of = ["bearer", "api_key", "mutual_tls"]
+            .map(|name| SecurityRequirement::new(name, Vec::<String>::new()));
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let security = if path.starts_with("/api/") {
+                any_of.to_vec()
+            } else {
+                vec![SecurityRequirement::default()]
+            };
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.security = Some(security.clone());
+            }
+        }
+    }
+}
 
 /// The document as JSON, rendered on first use.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {

@@ -146,6 +146,60 @@ async fn given_the_served_document_when_read_then_it_is_openapi_3_1_with_the_err
 }
 
 #[tokio::test]
+async fn given_the_served_document_when_checked_by_openapi_spec_validator_then_it_passes() {
+    let test = "openapi_spec_validator";
+    let Some(python) = ace_testkit::python(test, &["openapi_spec_validator"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&app(dir.path())).await;
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn given_the_served_document_when_read_then_credentials_are_required_on_the_api_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&app(dir.path())).await;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(schemes["api_key"]["name"], "X-ACE-API-Key", "{schemes}");
+    assert_eq!(schemes["mutual_tls"]["type"], "mutualTLS", "{schemes}");
+    let mut ids = BTreeSet::new();
+    for (path, method) in documented(&doc) {
+        let operation = &doc["paths"][&path][method.to_lowercase()];
+        let id = operation["operationId"].as_str().unwrap().to_owned();
+        assert!(ids.insert(id.clone()), "operationId {id} twice");
+        let security = operation["security"].as_array().expect("security");
+        if path.starts_with("/api/") {
+            let names: Vec<&str> = security
+                .iter()
+                .flat_map(|r| r.as_object().unwrap().keys())
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                names,
+                ["bearer", "api_key", "mutual_tls"],
+                "{method} {path}"
+            );
+        } else {
+            assert_eq!(security, &[json!({})], "{method} {path} is open");
+        }
+    }
+}
+
+#[tokio::test]
 async fn given_the_router_when_every_route_and_method_is_probed_then_the_document_lists_exactly_them()
  {
     let dir = tempfile::tempdir().unwrap();
