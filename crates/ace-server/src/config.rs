@@ -99,6 +99,21 @@ pub struct AuthConfig {
     /// Client certificates verified by TLS (`tls.client_auth` optional or required) name the
     /// principal.
     pub mtls: bool,
+    /// Who may read `/metrics`: `open` (anyone who reaches the listener, the default, as
+    /// Prometheus scrapers expect) or `authenticated` (the same credentials as `/api/v1`; 401
+    /// without them).
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read `/metrics` (`auth.metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    /// Anyone who reaches the listener.
+    #[default]
+    Open,
+    /// A caller the server authenticates, as on `/api/v1` (in development mode, everyone).
+    Authenticated,
 }
 
 /// Authentication modes.

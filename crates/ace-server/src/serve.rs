@@ -138,7 +138,8 @@ impl App {
             .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
         let state = AppState::new(core, metrics, config.limits.clone())
             .with_governance(governance)
-            .with_ready_strict(config.streams.ready_strict);
+            .with_ready_strict(config.streams.ready_strict)
+            .with_metrics_access(config.auth.metrics);
         state.set_ready(true);
         Ok(App {
             state,

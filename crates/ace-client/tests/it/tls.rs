@@ -103,6 +103,7 @@ async fn start(pki: &Pki, client_auth: ClientAuth) -> Server {
                     jwt: None,
                     api_keys: None,
                     mtls: true,
+                    ..AuthConfig::default()
                 };
             }
         },

@@ -1,6 +1,7 @@
 //! `/health` (the process answers), `/ready` (the engine is open and the default streams exist;
 //! false again once shutdown begins, so load balancers drain first) and `/metrics`
-//! (Prometheus text exposition).
+//! (Prometheus text exposition; open by default, or only for authenticated callers with
+//! `auth.metrics: authenticated`).
 //!
 //! `/ready` also lists `degraded_streams`: every stream whose storage state is not `ok`
 //! (`read_only` after damage was found, `halted` after a failed write or fsync) with the reason,
@@ -16,6 +17,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::request::Ctx;
 use crate::error::ApiError;
 use ace_core::RequestContext;
 use ace_envelope::{ErrorBody, ErrorCode};
@@ -109,18 +111,25 @@ async fn degraded_streams(state: &AppState) -> Vec<Value> {
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition of the `ace_comms_*` metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "`UNAUTHENTICATED`: with `auth.metrics: authenticated`, missing or bad credentials", body = ErrorBody),
     )
 )]
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    if state.metrics_authenticated {
+        state.core.authenticate(&ctx)?;
+    }
     match state.core.list_streams(&RequestContext::internal()).await {
         Ok(streams) => state.metrics.observe_streams(&streams),
         Err(err) => tracing::warn!(error = %err, "/metrics could not list the streams"),
     }
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

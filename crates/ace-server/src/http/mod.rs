@@ -53,6 +53,8 @@ pub struct AppState {
     pub(crate) ws_budgets: Arc<crate::ws::budget::Budgets>,
     /// `streams.ready_strict`: `/ready` answers 503 while a stream is `read_only` or `halted`.
     pub(crate) ready_strict: bool,
+    /// `auth.metrics: authenticated`: `/metrics` answers only callers the core authenticates.
+    pub(crate) metrics_authenticated: bool,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             ws_budgets: Arc::new(ws_budgets),
             ready_strict: false,
+            metrics_authenticated: false,
         }
     }
 
@@ -76,6 +79,13 @@ impl AppState {
     /// (`streams.ready_strict`).
     pub fn with_ready_strict(mut self, strict: bool) -> Self {
         self.ready_strict = strict;
+        self
+    }
+
+    /// State whose `/metrics` answers only authenticated callers (`auth.metrics:
+    /// authenticated`); by default it is open.
+    pub fn with_metrics_access(mut self, access: crate::config::MetricsAccess) -> Self {
+        self.metrics_authenticated = access == crate::config::MetricsAccess::Authenticated;
         self
     }
 

@@ -144,7 +144,8 @@ pub(crate) enum BodyRefusals {
 struct ApiDoc;
 
 /// The credentials the server takes (any one of them), required on every `/api/v1` operation
-/// and on none of the operational routes (`/health`, `/ready`, `/metrics`, `/openapi.json`).
+/// and on none of the operational routes (`/health`, `/ready`, `/openapi.json`); `/metrics`
+/// takes them when `auth.metrics` is `authenticated`.
 /// In development mode (`auth.mode: development`) nothing is checked.
 struct Security;
 
@@ -189,6 +190,11 @@ impl utoipa::Modify for Security {
         for (path, item) in doc.paths.paths.iter_mut() {
             let security = if path.starts_with("/api/") {
                 any_of.to_vec()
+            } else if path == "/metrics" {
+                // `auth.metrics`: open (the default) or authenticated.
+                std::iter::once(SecurityRequirement::default())
+                    .chain(any_of.iter().cloned())
+                    .collect()
             } else {
                 vec![SecurityRequirement::default()]
             };

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ace_envelope::{Envelope, Kind, Label};
 use ace_policy::{JwtAlgorithm, JwtConfig, KeySource, hash_api_key};
-use ace_server::{AuthConfig, AuthMode, ClientAuth, Config, TlsConfig};
+use ace_server::{AuthConfig, AuthMode, ClientAuth, Config, MetricsAccess, TlsConfig};
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ pub(crate) fn enforced_auth(dir: &Path) -> AuthConfig {
             }])
         }),
         api_keys: Some(keys),
-        mtls: false,
+        ..AuthConfig::default()
     }
 }
 
@@ -849,4 +849,34 @@ async fn given_required_client_certificates_when_a_client_has_none_then_the_hand
         "no certificate, no connection: {refused:?}"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn given_metrics_open_or_authenticated_when_scraped_then_credentials_are_asked_only_when_configured()
+ {
+    async fn scrape(server: &Server, key: Option<&str>) -> reqwest::Response {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(key) = key {
+            request = request.header("X-ACE-API-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+    // open by default, also in enforced mode: a scraper needs no credentials
+    let dir = tempfile::tempdir().unwrap();
+    let open = start_enforced(dir.path(), |_| {}).await;
+    assert_eq!(scrape(&open, None).await.status(), 200);
+
+    let dir = tempfile::tempdir().unwrap();
+    let closed = start_enforced(dir.path(), |config| {
+        config.auth.metrics = MetricsAccess::Authenticated;
+    })
+    .await;
+    let unknown = "key-nobody-0123456789abcdef0123456789abcdef";
+    for key in [None, Some(unknown)] {
+        let refused = answer(scrape(&closed, key).await).await;
+        assert_error(&refused, 401, "UNAUTHENTICATED");
+    }
+    let scraped = scrape(&closed, Some(&key_of("observer"))).await;
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("ace_comms_"));
 }

@@ -193,6 +193,8 @@ async fn given_the_served_document_when_read_then_credentials_are_required_on_th
                 ["bearer", "api_key", "mutual_tls"],
                 "{method} {path}"
             );
+        } else if path == "/metrics" {
+            assert_eq!(security.len(), 4, "open or authenticated by configuration");
         } else {
             assert_eq!(security, &[json!({})], "{method} {path} is open");
         }
