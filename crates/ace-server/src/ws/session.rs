@@ -467,7 +467,11 @@ async fn write_batch(
     charges: &mut Vec<Charge>,
 ) -> Result<(), axum::Error> {
     let mut next = Some(first);
-    while let Some(Queued { message, _charge: charge }) = next.take() {
+    while let Some(Queued {
+        message,
+        _charge: charge,
+    }) = next.take()
+    {
         sink.feed(message).await?;
         charges.push(charge);
         if charges.len() < WRITE_BATCH {
