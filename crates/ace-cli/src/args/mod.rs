@@ -92,6 +92,15 @@ pub(crate) enum Command {
     Reload(OutputArgs),
     /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
     Bench(Box<BenchArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+                            ace-comms completions bash > /etc/bash_completion.d/ace-comms\n  \
+                            ace-comms completions zsh > \"${fpath[1]}/_ace-comms\"\n  \
+                            ace-comms completions fish > ~/.config/fish/completions/ace-comms.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `--json`: machine-readable output instead of a table.

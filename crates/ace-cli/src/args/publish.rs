@@ -14,12 +14,15 @@ use super::envelope::{parse_header, parse_with};
     --name TASK_DONE --priority P1 --header tenant=acme --idempotency-key t2\n  \
     ace-comms pub ace.comms.http.service.load.evt.tick.v1 '{\"n\":1}' --count 10000\n  \
     ace-comms pub ace.comms.http.ops.db.evt.drop.v1 '{\"table\":\"users\"}' --ehi 0.95 --header ace-action=delete\n  \
-    ace-comms --server http://10.0.0.5:8500 pub ace.comms.matrix.human.ops.evt.note.v1 hello --json")]
+    ace-comms --server 10.0.0.5:8500 pub ace.comms.matrix.human.ops.evt.note.v1 hello --raw --json")]
 pub(crate) struct PubArgs {
     /// Routing subject (literal, no wildcards).
     pub(crate) subject: String,
-    /// Payload: JSON, or any other text (sent as a JSON string); `{}` when absent.
+    /// Payload: a JSON document (other text is refused unless `--raw`); `{}` when absent.
     pub(crate) payload: Option<String>,
+    /// Send the payload text as a JSON string instead of parsing it as JSON.
+    #[arg(long)]
+    pub(crate) raw: bool,
     /// event, command, query, reply or error.
     #[arg(long, default_value = "event", value_parser = parse_with(Kind::parse, "event, command, query, reply, error"))]
     pub(crate) kind: Kind,

@@ -15,8 +15,11 @@ use super::client::parse_duration;
 pub(crate) struct ReqArgs {
     /// Subject of the query (literal, no wildcards).
     pub(crate) subject: String,
-    /// Payload: JSON, or any other text (sent as a JSON string).
+    /// Payload: a JSON document (other text is refused unless `--raw`).
     pub(crate) payload: String,
+    /// Send the payload text as a JSON string instead of parsing it as JSON.
+    #[arg(long)]
+    pub(crate) raw: bool,
     /// How long to wait for the reply.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,

@@ -42,7 +42,7 @@ impl Session {
 /// A client of `--server` trusting `--tls-ca`, presenting `--tls-cert`/`--tls-key` and the
 /// `--token` or `--api-key` given (no request is sent; the TLS files are read now).
 pub(crate) fn client(server: &ServerArgs) -> Result<Client> {
-    let url = &server.server;
+    let url = &*server_url(&server.server);
     let mut builder = Client::builder(url);
     if let Some(ca) = &server.tls_ca {
         builder = builder.tls_ca(ca.as_path());
@@ -67,13 +67,38 @@ pub(crate) fn client(server: &ServerArgs) -> Result<Client> {
     })
 }
 
+/// `--server` as a URL: `host:port` (like `nats -s`) means `http://host:port`.
+pub(crate) fn server_url(server: &str) -> std::borrow::Cow<'_, str> {
+    if server.contains("://") {
+        server.into()
+    } else {
+        format!("http://{server}").into()
+    }
+}
+
+/// The server's message without a leading restatement of its code (`forbidden: …` under
+/// `FORBIDDEN`), so the printed line names the code once.
+fn without_code(code: ErrorCode, message: &str) -> &str {
+    let spoken = code.as_str().to_ascii_lowercase().replace('_', " ");
+    let lower = message.to_ascii_lowercase();
+    [spoken.as_str(), code.as_str()]
+        .iter()
+        .find_map(|prefix| {
+            let rest = lower.strip_prefix(&prefix.to_ascii_lowercase())?;
+            rest.starts_with(':')
+                .then(|| message[prefix.len() + 1..].trim_start())
+        })
+        .unwrap_or(message)
+}
+
 /// A call's failure as the command's result: a refusal by the server (or no reply in time) is
 /// printed with its code and message and exits 1; anything else (unreachable, a broken answer)
-/// is an error, exit 2.
+/// is an error, exit 2 — an unreachable server with a hint.
 pub(crate) fn failed(err: ClientError) -> Result<Outcome> {
     match err {
         ClientError::Api { body, .. } => {
-            eprintln!("error: {}: {}", body.error.code, body.error.message);
+            let message = without_code(body.error.code, &body.error.message);
+            eprintln!("error: {}: {message}", body.error.code);
             if !body.error.details.is_null() {
                 eprintln!("  details: {}", body.error.details);
             }
@@ -90,16 +115,27 @@ pub(crate) fn failed(err: ClientError) -> Result<Outcome> {
             eprintln!("error: {}: {err}", ErrorCode::Timeout);
             Ok(Outcome::Invalid)
         }
+        err @ ClientError::Transport { .. } => Err(anyhow::Error::new(err).context(
+            "the server could not be reached: is it running, and is --server (or ACE_SERVER) \
+             its address? `ace-comms serve` starts one on http://127.0.0.1:8500",
+        )),
         err => Err(anyhow::Error::new(err)),
     }
 }
 
-/// The payload argument: JSON as written, any other text as a JSON string, `{}` when absent.
-pub(crate) fn payload(text: Option<&str>) -> serde_json::Value {
+/// The payload argument: JSON as written, `{}` when absent; text that is not JSON is refused
+/// (a typo in a JSON document must not travel as a string) unless `raw`, which sends the text
+/// as a JSON string.
+pub(crate) fn payload(text: Option<&str>, raw: bool) -> Result<serde_json::Value> {
     match text {
-        None => serde_json::json!({}),
-        Some(text) => serde_json::from_str(text)
-            .unwrap_or_else(|_| serde_json::Value::String(text.to_owned())),
+        None => Ok(serde_json::json!({})),
+        Some(text) if raw => Ok(serde_json::Value::String(text.to_owned())),
+        Some(text) => serde_json::from_str(text).map_err(|err| {
+            anyhow::anyhow!(
+                "the payload is not JSON ({err}); quote a JSON document, or pass --raw to send \
+                 the text as a JSON string"
+            )
+        }),
     }
 }
 
@@ -108,9 +144,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_json_text_or_plain_text_when_read_as_payload_then_json_stays_json() {
-        assert_eq!(payload(Some(r#"{"a":1}"#)), serde_json::json!({"a": 1}));
-        assert_eq!(payload(Some("hello")), serde_json::json!("hello"));
-        assert_eq!(payload(None), serde_json::json!({}));
+    fn given_json_text_or_plain_text_when_read_as_payload_then_text_needs_raw() {
+        let json = payload(Some(r#"{"a":1}"#), false).unwrap();
+        assert_eq!(json, serde_json::json!({"a": 1}));
+        let err = payload(Some("{a:1}"), false).unwrap_err().to_string();
+        assert!(err.contains("not JSON") && err.contains("--raw"), "{err}");
+        assert_eq!(
+            payload(Some("hello"), true).unwrap(),
+            serde_json::json!("hello")
+        );
+        assert_eq!(
+            payload(Some(r#"{"a":1}"#), true).unwrap(),
+            serde_json::json!(r#"{"a":1}"#)
+        );
+        assert_eq!(payload(None, false).unwrap(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn given_host_and_port_when_used_as_server_then_http_is_assumed() {
+        assert_eq!(server_url("127.0.0.1:8500"), "http://127.0.0.1:8500");
+        assert_eq!(server_url("https://h:1"), "https://h:1");
+    }
+
+    #[test]
+    fn given_a_message_restating_its_code_when_printed_then_the_code_appears_once() {
+        let forbidden = without_code(ErrorCode::Forbidden, "forbidden: agent-1 may not publish");
+        assert_eq!(forbidden, "agent-1 may not publish");
+        let unknown = without_code(ErrorCode::StreamNotFound, "stream not found: ORDERS");
+        assert_eq!(unknown, "ORDERS");
+        let kept = without_code(ErrorCode::Forbidden, "the forbidden fruit: no");
+        assert_eq!(kept, "the forbidden fruit: no");
     }
 }

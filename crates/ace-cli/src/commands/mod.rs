@@ -47,5 +47,10 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Ledger(command) => ledger::run(command, &cli.server, out),
         Command::Reload(output) => reload::run(output, &cli.server, out),
         Command::Bench(args) => bench::run(&args, &cli.server, out),
+        Command::Completions { shell } => {
+            let mut command = <crate::args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ace-comms", out);
+            Ok(Outcome::Success)
+        }
     }
 }

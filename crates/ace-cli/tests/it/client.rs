@@ -83,6 +83,7 @@ fn given_a_server_when_publishing_then_the_stream_and_sequence_are_printed() {
         "pub",
         EVENT,
         "plain text",
+        "--raw",
         "--idempotency-key",
         "k1",
         "--json",
@@ -556,8 +557,39 @@ fn given_a_responder_when_req_then_its_reply_prints_and_without_one_timeout_exit
     let reply: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(reply["kind"], "reply", "{out}");
     assert_eq!(reply["payload"]["answer"]["q"], "rust", "{out}");
-    let out = server.ok(&["req", query, "plain", "--timeout", "10s"]);
+    let out = server.ok(&["req", query, "plain", "--raw", "--timeout", "10s"]);
     assert!(out.contains(r#"{"answer":"plain"}"#), "{out}");
+}
+
+#[test]
+fn given_cli_habits_when_misused_then_one_clean_line_with_a_hint() {
+    let server = Server::start();
+    // a payload that is not JSON is refused before anything is sent, unless --raw
+    let run = server.run(&["pub", EVENT, "{n:1}"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--raw"), "{}", run.stderr);
+    // `host:port` needs no scheme
+    let bare = server.url.trim_start_matches("http://");
+    let run = ace(&["--server", bare, "pub", EVENT, r#"{"n":1}"#], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // a refusal names its code once
+    let run = server.run(&["stream", "info", "NO_SUCH_STREAM"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run.stderr.lines().next().unwrap_or_default().to_owned();
+    assert!(line.starts_with("error: STREAM_NOT_FOUND: "), "{line}");
+    assert!(
+        !line.to_lowercase().contains("not found: stream not found"),
+        "{line}"
+    );
+    // an unreachable server says what to check
+    let down = ace(&["--server", "127.0.0.1:9", "stream", "ls"], b"");
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    assert!(
+        down.stderr.contains("could not be reached"),
+        "{}",
+        down.stderr
+    );
+    assert!(down.stderr.contains("ace-comms serve"), "{}", down.stderr);
 }
 
 #[test]

@@ -73,3 +73,33 @@ pub(crate) fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
 }
+
+#[test]
+fn given_a_reader_that_closed_the_pipe_when_a_command_writes_then_it_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_ace-comms"))
+        .args(["contracts", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn given_each_shell_when_completions_are_asked_then_a_script_naming_the_commands_prints() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = ace(&["completions", shell], b"");
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        for word in ["ace-comms", "stream", "approvals", "server"] {
+            assert!(run.stdout.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    assert_eq!(ace(&["completions", "tcsh"], b"").code, 2);
+}

@@ -34,8 +34,8 @@ struct Summary {
 }
 
 pub(crate) fn run(args: &PubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let payload = payload(args.payload.as_deref(), args.raw)?;
     let session = Session::new(server)?;
-    let payload = payload(args.payload.as_deref());
     if args.count > 1 {
         return run_many(&session, args, &payload, out);
     }

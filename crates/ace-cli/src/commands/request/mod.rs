@@ -12,8 +12,9 @@ use crate::args::{ReqArgs, ServerArgs};
 use crate::output;
 
 pub(crate) fn run(args: &ReqArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let payload = payload(Some(&args.payload), args.raw)?;
     let query = match Envelope::builder(Kind::Query, args.subject.clone())
-        .payload_json(payload(Some(&args.payload)))
+        .payload_json(payload)
         .build()
     {
         Ok(query) => query,
