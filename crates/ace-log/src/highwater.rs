@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::codec;
-use crate::durability::Durability;
+use crate::durability::{Durability, OpenMode};
 use crate::error::LogError;
 use crate::tombstones::sync_failed;
 
@@ -65,13 +65,10 @@ impl HighWater {
         durability: &dyn Durability,
     ) -> Result<HighWater, LogError> {
         let path = dir.join(FILE_NAME);
-        let file = crate::nofollow::open(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
+        let file = crate::nofollow::open_for_write(
+            durability,
             &path,
+            OpenMode::Create,
             "open high-water mark",
         )?;
         let mut hw = HighWater {
@@ -96,8 +93,8 @@ impl HighWater {
     fn set(&mut self, seq: u64, durability: &dyn Durability) -> Result<(), LogError> {
         let generation = self.generation + 1;
         let at = (generation % 2) * SLOT as u64;
-        self.file
-            .write_all_at(&encode_slot(generation, seq), at)
+        durability
+            .write_at(&self.file, &self.path, &encode_slot(generation, seq), at)
             .map_err(|e| LogError::io("write high-water mark", &self.path, e))?;
         durability
             .sync_file(&self.file, &self.path)

@@ -27,14 +27,20 @@
 //!   or power loss loses everything since the last sealed segment (roll or close fsync).
 //! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
 //!   (except under `Never`); `delete_batch` shares one sync per touched tombstone file.
-//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs and a
-//!   full device.
-//! - A full device (`ENOSPC` while writing records) is a temporary refusal, not a halt: the
-//!   refused records (the whole group-commit batch they were in) are forgotten — the segment is
-//!   cut back to its last whole record, sequences and index go back — every caller whose records
-//!   they were gets [`LogError::NoSpace`], nothing acknowledged is touched, and the next write
-//!   simply tries again, so writes resume by themselves once space is freed. (A full device
-//!   while creating the next segment at a roll, or while syncing, still halts.)
+//! - Storage's one seam is [`Durability`] (`Log::open_with`): every call that changes the device
+//!   — opening for writing, writing at an offset (records, headers, watermark and high-water
+//!   slots, tombstones), `set_len`, creating a directory, renaming, removing, syncing a file or a
+//!   directory — goes through it, so tests inject failing syncs, a full device, or a simulated
+//!   power cut that forgets everything not yet synced.
+//! - A full device (`ENOSPC` while writing records, or at any step of creating the next segment
+//!   at a roll) is a temporary refusal, not a halt: the refused records (the whole group-commit
+//!   batch they were in) are forgotten — the segment is cut back to its last whole record,
+//!   sequences and index go back, a partly created segment is removed again (durably) — every
+//!   caller whose records they were gets [`LogError::NoSpace`], nothing acknowledged is touched,
+//!   and the next write simply tries again, so writes resume by themselves once space is freed.
+//!   A refused `append_batch` stores none of its records, even those a roll it needed had
+//!   already written. (A full device while syncing records, or while cleaning up a refused
+//!   segment, still halts.)
 //! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
 //!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
 //!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").
@@ -102,7 +108,7 @@ mod tombstones;
 mod types;
 
 pub use config::{LogConfig, Retention, SyncPolicy};
-pub use durability::{Durability, OsDurability};
+pub use durability::{Durability, OpenMode, OsDurability, create_dir_all};
 pub use error::LogError;
 pub use log::Log;
 pub use types::{

@@ -5,10 +5,9 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::durability::Durability;
+use crate::durability::{Durability, OpenMode, is_no_space};
 use crate::error::LogError;
 
 const ENTRY: usize = 12;
@@ -25,7 +24,10 @@ pub(crate) struct Tombstones {
 
 impl Tombstones {
     /// Loads `path` if it exists. Returns the torn bytes dropped from its end, if any.
-    pub(crate) fn load(path: PathBuf) -> Result<(Tombstones, u64), LogError> {
+    pub(crate) fn load(
+        path: PathBuf,
+        durability: &dyn Durability,
+    ) -> Result<(Tombstones, u64), LogError> {
         let mut t = Tombstones {
             path,
             file: None,
@@ -54,10 +56,11 @@ impl Tombstones {
                 }
             }
         }
-        let file = open_rw(&t.path)?;
+        let file = open_rw(&t.path, durability)?;
         let torn = (bytes.len() - good) as u64;
         if torn > 0 {
-            file.set_len(good as u64)
+            durability
+                .set_len(&file, &t.path, good as u64)
                 .map_err(|e| LogError::io("truncate tombstones", &t.path, e))?;
         }
         t.file = Some(file);
@@ -78,7 +81,8 @@ impl Tombstones {
     }
 
     /// Persists the delete of `seq`; with `sync` it is durable when this returns. A sync
-    /// failure is returned as `SyncFailed` for the caller to halt the log.
+    /// failure is returned as `SyncFailed` for the caller to halt the log; a full device as
+    /// `NoSpace`, with nothing changed.
     pub(crate) fn add(
         &mut self,
         seq: u64,
@@ -87,13 +91,24 @@ impl Tombstones {
         durability: &dyn Durability,
     ) -> Result<(), LogError> {
         if self.file.is_none() {
-            let file = open_rw(&self.path)?;
+            let file = open_rw(&self.path, durability)?;
             durability.sync_dir(dir).map_err(|e| sync_failed(dir, &e))?;
             self.file = Some(file);
         }
         let file = self.file.as_ref().expect("tombstone file was just opened");
-        file.write_all_at(&encode_entry(seq), self.len)
-            .map_err(|e| LogError::io("write tombstone", &self.path, e))?;
+        match durability.write_at(file, &self.path, &encode_entry(seq), self.len) {
+            Ok(()) => {}
+            Err(e) if is_no_space(&e) => {
+                // A full device refuses the delete: cut any partial entry, nothing changed.
+                durability
+                    .set_len(file, &self.path, self.len)
+                    .map_err(|e| LogError::io("cut refused tombstone", &self.path, e))?;
+                return Err(LogError::NoSpace {
+                    path: self.path.clone(),
+                });
+            }
+            Err(e) => return Err(LogError::io("write tombstone", &self.path, e)),
+        }
         self.len += ENTRY as u64;
         self.set.insert(seq);
         self.dirty = true;
@@ -120,17 +135,23 @@ impl Tombstones {
             bytes.extend_from_slice(&encode_entry(seq));
         }
         let tmp = self.path.with_extension("del.tmp");
-        let file = open_rw(&tmp)?;
-        file.set_len(0)
-            .and_then(|()| file.write_all_at(&bytes, 0))
+        let file = crate::nofollow::open_for_write(
+            durability,
+            &tmp,
+            OpenMode::Truncate,
+            "open tombstones",
+        )?;
+        durability
+            .write_at(&file, &tmp, &bytes, 0)
             .map_err(|e| LogError::io("write tombstones", &tmp, e))?;
         durability
             .sync_file(&file, &tmp)
             .map_err(|e| sync_failed(&tmp, &e))?;
-        std::fs::rename(&tmp, &self.path)
+        durability
+            .rename(&tmp, &self.path)
             .map_err(|e| LogError::io("rename tombstones", &tmp, e))?;
         durability.sync_dir(dir).map_err(|e| sync_failed(dir, &e))?;
-        self.file = Some(open_rw(&self.path)?);
+        self.file = Some(open_rw(&self.path, durability)?);
         self.len = bytes.len() as u64;
         Ok(())
     }
@@ -180,16 +201,8 @@ fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
     Ok(Some(bytes))
 }
 
-fn open_rw(path: &Path) -> Result<File, LogError> {
-    crate::nofollow::open(
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false),
-        path,
-        "open tombstones",
-    )
+fn open_rw(path: &Path, durability: &dyn Durability) -> Result<File, LogError> {
+    crate::nofollow::open_for_write(durability, path, OpenMode::Create, "open tombstones")
 }
 
 pub(crate) fn sync_failed(path: &Path, e: &std::io::Error) -> LogError {
@@ -208,14 +221,14 @@ mod tests {
     fn given_deletes_and_a_torn_last_entry_when_loaded_then_whole_entries_survive() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.del");
-        let (mut t, _) = Tombstones::load(path.clone()).unwrap();
+        let (mut t, _) = Tombstones::load(path.clone(), &OsDurability).unwrap();
         for seq in [3, 9] {
             t.add(seq, true, dir.path(), &OsDurability).unwrap();
         }
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[1, 2, 3]);
         std::fs::write(&path, &bytes).unwrap();
-        let (t, torn) = Tombstones::load(path).unwrap();
+        let (t, torn) = Tombstones::load(path, &OsDurability).unwrap();
         assert_eq!(torn, 3);
         assert!(t.contains(3) && t.contains(9) && t.count() == 2);
     }
@@ -224,14 +237,14 @@ mod tests {
     fn given_a_bad_entry_before_good_ones_when_loaded_then_it_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.del");
-        let (mut t, _) = Tombstones::load(path.clone()).unwrap();
+        let (mut t, _) = Tombstones::load(path.clone(), &OsDurability).unwrap();
         for seq in [1, 2, 3] {
             t.add(seq, false, dir.path(), &OsDurability).unwrap();
         }
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[0] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let err = Tombstones::load(path).unwrap_err();
+        let err = Tombstones::load(path, &OsDurability).unwrap_err();
         assert!(matches!(err, LogError::Corrupt { offset: 0, .. }), "{err}");
     }
 }
