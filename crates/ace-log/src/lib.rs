@@ -8,7 +8,8 @@
 //! `[len u32][crc32c u32][seq u64][ts u64][subject len u16][headers len u32][subject][headers][payload]`
 //! (little endian, CRC32C over everything after the crc field; see [`codec`]). A segment rolls
 //! when the next record would take it past `segment_bytes`. `<base_seq:020>.del` holds the
-//! segment's single-message deletes (12-byte entries with their own CRC32C).
+//! segment's single-message deletes: a 64-byte header of two watermark slots, then 12-byte
+//! entries with their own CRC32C (see `tombstones.rs`).
 //!
 //! # No symlinks
 //! The log never reads or writes through a symbolic link. The log directory is refused after an
@@ -53,9 +54,16 @@
 //! [`RecoveryReport::truncated`] (segment, offset, bytes). Anything undecodable below the
 //! watermark, or anywhere in a sealed segment, is corruption: nothing is truncated or skipped, the
 //! log opens read-only with [`RecoveryReport::corruption`] naming segment and offset, reads of
-//! records before it still work and writes return [`LogError::Corrupt`]. A damaged tombstone
-//! entry followed by intact ones fails `Log::open` itself with `LogError::Corrupt` naming the
-//! `.del` file: opening anyway would silently resurrect deleted messages.
+//! records before it still work and writes return [`LogError::Corrupt`]. Tombstone files follow
+//! the same rule with their own watermark (deletes written before one sync may be torn in any
+//! order): a bad entry at or past it is a torn tail, cut; below it (or a file cut below it) it
+//! fails `Log::open` itself with `LogError::Corrupt` naming the `.del` file: opening anyway would
+//! silently resurrect deleted messages.
+//!
+//! That no acknowledged record is lost, reordered or given a reused sequence by a power cut at
+//! any operation — unsynced writes dropped, or torn per 512-byte sector, directory changes kept
+//! as a prefix — is proven by the crash-point sweeps in `tests/it/powerloss.rs`, run on the
+//! simulated device of `ace_testkit::powerloss` behind the [`Durability`] seam.
 //!
 //! # High-water mark
 //! `highwater` in the log directory (two CRC'd slots, see `highwater.rs`) holds the highest

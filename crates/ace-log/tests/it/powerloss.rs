@@ -28,7 +28,7 @@ use ace_log::{Durability, Log, LogConfig, NewRecord, Retention, SyncPolicy};
 use ace_testkit::powerloss::{Crash, Disk, Tear, crash_points, scratch_dir, sweep_size};
 
 /// Crash points this file runs in CI, over all its sweeps; `ACE_POWERLOSS_POINTS` scales them.
-const CI_POINTS: usize = 2_400;
+const CI_POINTS: usize = 3_200;
 
 /// One step of a workload.
 #[derive(Debug, Clone, Copy)]
