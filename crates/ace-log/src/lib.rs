@@ -111,6 +111,7 @@ mod highwater;
 mod log;
 mod nofollow;
 mod segment;
+mod slot;
 mod store;
 mod tombstones;
 mod types;

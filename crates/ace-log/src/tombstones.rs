@@ -29,11 +29,11 @@ use std::path::{Path, PathBuf};
 
 use crate::durability::{Durability, OpenMode, is_no_space};
 use crate::error::LogError;
+use crate::slot::{self, SLOT};
 
 const ENTRY: usize = 12;
 /// Bytes before the first entry: two watermark slots.
 const HEADER: u64 = 64;
-const SLOT: usize = 32;
 const MAGIC: &[u8; 8] = b"ACEDEL\0\x02";
 
 /// The deleted sequences of one segment and the file that persists them.
@@ -240,9 +240,14 @@ impl Tombstones {
             return Ok(());
         };
         let generation = self.generation + 1;
-        let at = (generation % 2) * SLOT as u64;
+        let at = slot::offset(generation);
         durability
-            .write_at(file, &self.path, &encode_slot(generation, self.synced), at)
+            .write_at(
+                file,
+                &self.path,
+                &slot::encode(MAGIC, generation, self.synced),
+                at,
+            )
             .map_err(|e| LogError::io("write tombstones watermark", &self.path, e))?;
         durability
             .sync_file(file, &self.path)
@@ -254,11 +259,7 @@ impl Tombstones {
 
 /// `(generation, synced)` of the valid slot with the higher generation, if any.
 fn read_header(bytes: &[u8]) -> Option<(u64, u64)> {
-    bytes
-        .get(..HEADER as usize)?
-        .chunks_exact(SLOT)
-        .filter_map(decode_slot)
-        .max_by_key(|(generation, _)| *generation)
+    slot::latest(MAGIC, bytes.get(..HEADER as usize)?).filter(|&(_, synced)| synced >= HEADER)
 }
 
 /// The entries of a file with a header whose watermark is `synced`.
@@ -328,26 +329,9 @@ fn parse_legacy(bytes: &[u8], path: &Path) -> Result<Loaded, LogError> {
 /// A header whose one valid slot, in its generation's place, holds `synced`.
 fn header(generation: u64, synced: u64) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
-    let at = (generation % 2) as usize * SLOT;
-    h[at..at + SLOT].copy_from_slice(&encode_slot(generation, synced));
+    let at = slot::offset(generation) as usize;
+    h[at..at + SLOT].copy_from_slice(&slot::encode(MAGIC, generation, synced));
     h
-}
-
-fn encode_slot(generation: u64, synced: u64) -> [u8; SLOT] {
-    let mut s = [0u8; SLOT];
-    s[..8].copy_from_slice(MAGIC);
-    s[8..16].copy_from_slice(&generation.to_le_bytes());
-    s[16..24].copy_from_slice(&synced.to_le_bytes());
-    let crc = crc32c::crc32c(&s[..24]);
-    s[24..28].copy_from_slice(&crc.to_le_bytes());
-    s
-}
-
-fn decode_slot(s: &[u8]) -> Option<(u64, u64)> {
-    let crc = u32::from_le_bytes([s[24], s[25], s[26], s[27]]);
-    let (generation, synced) = (crate::codec::u64_at(s, 8), crate::codec::u64_at(s, 16));
-    (&s[..8] == MAGIC && crc32c::crc32c(&s[..24]) == crc && synced >= HEADER)
-        .then_some((generation, synced))
 }
 
 fn encode_entry(seq: u64) -> [u8; ENTRY] {
