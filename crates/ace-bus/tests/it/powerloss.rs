@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use ace_bus::{Bus, ConsumerConfig, EmbeddedBus, EmbeddedConfig, StreamConfig, StreamState};
 use ace_envelope::{Envelope, Kind};
 use ace_log::Durability;
-use ace_testkit::powerloss::{Crash, Disk, Tear, crash_points, scratch_dir, sweep_size};
+use ace_testkit::powerloss::{Disk, PowerCut, Tear, crash_points, scratch_dir, sweep_size};
 
 const STREAM: &str = "PL";
 const CONSUMER: &str = "C";
@@ -241,19 +241,12 @@ async fn check_consumer(bus: &EmbeddedBus, seen: &Seen) -> Result<(), String> {
 
 /// One crash point; `Ok(false)` when the run ended before operation `at_op`.
 async fn crash_point(at_op: u64, tear: Tear) -> Result<bool, String> {
-    let scratch = scratch_dir();
-    let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-    let crash = Crash {
-        at_op,
-        tear,
-        image: image.clone(),
-    };
-    let disk = Arc::new(Disk::crashing(&live, crash));
-    let seen = run(&live.join("data"), disk.clone()).await;
-    if !disk.crashed() {
+    let cut = PowerCut::after(at_op, tear);
+    let seen = run(&cut.live.join("data"), cut.disk.clone()).await;
+    if !cut.disk.crashed() {
         return Ok(false);
     }
-    judge(&image.join("data"), &seen).await.map(|()| true)
+    judge(&cut.image.join("data"), &seen).await.map(|()| true)
 }
 
 async fn ops_of_a_run() -> u64 {
@@ -320,17 +313,10 @@ fn given_a_power_cut_at_every_operation_of_the_first_open_then_the_engine_opens_
         disk.ops()
     };
     for (at_op, tear) in crash_points(ops, 7) {
-        let scratch = scratch_dir();
-        let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-        let crash = Crash {
-            at_op,
-            tear,
-            image: image.clone(),
-        };
-        let disk = Arc::new(Disk::crashing(&live, crash));
-        first_open(&live.join("data"), disk.clone());
-        assert!(disk.crashed(), "{at_op}");
-        rt.block_on(judge(&image.join("data"), &Seen::default()))
+        let cut = PowerCut::after(at_op, tear);
+        first_open(&cut.live.join("data"), cut.disk.clone());
+        assert!(cut.disk.crashed(), "{at_op}");
+        rt.block_on(judge(&cut.image.join("data"), &Seen::default()))
             .unwrap_or_else(|e| panic!("power cut after operation {at_op} ({tear:?}): {e}"));
     }
 }

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ace_log::{Durability, Log, LogConfig, NewRecord, Retention, SyncPolicy};
-use ace_testkit::powerloss::{Crash, Disk, Tear, crash_points, scratch_dir, sweep_size};
+use ace_testkit::powerloss::{
+    Disk, PowerCut, Tear, copy_tree, crash_points, scratch_dir, sweep_size,
+};
 
 /// Crash points this file runs in CI, over all its sweeps; `ACE_POWERLOSS_POINTS` scales them.
 const CI_POINTS: usize = 3_200;
@@ -460,20 +462,13 @@ fn judge(dir: &Path, cfg: &LogConfig, seen: &Seen, seed: u64) -> Result<(), Stri
 
 /// One crash point: runs `w` with the power cut after `at_op`, then judges the image.
 fn crash_point(w: &Workload, seed: u64, at_op: u64, tear: Tear) -> Result<bool, String> {
-    let scratch = scratch_dir();
-    let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-    let crash = Crash {
-        at_op,
-        tear,
-        image: image.clone(),
-    };
-    let disk = Arc::new(Disk::crashing(&live, crash));
-    let seen = run(w, seed, disk.clone(), &live.join("log"));
-    if !disk.crashed() {
+    let cut = PowerCut::after(at_op, tear);
+    let seen = run(w, seed, cut.disk.clone(), &cut.live.join("log"));
+    if !cut.disk.crashed() {
         // A multi-threaded run took fewer operations this time: no crash point.
         return Ok(false);
     }
-    judge(&image.join("log"), &w.config, &seen, seed).map(|()| true)
+    judge(&cut.image.join("log"), &w.config, &seen, seed).map(|()| true)
 }
 
 /// How many operations a run of `w` with `seed` takes on a disk that keeps its power.
@@ -490,22 +485,21 @@ fn ops_of(w: &Workload, seed: u64) -> u64 {
     disk.ops()
 }
 
-/// Sweeps every crash point of `workloads` (drop and torn), seed after seed, until `points`
-/// crash points ran; panics naming the first that went wrong.
-fn sweep(workloads: &[Workload], points: usize) -> usize {
+/// Runs `points_of(workload, seed)` (crash points run, or what went wrong) for every workload,
+/// seed after seed, until `points` crash points ran; panics naming the first that went wrong.
+fn drive(
+    label: &str,
+    workloads: &[Workload],
+    points: usize,
+    points_of: impl Fn(&Workload, u64) -> Result<usize, String>,
+) -> usize {
     let started = Instant::now();
     let mut ran = 0;
     for seed in 0.. {
         for w in workloads {
-            let ops = ops_of(w, seed);
-            for (at_op, tear) in crash_points(ops, seed) {
-                match crash_point(w, seed, at_op, tear) {
-                    Ok(crashed) => ran += usize::from(crashed),
-                    Err(wrong) => panic!(
-                        "{} (seed {seed}), power cut after operation {at_op} ({tear:?}): {wrong}",
-                        w.name
-                    ),
-                }
+            match points_of(w, seed) {
+                Ok(n) => ran += n,
+                Err(wrong) => panic!("{} (seed {seed}), {wrong}", w.name),
             }
         }
         if ran >= points {
@@ -513,24 +507,24 @@ fn sweep(workloads: &[Workload], points: usize) -> usize {
         }
     }
     eprintln!(
-        "power loss: {ran} crash points, 0 acknowledged records lost, {:.1} s",
+        "{label}: {ran} crash points, 0 acknowledged records lost, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     ran
 }
 
-/// Copies the directory tree `from` to `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
+/// Every crash point of `workloads` (drop and torn), seed after seed, until `points` ran.
+fn sweep(workloads: &[Workload], points: usize) -> usize {
+    drive("power loss", workloads, points, |w, seed| {
+        let mut ran = 0;
+        for (at_op, tear) in crash_points(ops_of(w, seed), seed) {
+            ran += usize::from(
+                crash_point(w, seed, at_op, tear)
+                    .map_err(|e| format!("power cut after operation {at_op} ({tear:?}): {e}"))?,
+            );
         }
-    }
+        Ok(ran)
+    })
 }
 
 /// The attempt id of the record appended after a recovery.
@@ -576,7 +570,7 @@ fn recovery_points(w: &Workload, seed: u64, first: &Path, seen: &Seen) -> Result
     seen.unsynced.clear();
     seen.unsynced_deletes.clear();
     let dry = scratch_dir();
-    copy_dir(first, dry.path());
+    copy_tree(first, dry.path());
     let disk = Arc::new(Disk::new(dry.path()));
     recover_and_append(
         &dry.path().join("log"),
@@ -587,21 +581,19 @@ fn recovery_points(w: &Workload, seed: u64, first: &Path, seen: &Seen) -> Result
     );
     let mut ran = 0;
     for (at_op, tear) in crash_points(disk.ops(), seed ^ 0x005E_C04D) {
-        let scratch = scratch_dir();
-        let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-        copy_dir(first, &live);
-        let crash = Crash {
-            at_op,
-            tear,
-            image: image.clone(),
-        };
-        let disk = Arc::new(Disk::crashing(&live, crash));
+        let cut = PowerCut::on_copy_of(Some(first), at_op, tear);
         let mut after = seen.clone();
-        recover_and_append(&live.join("log"), &w.config, disk.clone(), &mut after, seed);
-        if !disk.crashed() {
+        recover_and_append(
+            &cut.live.join("log"),
+            &w.config,
+            cut.disk.clone(),
+            &mut after,
+            seed,
+        );
+        if !cut.disk.crashed() {
             continue;
         }
-        judge(&image.join("log"), &w.config, &after, seed).map_err(|e| {
+        judge(&cut.image.join("log"), &w.config, &after, seed).map_err(|e| {
             format!("second cut after operation {at_op} of recovery ({tear:?}): {e}")
         })?;
         ran += 1;
@@ -614,44 +606,26 @@ fn recovery_points(w: &Workload, seed: u64, first: &Path, seen: &Seen) -> Result
 /// tombstones, a rebuilt segment) must be as safe as the log's.
 fn recovery_sweep(workloads: &[Workload], points: usize) -> usize {
     const FIRST_CUTS_PER_RUN: usize = 8;
-    let started = Instant::now();
-    let mut ran = 0;
-    for seed in 0.. {
-        for w in workloads {
+    drive(
+        "power loss during recovery",
+        workloads,
+        points,
+        |w, seed| {
             let firsts: Vec<(u64, Tear)> = crash_points(ops_of(w, seed), seed).collect();
             let stride = (firsts.len() / FIRST_CUTS_PER_RUN).max(1);
-            let offset = seed as usize % stride;
-            for &(at_op, tear) in firsts.iter().skip(offset).step_by(stride) {
-                let scratch = scratch_dir();
-                let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-                let crash = Crash {
-                    at_op,
-                    tear,
-                    image: image.clone(),
-                };
-                let disk = Arc::new(Disk::crashing(&live, crash));
-                let seen = run(w, seed, disk.clone(), &live.join("log"));
-                if !disk.crashed() {
-                    continue;
-                }
-                match recovery_points(w, seed, &image, &seen) {
-                    Ok(n) => ran += n,
-                    Err(wrong) => panic!(
-                        "{} (seed {seed}), power cut after operation {at_op} ({tear:?}), then {wrong}",
-                        w.name
-                    ),
+            let mut ran = 0;
+            for &(at_op, tear) in firsts.iter().skip(seed as usize % stride).step_by(stride) {
+                let cut = PowerCut::after(at_op, tear);
+                let seen = run(w, seed, cut.disk.clone(), &cut.live.join("log"));
+                if cut.disk.crashed() {
+                    ran += recovery_points(w, seed, &cut.image, &seen).map_err(|e| {
+                        format!("power cut after operation {at_op} ({tear:?}), then {e}")
+                    })?;
                 }
             }
-        }
-        if ran >= points {
-            break;
-        }
-    }
-    eprintln!(
-        "power loss during recovery: {ran} crash points, 0 acknowledged records lost, {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    ran
+            Ok(ran)
+        },
+    )
 }
 
 fn named(names: &[&str]) -> Vec<Workload> {
@@ -740,22 +714,16 @@ fn given_a_delete_batch_torn_after_its_first_entry_when_reopened_then_the_tail_i
     let at_op = before + 7;
     let mut holes = 0;
     for seed in 0..64 {
-        let scratch = scratch_dir();
-        let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
-        let crash = Crash {
-            at_op,
-            tear: Tear::Sectors { seed },
-            image: image.clone(),
-        };
-        let disk = Arc::new(Disk::crashing(&live, crash));
-        let (log, _) = Log::open_with(&live.join("log"), cfg.clone(), disk.clone()).unwrap();
+        let cut = PowerCut::after(at_op, Tear::Sectors { seed });
+        let (log, _) =
+            Log::open_with(&cut.live.join("log"), cfg.clone(), cut.disk.clone()).unwrap();
         setup(&log);
         assert!(
             log.delete_batch(&[1, 2, 3]).is_err(),
             "the cut comes before its sync"
         );
         drop(log);
-        let del = std::fs::read(image.join("log/00000000000000000001.del")).unwrap_or_default();
+        let del = std::fs::read(cut.image.join("log/00000000000000000001.del")).unwrap_or_default();
         let entries: Vec<&[u8]> = del.get(64..).unwrap_or_default().chunks(12).collect();
         let unwritten = entries.iter().position(|e| e.iter().all(|&b| b == 0));
         holes += usize::from(unwritten.is_some_and(|i| i + 1 < entries.len()));
@@ -765,7 +733,8 @@ fn given_a_delete_batch_torn_after_its_first_entry_when_reopened_then_the_tail_i
             tried_deletes: [1, 2, 3].into(),
             ..Seen::default()
         };
-        judge(&image.join("log"), &cfg, &seen, 0).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        judge(&cut.image.join("log"), &cfg, &seen, 0)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
     assert!(
         holes > 0,

@@ -39,7 +39,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ace_log::{Durability, OpenMode, OsDurability};
 
@@ -418,6 +418,62 @@ impl Durability for Disk {
             }
             Ok(())
         })
+    }
+}
+
+/// One crash point: a scratch directory holding `live` (the root of `disk`, where the run under
+/// test writes) and `image` (where the crash image is written), removed when dropped.
+#[derive(Debug)]
+pub struct PowerCut {
+    /// The root of the disk: the run under test keeps its files below it.
+    pub live: PathBuf,
+    /// Where the crash image of `live` is written at the cut.
+    pub image: PathBuf,
+    /// The disk that loses power.
+    pub disk: Arc<Disk>,
+    _scratch: tempfile::TempDir,
+}
+
+impl PowerCut {
+    /// A cut after operation `at_op` of a run on an empty disk.
+    pub fn after(at_op: u64, tear: Tear) -> PowerCut {
+        PowerCut::on_copy_of(None, at_op, tear)
+    }
+
+    /// A cut after operation `at_op` of a run on a disk that starts with a copy of the tree
+    /// `from` (taken as durable): a second cut, during the recovery of a crash image.
+    pub fn on_copy_of(from: Option<&Path>, at_op: u64, tear: Tear) -> PowerCut {
+        let scratch = scratch_dir();
+        let (live, image) = (scratch.path().join("live"), scratch.path().join("image"));
+        if let Some(from) = from {
+            copy_tree(from, &live);
+        }
+        let crash = Crash {
+            at_op,
+            tear,
+            image: image.clone(),
+        };
+        let disk = Arc::new(Disk::crashing(&live, crash));
+        PowerCut {
+            live,
+            image,
+            disk,
+            _scratch: scratch,
+        }
+    }
+}
+
+/// Copies the directory tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a copy's directory");
+    for entry in std::fs::read_dir(from).expect("list a tree to copy") {
+        let entry = entry.expect("list a tree to copy");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("stat a file to copy").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy a file");
+        }
     }
 }
 
