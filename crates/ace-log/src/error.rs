@@ -38,14 +38,15 @@ pub enum LogError {
         /// The operating-system error text.
         reason: String,
     },
-    /// The device is full (`ENOSPC`) while writing records. Nothing of the refused records was
-    /// kept (the segment is cut back to its last record) and nothing acknowledged is lost; the
-    /// log stays writable, so the same write succeeds once space is freed.
+    /// The device is full (`ENOSPC`) while writing records or creating the next segment.
+    /// Nothing of the refused records was kept (the segment is cut back to its last record, a
+    /// partly created segment removed) and nothing acknowledged is lost; the log stays writable,
+    /// so the same write succeeds once space is freed.
     #[error(
         "no space left on the device of {path}; the records were not written, retry once space is freed"
     )]
     NoSpace {
-        /// The segment being written.
+        /// The segment being written or created.
         path: PathBuf,
     },
     /// A file or directory of the log is a symbolic link. The log never reads or writes through

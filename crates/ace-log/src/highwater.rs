@@ -15,15 +15,14 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::codec;
-use crate::durability::Durability;
+use crate::durability::{Durability, OpenMode};
 use crate::error::LogError;
+use crate::slot::{self, SLOT};
 use crate::tombstones::sync_failed;
 
 /// File name of the high-water mark inside the log directory.
 pub(crate) const FILE_NAME: &str = "highwater";
 const MAGIC: &[u8; 8] = b"ACEHWM\0\x01";
-const SLOT: usize = 32;
 
 /// The open high-water file and the mark it holds.
 #[derive(Debug)]
@@ -51,10 +50,7 @@ impl HighWater {
         let mut bytes = vec![0u8; 2 * SLOT];
         let n = read_upto(&file, &mut bytes)
             .map_err(|e| LogError::io("read high-water mark", &path, e))?;
-        Ok(bytes[..n]
-            .chunks_exact(SLOT)
-            .filter_map(decode_slot)
-            .max_by_key(|(generation, _)| *generation))
+        Ok(slot::latest(MAGIC, &bytes[..n]))
     }
 
     /// Opens (creating when needed) the file with the mark `seq`, durably.
@@ -65,13 +61,10 @@ impl HighWater {
         durability: &dyn Durability,
     ) -> Result<HighWater, LogError> {
         let path = dir.join(FILE_NAME);
-        let file = crate::nofollow::open(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
+        let file = crate::nofollow::open_for_write(
+            durability,
             &path,
+            OpenMode::Create,
             "open high-water mark",
         )?;
         let mut hw = HighWater {
@@ -95,9 +88,14 @@ impl HighWater {
 
     fn set(&mut self, seq: u64, durability: &dyn Durability) -> Result<(), LogError> {
         let generation = self.generation + 1;
-        let at = (generation % 2) * SLOT as u64;
-        self.file
-            .write_all_at(&encode_slot(generation, seq), at)
+        let at = slot::offset(generation);
+        durability
+            .write_at(
+                &self.file,
+                &self.path,
+                &slot::encode(MAGIC, generation, seq),
+                at,
+            )
             .map_err(|e| LogError::io("write high-water mark", &self.path, e))?;
         durability
             .sync_file(&self.file, &self.path)
@@ -117,23 +115,6 @@ fn read_upto(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn encode_slot(generation: u64, seq: u64) -> [u8; SLOT] {
-    let mut s = [0u8; SLOT];
-    s[..8].copy_from_slice(MAGIC);
-    s[8..16].copy_from_slice(&generation.to_le_bytes());
-    s[16..24].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&s[..24]);
-    s[24..28].copy_from_slice(&crc.to_le_bytes());
-    s
-}
-
-/// `(generation, seq)` of a valid slot.
-fn decode_slot(s: &[u8]) -> Option<(u64, u64)> {
-    let crc = u32::from_le_bytes([s[24], s[25], s[26], s[27]]);
-    (&s[..8] == MAGIC && crc32c::crc32c(&s[..24]) == crc)
-        .then(|| (codec::u64_at(s, 8), codec::u64_at(s, 16)))
 }
 
 #[cfg(test)]

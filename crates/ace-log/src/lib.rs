@@ -8,7 +8,8 @@
 //! `[len u32][crc32c u32][seq u64][ts u64][subject len u16][headers len u32][subject][headers][payload]`
 //! (little endian, CRC32C over everything after the crc field; see [`codec`]). A segment rolls
 //! when the next record would take it past `segment_bytes`. `<base_seq:020>.del` holds the
-//! segment's single-message deletes (12-byte entries with their own CRC32C).
+//! segment's single-message deletes: a 64-byte header of two watermark slots, then 12-byte
+//! entries with their own CRC32C (see `tombstones.rs`).
 //!
 //! # No symlinks
 //! The log never reads or writes through a symbolic link. The log directory is refused after an
@@ -27,14 +28,20 @@
 //!   or power loss loses everything since the last sealed segment (roll or close fsync).
 //! - New segments and removals fsync the directory. Deletes are synced before `delete` returns
 //!   (except under `Never`); `delete_batch` shares one sync per touched tombstone file.
-//! - Storage's one seam is [`Durability`] (`Log::open_with`): tests inject failing syncs and a
-//!   full device.
-//! - A full device (`ENOSPC` while writing records) is a temporary refusal, not a halt: the
-//!   refused records (the whole group-commit batch they were in) are forgotten — the segment is
-//!   cut back to its last whole record, sequences and index go back — every caller whose records
-//!   they were gets [`LogError::NoSpace`], nothing acknowledged is touched, and the next write
-//!   simply tries again, so writes resume by themselves once space is freed. (A full device
-//!   while creating the next segment at a roll, or while syncing, still halts.)
+//! - Storage's one seam is [`Durability`] (`Log::open_with`): every call that changes the device
+//!   — opening for writing, writing at an offset (records, headers, watermark and high-water
+//!   slots, tombstones), `set_len`, creating a directory, renaming, removing, syncing a file or a
+//!   directory — goes through it, so tests inject failing syncs, a full device, or a simulated
+//!   power cut that forgets everything not yet synced.
+//! - A full device (`ENOSPC` while writing records, or at any step of creating the next segment
+//!   at a roll) is a temporary refusal, not a halt: the refused records (the whole group-commit
+//!   batch they were in) are forgotten — the segment is cut back to its last whole record,
+//!   sequences and index go back, a partly created segment is removed again (durably) — every
+//!   caller whose records they were gets [`LogError::NoSpace`], nothing acknowledged is touched,
+//!   and the next write simply tries again, so writes resume by themselves once space is freed.
+//!   A refused `append_batch` stores none of its records, even those a roll it needed had
+//!   already written. (A full device while syncing records, or while cleaning up a refused
+//!   segment, still halts.)
 //! - A failed fsync (or write) halts the log: that call, every waiter of the same group commit and
 //!   every later write get `LogError::SyncFailed`, and `LogState::read_only` says why. It is never
 //!   retried (after a failed fsync the kernel may have dropped the dirty pages: "fsyncgate").
@@ -47,9 +54,16 @@
 //! [`RecoveryReport::truncated`] (segment, offset, bytes). Anything undecodable below the
 //! watermark, or anywhere in a sealed segment, is corruption: nothing is truncated or skipped, the
 //! log opens read-only with [`RecoveryReport::corruption`] naming segment and offset, reads of
-//! records before it still work and writes return [`LogError::Corrupt`]. A damaged tombstone
-//! entry followed by intact ones fails `Log::open` itself with `LogError::Corrupt` naming the
-//! `.del` file: opening anyway would silently resurrect deleted messages.
+//! records before it still work and writes return [`LogError::Corrupt`]. Tombstone files follow
+//! the same rule with their own watermark (deletes written before one sync may be torn in any
+//! order): a bad entry at or past it is a torn tail, cut; below it (or a file cut below it) it
+//! fails `Log::open` itself with `LogError::Corrupt` naming the `.del` file: opening anyway would
+//! silently resurrect deleted messages.
+//!
+//! That no acknowledged record is lost, reordered or given a reused sequence by a power cut at
+//! any operation — unsynced writes dropped, or torn per 512-byte sector, directory changes kept
+//! as a prefix — is proven by the crash-point sweeps in `tests/it/powerloss.rs`, run on the
+//! simulated device of `ace_testkit::powerloss` behind the [`Durability`] seam.
 //!
 //! # High-water mark
 //! `highwater` in the log directory (two CRC'd slots, see `highwater.rs`) holds the highest
@@ -97,12 +111,13 @@ mod highwater;
 mod log;
 mod nofollow;
 mod segment;
+mod slot;
 mod store;
 mod tombstones;
 mod types;
 
 pub use config::{LogConfig, Retention, SyncPolicy};
-pub use durability::{Durability, OsDurability};
+pub use durability::{Durability, OpenMode, OsDurability, create_dir_all};
 pub use error::LogError;
 pub use log::Log;
 pub use types::{

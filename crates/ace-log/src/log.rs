@@ -65,15 +65,8 @@ impl Log {
     ) -> Result<(Log, RecoveryReport), LogError> {
         config.validate()?;
         crate::nofollow::refuse_link(dir)?;
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| LogError::io("create log directory", dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                durability
-                    .sync_dir(parent)
-                    .map_err(|e| sync_failed(parent, &e))?;
-            }
-        }
+        crate::durability::create_dir_all(&*durability, dir)
+            .map_err(|e| LogError::io("create log directory", dir, e))?;
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
         let (generation, found) = HighWater::read(dir)?.unwrap_or((0, 0));
@@ -109,16 +102,21 @@ impl Log {
         if recs.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ns();
-        let mut out = Vec::with_capacity(recs.len());
         let mut store = self.store.write();
         store.check_writable()?;
-        for (rec, size) in recs.iter().zip(sizes) {
-            out.push(store.append_one(rec, size, now, &self.config, &*self.durability)?);
-        }
+        let start = store.call_start();
+        let out = match self.append_locked(&mut store, recs, &sizes) {
+            Err(e @ LogError::NoSpace { .. }) => {
+                // A refused call stores nothing, even what a roll it needed already wrote.
+                let r = store.rewind_call(&start, &*self.durability);
+                store.guard(r)?;
+                return Err(e);
+            }
+            other => other?,
+        };
         let last = store.next_seq - 1;
         match self.config.sync {
-            SyncPolicy::Never => store.flush(&*self.durability)?,
+            SyncPolicy::Never => {}
             SyncPolicy::Always => {
                 let durable = store.sync_active(&*self.durability)?;
                 self.mark(&mut store, durable)?;
@@ -129,6 +127,28 @@ impl Log {
                 drop(store);
                 self.wait_durable(last, rewinds)?;
             }
+        }
+        Ok(out)
+    }
+
+    /// Buffers the records of one call, under the store lock. Under `Never` they are written
+    /// too; a call that rolled writes its records in the new segment at once as well, so that a
+    /// full device refuses them while the call can still take back what the roll sealed.
+    fn append_locked(
+        &self,
+        store: &mut Store,
+        recs: &[NewRecord<'_>],
+        sizes: &[u64],
+    ) -> Result<Vec<Appended>, LogError> {
+        let now = now_ns();
+        let base = store.active().base_seq;
+        let mut out = Vec::with_capacity(recs.len());
+        for (rec, &size) in recs.iter().zip(sizes) {
+            out.push(store.append_one(rec, size, now, &self.config, &*self.durability)?);
+        }
+        let rolled = store.active().base_seq != base;
+        if self.config.sync == SyncPolicy::Never || rolled {
+            store.flush(&*self.durability)?;
         }
         Ok(out)
     }
@@ -203,7 +223,7 @@ impl Log {
             let seg = store.active_mut();
             let (len, last) = (seg.len, seg.next_seq - 1);
             let (synced_len, synced_last) = seg.synced;
-            let r = seg.write_watermark(synced_len, synced_last);
+            let r = seg.write_watermark(synced_len, synced_last, &*self.durability);
             store.guard(r)?;
             let seg = store.active();
             (
@@ -285,19 +305,30 @@ impl Log {
 
     /// Deletes many messages with one sync per touched tombstone file (work-queue acks in bulk).
     /// Returns how many were there to delete; durable when it returns (except under `Never`).
+    /// A full device stops it with `LogError::NoSpace`; the deletes before are kept (durably), so
+    /// the same call again deletes the rest.
     pub fn delete_batch(&self, seqs: &[u64]) -> Result<usize, LogError> {
         let mut store = self.store.write();
         store.check_writable()?;
         let upto = self.visible(&store);
         let mut deleted = 0;
+        let mut refused = None;
         for &seq in seqs {
-            deleted += usize::from(store.delete(seq, upto, false, &*self.durability)?);
+            match store.delete(seq, upto, false, &*self.durability) {
+                Ok(found) => deleted += usize::from(found),
+                Err(e @ LogError::NoSpace { .. }) => {
+                    refused = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
+        // The deletes made before a full device refused one are kept, and made durable too.
         if self.config.sync != SyncPolicy::Never {
             let r = store.sync_tombstones(&*self.durability);
             store.guard(r)?;
         }
-        Ok(deleted)
+        refused.map_or(Ok(deleted), Err)
     }
 
     /// Drops whole segments outside the retention limits, judging age against `now_ns`.
@@ -401,7 +432,7 @@ fn recover(
     config: &LogConfig,
     durability: &dyn Durability,
 ) -> Result<(Store, RecoveryReport), LogError> {
-    let bases = list_segments(dir)?;
+    let bases = list_segments(dir, durability)?;
     let found = HighWater::read(dir)?.map(|(_, seq)| seq);
     let high_water = found.unwrap_or(0);
     let mut report = RecoveryReport {

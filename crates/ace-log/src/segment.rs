@@ -13,13 +13,13 @@
 //! Sealing (roll, close) syncs the data first and then writes `offset = file length`, so a sealed
 //! segment is entirely covered.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codec::{self, DecodeError, RecordRef};
-use crate::durability::Durability;
+use crate::durability::{Durability, OpenMode, is_no_space};
 use crate::error::LogError;
 use crate::tombstones::{Tombstones, sync_failed};
 
@@ -73,8 +73,8 @@ pub(crate) struct Segment {
 /// A segment's in-memory state at a point, to go back to when buffered records are refused.
 #[derive(Debug, Clone)]
 pub(crate) struct Mark {
-    next_seq: u64,
-    len: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) len: u64,
     first_ts: u64,
     last_ts: u64,
     index_len: usize,
@@ -165,20 +165,19 @@ impl Segment {
         format!("{base_seq:020}.log")
     }
 
-    /// Creates a new empty segment durably (file, header and directory entry).
+    /// Creates a new empty segment durably (file, header and directory entry). A full device
+    /// (`ENOSPC` at any step) removes the partial file again, durably, and answers
+    /// [`LogError::NoSpace`]: the log is left as it was, and the next roll tries again.
     pub(crate) fn create(
         dir: &Path,
         base_seq: u64,
         durability: &dyn Durability,
     ) -> Result<Segment, LogError> {
         let path = dir.join(Self::file_name(base_seq));
-        let file = crate::nofollow::open(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true),
+        let file = crate::nofollow::open_for_write(
+            durability,
             &path,
+            OpenMode::Truncate,
             "create segment",
         )?;
         let mut header = [0u8; HEADER_LEN as usize];
@@ -192,15 +191,25 @@ impl Segment {
             last_seq: base_seq - 1,
         };
         header[32..64].copy_from_slice(&encode_slot(&wm));
-        file.write_all_at(&header, 0)
-            .map_err(|e| LogError::io("write segment header", &path, e))?;
-        durability
-            .sync_file(&file, &path)
-            .map_err(|e| sync_failed(&path, &e))?;
-        durability.sync_dir(dir).map_err(|e| sync_failed(dir, &e))?;
         let del = dir.join(format!("{base_seq:020}.del"));
-        let _ = std::fs::remove_file(&del);
-        let (tombstones, _) = Tombstones::load(del)?;
+        let made = durability
+            .write_at(&file, &path, &header, 0)
+            .map_err(|e| (e, false))
+            .and_then(|()| durability.sync_file(&file, &path).map_err(|e| (e, true)))
+            // A stale delete file of an earlier segment of this base must not delete records of
+            // this one: it goes before the directory sync that makes this segment's name durable.
+            .and_then(|()| remove_if_present(durability, &del).map_err(|e| (e, false)))
+            .and_then(|()| durability.sync_dir(dir).map_err(|e| (e, true)));
+        match made {
+            Ok(()) => {}
+            Err((e, _)) if is_no_space(&e) => {
+                drop(file);
+                return Err(abandon(dir, &path, durability));
+            }
+            Err((e, true)) => return Err(sync_failed(&path, &e)),
+            Err((e, false)) => return Err(LogError::io("write segment header", &path, e)),
+        }
+        let (tombstones, _) = Tombstones::load(del, durability)?;
         Ok(Segment::new(base_seq, path, file, wm, tombstones))
     }
 
@@ -237,17 +246,14 @@ impl Segment {
         durability: &dyn Durability,
     ) -> Result<(Segment, Outcome), LogError> {
         let path = dir.join(Self::file_name(base_seq));
-        let file = crate::nofollow::open(
-            OpenOptions::new().read(true).write(true),
-            &path,
-            "open segment",
-        )?;
+        let file =
+            crate::nofollow::open_for_write(durability, &path, OpenMode::Existing, "open segment")?;
         let flen = file
             .metadata()
             .map_err(|e| LogError::io("stat segment", &path, e))?
             .len();
         let del = dir.join(format!("{base_seq:020}.del"));
-        let (tombstones, _torn) = Tombstones::load(del)?;
+        let (tombstones, _torn) = Tombstones::load(del, durability)?;
         let header = read_header(&file, &path, flen)?;
         let wm = match parse_header(&header, base_seq) {
             Ok(wm) => wm,
@@ -366,8 +372,8 @@ impl Segment {
             self.corrupt = Some((offset, reason.clone()));
             return Ok(Outcome::Corrupt { offset, reason });
         }
-        self.file
-            .set_len(offset)
+        durability
+            .set_len(&self.file, &self.path, offset)
             .map_err(|e| LogError::io("truncate torn tail", &self.path, e))?;
         self.seal(durability)?;
         Ok(Outcome::Truncated {
@@ -411,6 +417,18 @@ impl Segment {
         }
     }
 
+    /// The state of this segment holding no record.
+    pub(crate) fn empty_mark(&self) -> Mark {
+        Mark {
+            next_seq: self.base_seq,
+            len: HEADER_LEN,
+            first_ts: 0,
+            last_ts: 0,
+            index_len: 0,
+            bytes_since_index: 0,
+        }
+    }
+
     /// Forgets every record noted after `mark` (they were never written).
     pub(crate) fn rewind(&mut self, mark: &Mark) {
         self.next_seq = mark.next_seq;
@@ -422,15 +440,20 @@ impl Segment {
     }
 
     /// Writes the watermark `(offset, last_seq)` into the slot not written last (no sync).
-    pub(crate) fn write_watermark(&mut self, offset: u64, last_seq: u64) -> Result<(), LogError> {
+    pub(crate) fn write_watermark(
+        &mut self,
+        offset: u64,
+        last_seq: u64,
+        durability: &dyn Durability,
+    ) -> Result<(), LogError> {
         let wm = Watermark {
             generation: self.watermark.generation + 1,
             offset,
             last_seq,
         };
         let at = SLOT_AT[(wm.generation % 2) as usize];
-        self.file
-            .write_all_at(&encode_slot(&wm), at)
+        durability
+            .write_at(&self.file, &self.path, &encode_slot(&wm), at)
             .map_err(|e| LogError::io("write watermark", &self.path, e))?;
         self.watermark = wm;
         Ok(())
@@ -446,7 +469,7 @@ impl Segment {
         sync(self)?;
         self.synced = (self.len, self.next_seq - 1);
         if self.watermark.offset != self.len {
-            self.write_watermark(self.len, self.next_seq - 1)?;
+            self.write_watermark(self.len, self.next_seq - 1, durability)?;
             sync(self)?;
         }
         Ok(())
@@ -485,6 +508,29 @@ impl Segment {
         let i = self.index.partition_point(|e| e.ts < ts);
         i.checked_sub(1)
             .map_or(HEADER_LEN, |i| self.index[i].offset)
+    }
+}
+
+/// Removes `path`; an absent file is fine.
+pub(crate) fn remove_if_present(durability: &dyn Durability, path: &Path) -> std::io::Result<()> {
+    match durability.remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Takes back a segment whose creation the device refused: its file goes, durably, so that no
+/// empty segment is left after records the log keeps appending to the one before it. The answer
+/// is [`LogError::NoSpace`], or the error that stopped the clean-up (which halts the log).
+fn abandon(dir: &Path, path: &Path, durability: &dyn Durability) -> LogError {
+    let removed = remove_if_present(durability, path)
+        .map_err(|e| LogError::io("remove refused segment", path, e))
+        .and_then(|()| durability.sync_dir(dir).map_err(|e| sync_failed(dir, &e)));
+    match removed {
+        Ok(()) => LogError::NoSpace {
+            path: path.to_path_buf(),
+        },
+        Err(e) => e,
     }
 }
 
@@ -560,8 +606,8 @@ mod tests {
     fn given_a_torn_latest_watermark_slot_when_parsed_then_the_previous_slot_wins() {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = Segment::create(dir.path(), 5, &OsDurability).unwrap();
-        seg.write_watermark(200, 6).unwrap();
-        seg.write_watermark(300, 7).unwrap();
+        seg.write_watermark(200, 6, &OsDurability).unwrap();
+        seg.write_watermark(300, 7, &OsDurability).unwrap();
         let mut h = header(&seg.path);
         assert_eq!(parse_header(&h, 5).unwrap().offset, 300);
         let latest = SLOT_AT[(seg.watermark.generation % 2) as usize] as usize;

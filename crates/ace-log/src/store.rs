@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use crate::codec::{self, RecordRef};
 use crate::config::LogConfig;
-use crate::durability::Durability;
+use crate::durability::{Durability, is_no_space};
 use crate::error::LogError;
-use crate::segment::{HEADER_LEN, Mark, ScanEnd, Segment, Step};
+use crate::segment::{HEADER_LEN, Mark, ScanEnd, Segment, Step, remove_if_present};
 use crate::tombstones::sync_failed;
 use crate::types::{Appended, NewRecord, Record, RetentionReport};
 
@@ -88,6 +88,17 @@ pub(crate) struct Store {
     pub(crate) unbuffered: Option<(Mark, u64, u64)>,
     /// How many times buffered records were refused (`ENOSPC`) and forgotten.
     pub(crate) rewinds: u64,
+}
+
+/// Where one `append_batch` call began: what [`Store::rewind_call`] goes back to when the
+/// device refuses the call's records.
+#[derive(Debug, Clone)]
+pub(crate) struct CallStart {
+    base: u64,
+    seg: Mark,
+    next_seq: u64,
+    last_ts: u64,
+    rewinds: u64,
 }
 
 impl Store {
@@ -178,9 +189,9 @@ impl Store {
             return Ok(());
         }
         let seg = self.active();
-        match durability.write_records(&seg.file, &seg.path, &self.pending, self.pending_at) {
+        match durability.write_at(&seg.file, &seg.path, &self.pending, self.pending_at) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return self.refuse_pending(),
+            Err(e) if is_no_space(&e) => return self.refuse_pending(durability),
             Err(e) => {
                 let r = Err(LogError::io("write segment", &seg.path, e));
                 return self.guard(r);
@@ -193,10 +204,11 @@ impl Store {
     }
 
     /// Forgets the buffered records after a full device refused them.
-    fn refuse_pending(&mut self) -> Result<(), LogError> {
+    fn refuse_pending(&mut self, durability: &dyn Durability) -> Result<(), LogError> {
         let path = self.active().path.clone();
         // A partial write may have grown the file: cut it back to the last whole record.
-        let cut = self.active().file.set_len(self.pending_at);
+        let seg = self.active();
+        let cut = durability.set_len(&seg.file, &seg.path, self.pending_at);
         let r = cut.map_err(|e| LogError::io("cut refused records", &path, e));
         self.guard(r)?;
         self.pending.clear();
@@ -216,14 +228,92 @@ impl Store {
         let seg = self.active_mut();
         let (len, last) = (seg.len, seg.next_seq - 1);
         let (synced_len, synced_last) = seg.synced;
-        let r = seg.write_watermark(synced_len, synced_last).and_then(|()| {
-            durability
-                .sync_file(&seg.file, &seg.path)
-                .map_err(|e| sync_failed(&seg.path, &e))
-        });
+        let r = seg
+            .write_watermark(synced_len, synced_last, durability)
+            .and_then(|()| {
+                durability
+                    .sync_file(&seg.file, &seg.path)
+                    .map_err(|e| sync_failed(&seg.path, &e))
+            });
         self.guard(r)?;
         self.active_mut().synced = (len, last);
         Ok(last)
+    }
+
+    /// Where a call appending from now on begins.
+    pub(crate) fn call_start(&self) -> CallStart {
+        let active = self.active();
+        CallStart {
+            base: active.base_seq,
+            seg: active.mark(),
+            next_seq: self.next_seq,
+            last_ts: self.last_ts,
+            rewinds: self.rewinds,
+        }
+    }
+
+    /// Takes back every record appended since `start`, after the device refused some of them
+    /// (`ENOSPC` writing them, or creating a segment they needed): a refused call stores
+    /// nothing. The segments the call created go, newest first and each removal durable, so a
+    /// crash in between never leaves a hole; the segment that was active is cut back to where
+    /// the call began, its watermark lowered (and synced) before the cut, so a crash in between
+    /// leaves at worst records past the watermark, which recovery keeps as a tail. Records other
+    /// writers buffered before the call, written and synced by the call's roll, stay: the next
+    /// group-commit sync acknowledges them.
+    pub(crate) fn rewind_call(
+        &mut self,
+        start: &CallStart,
+        durability: &dyn Durability,
+    ) -> Result<(), LogError> {
+        let created = self.segments.range(start.base + 1..).count();
+        if created == 0 && self.rewinds > start.rewinds {
+            // The buffer was refused while the call's first segment was active: it was cut
+            // back to before the call (and other writers' records with it, which they are told).
+            return Ok(());
+        }
+        // The segment the call began in; when it was removed during the call (every record in
+        // it deleted), the first segment the call created, which holds only the call's records.
+        let keep = if self.segments.contains_key(&start.base) {
+            start.base
+        } else {
+            start.next_seq
+        };
+        let newer: Vec<u64> = self.segments.range(keep + 1..).map(|(b, _)| *b).collect();
+        for base in newer.into_iter().rev() {
+            self.remove_segment(base, durability)?;
+        }
+        let seg = self
+            .segments
+            .get_mut(&keep)
+            .expect("the kept segment is there");
+        let mark = if keep == start.base {
+            start.seg.clone()
+        } else {
+            seg.empty_mark()
+        };
+        let (offset, last) = (mark.len, mark.next_seq - 1);
+        if seg.watermark.offset > offset {
+            seg.write_watermark(offset, last, durability)?;
+            durability
+                .sync_file(&seg.file, &seg.path)
+                .map_err(|e| sync_failed(&seg.path, &e))?;
+        }
+        let on_file = seg.file.metadata().map_or(u64::MAX, |m| m.len());
+        if on_file > offset {
+            durability
+                .set_len(&seg.file, &seg.path, offset)
+                .map_err(|e| LogError::io("cut refused records", &seg.path, e))?;
+        }
+        seg.rewind(&mark);
+        seg.synced = (offset, last);
+        self.pending.clear();
+        self.pending_at = offset;
+        self.unbuffered = None;
+        self.next_seq = mark.next_seq;
+        self.last_ts = start.last_ts;
+        // A refusal of a segment the call created forgot only the call's own records.
+        self.rewinds = start.rewinds;
+        Ok(())
     }
 
     /// Seals the active segment and starts a new one at `next_seq`.
@@ -412,13 +502,11 @@ impl Store {
             .segments
             .remove(&base)
             .expect("removing a known segment");
-        std::fs::remove_file(&seg.path)
+        durability
+            .remove_file(&seg.path)
             .map_err(|e| LogError::io("remove segment", &seg.path, e))?;
-        match std::fs::remove_file(seg.tombstones.path()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io("remove tombstones", seg.tombstones.path(), e)),
-        }
+        remove_if_present(durability, seg.tombstones.path())
+            .map_err(|e| LogError::io("remove tombstones", seg.tombstones.path(), e))?;
         durability
             .sync_dir(&self.dir)
             .map_err(|e| sync_failed(&self.dir, &e))?;
@@ -505,7 +593,7 @@ fn to_record(rec: &RecordRef<'_>) -> Record {
 }
 
 /// Lists the base sequences of the `*.log` files in `dir`, and removes orphan `*.del` files.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
+pub(crate) fn list_segments(dir: &Path, durability: &dyn Durability) -> Result<Vec<u64>, LogError> {
     let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("list log directory", dir, e))?;
     let mut logs = Vec::new();
     let mut dels = Vec::new();
@@ -526,14 +614,16 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
         } else if name.ends_with(".del.tmp") {
             // A tombstone rewrite that crashed before its rename: the original is intact.
             let path = entry.path();
-            std::fs::remove_file(&path)
+            durability
+                .remove_file(&path)
                 .map_err(|e| LogError::io("remove stale tombstone rewrite", &path, e))?;
         }
     }
     logs.sort_unstable();
     for orphan in dels.into_iter().filter(|d| logs.binary_search(d).is_err()) {
         let path = dir.join(format!("{orphan:020}.del"));
-        std::fs::remove_file(&path)
+        durability
+            .remove_file(&path)
             .map_err(|e| LogError::io("remove orphan tombstones", &path, e))?;
     }
     Ok(logs)

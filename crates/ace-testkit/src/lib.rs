@@ -3,6 +3,11 @@
 //! The rule for a test that needs a real service: its URL comes from the environment with the
 //! loopback default; when the service is unreachable the test fails under `CI=true` (so CI can
 //! never pass by skipping) and otherwise skips with a loud `SKIPPED` line on stderr.
+//!
+//! [`powerloss`]: a device behind `ace_log::Durability` that forgets every write not yet made
+//! durable at a chosen operation, for the crash-point sweeps of `ace-log` and `ace-bus`.
+
+pub mod powerloss;
 
 /// The PostgreSQL the tests use: `ACE_TEST_POSTGRES_URL`, by default the local server's `test`
 /// database.

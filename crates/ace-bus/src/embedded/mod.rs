@@ -88,8 +88,9 @@ pub struct EmbeddedConfig {
     /// past it the oldest are forgotten before the stream's `dedup_window` ends. About 80 bytes
     /// each: the default, 1,048,576, caps a stream's window near 80 MiB.
     pub dedup_max_entries: usize,
-    /// How the streams' logs write records and make them durable: the operating system's
-    /// `pwrite`/`fdatasync` by default; tests inject a full device or a failing fsync.
+    /// The storage seam every mutating call of the engine goes through — the streams' logs,
+    /// `state.redb` and the directories: the operating system's calls by default; tests inject
+    /// a full device, a failing fsync or a simulated power cut.
     pub durability: Arc<dyn ace_log::Durability>,
 }
 
@@ -150,11 +151,9 @@ impl EmbeddedBus {
     pub fn open(config: EmbeddedConfig) -> Result<Self, BusError> {
         let streams_dir = config.data_dir.join("streams");
         refuse_link(&streams_dir)?;
-        std::fs::create_dir_all(&streams_dir).map_err(|source| BusError::Io {
-            path: streams_dir.display().to_string(),
-            source,
-        })?;
-        let db = Arc::new(StateDb::open(&config.data_dir)?);
+        ace_log::create_dir_all(&*config.durability, &streams_dir)
+            .map_err(|source| refusal(&streams_dir, source))?;
+        let db = Arc::new(StateDb::open(&config.data_dir, config.durability.clone())?);
         let inner = Arc::new(Inner {
             live: LiveHub::new(config.live.clone()),
             config,
@@ -399,21 +398,13 @@ pub(crate) fn refuse_link(path: &std::path::Path) -> Result<(), BusError> {
     }
 }
 
-/// Opens `path` with `options` plus `O_NOFOLLOW`, naming a symlink as `refuse_link` does.
-pub(crate) fn open_nofollow(
-    options: &mut std::fs::OpenOptions,
-    path: &std::path::Path,
-) -> Result<std::fs::File, BusError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    options
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|source| {
-            refuse_link(path).err().unwrap_or_else(|| BusError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        })
+/// The error of a failed call on `path`: a symlink named as `refuse_link` does, any other
+/// failure as `BusError::Io`.
+pub(crate) fn refusal(path: &std::path::Path, source: std::io::Error) -> BusError {
+    refuse_link(path).err().unwrap_or_else(|| BusError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 #[async_trait]

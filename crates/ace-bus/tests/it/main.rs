@@ -5,6 +5,9 @@
 //! - `index`: the subject index against `SubjectPattern::matches` (proptest), and 100k
 //!   subscriptions inserted, matched and removed.
 //! - `live`: the live hub — queue groups, slow-consumer cutoff, request/reply, unsubscribe on drop.
+//! - `powerloss`: a simulated power cut after every operation of a run of the engine (its logs
+//!   and `state.redb`): no acknowledged publish lost, no sequence reused, dedup kept, no
+//!   unacknowledged message skipped by a durable consumer.
 //! - `storage`: a full device (`INSUFFICIENT_STORAGE`, resumes by itself) and a failed fsync
 //!   (that stream `halted`, the others serve), injected through `EmbeddedConfig::durability`.
 //! - `symlinks`: a linked `state.redb`, `streams/` or stream directory is refused, naming it.
@@ -12,5 +15,6 @@
 mod embedded;
 mod index;
 mod live;
+mod powerloss;
 mod storage;
 mod symlinks;

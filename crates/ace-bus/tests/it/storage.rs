@@ -13,7 +13,8 @@ use ace_bus::{Bus, BusError, EmbeddedBus, EmbeddedConfig, StreamConfig, StreamSt
 use ace_envelope::{Envelope, ErrorCode, Kind};
 use ace_log::{Durability, OsDurability};
 
-/// The real device until `full` (ENOSPC on record writes) or `broken` (EIO on file syncs).
+/// The real device until `full` (ENOSPC on every write that grows a file) or `broken` (EIO on
+/// file syncs).
 #[derive(Debug, Default)]
 struct Device {
     full: AtomicBool,
@@ -28,15 +29,12 @@ impl Durability for Device {
         OsDurability.sync_file(file, path)
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        OsDurability.sync_dir(dir)
-    }
-
-    fn write_records(&self, file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
-        if self.full.load(Ordering::SeqCst) {
+    fn write_at(&self, file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+        let grows = offset + buf.len() as u64 > file.metadata()?.len();
+        if grows && self.full.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
-        OsDurability.write_records(file, path, buf, offset)
+        OsDurability.write_at(file, path, buf, offset)
     }
 }
 

@@ -4,6 +4,9 @@
 //! - `faults`: injected fsync failures halt the log and are never acknowledged.
 //! - `kill`: a child writer SIGKILLed 200 times loses no acknowledged record (self re-exec).
 //! - `model`: proptest of appends, deletes, retention and reopen against an in-memory model.
+//! - `powerloss`: a simulated power cut after every operation of each workload (unsynced writes
+//!   dropped or torn per sector); no acknowledged record lost, reordered or given a reused
+//!   sequence.
 //! - `symlinks`: a linked segment, tombstone file or log directory is refused, its target untouched.
 
 mod api;
@@ -11,4 +14,5 @@ mod crash;
 mod faults;
 mod kill;
 mod model;
+mod powerloss;
 mod symlinks;
