@@ -116,11 +116,7 @@ impl Inner {
         self.streams.write().remove(name);
         s.shutdown();
         self.db()?.delete_stream(name)?;
-        let dir = self.stream_dir(name);
-        std::fs::remove_dir_all(&dir).map_err(|source| BusError::Io {
-            path: dir.display().to_string(),
-            source,
-        })
+        self.discard_stream_dir(name)
     }
 
     pub(super) async fn add_consumer(

@@ -164,7 +164,9 @@ impl EmbeddedBus {
             maintenance: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
         });
-        for cfg in db.streams()? {
+        let stored = db.streams()?;
+        inner.discard_leftovers(&stored)?;
+        for cfg in stored {
             let stream = inner.reopen_stream(&db, cfg)?;
             inner.streams.write().insert(stream.name.clone(), stream);
         }
@@ -204,6 +206,50 @@ impl Inner {
 
     fn stream_dir(&self, name: &str) -> PathBuf {
         self.config.data_dir.join("streams").join(name)
+    }
+
+    /// Takes a deleted stream's directory away for good: it is renamed aside (a name no stream
+    /// can have) and the rename made durable before its files are removed, so a crash at any
+    /// point can never leave the old segments — or its high-water mark — under the name for a
+    /// new stream of the same name to pick up.
+    fn discard_stream_dir(&self, name: &str) -> Result<(), BusError> {
+        let streams = self.config.data_dir.join("streams");
+        let (dir, aside) = (
+            streams.join(name),
+            streams.join(format!("{DISCARDED}{name}-{}", self.now_ns())),
+        );
+        let durability = &*self.config.durability;
+        durability
+            .rename(&dir, &aside)
+            .and_then(|()| durability.sync_dir(&streams))
+            .map_err(|source| refusal(&dir, source))?;
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            // Nothing refers to it any more; the next start removes it.
+            tracing::warn!(path = %aside.display(), error = %e, "could not remove a deleted stream's files");
+        }
+        Ok(())
+    }
+
+    /// At open: removes what deletions left behind — directories renamed aside, and the
+    /// directory of a stream whose deletion was recorded but not carried out before a crash
+    /// (a stream's row is written before its directory is made, so a directory without a row
+    /// is always one being deleted).
+    fn discard_leftovers(&self, stored: &[StreamConfig]) -> Result<(), BusError> {
+        let streams = self.config.data_dir.join("streams");
+        let entries = std::fs::read_dir(&streams).map_err(|source| refusal(&streams, source))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| refusal(&streams, source))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(DISCARDED) {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a deleted stream's files");
+                }
+            } else if entry.path().is_dir() && !stored.iter().any(|c| c.name == name) {
+                tracing::warn!(stream = %name, "removing the directory of a stream whose deletion a crash interrupted");
+                self.discard_stream_dir(&name)?;
+            }
+        }
+        Ok(())
     }
 
     fn stream(&self, name: &str) -> Result<Arc<Stream>, BusError> {
@@ -400,6 +446,10 @@ pub(crate) fn refuse_link(path: &std::path::Path) -> Result<(), BusError> {
 
 /// The error of a failed call on `path`: a symlink named as `refuse_link` does, any other
 /// failure as `BusError::Io`.
+/// The prefix of a deleted stream's directory while its files are removed (a stream name
+/// cannot start with a dot).
+const DISCARDED: &str = ".deleted-";
+
 pub(crate) fn refusal(path: &std::path::Path, source: std::io::Error) -> BusError {
     refuse_link(path).err().unwrap_or_else(|| BusError::Io {
         path: path.display().to_string(),

@@ -119,3 +119,61 @@ async fn given_a_failed_fsync_when_publishing_then_that_stream_is_halted_and_say
     assert_eq!(bus.publish(event("B", 1)).await.unwrap().seq, Some(1));
     bus.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn given_a_deleted_stream_or_a_deletion_a_crash_interrupted_when_a_stream_of_that_name_is_made_then_it_starts_empty()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Arc::new(Device::default());
+    let bus = open(dir.path(), &device).await;
+    for n in 1..=3 {
+        bus.publish(event("A", n)).await.unwrap();
+        bus.publish(event("B", n)).await.unwrap();
+    }
+    // A deletion takes the directory away durably: nothing of it stays under the name.
+    bus.delete_stream("A").await.unwrap();
+    let streams = dir.path().join("streams");
+    let left: Vec<String> = std::fs::read_dir(&streams)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n == "A" || n.starts_with('.')),
+        "{left:?}"
+    );
+    bus.close().await.unwrap();
+
+    // A crash after the deletion was recorded but before its directory went: B's files stand
+    // under the name of a stream the state no longer has, and a half-removed one lies aside.
+    copy_dir(&streams.join("B"), &streams.join("C"));
+    copy_dir(&streams.join("B"), &streams.join(".deleted-Z-1"));
+    let bus = open(dir.path(), &device).await;
+    let subject = ["ace.comms.http.service.c.evt.>"];
+    bus.add_stream(StreamConfig::new("C", &subject))
+        .await
+        .unwrap();
+    let info = bus.stream_info("C").await.unwrap();
+    assert_eq!((info.last_seq, info.messages), (0, 0), "C starts empty");
+    assert_eq!(bus.publish(event("C", 1)).await.unwrap().seq, Some(1));
+    assert!(!streams.join(".deleted-Z-1").exists());
+    let info = bus.stream_info("A").await.unwrap();
+    assert_eq!(
+        (info.last_seq, info.messages),
+        (0, 0),
+        "A made again is new"
+    );
+    assert_eq!(
+        bus.stream_info("B").await.unwrap().last_seq,
+        3,
+        "B untouched"
+    );
+    bus.close().await.unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
