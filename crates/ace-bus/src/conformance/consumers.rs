@@ -451,7 +451,15 @@ async fn fetch_as(bus: &dyn Bus, consumer: &str, batch: usize, accept: &Accept) 
         .await
         .expect("fetch")
         .into_iter()
-        .map(|d| (d.seq, d.delivery_count))
+        .map(|d| {
+            // every delivery says which attempt it is, in the envelope too
+            assert_eq!(
+                d.envelope.attempt, d.delivery_count,
+                "envelope.attempt of {}",
+                d.seq
+            );
+            (d.seq, d.delivery_count)
+        })
         .collect()
 }
 

@@ -107,7 +107,15 @@ pub(super) async fn fetch(bus: &dyn Bus, consumer: &str, batch: usize) -> Vec<(u
         .await
         .expect("fetch")
         .into_iter()
-        .map(|d| (d.seq, d.delivery_count))
+        .map(|d| {
+            // every delivery says which attempt it is, in the envelope too
+            assert_eq!(
+                d.envelope.attempt, d.delivery_count,
+                "envelope.attempt of {}",
+                d.seq
+            );
+            (d.seq, d.delivery_count)
+        })
         .collect()
 }
 

@@ -173,7 +173,8 @@ impl Inner {
     }
 
     /// Reads the envelopes of a batch of handouts (taking those the fetch filter already read
-    /// from `read`); a message dropped by limits meanwhile is done.
+    /// from `read`); a message dropped by limits meanwhile is done. Each envelope's `attempt`
+    /// is its delivery count (1 on the first delivery, 2 on the first redelivery...).
     pub(super) fn read_handouts(
         &self,
         s: &Stream,
@@ -183,7 +184,8 @@ impl Inner {
     ) -> Result<Vec<Delivered>, BusError> {
         let mut out = Vec::with_capacity(handouts.len());
         for h in handouts {
-            if let Some(envelope) = read.remove(&h.seq) {
+            if let Some(mut envelope) = read.remove(&h.seq) {
+                envelope.attempt = h.delivery_count;
                 out.push(Delivered {
                     stream: s.name.clone(),
                     consumer: c.name.clone(),
@@ -195,13 +197,17 @@ impl Inner {
             }
             let rec = s.log.read(h.seq).map_err(|source| s.log_error(source))?;
             match rec {
-                Some(rec) => out.push(Delivered {
-                    stream: s.name.clone(),
-                    consumer: c.name.clone(),
-                    seq: h.seq,
-                    delivery_count: h.delivery_count,
-                    envelope: decode_envelope(&s.name, h.seq, &rec.payload)?,
-                }),
+                Some(rec) => {
+                    let mut envelope = decode_envelope(&s.name, h.seq, &rec.payload)?;
+                    envelope.attempt = h.delivery_count;
+                    out.push(Delivered {
+                        stream: s.name.clone(),
+                        consumer: c.name.clone(),
+                        seq: h.seq,
+                        delivery_count: h.delivery_count,
+                        envelope,
+                    });
+                }
                 None => {
                     let done = c.core.lock().forget(h.seq, self.now_ns());
                     s.settle_done(&done.done);
