@@ -762,6 +762,7 @@ impl Core {
     ) -> Result<Decided, CoreError> {
         let mut envelope = approval.envelope.clone();
         envelope.governance.approval_id = Some(approval.approval_id.clone());
+        pipeline::hop(&mut envelope);
         let ack = match pipeline::append(&*self.bus, envelope.clone()).await {
             Ok(ack) => ack,
             Err(err) => {
@@ -859,6 +860,7 @@ impl Core {
             .priority(held.priority)
             .correlation_id(held.id.to_string())
             .causation_id(held.id.to_string())
+            .hops(held.hops)
             .idempotency_key(format!("dlq:hitl:{}", approval.approval_id))
             .header("ace-dlq-stream", name.clone().unwrap_or_default())
             .header("ace-dlq-reason", reason.clone())
@@ -907,6 +909,7 @@ impl Core {
             .correlation_id(held.id.to_string())
             .causation_id(held.id.to_string())
             .priority(held.priority)
+            .hops(held.hops)
             .payload_json(json!({
                 "status": word,
                 "approval_id": approval.approval_id,

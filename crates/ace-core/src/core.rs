@@ -158,6 +158,7 @@ impl Core {
             Admission::Hold(reasons) => return Err(self.hold(&principal, envelope, reasons).await),
         }
         let id = envelope.id;
+        pipeline::hop(&mut envelope);
         let entry = pipeline::accepted_entry(&*self.hooks.recorder, &principal, &envelope);
         let ack = pipeline::append(&*self.bus, envelope).await?;
         if let Some(entry) = entry {
@@ -182,6 +183,7 @@ impl Core {
         for mut envelope in envelopes {
             match self.admit(ctx, &principal, &mut envelope).await {
                 Ok(Admission::Pass) => {
+                    pipeline::hop(&mut envelope);
                     admitted.push((answers.len(), envelope));
                     answers.push(None);
                 }

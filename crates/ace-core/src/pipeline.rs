@@ -260,6 +260,15 @@ fn forbidden(principal: &Principal, action: Action<'_>, reasons: Vec<String>) ->
     }
 }
 
+/// Step 6, first: the message passes through the backbone once more, so `hops` counts one
+/// more. Every admitted message — from a client or re-published by the server (dead letters,
+/// answers to `reply_to`, released approvals, which start from their cause's count) — is counted
+/// here, so a loop of consumers that forward what they receive is stopped by [`validate`]'s hop
+/// limit without any client counting.
+pub fn hop(envelope: &mut Envelope) {
+    envelope.hops = envelope.hops.saturating_add(1);
+}
+
 /// Step 6: the one write — the bus persists the message (durable per the stream's sync
 /// policy) and answers with its stream and sequence, or the original ones for a duplicate.
 pub async fn append(bus: &dyn Bus, envelope: Envelope) -> Result<PublishAck, CoreError> {

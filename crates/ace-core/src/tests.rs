@@ -155,3 +155,49 @@ async fn given_existing_streams_when_ensuring_defaults_then_only_missing_ones_ar
     let again = core.ensure_streams(&ctx(), &wanted).await.unwrap();
     assert!(again.is_empty());
 }
+
+#[tokio::test]
+async fn given_two_consumers_forwarding_to_each_other_when_the_loop_runs_then_the_hop_limit_stops_it()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let core = core(dir.path());
+    with_stream(&core).await;
+    let limit = CoreLimits::default().max_hops;
+    let (ping, pong) = (
+        "ace.comms.http.service.ping.evt.v1",
+        "ace.comms.http.service.pong.evt.v1",
+    );
+    let mut next = Envelope::builder(Kind::Event, ping)
+        .payload_json(json!({"ball": true}))
+        .build()
+        .unwrap();
+    let mut passes = 0u32;
+    let refusal = loop {
+        match core.publish(&ctx(), next.clone()).await {
+            Ok(accepted) => {
+                passes += 1;
+                let seq = accepted.seq.unwrap();
+                let stored = core.get_message(&ctx(), "KPI", seq).await.unwrap();
+                assert_eq!(stored.envelope.hops, passes, "one hop per pass");
+                // the forwarder sends what it received on to the other subject, as a new message
+                let mut forwarded = stored.envelope;
+                forwarded.id = uuid::Uuid::now_v7();
+                forwarded.subject = if forwarded.subject == ping {
+                    pong
+                } else {
+                    ping
+                }
+                .into();
+                next = forwarded;
+            }
+            Err(err) => break err,
+        }
+        assert!(passes <= limit + 1, "the loop was never stopped");
+    };
+    assert_eq!(refusal.code(), ErrorCode::HopLimitExceeded);
+    assert_eq!(
+        passes,
+        limit + 1,
+        "hops 0..=limit pass, then the limit refuses"
+    );
+}

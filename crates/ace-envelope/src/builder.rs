@@ -111,6 +111,13 @@ impl EnvelopeBuilder {
         self.created_at(clock.now())
     }
 
+    /// Sets `hops`: how many times the message (or the message it answers or re-publishes)
+    /// has passed through the backbone.
+    pub fn hops(mut self, hops: u32) -> Self {
+        self.env.hops = hops;
+        self
+    }
+
     /// Sets `created_at`.
     pub fn created_at(mut self, at: DateTime<Utc>) -> Self {
         self.env.created_at = at;

@@ -66,9 +66,12 @@ impl Inner {
             "original": original,
         });
         let priority = original.as_ref().map(|o| o.priority).unwrap_or_default();
+        // The engine re-publishes on its own (not through the core): one more hop than its cause.
+        let hops = original.as_ref().map_or(0, |o| o.hops.saturating_add(1));
         Envelope::builder(Kind::Event, subject.clone())
             .clock(&*self.config.clock)
             .name("dead_letter")
+            .hops(hops)
             .source(SourceType::Service, "ace-bus")
             .priority(priority)
             .idempotency_key(format!("dlq:{}:{consumer}:{}", s.name, d.seq))
