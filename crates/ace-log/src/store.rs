@@ -10,6 +10,7 @@ use crate::codec::{self, RecordRef};
 use crate::config::LogConfig;
 use crate::durability::Durability;
 use crate::error::LogError;
+use crate::gaps::Gaps;
 use crate::segment::{HEADER_LEN, Mark, ScanEnd, Segment, Step};
 use crate::tombstones::sync_failed;
 use crate::types::{Appended, NewRecord, Record, RetentionReport};
@@ -88,6 +89,8 @@ pub(crate) struct Store {
     pub(crate) unbuffered: Option<(Mark, u64, u64)>,
     /// How many times buffered records were refused (`ENOSPC`) and forgotten.
     pub(crate) rewinds: u64,
+    /// The holes between segments a repair accepted (`gaps`): not damage.
+    pub(crate) gaps: Gaps,
 }
 
 impl Store {

@@ -3,6 +3,8 @@
 //! - `crash`: torn tails cut at every byte and flipped bits, judged against the watermark.
 //! - `faults`: injected fsync failures halt the log and are never acknowledged.
 //! - `kill`: a child writer SIGKILLed 200 times loses no acknowledged record (self re-exec).
+//! - `repair`: each damage kind repaired: the dry run's exact range, no byte changed by it, the
+//!   log `ok` after the cut with the cut bytes under `lost/`; a halted log reopened.
 //! - `model`: proptest of appends, deletes, retention and reopen against an in-memory model.
 //! - `symlinks`: a linked segment, tombstone file or log directory is refused, its target untouched.
 
@@ -11,4 +13,5 @@ mod crash;
 mod faults;
 mod kill;
 mod model;
+mod repair;
 mod symlinks;
