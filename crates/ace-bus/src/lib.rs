@@ -102,11 +102,12 @@ pub mod error;
 pub mod index;
 pub mod live;
 
+pub use ace_log::{Durability, OsDurability};
 pub use bus::{
-    Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo,
-    DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering,
-    PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
-    StreamDamage, StreamInfo, StreamState, SyncPolicy,
+    Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerFloor, ConsumerInfo,
+    DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, HealthChange, LiveSubscription,
+    LostSegment, Ordering, PublishAck, RetentionPolicy, SeqRange, StorageKind, StoredMessage,
+    StreamConfig, StreamCounters, StreamDamage, StreamInfo, StreamRepair, StreamState, SyncPolicy,
 };
 pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
