@@ -614,7 +614,16 @@ impl Bus for EmbeddedBus {
         stream: &str,
         accept_loss: bool,
     ) -> Result<StreamRepair, BusError> {
-        self.inner.repair_stream(stream, accept_loss).await
+        // A task of its own: a caller that gives up (a request timeout) must not stop a repair
+        // half-way, between taking the stream offline and putting the repaired one back.
+        let inner = Arc::clone(&self.inner);
+        let name = stream.to_owned();
+        tokio::spawn(async move { inner.repair_stream(&name, accept_loss).await })
+            .await
+            .map_err(|e| BusError::Storage {
+                stream: stream.to_owned(),
+                reason: format!("the repair stopped: {e}"),
+            })?
     }
 
     fn watch_health(&self) -> Option<tokio::sync::broadcast::Receiver<HealthChange>> {
