@@ -122,6 +122,7 @@ pub(crate) enum BodyRefusals {
         streams::add_stream,
         streams::get_stream,
         streams::delete_stream,
+        streams::repair_stream,
         streams::list_consumers,
         streams::add_consumer,
         streams::get_consumer,
