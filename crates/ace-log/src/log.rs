@@ -77,8 +77,7 @@ impl Log {
         }
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
-        let (generation, found) = HighWater::read(dir)?.unwrap_or((0, 0));
-        let high_water = HighWater::create(dir, found.max(durable), generation, &*durability)?;
+        let high_water = HighWater::open(dir, HighWater::read(dir)?, durable, &*durability)?;
         let failed = store.halted.clone();
         let log = Log {
             config,
@@ -398,9 +397,8 @@ impl Log {
         let reopened = f(&mut store, &*self.durability).and_then(|done| {
             let (fresh, report) = recover(&store.dir, &self.config, &*self.durability)?;
             let durable = fresh.next_seq - 1;
-            let (generation, found) = HighWater::read(&fresh.dir)?.unwrap_or((0, 0));
-            let mark = found.max(durable);
-            let high_water = HighWater::create(&fresh.dir, mark, generation, &*self.durability)?;
+            let found = HighWater::read(&fresh.dir)?;
+            let high_water = HighWater::open(&fresh.dir, found, durable, &*self.durability)?;
             Ok((done, report, fresh, durable, high_water))
         });
         let (done, report, fresh, durable, high_water) = match reopened {
