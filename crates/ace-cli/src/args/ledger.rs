@@ -167,7 +167,10 @@ mod tests {
             .map(ToString::to_string)
             .expect("--kind has help");
         for kind in ace_ledger::EntryKind::ALL {
-            assert!(help.contains(kind.as_str()), "`{kind}` missing from: {help}");
+            assert!(
+                help.contains(kind.as_str()),
+                "`{kind}` missing from: {help}"
+            );
         }
     }
 }
