@@ -86,8 +86,9 @@
 //! segment whose messages are all deleted is removed.
 //!
 //! # Invariants
-//! - Sequences start at 1 and increase by exactly one per record, across restarts; a segment
-//!   holds a contiguous run starting at its base sequence.
+//! - Sequences start at 1 and increase by exactly one per record, across restarts, except over
+//!   a hole a repair accepted (recorded in `gaps`, never reused); a segment holds a contiguous
+//!   run starting at its base sequence.
 //! - An acknowledged record (per the sync policy) is never truncated by recovery: a damaged one
 //!   is reported as corruption, and no sequence up to the high-water mark is handed out again.
 //! - Stored timestamps never decrease, so time → sequence is a binary search on the sparse index.
