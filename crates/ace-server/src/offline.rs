@@ -62,7 +62,10 @@ pub async fn repair_offline(
     };
     let closed = match &core {
         Some(core) => core.close().await,
-        None => Ok(close(&bus).await),
+        None => {
+            close(&bus).await;
+            Ok(())
+        }
     };
     let repair = repaired.map_err(|e| failed("repairing the stream", CoreError::Bus(e)))?;
     recorded.map_err(|e| failed("recording the repair in the ledger", e))?;

@@ -3,6 +3,8 @@
 //! The rule for a test that needs a real service: its URL comes from the environment with the
 //! loopback default; when the service is unreachable the test fails under `CI=true` (so CI can
 //! never pass by skipping) and otherwise skips with a loud `SKIPPED` line on stderr.
+//!
+//! [`files`] and [`assert_same_files`] prove an operation changed no byte of a directory.
 
 /// The PostgreSQL the tests use: `ACE_TEST_POSTGRES_URL`, by default the local server's `test`
 /// database.
@@ -37,4 +39,34 @@ pub fn postgres_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Every file under `dir` (recursively) with its bytes: compare two of them to prove an
+/// operation changed no byte of a directory (a dry run).
+pub fn files(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            all.insert(path, bytes);
+        }
+    }
+    all
+}
+
+/// Fails naming the paths whose bytes differ between `before` and `after` (not the bytes).
+pub fn assert_same_files(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) {
+    let changed: Vec<&std::path::PathBuf> = before
+        .keys()
+        .chain(after.keys().filter(|p| !before.contains_key(*p)))
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "changed: {changed:?}");
 }

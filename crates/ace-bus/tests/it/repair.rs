@@ -4,7 +4,6 @@
 //! bytes damaged under a running stream turning it read-only once, and the data directory's
 //! lock refusing a second engine.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +13,7 @@ use ace_bus::{
     Bus, BusError, ConsumerConfig, EmbeddedBus, EmbeddedConfig, HealthChange, StreamState,
 };
 use ace_envelope::ErrorCode;
+use ace_testkit::files;
 use tokio::sync::broadcast::Receiver;
 
 use crate::storage::{Device, event, open};
@@ -22,20 +22,6 @@ const SEGMENT: &str = "00000000000000000001.log";
 
 fn segment(dir: &Path) -> PathBuf {
     dir.join("streams").join("A").join(SEGMENT)
-}
-
-/// Every file under `dir` with its bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut all = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    all
 }
 
 async fn publish(bus: &EmbeddedBus, seqs: std::ops::RangeInclusive<u64>) {
@@ -55,6 +41,12 @@ async fn drain(bus: &EmbeddedBus) -> Vec<u64> {
         bus.ack("A", "c", *seq).await.unwrap();
     }
     seqs
+}
+
+/// No further health change within 200 ms: one announcement per transition.
+async fn assert_quiet(watch: &mut Receiver<HealthChange>) {
+    let more = tokio::time::timeout(Duration::from_millis(200), watch.recv()).await;
+    assert!(more.is_err(), "one announcement per transition: {more:?}");
 }
 
 /// The next health change within a second.
@@ -158,12 +150,7 @@ async fn given_a_failed_fsync_when_the_stream_halts_then_it_is_announced_once_an
     );
     assert!(change.damage.unwrap().reason.contains("injected EIO"));
     assert_eq!(change.high_water, 3);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), watch.recv())
-            .await
-            .is_err(),
-        "one announcement per transition"
-    );
+    assert_quiet(&mut watch).await;
 
     let dry = bus.repair_stream("A", false).await.unwrap();
     assert_eq!((dry.state, dry.repaired), (StreamState::Halted, false));
@@ -215,12 +202,7 @@ async fn given_bytes_damaged_under_a_running_stream_when_read_then_it_turns_read
         damage.reason
     );
     assert!(bus.get_message("A", 5).await.is_err());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), watch.recv())
-            .await
-            .is_err(),
-        "once"
-    );
+    assert_quiet(&mut watch).await;
     let write = bus.publish(event("A", 6)).await.unwrap_err();
     assert_eq!(write.code(), ErrorCode::StreamDamaged);
     assert!(

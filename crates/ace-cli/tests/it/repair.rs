@@ -5,9 +5,9 @@
 //! `ledger verify` still passing. While a server runs, the offline repair is refused naming its
 //! pid, and so is a second `serve` on the same data directory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ace_testkit::{assert_same_files, files};
 use serde_json::Value;
 
 use crate::client::EVENT;
@@ -19,20 +19,6 @@ const SEGMENT: &str = "00000000000000000001.log";
 
 fn stream_dir(data: &Path) -> PathBuf {
     data.join("streams").join(STREAM)
-}
-
-/// Every file of the stream with its bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut all = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    all
 }
 
 /// `ace-comms --server URL ARGS`, which must exit 0.
@@ -52,16 +38,6 @@ fn offline(data: &Path, extra: &[&str]) -> Run {
         &[&["stream", "repair", STREAM, "--data", data][..], extra].concat(),
         b"",
     )
-}
-
-/// Fails naming the files that differ (not their bytes).
-fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>) {
-    let changed: Vec<&PathBuf> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|p| before.get(*p) != after.get(*p))
-        .collect();
-    assert!(changed.is_empty(), "the dry run changed {changed:?}");
 }
 
 fn json(text: &str) -> Value {
@@ -96,7 +72,7 @@ fn given_a_stream_damaged_with_the_server_stopped_when_repaired_offline_then_the
     let before = files(&stream_dir(data.path()));
     let dry = offline(data.path(), &[]);
     assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
-    assert_unchanged(&before, &files(&stream_dir(data.path())));
+    assert_same_files(&before, &files(&stream_dir(data.path())));
     for line in [
         "state:",
         "read_only",

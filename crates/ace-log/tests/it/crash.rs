@@ -329,9 +329,9 @@ fn given_a_last_segment_cut_inside_its_header_after_acks_when_reopened_then_it_i
     }
 }
 
-#[test]
-fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_damaged_and_no_sequence_is_reused()
- {
+/// A one-segment log of 20 acknowledged records whose segment was then replaced by its copy
+/// from when it held 10 (the high-water mark still says 20); the segment and the config.
+pub(crate) fn rolled_back_log() -> (tempfile::TempDir, PathBuf, LogConfig) {
     let dir = tempfile::tempdir().unwrap();
     let big = LogConfig {
         segment_bytes: 1 << 20,
@@ -350,6 +350,13 @@ fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_da
     }
     log.close().unwrap();
     std::fs::write(&seg, old).unwrap();
+    (dir, seg, big)
+}
+
+#[test]
+fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_damaged_and_no_sequence_is_reused()
+ {
+    let (dir, seg, big) = rolled_back_log();
     let (log, report) = Log::open(dir.path(), big).unwrap();
     let c = report.corruption.unwrap();
     assert_eq!(c.segment, seg);

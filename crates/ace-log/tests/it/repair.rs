@@ -7,38 +7,21 @@
 //! nothing wrong. A halted log is reopened; a healthy one is left alone.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use ace_log::{
-    Durability, LOST_DIR, Log, LogConfig, MANIFEST, OsDurability, RepairOptions, RepairPlan,
-    SyncPolicy,
-};
+use std::sync::atomic::Ordering;
 
 use ace_log::codec::frame_len;
+use ace_log::{LOST_DIR, Log, LogConfig, MANIFEST, RepairOptions, RepairPlan, SyncPolicy};
+use ace_testkit::files;
 
 use crate::api::rec;
 use crate::crash::{
     RECORDS, acked_log, assert_first_records_intact, config, crashed_log, flip_bit, last_segment,
-    payload,
+    payload, rolled_back_log,
 };
-
-/// Every file under `dir` (recursively) with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(snapshot(&path));
-        } else {
-            files.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    files
-}
+use crate::faults::FailingSync;
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -59,9 +42,9 @@ fn base(path: &Path) -> u64 {
 fn dry_run(dir: &Path, cfg: LogConfig) -> (Log, RepairPlan, BTreeMap<PathBuf, Vec<u8>>) {
     let (log, report) = Log::open(dir, cfg).unwrap();
     assert!(report.corruption.is_some(), "damaged: {report:?}");
-    let before = snapshot(dir);
+    let before = files(dir);
     let plan = log.repair_plan(&RepairOptions::default()).unwrap();
-    assert_eq!(snapshot(dir), before, "the dry run changes no byte");
+    ace_testkit::assert_same_files(&before, &files(dir));
     assert!(plan.needed, "{plan:?}");
     (log, plan, before)
 }
@@ -134,24 +117,7 @@ fn repair_and_check(dir: &Path, log: &Log, upto: u64, next: u64, moved: &[(Strin
 #[test]
 fn given_a_segment_rolled_back_to_an_older_copy_when_repaired_then_the_lost_sequences_are_never_reused()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let big = LogConfig {
-        segment_bytes: 1 << 20,
-        ..config()
-    };
-    let (log, _) = Log::open(dir.path(), big.clone()).unwrap();
-    for seq in 1..=10 {
-        log.append(rec("crash.s", &payload(seq), seq)).unwrap();
-    }
-    log.close().unwrap();
-    let seg = last_segment(dir.path());
-    let old = std::fs::read(&seg).unwrap();
-    let (log, _) = Log::open(dir.path(), big.clone()).unwrap();
-    for seq in 11..=20 {
-        log.append(rec("crash.s", &payload(seq), seq)).unwrap();
-    }
-    log.close().unwrap();
-    std::fs::write(&seg, old).unwrap();
+    let (dir, _, big) = rolled_back_log();
 
     let (log, plan, _) = dry_run(dir.path(), big);
     assert_eq!((plan.intact, plan.lost), (Some((1, 10)), Some((11, 20))));
@@ -316,12 +282,12 @@ fn given_a_healthy_log_when_repaired_then_nothing_is_needed_and_nothing_changes(
     let (dir, _, _, _) = acked_log();
     let (log, report) = Log::open(dir.path(), config()).unwrap();
     assert!(report.corruption.is_none());
-    let before = snapshot(dir.path());
+    let before = files(dir.path());
     let repaired = log.repair(&RepairOptions::default()).unwrap();
     assert!(!repaired.plan.needed, "{repaired:?}");
     assert_eq!((repaired.plan.lost, repaired.moved_to), (None, None));
     assert_eq!(repaired.plan.intact, Some((1, RECORDS)));
-    assert_eq!(snapshot(dir.path()), before);
+    ace_testkit::assert_same_files(&before, &files(dir.path()));
     assert_eq!(
         log.append(rec("crash.s", b"next", 0)).unwrap().seq,
         RECORDS + 1
@@ -374,25 +340,6 @@ fn given_a_record_the_caller_cannot_use_when_repaired_then_the_log_is_cut_before
         log.append(rec("crash.s", b"next", 0)).unwrap().seq,
         RECORDS + 1
     );
-}
-
-/// Real syncs until `fail` is set, then EIO on every file sync.
-#[derive(Debug, Default)]
-struct FailingSync {
-    fail: AtomicBool,
-}
-
-impl Durability for FailingSync {
-    fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected EIO"));
-        }
-        OsDurability.sync_file(file, path)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        OsDurability.sync_dir(dir)
-    }
 }
 
 #[test]

@@ -30,19 +30,7 @@ fn repair_path() -> String {
 
 /// Every file of the stream's directory with its bytes.
 fn stream_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, into: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, into);
-            } else {
-                into.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut files = BTreeMap::new();
-    walk(&dir.join("streams").join(STREAM), &mut files);
-    files
+    ace_testkit::files(&dir.join("streams").join(STREAM))
 }
 
 /// The ledger entries of `kind`.
