@@ -154,6 +154,40 @@ async fn given_a_stream_damaged_on_disk_when_repaired_over_http_then_it_serves_a
 }
 
 #[tokio::test]
+async fn given_a_segment_and_its_mark_rolled_back_when_repaired_then_the_next_sequence_is_above_the_consumer_ack_floor()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = rolled_back(dir.path(), true).await;
+    let (status, dry) = server.post(&repair_path(), &json!({})).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["high_water"], 20, "the mark was rolled back too: {dry}");
+    assert_eq!(
+        dry["lost"],
+        json!({"first": 21, "last": 40}),
+        "known from the ack floor"
+    );
+    assert_eq!(dry["next_seq"], 41);
+    let (status, done) = server
+        .post(&repair_path(), &json!({"accept_loss": true}))
+        .await;
+    assert_eq!(
+        (status, &done["state_after"]),
+        (200, &json!("ok")),
+        "{done}"
+    );
+    let (status, ack) = server.post("/api/v1/messages", &query(41)).await;
+    assert_eq!((status, &ack["seq"]), (202, &json!(41)), "{ack}");
+    server.stop().await;
+    let server = Server::start(dir.path()).await;
+    assert_eq!(
+        stream_info(&server).await["state"],
+        "ok",
+        "no longer below the ack floor"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn given_enforced_mode_when_a_non_admin_repairs_then_403_and_a_denied_entry_and_an_admin_may()
 {
     let dir = tempfile::tempdir().unwrap();
