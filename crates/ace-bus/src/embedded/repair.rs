@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use ace_log::{LogError, RepairPlan, Repaired};
+use ace_log::{LogError, RecoveryReport, RepairOptions, RepairPlan, Repaired};
 
 use super::Inner;
 use super::stream::Stream;
@@ -27,31 +27,9 @@ impl Inner {
     ) -> Result<StreamRepair, BusError> {
         let _admin = self.admin.lock().await;
         let old = self.stream(name)?;
-        let (state, damage) = old.health();
         let options = old.repair_options();
-        let plan = old
-            .log
-            .repair_plan(&options)
-            .map_err(|source| log_failed(name, source))?;
-        let mut answer = StreamRepair {
-            stream: name.to_owned(),
-            dry_run: !accept_loss,
-            repaired: false,
-            state,
-            damage,
-            intact: None,
-            lost: None,
-            lost_bytes: 0,
-            segments: Vec::new(),
-            high_water: plan.high_water,
-            next_seq: plan.next_seq,
-            consumers: Vec::new(),
-            moved_to: None,
-            state_after: state,
-            message: String::new(),
-        };
-        describe(&mut answer, &old, &plan);
-        if state == StreamState::Ok {
+        let mut answer = survey(&old, &options, accept_loss)?;
+        if answer.state == StreamState::Ok {
             answer.message = format!("nothing to repair: stream `{name}` is ok");
             return Ok(answer);
         }
@@ -68,26 +46,60 @@ impl Inner {
                 reason: format!("the repair stopped: {e}"),
             })?;
         // Whatever the repair did, a stream over the log serves again, with its consumers.
-        let report = repaired
-            .as_ref()
-            .map(|r| r.report.clone())
-            .unwrap_or_default();
-        let dir = self.stream_dir(name);
+        let report = repaired.as_ref().map(|r| r.report.clone());
+        let fresh = self.restart(&old, &report.unwrap_or_default())?;
+        let repaired = repaired.map_err(|source| log_failed(name, source))?;
+        finish(&mut answer, &fresh, &repaired, &self.stream_dir(name));
+        Ok(answer)
+    }
+
+    /// A new stream over `old`'s (repaired) log, adopting its consumers, in its place.
+    fn restart(&self, old: &Stream, report: &RecoveryReport) -> Result<Arc<Stream>, BusError> {
         let fresh = Stream::start(
-            &dir,
+            &self.stream_dir(&old.name),
             Arc::clone(&old.log),
-            &report,
+            report,
             old.config(),
             &self.config,
             &self.health,
         )?;
-        fresh.adopt(&old);
-        self.streams.write().insert(name.to_owned(), fresh.clone());
+        fresh.adopt(old);
+        self.streams.write().insert(old.name.clone(), fresh.clone());
         fresh.notify.notify_waiters();
-        let repaired = repaired.map_err(|source| log_failed(name, source))?;
-        finish(&mut answer, &fresh, &repaired, &dir);
-        Ok(answer)
+        Ok(fresh)
     }
+}
+
+/// The dry run: the stream's state and what a repair with `options` keeps and gives up.
+fn survey(
+    stream: &Stream,
+    options: &RepairOptions,
+    accept_loss: bool,
+) -> Result<StreamRepair, BusError> {
+    let (state, damage) = stream.health();
+    let plan = stream
+        .log
+        .repair_plan(options)
+        .map_err(|source| log_failed(&stream.name, source))?;
+    let mut answer = StreamRepair {
+        stream: stream.name.clone(),
+        dry_run: !accept_loss,
+        repaired: false,
+        state,
+        damage,
+        intact: None,
+        lost: None,
+        lost_bytes: 0,
+        segments: Vec::new(),
+        high_water: plan.high_water,
+        next_seq: plan.next_seq,
+        consumers: Vec::new(),
+        moved_to: None,
+        state_after: state,
+        message: String::new(),
+    };
+    describe(&mut answer, stream, &plan);
+    Ok(answer)
 }
 
 /// Fills what `plan` keeps and gives up, and the consumers whose ack floor it gives up.

@@ -1,6 +1,6 @@
 //! Streams, consumers and deliveries over HTTP: create/list/get/delete streams and consumers,
-//! repair a damaged stream, fetch, ack/nak/term, and read one stored message. Each handler parses, calls one `Core`
-//! operation, and shapes the answer.
+//! repair a damaged stream, fetch, ack/nak/term, and read one stored message. Each handler
+//! parses, calls one `Core` operation, and shapes the answer.
 
 use std::time::Duration;
 
