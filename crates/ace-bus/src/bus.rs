@@ -21,6 +21,24 @@ pub use ace_envelope::api::http::{
     DeliverPolicy, Delivered, DiscardPolicy, Ordering, PublishAck, RetentionPolicy, StorageKind,
     StoredMessage, StreamConfig, StreamCounters, StreamDamage, StreamInfo, StreamState, SyncPolicy,
 };
+pub use ace_envelope::api::repair::{ConsumerFloor, LostSegment, SeqRange, StreamRepair};
+
+/// A stream that stopped taking writes while the engine ran: it became `read_only` (corruption
+/// found on a read, damage found while rebuilding its state) or `halted` (a failed write or
+/// fsync). Sent once per transition; damage found when a stream opens is in its `StreamInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The stream.
+    pub stream: String,
+    /// Its new state (`read_only` or `halted`).
+    pub state: StreamState,
+    /// What was found or what failed, and where.
+    pub damage: Option<StreamDamage>,
+    /// The last sequence readers see.
+    pub last_seq: u64,
+    /// The highest sequence the stream ever acknowledged.
+    pub high_water: u64,
+}
 
 /// The engine contract: core pub/sub, request/reply, streams, consumers and acknowledgements.
 ///
@@ -154,6 +172,28 @@ pub trait Bus: Send + Sync {
     async fn in_progress(&self, stream: &str, consumer: &str, seq: u64) -> Result<(), BusError>;
     /// Reads one stored message by sequence (`None` when deleted, expired or out of range).
     async fn get_message(&self, stream: &str, seq: u64) -> Result<Option<StoredMessage>, BusError>;
+
+    /// Repairs a `read_only` or `halted` stream. Without `accept_loss` it is a dry run that
+    /// changes nothing and reports what is damaged and what a repair would keep and give up;
+    /// with it, the stream is cut to its last intact record (nothing destroyed: the engine keeps
+    /// what it cut), keeps its high-water mark so no acknowledged sequence is handed out again,
+    /// and takes writes again, its consumers kept. A healthy stream is left alone.
+    async fn repair_stream(
+        &self,
+        stream: &str,
+        accept_loss: bool,
+    ) -> Result<StreamRepair, BusError> {
+        let _ = (stream, accept_loss);
+        Err(BusError::Unsupported {
+            feature: "stream repair".to_owned(),
+        })
+    }
+
+    /// The streams that stop taking writes while the engine runs, one [`HealthChange`] per
+    /// transition, from now on; `None` when the engine does not report them.
+    fn watch_health(&self) -> Option<tokio::sync::broadcast::Receiver<HealthChange>> {
+        None
+    }
 
     /// Flushes state and releases the engine's files (or connection). Every later call fails
     /// with `BusError::Closed`.

@@ -188,6 +188,18 @@ pub enum BusError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the data directory (its `LOCK` file): one server, or one offline
+    /// repair, at a time.
+    #[error(
+        "data directory {path} is in use by another process{}: one server or offline repair at a time",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The data directory.
+        path: String,
+        /// The process holding it, as its `LOCK` file says.
+        pid: Option<u32>,
+    },
     /// A configuration this engine does not support.
     #[error("unsupported by this engine: {feature}")]
     Unsupported {
@@ -211,7 +223,9 @@ impl BusError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BusError::Timeout { .. } => ErrorCode::Timeout,
-            BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+            BusError::NoResponders { .. } | BusError::Closed | BusError::Locked { .. } => {
+                ErrorCode::Unavailable
+            }
             BusError::SlowConsumer { .. }
             | BusError::TooManySubscriptions { .. }
             | BusError::StreamFull { .. } => ErrorCode::Backpressure,

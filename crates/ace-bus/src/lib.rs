@@ -49,6 +49,9 @@
 //!   are delivered again — never lost (at-least-once).
 //! - Streams never overlap: each subject is captured by at most one stream, so a publish has
 //!   at most one `{stream, seq}`.
+//! - A damaged stream changes only by `Bus::repair_stream` with `accept_loss`: never a sequence
+//!   at or below its high-water mark again, nothing cut deleted (moved under the stream's
+//!   `lost/`), its consumers kept. One engine at a time opens a data directory (`LOCK`).
 //! - `SubjectIndex` reports an entry for a subject exactly when `SubjectPattern::matches` says
 //!   its pattern matches, once (proptested), with or without its match cache.
 //! - `LiveHub::publish` never blocks and never buffers more than `subscriber_buffer` messages per
@@ -102,11 +105,12 @@ pub mod error;
 pub mod index;
 pub mod live;
 
+pub use ace_log::{Durability, OsDurability};
 pub use bus::{
-    Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerInfo,
-    DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, LiveSubscription, Ordering,
-    PublishAck, RetentionPolicy, StorageKind, StoredMessage, StreamConfig, StreamCounters,
-    StreamDamage, StreamInfo, StreamState, SyncPolicy,
+    Accept, AckPolicy, Backoff, Bus, ConsumerConfig, ConsumerCounters, ConsumerFloor, ConsumerInfo,
+    DEAD_LETTER_PREFIX, DeliverPolicy, Delivered, DiscardPolicy, HealthChange, LiveSubscription,
+    LostSegment, Ordering, PublishAck, RetentionPolicy, SeqRange, StorageKind, StoredMessage,
+    StreamConfig, StreamCounters, StreamDamage, StreamInfo, StreamRepair, StreamState, SyncPolicy,
 };
 pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use ace_envelope::api::http::{
     Accepted, AckAnswer, AckRequest, AgentList, AgentPresence, Approval, ApprovalDecision,
     ApprovalList, ApprovalStatus, BatchAnswer, ConsumerConfig, ConsumerInfo, ConsumerList, Decided,
-    FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Pending, Session, SessionWrite,
-    StoredMessage, StreamConfig, StreamInfo, StreamList, Verdict,
+    FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Pending, RepairRequest, Session,
+    SessionWrite, StoredMessage, StreamConfig, StreamInfo, StreamList, StreamRepair, Verdict,
 };
 use ace_envelope::{Envelope, ErrorBody};
 use reqwest::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
@@ -259,6 +259,18 @@ impl Client {
     pub async fn delete_stream(&self, stream: &str) -> Result<(), ClientError> {
         self.send_empty(Method::DELETE, &["api", "v1", "streams", stream])
             .await
+    }
+
+    /// `POST /api/v1/streams/{stream}/repair`: what is damaged and what a repair keeps and gives
+    /// up (a dry run without `accept_loss`), or the repair itself (admin only).
+    pub async fn repair_stream(
+        &self,
+        stream: &str,
+        accept_loss: bool,
+    ) -> Result<StreamRepair, ClientError> {
+        let body = RepairRequest { accept_loss };
+        let path = ["api", "v1", "streams", stream, "repair"];
+        self.send(Method::POST, &path, |r| r.json(&body)).await
     }
 
     /// `GET /api/v1/streams/{stream}/messages/{seq}`: one stored message.

@@ -4,7 +4,8 @@
 //!
 //! - [`Client`] — `http.rs`: one method per route: [`Client::publish`],
 //!   [`Client::publish_batch`]; streams ([`Client::add_stream`], [`Client::list_streams`],
-//!   [`Client::stream_info`], [`Client::delete_stream`], [`Client::get_message`]); consumers
+//!   [`Client::stream_info`], [`Client::delete_stream`], [`Client::repair_stream`],
+//!   [`Client::get_message`]); consumers
 //!   ([`Client::add_consumer`], [`Client::list_consumers`], [`Client::consumer_info`],
 //!   [`Client::delete_consumer`], [`Client::fetch`], [`Client::ack`], [`Client::nak`],
 //!   [`Client::term`]); agents ([`Client::agents`], [`Client::agent`], [`Client::heartbeat`]);
@@ -92,8 +93,8 @@ pub use ace_envelope::api::http::{
     Accepted, AckAnswer, AckFailure, AckPolicy, AgentPresence, Approval, ApprovalStatus, Backoff,
     BatchAnswer, BatchItem, ConsumerConfig, ConsumerCounters, ConsumerInfo, Decided, DeliverPolicy,
     DiscardPolicy, FetchedMessage, Heartbeat, Ordering, Pending, Requester, RetentionPolicy,
-    Session, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo, SyncPolicy,
-    Verdict,
+    Session, StorageKind, StoredMessage, StreamConfig, StreamCounters, StreamInfo, StreamRepair,
+    SyncPolicy, Verdict,
 };
 pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;

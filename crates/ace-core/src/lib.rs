@@ -33,6 +33,9 @@
 //! - `sessions`: versioned session state — [`Core::session`], [`Core::put_session`] with a
 //!   [`Precondition`] (strict: replacing needs `If-Match`), behind the [`SessionStore`] trait
 //!   ([`RedbSessionStore`], [`MemorySessionStore`]).
+//! - `storage`: [`Core::repair_stream`] (admin: managing the stream), [`Core::watch_stream_health`],
+//!   and the `stream_repaired` / `storage_damaged` ledger entries ([`stream_repaired_entry`],
+//!   [`storage_damaged_entry`]).
 //! - `context`: [`RequestContext`] (transport, credentials) and [`Principal`].
 //! - `error`: [`CoreError`] and the one mapping to wire codes ([`CoreError::code`],
 //!   [`CoreError::body`]).
@@ -66,6 +69,7 @@ mod live;
 mod ops;
 pub mod pipeline;
 pub mod sessions;
+mod storage;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
 pub use agents::{
@@ -101,6 +105,7 @@ pub use ops::{AckKind, AckOutcome};
 pub use sessions::{
     MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError, Writer,
 };
+pub use storage::{storage_damaged_entry, stream_repaired_entry};
 
 #[cfg(test)]
 mod tests;

@@ -54,11 +54,18 @@ pub enum EntryKind {
     /// A stream's storage, when opened, had a torn tail cut or damage found (the subject names
     /// the stream; details say state, segment, offset and bytes).
     StorageRecovered,
+    /// A stream became `read_only` or `halted` while the server ran (a failed write or fsync,
+    /// corruption found on a read, damage found while rebuilding its state): one entry per
+    /// transition; the subject names the stream, details say state, reason, segment and offset.
+    StorageDamaged,
+    /// A damaged stream was repaired by accepting a loss (the actor is who asked; details say
+    /// what was lost — sequences, bytes, segment files — and where it was moved).
+    StreamRepaired,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 13] = [
         EntryKind::Accepted,
         EntryKind::Denied,
         EntryKind::Held,
@@ -70,6 +77,8 @@ impl EntryKind {
         EntryKind::WorkflowRun,
         EntryKind::SessionWritten,
         EntryKind::StorageRecovered,
+        EntryKind::StorageDamaged,
+        EntryKind::StreamRepaired,
     ];
 
     /// The snake_case name used in JSON and query strings.
@@ -86,6 +95,8 @@ impl EntryKind {
             EntryKind::WorkflowRun => "workflow_run",
             EntryKind::SessionWritten => "session_written",
             EntryKind::StorageRecovered => "storage_recovered",
+            EntryKind::StorageDamaged => "storage_damaged",
+            EntryKind::StreamRepaired => "stream_repaired",
         }
     }
 }

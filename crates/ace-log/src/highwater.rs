@@ -78,6 +78,33 @@ impl HighWater {
         Ok(hw)
     }
 
+    /// The mark at least `at_least`, given what [`HighWater::read`] `found`: when the file
+    /// already holds exactly that, it is opened and nothing is written (a start, or a dry run,
+    /// changes no byte and pays no fdatasync); otherwise [`HighWater::create`] writes it.
+    pub(crate) fn open(
+        dir: &Path,
+        found: Option<(u64, u64)>,
+        at_least: u64,
+        durability: &dyn Durability,
+    ) -> Result<HighWater, LogError> {
+        let (generation, seq) = found.unwrap_or((0, 0));
+        if found.is_none() || seq < at_least {
+            return HighWater::create(dir, seq.max(at_least), generation, durability);
+        }
+        let path = dir.join(FILE_NAME);
+        let file = crate::nofollow::open(
+            OpenOptions::new().read(true).write(true),
+            &path,
+            "open high-water mark",
+        )?;
+        Ok(HighWater {
+            path,
+            file,
+            generation,
+            seq,
+        })
+    }
+
     /// Durably raises the mark to `seq` (a lower `seq` is ignored: the mark never goes back).
     pub(crate) fn raise(&mut self, seq: u64, durability: &dyn Durability) -> Result<(), LogError> {
         if seq <= self.seq {
@@ -133,6 +160,24 @@ mod tests {
         assert_eq!(
             HighWater::read(dir.path()).unwrap().map(|(_, s)| s),
             Some(9)
+        );
+    }
+
+    #[test]
+    fn given_a_mark_already_on_file_when_opened_at_or_below_it_then_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hw = HighWater::create(dir.path(), 4, 0, &OsDurability).unwrap();
+        hw.raise(9, &OsDurability).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let bytes = std::fs::read(&path).unwrap();
+        let found = HighWater::read(dir.path()).unwrap();
+        let kept = HighWater::open(dir.path(), found, 7, &OsDurability).unwrap();
+        assert_eq!((kept.seq, std::fs::read(&path).unwrap()), (9, bytes));
+        let raised = HighWater::open(dir.path(), found, 12, &OsDurability).unwrap();
+        assert_eq!(raised.seq, 12);
+        assert_eq!(
+            HighWater::read(dir.path()).unwrap().map(|(_, s)| s),
+            Some(12)
         );
     }
 

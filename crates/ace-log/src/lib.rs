@@ -74,7 +74,8 @@
 //! - the segments end below the mark (a segment replaced by an older copy, a cut acknowledged
 //!   record: a tail is only ever "torn" past both the watermark and the mark);
 //! - a gap between two segments (only the oldest segments are ever removed, so a hole is lost
-//!   data; a fully deleted segment further on is kept until the ones before it are gone);
+//!   data; a fully deleted segment further on is kept until the ones before it are gone),
+//!   except the exact hole a repair recorded in `gaps`;
 //! - a last segment at or under its header size whose base sequence the mark covers (it is
 //!   rebuilt as "just created" only when no acknowledged sequence lies in it);
 //! - no segment at all under a non-zero mark.
@@ -82,6 +83,14 @@
 //! The mark never goes back, so the next sequence is never below one ever acknowledged. A log
 //! without the file (created by an older version) gets one from what recovery found. A segment
 //! cut below its synced watermark keeps every record before the cut readable.
+//!
+//! # Repair
+//! A read-only or halted log comes back only by an explicit repair, which accepts a loss
+//! recovery never makes on its own ([`Log::repair_plan`] shows it first, changing nothing):
+//! the log is cut to its last intact record, what is cut is moved under `lost/<timestamp>/`
+//! (never deleted), the hole up to the high-water mark is recorded in `gaps` so recovery
+//! opens the log `ok` over it, and the next sequence is above every one ever acknowledged.
+//! A halted log is reopened in place first and cut only if that recovery finds damage.
 //!
 //! # Retention and deletes
 //! `apply_retention` drops the oldest *whole* segments whose every record lies outside a limit
@@ -91,13 +100,15 @@
 //! segment whose messages are all deleted is removed.
 //!
 //! # Invariants
-//! - Sequences start at 1 and increase by exactly one per record, across restarts; a segment
-//!   holds a contiguous run starting at its base sequence.
+//! - Sequences start at 1 and increase by exactly one per record, across restarts, except over
+//!   a hole a repair accepted (recorded in `gaps`, never reused); a segment holds a contiguous
+//!   run starting at its base sequence.
 //! - An acknowledged record (per the sync policy) is never truncated by recovery: a damaged one
 //!   is reported as corruption, and no sequence up to the high-water mark is handed out again.
 //! - Stored timestamps never decrease, so time → sequence is a binary search on the sparse index.
 //! - Readers never see a record that is not yet durable (except under `Never`).
-//! - After corruption or a failed sync the log accepts no write until it is reopened.
+//! - After corruption or a failed sync the log accepts no write until it is reopened or
+//!   repaired; a repair never hands out a sequence at or below the high-water mark.
 //! - The index is in memory, rebuilt by the scan at open (which also verifies every CRC), so
 //!   opening costs one sequential read of the stream.
 //! - Readers share a read lock and see only durable records; appends, the group-commit flush,
@@ -107,9 +118,11 @@ pub mod codec;
 mod config;
 mod durability;
 mod error;
+mod gaps;
 mod highwater;
 mod log;
 mod nofollow;
+mod repair;
 mod segment;
 mod slot;
 mod store;
@@ -120,6 +133,7 @@ pub use config::{LogConfig, Retention, SyncPolicy};
 pub use durability::{Durability, OpenMode, OsDurability, create_dir_all};
 pub use error::LogError;
 pub use log::Log;
+pub use repair::{LOST_DIR, MANIFEST, RepairOptions, RepairPlan, Repaired, SegmentCut};
 pub use types::{
     Appended, Corruption, Failure, LogState, NewRecord, Record, RecoveryReport, RetentionReport,
     Truncation,

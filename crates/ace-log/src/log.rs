@@ -19,6 +19,7 @@ use crate::codec;
 use crate::config::{LogConfig, SyncPolicy};
 use crate::durability::{Durability, OsDurability};
 use crate::error::LogError;
+use crate::gaps::Gaps;
 use crate::highwater::HighWater;
 use crate::segment::{HEADER_LEN, Outcome, Segment};
 use crate::store::{Halt, Store, list_segments};
@@ -69,8 +70,7 @@ impl Log {
             .map_err(|e| LogError::io("create log directory", dir, e))?;
         let (store, report) = recover(dir, &config, &*durability)?;
         let durable = store.next_seq - 1;
-        let (generation, found) = HighWater::read(dir)?.unwrap_or((0, 0));
-        let high_water = HighWater::create(dir, found.max(durable), generation, &*durability)?;
+        let high_water = HighWater::open(dir, HighWater::read(dir)?, durable, &*durability)?;
         let failed = store.halted.clone();
         let log = Log {
             config,
@@ -409,6 +409,46 @@ impl Log {
     }
 }
 
+impl Log {
+    /// The store as readers see it (a repair plan is read from it).
+    pub(crate) fn store(&self) -> parking_lot::RwLockReadGuard<'_, Store> {
+        self.store.read()
+    }
+
+    /// Stops the log (no group commit in flight, the store locked), runs `f` on its files, then
+    /// recovers the directory again and serves what that recovery found: the seam of a repair
+    /// and of reopening a halted log in place, so every holder of this `Log` sees the result.
+    /// When `f` or the recovery fails, the log keeps refusing writes.
+    pub(crate) fn recover_after<T>(
+        &self,
+        f: impl FnOnce(&mut Store, &dyn Durability) -> Result<T, LogError>,
+    ) -> Result<(T, RecoveryReport), LogError> {
+        let mut commit = self.commit.lock();
+        let mut store = self.store.write();
+        let reopened = f(&mut store, &*self.durability).and_then(|done| {
+            let (fresh, report) = recover(&store.dir, &self.config, &*self.durability)?;
+            let durable = fresh.next_seq - 1;
+            let found = HighWater::read(&fresh.dir)?;
+            let high_water = HighWater::open(&fresh.dir, found, durable, &*self.durability)?;
+            Ok((done, report, fresh, durable, high_water))
+        });
+        let (done, report, fresh, durable, high_water) = match reopened {
+            Ok(reopened) => reopened,
+            Err(e) => {
+                // The files may have changed under a store that no longer describes them.
+                let halt = store.halted.get_or_insert_with(|| Halt::from_error(&e));
+                commit.failed.get_or_insert_with(|| halt.clone());
+                return Err(e);
+            }
+        };
+        commit.failed = fresh.halted.clone();
+        *store = fresh;
+        self.durable.store(durable, Ordering::Release);
+        *self.high_water.lock() = high_water;
+        Ok((done, report))
+    }
+}
+
 impl Drop for Log {
     /// Hands buffered bytes to the kernel (no sync): dropping without `close` is a crash as far
     /// as durability goes, never a loss of acknowledged data (those were synced already).
@@ -449,6 +489,7 @@ fn recover(
         halted: None,
         unbuffered: None,
         rewinds: 0,
+        gaps: Gaps::read(dir)?,
     };
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
@@ -464,8 +505,9 @@ fn recover(
             );
             note_corruption(&mut store, &mut report, seg.path.clone(), 0, reason);
         }
-        if i > 0 && base > store.next_seq {
-            // Only the oldest segments are ever removed: a hole between two is lost data.
+        if i > 0 && base > store.next_seq && !store.gaps.covers(store.next_seq, base - 1) {
+            // Only the oldest segments are ever removed: a hole between two is lost data,
+            // unless a repair recorded it as accepted (`gaps.rs`).
             let reason = format!(
                 "segment starts at sequence {base}, but the one before it ends at {}: \
                  sequences {} to {} are missing",

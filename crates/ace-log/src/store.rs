@@ -10,6 +10,7 @@ use crate::codec::{self, RecordRef};
 use crate::config::LogConfig;
 use crate::durability::{Durability, is_no_space};
 use crate::error::LogError;
+use crate::gaps::Gaps;
 use crate::segment::{HEADER_LEN, Mark, ScanEnd, Segment, Step, remove_if_present};
 use crate::tombstones::sync_failed;
 use crate::types::{Appended, NewRecord, Record, RetentionReport};
@@ -88,6 +89,8 @@ pub(crate) struct Store {
     pub(crate) unbuffered: Option<(Mark, u64, u64)>,
     /// How many times buffered records were refused (`ENOSPC`) and forgotten.
     pub(crate) rewinds: u64,
+    /// The holes between segments a repair accepted (`gaps`): not damage.
+    pub(crate) gaps: Gaps,
 }
 
 /// Where one `append_batch` call began: what [`Store::rewind_call`] goes back to when the
@@ -383,6 +386,9 @@ impl Store {
             Step::Continue
         })?;
         match stop {
+            // Decoding looks one record ahead: bad bytes after the last record asked for are
+            // for a later read to report.
+            ScanEnd::Invalid { .. } if out.len() >= max => Ok(()),
             ScanEnd::Invalid { offset, reason } => Err(LogError::Corrupt {
                 segment: seg.path.clone(),
                 offset,

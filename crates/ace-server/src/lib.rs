@@ -22,7 +22,10 @@
 //!   certificates whose DER reaches the authenticator.
 //! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
 //! - `recovery`: the `storage_recovered` ledger entries of the streams whose recovery cut a torn
-//!   tail or found damage, recorded at start.
+//!   tail or found damage, recorded at start, and the `storage_damaged` entries of streams that
+//!   stop taking writes while the server runs.
+//! - `offline`: [`repair_offline`], a stream repaired with the server stopped (the data
+//!   directory's lock refuses it while a server runs), recorded in the server's ledger.
 //! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
 //!
 //! # Invariants
@@ -49,6 +52,7 @@ mod governance;
 mod http;
 mod ledger;
 mod metrics;
+mod offline;
 mod recovery;
 mod serve;
 mod tls;
@@ -63,5 +67,6 @@ pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};
 pub use http::{AppState, router};
 pub use metrics::Metrics;
+pub use offline::repair_offline;
 pub use serve::{App, run};
 pub use tls::Tls;

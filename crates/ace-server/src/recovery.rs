@@ -1,13 +1,18 @@
-//! What stream recovery did, recorded in the ledger at start: one `storage_recovered` entry per
-//! stream whose storage, when the engine opened it, had torn tails cut (never acknowledged
-//! records; `recovery_truncated_bytes`) or damage found (`read_only` / `halted`, with reason,
-//! segment and offset). The engine logs the same at WARN when it opens the stream; `/metrics`
-//! counts it (`ace_comms_recovery_truncated_bytes_total`, `ace_comms_stream_state`) and `/ready`
-//! lists the degraded streams.
+//! Stream storage in the ledger. At start, what stream recovery did: one `storage_recovered`
+//! entry per stream whose storage, when the engine opened it, had torn tails cut (never
+//! acknowledged records; `recovery_truncated_bytes`) or damage found (`read_only` / `halted`,
+//! with reason, segment and offset). While running ([`record_damage`]), one `storage_damaged`
+//! entry per stream that stops taking writes — a failed write or fsync (`halted`), corruption
+//! found on a read or damage found while rebuilding its state (`read_only`) — once per
+//! transition, as the engine announces it (`Bus::watch_health`). The engine logs both at WARN;
+//! `/metrics` shows the state (`ace_comms_stream_state`,
+//! `ace_comms_recovery_truncated_bytes_total`) and `/ready` lists the degraded streams. A repair
+//! is its own `stream_repaired` entry (`ace_core::Core::repair_stream`).
 
-use ace_bus::{StreamInfo, StreamState};
+use ace_bus::{HealthChange, StreamInfo, StreamState};
 use ace_core::{Core, RequestContext};
 use ace_ledger::{EntryKind, NewEntry};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::error::ServerError;
 
@@ -33,6 +38,26 @@ pub(crate) async fn record_recovery(core: &Core) -> Result<(), ServerError> {
             op: "recording stream recovery in the ledger",
             source,
         })
+}
+
+/// Records a `storage_damaged` entry for every stream the engine announces stopped taking
+/// writes, until the announcements end or the task is aborted.
+pub(crate) async fn record_damage(core: Core, mut changes: Receiver<HealthChange>) {
+    loop {
+        match changes.recv().await {
+            Ok(change) => {
+                let entry = ace_core::storage_damaged_entry(&change);
+                if let Err(e) = core.record(vec![entry]).await {
+                    tracing::error!(stream = %change.stream, error = %e, "recording storage damage failed");
+                }
+            }
+            Err(RecvError::Lagged(missed)) => tracing::warn!(
+                missed,
+                "storage damage announcements missed: the streams' state is in /ready and stream info"
+            ),
+            Err(RecvError::Closed) => break,
+        }
+    }
 }
 
 /// The entry of one stream, when its recovery did or found anything.

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ace_bus::{EmbeddedBus, EmbeddedConfig};
+use ace_bus::{Durability, EmbeddedBus, EmbeddedConfig, HealthChange, OsDurability};
 use ace_contracts::Registry;
 use ace_core::{Core, CoreError, RedbApprovalStore, RedbSessionStore, RequestContext};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
@@ -48,10 +48,15 @@ use crate::metrics::Metrics;
 use crate::tls::{PeerCertificate, Tls};
 use crate::ws::Lifetime;
 
+/// What the engine announces about streams that stop taking writes.
+type HealthWatch = tokio::sync::broadcast::Receiver<HealthChange>;
+
 /// A started server: its state (for the router) and the limits of its connections.
 #[derive(Debug, Clone)]
 pub struct App {
     state: AppState,
+    /// The streams that stop taking writes, until `serve` records them in the ledger.
+    damage: Arc<std::sync::Mutex<Option<HealthWatch>>>,
     limits: LimitsConfig,
     /// TLS of the listener (`tls`); `None` serves plain TCP.
     tls: Option<Tls>,
@@ -74,6 +79,16 @@ impl App {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, ServerError> {
+        App::open_with(config, clock, Arc::new(OsDurability)).await
+    }
+
+    /// [`App::open_with_clock`] with the streams' storage seam injected (tests make a device
+    /// fail an fsync or fill up under a running server).
+    pub async fn open_with(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        durability: Arc<dyn Durability>,
+    ) -> Result<App, ServerError> {
         config.validate()?;
         let tls = config.tls.as_ref().map(Tls::load).transpose()?;
         let governance = Governance::from_config(config)?;
@@ -81,6 +96,7 @@ impl App {
         let integrity = config.integrity()?;
         let mut engine = EmbeddedConfig {
             dedup_max_entries: config.streams.dedup_max_entries,
+            durability,
             ..EmbeddedConfig::new(&config.data_dir)
         };
         // A live subscription's buffer in the bus holds no more bytes than its connection's
@@ -132,6 +148,9 @@ impl App {
         }
         crate::ledger::record_start(&core, config, governance.started_files()).await?;
         crate::recovery::record_recovery(&core).await?;
+        // Watched from now on, recorded by `serve`: nothing that halts a stream in between is
+        // missed.
+        let damage = Arc::new(std::sync::Mutex::new(core.watch_stream_health()));
         let metrics = Metrics::new()
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned())
@@ -143,6 +162,7 @@ impl App {
         state.set_ready(true);
         Ok(App {
             state,
+            damage,
             limits: config.limits.clone(),
             tls,
             agent_sweep_ms: config.state.agent_sweep_ms,
@@ -176,6 +196,13 @@ impl App {
             &self.state.core,
             Duration::from_millis(self.ledger_checkpoint_ms),
         );
+        let watch = self
+            .damage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let damage =
+            watch.map(|w| tokio::spawn(crate::recovery::record_damage(self.state.core.clone(), w)));
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
         let open = Arc::new(OpenConnections::default());
@@ -244,6 +271,9 @@ impl App {
         sweep.abort();
         ledger_tasks.abort();
         expiry.abort();
+        if let Some(damage) = damage {
+            damage.abort();
+        }
         self.drain(stop_tx, done_tx, &mut done_rx).await;
         self.state
             .core

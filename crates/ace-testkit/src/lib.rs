@@ -6,6 +6,7 @@
 //!
 //! [`powerloss`]: a device behind `ace_log::Durability` that forgets every write not yet made
 //! durable at a chosen operation, for the crash-point sweeps of `ace-log` and `ace-bus`.
+//! [`files`] and [`assert_same_files`] prove an operation changed no byte of a directory.
 
 pub mod powerloss;
 
@@ -69,4 +70,34 @@ pub fn python(test: &str, modules: &[&str]) -> Option<std::path::PathBuf> {
          interpreter that has them (`bash .ci/run` installs them into .ci/venv)"
     );
     None
+}
+
+/// Every file under `dir` (recursively) with its bytes: compare two of them to prove an
+/// operation changed no byte of a directory (a dry run).
+pub fn files(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            all.insert(path, bytes);
+        }
+    }
+    all
+}
+
+/// Fails naming the paths whose bytes differ between `before` and `after` (not the bytes).
+pub fn assert_same_files(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) {
+    let changed: Vec<&std::path::PathBuf> = before
+        .keys()
+        .chain(after.keys().filter(|p| !before.contains_key(*p)))
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "changed: {changed:?}");
 }

@@ -63,7 +63,12 @@ impl Inner {
         }
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
-        let stream = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
+        let stream = Stream::open(
+            &self.stream_dir(&config.name),
+            config,
+            &self.config,
+            &self.health,
+        )?;
         self.streams
             .write()
             .insert(stream.name.clone(), stream.clone());
@@ -84,7 +89,12 @@ impl Inner {
         self.check_overlap(&config)?;
         self.db()?.put_stream(&config)?;
         old.shutdown();
-        let fresh = Stream::open(&self.stream_dir(&config.name), config, &self.config)?;
+        let fresh = Stream::open(
+            &self.stream_dir(&config.name),
+            config,
+            &self.config,
+            &self.health,
+        )?;
         fresh.adopt(&old);
         self.streams
             .write()

@@ -2,9 +2,14 @@
 //! lives under one data directory:
 //!
 //! ```text
+//! <data_dir>/LOCK                  flock'ed while the engine is open: one process per directory
 //! <data_dir>/state.redb            stream configs, consumer configs, consumer state (redb)
-//! <data_dir>/streams/<name>/       the stream's ace-log segments
+//! <data_dir>/streams/<name>/       the stream's ace-log segments (`lost/`: what repairs cut)
 //! ```
+//!
+//! Opening takes the directory's lock first (`lock.rs`): a second engine on the same directory
+//! — a second server, or an offline repair while the server runs — fails with
+//! `BusError::Locked` naming the holder's pid.
 //!
 //! Core pub/sub and request/reply go through the live hub (`crate::live`). The parts:
 //! `stream` (a stream's log, writer thread, dedup window, retention), `consumer` (the delivery
@@ -29,7 +34,9 @@
 //! opens `read_only`; one whose write or fsync failed becomes `halted`. Either serves every
 //! record before the damage, answers writes with `BusError::StreamDamaged`, and shows its state
 //! in `StreamInfo::state`/`damage`; the engine and the other streams keep running. A full device
-//! answers `BusError::NoSpace` and the stream resumes by itself (see `stream.rs`).
+//! answers `BusError::NoSpace` and the stream resumes by itself (see `stream.rs`). A stream that
+//! stops taking writes while the engine runs is announced once per transition on
+//! `Bus::watch_health`; `Bus::repair_stream` brings a damaged or halted one back (`repair.rs`).
 //!
 //! Nothing inside the data directory is followed through a symbolic link: `streams/` and each
 //! `streams/<name>/` are refused when they are links (`ace-log` checks the stream directory and
@@ -41,7 +48,9 @@
 mod admin;
 mod consumer;
 mod delivery;
+mod lock;
 mod record;
+mod repair;
 mod state;
 mod stream;
 
@@ -58,18 +67,21 @@ use parking_lot::{Mutex, RwLock};
 
 use self::admin::parse_filter;
 use self::consumer::ConsumerCore;
+use self::lock::DataDirLock;
 use self::record::{decode_envelope, unix_nanos};
 use self::state::{StateDb, consumer_key};
 use self::stream::{Consumer, Stream};
 use crate::bus::{
-    Accept, Bus, ConsumerConfig, ConsumerInfo, Delivered, LiveSubscription, PublishAck,
-    StoredMessage, StreamConfig, StreamInfo,
+    Accept, Bus, ConsumerConfig, ConsumerInfo, Delivered, HealthChange, LiveSubscription,
+    PublishAck, StoredMessage, StreamConfig, StreamInfo, StreamRepair,
 };
 use crate::error::BusError;
 use crate::live::{LiveConfig, LiveHub, Subscription};
 
 /// How often a waiting fetch looks again even without a publish (a manual clock may have moved).
 const FETCH_POLL: Duration = Duration::from_millis(50);
+/// Health changes buffered for a slow watcher before it is told it missed some.
+const HEALTH_BUFFER: usize = 256;
 
 /// How the embedded engine is set up.
 #[derive(Debug, Clone)]
@@ -135,6 +147,10 @@ struct Inner {
     maintenance: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Serialises stream and consumer management (rare, and simpler to reason about alone).
     admin: tokio::sync::Mutex<()>,
+    /// Every stream sends here when it stops taking writes while the engine runs.
+    health: tokio::sync::broadcast::Sender<HealthChange>,
+    /// The data directory's `LOCK`, held until shutdown.
+    lock: Mutex<Option<DataDirLock>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -146,9 +162,26 @@ impl std::fmt::Debug for Inner {
 }
 
 impl EmbeddedBus {
-    /// Opens the data directory: reopens every stream and durable consumer where it stopped.
-    /// Starts the maintenance task when called inside a tokio runtime.
+    /// Opens the data directory: takes its lock (`BusError::Locked` when another process holds
+    /// it), then reopens every stream and durable consumer where it stopped. Starts the
+    /// maintenance task when called inside a tokio runtime.
     pub fn open(config: EmbeddedConfig) -> Result<Self, BusError> {
+        Self::open_filtered(config, |_| true)
+    }
+
+    /// Like [`EmbeddedBus::open`], with only the stream `name` (when it exists): maintenance of
+    /// one stream while the server is stopped, without opening the others' files.
+    pub fn open_one(config: EmbeddedConfig, name: &str) -> Result<Self, BusError> {
+        Self::open_filtered(config, |stream| stream == name)
+    }
+
+    fn open_filtered(
+        config: EmbeddedConfig,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self, BusError> {
+        ace_log::create_dir_all(&*config.durability, &config.data_dir)
+            .map_err(|source| refusal(&config.data_dir, source))?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let streams_dir = config.data_dir.join("streams");
         refuse_link(&streams_dir)?;
         ace_log::create_dir_all(&*config.durability, &streams_dir)
@@ -163,10 +196,12 @@ impl EmbeddedBus {
             flusher: Mutex::new(None),
             maintenance: Mutex::new(None),
             admin: tokio::sync::Mutex::new(()),
+            health: tokio::sync::broadcast::channel(HEALTH_BUFFER).0,
+            lock: Mutex::new(Some(lock)),
         });
         let stored = db.streams()?;
         inner.discard_leftovers(&stored)?;
-        for cfg in stored {
+        for cfg in stored.into_iter().filter(|c| keep(&c.name)) {
             let stream = inner.reopen_stream(&db, cfg)?;
             inner.streams.write().insert(stream.name.clone(), stream);
         }
@@ -280,7 +315,7 @@ impl Inner {
     /// Reopens a stored stream with its durable consumers, each resumed from its state.
     fn reopen_stream(&self, db: &StateDb, cfg: StreamConfig) -> Result<Arc<Stream>, BusError> {
         let name = cfg.name.clone();
-        let stream = Stream::open(&self.stream_dir(&name), cfg, &self.config)?;
+        let stream = Stream::open(&self.stream_dir(&name), cfg, &self.config, &self.health)?;
         for stored in db.consumers(&name)? {
             let filter = parse_filter(&stored.config)?;
             let (core, from) = match db.consumer_state(&name, &stored.config.name)? {
@@ -429,6 +464,7 @@ impl Inner {
         }
         self.streams.write().clear();
         self.db.write().take();
+        self.lock.lock().take();
     }
 }
 
@@ -612,6 +648,27 @@ impl Bus for EmbeddedBus {
             })
         })
         .transpose()
+    }
+
+    async fn repair_stream(
+        &self,
+        stream: &str,
+        accept_loss: bool,
+    ) -> Result<StreamRepair, BusError> {
+        // A task of its own: a caller that gives up (a request timeout) must not stop a repair
+        // half-way, between taking the stream offline and putting the repaired one back.
+        let inner = Arc::clone(&self.inner);
+        let name = stream.to_owned();
+        tokio::spawn(async move { inner.repair_stream(&name, accept_loss).await })
+            .await
+            .map_err(|e| BusError::Storage {
+                stream: stream.to_owned(),
+                reason: format!("the repair stopped: {e}"),
+            })?
+    }
+
+    fn watch_health(&self) -> Option<tokio::sync::broadcast::Receiver<HealthChange>> {
+        Some(self.inner.health.subscribe())
     }
 
     async fn close(&self) -> Result<(), BusError> {

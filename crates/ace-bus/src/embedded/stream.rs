@@ -18,7 +18,11 @@
 //! block that does not decode while rebuilding the dedup window or a consumer), keeps serving
 //! every record before the damage — scans stop there instead of failing the open, so other
 //! streams and the server keep running — and answers every write with
-//! `BusError::StreamDamaged` naming the state, segment and offset ([`Stream::health`]). A full
+//! `BusError::StreamDamaged` naming the state, segment and offset ([`Stream::health`]). Bytes
+//! that stop decoding on a read while running make the stream read-only too, remembering the
+//! first sequence that no longer reads so a repair cuts there; every transition to `read_only`
+//! or `halted` while running is logged at WARN and sent once on the engine's health channel
+//! (`Stream::note_health`). A full
 //! device is not damage: the publishes of that batch answer `BusError::NoSpace`, the stream
 //! stays `ok` and takes the next write as soon as space is freed.
 
@@ -29,15 +33,15 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::thread::JoinHandle;
 
 use ace_envelope::{Clock, SubjectPattern};
-use ace_log::{Log, LogConfig, LogError, NewRecord, Record};
+use ace_log::{Log, LogConfig, LogError, NewRecord, Record, RecoveryReport, RepairOptions};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
 use super::consumer::ConsumerCore;
 use super::record::{Header, Meta, unix_nanos};
 use crate::bus::{
-    DiscardPolicy, PublishAck, RetentionPolicy, StreamConfig, StreamCounters, StreamDamage,
-    StreamState, SyncPolicy,
+    DiscardPolicy, HealthChange, PublishAck, RetentionPolicy, StreamConfig, StreamCounters,
+    StreamDamage, StreamState, SyncPolicy,
 };
 use crate::error::BusError;
 
@@ -239,6 +243,13 @@ pub(crate) struct Stream {
     pub(crate) notify: Notify,
     /// Damage the engine found itself (the log's own is in `log.state()`).
     damage: Mutex<Option<StreamDamage>>,
+    /// The first sequence whose record the engine could not use (its header block does not
+    /// decode): a repair cuts the log before it.
+    bad_seq: Mutex<Option<u64>>,
+    /// The state last reported on `events` (the state at open, then each transition).
+    reported: Mutex<StreamState>,
+    /// Where a transition to `read_only` or `halted` while running is announced.
+    events: broadcast::Sender<HealthChange>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -292,9 +303,9 @@ impl Stream {
         dir: &Path,
         config: StreamConfig,
         engine: &super::EmbeddedConfig,
+        events: &broadcast::Sender<HealthChange>,
     ) -> Result<Arc<Self>, BusError> {
-        let pats = patterns(&config)?;
-        let (clock, dedup_max_entries) = (engine.clock.clone(), engine.dedup_max_entries);
+        patterns(&config)?;
         let durability = engine.durability.clone();
         let (log, report) =
             Log::open_with(dir, log_config(&config), durability).map_err(|source| {
@@ -303,6 +314,21 @@ impl Stream {
                     source,
                 }
             })?;
+        Self::start(dir, Arc::new(log), &report, config, engine, events)
+    }
+
+    /// Starts a stream over its open log (a repair keeps the `Log` it repaired in place): logs
+    /// what recovery `report`s, rebuilds the dedup window and starts the writer.
+    pub(crate) fn start(
+        dir: &Path,
+        log: Arc<Log>,
+        report: &RecoveryReport,
+        config: StreamConfig,
+        engine: &super::EmbeddedConfig,
+        events: &broadcast::Sender<HealthChange>,
+    ) -> Result<Arc<Self>, BusError> {
+        let pats = patterns(&config)?;
+        let (clock, dedup_max_entries) = (engine.clock.clone(), engine.dedup_max_entries);
         let mut counters = StreamCounters::default();
         for t in &report.truncated {
             counters.recovery_truncated_bytes += t.bytes;
@@ -327,7 +353,7 @@ impl Stream {
         let stream = Arc::new(Stream {
             name: config.name.clone(),
             config: RwLock::new((config, pats)),
-            log: Arc::new(log),
+            log,
             clock,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
@@ -337,7 +363,11 @@ impl Stream {
             interest: Mutex::new(HashMap::new()),
             notify: Notify::new(),
             damage: Mutex::new(None),
+            bad_seq: Mutex::new(None),
+            reported: Mutex::new(StreamState::Ok),
+            events: events.clone(),
         });
+        *stream.reported.lock() = stream.health().0;
         stream.rebuild_dedup();
         let worker = stream.clone();
         let handle = std::thread::Builder::new()
@@ -406,20 +436,114 @@ impl Stream {
 
     /// Records damage the engine found; the stream refuses writes from now on.
     pub(crate) fn mark_damaged(&self, reason: String) {
-        tracing::warn!(
-            stream = %self.name,
-            reason = %reason,
-            "stream storage is damaged: the stream is read-only, the records before the damage are served"
-        );
-        self.damage.lock().get_or_insert(StreamDamage {
+        let damage = StreamDamage {
             reason,
             segment: None,
             offset: None,
+        };
+        self.mark_damaged_at(damage, None);
+    }
+
+    /// Records damage the engine found, where it lies, and the first sequence it could not use
+    /// (a repair cuts before it); announces the transition when the stream was taking writes.
+    fn mark_damaged_at(&self, damage: StreamDamage, bad_seq: Option<u64>) {
+        tracing::warn!(
+            stream = %self.name,
+            reason = %damage.reason,
+            segment = damage.segment.as_deref().unwrap_or(""),
+            offset = damage.offset.unwrap_or(0),
+            "stream storage is damaged: the stream is read-only, the records before the damage are served"
+        );
+        self.damage.lock().get_or_insert(damage);
+        if let Some(seq) = bad_seq {
+            let mut bad = self.bad_seq.lock();
+            *bad = Some(bad.map_or(seq, |b| b.min(seq)));
+        }
+        self.note_health();
+    }
+
+    /// Announces a transition to `read_only` or `halted` (once: the state last reported is
+    /// remembered), after any operation that may have stopped the stream's writes.
+    pub(crate) fn note_health(&self) {
+        let (state, damage) = self.health();
+        {
+            let mut reported = self.reported.lock();
+            if *reported == state {
+                return;
+            }
+            *reported = state;
+        }
+        if state == StreamState::Ok {
+            return;
+        }
+        let log = self.log.state();
+        tracing::warn!(
+            stream = %self.name,
+            state = state.as_str(),
+            reason = damage.as_ref().map_or("", |d| d.reason.as_str()),
+            "stream stopped taking writes while running"
+        );
+        // Nobody watching is not an error: the state is in the stream's info either way.
+        let _ = self.events.send(HealthChange {
+            stream: self.name.clone(),
+            state,
+            damage,
+            last_seq: log.last_seq,
+            high_water: log.high_water,
         });
     }
 
-    /// A log failure as the bus answers it: damage and halts name the stream's state.
+    /// What a repair of this stream must know beyond its log: the record the engine could not
+    /// use, and the highest ack floor of its consumers.
+    pub(crate) fn repair_options(&self) -> RepairOptions {
+        let acknowledged = self
+            .consumers
+            .read()
+            .values()
+            .map(|c| c.core.lock().ack_floor())
+            .max()
+            .unwrap_or(0);
+        RepairOptions {
+            cut_before: *self.bad_seq.lock(),
+            acknowledged,
+        }
+    }
+
+    /// The first sequence of the segment file `segment` that no longer reads (a repair cuts
+    /// before it): reads forward from its base, halving the step on a failure.
+    fn first_unreadable(&self, segment: &str) -> Option<u64> {
+        let mut next: u64 = segment.strip_suffix(".log")?.parse().ok()?;
+        let mut step = SCAN_STEP;
+        loop {
+            match self.log.read_from(next, step) {
+                Ok(recs) => next = recs.last()?.seq + 1,
+                Err(_) if step > 1 => step /= 2,
+                Err(_) => return Some(next),
+            }
+        }
+    }
+
+    /// A log failure as the bus answers it: damage and halts name the stream's state. Bytes
+    /// that no longer decode on a read, where the log found none when it opened, make the
+    /// stream read-only from now on.
     pub(crate) fn log_error(&self, source: LogError) -> BusError {
+        if let LogError::Corrupt {
+            segment,
+            offset,
+            reason,
+        } = &source
+        {
+            if self.log.state().damage.is_none() {
+                let segment = file_name(segment);
+                let bad = self.first_unreadable(&segment);
+                let damage = StreamDamage {
+                    reason: format!("found on a read: {reason}"),
+                    segment: Some(segment),
+                    offset: Some(*offset),
+                };
+                self.mark_damaged_at(damage, bad);
+            }
+        }
         match &source {
             LogError::Corrupt { .. } | LogError::SyncFailed { .. } => {
                 self.refusal().unwrap_or(BusError::Log {
@@ -598,6 +722,7 @@ impl Stream {
         for seq in seqs {
             if let Err(e) = self.log.delete(*seq) {
                 tracing::warn!(stream = %self.name, seq, error = %e, "delete failed");
+                self.note_health();
             }
         }
     }
@@ -646,6 +771,7 @@ impl Stream {
                 drop(dedup);
                 let reason = e.to_string();
                 tracing::error!(stream = %self.name, error = %reason, "append failed");
+                self.note_health();
                 return self.fail_all(groups, || {
                     match &e {
                         LogError::Corrupt { .. } | LogError::SyncFailed { .. } => self.refusal(),
@@ -781,7 +907,10 @@ impl Stream {
             Ok(report) => {
                 self.counters.lock().dropped_by_limits += report.messages_dropped;
             }
-            Err(e) => tracing::warn!(stream = %self.name, error = %e, "retention failed"),
+            Err(e) => {
+                tracing::warn!(stream = %self.name, error = %e, "retention failed");
+                self.note_health();
+            }
         }
     }
 
@@ -867,12 +996,26 @@ impl Stream {
             };
             next = last.seq + 1;
             for rec in &recs {
-                let header = Header::decode(&rec.headers).map_err(|reason| BusError::Corrupt {
-                    what: format!("{}/{}", self.name, rec.seq),
-                    reason,
-                })?;
+                let header = match Header::decode(&rec.headers) {
+                    Ok(header) => header,
+                    Err(reason) => return Err(self.undecodable(rec.seq, reason)),
+                };
                 f(rec, header);
             }
+        }
+    }
+
+    /// A record whose header block does not decode: damage from that sequence on.
+    fn undecodable(&self, seq: u64, reason: String) -> BusError {
+        let damage = StreamDamage {
+            reason: format!("the header block of sequence {seq} does not decode: {reason}"),
+            segment: None,
+            offset: None,
+        };
+        self.mark_damaged_at(damage, Some(seq));
+        BusError::Corrupt {
+            what: format!("{}/{seq}", self.name),
+            reason,
         }
     }
 

@@ -10,11 +10,15 @@
 //!   unacknowledged message skipped by a durable consumer.
 //! - `storage`: a full device (`INSUFFICIENT_STORAGE`, resumes by itself) and a failed fsync
 //!   (that stream `halted`, the others serve), injected through `EmbeddedConfig::durability`.
+//! - `repair`: a damaged stream repaired (dry run changes nothing, the repair keeps the mark and
+//!   the consumers), a halted one reopened, damage found while running announced once, and the
+//!   data directory's lock refusing a second engine.
 //! - `symlinks`: a linked `state.redb`, `streams/` or stream directory is refused, naming it.
 
 mod embedded;
 mod index;
 mod live;
 mod powerloss;
+mod repair;
 mod storage;
 mod symlinks;

@@ -16,9 +16,9 @@ use ace_log::{Durability, OsDurability};
 /// The real device until `full` (ENOSPC on every write that grows a file) or `broken` (EIO on
 /// file syncs).
 #[derive(Debug, Default)]
-struct Device {
-    full: AtomicBool,
-    broken: AtomicBool,
+pub(crate) struct Device {
+    pub(crate) full: AtomicBool,
+    pub(crate) broken: AtomicBool,
 }
 
 impl Durability for Device {
@@ -38,7 +38,7 @@ impl Durability for Device {
     }
 }
 
-fn event(stream: &str, n: u64) -> Envelope {
+pub(crate) fn event(stream: &str, n: u64) -> Envelope {
     let subject = format!("ace.comms.http.service.{}.evt.v1", stream.to_lowercase());
     Envelope::builder(Kind::Event, subject)
         .payload_json(serde_json::json!({ "n": n }))
@@ -46,7 +46,7 @@ fn event(stream: &str, n: u64) -> Envelope {
         .unwrap()
 }
 
-async fn open(dir: &Path, device: &Arc<Device>) -> EmbeddedBus {
+pub(crate) async fn open(dir: &Path, device: &Arc<Device>) -> EmbeddedBus {
     let config = EmbeddedConfig {
         durability: device.clone(),
         ..EmbeddedConfig::new(dir)

@@ -62,7 +62,8 @@ pub(crate) struct CheckpointArgs {
 #[derive(Debug, Args)]
 pub(crate) struct EntriesArgs {
     /// Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered,
-    /// config_changed, workflow_run, session_written, storage_recovered.
+    /// config_changed, workflow_run, session_written, storage_recovered, storage_damaged,
+    /// stream_repaired.
     #[arg(long)]
     pub(crate) kind: Option<String>,
     /// Only entries recorded at or after this RFC 3339 time.
@@ -146,4 +147,30 @@ pub(crate) struct VerifyArgs {
     pub(crate) witness_schema: String,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn given_the_ledger_entry_kinds_then_the_kind_help_of_ledger_entries_names_every_one() {
+        let mut cli = crate::args::Cli::command();
+        let entries = cli
+            .find_subcommand_mut("ledger")
+            .and_then(|l| l.find_subcommand_mut("entries"))
+            .expect("ledger entries");
+        let help = entries
+            .get_arguments()
+            .find(|a| a.get_id() == "kind")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .expect("--kind has help");
+        for kind in ace_ledger::EntryKind::ALL {
+            assert!(
+                help.contains(kind.as_str()),
+                "`{kind}` missing from: {help}"
+            );
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
 pub(crate) use publish::PubArgs;
 pub(crate) use req::ReqArgs;
-pub(crate) use stream::{NameArgs, RmArgs, StreamAddArgs, StreamCommand};
+pub(crate) use stream::{NameArgs, RepairArgs, RmArgs, StreamAddArgs, StreamCommand};
 pub(crate) use sub::SubArgs;
 
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.

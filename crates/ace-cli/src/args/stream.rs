@@ -1,5 +1,6 @@
 //! `ace-comms stream …`: create, list, inspect and delete streams.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ace_envelope::api::http::{DiscardPolicy, RetentionPolicy, StorageKind, SyncPolicy};
@@ -34,6 +35,22 @@ pub(crate) enum StreamCommand {
         ace-comms stream rm ORDERS\n  \
         ace-comms stream rm ORDERS --force")]
     Rm(RmArgs),
+    /// Show what is damaged in a stream and what a repair keeps and gives up (changes
+    /// nothing); with --accept-loss, cut it to its last intact record so it takes writes again.
+    #[command(
+        after_help = "Without --data or --config it asks the running server (POST \
+        /api/v1/streams/NAME/repair, admin only). With either, it works on the data directory \
+        while the server is stopped (a running server holds the directory's lock and is named); \
+        the repair is recorded in the server's ledger either way. What a repair cuts is moved \
+        under streams/NAME/lost/, never deleted, and no sequence at or below the high-water mark \
+        is given again. Exit 0 with \"nothing to repair\" for a healthy stream, 1 for an unknown \
+        one (STREAM_NOT_FOUND).\n\nExamples:\n  \
+        ace-comms stream repair ORDERS\n  \
+        ace-comms stream repair ORDERS --accept-loss\n  \
+        ace-comms stream repair ORDERS --data /var/lib/ace-comms --json\n  \
+        ace-comms stream repair ORDERS --config /etc/ace/ace-comms.yaml --accept-loss"
+    )]
+    Repair(RepairArgs),
 }
 
 /// `stream add`.
@@ -83,6 +100,24 @@ pub(crate) struct StreamAddArgs {
 pub(crate) struct NameArgs {
     /// The stream.
     pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `stream repair`.
+#[derive(Debug, Args)]
+pub(crate) struct RepairArgs {
+    /// The stream.
+    pub(crate) name: String,
+    /// Give up what the dry run lists as lost: cut the stream to its last intact record.
+    #[arg(long)]
+    pub(crate) accept_loss: bool,
+    /// Work offline on this data directory, the server stopped (as `serve --data`).
+    #[arg(long, visible_alias = "data-dir", value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Work offline with this config file's data directory and ledger (as `serve --config`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }

@@ -12,7 +12,7 @@ mod ledger;
 mod publish;
 mod reload;
 mod request;
-mod serve;
+pub(crate) mod serve;
 mod stream;
 mod subscribe;
 

@@ -6,6 +6,7 @@
 //! with what it had). Exits 0 after a clean shutdown.
 
 use std::io::Write;
+use std::path::Path;
 
 use ace_server::{App, AppState, Config};
 use anyhow::{Context, Result};
@@ -28,21 +29,28 @@ pub(crate) fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<Outcome> {
 
 /// Defaults, the file, `ACE_*` variables, then the flags; validated last.
 fn config(args: &ServeArgs) -> Result<Config> {
-    let file = match &args.config {
+    let mut config = load_config(args.config.as_deref(), args.data.as_deref())?;
+    if let Some(listen) = &args.listen {
+        config.listen.clone_from(listen);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The server's configuration as `serve` reads it: defaults, the `file`, `ACE_*` variables, then
+/// `--data`; not validated yet (the caller may apply more flags).
+pub(crate) fn load_config(file: Option<&Path>, data: Option<&Path>) -> Result<Config> {
+    let text = match file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?,
         ),
         None => None,
     };
-    let mut config = Config::load(file.as_deref(), std::env::vars())?;
-    if let Some(listen) = &args.listen {
-        config.listen.clone_from(listen);
+    let mut config = Config::load(text.as_deref(), std::env::vars())?;
+    if let Some(data) = data {
+        config.data_dir = data.to_path_buf();
     }
-    if let Some(data) = &args.data {
-        config.data_dir.clone_from(data);
-    }
-    config.validate()?;
     Ok(config)
 }
 

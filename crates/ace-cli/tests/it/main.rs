@@ -12,6 +12,9 @@
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
 //!   and 0.9 MB publishes stays under its bound, and another principal is served throughout.
+//! - `repair`: `stream repair` offline with the server stopped (dry run, `--accept-loss`, the
+//!   next `serve` with the stream `ok`, the `stream_repaired` entry, `ledger verify`), refused
+//!   while a server holds the data directory, as is a second `serve` on it.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 //! - `tls`: the client verbs against a TLS server with `--tls-ca` (pub, sub over wss, stream
 //!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
@@ -23,6 +26,7 @@ mod contracts;
 mod envelope;
 mod ledger;
 mod memory;
+mod repair;
 mod serve;
 mod tls;
 mod tour;

@@ -13,6 +13,7 @@
 //! | `GET /api/v1/streams` | | [`StreamList`] |
 //! | `POST /api/v1/streams` | [`StreamConfig`] | 201 [`StreamInfo`] |
 //! | `GET /api/v1/streams/{s}` | | [`StreamInfo`] |
+//! | `POST /api/v1/streams/{s}/repair` | [`RepairRequest`] | [`StreamRepair`] (in [`super::repair`]) |
 //! | `GET /api/v1/streams/{s}/consumers` | | [`ConsumerList`] |
 //! | `POST /api/v1/streams/{s}/consumers` | [`ConsumerConfig`] | 201 [`ConsumerInfo`] |
 //! | `GET /api/v1/streams/{s}/consumers/{c}` | | [`ConsumerInfo`] |
@@ -36,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{Envelope, ErrorDetail};
+
+pub use super::repair::{ConsumerFloor, LostSegment, RepairRequest, SeqRange, StreamRepair};
 
 /// The answer to `POST /api/v1/messages` (202): the envelope id and where it was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

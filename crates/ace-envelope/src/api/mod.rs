@@ -7,7 +7,9 @@
 //!
 //! - [`http`]: request and answer bodies of `/api/v1` — publish answers, stream and consumer
 //!   configurations and their info snapshots, fetch, ack/nak/term, stored messages;
+//! - [`repair`]: the body and answer of a stream repair (re-exported by [`http`]);
 //! - [`ws`]: the frames of the `/ws` protocol.
 
 pub mod http;
+pub mod repair;
 pub mod ws;

@@ -13,15 +13,15 @@ use ace_log::{Log, LogConfig, LogError, SyncPolicy};
 
 use crate::api::rec;
 
-const RECORDS: u64 = 24;
+pub(crate) const RECORDS: u64 = 24;
 
-fn payload(seq: u64) -> Vec<u8> {
+pub(crate) fn payload(seq: u64) -> Vec<u8> {
     format!("payload-{seq}-")
         .repeat(seq as usize % 4 + 1)
         .into_bytes()
 }
 
-fn config() -> LogConfig {
+pub(crate) fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 512,
         sync: SyncPolicy::Always,
@@ -32,7 +32,7 @@ fn config() -> LogConfig {
 /// A log of `RECORDS` records written with `Always` and dropped without `close`: the watermark
 /// covers all but the last record, and the high-water mark is put back to what it was before
 /// the last append (a crash after the last record's segment sync, before its acknowledgement).
-fn crashed_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
+pub(crate) fn crashed_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
     let (dir, last, last_at, prev_at) = acked_log();
     let hw = dir.path().join("highwater");
     std::fs::write(
@@ -45,7 +45,7 @@ fn crashed_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
 
 /// Like `crashed_log`, with every record acknowledged (the high-water mark says `RECORDS`);
 /// `highwater.before` holds the mark as it was before the last append.
-fn acked_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
+pub(crate) fn acked_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), config()).unwrap();
     for seq in 1..=RECORDS {
@@ -66,7 +66,7 @@ fn acked_log() -> (tempfile::TempDir, PathBuf, u64, u64) {
     (dir, last, len - last_rec, len - last_rec - prev_rec)
 }
 
-fn last_segment(dir: &Path) -> PathBuf {
+pub(crate) fn last_segment(dir: &Path) -> PathBuf {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -76,7 +76,7 @@ fn last_segment(dir: &Path) -> PathBuf {
     logs.pop().unwrap()
 }
 
-fn copy_dir(from: &Path) -> tempfile::TempDir {
+pub(crate) fn copy_dir(from: &Path) -> tempfile::TempDir {
     let to = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
@@ -85,13 +85,13 @@ fn copy_dir(from: &Path) -> tempfile::TempDir {
     to
 }
 
-fn flip_bit(path: &Path, bit: u64) {
+pub(crate) fn flip_bit(path: &Path, bit: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
     std::fs::write(path, bytes).unwrap();
 }
 
-fn assert_first_records_intact(log: &Log, upto: u64) {
+pub(crate) fn assert_first_records_intact(log: &Log, upto: u64) {
     for seq in 1..=upto {
         let r = log
             .read(seq)
@@ -329,9 +329,9 @@ fn given_a_last_segment_cut_inside_its_header_after_acks_when_reopened_then_it_i
     }
 }
 
-#[test]
-fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_damaged_and_no_sequence_is_reused()
- {
+/// A one-segment log of 20 acknowledged records whose segment was then replaced by its copy
+/// from when it held 10 (the high-water mark still says 20); the segment and the config.
+pub(crate) fn rolled_back_log() -> (tempfile::TempDir, PathBuf, LogConfig) {
     let dir = tempfile::tempdir().unwrap();
     let big = LogConfig {
         segment_bytes: 1 << 20,
@@ -350,6 +350,13 @@ fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_da
     }
     log.close().unwrap();
     std::fs::write(&seg, old).unwrap();
+    (dir, seg, big)
+}
+
+#[test]
+fn given_a_segment_rolled_back_to_an_older_copy_when_reopened_then_the_log_is_damaged_and_no_sequence_is_reused()
+ {
+    let (dir, seg, big) = rolled_back_log();
     let (log, report) = Log::open(dir.path(), big).unwrap();
     let c = report.corruption.unwrap();
     assert_eq!(c.segment, seg);

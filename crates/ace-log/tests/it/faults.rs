@@ -17,8 +17,8 @@ use crate::api::rec;
 
 /// Real syncs until `fail` is set, then EIO on every file sync.
 #[derive(Debug, Default)]
-struct FailingSync {
-    fail: AtomicBool,
+pub(crate) struct FailingSync {
+    pub(crate) fail: AtomicBool,
 }
 
 impl Durability for FailingSync {

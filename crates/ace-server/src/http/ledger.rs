@@ -141,7 +141,7 @@ pub(crate) async fn consistency(
     path = "/api/v1/ledger/entries",
     tag = "ledger",
     params(
-        ("kind" = Option<String>, Query, description = "Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered, config_changed, workflow_run, session_written, storage_recovered"),
+        ("kind" = Option<String>, Query, description = "Only this kind: accepted, denied, held, approved, rejected, expired, dead_lettered, config_changed, workflow_run, session_written, storage_recovered, storage_damaged, stream_repaired"),
         ("since" = Option<String>, Query, description = "Only entries recorded at or after this RFC 3339 time"),
         ("until" = Option<String>, Query, description = "Only entries recorded before this RFC 3339 time"),
         ("after" = Option<u64>, Query, description = "Only entries after this seq (the `next_after` of the previous page)"),

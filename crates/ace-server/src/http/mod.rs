@@ -150,6 +150,10 @@ pub fn router(state: AppState) -> Router {
             get(streams::get_stream).delete(streams::delete_stream),
         )
         .route(
+            "/api/v1/streams/{stream}/repair",
+            post(streams::repair_stream),
+        )
+        .route(
             "/api/v1/streams/{stream}/consumers",
             get(streams::list_consumers).post(streams::add_consumer),
         )

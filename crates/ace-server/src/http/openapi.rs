@@ -122,6 +122,7 @@ pub(crate) enum BodyRefusals {
         streams::add_stream,
         streams::get_stream,
         streams::delete_stream,
+        streams::repair_stream,
         streams::list_consumers,
         streams::add_consumer,
         streams::get_consumer,
@@ -233,4 +234,23 @@ pub(crate) async fn openapi_json() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         DOCUMENT.as_str(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_the_ledger_entry_kinds_then_the_kind_parameter_of_ledger_entries_names_every_one() {
+        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT).unwrap();
+        let params = &doc["paths"]["/api/v1/ledger/entries"]["get"]["parameters"];
+        let kind = params
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "kind"))
+            .expect("a `kind` parameter");
+        let text = kind["description"].as_str().unwrap_or_default();
+        for k in ace_ledger::EntryKind::ALL {
+            assert!(text.contains(k.as_str()), "`{k}` missing from: {text}");
+        }
+    }
 }

@@ -1,13 +1,13 @@
 //! Streams, consumers and deliveries over HTTP: create/list/get/delete streams and consumers,
-//! fetch, ack/nak/term, and read one stored message. Each handler parses, calls one `Core`
-//! operation, and shapes the answer.
+//! repair a damaged stream, fetch, ack/nak/term, and read one stored message. Each handler
+//! parses, calls one `Core` operation, and shapes the answer.
 
 use std::time::Duration;
 
 use ace_core::{AckKind, AckOutcome};
 use ace_envelope::api::http::{
     AckAnswer, AckFailure, AckRequest, ConsumerConfig, ConsumerInfo, ConsumerList, FetchAnswer,
-    FetchRequest, StoredMessage, StreamConfig, StreamInfo, StreamList,
+    FetchRequest, RepairRequest, StoredMessage, StreamConfig, StreamInfo, StreamList, StreamRepair,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -98,6 +98,37 @@ pub(crate) async fn delete_stream(
 ) -> Result<StatusCode, ApiError> {
     state.core.delete_stream(&ctx, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/streams/{name}/repair {accept_loss}`: what is damaged and what a repair keeps
+/// and gives up; with `accept_loss`, the repair itself (the stream is cut to its last intact
+/// record, what is cut moved under its `lost/` directory, and it takes writes again).
+#[utoipa::path(
+    post,
+    path = "/api/v1/streams/{stream}/repair",
+    tag = "streams",
+    params(super::openapi::StreamPath),
+    request_body = RepairRequest,
+    responses(
+        (status = 200, description = "The report: a dry run without `accept_loss` (nothing changed), the repair with it; `nothing to repair` for a healthy stream. A repair that changed the stream is a `stream_repaired` ledger entry", body = StreamRepair),
+        (status = 400, description = "`INVALID_JSON`, `INVALID_REQUEST`: a bad body", body = ErrorBody),
+        (status = 404, description = "`STREAM_NOT_FOUND`", body = ErrorBody),
+        super::openapi::BodyRefusals,
+        super::openapi::Refusals,
+    )
+)]
+pub(crate) async fn repair_stream(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(name): Path<String>,
+    JsonBody(ask): JsonBody<RepairRequest>,
+) -> Result<Json<StreamRepair>, ApiError> {
+    Ok(Json(
+        state
+            .core
+            .repair_stream(&ctx, &name, ask.accept_loss)
+            .await?,
+    ))
 }
 
 /// `GET /api/v1/streams/{s}/consumers`.

@@ -44,6 +44,10 @@
 //!   flipped inside the dedup window, a segment cut inside its header, a torn tail): the server
 //!   starts, the damaged stream is `read_only` serving what survived and refusing writes with
 //!   `STREAM_DAMAGED`, the others serve, `/ready` and `/metrics` say so.
+//! - `repair`: a damaged stream repaired over HTTP (dry run changing nothing, the repair, a
+//!   publish above the high-water mark, the durable consumer continuing, the `stream_repaired`
+//!   entry), admin only (403 and a `denied` entry otherwise), and a stream halted by a failed
+//!   fsync while running recorded once as `storage_damaged`, then repaired.
 
 mod agents;
 mod approvals;
@@ -55,6 +59,7 @@ mod lifecycle;
 mod messages;
 mod openapi;
 mod reload;
+mod repair;
 mod router;
 mod sessions;
 mod storage_faults;
@@ -100,9 +105,19 @@ impl Server {
     /// Starts a server on `config` reading time from `clock` (a `ManualClock` in tests of
     /// expiry).
     pub(crate) async fn start_clocked(config: &Config, clock: Arc<dyn Clock>) -> Server {
+        Server::start_durable(config, clock, Arc::new(ace_bus::OsDurability)).await
+    }
+
+    /// Starts a server on `config` whose streams write and sync through `durability` (a
+    /// device that fails on demand).
+    pub(crate) async fn start_durable(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        durability: Arc<dyn ace_bus::Durability>,
+    ) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = App::open_with_clock(config, clock)
+        let app = App::open_with(config, clock, durability)
             .await
             .expect("the server opens");
         let (stop, stopped) = oneshot::channel::<()>();

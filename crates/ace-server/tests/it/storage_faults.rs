@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use crate::{Server, assert_error, event};
 
 /// The damaged stream of these tests captures queries; `ACE_EVENTS` stays healthy beside it.
-const STREAM: &str = "DMG";
-const QUERY_SUBJECT: &str = "ace.comms.http.service.kpi.qry.status.v1";
-const FIRST_SEGMENT: &str = "00000000000000000001.log";
+pub(crate) const STREAM: &str = "DMG";
+pub(crate) const QUERY_SUBJECT: &str = "ace.comms.http.service.kpi.qry.status.v1";
+pub(crate) const FIRST_SEGMENT: &str = "00000000000000000001.log";
 
-fn query(n: u64) -> Value {
+pub(crate) fn query(n: u64) -> Value {
     let envelope = Envelope::builder(Kind::Query, QUERY_SUBJECT)
         .payload_json(json!({ "n": n }))
         .build()
@@ -25,16 +25,16 @@ fn query(n: u64) -> Value {
     serde_json::to_value(envelope).unwrap()
 }
 
-fn segment(dir: &Path) -> PathBuf {
+pub(crate) fn segment(dir: &Path) -> PathBuf {
     dir.join("streams").join(STREAM).join(FIRST_SEGMENT)
 }
 
-fn highwater(dir: &Path) -> PathBuf {
+pub(crate) fn highwater(dir: &Path) -> PathBuf {
     dir.join("streams").join(STREAM).join("highwater")
 }
 
 /// Creates the stream and the durable consumer `c` on it.
-async fn make_stream(server: &Server) {
+pub(crate) async fn make_stream(server: &Server) {
     let config = json!({"name": STREAM, "subjects": ["ace.comms.http.*.*.qry.>"]});
     let (status, info) = server.post("/api/v1/streams", &config).await;
     assert_eq!(status, 201, "{info}");
@@ -43,7 +43,7 @@ async fn make_stream(server: &Server) {
     assert_eq!(status, 201, "{info}");
 }
 
-async fn publish(server: &Server, seqs: std::ops::RangeInclusive<u64>) {
+pub(crate) async fn publish(server: &Server, seqs: std::ops::RangeInclusive<u64>) {
     for n in seqs {
         let (status, ack) = server.post("/api/v1/messages", &query(n)).await;
         assert_eq!((status, ack["seq"].as_u64()), (202, Some(n)), "{ack}");
@@ -51,7 +51,7 @@ async fn publish(server: &Server, seqs: std::ops::RangeInclusive<u64>) {
 }
 
 /// Fetches and acks everything up to `upto` on consumer `c`.
-async fn ack_all(server: &Server, upto: u64) {
+pub(crate) async fn ack_all(server: &Server, upto: u64) {
     let base = format!("/api/v1/streams/{STREAM}/consumers/c");
     let mut acked = 0;
     while acked < upto {
@@ -84,7 +84,7 @@ async fn recovery_entries(server: &Server) -> Vec<Value> {
     page["entries"].as_array().unwrap().clone()
 }
 
-async fn stream_info(server: &Server) -> Value {
+pub(crate) async fn stream_info(server: &Server) -> Value {
     let (status, info) = server.get(&format!("/api/v1/streams/{STREAM}")).await;
     assert_eq!(status, 200, "{info}");
     info
@@ -122,7 +122,7 @@ async fn assert_read_only_and_others_serve(server: &Server) {
 
 /// Publish 20, keep a copy of the segment, publish 20 more, ack all 40, put the copy back
 /// (with the high-water mark of that time too when `with_mark`), restart.
-async fn rolled_back(dir: &Path, with_mark: bool) -> Server {
+pub(crate) async fn rolled_back(dir: &Path, with_mark: bool) -> Server {
     let server = Server::start(dir).await;
     make_stream(&server).await;
     publish(&server, 1..=20).await;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use ace_envelope::api::http::StreamInfo;
+use ace_envelope::api::http::{StreamDamage, StreamInfo};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -29,14 +29,10 @@ pub(super) fn print_info(info: &StreamInfo, json: bool, out: &mut dyn Write) -> 
     let c = &info.config;
     let limit = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |v| v.to_string());
     let n = &info.counters;
-    let damage = info.damage.as_ref().map_or_else(String::new, |d| {
-        let at = match (&d.segment, d.offset) {
-            (Some(segment), Some(offset)) => format!(" ({segment} at byte {offset})"),
-            (Some(segment), None) => format!(" ({segment})"),
-            _ => String::new(),
-        };
-        format!(": {}{at}", d.reason)
-    });
+    let damage = info
+        .damage
+        .as_ref()
+        .map_or_else(String::new, |d| format!(": {}", damage_text(d)));
     let lines = [
         ("name", c.name.clone()),
         ("state", format!("{}{damage}", word(&info.state))),
@@ -74,6 +70,21 @@ pub(super) fn print_info(info: &StreamInfo, json: bool, out: &mut dyn Write) -> 
         ("removed after ack", n.removed_after_ack.to_string()),
         ("removed no interest", n.removed_no_interest.to_string()),
     ];
+    write_aligned(&lines, out)
+}
+
+/// What is wrong with a stream and where: `reason (segment at byte offset)`.
+pub(super) fn damage_text(d: &StreamDamage) -> String {
+    let at = match (&d.segment, d.offset) {
+        (Some(segment), Some(offset)) => format!(" ({segment} at byte {offset})"),
+        (Some(segment), None) => format!(" ({segment})"),
+        _ => String::new(),
+    };
+    format!("{}{at}", d.reason)
+}
+
+/// `key: value` lines with the values aligned, for people.
+pub(super) fn write_aligned(lines: &[(&str, String)], out: &mut dyn Write) -> Result<()> {
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in lines {
         writeln!(

@@ -1,8 +1,9 @@
-//! `stream add | ls | info | rm`.
+//! `stream add | ls | info | rm | repair`.
 
 mod add;
 mod info;
 mod ls;
+mod repair;
 mod rm;
 
 use std::io::Write;
@@ -19,11 +20,13 @@ pub(crate) fn run(
     server: &ServerArgs,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let session = Session::new(server)?;
+    // `repair` talks to the server only without --data/--config: it connects itself.
+    let session = || Session::new(server);
     match command {
-        StreamCommand::Add(args) => add::run(&session, *args, out),
-        StreamCommand::Ls(output) => ls::run(&session, output, out),
-        StreamCommand::Info(args) => info::run(&session, &args, out),
-        StreamCommand::Rm(args) => rm::run(&session, &args, out),
+        StreamCommand::Add(args) => add::run(&session()?, *args, out),
+        StreamCommand::Ls(output) => ls::run(&session()?, output, out),
+        StreamCommand::Info(args) => info::run(&session()?, &args, out),
+        StreamCommand::Rm(args) => rm::run(&session()?, &args, out),
+        StreamCommand::Repair(args) => repair::run(&args, server, out),
     }
 }
