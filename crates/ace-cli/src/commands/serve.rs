@@ -82,6 +82,9 @@ async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
     // Installed before the listening line: from then on a SIGHUP reloads, never kills.
     let reloads = reload_on_hangup(app.state().clone());
     // the URL clients use: https when the listener speaks TLS
+    // Registered before "listening" is printed: a SIGTERM from then on stops the server
+    // gracefully (registered lazily, inside the serve loop, one could still kill it).
+    let shutdown = shutdown_signal();
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -94,7 +97,7 @@ async fn serve(config: Config, out: &mut dyn Write) -> Result<()> {
     )?;
     out.flush()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    let served = app.serve(listener, shutdown_signal()).await;
+    let served = app.serve(listener, shutdown).await;
     if let Some(reloads) = reloads {
         reloads.abort();
     }
@@ -147,27 +150,34 @@ fn reload_on_hangup(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C). On Unix both handlers are registered when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+            .inspect_err(|err| {
+                tracing::warn!(error = %err, "SIGTERM handler unavailable; Ctrl-C only");
+            })
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        match handlers {
+            Some((mut term, mut interrupt)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "SIGTERM handler unavailable; Ctrl-C only");
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }
