@@ -28,6 +28,11 @@
 //!   once with [`BusError::NoResponders`]; silence past the timeout with [`BusError::Timeout`].
 //! - **Expiry.** A message whose TTL or deadline has passed (by the injected [`Clock`]) is not
 //!   delivered, and is counted in [`LiveStats::expired`].
+//! - **`not_before`.** A message not due yet is held by a timer task and offered when it is due
+//!   (to the subscribers there are then), as a durable consumer would hand it out. What waits
+//!   is bounded in bytes (`deferred_bytes`, by [`envelope_bytes`]); past the bound a message is
+//!   dropped and counted in [`LiveStats::deferred_dropped`] — live delivery is at most once. Outside
+//!   a tokio runtime there is no timer, and the message is offered at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +64,8 @@ pub struct LiveConfig {
     pub subscriber_buffer_bytes: usize,
     /// Subscriptions the hub accepts; more are refused with `BusError::TooManySubscriptions`.
     pub max_subscriptions: usize,
+    /// Bytes of messages (by [`envelope_bytes`]) the hub holds until their `not_before`.
+    pub deferred_bytes: usize,
 }
 
 impl Default for LiveConfig {
@@ -67,6 +74,7 @@ impl Default for LiveConfig {
             subscriber_buffer: 1024,
             subscriber_buffer_bytes: 64 * 1024 * 1024,
             max_subscriptions: 1_000_000,
+            deferred_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -97,6 +105,10 @@ pub struct LiveStats {
     pub no_interest: u64,
     /// Publishes not delivered because the message's TTL or deadline had passed.
     pub expired: u64,
+    /// Messages held until their `not_before` (offered when due).
+    pub deferred: u64,
+    /// Messages not due yet dropped because `deferred_bytes` were already waiting.
+    pub deferred_dropped: u64,
     /// Receivers a message was withheld from by their [`Accept`] predicate: once per plain
     /// subscriber that refused it, and once per queue group that did not get it because its
     /// members refused (a member skipped for another one that accepts is not counted: the group
@@ -130,6 +142,8 @@ struct Counters {
     no_interest: AtomicU64,
     expired: AtomicU64,
     refused: AtomicU64,
+    deferred: AtomicU64,
+    deferred_dropped: AtomicU64,
 }
 
 struct Shared {
@@ -140,6 +154,8 @@ struct Shared {
     counters: Counters,
     /// Judges expiry; injected so tests move time instead of sleeping.
     clock: Arc<dyn Clock>,
+    /// Bytes of the messages waiting for their `not_before`.
+    deferred_bytes: AtomicUsize,
 }
 
 /// The in-process pub/sub hub. `Send + Sync`; share it in an `Arc`.
@@ -172,6 +188,7 @@ impl LiveHub {
             pending: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             clock,
+            deferred_bytes: AtomicUsize::new(0),
         };
         Self {
             shared: Arc::new(shared),
@@ -232,6 +249,15 @@ impl LiveHub {
         reason = "the agreed interface: the caller hands its Arc over, as a send would"
     )]
     pub fn publish(&self, msg: Arc<Envelope>) -> usize {
+        if let Some(due) = msg.not_before {
+            let early = (due - self.shared.clock.now()).to_std();
+            if let (Ok(wait), Ok(runtime)) = (early, tokio::runtime::Handle::try_current()) {
+                if !wait.is_zero() {
+                    self.shared.defer(&runtime, msg, wait);
+                    return 0;
+                }
+            }
+        }
         self.shared.publish(&msg)
     }
 
@@ -280,6 +306,8 @@ impl LiveHub {
             no_interest: counters.no_interest.load(Ordering::Relaxed),
             expired: counters.expired.load(Ordering::Relaxed),
             refused: counters.refused.load(Ordering::Relaxed),
+            deferred: counters.deferred.load(Ordering::Relaxed),
+            deferred_dropped: counters.deferred_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -457,6 +485,38 @@ impl Fanout {
 }
 
 impl Shared {
+    /// Holds `msg` for `wait` on a timer task, then offers it; dropped (and counted) when the
+    /// bytes already waiting leave no room for it.
+    fn defer(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        msg: Arc<Envelope>,
+        wait: Duration,
+    ) {
+        let size = envelope_bytes(&msg);
+        let limit = self.config.deferred_bytes;
+        let taken = self
+            .deferred_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + size <= limit).then_some(held + size)
+            });
+        if taken.is_err() {
+            self.counters
+                .deferred_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+        let hub = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(hub) = hub.upgrade() {
+                hub.deferred_bytes.fetch_sub(size, Ordering::AcqRel);
+                hub.publish(&msg);
+            }
+        });
+    }
+
     fn publish(&self, msg: &Arc<Envelope>) -> usize {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         // Only a message that can expire pays for reading the clock.

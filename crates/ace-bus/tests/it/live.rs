@@ -449,3 +449,45 @@ fn given_concurrent_publishers_and_churning_subscriptions_when_done_then_nothing
     assert_eq!((stats.subscriptions, stats.slow_consumer_cutoffs), (1, 0));
     assert!(stats.delivered >= 20_000);
 }
+
+#[tokio::test]
+async fn given_a_message_not_due_yet_when_published_live_then_it_is_offered_only_when_due() {
+    let hub = hub_with_buffer(16);
+    let mut sub = hub.subscribe(TASKS, None).expect("subscribe");
+    let mut later = message(Kind::Event, TASKS, 1);
+    later.not_before = Some(chrono::Utc::now() + chrono::Duration::milliseconds(300));
+    let now = event(TASKS, 2);
+    assert_eq!(
+        hub.publish(Arc::new(later.clone())),
+        0,
+        "held, not offered yet"
+    );
+    assert_eq!(hub.publish(now.clone()), 1);
+    assert_eq!(
+        sub.next().await.map(|m| m.id),
+        Some(now.id),
+        "the due one first"
+    );
+    assert!(sub.try_next().is_none(), "the other is not due");
+    let due = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+    let got = due.expect("offered once due").expect("a message");
+    assert_eq!(got.id, later.id);
+    assert!(chrono::Utc::now() >= later.not_before.unwrap());
+    assert_eq!(hub.stats().deferred, 1);
+}
+
+#[tokio::test]
+async fn given_the_deferred_byte_bound_when_more_waits_then_it_is_dropped_and_counted() {
+    let hub = LiveHub::new(LiveConfig {
+        deferred_bytes: 1,
+        ..LiveConfig::default()
+    });
+    let mut sub = hub.subscribe(TASKS, None).expect("subscribe");
+    let mut later = message(Kind::Event, TASKS, 1);
+    later.not_before = Some(chrono::Utc::now() + chrono::Duration::milliseconds(50));
+    assert_eq!(hub.publish(Arc::new(later)), 0);
+    let stats = hub.stats();
+    assert_eq!((stats.deferred, stats.deferred_dropped), (0, 1));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(sub.try_next().is_none(), "dropped, never offered");
+}
