@@ -8,6 +8,10 @@
 //!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
 //! - `envelope`: `envelope new | convert`, round trips through every format.
+//! - `kill`: the whole server SIGKILLed mid-load 50 times (`ACE_KILL_CYCLES` for more) on one
+//!   data directory: no acknowledged publish lost, no sequence reused, each publisher's order
+//!   kept, idempotency keys answered across kills, no answered ack lost beyond the flush window,
+//!   and every acknowledged message delivered.
 //! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
@@ -21,6 +25,7 @@ mod approvals;
 mod client;
 mod contracts;
 mod envelope;
+mod kill;
 mod ledger;
 mod memory;
 mod serve;
