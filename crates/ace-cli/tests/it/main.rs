@@ -4,6 +4,8 @@
 //! Modules:
 //! - `approvals`: `pub --ehi` held, `approvals ls | approve | reject` against the real server,
 //!   deciding twice (exit 1, `CONFLICT`), an unknown id (exit 1, `NOT_FOUND`).
+//! - `bench`: `bench --transport http --pubs 4` against a default server succeeds and measures
+//!   the server process found by its port; a `--server-pid` that is not running is reported.
 //! - `client`: the client verbs (`pub`, `sub`, `req`, `stream …`, `consumer …`, `agents ls`)
 //!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
@@ -22,6 +24,7 @@
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 
 mod approvals;
+mod bench;
 mod client;
 mod contracts;
 mod envelope;

@@ -1,37 +1,37 @@
-//! `ace-comms bench`: one load generator for ACE::COMMS (through `ace-client`) and, with
-//! `--nats`, for NATS JetStream (through `async-nats`), so both are measured in one run with the
-//! same shape (BENCHMARKING.md: same generator on both sides, durability labelled).
+//! `ace-comms bench`: one load generator for ACE::COMMS (through `ace-client`, `ace.rs`) and,
+//! with `--nats`, for NATS JetStream (through `async-nats`, `nats.rs`), so both are measured in
+//! one run with the same shape.
 //!
 //! Every publisher keeps `--in-flight` publishes outstanding and records publish→acknowledgement
 //! latency; every subscriber receives every message and records end-to-end latency from the
-//! send time the payload carries. Figures: publish msgs/s, delivered msgs/s, and the p50, p99,
-//! p99.9 and max of both latencies (HDR histograms, microseconds). NATS core publishes (live,
-//! not `--durable`) have no acknowledgement, so their ack latency is absent.
+//! send time the payload carries. Figures: publish msgs/s, delivered msgs/s, the p50, p99,
+//! p99.9 and max of both latencies (HDR histograms, microseconds), and what the server process
+//! spent (`process.rs`): CPU-µs per message and its peak resident memory. NATS core publishes
+//! (live, not `--durable`) have no acknowledgement, so their ack latency is absent.
+//!
+//! Durability is labelled from what the server says, never assumed: ace-comms's from the `sync`
+//! of the stream that stores the messages, NATS's from its monitor's `/varz` or `--nats-sync`
+//! (`unknown` when neither is given).
+
+mod ace;
+mod nats;
+mod process;
 
 use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_client::{Client, ClientError};
-use ace_envelope::{Envelope, Kind};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
+use reqwest::Url;
 use serde::Serialize;
 
+use self::process::{Probe, ServerCost};
 use super::Outcome;
-use super::client::client;
-use crate::args::{BenchArgs, ServerArgs, Transport};
+use crate::args::{BenchArgs, ServerArgs};
 
-/// Captured by the default `ACE_EVENTS` stream: durable.
-const DURABLE_SUBJECT: &str = "ace.comms.http.service.bench.evt.v1";
-/// Captured by no default stream: live delivery only.
-const LIVE_SUBJECT: &str = "ace.comms.http.service.bench.qry.v1";
-/// The NATS subject, and the JetStream stream capturing it for `--durable`.
-const NATS_SUBJECT: &str = "bench.load";
-const NATS_STREAM: &str = "ACE_BENCH";
 /// How long subscribers wait for stragglers once publishing ended.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -40,6 +40,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 struct Report {
     system: String,
     durability: String,
+    /// Where the durability label comes from (`stream ACE_EVENTS`, `/varz`, `--nats-sync`).
+    durability_source: String,
     transport: &'static str,
     published: u64,
     publish_seconds: f64,
@@ -48,6 +50,12 @@ struct Report {
     delivered: u64,
     delivered_rate: f64,
     end_to_end_us: Option<Percentiles>,
+    /// The server process's CPU and peak memory over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_process: Option<ServerCost>,
+    /// Why the server process was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_process_unavailable: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,9 +87,9 @@ pub(crate) fn run(args: &BenchArgs, server: &ServerArgs, out: &mut dyn Write) ->
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut reports = vec![runtime.block_on(ace(args, client(server)?))?];
+    let mut reports = vec![runtime.block_on(ace::run(args, server))?];
     if let Some(url) = &args.nats {
-        reports.push(runtime.block_on(nats(args, url))?);
+        reports.push(runtime.block_on(nats::run(args, url))?);
     }
     for report in &reports {
         if args.json {
@@ -102,10 +110,11 @@ fn print_report(r: &Report, out: &mut dyn Write) -> Result<()> {
     };
     writeln!(
         out,
-        "{} [{} over {}]\n  published {} in {:.2}s: {:.0} msgs/s; ack µs: {}\n  delivered {}: {:.0} msgs/s; end-to-end µs: {}",
+        "{} [{} over {}; durability from {}]\n  published {} in {:.2}s: {:.0} msgs/s; ack µs: {}\n  delivered {}: {:.0} msgs/s; end-to-end µs: {}",
         r.system,
         r.durability,
         r.transport,
+        r.durability_source,
         r.published,
         r.publish_seconds,
         r.publish_rate,
@@ -114,7 +123,45 @@ fn print_report(r: &Report, out: &mut dyn Write) -> Result<()> {
         r.delivered_rate,
         pct(&r.end_to_end_us)
     )?;
+    match (&r.server_process, &r.server_process_unavailable) {
+        (Some(c), _) => writeln!(
+            out,
+            "  server process {} ({}): {:.1} CPU-µs/msg ({:.2} CPU-s); peak RSS {:.1} MiB (since {})",
+            c.pid,
+            c.found_by,
+            c.cpu_us_per_msg,
+            c.cpu_seconds,
+            c.peak_rss_kib as f64 / 1024.0,
+            if c.peak_rss_since == "phase" {
+                "the run began"
+            } else {
+                "the process started"
+            }
+        )?,
+        (None, Some(why)) => writeln!(out, "  server process not measured: {why}")?,
+        (None, None) => {}
+    }
     Ok(())
+}
+
+/// The server process of one side, found before the run: the flag's pid, or the process
+/// listening on `url`'s port (`default_port` when the URL has none); or why not.
+fn locate(
+    pid: Option<u32>,
+    flag: &str,
+    url: &str,
+    default_port: u16,
+) -> Result<(u32, String), String> {
+    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let port = parsed.port_or_known_default().unwrap_or(default_port);
+    process::locate(pid, flag, host, port).map_err(|e| format!("{e:#}"))
+}
+
+/// Starts measuring the located process (or carries on why it cannot be).
+fn probe(found: Result<(u32, String), String>) -> Result<Probe, String> {
+    let (pid, found_by) = found?;
+    Probe::start(pid, found_by).map_err(|e| format!("{e:#}"))
 }
 
 fn histogram() -> Histogram<u64> {
@@ -213,219 +260,54 @@ where
     Ok(got)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
+/// One system's run, as measured: who it was, how durable, and what the phase gave.
+struct Measured {
     system: String,
-    args: &BenchArgs,
     durability: String,
+    durability_source: String,
     transport: &'static str,
     start: Instant,
     published_at: Instant,
-    acks: &Histogram<u64>,
-    received: &Received,
-) -> Report {
-    let publish_seconds = published_at.duration_since(start).as_secs_f64();
-    let deliver_seconds = received.last.duration_since(start).as_secs_f64().max(1e-9);
-    let published = (args.count / args.pubs * args.pubs) as u64;
-    Report {
-        system,
-        durability,
-        transport,
-        published,
-        publish_seconds,
-        publish_rate: published as f64 / publish_seconds.max(1e-9),
-        ack_us: Percentiles::of(acks),
-        delivered: received.delivered,
-        delivered_rate: received.delivered as f64 / deliver_seconds,
-        end_to_end_us: Percentiles::of(&received.latency),
-    }
+    acks: Histogram<u64>,
+    received: Received,
+    probe: Result<Probe, String>,
 }
 
-// -- ACE::COMMS
-
-async fn ace(args: &BenchArgs, client: Client) -> Result<Report> {
-    let subject = if args.durable {
-        DURABLE_SUBJECT
-    } else {
-        LIVE_SUBJECT
-    };
-    let per_publisher = args.count / args.pubs;
-    let expected = per_publisher * args.pubs;
-    let start = Instant::now();
-    let mut subscribers = Vec::new();
-    for _ in 0..args.subs {
-        let ws = client.connect_ws().await?;
-        let sub = ws.subscribe(subject, None).await?;
-        subscribers.push(tokio::spawn(async move {
-            let stamps = sub.map(|m| {
-                let m = m?;
-                let t = m.envelope.payload.as_ref().and_then(|p| p["t"].as_u64());
-                t.context("a bench message without its send time")
-            });
-            let got = receive(Box::pin(stamps), expected, start).await;
-            drop(ws);
-            got
-        }));
+impl Measured {
+    /// The report of `args`'s workload: rates, percentiles and the server process's cost.
+    fn report(self, args: &BenchArgs) -> Report {
+        let publish_seconds = self.published_at.duration_since(self.start).as_secs_f64();
+        let deliver_seconds = self
+            .received
+            .last
+            .duration_since(self.start)
+            .as_secs_f64()
+            .max(1e-9);
+        let published = (args.count / args.pubs * args.pubs) as u64;
+        let cost = self
+            .probe
+            .and_then(|p| p.finish(published).map_err(|e| format!("{e:#}")));
+        Report {
+            system: self.system,
+            durability: self.durability,
+            durability_source: self.durability_source,
+            transport: self.transport,
+            published,
+            publish_seconds,
+            publish_rate: published as f64 / publish_seconds.max(1e-9),
+            ack_us: Percentiles::of(&self.acks),
+            delivered: self.received.delivered,
+            delivered_rate: self.received.delivered as f64 / deliver_seconds,
+            end_to_end_us: Percentiles::of(&self.received.latency),
+            server_process_unavailable: cost.as_ref().err().cloned(),
+            server_process: cost.ok(),
+        }
     }
-    let pad = "x".repeat(args.size);
-    let mut publishers = Vec::new();
-    for _ in 0..args.pubs {
-        let client = client.clone();
-        let pad = pad.clone();
-        let ws = match args.transport {
-            Transport::Ws => Some(Arc::new(client.connect_ws().await?)),
-            Transport::Http => None,
-        };
-        let in_flight = args.in_flight;
-        publishers.push(tokio::spawn(async move {
-            drive(per_publisher, in_flight, |_| {
-                let env = bench_envelope(subject, &pad, stamp(start));
-                let (client, ws) = (client.clone(), ws.clone());
-                async move {
-                    let env = env?;
-                    let sent: Result<_, ClientError> = match &ws {
-                        Some(ws) => ws.publish(&env).await,
-                        None => client.publish(&env).await,
-                    };
-                    sent.map(|_| true).map_err(anyhow::Error::new)
-                }
-            })
-            .await
-        }));
-    }
-    let mut acks = histogram();
-    for publisher in publishers {
-        acks.add(&publisher.await.context("a publisher task")??)?;
-    }
-    let published_at = Instant::now();
-    let received = gather(subscribers, start).await?;
-    let transport = match args.transport {
-        Transport::Ws => "ws",
-        Transport::Http => "http",
-    };
-    let durability = if args.durable { "ace-fsync" } else { "live" }.to_owned();
-    let system = "ace-comms".to_owned();
-    Ok(report(
-        system,
-        args,
-        durability,
-        transport,
-        start,
-        published_at,
-        &acks,
-        &received,
-    ))
-}
-
-fn bench_envelope(subject: &str, pad: &str, t: u64) -> Result<Envelope> {
-    let kind = if subject == DURABLE_SUBJECT {
-        Kind::Event
-    } else {
-        Kind::Query
-    };
-    Envelope::builder(kind, subject)
-        .payload_json(serde_json::json!({ "t": t, "pad": pad }))
-        .build()
-        .context("building a bench envelope")
-}
-
-// -- NATS JetStream
-
-async fn nats(args: &BenchArgs, url: &str) -> Result<Report> {
-    let connect = || async {
-        async_nats::connect(url)
-            .await
-            .with_context(|| format!("connecting to NATS at {url}"))
-    };
-    let admin = connect().await?;
-    let js = async_nats::jetstream::new(admin.clone());
-    if args.durable {
-        // a fresh stream per run, so runs do not pile up stored messages
-        let _ = js.delete_stream(NATS_STREAM).await;
-        js.create_stream(async_nats::jetstream::stream::Config {
-            name: NATS_STREAM.to_owned(),
-            subjects: vec![NATS_SUBJECT.to_owned()],
-            ..Default::default()
-        })
-        .await
-        .context("creating the JetStream stream (is JetStream enabled: nats-server -js?)")?;
-    }
-    let per_publisher = args.count / args.pubs;
-    let expected = per_publisher * args.pubs;
-    let start = Instant::now();
-    let mut subscribers = Vec::new();
-    for _ in 0..args.subs {
-        let nc = connect().await?;
-        let sub = nc.subscribe(NATS_SUBJECT).await?;
-        nc.flush().await?;
-        subscribers.push(tokio::spawn(async move {
-            let stamps = sub.map(|m| {
-                let head: [u8; 8] = m
-                    .payload
-                    .get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .context("a short bench message")?;
-                Ok(u64::from_be_bytes(head))
-            });
-            let got = receive(Box::pin(stamps), expected, start).await;
-            drop(nc);
-            got
-        }));
-    }
-    let mut publishers = Vec::new();
-    for _ in 0..args.pubs {
-        let nc = connect().await?;
-        let js = async_nats::jetstream::new(nc.clone());
-        let (size, durable, in_flight) = (args.size, args.durable, args.in_flight);
-        publishers.push(tokio::spawn(async move {
-            let acks = drive(per_publisher, in_flight, |_| {
-                let mut payload = stamp(start).to_be_bytes().to_vec();
-                payload.resize(size.max(8), b'x');
-                let (nc, js) = (nc.clone(), js.clone());
-                async move {
-                    if durable {
-                        js.publish(NATS_SUBJECT, payload.into()).await?.await?;
-                        Ok(true)
-                    } else {
-                        nc.publish(NATS_SUBJECT, payload.into()).await?;
-                        Ok(false)
-                    }
-                }
-            })
-            .await?;
-            nc.flush().await?;
-            Ok::<_, anyhow::Error>(acks)
-        }));
-    }
-    let mut acks = histogram();
-    for publisher in publishers {
-        acks.add(&publisher.await.context("a publisher task")??)?;
-    }
-    let published_at = Instant::now();
-    let received = gather(subscribers, start).await?;
-    let version = admin.server_info().version;
-    // NATS acknowledges before its data reaches disk and fsyncs every two minutes
-    let major_minor: Vec<&str> = version.split('.').take(2).collect();
-    let durability = if args.durable {
-        format!("nats-{}-lazy(2m)", major_minor.join("."))
-    } else {
-        "live".to_owned()
-    };
-    let system = format!("nats-server {version}");
-    Ok(report(
-        system,
-        args,
-        durability,
-        "nats",
-        start,
-        published_at,
-        &acks,
-        &received,
-    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
@@ -457,5 +339,70 @@ mod tests {
         let got = receive(stamps, 5, start).await.expect("receives");
         assert_eq!(got.delivered, 5);
         assert_eq!(got.latency.len(), 5);
+    }
+
+    #[test]
+    fn given_urls_when_located_then_the_port_is_the_urls_or_the_schemes_default() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        let (pid, found_by) = locate(None, "--server-pid", &url, 0).unwrap();
+        assert_eq!(
+            (pid, found_by),
+            (std::process::id(), format!("port {port}"))
+        );
+        let why = locate(None, "--nats-pid", "nats://comms.example", 4222).unwrap_err();
+        assert!(why.contains("not on this machine"), "{why}");
+        let why = locate(None, "--server-pid", "not a url", 0).unwrap_err();
+        assert!(why.contains("not a url"), "{why}");
+    }
+
+    #[test]
+    fn given_an_unmeasured_server_when_reported_then_the_reason_is_in_the_json_and_the_table() {
+        let args = BenchArgs {
+            pubs: 1,
+            subs: 1,
+            transport: crate::args::Transport::Ws,
+            size: 8,
+            count: 10,
+            in_flight: 1,
+            durable: false,
+            nats: None,
+            server_pid: None,
+            nats_pid: None,
+            nats_monitor: None,
+            nats_sync: None,
+            json: true,
+        };
+        let start = Instant::now();
+        let measured = Measured {
+            system: "ace-comms".into(),
+            durability: "live".into(),
+            durability_source: "no stream stores the subject".into(),
+            transport: "ws",
+            start,
+            published_at: start,
+            acks: histogram(),
+            received: Received {
+                delivered: 10,
+                latency: histogram(),
+                last: start,
+            },
+            probe: Err("the server at comms.example is not on this machine".into()),
+        };
+        let report = measured.report(&args);
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json.get("server_process").is_none(), "{json}");
+        assert_eq!(
+            json["server_process_unavailable"],
+            "the server at comms.example is not on this machine"
+        );
+        let mut table = Vec::new();
+        print_report(&report, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains("server process not measured: the server at"),
+            "{table}"
+        );
     }
 }
