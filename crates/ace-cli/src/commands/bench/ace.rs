@@ -12,7 +12,7 @@ use ace_envelope::{Envelope, Kind};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 
-use super::{Measured, Report, drive, gather, histogram, locate, probe, receive, stamp};
+use super::{Measured, Report, drive, locate, probe, receive, settle, stamp};
 use crate::args::{BenchArgs, ServerArgs, Transport};
 use crate::commands::client::client_with;
 
@@ -79,25 +79,18 @@ pub(super) async fn run(args: &BenchArgs, server: &ServerArgs) -> Result<Report>
             .await
         }));
     }
-    let mut acks = histogram();
-    for publisher in publishers {
-        acks.add(&publisher.await.context("a publisher task")??)?;
-    }
-    let published_at = Instant::now();
-    let received = gather(subscribers, start).await?;
+    let phase = settle(start, publishers, subscribers).await?;
     let transport = match args.transport {
         Transport::Ws => "ws",
         Transport::Http => "http",
     };
+    let system = "ace-comms".to_owned();
     Ok(Measured {
-        system: "ace-comms".to_owned(),
+        system,
         durability,
         durability_source,
         transport,
-        start,
-        published_at,
-        acks,
-        received,
+        phase,
         probe,
     }
     .report(args))

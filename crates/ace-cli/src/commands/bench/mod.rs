@@ -260,29 +260,56 @@ where
     Ok(got)
 }
 
+/// What the publishers and subscribers of one run gave.
+struct Phase {
+    start: Instant,
+    /// When the last publisher finished.
+    published_at: Instant,
+    acks: Histogram<u64>,
+    received: Received,
+}
+
+/// Waits for every publisher (their ack latencies, merged), then for every subscriber.
+async fn settle(
+    start: Instant,
+    publishers: Vec<tokio::task::JoinHandle<Result<Histogram<u64>>>>,
+    subscribers: Vec<tokio::task::JoinHandle<Result<Received>>>,
+) -> Result<Phase> {
+    let mut acks = histogram();
+    for publisher in publishers {
+        acks.add(&publisher.await.context("a publisher task")??)?;
+    }
+    let published_at = Instant::now();
+    let received = gather(subscribers, start).await?;
+    Ok(Phase {
+        start,
+        published_at,
+        acks,
+        received,
+    })
+}
+
 /// One system's run, as measured: who it was, how durable, and what the phase gave.
 struct Measured {
     system: String,
     durability: String,
     durability_source: String,
     transport: &'static str,
-    start: Instant,
-    published_at: Instant,
-    acks: Histogram<u64>,
-    received: Received,
+    phase: Phase,
     probe: Result<Probe, String>,
 }
 
 impl Measured {
     /// The report of `args`'s workload: rates, percentiles and the server process's cost.
     fn report(self, args: &BenchArgs) -> Report {
-        let publish_seconds = self.published_at.duration_since(self.start).as_secs_f64();
-        let deliver_seconds = self
-            .received
-            .last
-            .duration_since(self.start)
-            .as_secs_f64()
-            .max(1e-9);
+        let Phase {
+            start,
+            published_at,
+            acks,
+            received,
+        } = self.phase;
+        let publish_seconds = published_at.duration_since(start).as_secs_f64();
+        let deliver_seconds = received.last.duration_since(start).as_secs_f64().max(1e-9);
         let published = (args.count / args.pubs * args.pubs) as u64;
         let cost = self
             .probe
@@ -295,10 +322,10 @@ impl Measured {
             published,
             publish_seconds,
             publish_rate: published as f64 / publish_seconds.max(1e-9),
-            ack_us: Percentiles::of(&self.acks),
-            delivered: self.received.delivered,
-            delivered_rate: self.received.delivered as f64 / deliver_seconds,
-            end_to_end_us: Percentiles::of(&self.received.latency),
+            ack_us: Percentiles::of(&acks),
+            delivered: received.delivered,
+            delivered_rate: received.delivered as f64 / deliver_seconds,
+            end_to_end_us: Percentiles::of(&received.latency),
             server_process_unavailable: cost.as_ref().err().cloned(),
             server_process: cost.ok(),
         }
@@ -380,13 +407,15 @@ mod tests {
             durability: "live".into(),
             durability_source: "no stream stores the subject".into(),
             transport: "ws",
-            start,
-            published_at: start,
-            acks: histogram(),
-            received: Received {
-                delivered: 10,
-                latency: histogram(),
-                last: start,
+            phase: Phase {
+                start,
+                published_at: start,
+                acks: histogram(),
+                received: Received {
+                    delivered: 10,
+                    latency: histogram(),
+                    last: start,
+                },
             },
             probe: Err("the server at comms.example is not on this machine".into()),
         };

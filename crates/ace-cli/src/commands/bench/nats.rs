@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{Measured, Report, drive, gather, histogram, locate, probe, receive, stamp};
+use super::{Measured, Report, drive, locate, probe, receive, settle, stamp};
 use crate::args::{BenchArgs, NatsSyncArg};
 
 /// The NATS subject, and the JetStream stream capturing it for `--durable`.
@@ -111,21 +111,13 @@ pub(super) async fn run(args: &BenchArgs, url: &str) -> Result<Report> {
             Ok::<_, anyhow::Error>(acks)
         }));
     }
-    let mut acks = histogram();
-    for publisher in publishers {
-        acks.add(&publisher.await.context("a publisher task")??)?;
-    }
-    let published_at = Instant::now();
-    let received = gather(subscribers, start).await?;
+    let phase = settle(start, publishers, subscribers).await?;
     Ok(Measured {
         system: format!("nats-server {version}"),
         durability,
         durability_source,
         transport: "nats",
-        start,
-        published_at,
-        acks,
-        received,
+        phase,
         probe,
     }
     .report(args))
