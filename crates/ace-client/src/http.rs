@@ -1,11 +1,18 @@
 //! [`Client`]: one typed method per `/api/v1` route (plus `/health` and `/ready`), over one
 //! pooled `reqwest` connection set.
 //!
+//! The pool is bounded: at most `max_connections` requests are on the wire at once (a request
+//! waits for a free place first), and as many idle connections are kept alive for the next
+//! ones. The server speaks HTTP/1.1, one request at a time per connection, so without the bound
+//! every concurrent request opens a connection of its own and a busy client runs into the
+//! server's per-address connection limit (429).
+//!
 //! Every method sends the credentials the client was built with, maps a non-2xx answer to
 //! [`ClientError::Api`] with the server's error body, and decodes a 2xx answer into the shared
 //! wire type of `ace_envelope::api::http`. Path segments (stream, consumer, agent and session
 //! ids) are percent-encoded, so an id can never step into another route.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +26,7 @@ use ace_envelope::{Envelope, ErrorBody};
 use reqwest::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ClientError;
 use crate::tls::{ClientBuilder, TlsSettings, WsTls};
@@ -86,13 +94,21 @@ pub enum Precondition {
     Version(u64),
 }
 
-/// A client of one ACE::COMMS server. Cheap to clone (the connection pool is shared).
+/// Requests on the wire at once, and so HTTP/1.1 connections, unless
+/// [`ClientBuilder::max_connections`] says otherwise: well under the server's default
+/// per-address limit (`limits.max_connections_per_address`, 256).
+pub const DEFAULT_MAX_CONNECTIONS: NonZeroUsize = NonZeroUsize::new(32).unwrap();
+
+/// A client of one ACE::COMMS server. Cheap to clone (the connection pool, and its bound, is
+/// shared by every clone).
 ///
 /// `http://` or `https://` (TLS with rustls: Mozilla's roots plus the CAs given to
 /// [`Client::builder`], and a client certificate for mutual TLS).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// One permit per connection: held from sending a request until its answer is read.
+    permits: Arc<Semaphore>,
     base: Url,
     credentials: Option<Credentials>,
     timeout: Option<Duration>,
@@ -113,8 +129,13 @@ impl Client {
     }
 
     /// The client of [`ClientBuilder::build`]: one rustls configuration, given to the HTTP pool
-    /// (ALPN `h2`, `http/1.1`) and to every WebSocket (`http/1.1`).
-    pub(crate) fn build(server: &str, tls: &TlsSettings) -> Result<Client, ClientError> {
+    /// (ALPN `h2`, `http/1.1`) and to every WebSocket (`http/1.1`); at most `max_connections`
+    /// requests at once, as many connections kept alive.
+    pub(crate) fn build(
+        server: &str,
+        tls: &TlsSettings,
+        max_connections: NonZeroUsize,
+    ) -> Result<Client, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             url: server.to_owned(),
             reason: reason.to_owned(),
@@ -141,10 +162,12 @@ impl Client {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(config)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(max_connections.get())
             .build()
             .map_err(|e| ClientError::transport("build the HTTP client", e))?;
         Ok(Client {
             http,
+            permits: Arc::new(Semaphore::new(max_connections.get())),
             base,
             credentials: None,
             timeout: None,
@@ -165,7 +188,8 @@ impl Client {
     }
 
     /// Gives up on any request after `timeout` ([`ClientError::Transport`]); none by default.
-    /// A fetch's own `expires` wait must fit inside it.
+    /// A fetch's own `expires` wait must fit inside it. Waiting for a free connection gets
+    /// the same time again ([`ClientError::Timeout`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = Some(timeout);
         self
@@ -589,6 +613,24 @@ impl Client {
         request
     }
 
+    /// A place on the wire: waits while `max_connections` requests are in flight (at most the
+    /// client's timeout).
+    async fn permit(&self, what: &str) -> Result<SemaphorePermit<'_>, ClientError> {
+        let acquire = self.permits.acquire();
+        let acquired =
+            match self.timeout {
+                Some(after) => tokio::time::timeout(after, acquire).await.map_err(|_| {
+                    ClientError::Timeout {
+                        what: format!("{what} (waiting for a free connection)"),
+                        after,
+                    }
+                })?,
+                None => acquire.await,
+            };
+        // The semaphore is never closed.
+        acquired.map_err(|e| ClientError::transport(what, e))
+    }
+
     /// Sends a request to `segments` (shaped by `shape`) and decodes its JSON answer.
     async fn send<T: DeserializeOwned>(
         &self,
@@ -598,6 +640,8 @@ impl Client {
     ) -> Result<T, ClientError> {
         let url = self.url(segments);
         let what = format!("{method} {url}");
+        // held until the body is read: only then is the connection free for another request
+        let _permit = self.permit(&what).await?;
         let response = self
             .exchange(shape(self.request(method, url)), &what)
             .await?;
@@ -612,6 +656,7 @@ impl Client {
     async fn send_empty(&self, method: Method, segments: &[&str]) -> Result<(), ClientError> {
         let url = self.url(segments);
         let what = format!("{method} {url}");
+        let _permit = self.permit(&what).await?;
         self.exchange(self.request(method, url), &what)
             .await
             .map(drop)

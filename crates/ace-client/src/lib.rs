@@ -19,8 +19,9 @@
 //!   [`Subscription::ack`]/`nak`/`term`); [`WsConnection::publish`]; [`WsConnection::request`]
 //!   (a fresh inbox in `headers["reply_to"]`, the first reply or [`ClientError::Timeout`]);
 //! - [`ClientBuilder`] — `tls.rs`, from [`Client::builder`]: a CA to trust
-//!   ([`ClientBuilder::tls_ca`]) and a client certificate for mutual TLS
-//!   ([`ClientBuilder::tls_identity`]), as files or bytes ([`Pem`]);
+//!   ([`ClientBuilder::tls_ca`]), a client certificate for mutual TLS
+//!   ([`ClientBuilder::tls_identity`]), as files or bytes ([`Pem`]), and the bound of the
+//!   connection pool ([`ClientBuilder::max_connections`]);
 //! - [`ClientError`] — `error.rs`: the server's refusal ([`ClientError::Api`]: HTTP status and
 //!   error body), transport, TLS ([`ClientError::Tls`]: a bad PEM file, a refused handshake),
 //!   decoding, invalid URL, WebSocket close, timeout.
@@ -78,7 +79,9 @@
 //! - Path segments are percent-encoded: an id can never address another route.
 //! - Credentials are never printed (`Debug` hides them).
 //! - No global state, no background task for HTTP: a [`Client`] is a handle on a connection
-//!   pool, cheap to clone. A [`WsConnection`] owns exactly two tasks (reader, writer), stopped
+//!   pool, cheap to clone. At most [`ClientBuilder::max_connections`] requests (default
+//!   [`DEFAULT_MAX_CONNECTIONS`]) are on the wire at once over all clones; the others wait for
+//!   a kept-alive connection, so the client never needs more connections than that. A [`WsConnection`] owns exactly two tasks (reader, writer), stopped
 //!   when it drops.
 //! - A subscription's route is registered before its `subscribe` frame is sent, so no message
 //!   pushed before the `ok` is lost; a closed connection ends every subscription with its close
@@ -98,6 +101,6 @@ pub use ace_envelope::api::http::{
 };
 pub use ace_envelope::api::ws::{Message as WsMessage, close};
 pub use error::ClientError;
-pub use http::{Client, LedgerQuery, Precondition};
+pub use http::{Client, DEFAULT_MAX_CONNECTIONS, LedgerQuery, Precondition};
 pub use tls::{ClientBuilder, Pem};
 pub use ws::{INBOX_PREFIX, REPLY_TO_HEADER, SUBSCRIPTION_BUFFER, Subscription, WsConnection};

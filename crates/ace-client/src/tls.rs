@@ -8,6 +8,7 @@
 //! refused at [`ClientBuilder::build`] whatever the scheme, never on first use.
 
 use std::borrow::Cow;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::error::ClientError;
-use crate::http::Client;
+use crate::http::{Client, DEFAULT_MAX_CONNECTIONS};
 
 /// PEM text given to the client: a file, read when the client is built, or bytes.
 #[derive(Clone)]
@@ -186,6 +187,7 @@ impl std::fmt::Debug for WsTls {
 pub struct ClientBuilder {
     server: String,
     tls: TlsSettings,
+    max_connections: NonZeroUsize,
 }
 
 impl ClientBuilder {
@@ -193,7 +195,17 @@ impl ClientBuilder {
         ClientBuilder {
             server: server.to_owned(),
             tls: TlsSettings::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
+    }
+
+    /// At most `n` HTTP requests on the wire at once, so at most `n` connections, each kept
+    /// alive for the next request ([`DEFAULT_MAX_CONNECTIONS`] by default). A request waits for
+    /// a free connection first; a fetch waiting for messages holds its connection meanwhile.
+    /// WebSockets are not counted: each is a connection of its own.
+    pub fn max_connections(mut self, n: NonZeroUsize) -> ClientBuilder {
+        self.max_connections = n;
+        self
     }
 
     /// Trusts the CA certificates of `ca` (every `CERTIFICATE` block) beside Mozilla's roots:
@@ -213,7 +225,7 @@ impl ClientBuilder {
     /// The client: the URL is checked and every PEM read now; an unreadable or invalid file
     /// is [`ClientError::Tls`] naming it, a bad URL [`ClientError::InvalidUrl`].
     pub fn build(self) -> Result<Client, ClientError> {
-        Client::build(&self.server, &self.tls)
+        Client::build(&self.server, &self.tls, self.max_connections)
     }
 }
 

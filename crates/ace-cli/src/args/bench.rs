@@ -1,5 +1,7 @@
 //! `ace-comms bench`: the load generator's knobs — publishers, subscribers, transport, message
-//! size, durability, total count — and `--nats` for the same workload on NATS JetStream.
+//! size, durability, total count —, `--nats` for the same workload on NATS JetStream, and what
+//! tells the bench about the servers: their processes (`--server-pid`, `--nats-pid`) and how
+//! NATS syncs (`--nats-monitor`, `--nats-sync`).
 
 use clap::{Args, ValueEnum};
 
@@ -8,7 +10,11 @@ use clap::{Args, ValueEnum};
 #[command(after_help = "Examples:
   ace-comms bench --pubs 2 --subs 1 --count 20000 --size 256
   ace-comms bench --transport http --durable --count 10000
-  ace-comms bench --durable --nats nats://127.0.0.1:4222 --json")]
+  ace-comms bench --durable --nats nats://127.0.0.1:4222 --nats-monitor http://127.0.0.1:8222 --json
+  ace-comms bench --durable --server-pid 4242 --nats nats://127.0.0.1:4222 --nats-sync always
+
+The server processes' CPU time and peak memory are read from /proc on this machine: the process
+is the one --server-pid/--nats-pid names, else the one listening on the URL's port.")]
 pub(crate) struct BenchArgs {
     /// Publishers, each on its own connection.
     #[arg(long, default_value_t = 1)]
@@ -35,6 +41,21 @@ pub(crate) struct BenchArgs {
     /// Also run the workload against this NATS server (JetStream enabled for `--durable`).
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
+    /// The ace-comms server's process id, for its CPU time and peak memory (default: the
+    /// process listening on the `--server` port, when that is this machine).
+    #[arg(long, value_name = "PID")]
+    pub(crate) server_pid: Option<u32>,
+    /// The NATS server's process id (default: the process listening on the `--nats` port).
+    #[arg(long, value_name = "PID", requires = "nats")]
+    pub(crate) nats_pid: Option<u32>,
+    /// The NATS server's monitoring URL (`-m PORT`): its `/varz` says how JetStream syncs,
+    /// which labels the durable NATS figures.
+    #[arg(long, value_name = "URL", requires = "nats")]
+    pub(crate) nats_monitor: Option<String>,
+    /// How the NATS server syncs JetStream files, when no monitor is given (or to check it):
+    /// `always` (`sync_interval: always`) or `default` (every 2 minutes, acknowledged before).
+    #[arg(long, value_enum, value_name = "MODE", requires = "nats")]
+    pub(crate) nats_sync: Option<NatsSyncArg>,
     /// One JSON object per measured system instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -47,4 +68,13 @@ pub(crate) enum Transport {
     Http,
     /// `publish` frames on `/ws`.
     Ws,
+}
+
+/// How a NATS server syncs JetStream's files, as the operator states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum NatsSyncArg {
+    /// `jetstream { sync_interval: always }`: every write is fsynced before it is acknowledged.
+    Always,
+    /// The server's default: acknowledged once written, fsynced every 2 minutes.
+    Default,
 }

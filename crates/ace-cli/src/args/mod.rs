@@ -23,7 +23,7 @@ pub(crate) use serve::{LogFormat, ServeArgs};
 
 pub(crate) use agents::AgentsCommand;
 pub(crate) use approvals::{ApprovalsCommand, DecideArgs, LsArgs};
-pub(crate) use bench::{BenchArgs, Transport};
+pub(crate) use bench::{BenchArgs, NatsSyncArg, Transport};
 pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
 pub(crate) use publish::PubArgs;

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 
-use ace_client::{Client, ClientError};
+use ace_client::{Client, ClientBuilder, ClientError};
 use ace_envelope::ErrorCode;
 use anyhow::{Context, Result};
 
@@ -42,8 +42,16 @@ impl Session {
 /// A client of `--server` trusting `--tls-ca`, presenting `--tls-cert`/`--tls-key` and the
 /// `--token` or `--api-key` given (no request is sent; the TLS files are read now).
 pub(crate) fn client(server: &ServerArgs) -> Result<Client> {
+    client_with(server, |builder| builder)
+}
+
+/// [`client`], with `tune` setting the rest of the builder (the bench bounds the pool).
+pub(crate) fn client_with(
+    server: &ServerArgs,
+    tune: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Result<Client> {
     let url = &*server_url(&server.server);
-    let mut builder = Client::builder(url);
+    let mut builder = tune(Client::builder(url));
     if let Some(ca) = &server.tls_ca {
         builder = builder.tls_ca(ca.as_path());
     }

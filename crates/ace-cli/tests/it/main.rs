@@ -4,10 +4,16 @@
 //! Modules:
 //! - `approvals`: `pub --ehi` held, `approvals ls | approve | reject` against the real server,
 //!   deciding twice (exit 1, `CONFLICT`), an unknown id (exit 1, `NOT_FOUND`).
+//! - `bench`: `bench --transport http --pubs 4` against a default server succeeds and measures
+//!   the server process found by its port; a `--server-pid` that is not running is reported.
 //! - `client`: the client verbs (`pub`, `sub`, `req`, `stream …`, `consumer …`, `agents ls`)
 //!   against the real server, every exit code.
 //! - `contracts`: `contracts list | show | validate | compat`, every exit code.
 //! - `envelope`: `envelope new | convert`, round trips through every format.
+//! - `kill`: the whole server SIGKILLed mid-load 50 times (`ACE_KILL_CYCLES` for more) on one
+//!   data directory: no acknowledged publish lost, no sequence reused, each publisher's order
+//!   kept, idempotency keys answered across kills, no answered ack lost beyond the flush window,
+//!   and every acknowledged message delivered.
 //! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
@@ -21,9 +27,11 @@
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
 
 mod approvals;
+mod bench;
 mod client;
 mod contracts;
 mod envelope;
+mod kill;
 mod ledger;
 mod memory;
 mod repair;

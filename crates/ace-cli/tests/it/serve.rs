@@ -80,6 +80,14 @@ impl Serving {
         assert!(status.success());
     }
 
+    /// SIGKILL: no drain, no flush, no last checkpoint; waits until the process is gone.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // The log thread ends with the process; what it read is not needed.
+        let _ = self.stderr.join();
+    }
+
     /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
     pub(crate) fn terminate(mut self) -> (i32, String, String) {
         self.signal("TERM");

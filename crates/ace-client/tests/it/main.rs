@@ -7,6 +7,9 @@
 //! - `http`: every HTTP method of `Client` — publish, batch, streams, consumers, fetch,
 //!   ack/nak/term, stored messages, health — and the error mapping (404 unknown stream,
 //!   400 bad envelope, 413 oversized body, an unreachable server).
+//! - `pool`: the bounded connection pool through a counting proxy — 300 concurrent publishes
+//!   over a pool of 4 never hold more than 4 connections and reuse them, 400 over the default
+//!   pool stay within it, and a request waiting for a busy pool times out.
 //! - `presence`: agents (heartbeat, list with a capability filter, one agent, 404) and sessions
 //!   (create, versioned update, 412 stale, 428 without precondition, 404).
 //! - `tls`: the server with TLS (certificates made by rcgen in a temporary directory): publish
@@ -18,6 +21,7 @@
 
 mod approvals;
 mod http;
+mod pool;
 mod presence;
 mod tls;
 mod ws;
