@@ -16,9 +16,10 @@
 //!   record was written before the kill) or a new sequence (it was not) — never both, which the
 //!   final scan of the stream checks by counting every (publisher, counter) once;
 //! - the consumer's ack floor never goes back; a message whose ack was answered is delivered
-//!   again only after a kill that came within [`ACK_FLUSH_BOUND`] of that answer (the engine
-//!   flushes consumer state every 20 ms and documents at-least-once delivery), never in the same
-//!   run and never for an older ack.
+//!   again only after a kill that came within [`ACK_FLUSH_BOUND`] of sending that ack (the
+//!   engine flushes consumer state every 20 ms and documents at-least-once delivery), never in
+//!   the same run and never for an older ack. The ack's sending time is what counts: its answer
+//!   may be read after the kill, from the socket the dead server wrote it to.
 //!
 //! At the end the consumer must have received every acknowledged message, a fresh consumer
 //! reads the whole subject back, the server stops cleanly on SIGTERM and `ledger verify`
@@ -42,7 +43,7 @@ const CONSUMER: &str = "kill-reader";
 const PUBLISHERS: u32 = 4;
 /// Cycles in CI; `ACE_KILL_CYCLES` runs more.
 const CYCLES: usize = 50;
-/// How long after its ack was answered a message may still come back after a kill: the engine
+/// How long after its answered ack was sent a message may still come back after a kill: the engine
 /// writes consumer state every 20 ms (`state_flush_interval`); the rest is room for the redb
 /// commit and the scheduler of a loaded machine.
 const ACK_FLUSH_BOUND: Duration = Duration::from_secs(2);
@@ -99,10 +100,11 @@ struct Answer {
 struct Consumed {
     /// Every delivery: its sequence and the key its payload names.
     delivered: Vec<(u64, Option<Key>)>,
-    /// Sequences whose ack was answered, with when.
+    /// Sequences whose ack was answered, with when the ack was sent.
     acked: Vec<(u64, Instant)>,
-    /// Deliveries of a message whose ack had been answered: (seq, ack answered, delivered).
-    after_ack: Vec<(u64, Instant, Instant)>,
+    /// Deliveries of a message whose ack had been answered: (seq, delivery count, ack sent,
+    /// delivered).
+    after_ack: Vec<(u64, u32, Instant, Instant)>,
 }
 
 /// Everything the test knows across cycles, and every violation found.
@@ -116,7 +118,7 @@ struct Books {
     unverified: Vec<u64>,
     /// Each publisher's last answered (counter, seq).
     last: HashMap<u32, (u64, u64)>,
-    /// When each seq's latest ack was answered.
+    /// When the latest answered ack of each seq was sent.
     ack_answered: HashMap<u64, Instant>,
     /// Every seq the consumer ever received.
     delivered: BTreeSet<u64>,
@@ -130,7 +132,7 @@ struct Books {
     retried_original: usize,
     retried_new: usize,
     redelivered_after_kill: usize,
-    /// The longest time between an ack's answer and the kill that lost it.
+    /// The longest time between sending an answered ack and the kill that lost it.
     oldest_lost_ack: Duration,
 }
 
@@ -164,6 +166,11 @@ impl Books {
         self.unverified.push(seq);
     }
 
+    /// Which start of the server (0 the first) was running at `at`.
+    fn run_at(&self, at: Instant) -> usize {
+        self.kills.iter().filter(|&&k| k < at).count()
+    }
+
     /// Merges one cycle of the consumer, classifying every delivery after an answered ack.
     fn consumed(&mut self, got: Consumed) {
         for (seq, key) in got.delivered {
@@ -174,7 +181,7 @@ impl Books {
             }
             self.delivered.insert(seq);
         }
-        for (seq, acked_at, delivered_at) in got.after_ack {
+        for (seq, delivery, acked_at, delivered_at) in got.after_ack {
             let kill = self.kills.iter().find(|&&k| k > acked_at);
             match kill {
                 Some(&k) if k < delivered_at && k.duration_since(acked_at) <= ACK_FLUSH_BOUND => {
@@ -182,12 +189,16 @@ impl Books {
                     self.oldest_lost_ack = self.oldest_lost_ack.max(k.duration_since(acked_at));
                 }
                 Some(&k) if k < delivered_at => self.consumer.push(format!(
-                    "seq {seq} delivered again after a kill {:?} after its ack was answered",
-                    k.duration_since(acked_at)
+                    "seq {seq} delivered again (delivery {delivery}) after a kill {:?} after its \
+                     ack was sent (run {})",
+                    k.duration_since(acked_at),
+                    self.run_at(delivered_at)
                 )),
                 _ => self.consumer.push(format!(
-                    "seq {seq} delivered again {:?} after its ack, with no kill between",
-                    delivered_at.duration_since(acked_at)
+                    "seq {seq} delivered again (delivery {delivery}) {:?} after its ack, with no \
+                     kill between (run {})",
+                    delivered_at.duration_since(acked_at),
+                    self.run_at(delivered_at)
                 )),
             }
         }
@@ -286,7 +297,7 @@ async fn consume(
     until: Option<(BTreeSet<u64>, Instant)>,
 ) -> Consumed {
     let mut got = Consumed::default();
-    // when each seq's latest ack was answered
+    // when the latest answered ack of each seq was sent
     let mut answered = answered;
     let mut missing = until.as_ref().map(|(m, _)| m.clone());
     loop {
@@ -305,9 +316,14 @@ async fn consume(
         };
         let now = Instant::now();
         let seqs: Vec<u64> = fetched.iter().map(|m| m.seq).collect();
-        for FetchedMessage { seq, envelope, .. } in fetched {
+        for FetchedMessage {
+            seq,
+            envelope,
+            delivery,
+        } in fetched
+        {
             if let Some(&at) = answered.get(&seq) {
-                got.after_ack.push((seq, at, now));
+                got.after_ack.push((seq, delivery, at, now));
             }
             got.delivered.push((seq, key_of(envelope.payload.as_ref())));
             if let Some(missing) = &mut missing {
@@ -317,9 +333,12 @@ async fn consume(
         if seqs.is_empty() {
             continue;
         }
+        // The server handled the ack after this instant: its answer can arrive after the kill
+        // (it was in the socket), so the answer's own arrival does not say which run acked.
+        let sent = Instant::now();
         match client.ack(STREAM, CONSUMER, &seqs).await {
             Ok(answer) => {
-                let at = Instant::now();
+                let at = sent;
                 for seq in answer.done {
                     answered.insert(seq, at);
                     got.acked.push((seq, at));
@@ -511,7 +530,7 @@ fn given_a_loaded_server_killed_50_times_then_no_acknowledged_publish_or_ack_is_
         "kill -9: {cycles} cycles, {} acknowledged, {} lost, {} reused, {} order violations; \
          idempotency violations {}, consumer violations {}; retried after a kill: {} answered \
          their original seq, {} stored anew; {} acked deliveries redelivered after a kill (acks \
-         answered at most {:?} before it; bound {:?}); {:.1?}",
+         sent at most {:?} before it; bound {:?}); {:.1?}",
         books.acked.len(),
         books.lost.len(),
         books.reused.len(),
