@@ -45,6 +45,35 @@ pub fn postgres_url(test: &str) -> Option<String> {
     }
 }
 
+/// The NATS server (with JetStream) the tests use: `ACE_TEST_NATS_URL`, by default the local one.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// The URL of a reachable NATS server for `test` (its port accepts a connection), or `None`
+/// after a loud notice when there is none. Panics under `CI=true` when it is unreachable.
+pub fn nats_url(test: &str) -> Option<String> {
+    let url = std::env::var("ACE_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned());
+    let address = url.rsplit("://").next().unwrap_or(&url).to_owned();
+    let reached = std::net::ToSocketAddrs::to_socket_addrs(address.as_str())
+        .map_err(|e| e.to_string())
+        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no address".to_owned()))
+        .and_then(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+    match reached {
+        Ok(()) => Some(url),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "NATS at {url} is unreachable under CI=true: {e}"
+            );
+            eprintln!("SKIPPED {test}: NATS at {url} is unreachable ({e}); set ACE_TEST_NATS_URL");
+            None
+        }
+    }
+}
+
 /// A Python interpreter for `test` that can import every module of `modules` (independent
 /// checkers from PyPI, e.g. `openapi_spec_validator`): `ACE_TEST_PYTHON` (`.ci/run` points it at
 /// the virtual environment it installs them into), by default `python3`. `None` after a loud

@@ -2,7 +2,8 @@
 //! with 64 publishes in flight each (256 at once, the server's per-address connection limit)
 //! finish without a refusal because the client's pool holds one kept-alive connection per
 //! publisher; the report names the server process found by its port, with its CPU per message
-//! and peak memory, and labels durability from the stream's own `sync`.
+//! and peak memory, and labels durability from the stream's own `sync`. Against the local NATS
+//! server too, `bench --nats` measures it and removes the JetStream stream it made.
 
 use crate::serve::start;
 
@@ -73,6 +74,51 @@ fn given_a_server_pid_that_is_not_running_when_bench_runs_then_the_report_says_w
         "{}",
         run.stdout
     );
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+}
+
+#[test]
+fn given_a_nats_server_when_bench_runs_durable_against_it_then_both_are_measured_and_its_stream_is_removed()
+ {
+    let test = "bench_nats";
+    let Some(nats) = ace_testkit::nats_url(test) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let args = [
+        "--server",
+        server.url.as_str(),
+        "bench",
+        "--count",
+        "200",
+        "--durable",
+        "--nats",
+        nats.as_str(),
+        "--nats-sync",
+        "default",
+        "--json",
+    ];
+    let run = crate::ace(&args, b"");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let reports: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{}", run.stdout);
+    assert_eq!(reports[1]["published"], 200, "{}", reports[1]);
+    // the JetStream stream made for the run is gone
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let left = runtime.block_on(async {
+        let client = async_nats::connect(nats.as_str()).await.unwrap();
+        async_nats::jetstream::new(client)
+            .get_stream("ACE_BENCH")
+            .await
+            .is_ok()
+    });
+    assert!(!left, "bench left its stream ACE_BENCH on the NATS server");
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "stderr:\n{stderr}");
 }

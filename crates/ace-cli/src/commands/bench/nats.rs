@@ -111,7 +111,14 @@ pub(super) async fn run(args: &BenchArgs, url: &str) -> Result<Report> {
             Ok::<_, anyhow::Error>(acks)
         }));
     }
-    let phase = settle(start, publishers, subscribers).await?;
+    let phase = settle(start, publishers, subscribers).await;
+    if args.durable {
+        // The stream was made for this run: the user's server is left as it was found.
+        if let Err(err) = js.delete_stream(NATS_STREAM).await {
+            eprintln!("warning: could not delete the JetStream stream {NATS_STREAM}: {err}");
+        }
+    }
+    let phase = phase?;
     Ok(Measured {
         system: format!("nats-server {version}"),
         durability,
