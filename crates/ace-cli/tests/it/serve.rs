@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use ace_envelope::{Envelope, Kind};
 
-/// A running `ace-comms serve` and the URL it printed.
+/// A running `ace-comms serve` and the URL it printed. Dropped while the server still runs (a
+/// test that failed before stopping it), it kills the server, so no process outlives its test.
 pub(crate) struct Serving {
     child: Child,
     pub(crate) addr: String,
     /// `http://<addr>`, or `https://<addr>` when it serves TLS.
     pub(crate) url: String,
     stdout: BufReader<std::process::ChildStdout>,
-    stderr: std::thread::JoinHandle<String>,
+    /// The thread collecting stderr; taken by [`Serving::terminate`].
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 /// Starts `ace-comms serve` on a free port over `data`, with `extra` flags; waits for the
@@ -61,7 +63,7 @@ pub(crate) fn start_in(cwd: &Path, data: &Path, extra: &[&str]) -> Serving {
         addr,
         url,
         stdout,
-        stderr,
+        stderr: Some(stderr),
     }
 }
 
@@ -84,8 +86,6 @@ impl Serving {
     pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        // The log thread ends with the process; what it read is not needed.
-        let _ = self.stderr.join();
     }
 
     /// SIGTERM, then the exit code, the rest of stdout and all of stderr.
@@ -99,7 +99,17 @@ impl Serving {
             .expect("exited, not killed");
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
-        (code, rest, self.stderr.join().unwrap())
+        let stderr = self.stderr.take().map(|t| t.join().unwrap());
+        (code, rest, stderr.unwrap_or_default())
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
