@@ -187,35 +187,25 @@ impl Inner {
     ) -> Result<Vec<Delivered>, BusError> {
         let mut out = Vec::with_capacity(handouts.len());
         for h in handouts {
-            if let Some(mut envelope) = read.remove(&h.seq) {
-                envelope.attempt = h.delivery_count;
-                out.push(Delivered {
-                    stream: s.name.clone(),
-                    consumer: c.name.clone(),
-                    seq: h.seq,
-                    delivery_count: h.delivery_count,
-                    envelope,
-                });
-                continue;
-            }
-            let rec = s.log.read(h.seq).map_err(|source| s.log_error(source))?;
-            match rec {
-                Some(rec) => {
-                    let mut envelope = decode_envelope(&s.name, h.seq, &rec.payload)?;
-                    envelope.attempt = h.delivery_count;
-                    out.push(Delivered {
-                        stream: s.name.clone(),
-                        consumer: c.name.clone(),
-                        seq: h.seq,
-                        delivery_count: h.delivery_count,
-                        envelope,
-                    });
-                }
-                None => {
-                    let done = c.core.lock().forget(h.seq, self.now_ns());
-                    s.settle_done(&done.done);
-                }
-            }
+            let mut envelope = match read.remove(&h.seq) {
+                Some(envelope) => envelope,
+                None => match s.log.read(h.seq).map_err(|source| s.log_error(source))? {
+                    Some(rec) => decode_envelope(&s.name, h.seq, &rec.payload)?,
+                    None => {
+                        let done = c.core.lock().forget(h.seq, self.now_ns());
+                        s.settle_done(&done.done);
+                        continue;
+                    }
+                },
+            };
+            envelope.attempt = h.delivery_count;
+            out.push(Delivered {
+                stream: s.name.clone(),
+                consumer: c.name.clone(),
+                seq: h.seq,
+                delivery_count: h.delivery_count,
+                envelope,
+            });
         }
         Ok(out)
     }
