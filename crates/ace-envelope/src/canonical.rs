@@ -29,23 +29,24 @@ pub const UNSIGNED_GOVERNANCE_FIELDS: [&str; 1] = ["approval_id"];
 /// Writes `value` in canonical form.
 pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write_value(&mut out, value);
+    write_canonical(&mut out, value);
     out
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+/// Appends the canonical form of `value` to `out` (what [`to_canonical_vec`] returns), so a
+/// caller building a larger document writes it in place.
+pub fn write_canonical(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
             out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(out, &Value::String(key.clone()));
-                out.push(b':');
-                write_value(out, item);
+            if in_utf16_order(map.keys()) {
+                // The map's own order is already canonical (always so for ASCII keys in
+                // serde_json's sorted map): no list of entries to build and sort.
+                write_entries(out, map.iter());
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+                write_entries(out, entries.into_iter());
             }
             out.push(b'}');
         }
@@ -55,11 +56,37 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(out, item);
+                write_canonical(out, item);
             }
             out.push(b']');
         }
         scalar => write_scalar(out, scalar),
+    }
+}
+
+/// Whether `keys` come in increasing order of their UTF-16 code units.
+fn in_utf16_order<'a>(keys: impl Iterator<Item = &'a String>) -> bool {
+    let mut previous: Option<&String> = None;
+    for key in keys {
+        if let Some(previous) = previous
+            && previous.encode_utf16().cmp(key.encode_utf16()) != std::cmp::Ordering::Less
+        {
+            return false;
+        }
+        previous = Some(key);
+    }
+    true
+}
+
+fn write_entries<'a>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (i, (key, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key.as_str());
+        out.push(b':');
+        write_canonical(out, item);
     }
 }
 

@@ -63,7 +63,7 @@ impl Checkpoint {
             "ts": self.ts,
         });
         let mut out = CHECKPOINT_DOMAIN.to_vec();
-        out.extend(ace_envelope::canonical::to_canonical_vec(&body));
+        ace_envelope::canonical::write_canonical(&mut out, &body);
         out
     }
 

@@ -287,7 +287,7 @@ impl Entry {
         out.extend_from_slice(b",\"decision\":");
         write_json(&mut out, &self.decision);
         out.extend_from_slice(b",\"details\":");
-        out.extend(ace_envelope::canonical::to_canonical_vec(&self.details));
+        ace_envelope::canonical::write_canonical(&mut out, &self.details);
         out.extend_from_slice(b",\"kind\":");
         write_json(&mut out, &self.kind);
         out.extend_from_slice(b",\"message_id\":");
