@@ -16,7 +16,7 @@
 //! - [`WsConnection`] — `ws.rs`, from [`Client::connect_ws`]: the `/ws` protocol —
 //!   [`WsConnection::subscribe`] (live, optional queue group) and [`WsConnection::consume`]
 //!   (push from a durable consumer) give a [`Subscription`] (a `Stream` of [`WsMessage`] with
-//!   [`Subscription::ack`]/`nak`/`term`); [`WsConnection::publish`]; [`WsConnection::request`]
+//!   [`Subscription::ack`]/`nak`/`term`); [`WsConnection::publish`], [`WsConnection::publish_batch`]; [`WsConnection::request`]
 //!   (a fresh inbox in `headers["reply_to"]`, the first reply or [`ClientError::Timeout`]);
 //! - [`ClientBuilder`] — `tls.rs`, from [`Client::builder`]: a CA to trust
 //!   ([`ClientBuilder::tls_ca`]), a client certificate for mutual TLS

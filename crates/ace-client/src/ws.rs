@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ace_envelope::Envelope;
 use ace_envelope::ErrorBody;
-use ace_envelope::api::http::Accepted;
+use ace_envelope::api::http::{Accepted, BatchAnswer};
 use ace_envelope::api::ws::{
     Acknowledge, ClientFrame, Message, Publish, ServerFrame, Subscribe, Unsubscribe,
 };
@@ -174,6 +174,14 @@ impl WsConnection {
     /// Publishes `envelope`; the answer is the publish answer of HTTP.
     pub async fn publish(&self, envelope: &Envelope) -> Result<Accepted, ClientError> {
         self.shared.publish(envelope).await
+    }
+
+    /// Publishes `envelopes` in one `publish_batch` frame, answered by one frame: the batch
+    /// answer of HTTP `POST /api/v1/messages/batch`, one result per envelope in order (a
+    /// refused item does not fail the call). The admitted envelopes share one append on the
+    /// server.
+    pub async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<BatchAnswer, ClientError> {
+        self.shared.publish_batch(envelopes).await
     }
 
     /// Acknowledges the delivery `seq` of the consumer subscription `sid`.
@@ -347,6 +355,29 @@ impl Shared {
         answer.into_result()
     }
 
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<BatchAnswer, ClientError> {
+        /// The `publish_batch` frame over borrowed envelopes: the same JSON as
+        /// `ClientFrame::PublishBatch` without copying them.
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            id: &'a str,
+            envelopes: &'a [Envelope],
+        }
+        let id = self.fresh("f");
+        let frame = Out {
+            kind: "publish_batch",
+            id: &id,
+            envelopes,
+        };
+        let result = self.call(id.clone(), &frame).await?.unwrap_or_default();
+        serde_json::from_value(result).map_err(|source| ClientError::Decode {
+            what: "the ok frame of a publish_batch".to_owned(),
+            source,
+        })
+    }
+
     async fn acknowledge(
         &self,
         verb: Verb,
@@ -372,7 +403,7 @@ impl Shared {
     }
 
     /// Sends `frame` (whose id is `id`) and waits for its `ok` result or `error`.
-    async fn call(&self, id: String, frame: &ClientFrame) -> Answer {
+    async fn call(&self, id: String, frame: &impl serde::Serialize) -> Answer {
         let text = serde_json::to_string(frame).map_err(|source| ClientError::Decode {
             what: "a frame to send".to_owned(),
             source,

@@ -70,6 +70,47 @@ async fn given_a_publish_frame_when_answered_then_it_is_the_http_publish_answer(
 }
 
 #[tokio::test]
+async fn given_a_publish_batch_frame_when_answered_then_each_envelope_has_its_result_in_order() {
+    let server = Server::start().await;
+    let ws = server.client.connect_ws().await.expect("connected");
+    let mut sub = ws
+        .subscribe("ace.comms.http.>", None)
+        .await
+        .expect("subscribed");
+    let first = event(EVENT_SUBJECT, 1);
+    let mut expired = event(EVENT_SUBJECT, 2);
+    expired.created_at -= Duration::from_secs(10);
+    expired.ttl_ms = Some(1_000);
+    let third = event(EVENT_SUBJECT, 3);
+    let batch = [first.clone(), expired, third.clone(), first.clone()];
+    let answer = ws.publish_batch(&batch).await.expect("answered");
+    assert_eq!(
+        (answer.accepted, answer.refused, answer.held),
+        (3, 1, 0),
+        "{answer:?}"
+    );
+    let results: Vec<_> = answer.results.iter().map(|item| item.result()).collect();
+    let one = results[0].expect("first accepted").expect("stored");
+    let three = results[2].expect("third accepted").expect("stored");
+    assert_eq!((one.id, three.id), (first.id, third.id));
+    assert_eq!(
+        three.seq,
+        one.seq.map(|seq| seq + 1),
+        "one append, in order"
+    );
+    let refused = results[1].expect_err("the expired one is refused");
+    assert_eq!(refused.code, ErrorCode::MessageExpired);
+    let again = results[3]
+        .expect("a duplicate is accepted")
+        .expect("stored");
+    assert!(again.duplicate && again.seq == one.seq, "{again:?}");
+    for expected in [first.id, third.id] {
+        assert_eq!(next(&mut sub).await.envelope.id, expected);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn given_two_members_of_a_queue_group_when_messages_arrive_then_each_goes_to_one() {
     let server = Server::start().await;
     let ws = server.client.connect_ws().await.expect("connected");

@@ -1,6 +1,6 @@
 //! The frames of the `/ws` WebSocket protocol (owned by the WebSocket adapter's author; see
-//! [`super`]): client frames `subscribe`, `unsubscribe`, `publish`, `ack`, `nak`, `term`, server
-//! frames `message`, `ok`, `error`.
+//! [`super`]): client frames `subscribe`, `unsubscribe`, `publish`, `publish_batch`, `ack`,
+//! `nak`, `term`, server frames `message`, `ok`, `error`.
 //!
 //! Every frame is one JSON object in one text message, discriminated by `"type"`. A client frame
 //! may carry an `"id"` that the server's `ok` or `error` answer repeats. A subscription is named by
@@ -50,6 +50,11 @@ pub enum ClientFrame {
     /// Publish an envelope through the ingress pipeline; answered with `ok` and the publish
     /// answer `{id, stream, seq, duplicate}`.
     Publish(Publish),
+    /// Publish several envelopes in one frame, answered by one `ok` frame whose result is the
+    /// batch answer of HTTP `POST /api/v1/messages/batch` (`{accepted, refused, held,
+    /// results}`, one result per envelope in order). The admitted envelopes share one append
+    /// (one group commit) and one ledger write.
+    PublishBatch(PublishBatch),
     /// Acknowledge a consumer delivery.
     Ack(Acknowledge),
     /// Negatively acknowledge: redeliver after `delay_ms` (or the consumer's backoff).
@@ -65,6 +70,7 @@ impl ClientFrame {
             ClientFrame::Subscribe(f) => f.id.as_deref(),
             ClientFrame::Unsubscribe(f) => f.id.as_deref(),
             ClientFrame::Publish(f) => f.id.as_deref(),
+            ClientFrame::PublishBatch(f) => f.id.as_deref(),
             ClientFrame::Ack(f) | ClientFrame::Nak(f) | ClientFrame::Term(f) => f.id.as_deref(),
         }
     }
@@ -181,6 +187,16 @@ pub struct Publish {
     pub envelope: Box<Envelope>,
 }
 
+/// `publish_batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishBatch {
+    /// Correlation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The envelopes to publish, judged each alone and answered in this order.
+    pub envelopes: Vec<Envelope>,
+}
+
 /// `ack`, `nak` and `term` of one consumer delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledge {
@@ -292,6 +308,10 @@ mod tests {
             ClientFrame::Publish(Publish {
                 id: Some("4".into()),
                 envelope: Box::new(envelope()),
+            }),
+            ClientFrame::PublishBatch(PublishBatch {
+                id: Some("6".into()),
+                envelopes: vec![envelope(), envelope()],
             }),
             ClientFrame::Ack(ack.clone()),
             ClientFrame::Nak(ack.clone()),

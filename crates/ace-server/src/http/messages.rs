@@ -11,7 +11,8 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::AppState;
 use super::request::{self, Ctx};
@@ -114,7 +115,7 @@ pub(crate) async fn publish_batch(
             });
         }
     };
-    let items: Vec<Value> = serde_json::from_slice(&bytes)
+    let items: Vec<&RawValue> = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::json(&e, "batch (an array)", ErrorCode::InvalidJson))?;
     let max = state.limits.max_batch_messages;
     if items.len() > max {
@@ -138,11 +139,12 @@ pub(crate) async fn publish_batch(
     Ok(Json(batch_answer(results)))
 }
 
-fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope, ErrorBody> {
+/// One item of a batch, decoded once from its own text.
+fn decode_item(index: usize, item: &RawValue, cloudevents: bool) -> Result<Envelope, ErrorBody> {
     let decoded = if cloudevents {
-        from_cloudevent_json(item.to_string().as_bytes()).map_err(|e| (e.code(), e.to_string()))
+        from_cloudevent_json(item.get().as_bytes()).map_err(|e| (e.code(), e.to_string()))
     } else {
-        serde_json::from_value(item).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
+        serde_json::from_str(item.get()).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
     };
     decoded.map_err(|(code, message)| {
         ErrorBody::with_details(
@@ -153,7 +155,8 @@ fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope,
     })
 }
 
-fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAnswer {
+/// The answer to a batch: each result in its place, and the counts of each kind.
+pub(crate) fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAnswer {
     let results: Vec<BatchItem> = results
         .into_iter()
         .map(|r| match r {
@@ -208,23 +211,30 @@ impl AppState {
         Ok(accepted)
     }
 
-    /// Publishes the envelopes that decoded, keeping every answer in its place.
-    async fn publish_parsed(
+    /// Publishes the envelopes that decoded, keeping every answer in its place (the
+    /// envelopes move into the core's batch; none is copied).
+    pub(crate) async fn publish_parsed(
         &self,
         ctx: &RequestContext,
         parsed: Vec<Result<Envelope, ErrorBody>>,
     ) -> Result<Vec<Result<Accepted, ErrorBody>>, CoreError> {
-        let envelopes: Vec<Envelope> = parsed
-            .iter()
-            .filter_map(|p| p.as_ref().ok().cloned())
+        let mut envelopes = Vec::with_capacity(parsed.len());
+        let mut answers: Vec<Option<Result<Accepted, ErrorBody>>> = parsed
+            .into_iter()
+            .map(|item| match item {
+                Ok(envelope) => {
+                    envelopes.push(envelope);
+                    None
+                }
+                Err(body) => Some(Err(body)),
+            })
             .collect();
         let started = Instant::now();
         let mut published = self.core.publish_batch(ctx, envelopes).await?.into_iter();
         let elapsed = started.elapsed().as_secs_f64();
-        let mut answers = Vec::with_capacity(parsed.len());
-        for item in parsed {
-            let answer = match item {
-                Ok(_) => match published.next() {
+        for answer in &mut answers {
+            if answer.is_none() {
+                *answer = Some(match published.next() {
                     Some(Ok(accepted)) => {
                         self.metrics.latency.observe(elapsed);
                         self.count_published(&accepted);
@@ -235,12 +245,11 @@ impl AppState {
                         ErrorCode::Internal,
                         ErrorCode::Internal.meaning(),
                     )),
-                },
-                Err(body) => Err(body),
-            };
+                });
+            }
             // A held item is answered 202 like a single held publish, so it is not an error
             // (holds are counted by `ace_comms_policy_held_total`).
-            if let Err(body) = &answer
+            if let Some(Err(body)) = answer
                 && held(body).is_none()
             {
                 self.metrics
@@ -248,9 +257,8 @@ impl AppState {
                     .with_label_values(&[body.error.code.as_str()])
                     .inc();
             }
-            answers.push(answer);
         }
-        Ok(answers)
+        Ok(answers.into_iter().flatten().collect())
     }
 
     fn count_published(&self, accepted: &Accepted) {

@@ -11,7 +11,7 @@ mod agents;
 mod approvals;
 mod health;
 mod ledger;
-mod messages;
+pub(crate) mod messages;
 mod openapi;
 pub(crate) mod request;
 mod sessions;

@@ -58,6 +58,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -68,6 +69,7 @@ use super::budget::{Budget, Charge};
 use crate::config::WsLimits;
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::http::messages::batch_answer;
 
 /// How long a closing connection waits for its client to take the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -76,7 +78,7 @@ const PUSH_BATCH: usize = 64;
 /// How long one consumer fetch waits for a message before asking again.
 const PUSH_WAIT: Duration = Duration::from_secs(5);
 /// The frame types a client may send, for the error naming an unknown one.
-const CLIENT_TYPES: &str = "subscribe, unsubscribe, publish, ack, nak, term";
+const CLIENT_TYPES: &str = "subscribe, unsubscribe, publish, publish_batch, ack, nak, term";
 
 /// The one close decision of a connection: the first reason wins.
 #[derive(Debug, Clone)]
@@ -558,12 +560,12 @@ impl Session {
         self.answer(&answer);
     }
 
-    /// Parses one client frame, applies it, and answers `ok` or `error`; a publish is started
-    /// on the connection's task set and answered when it completes.
+    /// Parses one client frame, applies it, and answers `ok` or `error`; a publish (or a
+    /// batch of them) is started on the connection's task set and answered when it completes.
     async fn handle(&mut self, raw: &str) {
-        let answer = match parse(raw) {
+        let answer = match parse(raw, self.state.limits.max_batch_messages) {
             Err((id, body)) => ServerFrame::error(id, body),
-            Ok(ClientFrame::Publish(Publish { id, envelope })) => {
+            Ok(Parsed::Frame(ClientFrame::Publish(Publish { id, envelope }))) => {
                 let (state, ctx) = (self.state.clone(), self.ctx.clone());
                 let bytes = raw.len();
                 self.inflight_bytes += bytes;
@@ -587,7 +589,23 @@ impl Session {
                 });
                 return;
             }
-            Ok(frame) => {
+            Ok(Parsed::Batch { id, envelopes }) => {
+                let (state, ctx) = (self.state.clone(), self.ctx.clone());
+                let bytes = raw.len();
+                self.inflight_bytes += bytes;
+                self.publishes.spawn(async move {
+                    let answer = match state.publish_parsed(&ctx, envelopes).await {
+                        Ok(results) => ServerFrame::Ok {
+                            id,
+                            result: Some(json!(batch_answer(results))),
+                        },
+                        Err(err) => ServerFrame::error(id, core_body(&err)),
+                    };
+                    (answer, bytes)
+                });
+                return;
+            }
+            Ok(Parsed::Frame(frame)) => {
                 let id = frame.id().map(str::to_owned);
                 match self.apply(frame).await {
                     Ok(result) => ServerFrame::Ok { id, result },
@@ -612,6 +630,13 @@ impl Session {
                     Err(CoreError::PendingApproval { id, approval_id }) => {
                         Ok(Some(json!(Pending::new(id, approval_id))))
                     }
+                    Err(err) => Err(core_body(&err)),
+                }
+            }
+            ClientFrame::PublishBatch(batch) => {
+                let envelopes = batch.envelopes.into_iter().map(Ok).collect();
+                match self.state.publish_parsed(&self.ctx, envelopes).await {
+                    Ok(results) => Ok(Some(json!(batch_answer(results)))),
                     Err(err) => Err(core_body(&err)),
                 }
             }
@@ -846,48 +871,138 @@ fn text_of(frame: &impl serde::Serialize) -> Message {
     Message::Text(text.into())
 }
 
+/// The fields every client frame is routed by, borrowed from the frame's text: the envelopes
+/// of `publish` and `publish_batch` are decoded straight from their text, once, never through a
+/// `serde_json::Value` tree.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    envelope: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    envelopes: Option<&'a RawValue>,
+}
+
+/// A client frame as the reader hands it on: a `publish_batch` keeps each envelope's decoding
+/// result, so one malformed envelope refuses only its own place in the batch.
+enum Parsed {
+    Frame(ClientFrame),
+    Batch {
+        id: Option<String>,
+        envelopes: Vec<Result<Envelope, ErrorBody>>,
+    },
+}
+
 /// A client frame, or the error answer (with the frame's `id` when it could be read).
-fn parse(raw: &str) -> Result<ClientFrame, (Option<String>, ErrorBody)> {
-    let value: Value = serde_json::from_str(raw).map_err(|err| {
+fn parse(raw: &str, max_batch: usize) -> Result<Parsed, (Option<String>, ErrorBody)> {
+    let head: Head<'_> = serde_json::from_str(raw).map_err(|err| {
         (
             None,
             ApiError::json(&err, "frame", ErrorCode::InvalidJson).body(),
         )
     })?;
-    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    let id = head
+        .id
+        .and_then(|id| serde_json::from_str::<String>(id.get()).ok());
     let fail = |body| (id.clone(), body);
-    let kind = match value.get("type") {
-        Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(fail(invalid("`type` must be a string".to_owned()))),
+    let kind = match head
+        .kind
+        .map(|kind| serde_json::from_str::<&str>(kind.get()))
+    {
+        Some(Ok(kind)) => kind,
+        Some(Err(_)) => return Err(fail(invalid("`type` must be a string".to_owned()))),
         None => {
             return Err(fail(invalid(format!(
                 "`type` is missing; one of {CLIENT_TYPES}"
             ))));
         }
     };
-    if kind == "publish" {
-        let envelope = value
-            .get("envelope")
-            .ok_or_else(|| fail(invalid("`envelope` is missing".to_owned())))?;
-        let envelope = Envelope::deserialize(envelope).map_err(|err| {
-            fail(ErrorBody::new(
-                ErrorCode::InvalidEnvelope,
-                format!("`envelope`: {err}"),
-            ))
-        })?;
-        return Ok(ClientFrame::Publish(Publish {
-            id,
-            envelope: Box::new(envelope),
-        }));
-    }
-    if !CLIENT_TYPES.split(", ").any(|known| known == kind) {
-        return Err(fail(ErrorBody::with_details(
+    match kind {
+        "publish" => {
+            let envelope = head
+                .envelope
+                .ok_or_else(|| fail(invalid("`envelope` is missing".to_owned())))?;
+            let envelope = decode_envelope(envelope).map_err(|message| {
+                fail(ErrorBody::new(
+                    ErrorCode::InvalidEnvelope,
+                    format!("`envelope`: {message}"),
+                ))
+            })?;
+            Ok(Parsed::Frame(ClientFrame::Publish(Publish {
+                id,
+                envelope: Box::new(envelope),
+            })))
+        }
+        "publish_batch" => {
+            let envelopes = head
+                .envelopes
+                .ok_or_else(|| fail(invalid("`envelopes` is missing".to_owned())))?;
+            let items: Vec<&RawValue> = serde_json::from_str(envelopes.get())
+                .map_err(|err| fail(invalid(format!("`envelopes` must be an array: {err}"))))?;
+            if items.is_empty() {
+                return Err(fail(invalid("`envelopes` holds no envelope".to_owned())));
+            }
+            if items.len() > max_batch {
+                return Err(fail(
+                    ApiError::BatchTooLarge {
+                        count: items.len(),
+                        max: max_batch,
+                    }
+                    .body(),
+                ));
+            }
+            let envelopes = items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    decode_envelope(item).map_err(|message| batch_refusal(index, &message))
+                })
+                .collect();
+            Ok(Parsed::Batch { id, envelopes })
+        }
+        kind if CLIENT_TYPES.split(", ").any(|known| known == kind) => {
+            serde_json::from_str::<ClientFrame>(raw)
+                .map(Parsed::Frame)
+                .map_err(|err| {
+                    fail(invalid(format!(
+                        "`{kind}` frame: {}",
+                        without_position(&err)
+                    )))
+                })
+        }
+        kind => Err(fail(ErrorBody::with_details(
             ErrorCode::InvalidJson,
             format!("unknown frame type `{kind}`; one of {CLIENT_TYPES}"),
             json!({ "type": kind }),
-        )));
+        ))),
     }
-    ClientFrame::deserialize(&value).map_err(|err| fail(invalid(format!("`{kind}` frame: {err}"))))
+}
+
+/// One envelope of a frame, decoded from its text.
+fn decode_envelope(raw: &RawValue) -> Result<Envelope, String> {
+    serde_json::from_str(raw.get()).map_err(|err| without_position(&err))
+}
+
+/// serde's message without the line and column it adds when decoding text: positions inside
+/// one field of a frame mean nothing to the client, which sent the frame as one line.
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if err.line() > 0 => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
+/// The refusal of the batch item at `index` that did not decode.
+fn batch_refusal(index: usize, message: &str) -> ErrorBody {
+    ErrorBody::with_details(
+        ErrorCode::InvalidEnvelope,
+        format!("envelopes[{index}]: {message}"),
+        json!({ "index": index }),
+    )
 }
 
 fn invalid(message: String) -> ErrorBody {
@@ -914,8 +1029,14 @@ fn core_body(err: &CoreError) -> ErrorBody {
 mod tests {
     use super::*;
 
+    fn parse(raw: &str) -> Result<Parsed, (Option<String>, ErrorBody)> {
+        super::parse(raw, 4)
+    }
+
     fn code(raw: &str) -> (Option<String>, ErrorCode) {
-        let (id, body) = parse(raw).unwrap_err();
+        let Err((id, body)) = parse(raw) else {
+            panic!("{raw} parsed");
+        };
         (id, body.error.code)
     }
 
@@ -934,13 +1055,100 @@ mod tests {
             code(r#"{"type":"ack","id":"9","sid":"s"}"#),
             (Some("9".into()), ErrorCode::InvalidJson)
         );
-        let (_, body) = parse(r#"{"id":"1"}"#).unwrap_err();
+        let Err((_, body)) = parse(r#"{"id":"1"}"#) else {
+            panic!("a frame without a type parsed");
+        };
         assert!(body.error.message.contains("`type`"), "{body:?}");
     }
 
     #[test]
     fn given_a_well_formed_frame_when_parsed_then_it_is_the_frame() {
-        let frame = parse(r#"{"type":"unsubscribe","id":"3","sid":"s1"}"#).unwrap();
+        let Ok(Parsed::Frame(frame)) = parse(r#"{"type":"unsubscribe","id":"3","sid":"s1"}"#)
+        else {
+            panic!("a well-formed frame was refused");
+        };
         assert_eq!(frame.id(), Some("3"));
+    }
+
+    fn envelope_text() -> String {
+        let envelope = Envelope::builder(ace_envelope::Kind::Event, "ace.comms.a2a.x.evt.v1")
+            .payload_json(json!({"n": 1}))
+            .build()
+            .unwrap();
+        serde_json::to_string(&envelope).unwrap()
+    }
+
+    #[test]
+    fn given_a_publish_frame_when_parsed_then_the_envelope_is_decoded_from_its_text() {
+        let env = envelope_text();
+        let Ok(Parsed::Frame(ClientFrame::Publish(publish))) = parse(&format!(
+            r#"{{"type":"publish","id":"p","envelope":{env}}}"#
+        )) else {
+            panic!("a publish frame was refused");
+        };
+        assert_eq!(publish.id.as_deref(), Some("p"));
+        assert_eq!(serde_json::to_string(&publish.envelope).unwrap(), env);
+        let (id, code) = code(r#"{"type":"publish","id":"q"}"#);
+        assert_eq!((id.as_deref(), code), (Some("q"), ErrorCode::InvalidJson));
+    }
+
+    #[test]
+    fn given_publish_batch_frames_when_parsed_then_each_envelope_keeps_its_own_result() {
+        let env = envelope_text();
+        let raw = format!(
+            r#"{{"type":"publish_batch","id":"b","envelopes":[{env},{{"subject":1}},{env}]}}"#
+        );
+        let Ok(Parsed::Batch { id, envelopes }) = parse(&raw) else {
+            panic!("a batch was refused");
+        };
+        assert_eq!(id.as_deref(), Some("b"));
+        assert_eq!(envelopes.len(), 3);
+        assert!(envelopes[0].is_ok() && envelopes[2].is_ok());
+        let refused = envelopes[1].as_ref().unwrap_err();
+        assert_eq!(refused.error.code, ErrorCode::InvalidEnvelope);
+        assert!(
+            refused.error.message.starts_with("envelopes[1]: "),
+            "{refused:?}"
+        );
+        assert_eq!(refused.error.details["index"], 1);
+    }
+
+    #[test]
+    fn given_bad_publish_batch_frames_when_parsed_then_the_frame_is_refused_with_its_id() {
+        let env = envelope_text();
+        for (raw, expected) in [
+            (
+                r#"{"type":"publish_batch","id":"1"}"#.to_owned(),
+                ErrorCode::InvalidJson,
+            ),
+            (
+                r#"{"type":"publish_batch","id":"1","envelopes":{}}"#.to_owned(),
+                ErrorCode::InvalidJson,
+            ),
+            (
+                r#"{"type":"publish_batch","id":"1","envelopes":[]}"#.to_owned(),
+                ErrorCode::InvalidJson,
+            ),
+            (
+                format!(
+                    r#"{{"type":"publish_batch","id":"1","envelopes":[{env},{env},{env},{env},{env}]}}"#
+                ),
+                ErrorCode::PayloadTooLarge,
+            ),
+        ] {
+            assert_eq!(code(&raw), (Some("1".to_owned()), expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn given_a_non_string_type_or_id_when_parsed_then_the_type_is_refused_and_the_id_dropped() {
+        assert_eq!(
+            code(r#"{"type":7,"id":"x"}"#),
+            (Some("x".to_owned()), ErrorCode::InvalidJson)
+        );
+        assert_eq!(
+            code(r#"{"type":"dance","id":7}"#),
+            (None, ErrorCode::InvalidJson)
+        );
     }
 }
