@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 #[command(after_help = "Examples:
   ace-comms bench --pubs 2 --subs 1 --count 20000 --size 256
   ace-comms bench --transport http --durable --count 10000
+  ace-comms bench --durable --batch 64 --in-flight 4 --count 100000
   ace-comms bench --durable --nats nats://127.0.0.1:4222 --nats-monitor http://127.0.0.1:8222 --json
   ace-comms bench --durable --server-pid 4242 --nats nats://127.0.0.1:4222 --nats-sync always
 
@@ -31,9 +32,15 @@ pub(crate) struct BenchArgs {
     /// Messages in all, shared among the publishers.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) count: usize,
-    /// Publishes in flight per publisher (each waits for its acknowledgement).
+    /// Publishes in flight per publisher (each waits for its acknowledgement); with `--batch`,
+    /// batches in flight.
     #[arg(long, default_value_t = 64)]
     pub(crate) in_flight: usize,
+    /// Envelopes per publish on ACE::COMMS: above 1, each publish is one `publish_batch`
+    /// WebSocket frame (or one `POST /api/v1/messages/batch`) answered by one frame. NATS
+    /// publishes one message per `PUB` whatever this says (`--in-flight` pipelines them).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) batch: usize,
     /// Store every message in a stream (ACE_EVENTS, group-commit fsync; a JetStream file stream
     /// on NATS) instead of live delivery only.
     #[arg(long)]

@@ -1,5 +1,6 @@
 //! The ACE::COMMS side of the bench, through `ace-client`: publishers over WebSocket `publish`
-//! frames or `POST /api/v1/messages`, subscribers over `/ws`. Over HTTP the client's pool holds
+//! frames (`publish_batch` frames with `--batch`) or `POST /api/v1/messages` (`/batch`),
+//! subscribers over `/ws`. Over HTTP the client's pool holds
 //! one connection per publisher (`ClientBuilder::max_connections`), each kept alive, so the
 //! run stays inside the server's per-address connection limit whatever `--in-flight` is.
 
@@ -7,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ace_client::{Client, ClientError, SyncPolicy};
+use ace_client::{Client, ClientError, SyncPolicy, WsConnection};
 use ace_envelope::{Envelope, Kind};
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -62,19 +63,15 @@ pub(super) async fn run(args: &BenchArgs, server: &ServerArgs) -> Result<Report>
             Transport::Ws => Some(Arc::new(client.connect_ws().await?)),
             Transport::Http => None,
         };
-        let in_flight = args.in_flight;
+        let (in_flight, batch) = (args.in_flight, args.batch);
         publishers.push(tokio::spawn(async move {
-            drive(per_publisher, in_flight, |_| {
-                let env = bench_envelope(subject, &pad, stamp(start));
+            drive(per_publisher.div_ceil(batch), in_flight, |frame| {
+                let n = batch.min(per_publisher - frame * batch);
+                let envelopes: Result<Vec<Envelope>> = (0..n)
+                    .map(|_| bench_envelope(subject, &pad, stamp(start)))
+                    .collect();
                 let (client, ws) = (client.clone(), ws.clone());
-                async move {
-                    let env = env?;
-                    let sent: Result<_, ClientError> = match &ws {
-                        Some(ws) => ws.publish(&env).await,
-                        None => client.publish(&env).await,
-                    };
-                    sent.map(|_| true).map_err(anyhow::Error::new)
-                }
+                async move { send(&client, ws.as_deref(), envelopes?).await }
             })
             .await
         }));
@@ -90,10 +87,41 @@ pub(super) async fn run(args: &BenchArgs, server: &ServerArgs) -> Result<Report>
         durability,
         durability_source,
         transport,
+        batch: (args.batch > 1).then_some(args.batch),
         phase,
         probe,
     }
     .report(args))
+}
+
+/// One publish of the run: a single envelope as a `publish` frame (or `POST
+/// /api/v1/messages`), several as one `publish_batch` frame (or one `POST
+/// /api/v1/messages/batch`), every one of which must be accepted.
+async fn send(
+    client: &Client,
+    ws: Option<&WsConnection>,
+    envelopes: Vec<Envelope>,
+) -> Result<bool> {
+    if let [envelope] = envelopes.as_slice() {
+        let sent: Result<_, ClientError> = match ws {
+            Some(ws) => ws.publish(envelope).await,
+            None => client.publish(envelope).await,
+        };
+        return sent.map(|_| true).map_err(anyhow::Error::new);
+    }
+    let answer = match ws {
+        Some(ws) => ws.publish_batch(&envelopes).await?,
+        None => client.publish_batch(&envelopes).await?,
+    };
+    anyhow::ensure!(
+        answer.accepted == envelopes.len(),
+        "a batch of {} was answered with {} accepted, {} held and {} refused",
+        envelopes.len(),
+        answer.accepted,
+        answer.held,
+        answer.refused
+    );
+    Ok(true)
 }
 
 /// The durability label of a run and where it comes from: the `sync` of the stream that

@@ -43,6 +43,9 @@ struct Report {
     /// Where the durability label comes from (`stream ACE_EVENTS`, `/varz`, `--nats-sync`).
     durability_source: String,
     transport: &'static str,
+    /// Envelopes per publish (ACE::COMMS `publish_batch`); absent for one per publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<usize>,
     published: u64,
     publish_seconds: f64,
     publish_rate: f64,
@@ -80,8 +83,8 @@ impl Percentiles {
 /// Runs the bench: ACE::COMMS at `server`, then NATS when asked.
 pub(crate) fn run(args: &BenchArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
     anyhow::ensure!(
-        args.pubs > 0 && args.in_flight > 0,
-        "--pubs and --in-flight must be at least 1"
+        args.pubs > 0 && args.in_flight > 0 && args.batch > 0,
+        "--pubs, --in-flight and --batch must be at least 1"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -295,6 +298,8 @@ struct Measured {
     durability: String,
     durability_source: String,
     transport: &'static str,
+    /// Envelopes per publish, when more than one.
+    batch: Option<usize>,
     phase: Phase,
     probe: Result<Probe, String>,
 }
@@ -319,6 +324,7 @@ impl Measured {
             durability: self.durability,
             durability_source: self.durability_source,
             transport: self.transport,
+            batch: self.batch,
             published,
             publish_seconds,
             publish_rate: published as f64 / publish_seconds.max(1e-9),
@@ -393,6 +399,7 @@ mod tests {
             size: 8,
             count: 10,
             in_flight: 1,
+            batch: 1,
             durable: false,
             nats: None,
             server_pid: None,
@@ -407,6 +414,7 @@ mod tests {
             durability: "live".into(),
             durability_source: "no stream stores the subject".into(),
             transport: "ws",
+            batch: None,
             phase: Phase {
                 start,
                 published_at: start,

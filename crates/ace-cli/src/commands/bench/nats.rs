@@ -124,6 +124,7 @@ pub(super) async fn run(args: &BenchArgs, url: &str) -> Result<Report> {
         durability,
         durability_source,
         transport: "nats",
+        batch: None,
         phase,
         probe,
     }
