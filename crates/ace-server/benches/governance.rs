@@ -21,19 +21,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ace_bus::{StreamConfig, SyncPolicy};
-use ace_core::RequestContext;
 use ace_envelope::{Envelope, Kind};
-use ace_server::{App, AuthConfig, AuthMode, Config, LedgerSyncMode};
+use ace_server::LedgerSyncMode;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-const API_KEY: &str = "bench-key-0123456789abcdef0123456789abcdef";
+mod common;
 
-fn subject(sync: &str) -> String {
-    format!("ace.comms.a2a.agent.bench.evt.{sync}.v1")
-}
+use common::{API_KEY, subject};
 
 fn body(subject: &str) -> Vec<u8> {
     let envelope = Envelope::builder(Kind::Event, subject)
@@ -43,46 +38,9 @@ fn body(subject: &str) -> Vec<u8> {
     serde_json::to_vec(&envelope).expect("serializes")
 }
 
-/// A server over a fresh directory, governed or not, with the ledger syncing as `ledger` says
-/// (`None`: no ledger) and the two bench streams; its `/api/v1/messages` URL.
+/// A server over a fresh directory (see [`common::open`]); its `/api/v1/messages` URL.
 async fn start(dir: &std::path::Path, governed: bool, ledger: Option<LedgerSyncMode>) -> String {
-    let mut config = Config {
-        data_dir: dir.join("data"),
-        ..Config::default()
-    };
-    config.streams.create_defaults = false;
-    config.limits.max_connections_per_address = 1_000;
-    if governed {
-        let keys = dir.join("api-keys.yaml");
-        let hash = hex::encode(Sha256::digest(API_KEY.as_bytes()));
-        std::fs::write(
-            &keys,
-            format!(
-                "keys:\n  - sha256: {hash}\n    principal: {{id: bench-agent, type: agent, \
-                 roles: [agent], clearance: 1}}\n"
-            ),
-        )
-        .unwrap();
-        config.auth = AuthConfig {
-            mode: AuthMode::Enforced,
-            api_keys: Some(keys),
-            ..AuthConfig::default()
-        };
-    }
-    config.ledger.enabled = ledger.is_some();
-    config.ledger.sync = ledger.unwrap_or_default();
-    let app = App::open(&config).await.expect("the server opens");
-    let ctx = RequestContext::internal();
-    for (name, sync) in [("never", SyncPolicy::Never), ("always", SyncPolicy::Always)] {
-        let stream = StreamConfig {
-            sync,
-            ..StreamConfig::new(
-                format!("BENCH_{}", name.to_uppercase()),
-                &[&format!("ace.comms.a2a.agent.bench.evt.{name}.>")],
-            )
-        };
-        app.state().core().add_stream(&ctx, stream).await.unwrap();
-    }
+    let app = common::open(dir, governed, ledger).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/v1/messages", listener.local_addr().unwrap());
     tokio::spawn(app.serve(listener, std::future::pending()));
