@@ -63,17 +63,25 @@
 //!
 //! When a consumer gives up on a message — `term(reason)`, or a delivery past `max_deliver` —
 //! the engine publishes a new envelope on the stream's `dead_letter` subject (default
-//! `ace.comms.system.dlq.<stream>`), then records the original as done for that consumer (on a
-//! work-queue or interest stream it is then deleted). If that publish fails the original stays
-//! pending and is retried; nothing is dropped silently. The dead letter carries:
+//! `ace.comms.system.dlq.<stream>.evt.dead_letter.v1`, the catalogue's subject), then records the
+//! original as done for that consumer (on a work-queue or interest stream it is then deleted). If
+//! that publish fails the original stays pending and is retried; nothing is dropped silently. A
+//! message that limits dropped meanwhile is done without a dead letter (there is nothing to
+//! move), as a fetch treats it. The dead letter is kind `event`, domain `comms`, name
+//! `dead_letter`, `schema` `comms.dlq.dead_letter@1.1.0` (`contracts/comms/system.schema.json`,
+//! [`ace_envelope::api::system::DeadLetter`]), and carries:
 //!
 //! | where | what |
 //! | --- | --- |
 //! | `payload.original` | the original envelope, unchanged |
+//! | `payload.message_id`, `payload.subject` | the original's id and subject |
 //! | `payload.stream`, `payload.seq` | where it was stored |
 //! | `payload.consumer`, `payload.deliveries` | who gave up, after how many deliveries |
-//! | `payload.reason` | `term: <caller's reason>` or `max_deliver N reached; last: <nak / ack_wait expired>` |
-//! | headers `ace-dlq-stream`, `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason` | the same, for routing without decoding |
+//! | `payload.reason` | `term` or `max_deliver` (the contract's enum) |
+//! | `payload.detail` | the caller's `term` reason, or `max_deliver N reached; last: <nak / ack_wait expired>` (at most 2,000 characters) |
+//! | `payload.dead_lettered_at` | when, on the engine's clock |
+//! | headers `ace-dlq-stream`, `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason` | the same (the reason as the enum word), for routing without decoding |
+//! | `correlation_id`, `causation_id` | the original's correlation id (its id when it has none), and its id |
 //! | `idempotency_key` | `dlq:<stream>:<consumer>:<seq>` — a retry never makes two |
 //!
 //! To keep dead letters, create a stream over `ace.comms.system.dlq.>` (or the configured

@@ -10,18 +10,22 @@
 //! (`Action::ManageAgent`, admin with the shipped roles), and the clearance shown is at most the
 //! caller's own (its own when the beat names none). Each refusal is a `denied` ledger entry. Presence changes are events on the bus,
 //! published by the server itself ([`RequestContext::internal`]) through [`Core::publish`]
-//! like any message (so they are validated and recorded): `ace.comms.system.agent.{id}.evt.online.v1` when an agent that was
-//! not present beats, `ace.comms.system.agent.{id}.evt.offline.v1` when its presence expires.
+//! like any message (so they are validated, against their contract too, and recorded):
+//! `ace.comms.system.agent.{id}.evt.agent_online.v1` (name `agent_online`) when an agent that was
+//! not present beats, `ace.comms.system.agent.{id}.evt.agent_offline.v1` (name `agent_offline`)
+//! when its presence expires; both carry the [`AgentPresence`] as JSON with `schema`
+//! `comms.agent.presence@1.0.0`, the catalogue's (`contracts/comms/events.master.yaml`).
 //! Expiry is found by [`Core::sweep_agents`], which the server runs periodically and which every
 //! read ([`Core::agents`], [`Core::agent`]) and heartbeat runs first, so nobody ever sees an
-//! expired agent. The payload of both events is the [`AgentPresence`] as JSON. Presence lives in
-//! memory: after a restart agents appear as they beat again.
+//! expired agent. Presence lives in memory: after a restart agents appear as they beat again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub use ace_envelope::api::http::{AgentPresence, Heartbeat};
+pub use ace_envelope::api::system::presence_subject;
+use ace_envelope::api::system::{self, AGENT_OFFLINE_NAME, AGENT_ONLINE_NAME};
 use ace_envelope::{Envelope, Kind};
 use chrono::{DateTime, Utc};
 
@@ -141,15 +145,10 @@ pub fn heartbeat_subject(id: &str) -> String {
     format!("ace.comms.agent.agent.{id}.evt.heartbeat.v1")
 }
 
-/// The subject of a presence event (`online` or `offline`).
-pub fn presence_subject(id: &str, change: &str) -> String {
-    format!("ace.comms.system.agent.{id}.evt.{change}.v1")
-}
-
 impl Core {
     /// Registers or refreshes the presence of agent `id`. The caller must be allowed to publish
     /// on [`heartbeat_subject`]; a refusal is `FORBIDDEN` and changes nothing. An agent that was
-    /// not present comes online: `…agent.{id}.evt.online.v1` is published by the server
+    /// not present comes online: `…agent.{id}.evt.agent_online.v1` is published by the server
     /// ([`RequestContext::internal`]: callers never need rights on system subjects) before the
     /// answer; if that publish fails, the agent is not present and the failure is the answer.
     pub async fn heartbeat(
@@ -218,7 +217,7 @@ impl Core {
         let (presence, came_online) = self.presence.beat(presence);
         if came_online {
             let server = RequestContext::internal();
-            if let Err(err) = self.announce(&server, &presence, "online").await {
+            if let Err(err) = self.announce(&server, &presence, AGENT_ONLINE_NAME).await {
                 // No presence without its online event: the agent beats again once it may.
                 self.presence.forget(id);
                 return Err(err);
@@ -247,15 +246,15 @@ impl Core {
             .ok_or_else(|| CoreError::AgentNotFound { id: id.to_owned() })
     }
 
-    /// Removes every expired presence and publishes its `offline` event (as the `internal`
+    /// Removes every expired presence and publishes its `agent_offline` event (as the `internal`
     /// transport); returns the agents that went offline. A failed publish is logged, not
     /// retried: the presence is gone either way.
     pub async fn sweep_agents(&self) -> Vec<AgentPresence> {
         let expired = self.presence.expire(self.clock.now());
         let ctx = RequestContext::internal();
         for presence in &expired {
-            if let Err(err) = self.announce(&ctx, presence, "offline").await {
-                tracing::warn!(agent = %presence.id, error = %err, "publishing agent.offline failed");
+            if let Err(err) = self.announce(&ctx, presence, AGENT_OFFLINE_NAME).await {
+                tracing::warn!(agent = %presence.id, error = %err, "publishing agent_offline failed");
             }
         }
         expired
@@ -281,11 +280,14 @@ impl Core {
         &self,
         ctx: &RequestContext,
         presence: &AgentPresence,
-        change: &str,
+        name: &str,
     ) -> Result<(), CoreError> {
         let payload = serde_json::to_value(presence).unwrap_or_default();
-        let envelope = Envelope::builder(Kind::Event, presence_subject(&presence.id, change))
+        let envelope = Envelope::builder(Kind::Event, presence_subject(&presence.id, name))
             .clock(&*self.clock)
+            .domain(system::DOMAIN)
+            .name(name)
+            .schema(system::AGENT_PRESENCE_SCHEMA)
             .payload_json(payload)
             .build()
             .map_err(|err| CoreError::InvalidRequest {
@@ -374,7 +376,10 @@ mod tests {
         let ctx = RequestContext::new("test");
         core.heartbeat(&ctx, "a2", beat(1_000, &[])).await.unwrap();
         let online = sub.next().await.expect("online event");
-        assert_eq!(online.subject.as_str(), presence_subject("a2", "online"));
+        assert_eq!(
+            online.subject.as_str(),
+            presence_subject("a2", AGENT_ONLINE_NAME)
+        );
         let source = online.source.as_ref().expect("stamped");
         assert_eq!(source.id, crate::SYSTEM_PRINCIPAL_ID);
     }
@@ -421,10 +426,27 @@ mod tests {
             Err(CoreError::AgentNotFound { .. })
         ));
         let online = sub.next().await.expect("online event");
-        assert_eq!(online.subject.as_str(), presence_subject("a1", "online"));
+        assert_eq!(
+            online.subject.as_str(),
+            presence_subject("a1", AGENT_ONLINE_NAME)
+        );
         let offline = sub.next().await.expect("offline event");
-        assert_eq!(offline.subject.as_str(), presence_subject("a1", "offline"));
+        assert_eq!(
+            offline.subject.as_str(),
+            presence_subject("a1", AGENT_OFFLINE_NAME)
+        );
         assert_eq!(offline.payload.as_ref().unwrap()["id"], "a1");
+        let contracts = Registry::embedded().expect("contracts load");
+        for (event, name) in [(&online, AGENT_ONLINE_NAME), (&offline, AGENT_OFFLINE_NAME)] {
+            assert_eq!(event.name.as_deref(), Some(name));
+            assert_eq!(event.domain.as_deref(), Some("comms"));
+            let schema = event.schema.as_deref().expect("names its contract");
+            assert_eq!(schema, system::AGENT_PRESENCE_SCHEMA);
+            let contract = contracts.resolve(schema).expect("registered");
+            if let Err(errors) = contract.validate(event.payload.as_ref().expect("payload")) {
+                panic!("{name} breaks {schema}: {errors:?}");
+            }
+        }
     }
 
     #[tokio::test]

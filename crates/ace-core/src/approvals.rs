@@ -8,16 +8,20 @@
 //!   (`FORBIDDEN`, "approval required but approvals are not enabled"): nothing passes silently.
 //! - `Core::hold` (called by [`Core::publish`] when the authorizer answers `RequireApproval`)
 //!   stores the whole envelope, records a `held` ledger entry, publishes
-//!   `ace.comms.system.hitl.approval.{id}.evt.requested.v1` (a summary, not the held payload)
+//!   `ace.comms.system.hitl.{id}.evt.approval_requested.v1` (a summary, not the held payload)
 //!   and answers `PENDING_APPROVAL` with the approval id.
 //! - [`Core::decide_approval`] (authorized as [`Action::Decide`]): approving sets
 //!   `governance.approval_id` and appends the held envelope as it is (it was authorized already;
 //!   running the policy again would hold it again), recording `approved` then `accepted`;
 //!   rejecting records `rejected`, moves the envelope to the dead letters and answers its
-//!   requester on `headers["reply_to"]` when it named one. The dead letter has the shape of
-//!   `ace-bus`'s (payload `original`, `ace-dlq-*` headers, plus `ace-dlq-approval-id`, by which
-//!   the ledger's dead-letter consumer knows to leave it alone); this module records its
-//!   `dead_lettered` entry, with the approval id, whether a stream keeps the letter or not.
+//!   requester on `headers["reply_to"]` when it named one. The dead letter is the bus's kind
+//!   (`comms.dlq.dead_letter@1.1.0` on `ace.comms.system.dlq.{stream}.evt.dead_letter.v1` of the
+//!   stream its subject belongs to, [`HITL_DEAD_LETTER_SUBJECT`] when none captures it; payload
+//!   `original`, `ace-dlq-*` headers) with `reason` `rejected` or `expired`, `approval_id` and the
+//!   decider's comment as `detail` instead of a stream sequence (it was never stored), plus the
+//!   header `ace-dlq-approval-id`, by which the ledger's dead-letter consumer knows to leave it
+//!   alone; this module records its `dead_lettered` entry, with the approval id, whether a
+//!   stream keeps the letter or not. The requester's answer is the decision event's payload.
 //! - [`Core::expire_approvals`] (the server's sweep, on the injected clock) treats every pending
 //!   approval past `expires_at` like a rejection, recorded as `expired`. `expires_at` is the
 //!   hold time plus the configured ttl, or the message's own expiry (`ttl_ms`, `deadline`) when
@@ -32,8 +36,13 @@
 //!   the ledger (`held`, `approved`/`rejected`/`expired`, `accepted` or `dead_lettered`) and the
 //!   message itself in its stream or the dead letters; only the approval record goes.
 //!
-//! Every decision publishes `…approval.{id}.evt.{requested|approved|rejected|expired}.v1`
-//! through [`Core::publish`] as the server itself ([`RequestContext::internal`]).
+//! Every hold publishes `ace.comms.system.hitl.{id}.evt.approval_requested.v1`
+//! (`comms.hitl.approval_requested@1.1.0`) and every decision — approved, rejected, expired —
+//! `ace.comms.system.hitl.{id}.evt.approval_decided.v1` (`comms.hitl.approval_decided@1.1.0`,
+//! `decision` saying which), the catalogue's subjects, through [`Core::publish`] as the server
+//! itself ([`RequestContext::internal`]), so the contract step checks them. Principals are
+//! written `<type>:<id>`; a comment longer than the contract's 2,000 characters is cut there (the
+//! approval and the ledger keep it whole).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,11 +52,15 @@ use std::time::Duration;
 pub use ace_envelope::api::http::{
     Approval, ApprovalDecision, ApprovalStatus, Decided, Pending, Requester, Verdict,
 };
+use ace_envelope::api::system::{
+    self, APPROVAL_DECIDED_NAME, APPROVAL_REQUESTED_NAME, ApprovalDecided, ApprovalOutcome,
+    ApprovalRequested, DeadLetterReason,
+};
 use ace_envelope::{Envelope, Kind, SubjectPattern, uuid_v7_at};
 use ace_ledger::{EntryKind, NewEntry};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::context::{Principal, RequestContext, SYSTEM_PRINCIPAL_ID, system_principal};
 use crate::core::{Accepted, Core};
@@ -66,7 +79,10 @@ pub const DEFAULT_DECIDED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3_6
 pub const APPROVAL_EVENTS: &str = "ace.comms.system.hitl.>";
 
 /// Where a held message goes when no stream captures its subject.
-pub const HITL_DEAD_LETTER_SUBJECT: &str = "ace.comms.system.dlq.hitl";
+pub const HITL_DEAD_LETTER_SUBJECT: &str = "ace.comms.system.dlq.hitl.evt.dead_letter.v1";
+
+/// The reason an approval request carries when the policy gave none (the contract wants one).
+pub const UNSTATED_REASON: &str = "approval required by policy";
 
 /// Longest decision comment accepted, bytes.
 pub const MAX_COMMENT_BYTES: usize = 4_096;
@@ -76,10 +92,7 @@ pub const APPROVALS_DISABLED: &str = "approval required but approvals are not en
 
 const APPROVALS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("approvals");
 
-/// The subject of an approval event (`requested`, `approved`, `rejected`, `expired`).
-pub fn approval_subject(approval_id: &str, event: &str) -> String {
-    format!("ace.comms.system.hitl.approval.{approval_id}.evt.{event}.v1")
-}
+pub use ace_envelope::api::system::approval_subject;
 
 /// Why an approvals store failed (its own fault, not the caller's).
 #[derive(Debug, thiserror::Error)]
@@ -411,21 +424,47 @@ impl Default for Approvals {
     }
 }
 
-/// The summary an approval event carries: never the held payload.
-fn summary(approval: &Approval) -> Value {
-    json!({
-        "approval_id": approval.approval_id,
-        "status": approval.status,
-        "subject": approval.envelope.subject,
-        "message_id": approval.envelope.id,
-        "requested_by": approval.requested_by,
-        "reasons": approval.reasons,
-        "created_at": approval.created_at,
-        "expires_at": approval.expires_at,
-        "decided_by": approval.decided_by,
-        "decided_at": approval.decided_at,
-        "comment": approval.comment,
-    })
+/// The payload of `approval_requested`: a summary, never the held payload. `principal` is who
+/// published the held message.
+fn requested(principal: &Principal, approval: &Approval) -> ApprovalRequested {
+    let mut reasons: Vec<String> = approval
+        .reasons
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| system::clip(r, system::MAX_REASON_CHARS))
+        .collect();
+    if reasons.is_empty() {
+        reasons.push(UNSTATED_REASON.to_owned());
+    }
+    ApprovalRequested {
+        approval_id: approval.approval_id.clone(),
+        message_id: approval.envelope.id.to_string(),
+        subject: approval.envelope.subject.clone(),
+        name: approval.envelope.name.clone(),
+        requested_by: system::principal_ref(principal.kind, &principal.id),
+        reasons,
+        expires_at: approval.expires_at,
+    }
+}
+
+/// The payload of `approval_decided` (and of the requester's answer): `principal` decided, the
+/// server itself for an expiry.
+fn decided(
+    principal: &Principal,
+    approval: &Approval,
+    outcome: ApprovalOutcome,
+) -> ApprovalDecided {
+    ApprovalDecided {
+        approval_id: approval.approval_id.clone(),
+        message_id: approval.envelope.id.to_string(),
+        decision: outcome,
+        decided_by: Some(system::principal_ref(principal.kind, &principal.id)),
+        reason: approval
+            .comment
+            .as_deref()
+            .map(|c| system::clip(c, system::MAX_DETAIL_CHARS)),
+        decided_at: approval.decided_at.unwrap_or(approval.created_at),
+    }
 }
 
 /// A ledger entry about the held message of `approval`.
@@ -508,7 +547,10 @@ impl Core {
         let decision = format!("hold: {}", approval.reasons.join("; "));
         let held = entry(EntryKind::Held, &principal.id, &approval, &decision);
         pipeline::record(&*self.hooks.recorder, vec![held]).await;
-        self.announce_approval(&approval, "requested").await;
+        let summary = serde_json::to_value(requested(principal, &approval));
+        let schema = system::APPROVAL_REQUESTED_SCHEMA;
+        self.announce_approval(&approval, APPROVAL_REQUESTED_NAME, schema, summary)
+            .await;
         CoreError::PendingApproval {
             id: approval.envelope.id,
             approval_id: approval.approval_id,
@@ -782,7 +824,8 @@ impl Core {
             "approval_id": approval.approval_id,
         }));
         pipeline::record(&*self.hooks.recorder, vec![approved, accepted]).await;
-        self.announce_approval(&approval, "approved").await;
+        self.announce_decision(principal, &approval, ApprovalOutcome::Approved)
+            .await;
         Ok(Decided {
             approval,
             accepted: Some(Accepted {
@@ -814,9 +857,19 @@ impl Core {
 
     /// The effects of a rejection or an expiry: ledger, dead letter, requester, event.
     async fn refuse(&self, principal: &Principal, approval: &Approval) {
-        let (kind, word) = match approval.status {
-            ApprovalStatus::Expired => (EntryKind::Expired, "expired"),
-            _ => (EntryKind::Rejected, "rejected"),
+        let (kind, word, reason, outcome) = match approval.status {
+            ApprovalStatus::Expired => (
+                EntryKind::Expired,
+                "expired",
+                DeadLetterReason::Expired,
+                ApprovalOutcome::Expired,
+            ),
+            _ => (
+                EntryKind::Rejected,
+                "rejected",
+                DeadLetterReason::Rejected,
+                ApprovalOutcome::Rejected,
+            ),
         };
         let decision = match &approval.comment {
             Some(comment) => format!("reject: {comment}"),
@@ -825,15 +878,15 @@ impl Core {
         };
         let refused = entry(kind, &principal.id, approval, &decision);
         pipeline::record(&*self.hooks.recorder, vec![refused]).await;
-        self.dead_letter(approval, word).await;
-        self.answer_requester(approval, word).await;
-        self.announce_approval(approval, word).await;
+        self.dead_letter(approval, word, reason).await;
+        self.answer_requester(principal, approval, outcome).await;
+        self.announce_decision(principal, approval, outcome).await;
     }
 
-    /// Publishes the held envelope as a dead letter (the shape of `ace-bus`'s: kind `event`,
-    /// name `dead_letter`, the original in `payload.original`, `ace-dlq-*` headers) on the
-    /// dead-letter subject of the stream its subject belongs to, and records `dead_lettered`.
-    async fn dead_letter(&self, approval: &Approval, word: &str) {
+    /// Publishes the held envelope as a dead letter (`comms.dlq.dead_letter`, see the module
+    /// docs) on the dead-letter subject of the stream its subject belongs to, and records
+    /// `dead_lettered`.
+    async fn dead_letter(&self, approval: &Approval, word: &str, reason: DeadLetterReason) {
         let held = &approval.envelope;
         let streams = self.bus.list_streams().await.unwrap_or_else(|err| {
             tracing::warn!(error = %err, "listing streams for a dead letter failed");
@@ -850,40 +903,60 @@ impl Core {
             || HITL_DEAD_LETTER_SUBJECT.to_owned(),
             |s| s.config.dead_letter_subject(),
         );
-        let reason = match &approval.comment {
+        let said = match &approval.comment {
             Some(comment) => format!("approval {word}: {comment}"),
             None => format!("approval {word}"),
         };
-        let built = Envelope::builder(Kind::Event, subject.clone())
+        let letter = system::DeadLetter {
+            message_id: held.id.to_string(),
+            stream: name.clone(),
+            seq: None,
+            subject: held.subject.clone(),
+            consumer: None,
+            deliveries: None,
+            reason,
+            detail: approval
+                .comment
+                .as_deref()
+                .map(|c| system::clip(c, system::MAX_DETAIL_CHARS)),
+            dead_lettered_at: self.clock.now(),
+            original: Some(Box::new(held.clone())),
+            approval_id: Some(approval.approval_id.clone()),
+        };
+        let mut builder = Envelope::builder(Kind::Event, subject.clone())
             .clock(&*self.clock)
-            .name("dead_letter")
+            .domain(system::DOMAIN)
+            .name(system::DEAD_LETTER_NAME)
+            .schema(system::DEAD_LETTER_SCHEMA)
             .priority(held.priority)
-            .correlation_id(held.id.to_string())
+            .correlation_id(correlation(held))
             .causation_id(held.id.to_string())
             .hops(held.hops)
             .idempotency_key(format!("dlq:hitl:{}", approval.approval_id))
-            .header("ace-dlq-stream", name.clone().unwrap_or_default())
-            .header("ace-dlq-reason", reason.clone())
-            .header("ace-dlq-approval-id", approval.approval_id.clone())
-            .payload_json(json!({
-                "stream": name,
-                "reason": reason,
-                "approval_id": approval.approval_id,
-                "original": held,
-            }))
-            .build();
+            .header("ace-dlq-reason", reason.as_str())
+            .header("ace-dlq-approval-id", approval.approval_id.clone());
+        if let Some(name) = &name {
+            builder = builder.header("ace-dlq-stream", name.clone());
+        }
+        let built = match serde_json::to_value(&letter) {
+            Ok(payload) => builder
+                .payload_json(payload)
+                .build()
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
         let published = match built {
             Ok(letter) => self.publish(&RequestContext::internal(), letter).await,
-            Err(err) => Err(CoreError::InvalidRequest {
+            Err(reason) => Err(CoreError::InvalidRequest {
                 field: "dead_letter",
-                reason: err.to_string(),
+                reason,
             }),
         };
         match published {
             Ok(ack) => {
                 let dead =
                     NewEntry::for_envelope(EntryKind::DeadLettered, SYSTEM_PRINCIPAL_ID, held)
-                        .decision(reason)
+                        .decision(said)
                         .details(json!({
                             "approval_id": approval.approval_id,
                             "dead_letter_subject": subject,
@@ -897,33 +970,38 @@ impl Core {
         }
     }
 
-    /// Tells the publisher of a refused message, when it named a `reply_to` subject.
-    async fn answer_requester(&self, approval: &Approval, word: &str) {
+    /// Tells the publisher of a refused message, when it named a `reply_to` subject: the
+    /// decision event's payload, on that subject.
+    async fn answer_requester(
+        &self,
+        principal: &Principal,
+        approval: &Approval,
+        outcome: ApprovalOutcome,
+    ) {
         let held = &approval.envelope;
         let Some(reply_to) = held.headers.get(ace_bus::live::REPLY_TO_HEADER) else {
             return;
         };
-        let built = Envelope::builder(Kind::Event, reply_to.clone())
-            .clock(&*self.clock)
-            .name(format!("approval.{word}"))
-            .correlation_id(held.id.to_string())
-            .causation_id(held.id.to_string())
-            .priority(held.priority)
-            .hops(held.hops)
-            .payload_json(json!({
-                "status": word,
-                "approval_id": approval.approval_id,
-                "message_id": held.id,
-                "subject": held.subject,
-                "comment": approval.comment,
-                "decided_by": approval.decided_by,
-            }))
-            .build();
+        let payload = serde_json::to_value(decided(principal, approval, outcome));
+        let built = payload.map_err(|e| e.to_string()).and_then(|payload| {
+            Envelope::builder(Kind::Event, reply_to.clone())
+                .clock(&*self.clock)
+                .domain(system::DOMAIN)
+                .name(APPROVAL_DECIDED_NAME)
+                .schema(system::APPROVAL_DECIDED_SCHEMA)
+                .correlation_id(held.id.to_string())
+                .causation_id(held.id.to_string())
+                .priority(held.priority)
+                .hops(held.hops)
+                .payload_json(payload)
+                .build()
+                .map_err(|e| e.to_string())
+        });
         let published = match built {
             Ok(answer) => self.publish(&RequestContext::internal(), answer).await,
-            Err(err) => Err(CoreError::InvalidRequest {
+            Err(reason) => Err(CoreError::InvalidRequest {
                 field: "reply_to",
-                reason: err.to_string(),
+                reason,
             }),
         };
         if let Err(err) = published {
@@ -932,35 +1010,68 @@ impl Core {
         }
     }
 
-    /// Publishes `…approval.{id}.evt.{event}.v1` with the approval's summary; a failure is
-    /// logged (the approval itself is settled either way).
-    async fn announce_approval(&self, approval: &Approval, event: &str) {
+    /// Publishes `…hitl.{id}.evt.approval_decided.v1` for a decision by `principal`.
+    async fn announce_decision(
+        &self,
+        principal: &Principal,
+        approval: &Approval,
+        outcome: ApprovalOutcome,
+    ) {
+        let payload = serde_json::to_value(decided(principal, approval, outcome));
+        let schema = system::APPROVAL_DECIDED_SCHEMA;
+        self.announce_approval(approval, APPROVAL_DECIDED_NAME, schema, payload)
+            .await;
+    }
+
+    /// Publishes the approval event `name` (its payload under contract `schema`) on
+    /// `…hitl.{id}.evt.{name}.v1`; a failure is logged (the approval itself is settled either
+    /// way).
+    async fn announce_approval(
+        &self,
+        approval: &Approval,
+        name: &str,
+        schema: &str,
+        payload: serde_json::Result<serde_json::Value>,
+    ) {
         // The event reaches only those who may receive the held message itself (its label and
         // `rbac` list), as the approvals API shows it only to them.
         let held = &approval.envelope;
-        let built = Envelope::builder(Kind::Event, approval_subject(&approval.approval_id, event))
-            .clock(&*self.clock)
-            .name(format!("approval.{event}"))
-            .correlation_id(held.id.to_string())
-            .label(held.governance.label)
-            .rbac(held.rbac.iter().cloned())
-            .payload_json(summary(approval))
-            .build();
+        let subject = approval_subject(&approval.approval_id, name);
+        let built = payload.map_err(|e| e.to_string()).and_then(|payload| {
+            Envelope::builder(Kind::Event, subject)
+                .clock(&*self.clock)
+                .domain(system::DOMAIN)
+                .name(name)
+                .schema(schema)
+                .correlation_id(held.id.to_string())
+                .label(held.governance.label)
+                .rbac(held.rbac.iter().cloned())
+                .payload_json(payload)
+                .build()
+                .map_err(|e| e.to_string())
+        });
         let published = match built {
             // Boxed: `publish` → `hold` → here → `publish` is a cycle of async calls.
             Ok(event) => Box::pin(self.publish(&RequestContext::internal(), event))
                 .await
                 .map(drop),
-            Err(err) => Err(CoreError::InvalidRequest {
+            Err(reason) => Err(CoreError::InvalidRequest {
                 field: "approval_id",
-                reason: err.to_string(),
+                reason,
             }),
         };
         if let Err(err) = published {
-            tracing::warn!(approval = %approval.approval_id, event, error = %err,
+            tracing::warn!(approval = %approval.approval_id, event = name, error = %err,
                 "publishing an approval event failed");
         }
     }
+}
+
+/// The correlation id of what `held` causes: its own, or its id when it has none.
+fn correlation(held: &Envelope) -> String {
+    held.correlation_id
+        .clone()
+        .unwrap_or_else(|| held.id.to_string())
 }
 
 #[cfg(test)]
@@ -971,6 +1082,7 @@ mod tests {
     use ace_contracts::Registry;
     use ace_envelope::{ErrorCode, ManualClock};
     use async_trait::async_trait;
+    use serde_json::Value;
 
     use crate::governance::{Authorizer, DevAuthenticator, Hooks, Recorder};
     use crate::{CoreLimits, Decision};
@@ -1097,6 +1209,20 @@ mod tests {
             .envelope
     }
 
+    /// Asserts that `event` is the server's message `name` whose payload conforms to the
+    /// contract it names, and answers its payload.
+    fn conforming(event: &Envelope, name: &str) -> Value {
+        assert_eq!(event.name.as_deref(), Some(name), "{event:?}");
+        assert_eq!(event.domain.as_deref(), Some(system::DOMAIN));
+        let schema = event.schema.as_deref().expect("names its contract");
+        let contract = Registry::embedded().unwrap().resolve(schema).unwrap();
+        let payload = event.payload.clone().expect("a payload");
+        if let Err(errors) = contract.validate(&payload) {
+            panic!("{name} breaks {schema}: {errors:?}\n{payload}");
+        }
+        payload
+    }
+
     #[tokio::test]
     async fn given_no_approvals_store_when_a_message_is_held_then_it_is_refused_clearly() {
         let f = fixture(true, false).await;
@@ -1123,10 +1249,18 @@ mod tests {
         let requested = stored(&f.core, "HITL", 1).await;
         assert_eq!(
             requested.subject,
-            approval_subject(&approval_id, "requested")
+            format!("ace.comms.system.hitl.{approval_id}.evt.approval_requested.v1")
         );
-        let summary = requested.payload.unwrap();
+        let summary = conforming(&requested, APPROVAL_REQUESTED_NAME);
         assert_eq!(summary["message_id"], json!(envelope.id));
+        assert_eq!(
+            summary["requested_by"],
+            format!("service:{}", crate::DEVELOPMENT_PRINCIPAL_ID)
+        );
+        assert_eq!(
+            summary["reasons"],
+            json!(["ehi 0.95 >= delete threshold 0.9"])
+        );
         assert!(
             summary.get("envelope").is_none(),
             "the payload is not in the event"
@@ -1151,7 +1285,15 @@ mod tests {
             vec![EntryKind::Held, EntryKind::Approved, EntryKind::Accepted]
         );
         let approved = stored(&f.core, "HITL", 2).await;
-        assert_eq!(approved.subject, approval_subject(&approval_id, "approved"));
+        assert_eq!(
+            approved.subject,
+            approval_subject(&approval_id, APPROVAL_DECIDED_NAME)
+        );
+        let said = conforming(&approved, APPROVAL_DECIDED_NAME);
+        assert_eq!(
+            (&said["decision"], &said["reason"]),
+            (&json!("approved"), &json!("ok"))
+        );
 
         let again = f
             .core
@@ -1192,23 +1334,33 @@ mod tests {
         assert_eq!(f.core.stream_info(&ctx(), "OPS").await.unwrap().messages, 0);
 
         let letter = stored(&f.core, "DLQ", 1).await;
-        assert_eq!(letter.subject, "ace.comms.system.dlq.OPS");
-        assert_eq!(letter.name.as_deref(), Some("dead_letter"));
+        assert_eq!(
+            letter.subject,
+            "ace.comms.system.dlq.OPS.evt.dead_letter.v1"
+        );
         assert_eq!(letter.headers["ace-dlq-approval-id"], approval_id);
         assert_eq!(letter.headers["ace-dlq-stream"], "OPS");
-        let payload = letter.payload.unwrap();
+        assert_eq!(letter.headers["ace-dlq-reason"], "rejected");
+        let payload = conforming(&letter, system::DEAD_LETTER_NAME);
         assert_eq!(payload["original"]["id"], json!(envelope.id));
-        assert!(payload["reason"].as_str().unwrap().contains("too risky"));
+        assert_eq!(payload["message_id"], json!(envelope.id));
+        assert_eq!(payload["reason"], "rejected");
+        assert_eq!(payload["detail"], "too risky");
+        assert_eq!(payload["approval_id"], approval_id);
 
         let answer = tokio::time::timeout(Duration::from_secs(5), inbox.next())
             .await
             .unwrap()
             .expect("the requester is answered");
         assert_eq!(answer.correlation_id, Some(envelope.id.to_string()));
-        let said = answer.payload.clone().unwrap();
-        assert_eq!(said["status"], "rejected");
-        assert_eq!(said["comment"], "too risky");
+        let said = conforming(&answer, APPROVAL_DECIDED_NAME);
+        assert_eq!(said["decision"], "rejected");
+        assert_eq!(said["reason"], "too risky");
         assert_eq!(said["approval_id"], approval_id);
+        assert_eq!(
+            said["decided_by"],
+            format!("service:{}", crate::DEVELOPMENT_PRINCIPAL_ID)
+        );
         assert_eq!(
             f.entries.kinds(envelope.id),
             vec![
@@ -1230,10 +1382,15 @@ mod tests {
         assert_eq!(expired[0].decided_by.as_deref(), Some(SYSTEM_PRINCIPAL_ID));
         let now = f.core.approval(&ctx(), &approval_id).await.unwrap();
         assert_eq!(now.status, ApprovalStatus::Expired);
-        assert_eq!(
-            stored(&f.core, "DLQ", 1).await.headers["ace-dlq-approval-id"],
-            approval_id
-        );
+        let letter = stored(&f.core, "DLQ", 1).await;
+        assert_eq!(letter.headers["ace-dlq-approval-id"], approval_id);
+        let payload = conforming(&letter, system::DEAD_LETTER_NAME);
+        assert_eq!(payload["reason"], "expired");
+        assert!(payload.get("detail").is_none(), "no comment: {payload}");
+        let event = stored(&f.core, "HITL", 2).await;
+        let said = conforming(&event, APPROVAL_DECIDED_NAME);
+        assert_eq!(said["decision"], "expired");
+        assert_eq!(said["decided_by"], "service:ace-comms-system");
         assert_eq!(
             f.entries.kinds(envelope.id),
             vec![EntryKind::Held, EntryKind::Expired, EntryKind::DeadLettered]
@@ -1502,5 +1659,82 @@ mod tests {
             wins += usize::from(matches!(task.await.unwrap().unwrap(), Settled::Done(_)));
         }
         assert_eq!(wins, 1);
+    }
+
+    /// An agent principal named `id`, without roles (it bypasses `Principal::check`, as a
+    /// certificate's or token's id reaches the core).
+    fn agent(id: &str) -> Principal {
+        Principal {
+            id: id.to_owned(),
+            kind: ace_envelope::SourceType::Agent,
+            roles: vec![],
+            clearance: 0,
+        }
+    }
+
+    /// Validates `payload` against the registered contract `schema`.
+    fn check(schema: &str, payload: &impl serde::Serialize) -> Result<Value, String> {
+        let payload = serde_json::to_value(payload).unwrap();
+        let contract = Registry::embedded().unwrap().resolve(schema).unwrap();
+        contract
+            .validate(&payload)
+            .map(|()| payload.clone())
+            .map_err(|errors| format!("{errors:?}: {payload}"))
+    }
+
+    #[test]
+    fn given_a_policy_that_gave_no_reason_when_requested_then_the_event_still_states_one() {
+        let mut held = approval("a");
+        held.reasons = vec![String::new()];
+        let requester = Principal::development();
+        let payload = check(
+            system::APPROVAL_REQUESTED_SCHEMA,
+            &requested(&requester, &held),
+        )
+        .unwrap();
+        assert_eq!(payload["reasons"], json!([UNSTATED_REASON]));
+        held.reasons = vec!["x".repeat(5_000), "ehi".into()];
+        let payload = check(
+            system::APPROVAL_REQUESTED_SCHEMA,
+            &requested(&requester, &held),
+        )
+        .unwrap();
+        assert_eq!(payload["reasons"][0].as_str().unwrap().len(), 1_000);
+        assert_eq!(payload["reasons"][1], "ehi");
+    }
+
+    #[test]
+    fn given_principal_ids_outside_the_short_form_when_announced_then_the_events_conform() {
+        let mut held = approval("a");
+        held.status = ApprovalStatus::Rejected;
+        held.decided_at = Some(Utc::now());
+        held.comment = Some("é".repeat(MAX_COMMENT_BYTES / 2));
+        for id in [
+            "spiffe://ace.local/agent/chuck",
+            "CN with spaces",
+            "auth0|5f1",
+        ] {
+            let principal = agent(id);
+            let payload = check(
+                system::APPROVAL_REQUESTED_SCHEMA,
+                &requested(&principal, &held),
+            )
+            .unwrap();
+            assert_eq!(payload["requested_by"], format!("agent:{id}"));
+            let outcome = ApprovalOutcome::Rejected;
+            let payload = check(
+                system::APPROVAL_DECIDED_SCHEMA,
+                &decided(&principal, &held, outcome),
+            )
+            .unwrap();
+            assert_eq!(payload["decided_by"], format!("agent:{id}"));
+            let reason = payload["reason"].as_str().unwrap();
+            assert_eq!(reason.chars().count(), system::MAX_DETAIL_CHARS, "cut");
+        }
+        let refused = check(
+            system::APPROVAL_REQUESTED_SCHEMA,
+            &requested(&agent("line\nbreak"), &held),
+        );
+        assert!(refused.is_err(), "a control character is no principal id");
     }
 }

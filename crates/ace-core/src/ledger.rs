@@ -469,9 +469,9 @@ pub(crate) fn ledger_error(op: &'static str, err: LedgerError) -> CoreError {
 }
 
 /// The `dead_lettered` entry of one dead letter as the bus publishes it (subject
-/// `ace.comms.system.dlq.<stream>`, headers `ace-dlq-*`, payload with the `original`
-/// envelope): about the original message when it is still readable, with the dead letter's
-/// headers as details.
+/// `ace.comms.system.dlq.<stream>.evt.dead_letter.v1`, headers `ace-dlq-*`, payload
+/// `comms.dlq.dead_letter` with the `original` envelope): about the original message when it is
+/// still readable, with the dead letter's headers and its `detail` as details.
 pub fn dead_letter_entry(dead: &Envelope) -> NewEntry {
     let header = |name: &str| dead.headers.get(name).cloned();
     let original = dead
@@ -486,17 +486,25 @@ pub fn dead_letter_entry(dead: &Envelope) -> NewEntry {
         None => NewEntry::new(EntryKind::DeadLettered, actor, dead.subject.clone()),
     };
     let reason = header("ace-dlq-reason").unwrap_or_default();
-    entry
-        .decision(format!("dead-letter: {reason}"))
-        .details(serde_json::json!({
-            "dead_letter_id": dead.id,
-            "dead_letter_subject": dead.subject,
-            "stream": header("ace-dlq-stream"),
-            "seq": header("ace-dlq-seq").and_then(|s| s.parse::<u64>().ok()),
-            "consumer": header("ace-dlq-consumer"),
-            "deliveries": header("ace-dlq-deliveries").and_then(|s| s.parse::<u64>().ok()),
-            "reason": reason,
-        }))
+    let detail = dead
+        .payload
+        .as_ref()
+        .and_then(|p| p.get("detail"))
+        .and_then(serde_json::Value::as_str);
+    let decision = match detail {
+        Some(detail) => format!("dead-letter: {reason}: {detail}"),
+        None => format!("dead-letter: {reason}"),
+    };
+    entry.decision(decision).details(serde_json::json!({
+        "dead_letter_id": dead.id,
+        "dead_letter_subject": dead.subject,
+        "stream": header("ace-dlq-stream"),
+        "seq": header("ace-dlq-seq").and_then(|s| s.parse::<u64>().ok()),
+        "consumer": header("ace-dlq-consumer"),
+        "deliveries": header("ace-dlq-deliveries").and_then(|s| s.parse::<u64>().ok()),
+        "reason": reason,
+        "detail": detail,
+    }))
 }
 
 /// Whether `dead` is a refused held message, which the approvals path dead-letters and records
@@ -901,13 +909,16 @@ mod tests {
             .payload_json(json!({"v": 1}))
             .build()
             .unwrap();
-        let dead = Envelope::builder(Kind::Event, "ace.comms.system.dlq.KPI")
+        let dead = Envelope::builder(Kind::Event, "ace.comms.system.dlq.KPI.evt.dead_letter.v1")
             .header("ace-dlq-stream", "KPI")
             .header("ace-dlq-seq", "4")
             .header("ace-dlq-consumer", "worker")
             .header("ace-dlq-deliveries", "5")
-            .header("ace-dlq-reason", "max deliveries")
-            .payload_json(json!({"stream": "KPI", "seq": 4, "original": original}))
+            .header("ace-dlq-reason", "max_deliver")
+            .payload_json(json!({
+                "stream": "KPI", "seq": 4, "reason": "max_deliver",
+                "detail": "max_deliver 5 reached; last: nak", "original": original,
+            }))
             .build()
             .unwrap();
         let entry = dead_letter_entry(&dead);
@@ -918,8 +929,12 @@ mod tests {
         assert_eq!(entry.details["seq"], 4);
         assert_eq!(entry.details["consumer"], "worker");
         assert_eq!(entry.details["deliveries"], 5);
-        assert_eq!(entry.details["reason"], "max deliveries");
-        assert_eq!(entry.decision, "dead-letter: max deliveries");
+        assert_eq!(entry.details["reason"], "max_deliver");
+        assert_eq!(entry.details["detail"], "max_deliver 5 reached; last: nak");
+        assert_eq!(
+            entry.decision,
+            "dead-letter: max_deliver: max_deliver 5 reached; last: nak"
+        );
         assert!(
             !recorded_by_approvals(&dead),
             "the bus's dead letters are ours to record"

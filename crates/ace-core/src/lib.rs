@@ -22,14 +22,15 @@
 //! - `approvals`: messages held for a human — the [`ApprovalStore`] ([`RedbApprovalStore`],
 //!   [`MemoryApprovalStore`], set with [`Core::with_approvals`]), [`Core::decide_approval`],
 //!   [`Core::expire_approvals`], [`Core::approvals`]; approval events on
-//!   `ace.comms.system.hitl.approval.{id}.evt.{requested|approved|rejected|expired}.v1`.
+//!   `ace.comms.system.hitl.{id}.evt.{approval_requested|approval_decided}.v1`.
 //! - `auth`: the real hooks over `ace-policy` — [`PolicyAuthenticator`] (JWT with a cache of
 //!   verified tokens, API key, mTLS certificate), [`PolicyAuthorizer`] (every [`Action`] judged
 //!   as a publish or subscribe on a subject, see its table) and [`DevAuthorizer`] (development:
 //!   all allowed, EHI holds kept).
 //! - `agents`: presence — [`Core::heartbeat`], [`Core::agents`], [`Core::agent`],
-//!   [`Core::sweep_agents`]; `agent.online`/`agent.offline` events on
-//!   `ace.comms.system.agent.{id}.evt.{online|offline}.v1`, published through [`Core::publish`].
+//!   [`Core::sweep_agents`]; `agent_online`/`agent_offline` events on
+//!   `ace.comms.system.agent.{id}.evt.{agent_online|agent_offline}.v1`, published through
+//!   [`Core::publish`].
 //! - `sessions`: versioned session state — [`Core::session`], [`Core::put_session`] with a
 //!   [`Precondition`] (strict: replacing needs `If-Match`), behind the [`SessionStore`] trait
 //!   ([`RedbSessionStore`], [`MemorySessionStore`]).

@@ -94,7 +94,11 @@ pub async fn backoff_then_dead_letter_with_reason(factory: &Factory) {
         .await
         .expect("dlq fetch");
     let dead = &dead.first().expect("a dead letter").envelope;
-    assert_eq!(dead.subject, "ace.comms.system.dlq.orders");
+    assert_eq!(
+        dead.subject,
+        "ace.comms.system.dlq.orders.evt.dead_letter.v1"
+    );
+    assert_eq!(dead.schema.as_deref(), Some("comms.dlq.dead_letter@1.1.0"));
     let p = dead.payload.as_ref().expect("payload");
     assert_eq!(
         (
@@ -105,12 +109,19 @@ pub async fn backoff_then_dead_letter_with_reason(factory: &Factory) {
         (Some(STREAM), Some(1), Some("c"))
     );
     assert_eq!(p["deliveries"].as_u64(), Some(3));
+    assert_eq!(p["reason"].as_str(), Some("max_deliver"));
     assert!(
-        p["reason"]
+        p["detail"]
             .as_str()
-            .expect("reason")
-            .contains("max_deliver")
+            .expect("detail")
+            .starts_with("max_deliver 3 reached")
     );
+    let original_id = dead
+        .causation_id
+        .as_deref()
+        .expect("caused by the original");
+    assert_eq!(p["message_id"].as_str(), Some(original_id));
+    assert_eq!(p["subject"].as_str(), Some(subject("m1").as_str()));
     assert_eq!(
         p["original"]["subject"].as_str(),
         Some(subject("m1").as_str())
@@ -174,7 +185,12 @@ pub async fn term_moves_to_dead_letter(factory: &Factory) {
     let dead = dead.expect("a dead letter");
     assert_eq!(
         dead.headers.get("ace-dlq-reason").map(String::as_str),
-        Some("term: poison: bad total")
+        Some("term")
+    );
+    let p = dead.payload.as_ref().expect("payload");
+    assert_eq!(
+        (p["reason"].as_str(), p["detail"].as_str()),
+        (Some("term"), Some("poison: bad total"))
     );
     assert_eq!(
         dead.headers.get("ace-dlq-seq").map(String::as_str),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ace_envelope::SubjectPattern;
+use ace_envelope::api::system::DeadLetterReason;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +51,10 @@ pub(crate) struct Handout {
 pub(crate) struct DeadLetter {
     pub(crate) seq: u64,
     pub(crate) deliveries: u32,
-    pub(crate) reason: String,
+    /// `max_deliver` or `term` (the dead-letter contract's `reason`).
+    pub(crate) reason: DeadLetterReason,
+    /// The consumer's own reason (`term`) or the last redelivery cause (`max_deliver`).
+    pub(crate) detail: String,
     pending: Pending,
 }
 
@@ -338,11 +342,12 @@ impl ConsumerCore {
                     .reason
                     .clone()
                     .unwrap_or_else(|| "ack_wait expired".to_owned());
-                let reason = format!("max_deliver {} reached; last: {last}", p.deliveries);
+                let detail = format!("max_deliver {} reached; last: {last}", p.deliveries);
                 out.dead.push(DeadLetter {
                     seq,
                     deliveries: p.deliveries,
-                    reason,
+                    reason: DeadLetterReason::MaxDeliver,
+                    detail,
                     pending: p,
                 });
             }
@@ -440,7 +445,8 @@ impl ConsumerCore {
         Ok(DeadLetter {
             seq,
             deliveries: p.deliveries,
-            reason: format!("term: {reason}"),
+            reason: DeadLetterReason::Term,
+            detail: reason.to_owned(),
             pending: p,
         })
     }
@@ -471,6 +477,14 @@ impl ConsumerCore {
         let mut p = dead.pending;
         p.due_ns = now_ns.saturating_add(nanos(self.config.ack_wait));
         self.pending.insert(dead.seq, p);
+    }
+
+    /// The message of a dead letter is no longer stored (limits dropped it meanwhile): there is
+    /// nothing left to move, so it is done without a dead letter, as a fetch treats it.
+    pub(crate) fn dead_letter_gone(&mut self, dead: &DeadLetter, now_ns: u64) -> Outcome {
+        let mut out = Outcome::default();
+        self.finish(dead.seq, Some(&dead.pending.meta), now_ns, &mut out);
+        out
     }
 
     /// Marks `seq` done, moves the floor and releases the next message of its key.
@@ -710,7 +724,11 @@ mod tests {
         let out = c.next_batch(1, 11 * SEC);
         assert!(out.handouts.is_empty());
         assert_eq!(out.dead.len(), 1);
-        assert!(out.dead[0].reason.contains("max_deliver 3"));
+        assert_eq!(out.dead[0].reason, DeadLetterReason::MaxDeliver);
+        assert_eq!(
+            out.dead[0].detail,
+            "max_deliver 3 reached; last: ack_wait expired"
+        );
         let done = c.dead_lettered(&out.dead[0], 11 * SEC);
         assert_eq!(done.done, vec![1]);
         assert_eq!(c.ack_floor(), 1);

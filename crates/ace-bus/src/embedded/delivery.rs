@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ace_envelope::api::system;
 use ace_envelope::{Envelope, Kind, SourceType, Subject};
 
 use super::consumer::{ConsumerCore, DeadLetter, Handout, NotPending};
@@ -18,6 +19,7 @@ use crate::error::BusError;
 
 impl Inner {
     /// Publishes dead letters, then records each as done (or keeps it pending if that failed).
+    /// A message no longer stored has no dead letter: it is done.
     pub(super) async fn dead_letter(
         &self,
         s: &Arc<Stream>,
@@ -26,13 +28,20 @@ impl Inner {
     ) {
         for d in dead {
             let published = match self.dead_letter_envelope(s, &c.name, &d) {
-                Ok(env) => self.publish(env).await.map(|_| ()),
+                Ok(Some(env)) => self.publish(env).await.map(|_| true),
+                Ok(None) => Ok(false),
                 Err(e) => Err(e),
             };
             let now = self.now_ns();
             match published {
-                Ok(()) => {
+                Ok(true) => {
                     let out = c.core.lock().dead_lettered(&d, now);
+                    s.settle_done(&out.done);
+                }
+                Ok(false) => {
+                    tracing::debug!(stream = %s.name, consumer = %c.name, seq = d.seq,
+                        "message to dead-letter no longer stored; done");
+                    let out = c.core.lock().dead_letter_gone(&d, now);
                     s.settle_done(&out.done);
                 }
                 Err(e) => {
@@ -45,43 +54,64 @@ impl Inner {
         }
     }
 
+    /// The dead letter of `d` (see the crate docs, "Dead letters"); `None` when its message is no
+    /// longer stored.
     pub(super) fn dead_letter_envelope(
         &self,
         s: &Stream,
         consumer: &str,
         d: &DeadLetter,
-    ) -> Result<Envelope, BusError> {
+    ) -> Result<Option<Envelope>, BusError> {
         let original = match s.log.read(d.seq) {
-            Ok(Some(rec)) => Some(decode_envelope(&s.name, d.seq, &rec.payload)?),
-            Ok(None) => None,
+            Ok(Some(rec)) => decode_envelope(&s.name, d.seq, &rec.payload)?,
+            Ok(None) => return Ok(None),
             Err(source) => return Err(s.log_error(source)),
         };
         let subject = s.config().dead_letter_subject();
-        let payload = serde_json::json!({
-            "stream": s.name,
-            "seq": d.seq,
-            "consumer": consumer,
-            "deliveries": d.deliveries,
-            "reason": d.reason,
-            "original": original,
-        });
-        let priority = original.as_ref().map(|o| o.priority).unwrap_or_default();
+        let now = self.config.clock.now();
+        let (priority, original_id) = (original.priority, original.id.to_string());
+        let correlation = original
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| original_id.clone());
         // The engine re-publishes on its own (not through the core): one more hop than its cause.
-        let hops = original.as_ref().map_or(0, |o| o.hops.saturating_add(1));
+        let hops = original.hops.saturating_add(1);
+        let payload = system::DeadLetter {
+            message_id: original_id.clone(),
+            stream: Some(s.name.clone()),
+            seq: Some(d.seq),
+            subject: original.subject.clone(),
+            consumer: Some(consumer.to_owned()),
+            deliveries: Some(d.deliveries),
+            reason: d.reason,
+            detail: Some(system::clip(&d.detail, system::MAX_DETAIL_CHARS)),
+            dead_lettered_at: now,
+            original: Some(Box::new(original)),
+            approval_id: None,
+        };
+        let payload = serde_json::to_value(&payload).map_err(|e| BusError::InvalidEnvelope {
+            subject: subject.clone(),
+            reason: e.to_string(),
+        })?;
         Envelope::builder(Kind::Event, subject.clone())
             .clock(&*self.config.clock)
-            .name("dead_letter")
+            .domain(system::DOMAIN)
+            .name(system::DEAD_LETTER_NAME)
+            .schema(system::DEAD_LETTER_SCHEMA)
             .hops(hops)
             .source(SourceType::Service, "ace-bus")
             .priority(priority)
+            .correlation_id(correlation)
+            .causation_id(original_id)
             .idempotency_key(format!("dlq:{}:{consumer}:{}", s.name, d.seq))
             .header("ace-dlq-stream", s.name.clone())
             .header("ace-dlq-seq", d.seq.to_string())
             .header("ace-dlq-consumer", consumer)
             .header("ace-dlq-deliveries", d.deliveries.to_string())
-            .header("ace-dlq-reason", d.reason.clone())
+            .header("ace-dlq-reason", d.reason.as_str())
             .payload_json(payload)
             .build()
+            .map(Some)
             .map_err(|e| BusError::InvalidEnvelope {
                 subject,
                 reason: e.to_string(),

@@ -21,12 +21,12 @@
 //! task that applies age limits and moves over-delivered messages to their dead-letter subject
 //! even when nobody fetches.
 //!
-//! Dead letters are envelopes of kind `event`, name `dead_letter`, on the stream's dead-letter
-//! subject, with the idempotency key `dlq:<stream>:<consumer>:<seq>` (a retry after a crash
-//! between publishing the dead letter and recording it is dropped as a duplicate by a DLQ stream
-//! within its dedup window), the headers `ace-dlq-stream`,
-//! `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason`, and the payload
-//! `{"stream", "seq", "consumer", "deliveries", "reason", "original": <the original envelope>}`.
+//! Dead letters are envelopes of kind `event`, name `dead_letter`, schema
+//! `comms.dlq.dead_letter@1.1.0`, on the stream's dead-letter subject, with the idempotency key
+//! `dlq:<stream>:<consumer>:<seq>` (a retry after a crash between publishing the dead letter and
+//! recording it is dropped as a duplicate by a DLQ stream within its dedup window), the headers
+//! `ace-dlq-stream`, `ace-dlq-seq`, `ace-dlq-consumer`, `ace-dlq-deliveries`, `ace-dlq-reason`,
+//! and the payload `ace_envelope::api::system::DeadLetter` (the crate docs list its fields).
 //!
 //! Storage faults stay inside their stream: a stream whose log recovery found damage (segments
 //! ending below the high-water mark, a gap between segments, a cut or flipped bit in acknowledged

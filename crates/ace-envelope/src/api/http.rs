@@ -611,7 +611,7 @@ pub struct StreamConfig {
     pub storage: StorageKind,
     /// When a publish counts as durable.
     pub sync: SyncPolicy,
-    /// Dead-letter subject; default `ace.comms.system.dlq.<name>`.
+    /// Dead-letter subject; default `ace.comms.system.dlq.<name>.evt.dead_letter.v1`.
     pub dead_letter: Option<String>,
 }
 
@@ -648,11 +648,12 @@ impl StreamConfig {
     pub fn dead_letter_subject(&self) -> String {
         self.dead_letter
             .clone()
-            .unwrap_or_else(|| format!("{DEAD_LETTER_PREFIX}{}", self.name))
+            .unwrap_or_else(|| super::system::dead_letter_subject(&self.name))
     }
 }
 
-/// Prefix of the default dead-letter subjects (`ace.comms.system.dlq.<stream>`).
+/// Prefix of the default dead-letter subjects
+/// (`ace.comms.system.dlq.<stream>.evt.dead_letter.v1`, [`super::system::dead_letter_subject`]).
 pub const DEAD_LETTER_PREFIX: &str = "ace.comms.system.dlq.";
 
 /// Where a new consumer starts in its stream.
@@ -1035,7 +1036,10 @@ mod tests {
                 .expect("parses");
         assert_eq!(cfg.max_age, Some(Duration::from_secs(60)));
         assert_eq!(cfg.dedup_window, Duration::from_secs(120));
-        assert_eq!(cfg.dead_letter_subject(), "ace.comms.system.dlq.orders");
+        assert_eq!(
+            cfg.dead_letter_subject(),
+            "ace.comms.system.dlq.orders.evt.dead_letter.v1"
+        );
     }
 
     #[test]

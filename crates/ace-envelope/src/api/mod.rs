@@ -8,8 +8,11 @@
 //! - [`http`]: request and answer bodies of `/api/v1` — publish answers, stream and consumer
 //!   configurations and their info snapshots, fetch, ack/nak/term, stored messages;
 //! - [`repair`]: the body and answer of a stream repair (re-exported by [`http`]);
+//! - [`system`]: the messages the server publishes itself (dead letters, approvals, presence):
+//!   their subjects, names, contracts and payloads;
 //! - [`ws`]: the frames of the `/ws` protocol.
 
 pub mod http;
 pub mod repair;
+pub mod system;
 pub mod ws;

@@ -83,15 +83,17 @@ async fn given_a_manual_clock_when_the_ttl_passes_then_the_agent_goes_offline_wi
     let subject = |m: &Value| m["envelope"]["subject"].as_str().unwrap_or("").to_owned();
     assert_eq!(
         subject(&online),
-        "ace.comms.system.agent.a1.evt.online.v1",
+        "ace.comms.system.agent.a1.evt.agent_online.v1",
         "{online}"
     );
     assert_eq!(
         subject(&offline),
-        "ace.comms.system.agent.a1.evt.offline.v1",
+        "ace.comms.system.agent.a1.evt.agent_offline.v1",
         "{offline}"
     );
     assert_eq!(offline["envelope"]["payload"]["id"], "a1");
+    assert_eq!(offline["envelope"]["name"], "agent_offline");
+    assert_eq!(offline["envelope"]["schema"], "comms.agent.presence@1.0.0");
     let (_, info) = server.get("/api/v1/streams/PRESENCE").await;
     assert_eq!(info["messages"], 2, "one online, one offline: {info}");
     server.stop().await;
@@ -158,6 +160,6 @@ async fn given_nobody_reads_when_presence_expires_then_the_periodic_sweep_publis
     assert_eq!(stored, 2, "online then offline, found by the sweep");
     let (_, offline) = server.get("/api/v1/streams/PRESENCE/messages/2").await;
     let subject = &offline["envelope"]["subject"];
-    assert_eq!(subject, "ace.comms.system.agent.quiet.evt.offline.v1");
+    assert_eq!(subject, "ace.comms.system.agent.quiet.evt.agent_offline.v1");
     server.stop().await;
 }

@@ -4,6 +4,7 @@
 //! server's (manual) clock; a pending one survives a restart; and every bad decision answers
 //! its error code.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::{Server, assert_error, envelope_on};
 const RISKY: &str = "ace.comms.http.ops.db.evt.dropped.v1";
 
 /// Where the tests ask to be answered.
-const INBOX: &str = "ace.comms.system.inbox.requester-1";
+pub(crate) const INBOX: &str = "ace.comms.system.inbox.requester-1";
 
 /// An envelope the EHI gate holds: score 0.95 on action `delete` (threshold 0.9), with a
 /// `reply_to`.
@@ -29,7 +30,7 @@ fn risky() -> Value {
 }
 
 /// Publishes [`risky`] and answers its id and its approval id.
-async fn hold(server: &Server) -> (String, String) {
+pub(crate) async fn hold(server: &Server) -> (String, String) {
     let envelope = risky();
     let (status, pending) = server.post("/api/v1/messages", &envelope).await;
     assert_eq!(status, 202, "{pending}");
@@ -74,8 +75,9 @@ async fn given_a_held_message_when_approved_then_it_is_published_with_its_approv
     let requested = message(&server, "ACE_HITL", 1).await;
     assert_eq!(
         requested["subject"],
-        format!("ace.comms.system.hitl.approval.{approval_id}.evt.requested.v1")
+        format!("ace.comms.system.hitl.{approval_id}.evt.approval_requested.v1")
     );
+    assert_eq!(requested["schema"], "comms.hitl.approval_requested@1.1.0");
     assert_eq!(requested["payload"]["message_id"], id.as_str());
 
     let path = format!("/api/v1/approval/{approval_id}");
@@ -97,8 +99,9 @@ async fn given_a_held_message_when_approved_then_it_is_published_with_its_approv
     let approved = message(&server, "ACE_HITL", 2).await;
     assert_eq!(
         approved["subject"],
-        format!("ace.comms.system.hitl.approval.{approval_id}.evt.approved.v1")
+        format!("ace.comms.system.hitl.{approval_id}.evt.approval_decided.v1")
     );
+    assert_eq!(approved["payload"]["decision"], "approved");
     assert_eq!(
         ledger_kinds(&server, &id).await,
         ["held", "approved", "accepted"]
@@ -140,7 +143,13 @@ async fn given_a_held_message_when_rejected_then_it_is_dead_lettered_and_its_req
     assert_eq!(count(&server, "ACE_EVENTS").await, 0, "never published");
 
     let letter = message(&server, "ACE_DLQ", 1).await;
-    assert_eq!(letter["subject"], "ace.comms.system.dlq.ACE_EVENTS");
+    assert_eq!(
+        letter["subject"],
+        "ace.comms.system.dlq.ACE_EVENTS.evt.dead_letter.v1"
+    );
+    assert_eq!(letter["schema"], "comms.dlq.dead_letter@1.1.0");
+    assert_eq!(letter["payload"]["reason"], "rejected");
+    assert_eq!(letter["payload"]["detail"], "not on a Friday");
     assert_eq!(letter["name"], "dead_letter");
     assert_eq!(
         letter["headers"]["ace-dlq-approval-id"],
@@ -150,14 +159,16 @@ async fn given_a_held_message_when_rejected_then_it_is_dead_lettered_and_its_req
     let answer = message(&server, "INBOX", 1).await;
     assert_eq!(answer["subject"], INBOX);
     assert_eq!(answer["correlation_id"], id.as_str());
-    assert_eq!(answer["payload"]["status"], "rejected");
-    assert_eq!(answer["payload"]["comment"], "not on a Friday");
+    assert_eq!(answer["name"], "approval_decided");
+    assert_eq!(answer["payload"]["decision"], "rejected");
+    assert_eq!(answer["payload"]["reason"], "not on a Friday");
     assert_eq!(answer["payload"]["approval_id"], approval_id.as_str());
     let rejected = message(&server, "ACE_HITL", 2).await;
     assert_eq!(
         rejected["subject"],
-        format!("ace.comms.system.hitl.approval.{approval_id}.evt.rejected.v1")
+        format!("ace.comms.system.hitl.{approval_id}.evt.approval_decided.v1")
     );
+    assert_eq!(rejected["payload"]["decision"], "rejected");
     assert_ledger_kinds(&server, &id, &["held", "rejected", "dead_lettered"]).await;
     server.stop().await;
 }
@@ -190,16 +201,26 @@ async fn ledger_kinds(server: &Server, id: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn given_an_undecided_approval_when_its_ttl_passes_then_it_expires_like_a_rejection() {
-    let dir = tempfile::tempdir().unwrap();
+/// A server under `dir` on a manual clock, whose held messages expire 5 s after they are held;
+/// `tweak` adjusts the rest of its config.
+pub(crate) async fn expiring_server(
+    dir: &Path,
+    tweak: impl FnOnce(&mut Config),
+) -> (Server, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: dir.to_path_buf(),
         ..Config::default()
     };
     config.approvals.ttl_ms = 5_000;
-    let server = Server::start_clocked(&config, clock.clone()).await;
+    tweak(&mut config);
+    (Server::start_clocked(&config, clock.clone()).await, clock)
+}
+
+#[tokio::test]
+async fn given_an_undecided_approval_when_its_ttl_passes_then_it_expires_like_a_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, clock) = expiring_server(dir.path(), |_| {}).await;
     let inbox = json!({"name": "INBOX", "subjects": ["ace.comms.system.inbox.>"]});
     assert_eq!(server.post("/api/v1/streams", &inbox).await.0, 201);
     let (id, approval_id) = hold(&server).await;
@@ -230,13 +251,15 @@ async fn given_an_undecided_approval_when_its_ttl_passes_then_it_expires_like_a_
     assert_eq!(count(&server, "ACE_EVENTS").await, 0);
     let answer = message(&server, "INBOX", 1).await;
     assert_eq!(answer["correlation_id"], id.as_str());
-    assert_eq!(answer["payload"]["status"], "expired");
+    assert_eq!(answer["payload"]["decision"], "expired");
     assert_eq!(answer["payload"]["approval_id"], approval_id.as_str());
     let event = message(&server, "ACE_HITL", 2).await;
     assert_eq!(
         event["subject"],
-        format!("ace.comms.system.hitl.approval.{approval_id}.evt.expired.v1")
+        format!("ace.comms.system.hitl.{approval_id}.evt.approval_decided.v1")
     );
+    assert_eq!(event["payload"]["decision"], "expired");
+    assert_eq!(event["payload"]["decided_by"], "service:ace-comms-system");
     assert_ledger_kinds(&server, &id, &["held", "expired", "dead_lettered"]).await;
     server.stop().await;
 }

@@ -373,7 +373,9 @@ async fn given_a_termed_message_when_it_is_dead_lettered_then_a_dead_lettered_en
     assert_eq!(dead[0]["actor"], "ace-comms-system");
     assert_eq!(dead[0]["details"]["stream"], "ACE_EVENTS");
     assert_eq!(dead[0]["details"]["consumer"], "w");
-    assert_eq!(dead[0]["details"]["reason"], "term: poison");
+    assert_eq!(dead[0]["details"]["reason"], "term");
+    assert_eq!(dead[0]["details"]["detail"], "poison");
+    assert_eq!(dead[0]["decision"], "dead-letter: term: poison");
 
     // The bus's own path: deliveries run out on a consumer that never acknowledges.
     let config = json!({"name": "m", "max_deliver": 1, "ack_wait": 100});

@@ -37,6 +37,10 @@
 //! - `reload`: credentials and policies reloaded by `POST /api/v1/admin/reload` — keys added
 //!   and removed, a rotated JWT secret, a new Rego rule, broken files refused with the old
 //!   policy serving, monotonic policy counters, admin only, the `config_changed` entry.
+//! - `system_messages`: one run provoking every message the server publishes itself (presence,
+//!   dead letters after `term` and `max_deliver`, approvals requested, approved, rejected and
+//!   expired, the requester's answer), all captured over a WebSocket subscription to `>` and
+//!   checked by python-jsonschema against `contracts/` and the catalogue's subjects.
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
@@ -64,6 +68,7 @@ mod router;
 mod sessions;
 mod storage_faults;
 mod streams;
+mod system_messages;
 mod ws;
 
 use std::path::Path;
