@@ -935,6 +935,7 @@ impl Core {
     /// Publishes `…approval.{id}.evt.{event}.v1` with the approval's summary; a failure is
     /// logged (the approval itself is settled either way).
     async fn announce_approval(&self, approval: &Approval, event: &str) {
+        self.counters.approval_event(approval);
         // The event reaches only those who may receive the held message itself (its label and
         // `rbac` list), as the approvals API shows it only to them.
         let held = &approval.envelope;
