@@ -19,7 +19,7 @@
 //! read ([`Core::agents`], [`Core::agent`]) and heartbeat runs first, so nobody ever sees an
 //! expired agent. Presence lives in memory: after a restart agents appear as they beat again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -118,6 +118,16 @@ impl Presence {
 
     fn get(&self, id: &str) -> Option<AgentPresence> {
         self.table().get(id).cloned()
+    }
+
+    /// How many agents are present at `now`, by `agent_type`; expired ones are not counted
+    /// (and not removed: that is the sweep's, with its offline event).
+    fn count_by_type(&self, now: DateTime<Utc>) -> BTreeMap<Option<String>, usize> {
+        let mut counts = BTreeMap::new();
+        for presence in self.table().values().filter(|p| p.expires_at > now) {
+            *counts.entry(presence.agent_type.clone()).or_default() += 1;
+        }
+        counts
     }
 }
 
@@ -258,6 +268,13 @@ impl Core {
             }
         }
         expired
+    }
+
+    /// How many agents are present now, by `agent_type` (`None`: announced no type), for the
+    /// server's metrics: no caller, so no authentication, and nothing is swept (a read that
+    /// publishes no `offline` event).
+    pub fn present_agents(&self) -> BTreeMap<Option<String>, usize> {
+        self.presence.count_by_type(self.clock.now())
     }
 
     fn presence_ttl(&self, beat: &Heartbeat) -> Result<Duration, CoreError> {
@@ -463,6 +480,41 @@ mod tests {
         let ids = |v: Vec<AgentPresence>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
         assert_eq!(ids(core.agents(&ctx, None).await.unwrap()), ["a", "b"]);
         assert_eq!(ids(core.agents(&ctx, Some("sum")).await.unwrap()), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn given_agents_of_two_types_when_one_expires_then_present_agents_counts_the_rest_by_type()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::fixed());
+        let core = core(dir.path(), clock.clone());
+        let ctx = RequestContext::new("test");
+        let typed = |kind: Option<&str>, ttl_ms| Heartbeat {
+            agent_type: kind.map(str::to_owned),
+            ..beat(ttl_ms, &[])
+        };
+        core.heartbeat(&ctx, "w1", typed(Some("worker"), 1_000))
+            .await
+            .unwrap();
+        core.heartbeat(&ctx, "w2", typed(Some("worker"), 5_000))
+            .await
+            .unwrap();
+        core.heartbeat(&ctx, "u", typed(None, 5_000)).await.unwrap();
+        let worker = Some("worker".to_owned());
+        let counts = core.present_agents();
+        assert_eq!(counts, BTreeMap::from([(None, 1), (worker.clone(), 2)]));
+        clock.advance(Duration::from_millis(1_000));
+        assert_eq!(
+            core.present_agents(),
+            BTreeMap::from([(None, 1), (worker, 1)]),
+            "expired at its expires_at"
+        );
+        let listed = core.agents(&ctx, None).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            2,
+            "counting removed nothing the sweep did not"
+        );
     }
 
     #[tokio::test]

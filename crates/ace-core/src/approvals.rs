@@ -1033,6 +1033,7 @@ impl Core {
         schema: &str,
         payload: serde_json::Result<serde_json::Value>,
     ) {
+        self.counters.approval_event(approval);
         // The event reaches only those who may receive the held message itself (its label and
         // `rbac` list), as the approvals API shows it only to them.
         let held = &approval.envelope;

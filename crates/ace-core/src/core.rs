@@ -77,6 +77,8 @@ pub struct Core {
     pub(crate) ledger: Option<Arc<crate::ledger::LedgerRecorder>>,
     /// Required signatures and stored-PII redaction ([`Core::with_integrity`]).
     pub(crate) integrity: Arc<Integrity>,
+    /// Held messages and their outcomes ([`Core::counters`]).
+    pub(crate) counters: Arc<crate::counters::Counters>,
 }
 
 impl std::fmt::Debug for Core {
@@ -110,6 +112,7 @@ impl Core {
             approvals: crate::approvals::Approvals::default(),
             ledger: None,
             integrity: Arc::default(),
+            counters: Arc::default(),
         }
     }
 

@@ -29,8 +29,8 @@ pub enum CoreError {
         /// The configured limit.
         limit: u32,
     },
-    /// The envelope's `ttl_ms` or `deadline` has passed.
-    #[error("message {id} expired at {expired_at} (`ttl_ms`/`deadline`)")]
+    /// The envelope's `ttl_ms` or `deadline`, or the lifetime of its `qos` class, has passed.
+    #[error("message {id} expired at {expired_at} (`ttl_ms`, `deadline` or `qos` lifetime)")]
     Expired {
         /// The envelope id.
         id: uuid::Uuid,

@@ -37,6 +37,8 @@
 //! - `storage`: [`Core::repair_stream`] (admin: managing the stream), [`Core::watch_stream_health`],
 //!   and the `stream_repaired` / `storage_damaged` ledger entries ([`stream_repaired_entry`],
 //!   [`storage_damaged_entry`]).
+//! - `counters`: [`Counters`] ([`Core::counters`]): messages held for approval, their
+//!   outcomes, and the rules behind the holds, for the server's metrics.
 //! - `context`: [`RequestContext`] (transport, credentials) and [`Principal`].
 //! - `error`: [`CoreError`] and the one mapping to wire codes ([`CoreError::code`],
 //!   [`CoreError::body`]).
@@ -62,6 +64,7 @@ pub mod approvals;
 mod auth;
 mod context;
 mod core;
+mod counters;
 mod error;
 mod governance;
 pub mod integrity;
@@ -89,6 +92,7 @@ pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
     system_principal,
 };
+pub use counters::Counters;
 pub use error::{CoreError, NO_SPACE_RETRY_MS};
 pub use governance::{
     Action, AllowAll, Authenticator, Authorizer, Decision, DevAuthenticator, Hooks, NoRecord,

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 pub use ace_envelope::api::http::Session;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use ace_ledger::{EntryKind, NewEntry};
 
@@ -169,6 +169,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         writer: Writer,
         now: DateTime<Utc>,
     ) -> Result<PutOutcome, StoreError>;
+    /// How many sessions the store holds.
+    async fn count(&self) -> Result<u64, StoreError>;
 }
 
 /// Sessions in memory (lost at exit): the default of [`Core::new`] and for tests.
@@ -205,6 +207,14 @@ impl SessionStore for MemorySessionStore {
         }
         Ok(outcome)
     }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let table = self
+            .sessions
+            .lock()
+            .map_err(|e| StoreError::new("count", e))?;
+        Ok(table.len() as u64)
+    }
 }
 
 /// Sessions in one redb file (each write is one durable transaction), surviving restarts.
@@ -235,6 +245,13 @@ impl RedbSessionStore {
         serde_json::from_slice(bytes.value())
             .map(Some)
             .map_err(|e| StoreError::new("decode", e))
+    }
+
+    fn count(db: &Database) -> Result<u64, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::new("count", e);
+        let txn = db.begin_read().map_err(|e| err(&e))?;
+        let table = txn.open_table(SESSIONS).map_err(|e| err(&e))?;
+        table.len().map_err(|e| err(&e))
     }
 
     fn write(
@@ -302,9 +319,20 @@ impl SessionStore for RedbSessionStore {
         })
         .await
     }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+        blocking("count", move || Self::count(&db)).await
+    }
 }
 
 impl Core {
+    /// How many sessions the store holds (none expires: every stored session counts), for the
+    /// server's metrics: no caller, so no authentication.
+    pub async fn session_count(&self) -> Result<u64, CoreError> {
+        Ok(self.sessions.store.count().await?)
+    }
+
     /// The session `id`; `NOT_FOUND` when it was never written. Reading is authorized as
     /// `Action::ReadSession`, and a session another principal owns also needs
     /// `Action::ManageSession`; each refusal is a `denied` ledger entry.
@@ -511,6 +539,34 @@ mod tests {
         let read = store.get("s").await.unwrap().expect("kept");
         assert_eq!((read.version, read.data), (2, json!({"a": 2})));
         assert_eq!(store.get("other").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn given_sessions_written_and_refused_when_counted_then_each_store_counts_stored_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let redb: Arc<dyn SessionStore> = Arc::new(RedbSessionStore::open(&path).unwrap());
+        let memory: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+        let now = Utc::now();
+        for store in [&redb, &memory] {
+            assert_eq!(store.count().await.unwrap(), 0);
+            for (id, precondition) in [
+                ("a", Precondition::None),
+                ("b", Precondition::None),
+                ("a", Precondition::Version(vec![1])),
+                ("c", Precondition::Exists),
+            ] {
+                store
+                    .put(id, json!(1), precondition, writer(), now)
+                    .await
+                    .unwrap()
+                    .ok();
+            }
+            assert_eq!(store.count().await.unwrap(), 2, "{store:?}");
+        }
+        drop(redb);
+        let reopened = RedbSessionStore::open(&path).unwrap();
+        assert_eq!(reopened.count().await.unwrap(), 2, "counted from the file");
     }
 
     #[tokio::test]

@@ -139,6 +139,23 @@ wire_enum! {
     }
 }
 
+/// How long a `realtime` message lives when it names neither `ttl_ms` nor `deadline`
+/// (`classes.realtime.default_ttl_ms` of `contracts/comms/qos.yaml`: late is as bad as lost).
+pub const REALTIME_DEFAULT_TTL_MS: u64 = 30_000;
+
+impl Qos {
+    /// The lifetime a message of this class gets when it names neither `ttl_ms` nor
+    /// `deadline`: [`REALTIME_DEFAULT_TTL_MS`] for `realtime`; none for `standard` and `bulk`,
+    /// which live until their stream's retention (`max_age`, `max_msgs`, `max_bytes`) drops
+    /// them.
+    pub const fn default_ttl_ms(self) -> Option<u64> {
+        match self {
+            Qos::Realtime => Some(REALTIME_DEFAULT_TTL_MS),
+            Qos::Standard | Qos::Bulk => None,
+        }
+    }
+}
+
 wire_enum! {
     /// What kind of party sent a message.
     SourceType {
@@ -423,20 +440,22 @@ pub fn is_json_content_type(content_type: &str) -> bool {
 }
 
 impl Envelope {
-    /// When the message expires: its `deadline`, or `created_at + ttl_ms`; `None` if never.
+    /// When the message expires: its `deadline`, or `created_at + ttl_ms`, or, naming neither,
+    /// `created_at` plus its class's default lifetime ([`Qos::default_ttl_ms`]: 30 s for
+    /// `realtime`); `None` if never. Every expiry check (ingress, durable delivery, live
+    /// delivery, approvals) asks this, so the class's lifetime holds on every path.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        match (self.deadline, self.ttl_ms) {
-            (Some(deadline), _) => Some(deadline),
-            (None, Some(ttl)) => {
-                let ttl = chrono::Duration::milliseconds(i64::try_from(ttl).unwrap_or(i64::MAX));
-                Some(
-                    self.created_at
-                        .checked_add_signed(ttl)
-                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
-                )
-            }
-            (None, None) => None,
-        }
+        let ttl = match (self.deadline, self.ttl_ms) {
+            (Some(deadline), _) => return Some(deadline),
+            (None, Some(ttl)) => ttl,
+            (None, None) => self.qos.default_ttl_ms()?,
+        };
+        let ttl = chrono::Duration::milliseconds(i64::try_from(ttl).unwrap_or(i64::MAX));
+        Some(
+            self.created_at
+                .checked_add_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 
     /// Whether the message has expired at `now` (expiry is exclusive: at `expires_at` it is).
@@ -558,6 +577,33 @@ mod tests {
         let forever = event_at(&clock).build().expect("valid");
         assert_eq!(forever.expires_at(), None);
         assert!(!forever.is_expired(DateTime::<Utc>::MAX_UTC));
+    }
+
+    #[test]
+    fn given_a_realtime_message_without_ttl_when_30_s_pass_then_it_expires_and_other_classes_never()
+    {
+        use crate::Clock as _;
+        let clock = crate::ManualClock::fixed();
+        let realtime = event_at(&clock).qos(Qos::Realtime).build().expect("valid");
+        let at = clock.now() + chrono::Duration::milliseconds(30_000);
+        assert_eq!(realtime.expires_at(), Some(at));
+        assert!(!realtime.is_expired(at - chrono::Duration::milliseconds(1)));
+        assert!(realtime.is_expired(at));
+        for class in [Qos::Standard, Qos::Bulk] {
+            let env = event_at(&clock).qos(class).build().expect("valid");
+            assert_eq!(env.expires_at(), None, "{class:?}");
+        }
+        // What the message names wins over its class, longer or shorter.
+        let hour = std::time::Duration::from_secs(3_600);
+        let long = event_at(&clock).qos(Qos::Realtime).ttl(hour).build();
+        let long = long.expect("valid");
+        assert_eq!(
+            long.expires_at(),
+            Some(clock.now() + chrono::Duration::hours(1))
+        );
+        let deadline = clock.now() + chrono::Duration::seconds(1);
+        let short = event_at(&clock).qos(Qos::Realtime).deadline(deadline);
+        assert_eq!(short.build().expect("valid").expires_at(), Some(deadline));
     }
 
     #[test]

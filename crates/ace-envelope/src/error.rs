@@ -178,7 +178,7 @@ error_codes! {
     /// No such consumer.
     ConsumerNotFound = ("CONSUMER_NOT_FOUND", 404, "The named consumer does not exist on the stream."),
     /// The message expired.
-    MessageExpired = ("MESSAGE_EXPIRED", 400, "The message's ttl_ms or deadline has passed."),
+    MessageExpired = ("MESSAGE_EXPIRED", 400, "The message's ttl_ms or deadline, or the lifetime of its qos class, has passed."),
     /// Too many hops.
     HopLimitExceeded = ("HOP_LIMIT_EXCEEDED", 400, "The message was forwarded more times than the hop limit allows (a routing loop)."),
     /// The operation took too long.

@@ -38,6 +38,20 @@
 //! [`Envelope::payload_bytes`]). In protobuf and CloudEvents binary mode the payload travels as
 //! raw bytes (the JSON text, or the decoded bytes).
 //!
+//! # QoS classes
+//!
+//! `qos` (`contracts/comms/qos.yaml`) is honoured through the message's lifetime, which every
+//! expiry check asks of [`Envelope::expires_at`]: a `realtime` message naming neither `ttl_ms`
+//! nor `deadline` expires [`REALTIME_DEFAULT_TTL_MS`] (30 s) after its `created_at` — refused at
+//! ingress once older, never delivered after, its approval expiring with it — because late is
+//! as bad as lost. `standard` and `bulk` give no implicit lifetime: their contract lifetimes (a
+//! day, a week) would silently expire replayable history, so their stream's retention bounds
+//! them instead. What a message names itself always wins. Delivery is at-least-once for every
+//! class, as the contract says; its `sla` figures are benchmark targets, and its
+//! `retry_policy`, `compression` and `batching` are not applied per message (a consumer's
+//! `backoff` is its own; the embedded engine stores payloads as sent). Values other than the
+//! three are refused when an envelope is read (`INVALID_ENVELOPE`).
+//!
 //! # CloudEvents mapping
 //!
 //! Structured mode is one JSON object (`application/cloudevents+json`); binary mode puts each
@@ -101,7 +115,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::cloudevents::{from_binary, from_cloudevent_json, to_binary, to_cloudevent_json};
 pub use envelope::{
     DEFAULT_MAX_ATTEMPTS, Envelope, Governance, JSON_CONTENT_TYPE, Kind, Label, PayloadRef,
-    Priority, Qos, SPEC, Signature, Source, SourceType, is_json_content_type,
+    Priority, Qos, REALTIME_DEFAULT_TTL_MS, SPEC, Signature, Source, SourceType,
+    is_json_content_type,
 };
 pub use error::{EnvelopeError, ErrorBody, ErrorCode, ErrorDetail};
 pub use subject::{

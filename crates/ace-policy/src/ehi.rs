@@ -7,6 +7,9 @@
 //! per-action entry of [`EhiConfig::tool_thresholds`], otherwise
 //! [`EhiConfig::default_threshold`] (0.7). A score that is not a number is held: the gate
 //! fails closed. A message without a score is not held by EHI.
+//!
+//! [`HoldRule::of`] tells which rule a hold's reason comes from (the sender's request, the
+//! score threshold, or a policy), for the count of holds by rule.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,54 @@ pub const ACTION_HEADER: &str = "ace-action";
 
 /// The default threshold (`ehi.default_threshold`).
 pub const DEFAULT_THRESHOLD: f64 = 0.7;
+
+/// The reason of a hold the sender asked for (`governance.requires_approval`).
+pub const SENDER_REQUEST_REASON: &str = "the sender requires approval";
+
+/// How the reason of a hold by score starts, and what follows the score in it.
+const SCORE_REASON: (&str, &str) = ("ehi_score ", " reaches the threshold ");
+
+/// The rule behind one reason of a hold: a bounded set, so it can label a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldRule {
+    /// The sender asked for an approval (`governance.requires_approval`).
+    RequiresApproval,
+    /// `governance.ehi_score` reached the threshold of the message's action.
+    EhiThreshold,
+    /// A policy (Rego `require_approval`) asked for an approval.
+    Policy,
+}
+
+impl HoldRule {
+    /// Every rule, in the order of their names.
+    pub const ALL: [HoldRule; 3] = [
+        HoldRule::EhiThreshold,
+        HoldRule::Policy,
+        HoldRule::RequiresApproval,
+    ];
+
+    /// The rule that gave `reason`: the gate's own two reasons are recognised by their form,
+    /// anything else came from a policy.
+    pub fn of(reason: &str) -> HoldRule {
+        let (start, middle) = SCORE_REASON;
+        if reason == SENDER_REQUEST_REASON {
+            HoldRule::RequiresApproval
+        } else if reason.starts_with(start) && reason.contains(middle) {
+            HoldRule::EhiThreshold
+        } else {
+            HoldRule::Policy
+        }
+    }
+
+    /// The label value: `requires_approval`, `ehi_threshold`, `policy`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HoldRule::RequiresApproval => "requires_approval",
+            HoldRule::EhiThreshold => "ehi_threshold",
+            HoldRule::Policy => "policy",
+        }
+    }
+}
 
 /// EHI configuration (the `ehi` block of the server config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,15 +166,16 @@ impl EhiGate {
     pub fn evaluate(&self, envelope: &Envelope) -> Decision {
         let mut reasons = Vec::new();
         if envelope.governance.requires_approval {
-            reasons.push("the sender requires approval".to_owned());
+            reasons.push(SENDER_REQUEST_REASON.to_owned());
         }
         if let (true, Some(score)) = (self.config.enabled, envelope.governance.ehi_score) {
             let action = Self::action_of(envelope);
             let threshold = self.threshold(action);
             // NaN is held too: it is not known to be below the threshold.
             if score.partial_cmp(&threshold) != Some(std::cmp::Ordering::Less) {
+                let (start, middle) = SCORE_REASON;
                 reasons.push(format!(
-                    "ehi_score {score} reaches the threshold {threshold} of action `{}`",
+                    "{start}{score}{middle}{threshold} of action `{}`",
                     action.unwrap_or("<none>")
                 ));
             }
@@ -185,6 +237,32 @@ mod tests {
         assert!(gate.evaluate(&m).is_allow());
         m.governance.requires_approval = true;
         assert!(!gate.evaluate(&m).is_allow());
+    }
+
+    #[test]
+    fn given_each_reason_of_a_hold_when_classified_then_its_rule_is_named() {
+        let gate = EhiGate::default();
+        let mut both = message(Some("delete"), Some(0.95));
+        both.governance.requires_approval = true;
+        let reasons = gate.evaluate(&both).reasons().to_vec();
+        let rules: Vec<HoldRule> = reasons.iter().map(|r| HoldRule::of(r)).collect();
+        assert_eq!(
+            rules,
+            [HoldRule::RequiresApproval, HoldRule::EhiThreshold],
+            "{reasons:?}"
+        );
+        let nan = gate.evaluate(&message(None, Some(f64::NAN)));
+        assert_eq!(HoldRule::of(&nan.reasons()[0]), HoldRule::EhiThreshold);
+        // The shipped Rego policy's reasons, and anything else, are a policy's.
+        for other in [
+            "ehi_score 0.95 is above the policy threshold 0.7",
+            "a production target needs an approval",
+            "",
+        ] {
+            assert_eq!(HoldRule::of(other), HoldRule::Policy, "{other}");
+        }
+        let names: Vec<&str> = HoldRule::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["ehi_threshold", "policy", "requires_approval"]);
     }
 
     #[test]

@@ -48,7 +48,9 @@ mod rego;
 pub use apikey::{API_KEY_HEADER, ApiKeyStore, hash_api_key};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use decision::{Action, Decision};
-pub use ehi::{ACTION_HEADER, DEFAULT_THRESHOLD, EhiConfig, EhiGate};
+pub use ehi::{
+    ACTION_HEADER, DEFAULT_THRESHOLD, EhiConfig, EhiGate, HoldRule, SENDER_REQUEST_REASON,
+};
 pub use engine::{
     EMBEDDED_RBAC, EMBEDDED_REGO, PolicyCounters, PolicyEngine, RBAC_FILE, environments_file,
 };

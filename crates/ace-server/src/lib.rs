@@ -20,7 +20,8 @@
 //!   RBAC → Rego → EHI).
 //! - `tls`: [`Tls`], rustls on the listener (`tls`), with optional or required client
 //!   certificates whose DER reaches the authenticator.
-//! - `metrics`: [`Metrics`], the `ace_comms_*` Prometheus metrics.
+//! - `metrics`: [`Metrics`], the `ace_comms_*` and `process_*` Prometheus metrics, the
+//!   scrape-time ones bounded by [`MAX_STREAMS`] and [`MAX_CONSUMERS`].
 //! - `recovery`: the `storage_recovered` ledger entries of the streams whose recovery cut a torn
 //!   tail or found damage, recorded at start, and the `storage_damaged` entries of streams that
 //!   stop taking writes while the server runs.
@@ -66,7 +67,7 @@ pub use config::{
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};
 pub use http::{AppState, router};
-pub use metrics::Metrics;
+pub use metrics::{MAX_AGENT_TYPES, MAX_CONSUMERS, MAX_STREAMS, Metrics};
 pub use offline::repair_offline;
 pub use serve::{App, run};
 pub use tls::Tls;

@@ -15,3 +15,6 @@ mod roundtrip;
 
 // The Leyline messages encode and decode; sizes against the 280-byte target.
 mod leyline;
+
+// The QoS classes of contracts/comms/qos.yaml against `Qos` and the lifetime each class gives.
+mod qos;

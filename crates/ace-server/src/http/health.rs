@@ -110,7 +110,7 @@ async fn degraded_streams(state: &AppState) -> Vec<Value> {
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text exposition of the `ace_comms_*` metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 200, description = "Prometheus text exposition of the `ace_comms_*` and `process_*` metrics", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
         (status = 401, description = "`UNAUTHENTICATED`: with `auth.metrics: authenticated`, missing or bad credentials", body = ErrorBody),
     )
 )]
@@ -121,15 +121,11 @@ pub(crate) async fn metrics(
     if state.metrics_authenticated {
         state.core.authenticate(&ctx)?;
     }
-    match state.core.list_streams(&RequestContext::internal()).await {
-        Ok(streams) => state.metrics.observe_streams(&streams),
-        Err(err) => tracing::warn!(error = %err, "/metrics could not list the streams"),
-    }
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.scrape(&state.core).await,
     ))
 }

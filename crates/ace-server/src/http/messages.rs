@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
 use ace_envelope::api::http::{BatchAnswer, BatchItem, Pending};
-use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
+use ace_envelope::{Envelope, ErrorBody, ErrorCode, Kind, from_binary, from_cloudevent_json};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -52,23 +52,36 @@ pub(crate) async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let bytes = request::body(body, state.limits.max_body_bytes)?;
-    let envelope = envelope(&headers, &bytes)?;
-    let accepted = state.publish(&ctx, envelope).await?;
+    let (envelope, cloudevent) = envelope(&headers, &bytes)?;
+    let protocol = if cloudevent {
+        CLOUDEVENTS
+    } else {
+        ctx.transport
+    };
+    let accepted = state.publish_as(&ctx, protocol, envelope).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// One envelope from a single-message body.
-fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, ApiError> {
+/// The `protocol` of `ace_comms_messages_total` for a CloudEvent, whatever its mode.
+const CLOUDEVENTS: &str = "cloudevents";
+
+/// One envelope from a single-message body, and whether it came as a CloudEvent.
+fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<(Envelope, bool), ApiError> {
     if headers.contains_key("ce-specversion") {
         let pairs = headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-        return from_binary(pairs, bytes).map_err(ApiError::CloudEvent);
+        return from_binary(pairs, bytes)
+            .map(|e| (e, true))
+            .map_err(ApiError::CloudEvent);
     }
     match request::media_type(headers).as_str() {
         "application/json" => serde_json::from_slice(bytes)
+            .map(|e| (e, false))
             .map_err(|e| ApiError::json(&e, "envelope", ErrorCode::InvalidEnvelope)),
-        "application/cloudevents+json" => from_cloudevent_json(bytes).map_err(ApiError::CloudEvent),
+        "application/cloudevents+json" => from_cloudevent_json(bytes)
+            .map(|e| (e, true))
+            .map_err(ApiError::CloudEvent),
         other => Err(ApiError::UnsupportedMediaType {
             got: other.to_owned(),
             accepted: SINGLE_TYPES,
@@ -135,7 +148,12 @@ pub(crate) async fn publish_batch(
         .enumerate()
         .map(|(i, item)| decode_item(i, item, cloudevents))
         .collect();
-    let results = state.publish_parsed(&ctx, parsed).await?;
+    let protocol = if cloudevents {
+        CLOUDEVENTS
+    } else {
+        ctx.transport
+    };
+    let results = state.publish_parsed(&ctx, protocol, parsed).await?;
     Ok(Json(batch_answer(results)))
 }
 
@@ -196,18 +214,29 @@ fn held(body: &ErrorBody) -> Option<Pending> {
 }
 
 impl AppState {
-    /// One publish through the core, counted and timed.
+    /// One publish through the core, counted (under the request's transport) and timed.
     pub(crate) async fn publish(
         &self,
         ctx: &RequestContext,
         envelope: Envelope,
     ) -> Result<Accepted, CoreError> {
+        self.publish_as(ctx, ctx.transport, envelope).await
+    }
+
+    /// [`AppState::publish`] counted under `protocol`.
+    async fn publish_as(
+        &self,
+        ctx: &RequestContext,
+        protocol: &str,
+        envelope: Envelope,
+    ) -> Result<Accepted, CoreError> {
+        let kind = envelope.kind;
         let started = Instant::now();
         let accepted = self.core.publish(ctx, envelope).await?;
         self.metrics
             .latency
             .observe(started.elapsed().as_secs_f64());
-        self.count_published(&accepted);
+        self.count_published(&accepted, protocol, kind);
         Ok(accepted)
     }
 
@@ -216,13 +245,16 @@ impl AppState {
     pub(crate) async fn publish_parsed(
         &self,
         ctx: &RequestContext,
+        protocol: &str,
         parsed: Vec<Result<Envelope, ErrorBody>>,
     ) -> Result<Vec<Result<Accepted, ErrorBody>>, CoreError> {
         let mut envelopes = Vec::with_capacity(parsed.len());
+        let mut kinds = Vec::with_capacity(parsed.len());
         let mut answers: Vec<Option<Result<Accepted, ErrorBody>>> = parsed
             .into_iter()
             .map(|item| match item {
                 Ok(envelope) => {
+                    kinds.push(envelope.kind);
                     envelopes.push(envelope);
                     None
                 }
@@ -232,12 +264,16 @@ impl AppState {
         let started = Instant::now();
         let mut published = self.core.publish_batch(ctx, envelopes).await?.into_iter();
         let elapsed = started.elapsed().as_secs_f64();
+        let mut kinds = kinds.into_iter();
         for answer in &mut answers {
             if answer.is_none() {
+                let kind = kinds.next();
                 *answer = Some(match published.next() {
                     Some(Ok(accepted)) => {
                         self.metrics.latency.observe(elapsed);
-                        self.count_published(&accepted);
+                        if let Some(kind) = kind {
+                            self.count_published(&accepted, protocol, kind);
+                        }
                         Ok(accepted)
                     }
                     Some(Err(err)) => Err(self.refusal(&err)),
@@ -261,12 +297,16 @@ impl AppState {
         Ok(answers.into_iter().flatten().collect())
     }
 
-    fn count_published(&self, accepted: &Accepted) {
+    fn count_published(&self, accepted: &Accepted, protocol: &str, kind: Kind) {
         let stream = accepted.stream.as_deref().unwrap_or("none");
         let duplicate = if accepted.duplicate { "true" } else { "false" };
         self.metrics
             .published
             .with_label_values(&[stream, duplicate])
+            .inc();
+        self.metrics
+            .messages
+            .with_label_values(&[protocol, kind.as_str()])
             .inc();
     }
 

@@ -594,7 +594,7 @@ impl Session {
                 let bytes = raw.len();
                 self.inflight_bytes += bytes;
                 self.publishes.spawn(async move {
-                    let answer = match state.publish_parsed(&ctx, envelopes).await {
+                    let answer = match state.publish_parsed(&ctx, ctx.transport, envelopes).await {
                         Ok(results) => ServerFrame::Ok {
                             id,
                             result: Some(json!(batch_answer(results))),
@@ -635,7 +635,7 @@ impl Session {
             }
             ClientFrame::PublishBatch(batch) => {
                 let envelopes = batch.envelopes.into_iter().map(Ok).collect();
-                match self.state.publish_parsed(&self.ctx, envelopes).await {
+                match self.state.publish_parsed(&self.ctx, self.ctx.transport, envelopes).await {
                     Ok(results) => Ok(Some(json!(batch_answer(results)))),
                     Err(err) => Err(core_body(&err)),
                 }

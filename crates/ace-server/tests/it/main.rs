@@ -42,6 +42,12 @@
 //!   expired, the requester's answer), all captured over a WebSocket subscription to `>` and
 //!   checked by python-jsonschema against `contracts/` and the catalogue's subjects.
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
+//! - `metrics`: `/metrics` after traffic of every kind (HTTP, CloudEvents, WebSocket, a
+//!   consumer, approvals, agents, a session) read by the official `prometheus_client` parser,
+//!   each family of the specification with its labels and values; `deploy/check.py` holding
+//!   the Grafana dashboard and alert rules to a real scrape.
+//! - `qos`: the `realtime` class's lifetime on every path (ingress refusal, durable consumer,
+//!   approval) and the classes that have none.
 //! - `lifecycle`: health, readiness, metrics, the connection limits, and a restart on the same
 //!   data directory that loses no acknowledged message.
 //! - `storage_faults`: a stream's files damaged between two runs (a segment rolled back, a bit
@@ -61,7 +67,9 @@ mod integrity;
 mod ledger;
 mod lifecycle;
 mod messages;
+mod metrics;
 mod openapi;
+mod qos;
 mod reload;
 mod repair;
 mod router;
@@ -178,6 +186,22 @@ impl Server {
     pub(crate) async fn metrics(&self) -> String {
         let response = self.http.get(self.url("/metrics")).send().await.unwrap();
         response.text().await.unwrap()
+    }
+
+    /// Fetches up to `batch` messages for `consumer` of `stream` (waiting at most 500 ms for
+    /// the first) and answers their sequences.
+    pub(crate) async fn fetch_seqs(&self, stream: &str, consumer: &str, batch: usize) -> Vec<u64> {
+        let path = format!("/api/v1/streams/{stream}/consumers/{consumer}/fetch");
+        let (status, got) = self
+            .post(&path, &json!({"batch": batch, "expires_ms": 500}))
+            .await;
+        assert_eq!(status, 200, "{got}");
+        got["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect()
     }
 
     /// `DELETE path`.

@@ -28,7 +28,7 @@ fn ws_url(server: &Server) -> String {
     format!("ws://{}/ws", server.addr())
 }
 
-async fn connect(server: &Server) -> Socket {
+pub(crate) async fn connect(server: &Server) -> Socket {
     connect_with_origin(server, None).await.expect("upgrade")
 }
 
@@ -71,7 +71,7 @@ async fn next(socket: &mut Socket) -> Value {
 }
 
 /// Sends `frame` and returns the answer (the next frame that is not a message).
-async fn ask(socket: &mut Socket, frame: Value) -> Value {
+pub(crate) async fn ask(socket: &mut Socket, frame: Value) -> Value {
     send(socket, frame).await;
     loop {
         let answer = next(socket).await;
@@ -95,7 +95,7 @@ async fn ok_and_message(socket: &mut Socket) -> (Value, Value) {
 }
 
 /// Asserts an `ok` answer to `id`.
-fn assert_ok(answer: &Value, id: &str) {
+pub(crate) fn assert_ok(answer: &Value, id: &str) {
     assert_eq!(answer["type"], "ok", "{answer}");
     assert_eq!(answer["id"], id, "{answer}");
 }

@@ -1,18 +1,28 @@
-//! Prometheus metrics of the server, under the `ace_comms_*` names:
-//! published messages, publish latency, errors by code, HTTP requests by route and status, and
-//! the policy engine's decisions (`ace_comms_policy_denials_total` and friends: copied from the
-//! engine's own atomic counters at every scrape, so the hot path pays no extra metric update;
-//! all zero in development mode, where no engine decides), reloads by result, and the network
-//! bounds: WebSocket closes by reason (`ace_comms_ws_closes_total`: `slow_consumer` for a queue
-//! over its frame or byte bound, `credentials` for a token past its `exp` or a key a reload
-//! removed, `protocol_error`, `invalid_utf8`, `too_big`, `keepalive`, `shutdown`), the bytes
-//! queued for WebSocket clients now (`ace_comms_ws_queued_bytes`), idle HTTP connections
-//! closed to make room when every slot was taken (`ace_comms_http_evictions_total`), and the
-//! ledger's witnesses and uncovered tail (`ace_comms_ledger_*`, copied from the ledger at each
-//! scrape).
+//! Prometheus metrics of the server, under the `ace_comms_*` names and the standard
+//! `process_*` ones; `deploy/` holds a Grafana dashboard and alert rules over them.
 //!
-//! A reload swaps in a new engine whose own counters start at zero, so the mirror keeps, per
-//! engine, what it has already copied: at the first scrape after a swap it copies the last
+//! Counted where they happen: messages accepted from clients by protocol and envelope kind
+//! (`ace_comms_messages_total{protocol, type}`: `protocol` is `http`, `ws` or `cloudevents` —
+//! a CloudEvent over HTTP, structured, binary or batched —, `type` the envelope `kind`;
+//! duplicates answered from the dedup window count too; the server's own messages do not) and
+//! by stream (`ace_comms_messages_published_total{stream, duplicate}`), publish latency, errors
+//! by code, HTTP requests by route and status, reloads by result, and the network bounds:
+//! WebSocket closes by reason (`ace_comms_ws_closes_total`: `slow_consumer` for a queue over its
+//! frame or byte bound, `credentials` for a token past its `exp` or a key a reload removed,
+//! `protocol_error`, `invalid_utf8`, `too_big`, `keepalive`, `shutdown`), the bytes queued for
+//! WebSocket clients now (`ace_comms_ws_queued_bytes`), and idle HTTP connections closed to
+//! make room when every slot was taken (`ace_comms_http_evictions_total`).
+//!
+//! Copied at every scrape from counters kept elsewhere, so the hot path pays no extra metric
+//! update: the policy engine's decisions (`ace_comms_policy_denials_total` and friends,
+//! `policy.rs`; all zero in development mode, where no engine decides), the ledger's witnesses
+//! and uncovered tail (`ace_comms_ledger_*`), and everything of `scrape.rs`: stream depth,
+//! consumer lag, present agents, stored sessions, held messages and their outcomes
+//! (`ace_comms_hitl_*`, `ace_comms_ehi_triggers_total`), the process, with the bound on how
+//! many streams and consumers one scrape exports.
+//!
+//! A reload swaps in a new policy engine whose own counters start at zero, so the mirror keeps,
+//! per engine, what it has already copied: at the first scrape after a swap it copies the last
 //! increase of the replaced engine, then follows the new one from zero. The exported counters
 //! never go backwards and never freeze; decisions the old engine makes after that scrape
 //! (requests in flight across the swap and the scrape) go uncounted, and so do all of an
@@ -21,18 +31,23 @@
 //! Stream storage: `ace_comms_recovery_truncated_bytes_total{stream}` (torn tails, never
 //! acknowledged, that recovery cut when the stream opened) and `ace_comms_stream_state{stream,
 //! state}` (1 for the stream's current state among `ok`, `read_only`, `halted`, 0 for the other
-//! two) are copied from the engine's stream info at every scrape ([`Metrics::observe_streams`]).
+//! two) are copied from the engine's stream info at every scrape, for every stream.
 //!
 //! `prometheus` without default features (no protobuf, no process collector) is the lean
 //! choice: a handful of small dependencies, and its own registry rather than a global one, so
 //! two servers in one test process keep separate counts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod policy;
+mod process;
+mod scrape;
+
+pub use scrape::{MAX_AGENT_TYPES, MAX_CONSUMERS, MAX_STREAMS};
+
 use std::sync::{Arc, Mutex};
 
 use ace_bus::{StreamInfo, StreamState};
-use ace_core::PolicyAuthorizer;
-use ace_policy::PolicyEngine;
+use ace_core::{Core, PolicyAuthorizer};
+use ace_envelope::Kind;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -42,6 +57,8 @@ use prometheus::{
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Messages accepted from clients, by protocol and envelope kind.
+    pub(crate) messages: IntCounterVec,
     /// Messages accepted by the pipeline, by stream (`none` when no stream captured them) and
     /// whether they were duplicates.
     pub(crate) published: IntCounterVec,
@@ -66,7 +83,7 @@ pub struct Metrics {
     /// Reloads of the credentials and policies, by result (`ok`, `error`).
     pub(crate) reloads: IntCounterVec,
     /// The policy engine's counters, mirrored at each scrape.
-    policy: PolicyMetrics,
+    policy: policy::PolicyMetrics,
     /// Bytes of torn tails cut by recovery, by stream.
     recovery_truncated: IntCounterVec,
     /// What was already copied into `recovery_truncated`, by stream.
@@ -75,111 +92,6 @@ pub struct Metrics {
     stream_state: IntGaugeVec,
     /// The ledger's witness and checkpoint counts, mirrored at each scrape.
     ledger: crate::ledger::LedgerMetrics,
-}
-
-/// The `ace_comms_policy_*` counters and the authorizer whose current engine they mirror.
-#[derive(Debug, Clone)]
-struct PolicyMetrics {
-    authorizer: Option<PolicyAuthorizer>,
-    /// The engine copied last and how much of each counter was copied from it; locked while
-    /// copying, so two scrapes at once never add the same increase twice.
-    followed: Arc<Mutex<Followed>>,
-    allowed: IntCounter,
-    denied: IntCounter,
-    held: IntCounter,
-    receive_denied: IntCounter,
-    engine_failures: IntCounter,
-}
-
-/// The engine the counters follow and its counts already exported (in the order of
-/// [`PolicyMetrics::counters`]).
-#[derive(Debug, Default)]
-struct Followed {
-    engine: Option<Arc<PolicyEngine>>,
-    copied: [u64; 5],
-}
-
-impl PolicyMetrics {
-    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
-            let counter = IntCounter::new(name, help)?;
-            registry.register(Box::new(counter.clone()))?;
-            Ok(counter)
-        };
-        Ok(PolicyMetrics {
-            authorizer: None,
-            followed: Arc::default(),
-            allowed: counter(
-                "ace_comms_policy_allowed_total",
-                "Requests the policy engine allowed.",
-            )?,
-            denied: counter(
-                "ace_comms_policy_denials_total",
-                "Requests the policy engine denied (RBAC, Rego or engine failure).",
-            )?,
-            held: counter(
-                "ace_comms_policy_held_total",
-                "Messages the policy engine held for approval.",
-            )?,
-            receive_denied: counter(
-                "ace_comms_policy_receive_denials_total",
-                "Deliveries withheld from a subscriber (envelope rbac permissions or label).",
-            )?,
-            engine_failures: counter(
-                "ace_comms_policy_engine_failures_total",
-                "Rego evaluations that failed (each answered as a denial).",
-            )?,
-        })
-    }
-
-    fn counters(&self) -> [&IntCounter; 5] {
-        [
-            &self.allowed,
-            &self.denied,
-            &self.held,
-            &self.receive_denied,
-            &self.engine_failures,
-        ]
-    }
-
-    /// Adds what the current engine counted since the last copy; after a reload, first what
-    /// the replaced engine counted since then.
-    fn sync(&self) {
-        let Some(authorizer) = &self.authorizer else {
-            return;
-        };
-        let current = authorizer.engine();
-        let mut followed = self
-            .followed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let replaced = followed
-            .engine
-            .take_if(|engine| !Arc::ptr_eq(engine, &current));
-        if let Some(replaced) = replaced {
-            self.copy(&mut followed.copied, &replaced);
-            followed.copied = [0; 5];
-        }
-        self.copy(&mut followed.copied, &current);
-        followed.engine = Some(current);
-    }
-
-    fn copy(&self, copied: &mut [u64; 5], engine: &PolicyEngine) {
-        let counters = engine.counters();
-        let load = |source: &AtomicU64| source.load(Ordering::Relaxed);
-        let failures = engine.rego().map_or(0, |rego| load(&rego.stats().failures));
-        let now = [
-            load(&counters.allowed),
-            load(&counters.denied),
-            load(&counters.held),
-            load(&counters.receive_denied),
-            failures,
-        ];
-        for ((counter, seen), now) in self.counters().into_iter().zip(copied).zip(now) {
-            counter.inc_by(now.saturating_sub(*seen));
-            *seen = now.max(*seen);
-        }
-    }
 }
 
 impl Metrics {
@@ -246,6 +158,9 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        for reason in WS_CLOSE_REASONS {
+            ws_closes.with_label_values(&[reason]);
+        }
         for result in ["ok", "error"] {
             reloads.with_label_values(&[result]);
         }
@@ -274,13 +189,27 @@ impl Metrics {
         )?;
         registry.register(Box::new(recovery_truncated.clone()))?;
         registry.register(Box::new(stream_state.clone()))?;
-        let policy = PolicyMetrics::new(&registry)?;
+        let messages = IntCounterVec::new(
+            Opts::new(
+                "ace_comms_messages_total",
+                "Messages accepted from clients, by protocol (http, ws, cloudevents) and envelope kind.",
+            ),
+            &["protocol", "type"],
+        )?;
+        for protocol in PROTOCOLS {
+            for kind in Kind::ALL {
+                messages.with_label_values(&[protocol, kind.as_str()]);
+            }
+        }
+        registry.register(Box::new(messages.clone()))?;
+        let policy = policy::PolicyMetrics::new(&registry)?;
         let ledger = crate::ledger::LedgerMetrics::new(&registry)?;
         Ok(Metrics {
             recovery_truncated,
             truncated_copied: Arc::default(),
             stream_state,
             registry,
+            messages,
             published,
             latency,
             errors,
@@ -305,7 +234,7 @@ impl Metrics {
 
     /// Copies the streams' recovery counts and states (the whole list: a stream not in it is
     /// gone and leaves `ace_comms_stream_state`).
-    pub(crate) fn observe_streams(&self, streams: &[StreamInfo]) {
+    fn observe_streams(&self, streams: &[StreamInfo]) {
         let mut copied = self
             .truncated_copied
             .lock()
@@ -337,12 +266,42 @@ impl Metrics {
         self
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// Reads what is computed at scrape time from `core` and this process (see `scrape.rs`)
+    /// and answers the Prometheus text exposition of every metric.
+    pub async fn scrape(&self, core: &Core) -> String {
+        let scrape = scrape::Scrape::read(core, scrape::BOUNDS).await;
+        self.observe_streams(&scrape.streams);
         self.policy.sync();
         self.ledger.sync();
+        let mut families = self.registry.gather();
+        let scraped = Registry::new();
+        match scrape.register(&scraped) {
+            Ok(()) => families.extend(scraped.gather()),
+            Err(err) => {
+                tracing::error!(error = %err, "/metrics could not build the scraped families")
+            }
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+            .encode_to_string(&families)
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "/metrics could not encode the metrics");
+                String::new()
+            })
     }
 }
+
+/// The `reason` labels of `ace_comms_ws_closes_total` (the WebSocket adapter's), each series
+/// present from the start so a rate over it is right from the first close.
+const WS_CLOSE_REASONS: [&str; 7] = [
+    "slow_consumer",
+    "too_big",
+    "keepalive",
+    "shutdown",
+    "protocol_error",
+    "invalid_utf8",
+    "credentials",
+];
+
+/// The `protocol` labels of `ace_comms_messages_total`, each series present from the start.
+pub(crate) const PROTOCOLS: [&str; 3] = ["http", "ws", "cloudevents"];
