@@ -168,7 +168,7 @@ fn anchored_root(session: &Session, size: u64, cp: &Checkpoint) -> Result<Hash> 
                 cp.size
             ),
         )
-        .hint("ask again once the server has signed a checkpoint that large (every second)")
+        .hint("ask again once the server has signed a checkpoint that large (one every ledger.checkpoint_interval_ms)")
         .into());
     }
     let link: ConsistencyProof = session
