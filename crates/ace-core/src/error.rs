@@ -1,6 +1,11 @@
 //! The one error type of `ace-core`, and the one place where a failure becomes a wire
 //! [`ErrorCode`] and an [`ErrorBody`]: every adapter (HTTP today, WebSocket, MCP and the CLI
 //! later) answers with `CoreError::body()`, so the same refusal reads the same everywhere.
+//!
+//! A message says what is wrong and where, never what the code already says: the body carries
+//! both, so `FORBIDDEN` comes with `agent-1 may not publish …`, not `forbidden: agent-1 …`
+//! (a test walks every variant). The engine's errors that open with their kind are worded
+//! here from their fields (`bus_message`).
 
 use ace_bus::BusError;
 use ace_contracts::ValidationError;
@@ -13,16 +18,16 @@ use serde_json::json;
 #[non_exhaustive]
 pub enum CoreError {
     /// The caller could not be authenticated.
-    #[error("unauthenticated: {reason}")]
+    #[error("{reason}")]
     Unauthenticated {
         /// Why the credentials were refused.
         reason: String,
     },
     /// The envelope breaks one or more rules of `gme/1`.
-    #[error("invalid envelope: {}", summary(.0))]
+    #[error("{} rule(s) of gme/1 broken: {}", .0.len(), summary(.0))]
     InvalidEnvelope(Vec<Violation>),
     /// The envelope took more hops than the configured limit (a routing loop).
-    #[error("hop limit exceeded: `hops` is {hops}, the limit is {limit}")]
+    #[error("`hops` is {hops}, the limit is {limit}: the message is going round in a loop")]
     HopLimitExceeded {
         /// The envelope's `hops`.
         hops: u32,
@@ -38,7 +43,7 @@ pub enum CoreError {
         expired_at: DateTime<Utc>,
     },
     /// The envelope's `schema` names no registered contract.
-    #[error("unknown schema `{schema}`: {reason}")]
+    #[error("`{schema}` names no registered contract: {reason}")]
     UnknownSchema {
         /// The `schema` field as given.
         schema: String,
@@ -46,7 +51,7 @@ pub enum CoreError {
         reason: String,
     },
     /// The payload does not satisfy its contract.
-    #[error("payload does not conform to `{schema}`: {} error(s), first at `{}`", errors.len(), first_pointer(errors))]
+    #[error("payload does not conform to `{schema}`: {} error(s), the first at {}", errors.len(), first_at(errors))]
     ContractViolation {
         /// The resolved contract, `subject@version`.
         schema: String,
@@ -54,7 +59,7 @@ pub enum CoreError {
         errors: Vec<ValidationError>,
     },
     /// The principal may not do this.
-    #[error("forbidden: {principal} may not {action}: {}", reasons.join("; "))]
+    #[error("{principal} may not {action}: {}", reasons.join("; "))]
     Forbidden {
         /// The principal id.
         principal: String,
@@ -72,7 +77,7 @@ pub enum CoreError {
         approval_id: String,
     },
     /// A request parameter is out of its bounds (`batch`, `seqs`...).
-    #[error("invalid request: `{field}` {reason}")]
+    #[error("`{field}` {reason}")]
     InvalidRequest {
         /// The field at fault.
         field: &'static str,
@@ -146,10 +151,10 @@ pub enum CoreError {
     #[error(transparent)]
     ApprovalStore(#[from] crate::approvals::ApprovalStoreError),
     /// The bus refused or failed.
-    #[error(transparent)]
+    #[error("{}", bus_message(.0))]
     Bus(#[from] BusError),
     /// A signature is missing, by an unregistered key or does not verify.
-    #[error("unauthenticated: {0}")]
+    #[error("{0}")]
     Signature(#[from] crate::integrity::SignatureError),
     /// The ledger could not write, sign or read.
     #[error("ledger failed {op}: {source}")]
@@ -297,6 +302,21 @@ fn bus_code(err: &BusError) -> ErrorCode {
     }
 }
 
+/// A bus error in the words of its wire answer: the errors whose own text opens with their
+/// kind (`invalid subject …`, `conflict on …`, `invalid envelope on …`) are worded from their
+/// fields, the rest say what they say.
+fn bus_message(err: &BusError) -> String {
+    match err {
+        // The reason is the subject grammar's own sentence, naming the subject.
+        BusError::InvalidSubject { reason, .. } => reason.clone(),
+        BusError::Conflict { what, reason } => format!("`{what}`: {reason}"),
+        BusError::InvalidEnvelope { subject, reason } => {
+            format!("the message on `{subject}`: {reason}")
+        }
+        other => other.to_string(),
+    }
+}
+
 fn summary(violations: &[Violation]) -> String {
     let parts: Vec<String> = violations
         .iter()
@@ -305,8 +325,12 @@ fn summary(violations: &[Violation]) -> String {
     parts.join("; ")
 }
 
-fn first_pointer(errors: &[ValidationError]) -> &str {
-    errors.first().map_or("", |e| e.instance_pointer.as_str())
+/// Where the first error is: its JSON pointer, or the payload's root for the empty pointer.
+fn first_at(errors: &[ValidationError]) -> String {
+    match errors.first().map(|e| e.instance_pointer.as_str()) {
+        Some("") | None => "the payload's root".to_owned(),
+        Some(pointer) => format!("`{pointer}`"),
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +388,167 @@ mod tests {
         assert_eq!(ErrorCode::InsufficientStorage.http_status(), 507);
         assert!(body.error.message.contains("`S`"), "{}", body.error.message);
         assert_eq!(body.error.details["retry_after_ms"], NO_SPACE_RETRY_MS);
+    }
+
+    /// One of each refusal the core answers with, and the bus errors it passes on.
+    fn every_refusal() -> Vec<CoreError> {
+        let uuid = uuid::Uuid::nil();
+        let bus = [
+            BusError::Timeout {
+                subject: "s".into(),
+                after: std::time::Duration::from_secs(1),
+            },
+            BusError::NoResponders {
+                subject: "s".into(),
+            },
+            BusError::SlowConsumer { subscription: 1 },
+            BusError::InvalidSubject {
+                subject: "a..b".into(),
+                reason: ace_envelope::Subject::new("a..b").unwrap_err().to_string(),
+            },
+            BusError::Closed,
+            BusError::TooManySubscriptions { max: 1 },
+            BusError::StreamNotFound { stream: "S".into() },
+            BusError::ConsumerNotFound {
+                stream: "S".into(),
+                consumer: "c".into(),
+            },
+            BusError::Conflict {
+                what: "S".into(),
+                reason: "a stream of that name exists with another config".into(),
+            },
+            BusError::InvalidConfig {
+                field: "stream.subjects[0]".into(),
+                reason: "empty".into(),
+            },
+            BusError::StreamFull {
+                stream: "S".into(),
+                limit: "max_msgs 1".into(),
+            },
+            BusError::InvalidEnvelope {
+                subject: "s".into(),
+                reason: "no payload".into(),
+            },
+            BusError::NoSpace { stream: "S".into() },
+            BusError::Unsupported {
+                feature: "x".into(),
+            },
+        ];
+        let mut all: Vec<CoreError> = bus.into_iter().map(CoreError::from).collect();
+        all.extend([
+            CoreError::Unauthenticated {
+                reason: crate::auth::NO_CREDENTIALS.into(),
+            },
+            CoreError::InvalidEnvelope(vec![Violation {
+                path: "/subject".into(),
+                message: "bad".into(),
+            }]),
+            CoreError::HopLimitExceeded { hops: 9, limit: 8 },
+            CoreError::Expired {
+                id: uuid,
+                expired_at: DateTime::<Utc>::UNIX_EPOCH,
+            },
+            CoreError::UnknownSchema {
+                schema: "x@1.0.0".into(),
+                reason: "unknown subject `x`".into(),
+            },
+            CoreError::ContractViolation {
+                schema: "x@1.0.0".into(),
+                errors: vec![ValidationError {
+                    instance_pointer: "/task".into(),
+                    schema_pointer: "/properties/task/type".into(),
+                    message: "1 is not of type \"string\"".into(),
+                }],
+            },
+            CoreError::Forbidden {
+                principal: "agent-1".into(),
+                action: "publish ace.comms.x".into(),
+                reasons: vec!["no role allows it".into()],
+            },
+            CoreError::PendingApproval {
+                id: uuid,
+                approval_id: "a".into(),
+            },
+            CoreError::InvalidRequest {
+                field: "batch",
+                reason: "must not be empty".into(),
+            },
+            CoreError::MessageNotFound {
+                stream: "S".into(),
+                seq: 1,
+            },
+            CoreError::AgentNotFound { id: "a".into() },
+            CoreError::SessionNotFound { id: "s".into() },
+            CoreError::SessionTooLarge {
+                id: "s".into(),
+                size: 2,
+                max: 1,
+            },
+            CoreError::SessionPreconditionFailed {
+                id: "s".into(),
+                current: None,
+            },
+            CoreError::SessionPreconditionRequired {
+                id: "s".into(),
+                current: 1,
+            },
+            CoreError::ApprovalNotFound { id: "a".into() },
+            CoreError::ApprovalNotPending {
+                id: "a".into(),
+                status: crate::approvals::ApprovalStatus::Approved,
+            },
+            CoreError::Signature(crate::integrity::SignatureError {
+                subject: "s".into(),
+                pattern: None,
+                problem: crate::integrity::SignatureProblem::Missing,
+            }),
+            CoreError::LedgerClosed,
+            CoreError::LedgerDisabled,
+        ]);
+        all
+    }
+
+    #[test]
+    fn given_every_refusal_when_answered_then_its_message_does_not_restate_its_code() {
+        for err in every_refusal() {
+            let body = err.body();
+            let error = &body.error;
+            assert!(!error.code.is_restated_by(&error.message), "{error:?}");
+            assert!(!body.error.message.is_empty(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn given_an_engine_error_opening_with_its_kind_when_answered_then_it_is_worded_from_its_fields()
+    {
+        let conflict = CoreError::from(BusError::Conflict {
+            what: "ORDERS".into(),
+            reason: "retention and storage cannot change".into(),
+        });
+        assert_eq!(
+            conflict.body().error.message,
+            "`ORDERS`: retention and storage cannot change"
+        );
+        let subject = CoreError::from(BusError::InvalidSubject {
+            subject: "a..b".into(),
+            reason: ace_envelope::Subject::new("a..b").unwrap_err().to_string(),
+        });
+        assert_eq!(
+            subject.body().error.message,
+            "subject \"a..b\" has an empty token"
+        );
+        let whole = CoreError::ContractViolation {
+            schema: "x@1.0.0".into(),
+            errors: vec![ValidationError {
+                instance_pointer: String::new(),
+                schema_pointer: "/required".into(),
+                message: "\"task\" is a required property".into(),
+            }],
+        };
+        assert_eq!(
+            whole.to_string(),
+            "payload does not conform to `x@1.0.0`: 1 error(s), the first at the payload's root"
+        );
     }
 
     #[test]

@@ -15,13 +15,13 @@ use crate::validate::Violation;
 #[non_exhaustive]
 pub enum EnvelopeError {
     /// The bytes are not JSON, or not JSON of the expected shape.
-    #[error("invalid JSON: {0}")]
+    #[error("{0}")]
     InvalidJson(#[source] serde_json::Error),
     /// The envelope breaks one or more rules of `gme/1`.
-    #[error("invalid envelope: {}", crate::validate::summary(.0))]
+    #[error("{} rule(s) of gme/1 broken: {}", .0.len(), crate::validate::summary(.0))]
     Invalid(Vec<Violation>),
     /// A subject or subject pattern breaks the grammar.
-    #[error("invalid subject {subject:?}: {reason}")]
+    #[error("subject {subject:?} {reason}")]
     InvalidSubject {
         /// The subject as given.
         subject: String,
@@ -37,7 +37,7 @@ pub enum EnvelopeError {
         reason: &'static str,
     },
     /// Forwarding would take the envelope past the hop limit (a routing loop).
-    #[error("hop limit exceeded: hops {hops} reached the limit {limit}")]
+    #[error("`hops` {hops} reached the limit {limit}: the message is going round in a loop")]
     HopLimitExceeded {
         /// Hops already taken.
         hops: u32,
@@ -137,6 +137,17 @@ macro_rules! error_codes {
             /// The code for its wire name, if there is one.
             pub fn parse(code: &str) -> Option<ErrorCode> {
                 match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+
+            /// Whether `message` opens by restating this code, written (`FORBIDDEN`) or spoken
+            /// (`forbidden: …`, `invalid envelope on …`). An error body carries its code beside
+            /// its message, so no message of this workspace does: each says what is wrong.
+            pub fn is_restated_by(self, message: &str) -> bool {
+                let spoken = self.as_str().replace('_', " ");
+                let opening = message.get(..spoken.len()).unwrap_or_default();
+                let rest = message.get(spoken.len()..).unwrap_or_default();
+                (opening.eq_ignore_ascii_case(&spoken) || opening == self.as_str())
+                    && !rest.starts_with(|c: char| c.is_ascii_alphanumeric())
             }
         }
     };
@@ -257,5 +268,59 @@ impl From<&EnvelopeError> for ErrorBody {
             _ => serde_json::Value::Null,
         };
         ErrorBody::with_details(err.code(), err.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_messages_when_asked_whether_they_restate_a_code_then_only_an_opening_code_counts() {
+        assert!(ErrorCode::Forbidden.is_restated_by("forbidden: a may not b"));
+        assert!(ErrorCode::Forbidden.is_restated_by("FORBIDDEN: a may not b"));
+        assert!(ErrorCode::InvalidEnvelope.is_restated_by("Invalid envelope on `x`: bad"));
+        assert!(ErrorCode::StreamNotFound.is_restated_by("STREAM_NOT_FOUND"));
+        assert!(!ErrorCode::Forbidden.is_restated_by("a may not b: forbidden"));
+        assert!(!ErrorCode::Conflict.is_restated_by("conflicting versions"));
+        assert!(!ErrorCode::NotFound.is_restated_by("no session `s`"));
+        assert!(!ErrorCode::Timeout.is_restated_by(""));
+    }
+
+    #[test]
+    fn given_every_envelope_error_when_answered_then_its_message_does_not_restate_its_code() {
+        let not_json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let errors = [
+            EnvelopeError::InvalidJson(not_json),
+            EnvelopeError::Invalid(vec![Violation {
+                path: "/subject".into(),
+                message: "has an empty token".into(),
+            }]),
+            EnvelopeError::InvalidSubject {
+                subject: "a..b".into(),
+                reason: "has an empty token",
+            },
+            EnvelopeError::InvalidTraceparent {
+                value: "00-x".into(),
+                reason: "is too short",
+            },
+            EnvelopeError::HopLimitExceeded { hops: 9, limit: 8 },
+            EnvelopeError::Codec {
+                field: "/payload".into(),
+                reason: "not base64".into(),
+            },
+            EnvelopeError::Unsigned {
+                id: uuid::Uuid::nil(),
+            },
+            EnvelopeError::BadSignature {
+                id: uuid::Uuid::nil(),
+                reason: "wrong key".into(),
+            },
+        ];
+        for err in &errors {
+            let body = ErrorBody::from(err);
+            let error = &body.error;
+            assert!(!error.code.is_restated_by(&error.message), "{error:?}");
+        }
     }
 }

@@ -290,6 +290,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn given_every_adapter_refusal_when_answered_then_its_message_does_not_restate_its_code() {
+        let not_json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let wrong_shape = serde_json::from_str::<Vec<u8>>("{}").unwrap_err();
+        let errors = [
+            ApiError::json(&not_json, "envelope", ErrorCode::InvalidEnvelope),
+            ApiError::json(&wrong_shape, "envelope", ErrorCode::InvalidEnvelope),
+            ApiError::json(&wrong_shape, "stream config", ErrorCode::InvalidJson),
+            ApiError::CloudEvent(EnvelopeError::InvalidSubject {
+                subject: "a..b".into(),
+                reason: "has an empty token",
+            }),
+            ApiError::Body("connection reset".into()),
+            ApiError::BodyTimeout { limit_ms: 10 },
+            ApiError::TooLarge { limit: 1 },
+            ApiError::BatchTooLarge { count: 2, max: 1 },
+            ApiError::UnsupportedMediaType {
+                got: "text/plain".into(),
+                accepted: "application/json",
+            },
+            ApiError::InvalidField {
+                field: "status",
+                reason: "`x` is not one of pending, all".into(),
+            },
+            ApiError::NotReady,
+            ApiError::Route("no route GET /x".into()),
+            ApiError::Core(CoreError::Forbidden {
+                principal: "agent-1".into(),
+                action: "publish ace.comms.x".into(),
+                reasons: vec!["no role allows it".into()],
+            }),
+        ];
+        for err in &errors {
+            let body = err.body();
+            let error = &body.error;
+            assert!(!error.code.is_restated_by(&error.message), "{error:?}");
+        }
+    }
+
+    #[test]
     fn given_a_full_device_when_answered_then_it_is_507_insufficient_storage_with_retry_after() {
         let err = ApiError::Core(CoreError::from(ace_bus::BusError::NoSpace {
             stream: "S".into(),

@@ -2,14 +2,12 @@
 
 use clap::Subcommand;
 
-use super::OutputArgs;
-
 /// The verbs of `agents`.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub(crate) enum AgentsCommand {
     /// List the agents present, with their capabilities, clearance and last heartbeat.
     #[command(after_help = "Examples:\n  \
         ace-comms agents ls\n  \
-        ace-comms agents ls --json")]
-    Ls(OutputArgs),
+        ace-comms agents ls -o yaml")]
+    Ls,
 }

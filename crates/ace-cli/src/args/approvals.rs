@@ -4,15 +4,13 @@
 use ace_envelope::api::http::ApprovalStatus;
 use clap::{Args, Subcommand};
 
-use super::OutputArgs;
-
 /// The verbs of `approvals`.
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum ApprovalsCommand {
     /// List held messages (pending ones unless --status says otherwise).
     #[command(after_help = "Examples:\n  \
         ace-comms approvals ls\n  \
-        ace-comms approvals ls --status all --json")]
+        ace-comms approvals ls --status all -o yaml")]
     Ls(LsArgs),
     /// Approve a pending approval: its message is published with `approval_id` set.
     #[command(after_help = "Examples:\n  \
@@ -30,8 +28,6 @@ pub(crate) struct LsArgs {
     /// pending, approved, rejected, expired or all.
     #[arg(long, default_value = "pending", value_parser = parse_status)]
     pub(crate) status: StatusFilter,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `approvals approve|reject`.
@@ -42,8 +38,6 @@ pub(crate) struct DecideArgs {
     /// Why, in your words (kept with the approval, in the ledger and in a rejection's answer).
     #[arg(long)]
     pub(crate) comment: Option<String>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// What `--status` selects: one status, or every approval.

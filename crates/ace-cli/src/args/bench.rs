@@ -63,9 +63,6 @@ pub(crate) struct BenchArgs {
     /// `always` (`sync_interval: always`) or `default` (every 2 minutes, acknowledged before).
     #[arg(long, value_enum, value_name = "MODE", requires = "nats")]
     pub(crate) nats_sync: Option<NatsSyncArg>,
-    /// One JSON object per measured system instead of a table.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// How publishers reach ACE::COMMS.

@@ -6,7 +6,6 @@ use ace_envelope::api::http::{AckPolicy, DeliverPolicy, Ordering};
 use chrono::{DateTime, Utc};
 use clap::{ArgAction, Args, Subcommand};
 
-use super::OutputArgs;
 use super::client::{parse_duration, parse_word};
 
 /// The verbs of `consumer`.
@@ -72,8 +71,6 @@ pub(crate) struct ConsumerAddArgs {
     /// P0 before P1 before P2 before P3 with weighted turns (default true).
     #[arg(long, action = ArgAction::Set, value_name = "BOOL")]
     pub(crate) priority_lanes: Option<bool>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// A verb on one stream.
@@ -81,8 +78,6 @@ pub(crate) struct ConsumerAddArgs {
 pub(crate) struct StreamArgs {
     /// The stream.
     pub(crate) stream: String,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `consumer next`.
@@ -104,8 +99,6 @@ pub(crate) struct NextArgs {
     /// Leave what was printed unacknowledged: it is redelivered after the ack wait.
     #[arg(long)]
     pub(crate) no_ack: bool,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `consumer ack`.
@@ -118,8 +111,6 @@ pub(crate) struct AckArgs {
     /// Stream sequences of the deliveries to acknowledge.
     #[arg(required = true)]
     pub(crate) seqs: Vec<u64>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `all`, `last`, `new`, `by_seq:N` or `by_time:RFC3339`.

@@ -5,16 +5,14 @@ use std::path::PathBuf;
 use ace_contracts::CompatibilityMode;
 use clap::{Args, Subcommand};
 
-use super::OutputArgs;
-
 /// The verbs of `contracts`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ContractsCommand {
     /// List every registered subject with its versions and compatibility mode.
     #[command(
-        after_help = "Examples:\n  ace-comms contracts list\n  ace-comms contracts list --json"
+        after_help = "Examples:\n  ace-comms contracts list\n  ace-comms contracts list -o yaml"
     )]
-    List(OutputArgs),
+    List,
     /// Print a registered schema.
     #[command(
         after_help = "Examples:\n  ace-comms contracts show mlt.experience\n  \
@@ -53,8 +51,6 @@ pub(crate) struct ValidateArgs {
     /// Validate against this contract (`subject` or `subject@version`) instead of as an envelope.
     #[arg(long, value_name = "NAME[@VER]")]
     pub(crate) schema: Option<String>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `contracts compat`.
@@ -67,8 +63,6 @@ pub(crate) struct CompatArgs {
     /// backward, backward_transitive, forward, forward_transitive, full, full_transitive or none.
     #[arg(long, default_value = "backward", value_parser = parse_mode)]
     pub(crate) mode: CompatibilityMode,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 fn parse_mode(s: &str) -> Result<CompatibilityMode, String> {

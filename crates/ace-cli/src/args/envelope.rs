@@ -113,7 +113,7 @@ pub(crate) struct ConvertArgs {
     #[arg(long)]
     pub(crate) binary: bool,
     /// Write here instead of standard output (protobuf is binary: prefer a file).
-    #[arg(long, short)]
+    #[arg(long)]
     pub(crate) out: Option<PathBuf>,
 }
 

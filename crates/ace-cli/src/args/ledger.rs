@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::OutputArgs;
-
 /// The verbs of `ledger`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum LedgerCommand {
@@ -54,8 +52,6 @@ pub(crate) struct CheckpointArgs {
     /// without it the signature is checked against the key the server serves.
     #[arg(long, value_name = "HEX")]
     pub(crate) public_key: Option<String>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `ledger entries`.
@@ -78,8 +74,6 @@ pub(crate) struct EntriesArgs {
     /// At most this many (1 to 1000; the server's default is 100).
     #[arg(long)]
     pub(crate) limit: Option<usize>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `ledger proof`.
@@ -100,8 +94,6 @@ pub(crate) struct ProofArgs {
     /// The ledger's public key you trust (64 hex characters); default: the served key.
     #[arg(long, value_name = "HEX")]
     pub(crate) public_key: Option<String>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `ledger verify`.
@@ -145,8 +137,6 @@ pub(crate) struct VerifyArgs {
         requires = "witness_postgres"
     )]
     pub(crate) witness_schema: String,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 #[cfg(test)]

@@ -11,10 +11,13 @@ mod ledger;
 mod publish;
 mod req;
 mod serve;
+mod session;
 mod stream;
 mod sub;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format as OutputFormat;
 
 pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
@@ -28,6 +31,7 @@ pub(crate) use client::ServerArgs;
 pub(crate) use consumer::{AckArgs, ConsumerAddArgs, ConsumerCommand, NextArgs, StreamArgs};
 pub(crate) use publish::PubArgs;
 pub(crate) use req::ReqArgs;
+pub(crate) use session::SessionCommand;
 pub(crate) use stream::{NameArgs, RepairArgs, RmArgs, StreamAddArgs, StreamCommand};
 pub(crate) use sub::SubArgs;
 
@@ -46,6 +50,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 /// The nouns.
@@ -77,6 +83,9 @@ pub(crate) enum Command {
     /// Messages held for a human's approval: list, approve, reject.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Read and write a session's versioned state.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Check the tamper-evident ledger offline.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -89,7 +98,7 @@ pub(crate) enum Command {
                             ace-comms --api-key \"$ADMIN_KEY\" reload\n  \
                             ace-comms reload --json"
     )]
-    Reload(OutputArgs),
+    Reload,
     /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
     Bench(Box<BenchArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -103,10 +112,32 @@ pub(crate) enum Command {
     },
 }
 
-/// `--json`: machine-readable output instead of a table.
+/// `-o/--output FORMAT` for every command, and `--json`, its alias for `-o json`.
 #[derive(Debug, Clone, Copy, Args)]
 pub(crate) struct OutputArgs {
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long)]
+    /// How to print data and errors: table (for people), json or yaml (for scripts; errors
+    /// as {"error": {...}} on standard error).
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Table,
+        value_name = "FORMAT"
+    )]
+    pub(crate) format: OutputFormat,
+    /// The same as `-o json`.
+    #[arg(long, global = true, conflicts_with = "format")]
     pub(crate) json: bool,
+}
+
+impl OutputArgs {
+    /// The format asked for.
+    pub(crate) fn format(self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format
+        }
+    }
 }

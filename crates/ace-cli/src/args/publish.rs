@@ -3,7 +3,6 @@
 use ace_envelope::{Kind, Priority};
 use clap::Args;
 
-use super::OutputArgs;
 use super::envelope::{parse_header, parse_with};
 
 /// `pub`.
@@ -51,6 +50,4 @@ pub(crate) struct PubArgs {
     /// Publish this many messages (each a new envelope; a progress bar past 1,000 on a terminal).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: u64,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::OutputArgs;
 use super::client::parse_duration;
 
 /// `req`.
@@ -23,6 +22,4 @@ pub(crate) struct ReqArgs {
     /// How long to wait for the reply.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use ace_envelope::api::http::{DiscardPolicy, RetentionPolicy, StorageKind, SyncPolicy};
 use clap::{Args, Subcommand};
 
-use super::OutputArgs;
 use super::client::{parse_duration, parse_word};
 
 /// The verbs of `stream`.
@@ -24,11 +23,11 @@ pub(crate) enum StreamCommand {
     #[command(after_help = "Examples:\n  \
         ace-comms stream ls\n  \
         ace-comms stream ls --json | jq '.[].config.name'")]
-    Ls(OutputArgs),
+    Ls,
     /// Show one stream: configuration, state and counters.
     #[command(after_help = "Examples:\n  \
         ace-comms stream info ACE_EVENTS\n  \
-        ace-comms stream info ACE_DLQ --json")]
+        ace-comms stream info ACE_DLQ -o yaml")]
     Info(NameArgs),
     /// Delete a stream and every message in it (asks first unless --force).
     #[command(after_help = "Examples:\n  \
@@ -91,8 +90,6 @@ pub(crate) struct StreamAddArgs {
     /// Dead-letter subject (default ace.comms.system.dlq.<NAME>).
     #[arg(long)]
     pub(crate) dead_letter: Option<String>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// A verb on one named stream.
@@ -100,8 +97,6 @@ pub(crate) struct StreamAddArgs {
 pub(crate) struct NameArgs {
     /// The stream.
     pub(crate) name: String,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `stream repair`.
@@ -118,8 +113,6 @@ pub(crate) struct RepairArgs {
     /// Work offline with this config file's data directory and ledger (as `serve --config`).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }
 
 /// `stream rm`.

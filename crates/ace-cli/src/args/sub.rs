@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::OutputArgs;
 use super::client::parse_duration;
 
 /// `sub`.
@@ -14,7 +13,7 @@ use super::client::parse_duration;
     ace-comms sub 'ace.comms.a2a.>'\n  \
     ace-comms sub 'ace.comms.a2a.agent.*.evt.>' --queue workers --count 10\n  \
     ace-comms sub --stream ACE_EVENTS --consumer worker --ack --count 1\n  \
-    ace-comms sub 'ace.comms.>' --json --timeout 30s | jq .envelope.subject")]
+    ace-comms sub 'ace.comms.>' -o json --timeout 30s | jq .envelope.subject")]
 pub(crate) struct SubArgs {
     /// Subject pattern (`*` one token, `>` the rest) for a live subscription.
     #[arg(required_unless_present = "consumer", conflicts_with = "consumer")]
@@ -38,6 +37,4 @@ pub(crate) struct SubArgs {
     /// Exit 0 when no message arrived for this long (e.g. 10s); wait forever without it.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) timeout: Option<Duration>,
-    #[command(flatten)]
-    pub(crate) output: OutputArgs,
 }

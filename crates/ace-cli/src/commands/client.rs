@@ -2,18 +2,20 @@
 //! runs on, and the one mapping of client failures onto the exit codes.
 //!
 //! Exit codes of the client verbs: `0` done; `1` the server refused (an error answer: its code
-//! and message are printed, e.g. `NOT_FOUND`, `INVALID_SUBJECT`, `SCHEMA_VIOLATION`); `2` a
-//! usage error or the server could not be reached (connection refused, timeout, bad URL, an
-//! unreadable `--tls-*` file, a refused TLS handshake).
+//! and message are printed, e.g. `NOT_FOUND`, `INVALID_SUBJECT`, `CONTRACT_VIOLATION`), or no
+//! reply came in time (`TIMEOUT`); `2` a usage error or the server could not be reached
+//! (`UNREACHABLE`: connection refused, bad URL; an unreadable `--tls-*` file, a refused TLS
+//! handshake).
 
 use std::future::Future;
 
 use ace_client::{Client, ClientBuilder, ClientError};
-use ace_envelope::ErrorCode;
+use ace_envelope::{ErrorCode, ErrorDetail};
 use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::args::ServerArgs;
+use crate::output::{Failure, UNREACHABLE};
 
 /// A client of the server at `url` and a runtime to drive it.
 pub(crate) struct Session {
@@ -84,51 +86,85 @@ pub(crate) fn server_url(server: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The server's message without a leading restatement of its code (`forbidden: …` under
-/// `FORBIDDEN`), so the printed line names the code once.
-fn without_code(code: ErrorCode, message: &str) -> &str {
-    let spoken = code.as_str().to_ascii_lowercase().replace('_', " ");
-    let lower = message.to_ascii_lowercase();
-    [spoken.as_str(), code.as_str()]
-        .iter()
-        .find_map(|prefix| {
-            let rest = lower.strip_prefix(&prefix.to_ascii_lowercase())?;
-            rest.starts_with(':')
-                .then(|| message[prefix.len() + 1..].trim_start())
-        })
-        .unwrap_or(message)
+/// A call's failure as the command's result: a refusal by the server keeps its code, message
+/// and details (exit 1), as do a held message (`PENDING_APPROVAL`) and no reply in time
+/// (`TIMEOUT`); an unreachable server is `UNREACHABLE` and anything else (a broken answer) a
+/// usage error, both exit 2. Each carries a hint where there is one to give.
+pub(crate) fn failed(err: ClientError) -> Result<Outcome> {
+    Err(refused(err))
 }
 
-/// A call's failure as the command's result: a refusal by the server (or no reply in time) is
-/// printed with its code and message and exits 1; anything else (unreachable, a broken answer)
-/// is an error, exit 2 — an unreachable server with a hint.
-pub(crate) fn failed(err: ClientError) -> Result<Outcome> {
-    match err {
-        ClientError::Api { body, .. } => {
-            let message = without_code(body.error.code, &body.error.message);
-            eprintln!("error: {}: {message}", body.error.code);
-            if !body.error.details.is_null() {
-                eprintln!("  details: {}", body.error.details);
-            }
-            Ok(Outcome::Invalid)
-        }
-        ClientError::Held(pending) => {
-            eprintln!(
-                "held: {} is pending approval {} (ace-comms approvals ls)",
+/// [`failed`] as an error, for `?`.
+pub(crate) fn refused(err: ClientError) -> anyhow::Error {
+    let failure = match err {
+        ClientError::Api { body, .. } => refusal(body.error),
+        ClientError::Held(pending) => Failure::refused(
+            ErrorCode::PendingApproval.as_str(),
+            format!(
+                "{} is held for approval {}",
                 pending.id, pending.approval_id
-            );
-            Ok(Outcome::Invalid)
+            ),
+        )
+        .details(serde_json::json!({ "id": pending.id, "approval_id": pending.approval_id }))
+        .hint("`ace-comms approvals ls` lists it; an approver decides"),
+        err @ ClientError::Timeout { .. } => {
+            Failure::refused(ErrorCode::Timeout.as_str(), err.to_string())
         }
-        ClientError::Timeout { .. } => {
-            eprintln!("error: {}: {err}", ErrorCode::Timeout);
-            Ok(Outcome::Invalid)
-        }
-        err @ ClientError::Transport { .. } => Err(anyhow::Error::new(err).context(
-            "the server could not be reached: is it running, and is --server (or ACE_SERVER) \
-             its address? `ace-comms serve` starts one on http://127.0.0.1:8500",
-        )),
-        err => Err(anyhow::Error::new(err)),
+        err @ ClientError::Transport { .. } => Failure {
+            exit: 2,
+            ..Failure::refused(
+                UNREACHABLE,
+                format!("the server could not be reached: {err}"),
+            )
+            .hint(
+                "is it running, and is --server (or ACE_SERVER) its address? `ace-comms serve` \
+                 starts one on http://127.0.0.1:8500",
+            )
+        },
+        err => Failure::usage(err.to_string()),
+    };
+    failure.into()
+}
+
+/// A refusal in the server's words (exit 1): its code, message and details, and the hint the
+/// CLI has for the code. The builder's refusals of an envelope read the same
+/// (`ErrorBody::from(&EnvelopeError)`).
+pub(crate) fn refusal(error: ErrorDetail) -> Failure {
+    let hint = hint(error.code, &error.details);
+    let failure = Failure::refused(error.code.as_str(), error.message).details(error.details);
+    match hint {
+        Some(hint) => failure.hint(hint),
+        None => failure,
     }
+}
+
+/// What to do about a refusal with `code`, when the CLI has something to say.
+fn hint(code: ErrorCode, details: &serde_json::Value) -> Option<String> {
+    let text = match code {
+        ErrorCode::Unauthenticated => {
+            "pass a credential the server accepts: --api-key (ACE_API_KEY) or --token (ACE_TOKEN)"
+        }
+        ErrorCode::Forbidden => {
+            "the credential's principal lacks a role or policy allowing this; an administrator \
+             grants it in the server's policy files"
+        }
+        ErrorCode::StreamNotFound => "`ace-comms stream ls` lists the streams",
+        ErrorCode::ConsumerNotFound => "`ace-comms consumer ls STREAM` lists a stream's consumers",
+        ErrorCode::UnknownSchema => "`ace-comms contracts list` lists the registered contracts",
+        ErrorCode::ContractViolation => {
+            "`ace-comms contracts show NAME@VERSION` prints the contract the payload must meet"
+        }
+        ErrorCode::Backpressure | ErrorCode::InsufficientStorage => {
+            return Some(
+                match details.get("retry_after_ms").and_then(|v| v.as_u64()) {
+                    Some(ms) => format!("retry in {ms} ms"),
+                    None => "retry later".to_owned(),
+                },
+            );
+        }
+        _ => return None,
+    };
+    Some(text.to_owned())
 }
 
 /// The payload argument: JSON as written, `{}` when absent; text that is not JSON is refused
@@ -172,15 +208,5 @@ mod tests {
     fn given_host_and_port_when_used_as_server_then_http_is_assumed() {
         assert_eq!(server_url("127.0.0.1:8500"), "http://127.0.0.1:8500");
         assert_eq!(server_url("https://h:1"), "https://h:1");
-    }
-
-    #[test]
-    fn given_a_message_restating_its_code_when_printed_then_the_code_appears_once() {
-        let forbidden = without_code(ErrorCode::Forbidden, "forbidden: agent-1 may not publish");
-        assert_eq!(forbidden, "agent-1 may not publish");
-        let unknown = without_code(ErrorCode::StreamNotFound, "stream not found: ORDERS");
-        assert_eq!(unknown, "ORDERS");
-        let kept = without_code(ErrorCode::Forbidden, "the forbidden fruit: no");
-        assert_eq!(kept, "the forbidden fruit: no");
     }
 }

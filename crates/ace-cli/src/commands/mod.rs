@@ -13,6 +13,7 @@ mod publish;
 mod reload;
 mod request;
 pub(crate) mod serve;
+mod session;
 mod stream;
 mod subscribe;
 
@@ -22,7 +23,9 @@ use anyhow::Result;
 
 use crate::args::{Cli, Command};
 
-/// How a command that ran to its end went; errors (exit 2) travel as `Err`.
+/// How a command that ran to its end went; failures travel as `Err`, a
+/// [`Failure`](crate::output::Failure) carrying its code and exit code (anything else is a
+/// usage error, exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Done, or the input is valid (exit 0).
@@ -31,22 +34,25 @@ pub(crate) enum Outcome {
     Invalid,
 }
 
-/// Runs the command the line names.
+/// Runs the command the line names, printing in the `-o` format asked for.
 pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    let format = cli.output.format();
+    let server = &cli.server;
     match cli.command {
-        Command::Contracts(command) => contracts::run(command, out),
-        Command::Envelope(command) => envelope::run(command, out),
+        Command::Contracts(command) => contracts::run(command, format, out),
+        Command::Envelope(command) => envelope::run(command, format, out),
         Command::Serve(args) => serve::run(&args, out),
-        Command::Pub(args) => publish::run(&args, &cli.server, out),
-        Command::Sub(args) => subscribe::run(&args, &cli.server, out),
-        Command::Req(args) => request::run(&args, &cli.server, out),
-        Command::Stream(command) => stream::run(command, &cli.server, out),
-        Command::Consumer(command) => consumer::run(command, &cli.server, out),
-        Command::Agents(command) => agents::run(command, &cli.server, out),
-        Command::Approvals(command) => approvals::run(command, &cli.server, out),
-        Command::Ledger(command) => ledger::run(command, &cli.server, out),
-        Command::Reload(output) => reload::run(output, &cli.server, out),
-        Command::Bench(args) => bench::run(&args, &cli.server, out),
+        Command::Pub(args) => publish::run(&args, server, format, out),
+        Command::Sub(args) => subscribe::run(&args, server, format, out),
+        Command::Req(args) => request::run(&args, server, format, out),
+        Command::Stream(command) => stream::run(command, server, format, out),
+        Command::Consumer(command) => consumer::run(command, server, format, out),
+        Command::Agents(command) => agents::run(command, server, format, out),
+        Command::Approvals(command) => approvals::run(command, server, format, out),
+        Command::Session(command) => session::run(command, server, format, out),
+        Command::Ledger(command) => ledger::run(command, server, format, out),
+        Command::Reload => reload::run(server, format, out),
+        Command::Bench(args) => bench::run(&args, server, format, out),
         Command::Completions { shell } => {
             let mut command = <crate::args::Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "ace-comms", out);

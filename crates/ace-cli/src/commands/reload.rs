@@ -8,20 +8,22 @@ use anyhow::Result;
 
 use super::Outcome;
 use super::client::{Session, failed};
-use crate::args::{OutputArgs, ServerArgs};
-use crate::output::{self, Table};
+use crate::args::ServerArgs;
+use crate::output::{Format, Table};
 
 /// Asks the server at `server` to reload; prints what it read.
-pub(crate) fn run(output: OutputArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(server: &ServerArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let session = Session::new(server)?;
     let reloaded: Reloaded = match session.block_on(session.client.reload()) {
         Ok(reloaded) => reloaded,
         Err(err) => return failed(err),
     };
-    if output.json {
-        output::json(out, &reloaded)?;
-        return Ok(Outcome::Success);
-    }
+    format.print(out, &reloaded, |out| table(&reloaded, out))?;
+    Ok(Outcome::Success)
+}
+
+/// The server's message, then one row per file it read.
+fn table(reloaded: &Reloaded, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "{}", reloaded.message)?;
     if !reloaded.files.is_empty() {
         let mut table = Table::new(&["FILE", "SHA-256"]);
@@ -30,5 +32,5 @@ pub(crate) fn run(output: OutputArgs, server: &ServerArgs, out: &mut dyn Write) 
         }
         table.write(out)?;
     }
-    Ok(Outcome::Success)
+    Ok(())
 }

@@ -373,7 +373,7 @@ fn given_bad_flag_values_when_parsed_then_clap_exits_2_naming_the_value() {
 
 #[test]
 fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
-    let verbs: [&[&str]; 15] = [
+    let verbs: [&[&str]; 17] = [
         &["pub"],
         &["sub"],
         &["req"],
@@ -389,6 +389,8 @@ fn given_every_client_verb_when_asked_for_help_then_it_ends_with_examples() {
         &["approvals", "ls"],
         &["approvals", "approve"],
         &["approvals", "reject"],
+        &["session", "get"],
+        &["session", "put"],
     ];
     for verb in verbs {
         let mut args = verb.to_vec();

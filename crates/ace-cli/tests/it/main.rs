@@ -18,13 +18,19 @@
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
 //! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
 //!   and 0.9 MB publishes stays under its bound, and another principal is served throughout.
+//! - `output`: `-o table|json|yaml` and `--json` on every data command (JSON and YAML the same
+//!   document, also as PyYAML reads it; tables aligned under their headers; one document per
+//!   message for `sub` and `consumer next`), and every failure under each format: code,
+//!   message that does not restate it, details, hint, exit code; `session get | put` with its
+//!   preconditions.
 //! - `repair`: `stream repair` offline with the server stopped (dry run, `--accept-loss`, the
 //!   next `serve` with the stream `ok`, the `stream_repaired` entry, `ledger verify`), refused
 //!   while a server holds the data directory, as is a second `serve` on it.
 //! - `serve`: the server on a free port — publish, SIGTERM, exit 0, restart; bad config exit 2.
 //! - `tls`: the client verbs against a TLS server with `--tls-ca` (pub, sub over wss, stream
 //!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
-//! - `tour`: the README's five-minute tour, run verbatim against a fresh server.
+//! - `tour`: the README's five-minute tour, run verbatim against a fresh server in a temporary
+//!   directory.
 
 mod approvals;
 mod bench;
@@ -34,6 +40,7 @@ mod envelope;
 mod kill;
 mod ledger;
 mod memory;
+mod output;
 mod repair;
 mod serve;
 mod tls;

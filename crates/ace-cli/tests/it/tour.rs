@@ -2,7 +2,10 @@
 //! order, through `sh -e` against a fresh server started from the repository root with the
 //! tour's `--config examples/tour.yaml` (`ACE_SERVER`, `ACE_DATA` point at it), with the binary
 //! under test first on `PATH`, the `export NAME=value` lines of the section's `bash` blocks in
-//! the environment (but `PATH`), and a temporary working directory. Each block must exit 0 (a
+//! the environment (but `PATH`, and with the test's own `ACE_SERVER` and `ACE_DATA` in place of
+//! the README's), and a temporary working directory; the repository root gains no file from it
+//! (the tour's files go to the scratch directory, the server's to its data directory). Each
+//! block must exit 0 (a
 //! block expecting a refusal says so with `!`), so the README cannot drift from what the binary
 //! does. `sh -e` does not stop at a `!` command, so a `!` line must end its block: a test holds
 //! the README to that.
@@ -88,6 +91,7 @@ fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exit
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root_before = names(&root);
     let server = start_in(&root, data.path(), &["--config", "examples/tour.yaml"]);
     let exports = tour_exports(&readme);
     assert!(
@@ -127,4 +131,23 @@ fn given_a_fresh_server_when_the_readme_tour_runs_verbatim_then_every_block_exit
         failures.join("\n\n")
     );
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        names(&root),
+        root_before,
+        "the tour left files in the repository root"
+    );
+    assert!(
+        work.path().join("held.txt").is_file(),
+        "the tour's files are in its scratch directory"
+    );
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    names.sort();
+    names
 }

@@ -2,34 +2,37 @@
 
 use std::io::Write;
 
+use ace_envelope::api::http::AgentPresence;
 use anyhow::Result;
 
 use super::Outcome;
 use super::client::{Session, failed};
-use crate::args::{AgentsCommand, OutputArgs, ServerArgs};
-use crate::output::{self, Table};
+use crate::args::{AgentsCommand, ServerArgs};
+use crate::output::{Format, Table};
 
 /// Runs one `agents` verb against the server at `server`.
 pub(crate) fn run(
     command: AgentsCommand,
     server: &ServerArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
-        AgentsCommand::Ls(output) => ls(&session, output, out),
+        AgentsCommand::Ls => ls(&session, format, out),
     }
 }
 
-fn ls(session: &Session, output: OutputArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn ls(session: &Session, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let agents = match session.block_on(session.client.agents(None)) {
         Ok(agents) => agents,
         Err(err) => return failed(err),
     };
-    if output.json {
-        output::json(out, &agents)?;
-        return Ok(Outcome::Success);
-    }
+    format.print(out, &agents, |out| table(&agents, out))?;
+    Ok(Outcome::Success)
+}
+
+fn table(agents: &[AgentPresence], out: &mut dyn Write) -> Result<()> {
     let mut table = Table::new(&[
         "ID",
         "TYPE",
@@ -38,7 +41,7 @@ fn ls(session: &Session, output: OutputArgs, out: &mut dyn Write) -> Result<Outc
         "LAST SEEN",
         "EXPIRES",
     ]);
-    for agent in &agents {
+    for agent in agents {
         table.row(vec![
             agent.id.clone(),
             agent.agent_type.clone().unwrap_or_else(|| "-".to_owned()),
@@ -50,6 +53,5 @@ fn ls(session: &Session, output: OutputArgs, out: &mut dyn Write) -> Result<Outc
             agent.expires_at.to_rfc3339(),
         ]);
     }
-    table.write(out)?;
-    Ok(Outcome::Success)
+    table.write(out)
 }

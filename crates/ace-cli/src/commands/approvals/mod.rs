@@ -10,31 +10,33 @@ use anyhow::Result;
 use super::Outcome;
 use super::client::{Session, failed};
 use crate::args::{ApprovalsCommand, DecideArgs, LsArgs, ServerArgs};
-use crate::output::{self, Table};
+use crate::output::{Format, Table};
 
 /// Runs one `approvals` verb against the server.
 pub(crate) fn run(
     command: ApprovalsCommand,
     server: &ServerArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
-        ApprovalsCommand::Ls(args) => ls(&session, &args, out),
-        ApprovalsCommand::Approve(args) => decide(&session, &args, Verdict::Approve, out),
-        ApprovalsCommand::Reject(args) => decide(&session, &args, Verdict::Reject, out),
+        ApprovalsCommand::Ls(args) => ls(&session, &args, format, out),
+        ApprovalsCommand::Approve(args) => decide(&session, &args, Verdict::Approve, format, out),
+        ApprovalsCommand::Reject(args) => decide(&session, &args, Verdict::Reject, format, out),
     }
 }
 
-fn ls(session: &Session, args: &LsArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn ls(session: &Session, args: &LsArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let approvals = match session.block_on(session.client.approvals(args.status.0)) {
         Ok(approvals) => approvals,
         Err(err) => return failed(err),
     };
-    if args.output.json {
-        output::json(out, &approvals)?;
-        return Ok(Outcome::Success);
-    }
+    format.print(out, &approvals, |out| table(&approvals, out))?;
+    Ok(Outcome::Success)
+}
+
+fn table(approvals: &[Approval], out: &mut dyn Write) -> Result<()> {
     let mut table = Table::new(&[
         "APPROVAL",
         "STATUS",
@@ -43,11 +45,10 @@ fn ls(session: &Session, args: &LsArgs, out: &mut dyn Write) -> Result<Outcome> 
         "REASONS",
         "EXPIRES",
     ]);
-    for approval in &approvals {
+    for approval in approvals {
         table.row(row(approval));
     }
-    table.write(out)?;
-    Ok(Outcome::Success)
+    table.write(out)
 }
 
 fn row(approval: &Approval) -> Vec<String> {
@@ -65,6 +66,7 @@ fn decide(
     session: &Session,
     args: &DecideArgs,
     verdict: Verdict,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let call = session
@@ -74,11 +76,9 @@ fn decide(
         Ok(decided) => decided,
         Err(err) => return failed(err),
     };
-    if args.output.json {
-        output::json(out, &decided)?;
-    } else {
-        writeln!(out, "{}", line(&decided))?;
-    }
+    format.print(out, &decided, |out| {
+        Ok(writeln!(out, "{}", line(&decided))?)
+    })?;
     Ok(Outcome::Success)
 }
 

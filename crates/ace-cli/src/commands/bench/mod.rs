@@ -31,6 +31,7 @@ use serde::Serialize;
 use self::process::{Probe, ServerCost};
 use super::Outcome;
 use crate::args::{BenchArgs, ServerArgs};
+use crate::output::Format;
 
 /// How long subscribers wait for stragglers once publishing ended.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -81,7 +82,12 @@ impl Percentiles {
 }
 
 /// Runs the bench: ACE::COMMS at `server`, then NATS when asked.
-pub(crate) fn run(args: &BenchArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    args: &BenchArgs,
+    server: &ServerArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     anyhow::ensure!(
         args.pubs > 0 && args.in_flight > 0 && args.batch > 0,
         "--pubs, --in-flight and --batch must be at least 1"
@@ -95,11 +101,7 @@ pub(crate) fn run(args: &BenchArgs, server: &ServerArgs, out: &mut dyn Write) ->
         reports.push(runtime.block_on(nats::run(args, url))?);
     }
     for report in &reports {
-        if args.json {
-            writeln!(out, "{}", serde_json::to_string(report)?)?;
-        } else {
-            print_report(report, out)?;
-        }
+        format.print_item(out, report, |out| print_report(report, out))?;
     }
     Ok(Outcome::Success)
 }
@@ -406,7 +408,6 @@ mod tests {
             nats_pid: None,
             nats_monitor: None,
             nats_sync: None,
-            json: true,
         };
         let start = Instant::now();
         let measured = Measured {

@@ -8,35 +8,33 @@ use anyhow::Result;
 use crate::args::ConsumerAddArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
-use crate::output;
+use crate::output::Format;
 
 pub(super) fn run(
     session: &Session,
     args: ConsumerAddArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let json = args.output.json;
     let stream = args.stream.clone();
     let config = config(args);
     match session.block_on(session.client.add_consumer(&stream, &config)) {
         Ok(info) => {
-            print(&info, json, out)?;
+            print(&info, format, out)?;
             Ok(Outcome::Success)
         }
         Err(err) => failed(err),
     }
 }
 
-fn print(info: &ConsumerInfo, json: bool, out: &mut dyn Write) -> Result<()> {
-    if json {
-        return output::json(out, info);
-    }
-    writeln!(
-        out,
-        "consumer {} added to stream {}",
-        info.config.name, info.stream
-    )?;
-    Ok(())
+fn print(info: &ConsumerInfo, format: Format, out: &mut dyn Write) -> Result<()> {
+    format.print(out, info, |out| {
+        Ok(writeln!(
+            out,
+            "consumer {} added to stream {}",
+            info.config.name, info.stream
+        )?)
+    })
 }
 
 fn config(args: ConsumerAddArgs) -> ConsumerConfig {

@@ -2,22 +2,29 @@
 
 use std::io::Write;
 
+use ace_envelope::api::http::ConsumerInfo;
 use anyhow::Result;
 
 use crate::args::StreamArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
-use crate::output::{self, Table};
+use crate::output::{Format, Table};
 
-pub(super) fn run(session: &Session, args: &StreamArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(
+    session: &Session,
+    args: &StreamArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let consumers = match session.block_on(session.client.list_consumers(&args.stream)) {
         Ok(consumers) => consumers,
         Err(err) => return failed(err),
     };
-    if args.output.json {
-        output::json(out, &consumers)?;
-        return Ok(Outcome::Success);
-    }
+    format.print(out, &consumers, |out| table(&consumers, out))?;
+    Ok(Outcome::Success)
+}
+
+fn table(consumers: &[ConsumerInfo], out: &mut dyn Write) -> Result<()> {
     let mut table = Table::new(&[
         "NAME",
         "FILTER",
@@ -27,7 +34,7 @@ pub(super) fn run(session: &Session, args: &StreamArgs, out: &mut dyn Write) -> 
         "ACKED",
         "DEAD LETTERED",
     ]);
-    for info in &consumers {
+    for info in consumers {
         table.row(vec![
             info.config.name.clone(),
             info.config.filter.clone().unwrap_or_else(|| "-".to_owned()),
@@ -38,6 +45,5 @@ pub(super) fn run(session: &Session, args: &StreamArgs, out: &mut dyn Write) -> 
             info.counters.dead_lettered.to_string(),
         ]);
     }
-    table.write(out)?;
-    Ok(Outcome::Success)
+    table.write(out)
 }

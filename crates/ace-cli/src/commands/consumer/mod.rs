@@ -13,19 +13,21 @@ use anyhow::Result;
 use super::Outcome;
 use super::client::Session;
 use crate::args::{ConsumerCommand, ServerArgs};
+use crate::output::Format;
 
 /// Runs one `consumer` verb against the server at `server`.
 pub(crate) fn run(
     command: ConsumerCommand,
     server: &ServerArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let session = Session::new(server)?;
     match command {
-        ConsumerCommand::Add(args) => add::run(&session, *args, out),
-        ConsumerCommand::Ls(args) => ls::run(&session, &args, out),
-        ConsumerCommand::Next(args) => next::run(&session, &args, out),
-        ConsumerCommand::Ack(args) => ack::run(&session, &args, out),
+        ConsumerCommand::Add(args) => add::run(&session, *args, format, out),
+        ConsumerCommand::Ls(args) => ls::run(&session, &args, format, out),
+        ConsumerCommand::Next(args) => next::run(&session, &args, format, out),
+        ConsumerCommand::Ack(args) => ack::run(&session, &args, format, out),
     }
 }
 

@@ -9,8 +9,14 @@ use anyhow::Result;
 use crate::args::NextArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
+use crate::output::Format;
 
-pub(super) fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(
+    session: &Session,
+    args: &NextArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let wait = args.wait.unwrap_or_default();
     let fetched = session.block_on(session.client.fetch(
         &args.stream,
@@ -23,9 +29,9 @@ pub(super) fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Re
         Err(err) => return failed(err),
     };
     for message in &messages {
-        print(message, args.output.json, out)?;
+        print(message, format, out)?;
     }
-    if messages.is_empty() && !args.output.json {
+    if messages.is_empty() && !format.is_data() {
         writeln!(out, "no message pending")?;
     }
     if args.no_ack || messages.is_empty() || !needs_acks(session, args)? {
@@ -33,7 +39,7 @@ pub(super) fn run(session: &Session, args: &NextArgs, out: &mut dyn Write) -> Re
     }
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
     match session.block_on(session.client.ack(&args.stream, &args.name, &seqs)) {
-        Ok(answer) => Ok(super::ack::refusals(&answer)),
+        Ok(answer) => super::ack::refusals(&answer),
         Err(err) => failed(err),
     }
 }
@@ -45,18 +51,15 @@ fn needs_acks(session: &Session, args: &NextArgs) -> Result<bool> {
     Ok(info.map_or(true, |info| info.config.ack != AckPolicy::None))
 }
 
-/// One line per delivery for people; one JSON object per line with `--json`.
-fn print(message: &FetchedMessage, json: bool, out: &mut dyn Write) -> Result<()> {
-    if json {
-        writeln!(out, "{}", serde_json::to_string(message)?)?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "[seq {} delivery {}] {}",
-        message.seq,
-        message.delivery,
-        crate::commands::consumer::describe(&message.envelope)
-    )?;
-    Ok(())
+/// One line per delivery for people; one document per delivery for scripts.
+fn print(message: &FetchedMessage, format: Format, out: &mut dyn Write) -> Result<()> {
+    format.print_item(out, message, |out| {
+        Ok(writeln!(
+            out,
+            "[seq {} delivery {}] {}",
+            message.seq,
+            message.delivery,
+            crate::commands::consumer::describe(&message.envelope)
+        )?)
+    })
 }

@@ -9,10 +9,10 @@ use serde_json::json;
 use crate::{
     args::CompatArgs,
     commands::{Outcome, input},
-    output,
+    output::Format,
 };
 
-pub(super) fn run(args: &CompatArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(args: &CompatArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let old = input::read_json(&args.old)?;
     let new = input::read_json(&args.new)?;
     let found = compat::check(&old, &new, args.mode);
@@ -21,15 +21,17 @@ pub(super) fn run(args: &CompatArgs, out: &mut dyn Write) -> Result<Outcome> {
     } else {
         Outcome::Invalid
     };
-    if args.output.json {
-        let report = json!({
-            "compatible": found.is_empty(),
-            "mode": args.mode,
-            "incompatibilities": found,
-        });
-        output::json(out, &report)?;
-        return Ok(outcome);
-    }
+    let report = json!({
+        "compatible": found.is_empty(),
+        "mode": args.mode,
+        "incompatibilities": found,
+    });
+    format.print(out, &report, |out| lines(args, &found, out))?;
+    Ok(outcome)
+}
+
+/// The verdict, then one line per problem, for people.
+fn lines(args: &CompatArgs, found: &[compat::Incompatibility], out: &mut dyn Write) -> Result<()> {
     if found.is_empty() {
         writeln!(
             out,
@@ -38,7 +40,7 @@ pub(super) fn run(args: &CompatArgs, out: &mut dyn Write) -> Result<Outcome> {
             args.new.display(),
             args.old.display()
         )?;
-        return Ok(outcome);
+        return Ok(());
     }
     writeln!(
         out,
@@ -46,8 +48,8 @@ pub(super) fn run(args: &CompatArgs, out: &mut dyn Write) -> Result<Outcome> {
         args.mode,
         found.len()
     )?;
-    for problem in &found {
+    for problem in found {
         writeln!(out, "  {problem}")?;
     }
-    Ok(outcome)
+    Ok(())
 }

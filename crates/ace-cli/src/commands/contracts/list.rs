@@ -6,7 +6,10 @@ use ace_contracts::Registry;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{args::OutputArgs, commands::Outcome, output};
+use crate::{
+    commands::Outcome,
+    output::{Format, Table},
+};
 
 #[derive(Serialize)]
 struct Row {
@@ -16,7 +19,7 @@ struct Row {
     compatibility: String,
 }
 
-pub(super) fn run(registry: &Registry, output: OutputArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(registry: &Registry, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let mut rows = Vec::new();
     for subject in registry.subjects() {
         let versions: Vec<String> = registry
@@ -31,19 +34,17 @@ pub(super) fn run(registry: &Registry, output: OutputArgs, out: &mut dyn Write) 
             compatibility: registry.compatibility(subject).to_string(),
         });
     }
-    if output.json {
-        output::json(out, &rows)?;
-        return Ok(Outcome::Success);
-    }
-    let mut table = output::Table::new(&["SUBJECT", "LATEST", "VERSIONS", "COMPATIBILITY"]);
-    for row in rows {
-        table.row(vec![
-            row.subject,
-            row.latest,
-            row.versions.len().to_string(),
-            row.compatibility,
-        ]);
-    }
-    table.write(out)?;
+    format.print(out, &rows, |out| {
+        let mut table = Table::new(&["SUBJECT", "LATEST", "VERSIONS", "COMPATIBILITY"]);
+        for row in &rows {
+            table.row(vec![
+                row.subject.clone(),
+                row.latest.clone(),
+                row.versions.len().to_string(),
+                row.compatibility.clone(),
+            ]);
+        }
+        table.write(out)
+    })?;
     Ok(Outcome::Success)
 }

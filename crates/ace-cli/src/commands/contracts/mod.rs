@@ -12,14 +12,19 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::args::ContractsCommand;
+use crate::output::Format;
 
 /// Runs one `contracts` verb.
-pub(crate) fn run(command: ContractsCommand, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    command: ContractsCommand,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     match command {
-        ContractsCommand::List(output) => list::run(&registry()?, output, out),
-        ContractsCommand::Show(args) => show::run(&registry()?, &args, out),
-        ContractsCommand::Validate(args) => validate::run(&registry()?, &args, out),
-        ContractsCommand::Compat(args) => compat::run(&args, out),
+        ContractsCommand::List => list::run(&registry()?, format, out),
+        ContractsCommand::Show(args) => show::run(&registry()?, &args, format, out),
+        ContractsCommand::Validate(args) => validate::run(&registry()?, &args, format, out),
+        ContractsCommand::Compat(args) => compat::run(&args, format, out),
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::{
     args::ValidateArgs,
     commands::{Outcome, input},
-    output,
+    output::Format,
 };
 
 /// The registry subject of the envelope contract.
@@ -31,6 +31,7 @@ struct Finding {
 pub(super) fn run(
     registry: &Registry,
     args: &ValidateArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let bytes = input::read(&args.file)?;
@@ -56,15 +57,21 @@ pub(super) fn run(
     } else {
         Outcome::Invalid
     };
-    if args.output.json {
-        let report =
-            json!({ "valid": findings.is_empty(), "against": against, "errors": findings });
-        output::json(out, &report)?;
-        return Ok(outcome);
-    }
+    let report = json!({ "valid": findings.is_empty(), "against": against, "errors": findings });
+    format.print(out, &report, |out| lines(args, &against, &findings, out))?;
+    Ok(outcome)
+}
+
+/// The verdict, then one line per finding, for people.
+fn lines(
+    args: &ValidateArgs,
+    against: &str,
+    findings: &[Finding],
+    out: &mut dyn Write,
+) -> Result<()> {
     if findings.is_empty() {
         writeln!(out, "valid: {} conforms to {against}", args.file.display())?;
-        return Ok(outcome);
+        return Ok(());
     }
     writeln!(
         out,
@@ -72,7 +79,7 @@ pub(super) fn run(
         args.file.display(),
         findings.len()
     )?;
-    for finding in &findings {
+    for finding in findings {
         let pointer = if finding.pointer.is_empty() {
             "(document)"
         } else {
@@ -80,7 +87,7 @@ pub(super) fn run(
         };
         writeln!(out, "  {pointer}: {} [{}]", finding.message, finding.check)?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
 fn malformed(e: &serde_json::Error) -> Finding {

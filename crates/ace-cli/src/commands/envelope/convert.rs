@@ -6,38 +6,36 @@
 use std::io::Write;
 
 use ace_envelope::{
-    Envelope, EnvelopeError, from_binary, from_cloudevent_json, to_binary, to_cloudevent_json,
+    Envelope, EnvelopeError, ErrorCode, from_binary, from_cloudevent_json, to_binary,
+    to_cloudevent_json,
 };
 use anyhow::{Context, Result};
 
 use crate::{
     args::{ConvertArgs, Format},
     commands::{Outcome, input},
+    output::Failure,
 };
 
 pub(super) fn run(args: &ConvertArgs, out: &mut dyn Write) -> Result<Outcome> {
     let bytes = input::read(&args.file)?;
+    let file = args.file.display();
     let envelope = match decode(&bytes) {
         Ok(envelope) => envelope,
         Err(e) => {
-            eprintln!(
-                "invalid: {} is not an envelope in any known form: {e}",
-                args.file.display()
-            );
-            return Ok(Outcome::Invalid);
+            let message = format!("{file} is not an envelope in any known form: {e}");
+            return Err(Failure::refused(e.code().as_str(), message).into());
         }
     };
     let violations = envelope.validate();
     if !violations.is_empty() {
-        eprintln!(
-            "invalid: {}: {} error(s)",
-            args.file.display(),
-            violations.len()
+        let message = format!("{file}: {} rule(s) of gme/1 broken", violations.len());
+        let details = serde_json::json!({ "violations": violations });
+        return Err(
+            Failure::refused(ErrorCode::InvalidEnvelope.as_str(), message)
+                .details(details)
+                .into(),
         );
-        for v in &violations {
-            eprintln!("  {}: {}", v.path, v.message);
-        }
-        return Ok(Outcome::Invalid);
     }
     let encoded = encode(&envelope, args.to, args.binary)?;
     match &args.out {

@@ -9,11 +9,19 @@ use anyhow::Result;
 
 use super::Outcome;
 use crate::args::EnvelopeCommand;
+use crate::output::Format;
 
 /// Runs one `envelope` verb.
-pub(crate) fn run(command: EnvelopeCommand, out: &mut dyn Write) -> Result<Outcome> {
+///
+/// `new` prints the envelope as JSON (YAML with `-o yaml`); `convert` writes the wire form its
+/// `--to` names, whatever `-o` says.
+pub(crate) fn run(
+    command: EnvelopeCommand,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     match command {
-        EnvelopeCommand::New(args) => new::run(*args, out),
+        EnvelopeCommand::New(args) => new::run(*args, format, out),
         EnvelopeCommand::Convert(args) => convert::run(&args, out),
     }
 }

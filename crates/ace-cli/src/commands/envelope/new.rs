@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use crate::{
     args::NewArgs,
     commands::{Outcome, input},
+    output::{self, Format},
 };
 
-pub(super) fn run(mut args: NewArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(mut args: NewArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let payload = payload(&args)?;
     let compact = args.compact;
     let pii = std::mem::take(&mut args.pii);
@@ -34,11 +35,10 @@ pub(super) fn run(mut args: NewArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some((key, key_id)) = signer {
         envelope.sign(&key, key_id);
     }
-    if compact {
-        writeln!(out, "{}", String::from_utf8(envelope.to_json_vec())?)?;
-    } else {
-        serde_json::to_writer_pretty(&mut *out, &envelope)?;
-        writeln!(out)?;
+    match (format, compact) {
+        (Format::Yaml, _) => output::yaml(out, &envelope)?,
+        (_, true) => writeln!(out, "{}", String::from_utf8(envelope.to_json_vec())?)?,
+        (_, false) => output::json(out, &envelope)?,
     }
     Ok(Outcome::Success)
 }

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::args::{CheckpointArgs, EntriesArgs, ProofArgs};
 use crate::commands::Outcome;
-use crate::commands::client::{Session, failed};
-use crate::output::{self, Table};
+use crate::commands::client::{Session, refused};
+use crate::output::{Failure, Format, NOT_VERIFIED, Table};
 
 /// `GET /api/v1/ledger/key`.
 #[derive(Debug, Deserialize)]
@@ -30,16 +30,6 @@ struct Page {
     next_after: Option<u64>,
 }
 
-/// A client call's answer, or the command's outcome when the server refused it.
-macro_rules! call {
-    ($session:expr, $future:expr) => {
-        match $session.block_on($future) {
-            Ok(answer) => answer,
-            Err(err) => return failed(err),
-        }
-    };
-}
-
 fn public_key(hex_text: &str) -> Result<VerifyingKey> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_text.trim(), &mut bytes)
@@ -47,30 +37,30 @@ fn public_key(hex_text: &str) -> Result<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).context("public key: not a valid Ed25519 point")
 }
 
-/// The latest checkpoint and whether its signature verifies (`Err(reason)` when not).
-fn signed_checkpoint(
-    session: &Session,
-    trusted: Option<&str>,
-) -> Result<std::result::Result<(Checkpoint, bool), Outcome>> {
+/// The latest checkpoint, once its signature verifies, and whether the key was `--public-key`
+/// (a `NOT_VERIFIED` failure when it does not verify).
+fn signed_checkpoint(session: &Session, trusted: Option<&str>) -> Result<(Checkpoint, bool)> {
     let (key, pinned) = match trusted {
         Some(text) => (public_key(text)?, true),
-        None => match session.block_on(session.client.ledger_key::<ServedKey>()) {
-            Ok(served) => (public_key(&served.public_key)?, false),
-            Err(err) => return failed(err).map(Err),
-        },
+        None => {
+            let served = session.block_on(session.client.ledger_key::<ServedKey>());
+            (public_key(&served.map_err(refused)?.public_key)?, false)
+        }
     };
-    let checkpoint: Checkpoint = match session.block_on(session.client.ledger_checkpoint()) {
-        Ok(cp) => cp,
-        Err(err) => return failed(err).map(Err),
-    };
+    let checkpoint: Checkpoint = session
+        .block_on(session.client.ledger_checkpoint())
+        .map_err(refused)?;
     if let Err(reason) = checkpoint.verify_signature(&key) {
-        eprintln!(
-            "error: checkpoint of size {} does not verify: {reason}",
-            checkpoint.size
-        );
-        return Ok(Err(Outcome::Invalid));
+        return Err(Failure::refused(
+            NOT_VERIFIED,
+            format!(
+                "the signature of the checkpoint of size {} does not verify: {reason}",
+                checkpoint.size
+            ),
+        )
+        .into());
     }
-    Ok(Ok((checkpoint, pinned)))
+    Ok((checkpoint, pinned))
 }
 
 fn trust(pinned: bool) -> &'static str {
@@ -84,19 +74,13 @@ fn trust(pinned: bool) -> &'static str {
 pub(super) fn checkpoint(
     session: &Session,
     args: &CheckpointArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let (cp, pinned) = match signed_checkpoint(session, args.public_key.as_deref())? {
-        Ok(signed) => signed,
-        Err(outcome) => return Ok(outcome),
-    };
-    if args.output.json {
-        output::json(
-            out,
-            &json!({ "checkpoint": cp, "signature_verified": true, "key": trust(pinned) }),
-        )?;
-    } else {
-        writeln!(
+    let (cp, pinned) = signed_checkpoint(session, args.public_key.as_deref())?;
+    let doc = json!({ "checkpoint": cp, "signature_verified": true, "key": trust(pinned) });
+    format.print(out, &doc, |out| {
+        Ok(writeln!(
             out,
             "checkpoint: {} entries, root {}, chain head {}, at {}\nsigned by key {}: signature verified with {}",
             cp.size,
@@ -105,14 +89,15 @@ pub(super) fn checkpoint(
             cp.ts.to_rfc3339(),
             cp.key_id,
             trust(pinned)
-        )?;
-    }
+        )?)
+    })?;
     Ok(Outcome::Success)
 }
 
 pub(super) fn entries(
     session: &Session,
     args: &EntriesArgs,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let query = LedgerQuery {
@@ -122,14 +107,16 @@ pub(super) fn entries(
         after: args.after,
         limit: args.limit,
     };
-    let page: Page = call!(session, session.client.ledger_entries(&query));
-    if args.output.json {
-        output::json(
-            out,
-            &json!({ "entries": page.entries, "next_after": page.next_after }),
-        )?;
-        return Ok(Outcome::Success);
-    }
+    let page: Page = session
+        .block_on(session.client.ledger_entries(&query))
+        .map_err(refused)?;
+    let doc = json!({ "entries": page.entries, "next_after": page.next_after });
+    format.print(out, &doc, |out| entries_table(&page, out))?;
+    Ok(Outcome::Success)
+}
+
+/// One row per entry, then where the next page starts.
+fn entries_table(page: &Page, out: &mut dyn Write) -> Result<()> {
     let mut table = Table::new(&[
         "SEQ", "TIME", "KIND", "ACTOR", "SUBJECT", "MESSAGE", "DECISION",
     ]);
@@ -148,52 +135,57 @@ pub(super) fn entries(
     if let Some(next) = page.next_after {
         writeln!(out, "more: --after {next}")?;
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
 
-pub(super) fn proof(session: &Session, args: &ProofArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let (cp, pinned) = match signed_checkpoint(session, args.public_key.as_deref())? {
-        Ok(signed) => signed,
-        Err(outcome) => return Ok(outcome),
-    };
+pub(super) fn proof(
+    session: &Session,
+    args: &ProofArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let (cp, pinned) = signed_checkpoint(session, args.public_key.as_deref())?;
     match (args.seq, args.from, args.to) {
-        (Some(seq), _, _) => inclusion(session, args, seq, &cp, pinned, out),
-        (None, Some(from), Some(to)) => consistency(session, args, from, to, &cp, pinned, out),
+        (Some(seq), _, _) => inclusion(session, args, seq, &cp, pinned, format, out),
+        (None, Some(from), Some(to)) => consistency(session, (from, to), &cp, pinned, format, out),
         _ => bail!("name an entry (SEQ) or two tree sizes (--from and --to)"),
     }
 }
 
 /// The root at `size`, anchored in the signed checkpoint: the checkpoint's own root, or the
-/// `from_root` of a consistency proof from `size` to it that verifies.
-fn anchored_root(
-    session: &Session,
-    size: u64,
-    cp: &Checkpoint,
-) -> Result<std::result::Result<Hash, Outcome>> {
+/// `from_root` of a consistency proof from `size` to it that verifies (`NOT_VERIFIED` when
+/// none does).
+fn anchored_root(session: &Session, size: u64, cp: &Checkpoint) -> Result<Hash> {
     if size == cp.size {
-        return Ok(Ok(cp.root_hash));
+        return Ok(cp.root_hash);
     }
     if size > cp.size {
-        eprintln!(
-            "error: size {size} is past the latest signed checkpoint ({} entries): no signed root covers it yet",
-            cp.size
-        );
-        return Ok(Err(Outcome::Invalid));
+        return Err(Failure::refused(
+            NOT_VERIFIED,
+            format!(
+                "size {size} is past the latest signed checkpoint ({} entries): no signed root \
+                 covers it yet",
+                cp.size
+            ),
+        )
+        .hint("ask again once the server has signed a checkpoint that large (one every ledger.checkpoint_interval_ms)")
+        .into());
     }
-    let link: ConsistencyProof =
-        match session.block_on(session.client.ledger_consistency_proof(size, cp.size)) {
-            Ok(link) => link,
-            Err(err) => return failed(err).map(Err),
-        };
+    let link: ConsistencyProof = session
+        .block_on(session.client.ledger_consistency_proof(size, cp.size))
+        .map_err(refused)?;
     let checked = answers(link.from, link.to, size, cp.size).and_then(|()| {
         link.verify(&link.from_root, &cp.root_hash)
             .map_err(|e| e.to_string())
     });
     if let Err(err) = checked {
-        eprintln!("error: the tree of {size} entries is not a prefix of the checkpoint: {err}");
-        return Ok(Err(Outcome::Invalid));
+        return Err(Failure::refused(
+            NOT_VERIFIED,
+            format!("the tree of {size} entries is not a prefix of the checkpoint: {err}"),
+        )
+        .into());
     }
-    Ok(Ok(link.from_root))
+    Ok(link.from_root)
 }
 
 fn inclusion(
@@ -202,17 +194,14 @@ fn inclusion(
     seq: u64,
     cp: &Checkpoint,
     pinned: bool,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let size = args.size.unwrap_or(cp.size);
-    let root = match anchored_root(session, size, cp)? {
-        Ok(root) => root,
-        Err(outcome) => return Ok(outcome),
-    };
-    let proof: InclusionProof = call!(
-        session,
-        session.client.ledger_inclusion_proof(seq, Some(size))
-    );
+    let root = anchored_root(session, size, cp)?;
+    let proof: InclusionProof = session
+        .block_on(session.client.ledger_inclusion_proof(seq, Some(size)))
+        .map_err(refused)?;
     // The proof must answer the question asked and its leaf must be the entry's own content:
     // a valid proof of another entry, or of a leaf nobody can read, proves nothing about `seq`.
     let query = LedgerQuery {
@@ -220,7 +209,9 @@ fn inclusion(
         limit: Some(1),
         ..LedgerQuery::default()
     };
-    let page: Page = call!(session, session.client.ledger_entries(&query));
+    let page: Page = session
+        .block_on(session.client.ledger_entries(&query))
+        .map_err(refused)?;
     let verified = answers(proof.seq, proof.tree_size, seq, size)
         .and_then(|()| match page.entries.first() {
             Some(entry) if entry.seq == seq && entry.leaf_hash() == proof.leaf_hash => Ok(()),
@@ -232,7 +223,7 @@ fn inclusion(
         .and_then(|()| proof.verify(&root).map_err(|e| e.to_string()));
     report(
         out,
-        args.output.json,
+        format,
         &json!({ "proof": proof, "checkpoint_size": cp.size, "verified": verified.is_ok(), "key": trust(pinned) }),
         &format!(
             "entry {seq} in the tree of {size} entries (root {root}): {}",
@@ -244,18 +235,16 @@ fn inclusion(
 
 fn consistency(
     session: &Session,
-    args: &ProofArgs,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
     cp: &Checkpoint,
     pinned: bool,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let to_root = match anchored_root(session, to, cp)? {
-        Ok(root) => root,
-        Err(outcome) => return Ok(outcome),
-    };
-    let proof: ConsistencyProof = call!(session, session.client.ledger_consistency_proof(from, to));
+    let to_root = anchored_root(session, to, cp)?;
+    let proof: ConsistencyProof = session
+        .block_on(session.client.ledger_consistency_proof(from, to))
+        .map_err(refused)?;
     let verified = answers(proof.from, proof.to, from, to).and_then(|()| {
         proof
             .verify(&proof.from_root, &to_root)
@@ -263,7 +252,7 @@ fn consistency(
     });
     report(
         out,
-        args.output.json,
+        format,
         &json!({ "proof": proof, "checkpoint_size": cp.size, "verified": verified.is_ok(), "key": trust(pinned) }),
         &format!(
             "the tree of {from} entries (root {}) is a prefix of the tree of {to} (root {to_root}): {}",
@@ -302,18 +291,15 @@ fn verdict<E: std::fmt::Display>(
     }
 }
 
+/// The proof's report (`doc` for scripts, `line` for people); exit 1 when it does not verify.
 fn report(
     out: &mut dyn Write,
-    as_json: bool,
+    format: Format,
     doc: &serde_json::Value,
     line: &str,
     ok: bool,
 ) -> Result<Outcome> {
-    if as_json {
-        output::json(out, doc)?;
-    } else {
-        writeln!(out, "{line}")?;
-    }
+    format.print(out, doc, |out| Ok(writeln!(out, "{line}")?))?;
     Ok(if ok {
         Outcome::Success
     } else {

@@ -2,7 +2,7 @@
 //! (`--postgres`) from the command line, and with `--checkpoint FILE` / `--witness-postgres URL`
 //! `ace_ledger::verify_anchors_dir` / `verify_anchors_postgres` against checkpoints kept
 //! outside the ledger. The checks are the library's; this file only finds the key, reads the
-//! saved checkpoints, and shapes the report for people (lines) and scripts (`--json`).
+//! saved checkpoints, and shapes the report for people (lines) and scripts (`-o json|yaml`).
 //!
 //! A checkpoint file is one JSON document — a checkpoint as `GET /api/v1/ledger/checkpoint`
 //! answers it, or `{"checkpoint": …}` as `ace-comms ledger checkpoint --json` prints it — or
@@ -21,9 +21,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
 
-use crate::{args::VerifyArgs, commands::Outcome, output};
+use crate::{args::VerifyArgs, commands::Outcome, output::Format};
 
-pub(super) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(args: &VerifyArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     if !args.data.is_dir() {
         bail!(
             "{} is not a directory (name the server's data directory with --data)",
@@ -46,26 +46,25 @@ pub(super) fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Outcome> {
     } else {
         Outcome::Invalid
     };
-    if args.output.json {
-        let mut doc = json!({
-            "ok": ok,
-            "dir": report.dir,
-            "entries": report.entries,
-            "checkpoints_verified": report.checkpoints_verified,
-            "uncovered": report.uncovered,
-            "torn_bytes_kept": report.torn_bytes_kept,
-            "problem": report.problem.as_ref().map(ToString::to_string),
-        });
-        if let Some(anchored) = &anchored {
-            doc["anchors"] = anchors_json(anchored);
-        }
-        output::json(out, &doc)?;
-    } else {
-        writeln!(out, "{}: {report}", report.dir.display())?;
-        if let Some(anchored) = &anchored {
-            write_anchors(out, anchored)?;
-        }
+    let mut doc = json!({
+    "ok": ok,
+    "dir": report.dir,
+    "entries": report.entries,
+    "checkpoints_verified": report.checkpoints_verified,
+    "uncovered": report.uncovered,
+    "torn_bytes_kept": report.torn_bytes_kept,
+    "problem": report.problem.as_ref().map(ToString::to_string),
+    });
+    if let Some(anchored) = &anchored {
+        doc["anchors"] = anchors_json(anchored);
     }
+    format.print(out, &doc, |out| {
+        writeln!(out, "{}: {report}", report.dir.display())?;
+        match &anchored {
+            Some(anchored) => write_anchors(out, anchored),
+            None => Ok(()),
+        }
+    })?;
     Ok(outcome)
 }
 

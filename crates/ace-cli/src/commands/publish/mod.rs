@@ -6,15 +6,15 @@ use std::io::{IsTerminal, Write};
 
 use ace_client::ClientError;
 use ace_envelope::api::http::Accepted;
-use ace_envelope::{Envelope, EnvelopeError};
+use ace_envelope::{Envelope, EnvelopeError, ErrorBody};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::Outcome;
-use super::client::{Session, failed, payload};
+use super::client::{Session, failed, payload, refusal};
 use crate::args::{PubArgs, ServerArgs};
-use crate::output;
+use crate::output::Format;
 
 /// Past this many messages a terminal gets a progress bar.
 const PROGRESS_ABOVE: u64 = 1000;
@@ -23,7 +23,7 @@ const PROGRESS_ABOVE: u64 = 1000;
 /// batch) and its body limit for ordinary payloads.
 const BATCH: u64 = 100;
 
-/// What `pub --count N --json` prints.
+/// What `pub --count N -o json|yaml` prints.
 #[derive(Debug, Serialize)]
 struct Summary {
     published: u64,
@@ -33,11 +33,16 @@ struct Summary {
     last: Accepted,
 }
 
-pub(crate) fn run(args: &PubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    args: &PubArgs,
+    server: &ServerArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let payload = payload(args.payload.as_deref(), args.raw)?;
     let session = Session::new(server)?;
     if args.count > 1 {
-        return run_many(&session, args, &payload, out);
+        return run_many(&session, args, &payload, format, out);
     }
     let envelope = match build(args, payload) {
         Ok(envelope) => envelope,
@@ -45,20 +50,20 @@ pub(crate) fn run(args: &PubArgs, server: &ServerArgs, out: &mut dyn Write) -> R
     };
     match session.block_on(session.client.publish(&envelope)) {
         Ok(accepted) => {
-            print_one(&accepted, args.output.json, out)?;
+            format.print(out, &accepted, |out| {
+                Ok(writeln!(out, "published {}", line(&accepted))?)
+            })?;
             Ok(Outcome::Success)
         }
         // Held is not refused: the server keeps it until an approver decides (exit 0).
         Err(ClientError::Held(pending)) => {
-            if args.output.json {
-                output::json(out, &pending)?;
-            } else {
-                writeln!(
+            format.print(out, &pending, |out| {
+                Ok(writeln!(
                     out,
                     "held id={} approval_id={} (pending approval: ace-comms approvals approve {})",
                     pending.id, pending.approval_id, pending.approval_id
-                )?;
-            }
+                )?)
+            })?;
             Ok(Outcome::Success)
         }
         Err(err) => failed(err),
@@ -71,6 +76,7 @@ fn run_many(
     session: &Session,
     args: &PubArgs,
     payload: &serde_json::Value,
+    format: Format,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let bar = progress(args.count);
@@ -99,8 +105,7 @@ fn run_many(
                 Ok(None) => held += 1,
                 Err(error) => {
                     bar.abandon();
-                    eprintln!("error: {}: {}", error.code, error.message);
-                    return Ok(Outcome::Invalid);
+                    return Err(refusal(error.clone()).into());
                 }
             }
         }
@@ -109,31 +114,21 @@ fn run_many(
     }
     bar.finish_and_clear();
     let last = last.context("no message was published")?;
-    if args.output.json {
-        let summary = Summary {
-            published: args.count - held,
-            duplicates,
-            held,
-            last,
-        };
-        output::json(out, &summary)?;
-    } else {
-        writeln!(
+    let summary = Summary {
+        published: args.count - held,
+        duplicates,
+        held,
+        last,
+    };
+    format.print(out, &summary, |out| {
+        Ok(writeln!(
             out,
             "published {} messages ({duplicates} duplicates, {held} held for approval); last: {}",
-            args.count - held,
-            line(&last)
-        )?;
-    }
+            summary.published,
+            line(&summary.last)
+        )?)
+    })?;
     Ok(Outcome::Success)
-}
-
-fn print_one(accepted: &Accepted, json: bool, out: &mut dyn Write) -> Result<()> {
-    if json {
-        return output::json(out, accepted);
-    }
-    writeln!(out, "published {}", line(accepted))?;
-    Ok(())
 }
 
 /// `id=… stream=… seq=… duplicate=…`; `-` where no stream captured the subject.
@@ -161,10 +156,9 @@ fn progress(count: u64) -> ProgressBar {
 }
 
 /// An envelope the builder refuses is refused like the server would refuse it: code, message,
-/// exit 1.
-fn refused_locally(err: &EnvelopeError) -> Result<Outcome> {
-    eprintln!("error: {}: {err}", err.code());
-    Ok(Outcome::Invalid)
+/// details, exit 1.
+pub(crate) fn refused_locally(err: &EnvelopeError) -> Result<Outcome> {
+    Err(refusal(ErrorBody::from(err).error).into())
 }
 
 /// One new envelope (a fresh UUIDv7 id each call) from the flags.

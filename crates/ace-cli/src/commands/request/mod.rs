@@ -1,5 +1,5 @@
 //! `req`: a query envelope sent over the WebSocket with a fresh reply inbox; prints the reply
-//! (its payload for people, the whole envelope with `--json`).
+//! (its subject, name and payload for people, the whole envelope with `-o json|yaml`).
 
 use std::io::Write;
 
@@ -9,19 +9,21 @@ use anyhow::Result;
 use super::Outcome;
 use super::client::{Session, failed, payload};
 use crate::args::{ReqArgs, ServerArgs};
-use crate::output;
+use crate::output::Format;
 
-pub(crate) fn run(args: &ReqArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    args: &ReqArgs,
+    server: &ServerArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let payload = payload(Some(&args.payload), args.raw)?;
     let query = match Envelope::builder(Kind::Query, args.subject.clone())
         .payload_json(payload)
         .build()
     {
         Ok(query) => query,
-        Err(err) => {
-            eprintln!("error: {}: {err}", err.code());
-            return Ok(Outcome::Invalid);
-        }
+        Err(err) => return super::publish::refused_locally(&err),
     };
     let session = Session::new(server)?;
     let reply = session.block_on(async {
@@ -32,10 +34,8 @@ pub(crate) fn run(args: &ReqArgs, server: &ServerArgs, out: &mut dyn Write) -> R
         Ok(reply) => reply,
         Err(err) => return failed(err),
     };
-    if args.output.json {
-        output::json(out, &reply)?;
-    } else {
-        writeln!(out, "{}", super::consumer::describe(&reply))?;
-    }
+    format.print(out, &reply, |out| {
+        Ok(writeln!(out, "{}", super::consumer::describe(&reply))?)
+    })?;
     Ok(Outcome::Success)
 }

@@ -9,13 +9,18 @@ use super::info::print_info;
 use crate::args::StreamAddArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
+use crate::output::Format;
 
-pub(super) fn run(session: &Session, args: StreamAddArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let json = args.output.json;
+pub(super) fn run(
+    session: &Session,
+    args: StreamAddArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let config = config(args);
     match session.block_on(session.client.add_stream(&config)) {
         Ok(info) => {
-            print_info(&info, json, out)?;
+            print_info(&info, format, out)?;
             Ok(Outcome::Success)
         }
         Err(err) => failed(err),

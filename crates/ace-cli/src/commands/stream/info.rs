@@ -9,23 +9,29 @@ use serde::Serialize;
 use crate::args::NameArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
-use crate::output;
+use crate::output::{Format, write_aligned};
 
-pub(super) fn run(session: &Session, args: &NameArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(
+    session: &Session,
+    args: &NameArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     match session.block_on(session.client.stream_info(&args.name)) {
         Ok(info) => {
-            print_info(&info, args.output.json, out)?;
+            print_info(&info, format, out)?;
             Ok(Outcome::Success)
         }
         Err(err) => failed(err),
     }
 }
 
-/// The stream as JSON, or as aligned `key: value` lines for people.
-pub(super) fn print_info(info: &StreamInfo, json: bool, out: &mut dyn Write) -> Result<()> {
-    if json {
-        return output::json(out, info);
-    }
+/// The stream as the API answers it, or as aligned `key: value` lines for people.
+pub(super) fn print_info(info: &StreamInfo, format: Format, out: &mut dyn Write) -> Result<()> {
+    format.print(out, info, |out| print_lines(info, out))
+}
+
+fn print_lines(info: &StreamInfo, out: &mut dyn Write) -> Result<()> {
     let c = &info.config;
     let limit = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |v| v.to_string());
     let n = &info.counters;
@@ -81,20 +87,6 @@ pub(super) fn damage_text(d: &StreamDamage) -> String {
         _ => String::new(),
     };
     format!("{}{at}", d.reason)
-}
-
-/// `key: value` lines with the values aligned, for people.
-pub(super) fn write_aligned(lines: &[(&str, String)], out: &mut dyn Write) -> Result<()> {
-    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (key, value) in lines {
-        writeln!(
-            out,
-            "{:width$}  {value}",
-            format!("{key}:"),
-            width = width + 1
-        )?;
-    }
-    Ok(())
 }
 
 /// A policy as the word the wire uses for it (`workqueue`, `per_key`, …).

@@ -2,22 +2,23 @@
 
 use std::io::Write;
 
+use ace_envelope::api::http::StreamInfo;
 use anyhow::Result;
 
-use crate::args::OutputArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
-use crate::output::{self, Table};
+use crate::output::{Format, Table};
 
-pub(super) fn run(session: &Session, output: OutputArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(session: &Session, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let streams = match session.block_on(session.client.list_streams()) {
         Ok(streams) => streams,
         Err(err) => return failed(err),
     };
-    if output.json {
-        output::json(out, &streams)?;
-        return Ok(Outcome::Success);
-    }
+    format.print(out, &streams, |out| table(&streams, out))?;
+    Ok(Outcome::Success)
+}
+
+fn table(streams: &[StreamInfo], out: &mut dyn Write) -> Result<()> {
     let mut table = Table::new(&[
         "NAME",
         "SUBJECTS",
@@ -27,7 +28,7 @@ pub(super) fn run(session: &Session, output: OutputArgs, out: &mut dyn Write) ->
         "LAST SEQ",
         "CONSUMERS",
     ]);
-    for info in &streams {
+    for info in streams {
         table.row(vec![
             info.config.name.clone(),
             subjects(&info.config.subjects),
@@ -38,12 +39,11 @@ pub(super) fn run(session: &Session, output: OutputArgs, out: &mut dyn Write) ->
             info.consumers.to_string(),
         ]);
     }
-    table.write(out)?;
-    Ok(Outcome::Success)
+    table.write(out)
 }
 
 /// Up to two patterns, then how many more: the default streams capture a dozen, which would
-/// push every other column off the screen (`stream info` and `--json` show them all).
+/// push every other column off the screen (`stream info` and `-o json` show them all).
 fn subjects(patterns: &[String]) -> String {
     match patterns {
         [] | [_] | [_, _] => patterns.join(","),

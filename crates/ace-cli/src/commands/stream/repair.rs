@@ -2,7 +2,8 @@
 //! `--accept-loss`) the repair. Online through the admin API by default; offline with `--data`
 //! or `--config` (`ace_server::repair_offline`: the server must be stopped, since it holds the
 //! data directory's lock, and the repair is recorded in its ledger with the operator named).
-//! The report prints as aligned lines for people, or `--json` (the API's `StreamRepair`).
+//! The report prints as aligned lines for people, or with `-o json|yaml` as the API's
+//! `StreamRepair`.
 
 use std::io::Write;
 
@@ -11,25 +12,30 @@ use ace_envelope::api::http::StreamRepair;
 use ace_server::ServerError;
 use anyhow::{Result, bail};
 
-use super::info::{damage_text, word, write_aligned};
+use super::info::{damage_text, word};
 use crate::args::{RepairArgs, ServerArgs};
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
-use crate::output;
+use crate::output::{Failure, Format, write_aligned};
 
-pub(super) fn run(args: &RepairArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(
+    args: &RepairArgs,
+    server: &ServerArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     if args.data.is_some() || args.config.is_some() {
-        return offline(args, out);
+        return offline(args, format, out);
     }
     let session = Session::new(server)?;
     match session.block_on(session.client.repair_stream(&args.name, args.accept_loss)) {
-        Ok(report) => print(&report, args.output.json, out),
+        Ok(report) => print(&report, format, out),
         Err(err) => failed(err),
     }
 }
 
 /// The repair on the data directory, with the server stopped.
-fn offline(args: &RepairArgs, out: &mut dyn Write) -> Result<Outcome> {
+fn offline(args: &RepairArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let config = crate::commands::serve::load_config(args.config.as_deref(), args.data.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -41,7 +47,7 @@ fn offline(args: &RepairArgs, out: &mut dyn Write) -> Result<Outcome> {
         &operator(),
     ));
     match repaired {
-        Ok(report) => print(&report, args.output.json, out),
+        Ok(report) => print(&report, format, out),
         Err(ServerError::Engine {
             source: BusError::Locked { pid, .. },
             ..
@@ -56,10 +62,7 @@ fn offline(args: &RepairArgs, out: &mut dyn Write) -> Result<Outcome> {
         Err(ServerError::Core {
             source: ace_core::CoreError::Bus(err @ BusError::StreamNotFound { .. }),
             ..
-        }) => {
-            eprintln!("error: {}: {err}", err.code());
-            Ok(Outcome::Invalid)
-        }
+        }) => Err(Failure::refused(err.code().as_str(), err.to_string()).into()),
         Err(err) => Err(err.into()),
     }
 }
@@ -72,12 +75,13 @@ fn operator() -> String {
     format!("local:{user}")
 }
 
-/// The report as JSON, or as aligned lines for people.
-fn print(report: &StreamRepair, json: bool, out: &mut dyn Write) -> Result<Outcome> {
-    if json {
-        output::json(out, report)?;
-        return Ok(Outcome::Success);
-    }
+/// The report as the API answers it, or as aligned lines for people.
+fn print(report: &StreamRepair, format: Format, out: &mut dyn Write) -> Result<Outcome> {
+    format.print(out, report, |out| print_lines(report, out))?;
+    Ok(Outcome::Success)
+}
+
+fn print_lines(report: &StreamRepair, out: &mut dyn Write) -> Result<()> {
     let range = |r: Option<ace_envelope::api::http::SeqRange>| {
         r.map_or_else(
             || "none".to_owned(),
@@ -124,6 +128,5 @@ fn print(report: &StreamRepair, json: bool, out: &mut dyn Write) -> Result<Outco
     }
     lines.push(("state after", word(&report.state_after)));
     lines.push(("result", report.message.clone()));
-    write_aligned(&lines, out)?;
-    Ok(Outcome::Success)
+    write_aligned(&lines, out)
 }

@@ -4,23 +4,41 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
+use serde::Serialize;
 
 use crate::args::RmArgs;
 use crate::commands::Outcome;
 use crate::commands::client::{Session, failed};
+use crate::output::Format;
 
-pub(super) fn run(session: &Session, args: &RmArgs, out: &mut dyn Write) -> Result<Outcome> {
-    if !args.force && !confirmed(&args.name)? {
-        writeln!(out, "stream {} kept", args.name)?;
-        return Ok(Outcome::Success);
-    }
-    match session.block_on(session.client.delete_stream(&args.name)) {
-        Ok(()) => {
-            writeln!(out, "stream {} deleted", args.name)?;
-            Ok(Outcome::Success)
+/// What `stream rm -o json|yaml` prints.
+#[derive(Serialize)]
+struct Removal<'a> {
+    stream: &'a str,
+    deleted: bool,
+}
+
+pub(super) fn run(
+    session: &Session,
+    args: &RmArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let deleted = args.force || confirmed(&args.name)?;
+    if deleted {
+        if let Err(err) = session.block_on(session.client.delete_stream(&args.name)) {
+            return failed(err);
         }
-        Err(err) => failed(err),
     }
+    let removal = Removal {
+        stream: &args.name,
+        deleted,
+    };
+    format.print(out, &removal, |out| {
+        let done = if deleted { "deleted" } else { "kept" };
+        Ok(writeln!(out, "stream {} {done}", args.name)?)
+    })?;
+    Ok(Outcome::Success)
 }
 
 /// Asks on the terminal; without one, refuses (exit 2) and names `--force`.

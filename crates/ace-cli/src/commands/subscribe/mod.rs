@@ -1,6 +1,7 @@
 //! `sub`: messages over the WebSocket — a live subscription to a pattern (optionally in a queue
 //! group) or the push deliveries of a durable consumer, acknowledged once printed with `--ack`.
-//! Prints one line per message (one JSON object per line with `--json`) and exits 0 after
+//! Prints one line per message (one JSON object per line with `-o json`, one `---` YAML
+//! document with `-o yaml`) and exits 0 after
 //! `--count` messages, or after `--timeout` without one.
 
 use std::io::Write;
@@ -11,13 +12,24 @@ use anyhow::Result;
 use super::Outcome;
 use super::client::{Session, failed};
 use crate::args::{ServerArgs, SubArgs};
+use crate::output::Format;
 
-pub(crate) fn run(args: &SubArgs, server: &ServerArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub(crate) fn run(
+    args: &SubArgs,
+    server: &ServerArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let session = Session::new(server)?;
-    session.block_on(receive(&session, args, out))
+    session.block_on(receive(&session, args, format, out))
 }
 
-async fn receive(session: &Session, args: &SubArgs, out: &mut dyn Write) -> Result<Outcome> {
+async fn receive(
+    session: &Session,
+    args: &SubArgs,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let connection = match session.client.connect_ws().await {
         Ok(connection) => connection,
         Err(err) => return failed(err),
@@ -45,7 +57,7 @@ async fn receive(session: &Session, args: &SubArgs, out: &mut dyn Write) -> Resu
             Some(Err(err)) => return failed(err),
             None => break,
         };
-        print(&message, args.output.json, out)?;
+        print(&message, format, out)?;
         out.flush()?;
         if let (true, Some(seq)) = (args.ack, message.seq) {
             if let Err(err) = subscription.ack(seq).await {
@@ -57,15 +69,14 @@ async fn receive(session: &Session, args: &SubArgs, out: &mut dyn Write) -> Resu
     Ok(Outcome::Success)
 }
 
-/// `[subject] NAME payload`, with `seq`/`delivery` first for a consumer delivery.
-fn print(message: &Message, json: bool, out: &mut dyn Write) -> Result<()> {
-    if json {
-        writeln!(out, "{}", serde_json::to_string(message)?)?;
-        return Ok(());
-    }
-    if let (Some(seq), Some(delivery)) = (message.seq, message.delivery) {
-        write!(out, "[seq {seq} delivery {delivery}] ")?;
-    }
-    writeln!(out, "{}", super::consumer::describe(&message.envelope))?;
-    Ok(())
+/// `subject NAME payload`, with `[seq … delivery …]` first for a consumer delivery; one
+/// document per message for scripts.
+fn print(message: &Message, format: Format, out: &mut dyn Write) -> Result<()> {
+    format.print_item(out, message, |out| {
+        if let (Some(seq), Some(delivery)) = (message.seq, message.delivery) {
+            write!(out, "[seq {seq} delivery {delivery}] ")?;
+        }
+        writeln!(out, "{}", super::consumer::describe(&message.envelope))?;
+        Ok(())
+    })
 }
