@@ -15,6 +15,8 @@
 #      (run 1 of every workload, then run 2, ...), each ace-comms run next to each NATS mode:
 #        durable, 1 publisher over WebSocket       (vs NATS default and sync always)
 #        durable, 4 publishers over WebSocket      (vs NATS default and sync always)
+#        the same two with `publish_batch` frames of 64, 4 in flight per publisher (NATS keeps
+#        the same 256 messages in flight per publisher, one per PUB)
 #        live, 1 publisher -> 1 subscriber         (vs NATS core publish)
 #        governed durable, 1 publisher, API key    (vs NATS default and sync always)
 #   5. writes the medians (msgs/s, ack p50/p99, CPU-µs per message, peak RSS of the server
@@ -133,9 +135,15 @@ STARTED=$(date -u +%Y-%m-%dT%H:%MZ)
 for run in $(seq 1 "$RUNS"); do
   workload "$run" "durable, 1 publisher over WS" ACE_DEV "DEFAULT ALWAYS" --durable --pubs 1 --subs 1
   workload "$run" "durable, 4 publishers over WS" ACE_DEV "DEFAULT ALWAYS" --durable --pubs 4 --subs 1
+  workload "$run" "durable, 1 publisher over WS, publish_batch of 64, 4 in flight" ACE_DEV \
+    "DEFAULT ALWAYS" --durable --pubs 1 --subs 1 --batch 64 --in-flight 4
+  workload "$run" "durable, 4 publishers over WS, publish_batch of 64, 4 in flight" ACE_DEV \
+    "DEFAULT ALWAYS" --durable --pubs 4 --subs 1 --batch 64 --in-flight 4
   workload "$run" "live, 1 publisher to 1 subscriber" ACE_DEV "DEFAULT" --pubs 1 --subs 1
   workload "$run" "governed durable, 1 publisher over WS, API key" ACE_GOV "DEFAULT ALWAYS" \
     --durable --pubs 1 --subs 1
+  workload "$run" "governed durable, 1 publisher over WS, API key, publish_batch of 64" ACE_GOV \
+    "DEFAULT ALWAYS" --durable --pubs 1 --subs 1 --batch 64 --in-flight 4
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -38,7 +38,8 @@ pub(crate) struct BenchArgs {
     pub(crate) in_flight: usize,
     /// Envelopes per publish on ACE::COMMS: above 1, each publish is one `publish_batch`
     /// WebSocket frame (or one `POST /api/v1/messages/batch`) answered by one frame. NATS
-    /// publishes one message per `PUB` whatever this says (`--in-flight` pipelines them).
+    /// publishes one message per `PUB` whatever this says, with `--in-flight` × `--batch` of
+    /// them outstanding, so both servers have as many messages in flight.
     #[arg(long, default_value_t = 1)]
     pub(crate) batch: usize,
     /// Store every message in a stream (ACE_EVENTS, group-commit fsync; a JetStream file stream

@@ -90,7 +90,9 @@ pub(super) async fn run(args: &BenchArgs, url: &str) -> Result<Report> {
     for _ in 0..args.pubs {
         let nc = connect().await?;
         let js = async_nats::jetstream::new(nc.clone());
-        let (size, durable, in_flight) = (args.size, args.durable, args.in_flight);
+        // NATS publishes one message per `PUB`: with `--batch`, it keeps as many messages
+        // outstanding as ACE::COMMS does (`--in-flight` batches of `--batch`).
+        let (size, durable, in_flight) = (args.size, args.durable, args.in_flight * args.batch);
         publishers.push(tokio::spawn(async move {
             let acks = drive(per_publisher, in_flight, |_| {
                 let mut payload = stamp(start).to_be_bytes().to_vec();
