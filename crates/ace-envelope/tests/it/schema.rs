@@ -476,14 +476,19 @@ fn bad_envelopes() -> Vec<(&'static str, Mutation, Option<&'static str>)> {
     ]
 }
 
-#[test]
-fn given_ids_of_every_rfc_9562_version_when_checked_then_schema_and_validate_both_accept_them() {
-    let schema = validator(ENVELOPE_SCHEMA);
-    let good = Envelope::builder(Kind::Event, "a.b")
+/// The valid envelope the mutation tables start from.
+fn base_envelope() -> Envelope {
+    Envelope::builder(Kind::Event, "a.b")
         .clock(&ManualClock::fixed())
         .payload_json(json!({"k": 1}))
         .build()
-        .expect("valid");
+        .expect("valid")
+}
+
+#[test]
+fn given_ids_of_every_rfc_9562_version_when_checked_then_schema_and_validate_both_accept_them() {
+    let schema = validator(ENVELOPE_SCHEMA);
+    let good = base_envelope();
     for id in [
         "c232ab00-9414-11ec-b3c8-9f6bdeced846",
         "5df41881-3aed-3515-88a7-2f4a814cf09e",
@@ -507,11 +512,7 @@ fn given_ids_of_every_rfc_9562_version_when_checked_then_schema_and_validate_bot
 #[test]
 fn given_hand_made_bad_envelopes_when_checked_then_schema_and_validate_both_refuse_each() {
     let schema = validator(ENVELOPE_SCHEMA);
-    let good = Envelope::builder(Kind::Event, "a.b")
-        .clock(&ManualClock::fixed())
-        .payload_json(json!({"k": 1}))
-        .build()
-        .expect("valid");
+    let good = base_envelope();
     let Value::Object(base) = serde_json::to_value(&good).expect("serialises") else {
         panic!("an envelope serialises to an object");
     };
