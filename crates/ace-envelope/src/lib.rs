@@ -81,7 +81,7 @@
 //!
 //! | CloudEvent | envelope |
 //! | --- | --- |
-//! | `type`, `source`, `subject` | `subject` and `kind` from the first matching rule of a [`Mapping`](codec::cloudevents::Mapping) (default: kind `event`, subject `ace.comms.cloudevents.{type}`) |
+//! | `type`, `source`, `subject` | `subject` and `kind` from the first matching rule of a [`Mapping`](codec::cloudevents::Mapping) (default: kind `event`, subject `ace.comms.http.service.cloudevents.evt.{type}`) |
 //! | `type` | `name` when it is a valid name, else kept as `headers.ce-type` |
 //! | `id` | kept as `headers.ce-id` (any string); the envelope `id` is a new UUIDv7 |
 //! | `source` | kept as `headers.ce-source`; never the envelope `source`, which the server sets from authentication |

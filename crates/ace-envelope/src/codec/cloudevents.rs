@@ -719,7 +719,7 @@ mod tests {
         let env = from_cloudevent_json_mapped(&bytes, &Mapping::default(), now()).expect("maps");
         assert_eq!(
             env.subject,
-            "ace.comms.cloudevents.com.example.order.created"
+            "ace.comms.http.service.cloudevents.evt.com.example.order.created"
         );
         assert_eq!(env.kind, Kind::Event);
         assert_eq!(env.name.as_deref(), Some("com.example.order.created"));

@@ -1,11 +1,15 @@
 //! `POST /api/v1/messages` and `POST /api/v1/messages/batch`: turn what arrived (an envelope,
 //! or a CloudEvent in structured or binary mode) into envelopes and hand them to the core.
+//! A CloudEvent from any producer is accepted: one without the `acekind` extension is placed by
+//! the `cloudevents` mapping of the configuration (see `ace_envelope`'s "Foreign CloudEvents").
 
 use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
 use ace_envelope::api::http::{BatchAnswer, BatchItem, Pending};
-use ace_envelope::{Envelope, ErrorBody, ErrorCode, from_binary, from_cloudevent_json};
+use ace_envelope::{
+    Envelope, ErrorBody, ErrorCode, from_binary_mapped, from_cloudevent_json_mapped,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -13,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::request::{self, Ctx};
+use super::{AppState, CloudEventsIngest};
 use crate::error::ApiError;
 
 const SINGLE_TYPES: &str =
@@ -28,7 +32,7 @@ const BATCH_TYPES: &str =
     path = "/api/v1/messages",
     tag = "messages",
     request_body(
-        description = "One envelope, a structured CloudEvent, or a CloudEvent in binary mode (`ce-*` headers, the payload as body)",
+        description = "One envelope, a structured CloudEvent, or a CloudEvent in binary mode (`ce-*` headers, the payload as body). A CloudEvent from any producer is accepted: one without the `acekind` extension gets its subject and kind from the server's `cloudevents` rules, its `id`, `source` and `subject` kept in `headers` (`ce-id`, `ce-source`, `ce-subject`); the sender is always the authenticated caller",
         content(
             (Envelope = "application/json"),
             (Object = "application/cloudevents+json"),
@@ -51,23 +55,31 @@ pub(crate) async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let bytes = request::body(body, state.limits.max_body_bytes)?;
-    let envelope = envelope(&headers, &bytes)?;
+    let envelope = envelope(&state.cloudevents, &headers, &bytes)?;
     let accepted = state.publish(&ctx, envelope).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// One envelope from a single-message body.
-fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, ApiError> {
+/// One envelope from a single-message body; a foreign CloudEvent placed by `ce`.
+fn envelope(
+    ce: &CloudEventsIngest,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Envelope, ApiError> {
     if headers.contains_key("ce-specversion") {
         let pairs = headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-        return from_binary(pairs, bytes).map_err(ApiError::CloudEvent);
+        return from_binary_mapped(pairs, bytes, &ce.mapping, ce.clock.now())
+            .map_err(ApiError::CloudEvent);
     }
     match request::media_type(headers).as_str() {
         "application/json" => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::json(&e, "envelope", ErrorCode::InvalidEnvelope)),
-        "application/cloudevents+json" => from_cloudevent_json(bytes).map_err(ApiError::CloudEvent),
+        "application/cloudevents+json" => {
+            from_cloudevent_json_mapped(bytes, &ce.mapping, ce.clock.now())
+                .map_err(ApiError::CloudEvent)
+        }
         other => Err(ApiError::UnsupportedMediaType {
             got: other.to_owned(),
             accepted: SINGLE_TYPES,
@@ -82,7 +94,7 @@ fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, ApiError> {
     path = "/api/v1/messages/batch",
     tag = "messages",
     request_body(
-        description = "An array of envelopes, or a CloudEvents batch",
+        description = "An array of envelopes, or a CloudEvents batch (each event placed as in a single publish)",
         content(
             (Vec<Envelope> = "application/json"),
             (Vec<Object> = "application/cloudevents-batch+json"),
@@ -132,17 +144,26 @@ pub(crate) async fn publish_batch(
     let parsed: Vec<Result<Envelope, ErrorBody>> = items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| decode_item(i, item, cloudevents))
+        .map(|(i, item)| decode_item(i, item, cloudevents.then_some(&*state.cloudevents)))
         .collect();
     let results = state.publish_parsed(&ctx, parsed).await?;
     Ok(Json(batch_answer(results)))
 }
 
-fn decode_item(index: usize, item: Value, cloudevents: bool) -> Result<Envelope, ErrorBody> {
-    let decoded = if cloudevents {
-        from_cloudevent_json(item.to_string().as_bytes()).map_err(|e| (e.code(), e.to_string()))
-    } else {
-        serde_json::from_value(item).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
+/// One batch item: an envelope, or (with `cloudevents`) a structured CloudEvent.
+fn decode_item(
+    index: usize,
+    item: Value,
+    cloudevents: Option<&CloudEventsIngest>,
+) -> Result<Envelope, ErrorBody> {
+    let decoded = match cloudevents {
+        Some(ce) => {
+            from_cloudevent_json_mapped(item.to_string().as_bytes(), &ce.mapping, ce.clock.now())
+                .map_err(|e| (e.code(), e.to_string()))
+        }
+        None => {
+            serde_json::from_value(item).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
+        }
     };
     decoded.map_err(|(code, message)| {
         ErrorBody::with_details(

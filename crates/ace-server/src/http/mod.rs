@@ -22,7 +22,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ace_core::Core;
-use ace_envelope::{ErrorBody, ErrorCode};
+use ace_envelope::codec::cloudevents::Mapping;
+use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -55,6 +56,24 @@ pub struct AppState {
     pub(crate) ready_strict: bool,
     /// `auth.metrics: authenticated`: `/metrics` answers only callers the core authenticates.
     pub(crate) metrics_authenticated: bool,
+    /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
+    pub(crate) cloudevents: Arc<CloudEventsIngest>,
+}
+
+/// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
+/// id and, without `time`, its `created_at`.
+#[derive(Clone)]
+pub(crate) struct CloudEventsIngest {
+    pub(crate) mapping: Mapping,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for CloudEventsIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudEventsIngest")
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -72,7 +91,18 @@ impl AppState {
             ws_budgets: Arc::new(ws_budgets),
             ready_strict: false,
             metrics_authenticated: false,
+            cloudevents: Arc::new(CloudEventsIngest {
+                mapping: Mapping::default(),
+                clock: Arc::new(SystemClock),
+            }),
         }
+    }
+
+    /// State placing foreign CloudEvents by `mapping` (the `cloudevents` configuration), their
+    /// ids and arrival times from `clock`; by default the default mapping and the system clock.
+    pub fn with_cloudevents(mut self, mapping: Mapping, clock: Arc<dyn Clock>) -> Self {
+        self.cloudevents = Arc::new(CloudEventsIngest { mapping, clock });
+        self
     }
 
     /// State whose `/ready` answers 503 while a stream is `read_only` or `halted`

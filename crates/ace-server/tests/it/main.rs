@@ -8,6 +8,10 @@
 //!   certificates.
 //! - `messages`: publish an envelope, a structured and a binary CloudEvent, duplicates, batches,
 //!   and every error code of the publish routes with a malformed, oversized or unknown input.
+//! - `cloudevents`: the official CloudEvents Python SDK posts structured, binary and batched
+//!   events with a JWT (mapped subject and kind, ids kept, sender from the token, a repeat is a
+//!   duplicate) and parses a stored message read as a CloudEvent; foreign events refused 401,
+//!   403 and 400.
 //! - `streams`: streams, consumers, fetch, ack/nak/term, one message by sequence, and their
 //!   404/409/400/405 answers.
 //! - `router`: the router in process — readiness before start, the request timeout (504).
@@ -53,6 +57,7 @@ mod agents;
 mod approvals;
 mod attacks;
 mod auth;
+mod cloudevents;
 mod integrity;
 mod ledger;
 mod lifecycle;

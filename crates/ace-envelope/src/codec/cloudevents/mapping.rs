@@ -10,10 +10,14 @@
 //! A subject template is literal subject text with the placeholders `{type}`, `{source}` and
 //! `{subject}`. Each is replaced by the attribute's value made subject-safe: every character
 //! outside `[A-Za-z0-9_-]` and `.` becomes `_`, and an empty token becomes `_`, so the dots of
-//! a reverse-DNS `type` stay token separators (`com.example.order.created` →
-//! `ace.comms.cloudevents.com.example.order.created` under the default template). The rendered
-//! text must be a valid literal subject; a template naming `{subject}` refuses an event
-//! without one.
+//! a reverse-DNS `type` stay token separators. The rendered text must be a valid literal
+//! subject; a template naming `{subject}` refuses an event without one.
+//!
+//! The default target is [`DEFAULT_SUBJECT_TEMPLATE`], kind `event`: an event of the ACE
+//! hierarchy (`ace.comms.{protocol}.{entity_type}.{entity_id}.{verb}…`) of the `http` protocol,
+//! entity `service` `cloudevents`, so the default `ACE_EVENTS` stream stores it and the roles
+//! that may publish `ace.comms.http.>` may send it (`com.example.order.created` →
+//! `ace.comms.http.service.cloudevents.evt.com.example.order.created`).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +25,7 @@ use crate::envelope::Kind;
 use crate::subject::{Subject, is_token_byte};
 
 /// The subject template of an event no rule matches.
-pub const DEFAULT_SUBJECT_TEMPLATE: &str = "ace.comms.cloudevents.{type}";
+pub const DEFAULT_SUBJECT_TEMPLATE: &str = "ace.comms.http.service.cloudevents.evt.{type}";
 
 /// The placeholders a subject template may hold.
 const PLACEHOLDERS: [&str; 3] = ["type", "source", "subject"];
@@ -306,14 +310,20 @@ mod tests {
             .resolve(attrs("com.example.order.created", "/orders", None))
             .unwrap();
         assert_eq!(kind, Kind::Event);
-        assert_eq!(subject, "ace.comms.cloudevents.com.example.order.created");
+        assert_eq!(
+            subject,
+            "ace.comms.http.service.cloudevents.evt.com.example.order.created"
+        );
     }
 
     #[test]
     fn given_odd_characters_when_rendered_then_they_become_underscores_and_dots_stay() {
         let mapping = Mapping::default();
         let (_, subject) = mapping.resolve(attrs("urn:x/y z..é.", "/s", None)).unwrap();
-        assert_eq!(subject, "ace.comms.cloudevents.urn_x_y_z._._._");
+        assert_eq!(
+            subject,
+            "ace.comms.http.service.cloudevents.evt.urn_x_y_z._._._"
+        );
     }
 
     #[test]
@@ -367,7 +377,10 @@ mod tests {
         let other_source = mapping
             .resolve(attrs("com.example.x", "https://elsewhere/a", None))
             .unwrap();
-        assert_eq!(other_source.1, "ace.comms.cloudevents.com.example.x");
+        assert_eq!(
+            other_source.1,
+            "ace.comms.http.service.cloudevents.evt.com.example.x"
+        );
     }
 
     #[test]
