@@ -18,6 +18,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Envelope, ErrorBody, ErrorDetail};
 
+/// The WebSocket subprotocol of these frames. A client may offer it in
+/// `Sec-WebSocket-Protocol`; the server then answers with it. A browser offering a
+/// [`BEARER_PROTOCOL_PREFIX`] token must offer it too (the server never echoes the token).
+pub const PROTOCOL: &str = "ace.comms.v1";
+/// Prefix of the subprotocol that carries a bearer token where a client cannot set
+/// `Authorization` (a browser's `WebSocket`): `ace.bearer.<jwt>`, offered next to [`PROTOCOL`].
+pub const BEARER_PROTOCOL_PREFIX: &str = "ace.bearer.";
+/// The query parameter that carries a bearer token on the upgrade (`/ws?access_token=<jwt>`),
+/// the other way for a client that cannot set `Authorization`.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
 /// The close codes of the protocol.
 pub mod close {
     /// The upgrade's `Origin` is not allowed (also answered as 403 before upgrading).

@@ -3,7 +3,9 @@
 //! sure every error answer carries the error body (also those axum or tower-http produce: 405,
 //! a bad path parameter, a timeout).
 //!
-//! Requests are traced (`tower_http::trace`: a span per request, events at debug level).
+//! Requests are traced (`tower_http::trace`: a span per request with the method, the URI — the
+//! value of an `access_token` query parameter redacted — and the version, events at debug
+//! level; no header is recorded).
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
 mod admin;
@@ -207,8 +209,35 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), account))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: what `tower_http`'s default span records, with the URI's
+/// `access_token` value (a bearer token, `/ws?access_token=…`) replaced by `[REDACTED]`.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %redacted_uri(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// `uri` with the value of every `access_token` query parameter redacted.
+fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.to_string();
+    };
+    let param = ace_envelope::api::ws::ACCESS_TOKEN_PARAM;
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case(param) => format!("{name}=[REDACTED]"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), query.join("&"))
 }
 
 /// What is judged before a request's body is read, so a client cannot hold the server on a
@@ -306,4 +335,24 @@ async fn with_error_body(response: Response) -> Response {
         header::HeaderValue::from_static("application/json"),
     );
     answer.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_uris_with_tokens_when_redacted_then_only_the_token_values_go() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        assert_eq!(
+            redacted_uri(&uri("/ws?access_token=eyJ.secret.sig&x=1")),
+            "/ws?access_token=[REDACTED]&x=1"
+        );
+        assert_eq!(
+            redacted_uri(&uri("/ws?a=1&ACCESS_TOKEN=t&access_token=u")),
+            "/ws?a=1&ACCESS_TOKEN=[REDACTED]&access_token=[REDACTED]"
+        );
+        assert_eq!(redacted_uri(&uri("/api/v1/streams")), "/api/v1/streams");
+        assert_eq!(redacted_uri(&uri("/ws?access_token")), "/ws?access_token");
+    }
 }

@@ -21,6 +21,9 @@
 //!   restart that keeps every session.
 //! - `ws`: the WebSocket endpoint — every frame, every error frame, queue groups, consumer push
 //!   with ack and redelivery, the close codes (1009, 4008, 1011, 1001) and the upgrade refusals.
+//! - `ws_auth`: browser credentials on the upgrade — a bearer token as the `ace.bearer.`
+//!   subprotocol (answered `ace.comms.v1`) or the `access_token` query parameter, bad tokens
+//!   401, a lone token subprotocol 400, and no token in any log line at trace level.
 //! - `agents`: heartbeats, listing and filtering, expiry on a manual clock with the
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
@@ -70,6 +73,7 @@ mod sessions;
 mod storage_faults;
 mod streams;
 mod ws;
+mod ws_auth;
 
 use std::path::Path;
 use std::sync::Arc;
