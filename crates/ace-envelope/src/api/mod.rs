@@ -8,7 +8,9 @@
 //! - [`http`]: request and answer bodies of `/api/v1` — publish answers, stream and consumer
 //!   configurations and their info snapshots, fetch, ack/nak/term, stored messages;
 //! - [`repair`]: the body and answer of a stream repair (re-exported by [`http`]);
-//! - [`ws`]: the frames of the `/ws` protocol.
+//! - [`ws`]: the frames of the `/ws` protocol (with the `openapi` feature their `ToSchema`
+//!   derives are the schemas of the server's `/asyncapi.json`), its subprotocol and the forms
+//!   of a browser's token.
 
 pub mod http;
 pub mod repair;

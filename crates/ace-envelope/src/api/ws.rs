@@ -52,6 +52,7 @@ pub mod close {
 
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Start a live or a durable-consumer subscription.
@@ -84,6 +85,7 @@ impl ClientFrame {
 /// `subscribe`: either `pattern` (live, optionally in a `queue` group) or `stream` and
 /// `consumer` (pushed deliveries of a durable consumer).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscribe {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +176,7 @@ impl Subscribe {
 
 /// `unsubscribe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Unsubscribe {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +187,7 @@ pub struct Unsubscribe {
 
 /// `publish`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Publish {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +198,7 @@ pub struct Publish {
 
 /// `ack`, `nak` and `term` of one consumer delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acknowledge {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +217,7 @@ pub struct Acknowledge {
 
 /// A frame the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A message for a subscription.
@@ -248,6 +254,7 @@ impl ServerFrame {
 /// `message`: a live message (`sid` and `envelope`) or a consumer delivery (with `stream`,
 /// `seq` and `delivery`, the handle for `ack`/`nak`/`term`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// The subscription it is for.
     pub sid: String,

@@ -11,6 +11,7 @@
 mod admin;
 mod agents;
 mod approvals;
+mod asyncapi;
 mod health;
 mod ledger;
 mod messages;
@@ -149,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/ws", crate::ws::route())
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/asyncapi.json", get(asyncapi::asyncapi_json))
         .route("/api/v1/admin/reload", post(admin::reload))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))

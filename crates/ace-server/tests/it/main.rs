@@ -36,6 +36,9 @@
 //! - `integrity`: required signatures (missing, unknown key, tampered, impostor → 401 naming the
 //!   pattern; a good one stored and still verifying), and `governance.pii` fields redacted in
 //!   the stored payload or kept, per `pii.redact_stored`.
+//! - `asyncapi`: `/asyncapi.json` is AsyncAPI 3.0.0, served without credentials, one message per
+//!   variant of the Rust frame enums both ways, frames of the Rust types valid against it and
+//!   broken ones not (python-jsonschema), loaded by the `asyncapi3` object model.
 //! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
 //!   answers validate against the schemas it gives.
 //! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
@@ -58,6 +61,7 @@
 
 mod agents;
 mod approvals;
+mod asyncapi;
 mod attacks;
 mod auth;
 mod cloudevents;
