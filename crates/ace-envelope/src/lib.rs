@@ -89,7 +89,7 @@
 //! | `source` and `id` | `idempotency_key` `ce:{hex SHA-256 of source, a line feed, id}` (unless `aceidempotencykey` is given): the same event sent twice by one sender is a duplicate |
 //! | `time` | `created_at`; the time of arrival when absent |
 //! | `dataschema` | `schema` when it is `urn:ace:schema:{name@semver}`, else kept as `headers.ce-dataschema` |
-//! | `data` / `data_base64` / body | `payload`; without data an empty `application/octet-stream` payload (a `datacontenttype` kept as `headers.ce-datacontenttype`) |
+//! | `data` / `data_base64` / body | `payload`: `data_base64` as its bytes (`application/octet-stream` without a `datacontenttype`), string `data` under a non-JSON `datacontenttype` as its text; without data an empty `application/octet-stream` payload (a `datacontenttype` kept as `headers.ce-datacontenttype`) |
 //! | any other extension `x` | kept as `headers.ce-x` |
 //!
 //! The `ace*` extensions of the table above (`acepriority`, `aceqos`, `acettlms`, …) apply to a

@@ -26,6 +26,7 @@ mod mapping;
 
 pub use mapping::{DEFAULT_SUBJECT_TEMPLATE, Mapping, Match, Rule, Target};
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::{codec_error, payload_from_bytes};
@@ -47,7 +48,8 @@ pub const UNNAMED_TYPE_PREFIX: &str = "gme/1.";
 pub const SCHEMA_URN_PREFIX: &str = "urn:ace:schema:";
 /// Prefix of the `headers` keys that keep a foreign event's attributes (`ce-id`, `ce-source`).
 pub const KEPT_HEADER_PREFIX: &str = "ce-";
-/// Media type of a foreign event's payload when it has no data (the payload is empty).
+/// Media type of a foreign event's payload when it has no data (the payload is empty), and of
+/// `data_base64` without a `datacontenttype`.
 const NO_DATA_CONTENT_TYPE: &str = "application/octet-stream";
 
 type Attributes = BTreeMap<String, String>;
@@ -90,24 +92,57 @@ pub fn from_cloudevent_json_mapped(
     decode(attrs, payload, Some((mapping, now)))
 }
 
+/// The attributes and the payload of a structured event. `data_base64` is decoded and read as
+/// its `datacontenttype` says (`application/octet-stream` when it says none); `data` that is a
+/// string under a non-JSON `datacontenttype` is that text's bytes; other `data` is JSON.
 fn structured(bytes: &[u8]) -> Result<(Attributes, Option<Value>), EnvelopeError> {
     let event: serde_json::Map<String, Value> =
         serde_json::from_slice(bytes).map_err(EnvelopeError::InvalidJson)?;
     let mut attrs = Attributes::new();
-    let mut payload = None;
+    let mut data = None;
+    let mut data_base64 = None;
     for (name, value) in event {
         match (name.as_str(), value) {
-            ("data" | "data_base64", Value::Null) => {}
-            ("data" | "data_base64", value) => payload = Some(value),
+            (_, Value::Null) => {}
+            ("data", value) => data = Some(value),
+            ("data_base64", value) => data_base64 = Some(value),
             (_, Value::String(s)) => {
                 attrs.insert(name, s);
             }
-            (_, Value::Null) => {}
             (_, other) => {
                 attrs.insert(name, other.to_string());
             }
         }
     }
+    let payload = match (data, data_base64) {
+        (Some(_), Some(_)) => {
+            return Err(codec_error(
+                "/payload",
+                "an event holds data or data_base64, not both",
+            ));
+        }
+        (None, None) => None,
+        (None, Some(encoded)) => {
+            let bytes = encoded
+                .as_str()
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                .ok_or_else(|| codec_error("/payload", "data_base64 is not base64 text"))?;
+            let content_type = attrs
+                .entry("datacontenttype".to_owned())
+                .or_insert_with(|| NO_DATA_CONTENT_TYPE.to_owned());
+            Some(payload_from_bytes(content_type, &bytes)?)
+        }
+        (Some(Value::String(text)), None)
+            if attrs
+                .get("datacontenttype")
+                .is_some_and(|t| !crate::envelope::is_json_content_type(t)) =>
+        {
+            Some(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(text),
+            ))
+        }
+        (Some(data), None) => Some(data),
+    };
     Ok((attrs, payload))
 }
 
@@ -803,6 +838,46 @@ mod tests {
         assert_eq!(env.payload_bytes().unwrap().unwrap(), b"");
         assert_eq!(env.headers["ce-datacontenttype"], "application/json");
         assert_eq!(env.validate(), vec![]);
+    }
+
+    #[test]
+    fn given_foreign_binary_and_text_data_in_structured_mode_when_mapped_then_the_bytes_are_kept() {
+        let map = |doc: Value| {
+            let bytes = serde_json::to_vec(&doc).unwrap();
+            from_cloudevent_json_mapped(&bytes, &Mapping::default(), now())
+        };
+        let base = |extra: Value| {
+            let mut doc =
+                serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+            doc.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            doc
+        };
+        let raw = map(base(serde_json::json!({"data_base64": "AAEC"}))).unwrap();
+        assert_eq!(raw.content_type, "application/octet-stream");
+        assert_eq!(raw.payload_bytes().unwrap().unwrap(), [0, 1, 2]);
+        let json = map(base(serde_json::json!({
+            "data_base64": "eyJhIjoxfQ==", "datacontenttype": "application/json"
+        })))
+        .unwrap();
+        assert_eq!(json.payload, Some(serde_json::json!({"a": 1})));
+        let text = map(base(
+            serde_json::json!({"data": "héllo", "datacontenttype": "text/plain"}),
+        ))
+        .unwrap();
+        assert_eq!(text.payload_bytes().unwrap().unwrap(), "héllo".as_bytes());
+        assert_eq!(text.validate(), vec![]);
+        let json_string = map(base(serde_json::json!({"data": "just text"}))).unwrap();
+        assert_eq!(json_string.payload, Some(Value::from("just text")));
+        for bad in [
+            serde_json::json!({"data_base64": "not base64!"}),
+            serde_json::json!({"data_base64": 7}),
+            serde_json::json!({"data": 1, "data_base64": "AA=="}),
+        ] {
+            let err = map(base(bad.clone())).unwrap_err().to_string();
+            assert!(err.contains("/payload"), "{bad}: {err}");
+        }
     }
 
     #[test]
