@@ -86,7 +86,7 @@
 //! | `id` | kept as `headers.ce-id` (any string); the envelope `id` is a new UUIDv7 |
 //! | `source` | kept as `headers.ce-source`; never the envelope `source`, which the server sets from authentication |
 //! | `subject` | kept as `headers.ce-subject` |
-//! | `source` and `id` | `idempotency_key` `ce:{hex SHA-256 of source, a line feed, id}` (unless `aceidempotencykey` is given): the same event sent twice by one sender is a duplicate |
+//! | `source` and `id` | `idempotency_key` `ce:{hex SHA-256 of source, a line feed, id}` (unless `aceidempotencykey` is given): the same event sent twice by one sender is a duplicate within a stream's dedup window |
 //! | `time` | `created_at`; the time of arrival when absent |
 //! | `dataschema` | `schema` when it is `urn:ace:schema:{name@semver}`, else kept as `headers.ce-dataschema` |
 //! | `data` / `data_base64` / body | `payload`: `data_base64` as its bytes (`application/octet-stream` without a `datacontenttype`), string `data` under a non-JSON `datacontenttype` as its text; without data an empty `application/octet-stream` payload (a `datacontenttype` kept as `headers.ce-datacontenttype`) |
