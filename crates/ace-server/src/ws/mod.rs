@@ -98,6 +98,9 @@ pub(crate) fn route() -> MethodRouter<AppState> {
             async move {
                 let remote = remote.map(|Extension(ConnectInfo(addr))| addr);
                 let lifetime = lifetime.map(|l| l.0);
+                if let Some(refused) = origin_refusal(&state.limits.ws, &headers) {
+                    return refused;
+                }
                 let query = match query {
                     Ok(Query(query)) => query,
                     Err(err) => {
@@ -112,7 +115,7 @@ pub(crate) fn route() -> MethodRouter<AppState> {
                     Ok(ctx) => ctx,
                     Err(body) => return error_response(body.error.code, &body),
                 };
-                accept(state, &census, remote, lifetime, ctx, &headers, upgrade)
+                accept(state, &census, remote, lifetime, ctx, upgrade)
             }
         },
     )
@@ -166,27 +169,29 @@ fn browser_credentials(
     Ok(ctx)
 }
 
-/// Checks the origin and the limits, then upgrades.
+/// The 403 of a browser `Origin` not in the allowlist (judged first: before the credentials).
+fn origin_refusal(limits: &WsLimits, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or_default();
+    (!origin_allowed(&limits.allowed_origins, origin)).then(|| {
+        refusal(
+            ErrorCode::Forbidden,
+            format!("origin `{origin}` is not in limits.ws.allowed_origins"),
+            json!({ "origin": origin }),
+        )
+    })
+}
+
+/// Authenticates and checks the limits (the origin and the browser's credentials are judged
+/// before), then upgrades.
 fn accept(
     state: AppState,
     census: &Arc<Census>,
     remote: Option<SocketAddr>,
     lifetime: Option<Lifetime>,
     mut ctx: RequestContext,
-    headers: &HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let limits = state.limits.ws.clone();
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        if !origin_allowed(&limits.allowed_origins, origin) {
-            return refusal(
-                ErrorCode::Forbidden,
-                format!("origin `{origin}` is not in limits.ws.allowed_origins"),
-                json!({ "origin": origin }),
-            );
-        }
-    }
     ctx.transport = "ws";
     let principal = match state.core.authenticate(&ctx) {
         Ok(principal) => principal,

@@ -105,6 +105,20 @@ async fn given_a_token_as_subprotocol_when_upgrading_then_accepted_and_answered_
         400,
         "INVALID_REQUEST",
     );
+    // A page of an origin not allowed is refused for that first, whatever it offers.
+    let mut request = format!("ws://{}/ws", server.addr())
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", HeaderValue::from_static("https://evil.example"));
+    headers.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(&alone).unwrap(),
+    );
+    let refused = tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| (socket, None));
+    assert_refused(refused, 403, "FORBIDDEN");
     server.stop().await;
 }
 
