@@ -289,7 +289,7 @@ fn default_max_attempts() -> u32 {
 pub struct Envelope {
     /// Always `gme/1`; required on input, as it says which rules apply.
     pub spec: String,
-    /// UUIDv7, set by the builder.
+    /// An RFC 9562 UUID of any version; the builder makes a UUIDv7.
     pub id: Uuid,
     /// What the message is.
     pub kind: Kind,

@@ -5,7 +5,8 @@
 //!
 //! - [`Envelope`] and its parts ([`Kind`], [`Priority`], [`Qos`], [`Source`], [`PayloadRef`],
 //!   [`Governance`], [`Label`], [`Signature`], [`TraceContext`]) — `envelope.rs`;
-//! - [`EnvelopeBuilder`] with the documented defaults and a UUIDv7 id — `builder.rs`;
+//! - [`EnvelopeBuilder`] with the documented defaults and a UUIDv7 id (a client's envelope may
+//!   carry any RFC 9562 UUID) — `builder.rs`;
 //! - [`Envelope::validate`], every broken rule with its field path — `validate.rs`;
 //! - [`Subject`], [`SubjectPattern`] (`*`, `>`), the ACE hierarchy [`AceSubject`] — `subject.rs`;
 //! - W3C [`TraceParent`] — `trace.rs`;
@@ -61,13 +62,13 @@
 //! | CloudEvents attribute | envelope field | notes |
 //! | --- | --- | --- |
 //! | `specversion` | — | always `1.0` |
-//! | `id` | `id` | UUID text |
+//! | `id` | `id` | UUID text (any RFC 9562 version) |
 //! | `source` | `source` | `/ace-comms/{type}/{percent-encoded id}`, `/ace-comms` without a source |
 //! | `type` | `name` | `gme/1.{kind}` when `name` is absent (a `name` never holds `/`) |
 //! | `subject` | `subject` | |
 //! | `time` | `created_at` | RFC 3339, nanoseconds kept |
 //! | `datacontenttype` | `content_type` | `content-type` header in binary mode |
-//! | `dataschema` | `schema` | `name@semver` as is |
+//! | `dataschema` | `schema` | the URI `urn:ace:schema:{name@semver}`; a bare `name@semver` is read too |
 //! | `data` / `data_base64` | `payload` | `data` for JSON content, `data_base64` otherwise |
 //! | `traceparent`, `tracestate` | `trace` | the CloudEvents distributed-tracing extension |
 //! | `acespec` | `spec` | |
@@ -85,6 +86,28 @@
 //! | `acepayloadref` | `payload_ref` | canonical JSON object |
 //! | `acesignature` | `signature` | canonical JSON object |
 //! | `aceheaders` | `headers` | canonical JSON object |
+//!
+//! # Foreign CloudEvents
+//!
+//! A CloudEvent without the `acekind` extension comes from a producer that knows nothing of
+//! envelopes (the official SDKs, a cloud's event bus). [`from_cloudevent_json_mapped`] and
+//! [`from_binary_mapped`] make it an envelope:
+//!
+//! | CloudEvent | envelope |
+//! | --- | --- |
+//! | `type`, `source`, `subject` | `subject` and `kind` from the first matching rule of a [`Mapping`](codec::cloudevents::Mapping) (default: kind `event`, subject `ace.comms.http.service.cloudevents.evt.{type}`) |
+//! | `type` | `name` when it is a valid name, else kept as `headers.ce-type` |
+//! | `id` | kept as `headers.ce-id` (any string); the envelope `id` is a new UUIDv7 |
+//! | `source` | kept as `headers.ce-source`; never the envelope `source`, which the server sets from authentication |
+//! | `subject` | kept as `headers.ce-subject` |
+//! | `source` and `id` | `idempotency_key` `ce:{hex SHA-256 of source, a line feed, id}` (unless `aceidempotencykey` is given): the same event sent twice by one sender is a duplicate within a stream's dedup window |
+//! | `time` | `created_at`; the time of arrival when absent |
+//! | `dataschema` | `schema` when it is `urn:ace:schema:{name@semver}`, else kept as `headers.ce-dataschema` |
+//! | `data` / `data_base64` / body | `payload`: `data_base64` as its bytes (`application/octet-stream` without a `datacontenttype`), string `data` under a non-JSON `datacontenttype` as its text; without data an empty `application/octet-stream` payload (a `datacontenttype` kept as `headers.ce-datacontenttype`) |
+//! | any other extension `x` | kept as `headers.ce-x` |
+//!
+//! The `ace*` extensions of the table above (`acepriority`, `aceqos`, `acettlms`, …) apply to a
+//! foreign event too. An attribute name must be lower-case letters and digits.
 //!
 //! # Invariants
 //!
@@ -112,7 +135,10 @@ mod validate;
 
 pub use builder::{EnvelopeBuilder, uuid_v7_at};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codec::cloudevents::{from_binary, from_cloudevent_json, to_binary, to_cloudevent_json};
+pub use codec::cloudevents::{
+    from_binary, from_binary_mapped, from_cloudevent_json, from_cloudevent_json_mapped, to_binary,
+    to_cloudevent_json,
+};
 pub use envelope::{
     DEFAULT_MAX_ATTEMPTS, Envelope, Governance, JSON_CONTENT_TYPE, Kind, Label, PayloadRef,
     Priority, Qos, REALTIME_DEFAULT_TTL_MS, SPEC, Signature, Source, SourceType,

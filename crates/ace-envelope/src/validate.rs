@@ -106,8 +106,11 @@ impl Envelope {
         if self.spec != SPEC {
             f.add("/spec", format!("must be {SPEC:?}"));
         }
-        if self.id.get_version_num() != 7 {
-            f.add("/id", "must be a UUIDv7");
+        if !is_rfc9562_uuid(&self.id) {
+            f.add(
+                "/id",
+                "must be an RFC 9562 UUID (variant 10, version 1 to 8)",
+            );
         }
         if let Err(reason) = subject::check(&self.subject, false) {
             f.add("/subject", format!("{:?} {reason}", self.subject));
@@ -257,10 +260,16 @@ fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn is_name(s: &str) -> bool {
+pub(crate) fn is_name(s: &str) -> bool {
     (1..=256).contains(&s.len())
         && s.bytes()
             .all(|b| subject::is_token_byte(b) || b == b'.' || b == b':')
+}
+
+/// An RFC 9562 UUID of any version: the RFC's variant and a version from 1 to 8 (the nil and
+/// max UUIDs are neither). The builder makes UUIDv7s; a client may bring any version.
+pub(crate) fn is_rfc9562_uuid(id: &uuid::Uuid) -> bool {
+    id.get_variant() == uuid::Variant::RFC4122 && (1..=8).contains(&id.get_version_num())
 }
 
 fn is_header_key(s: &str) -> bool {
@@ -360,6 +369,32 @@ mod tests {
             "a@1.0.0+",
         ] {
             assert!(!is_schema_ref(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn given_uuids_of_every_version_when_checked_then_rfc_ones_pass_and_nil_max_and_ncs_do_not() {
+        for good in [
+            "c232ab00-9414-11ec-b3c8-9f6bdeced846", // v1
+            "000003e8-9414-21ec-8200-325096b39f47", // v2
+            "5df41881-3aed-3515-88a7-2f4a814cf09e", // v3
+            "919108f7-52d1-4320-9bac-f847db4148a8", // v4
+            "2ed6657d-e927-568b-95e1-2665a8aea6a2", // v5
+            "1ec9414c-232a-6b00-b3c8-9f6bdeced846", // v6
+            "017f22e2-79b0-7cc3-98c4-dc0c0c07398f", // v7
+            "2489e9ad-2ee2-8e00-8ec9-32d5f69181c0", // v8
+        ] {
+            let id = uuid::Uuid::parse_str(good).unwrap();
+            assert!(is_rfc9562_uuid(&id), "{good}");
+        }
+        for bad in [
+            "00000000-0000-0000-0000-000000000000", // nil
+            "ffffffff-ffff-ffff-ffff-ffffffffffff", // max
+            "919108f7-52d1-4320-7bac-f847db4148a8", // NCS variant
+            "919108f7-52d1-9320-9bac-f847db4148a8", // version 9
+        ] {
+            let id = uuid::Uuid::parse_str(bad).unwrap();
+            assert!(!is_rfc9562_uuid(&id), "{bad}");
         }
     }
 

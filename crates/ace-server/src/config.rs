@@ -18,6 +18,7 @@ use std::time::Duration;
 use ace_bus::{RetentionPolicy, StreamConfig, SyncPolicy};
 use ace_core::{CoreLimits, Integrity, PiiPolicy, PresenceConfig, SignaturePolicy};
 use ace_envelope::SubjectPattern;
+use ace_envelope::codec::cloudevents::Mapping;
 use ace_policy::{EhiConfig, JwtConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -54,6 +55,9 @@ pub struct Config {
     pub signatures: SignaturesConfig,
     /// Personal data named by `governance.pii` in stored payloads.
     pub pii: PiiConfig,
+    /// Where a foreign CloudEvent (one without the `acekind` extension) is published: rules
+    /// from its `type`, `source` and `subject` to an ACE subject and kind.
+    pub cloudevents: Mapping,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
+            cloudevents: Mapping::default(),
         }
     }
 }
@@ -866,6 +871,9 @@ impl Config {
                 "must be at least 1 (a stream must remember what it just stored)".to_owned(),
             );
         }
+        if let Err((key, reason)) = self.cloudevents.check() {
+            return bad(&format!("cloudevents.{key}"), reason);
+        }
         Ok(())
     }
 
@@ -1437,6 +1445,33 @@ mod tests {
         let config = Config::load(Some(file), env(&[])).unwrap();
         config.validate().unwrap();
         assert_eq!(config.streams.dedup_max_entries, 5000);
+    }
+
+    #[test]
+    fn given_cloudevents_rules_when_loaded_then_bad_ones_name_their_key() {
+        let file = "cloudevents:\n  rules:\n    - match: {type: \"com.*\"}\n      subject: \"a.{type}\"\n      kind: command\n";
+        let config = Config::load(Some(file), env(&[])).unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.cloudevents.rules[0].kind,
+            ace_envelope::Kind::Command
+        );
+        let file = "cloudevents:\n  rules:\n    - subject: \"a.{typ}\"\n";
+        let err = Config::load(Some(file), env(&[]))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloudevents.rules[0].subject"), "{err}");
+        let config = Config::load(
+            None,
+            env(&[("ACE_CLOUDEVENTS_DEFAULT_SUBJECT", "a..{type}")]),
+        )
+        .unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("cloudevents.default.subject"), "{err}");
+        let unknown = "cloudevents:\n  rules:\n    - subject: a.b\n      kinds: event\n";
+        assert!(Config::load(Some(unknown), env(&[])).is_err());
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl App {
         .with_approvals(Arc::new(approvals), config.approvals.ttl())
         .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);
-        let core = crate::ledger::attach(config, clock, core)?;
+        let core = crate::ledger::attach(config, clock.clone(), core)?;
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::internal(), &config.streams.defaults)
@@ -158,7 +158,8 @@ impl App {
         let state = AppState::new(core, metrics, config.limits.clone())
             .with_governance(governance)
             .with_ready_strict(config.streams.ready_strict)
-            .with_metrics_access(config.auth.metrics);
+            .with_metrics_access(config.auth.metrics)
+            .with_cloudevents(config.cloudevents.clone(), clock);
         state.set_ready(true);
         Ok(App {
             state,

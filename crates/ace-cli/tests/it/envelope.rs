@@ -186,20 +186,8 @@ fn given_an_envelope_when_converted_to_cloudevents_and_back_then_nothing_is_lost
     let back: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(back, original);
 
-    let run = ace(
-        &[
-            "envelope",
-            "convert",
-            &json,
-            "--to",
-            "cloudevents",
-            "--binary",
-        ],
-        b"",
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let (head, _body) = run
-        .stdout
+    let binary = to_binary_mode(&json);
+    let (head, _body) = binary
         .split_once("\n\n")
         .expect("headers, a blank line, the body");
     assert!(
@@ -207,6 +195,46 @@ fn given_an_envelope_when_converted_to_cloudevents_and_back_then_nothing_is_lost
             .any(|l| l.to_ascii_lowercase().starts_with("ce-specversion: 1.0")),
         "{head}"
     );
+}
+
+/// The envelope file `json` converted to CloudEvents binary mode.
+fn to_binary_mode(json: &str) -> String {
+    let run = ace(
+        &[
+            "envelope",
+            "convert",
+            json,
+            "--to",
+            "cloudevents",
+            "--binary",
+        ],
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout
+}
+
+#[test]
+fn given_a_payload_ending_in_a_newline_when_converted_to_binary_and_back_then_its_bytes_are_exact()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut original = new_envelope(&[]);
+    original["content_type"] = Value::from("text/plain");
+    // "line one\n" in base64: the body must end in exactly one newline, the payload's own.
+    original["payload"] = Value::from("bGluZSBvbmUK");
+    let json = write(dir.path(), "in.json", &original.to_string());
+
+    let binary = to_binary_mode(&json);
+    let (_head, body) = binary.split_once("\n\n").expect("headers, a blank line");
+    assert_eq!(body, "line one\n", "the body is the payload, nothing added");
+
+    let run = ace(
+        &["envelope", "convert", "-", "--to", "json"],
+        binary.as_bytes(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let back: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(back, original);
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! - [`repair`]: the body and answer of a stream repair (re-exported by [`http`]);
 //! - [`system`]: the messages the server publishes itself (dead letters, approvals, presence):
 //!   their subjects, names, contracts and payloads;
-//! - [`ws`]: the frames of the `/ws` protocol.
+//! - [`ws`]: the frames of the `/ws` protocol (with the `openapi` feature their `ToSchema`
+//!   derives are the schemas of the server's `/asyncapi.json`), its subprotocol and the forms
+//!   of a browser's token.
 
 pub mod http;
 pub mod repair;

@@ -18,6 +18,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Envelope, ErrorBody, ErrorDetail};
 
+/// The WebSocket subprotocol of these frames. A client may offer it in
+/// `Sec-WebSocket-Protocol`; the server then answers with it. A browser offering a
+/// [`BEARER_PROTOCOL_PREFIX`] token must offer it too (the server never echoes the token).
+pub const PROTOCOL: &str = "ace.comms.v1";
+/// Prefix of the subprotocol that carries a bearer token where a client cannot set
+/// `Authorization` (a browser's `WebSocket`): `ace.bearer.<jwt>`, offered next to [`PROTOCOL`].
+pub const BEARER_PROTOCOL_PREFIX: &str = "ace.bearer.";
+/// The query parameter that carries a bearer token on the upgrade (`/ws?access_token=<jwt>`),
+/// the other way for a client that cannot set `Authorization`.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
 /// The close codes of the protocol.
 pub mod close {
     /// The upgrade's `Origin` is not allowed (also answered as 403 before upgrading).
@@ -41,6 +52,7 @@ pub mod close {
 
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Start a live or a durable-consumer subscription.
@@ -79,6 +91,7 @@ impl ClientFrame {
 /// `subscribe`: either `pattern` (live, optionally in a `queue` group) or `stream` and
 /// `consumer` (pushed deliveries of a durable consumer).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscribe {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +182,7 @@ impl Subscribe {
 
 /// `unsubscribe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Unsubscribe {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +193,7 @@ pub struct Unsubscribe {
 
 /// `publish`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Publish {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +204,7 @@ pub struct Publish {
 
 /// `publish_batch`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishBatch {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +215,7 @@ pub struct PublishBatch {
 
 /// `ack`, `nak` and `term` of one consumer delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acknowledge {
     /// Correlation id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +234,7 @@ pub struct Acknowledge {
 
 /// A frame the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A message for a subscription.
@@ -253,6 +271,7 @@ impl ServerFrame {
 /// `message`: a live message (`sid` and `envelope`) or a consumer delivery (with `stream`,
 /// `seq` and `delivery`, the handle for `ack`/`nak`/`term`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// The subscription it is for.
     pub sid: String,

@@ -147,9 +147,30 @@ fn bad_envelopes() -> Vec<(&'static str, Mutation, Option<&'static str>)> {
             Some("/spec"),
         ),
         (
-            "UUIDv4 id",
+            "nil id",
             |m| {
-                m.insert("id".into(), json!("6f1c2a3e-1b2c-4d3e-8f4a-1234567890ab"));
+                m.insert("id".into(), json!("00000000-0000-0000-0000-000000000000"));
+            },
+            Some("/id"),
+        ),
+        (
+            "max id",
+            |m| {
+                m.insert("id".into(), json!("ffffffff-ffff-ffff-ffff-ffffffffffff"));
+            },
+            Some("/id"),
+        ),
+        (
+            "id of the NCS variant",
+            |m| {
+                m.insert("id".into(), json!("6f1c2a3e-1b2c-4d3e-7f4a-1234567890ab"));
+            },
+            Some("/id"),
+        ),
+        (
+            "id of version 9",
+            |m| {
+                m.insert("id".into(), json!("6f1c2a3e-1b2c-9d3e-8f4a-1234567890ab"));
             },
             Some("/id"),
         ),
@@ -455,14 +476,43 @@ fn bad_envelopes() -> Vec<(&'static str, Mutation, Option<&'static str>)> {
     ]
 }
 
-#[test]
-fn given_hand_made_bad_envelopes_when_checked_then_schema_and_validate_both_refuse_each() {
-    let schema = validator(ENVELOPE_SCHEMA);
-    let good = Envelope::builder(Kind::Event, "a.b")
+/// The valid envelope the mutation tables start from.
+fn base_envelope() -> Envelope {
+    Envelope::builder(Kind::Event, "a.b")
         .clock(&ManualClock::fixed())
         .payload_json(json!({"k": 1}))
         .build()
-        .expect("valid");
+        .expect("valid")
+}
+
+#[test]
+fn given_ids_of_every_rfc_9562_version_when_checked_then_schema_and_validate_both_accept_them() {
+    let schema = validator(ENVELOPE_SCHEMA);
+    let good = base_envelope();
+    for id in [
+        "c232ab00-9414-11ec-b3c8-9f6bdeced846",
+        "5df41881-3aed-3515-88a7-2f4a814cf09e",
+        "919108f7-52d1-4320-9bac-f847db4148a8",
+        "2ed6657d-e927-568b-95e1-2665a8aea6a2",
+        "1ec9414c-232a-6b00-b3c8-9f6bdeced846",
+        "2489e9ad-2ee2-8e00-8ec9-32d5f69181c0",
+    ] {
+        let mut env = good.clone();
+        env.id = id.parse().expect("a UUID");
+        let instance = serde_json::to_value(&env).expect("serialises");
+        assert_eq!(
+            schema_errors(&schema, &instance),
+            Vec::<String>::new(),
+            "{id}"
+        );
+        assert_eq!(env.validate(), vec![], "{id}");
+    }
+}
+
+#[test]
+fn given_hand_made_bad_envelopes_when_checked_then_schema_and_validate_both_refuse_each() {
+    let schema = validator(ENVELOPE_SCHEMA);
+    let good = base_envelope();
     let Value::Object(base) = serde_json::to_value(&good).expect("serialises") else {
         panic!("an envelope serialises to an object");
     };

@@ -1,11 +1,15 @@
 //! `POST /api/v1/messages` and `POST /api/v1/messages/batch`: turn what arrived (an envelope,
 //! or a CloudEvent in structured or binary mode) into envelopes and hand them to the core.
+//! A CloudEvent from any producer is accepted: one without the `acekind` extension is placed by
+//! the `cloudevents` mapping of the configuration (see `ace_envelope`'s "Foreign CloudEvents").
 
 use std::time::Instant;
 
 use ace_core::{Accepted, CoreError, RequestContext};
 use ace_envelope::api::http::{BatchAnswer, BatchItem, Pending};
-use ace_envelope::{Envelope, ErrorBody, ErrorCode, Kind, from_binary, from_cloudevent_json};
+use ace_envelope::{
+    Envelope, ErrorBody, ErrorCode, Kind, from_binary_mapped, from_cloudevent_json_mapped,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -14,8 +18,8 @@ use bytes::Bytes;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::AppState;
 use super::request::{self, Ctx};
+use super::{AppState, CloudEventsIngest};
 use crate::error::ApiError;
 
 const SINGLE_TYPES: &str =
@@ -29,7 +33,7 @@ const BATCH_TYPES: &str =
     path = "/api/v1/messages",
     tag = "messages",
     request_body(
-        description = "One envelope, a structured CloudEvent, or a CloudEvent in binary mode (`ce-*` headers, the payload as body)",
+        description = "One envelope, a structured CloudEvent, or a CloudEvent in binary mode (`ce-*` headers, the payload as body). A CloudEvent from any producer is accepted: one without the `acekind` extension gets its subject and kind from the server's `cloudevents` rules, its `id`, `source` and `subject` kept in `headers` (`ce-id`, `ce-source`, `ce-subject`); the sender is always the authenticated caller",
         content(
             (Envelope = "application/json"),
             (Object = "application/cloudevents+json"),
@@ -52,7 +56,7 @@ pub(crate) async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let bytes = request::body(body, state.limits.max_body_bytes)?;
-    let (envelope, cloudevent) = envelope(&headers, &bytes)?;
+    let (envelope, cloudevent) = envelope(&state.cloudevents, &headers, &bytes)?;
     let protocol = if cloudevent {
         CLOUDEVENTS
     } else {
@@ -65,13 +69,18 @@ pub(crate) async fn publish(
 /// The `protocol` of `ace_comms_messages_total` for a CloudEvent, whatever its mode.
 const CLOUDEVENTS: &str = "cloudevents";
 
-/// One envelope from a single-message body, and whether it came as a CloudEvent.
-fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<(Envelope, bool), ApiError> {
+/// One envelope from a single-message body, and whether it came as a CloudEvent (a foreign
+/// one placed by `ce`).
+fn envelope(
+    ce: &CloudEventsIngest,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(Envelope, bool), ApiError> {
     if headers.contains_key("ce-specversion") {
         let pairs = headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-        return from_binary(pairs, bytes)
+        return from_binary_mapped(pairs, bytes, &ce.mapping, ce.clock.now())
             .map(|e| (e, true))
             .map_err(ApiError::CloudEvent);
     }
@@ -79,9 +88,11 @@ fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<(Envelope, bool), ApiEr
         "application/json" => serde_json::from_slice(bytes)
             .map(|e| (e, false))
             .map_err(|e| ApiError::json(&e, "envelope", ErrorCode::InvalidEnvelope)),
-        "application/cloudevents+json" => from_cloudevent_json(bytes)
-            .map(|e| (e, true))
-            .map_err(ApiError::CloudEvent),
+        "application/cloudevents+json" => {
+            from_cloudevent_json_mapped(bytes, &ce.mapping, ce.clock.now())
+                .map(|e| (e, true))
+                .map_err(ApiError::CloudEvent)
+        }
         other => Err(ApiError::UnsupportedMediaType {
             got: other.to_owned(),
             accepted: SINGLE_TYPES,
@@ -96,7 +107,7 @@ fn envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<(Envelope, bool), ApiEr
     path = "/api/v1/messages/batch",
     tag = "messages",
     request_body(
-        description = "An array of envelopes, or a CloudEvents batch",
+        description = "An array of envelopes, or a CloudEvents batch (each event placed as in a single publish)",
         content(
             (Vec<Envelope> = "application/json"),
             (Vec<Object> = "application/cloudevents-batch+json"),
@@ -146,7 +157,7 @@ pub(crate) async fn publish_batch(
     let parsed: Vec<Result<Envelope, ErrorBody>> = items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| decode_item(i, item, cloudevents))
+        .map(|(i, item)| decode_item(i, item, cloudevents.then_some(&*state.cloudevents)))
         .collect();
     let protocol = if cloudevents {
         CLOUDEVENTS
@@ -157,12 +168,18 @@ pub(crate) async fn publish_batch(
     Ok(Json(batch_answer(results)))
 }
 
-/// One item of a batch, decoded once from its own text.
-fn decode_item(index: usize, item: &RawValue, cloudevents: bool) -> Result<Envelope, ErrorBody> {
-    let decoded = if cloudevents {
-        from_cloudevent_json(item.get().as_bytes()).map_err(|e| (e.code(), e.to_string()))
-    } else {
-        serde_json::from_str(item.get()).map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string()))
+/// One batch item, decoded once from its own text: an envelope, or (with `cloudevents`) a
+/// structured CloudEvent.
+fn decode_item(
+    index: usize,
+    item: &RawValue,
+    cloudevents: Option<&CloudEventsIngest>,
+) -> Result<Envelope, ErrorBody> {
+    let decoded = match cloudevents {
+        Some(ce) => from_cloudevent_json_mapped(item.get().as_bytes(), &ce.mapping, ce.clock.now())
+            .map_err(|e| (e.code(), e.to_string())),
+        None => serde_json::from_str(item.get())
+            .map_err(|e| (ErrorCode::InvalidEnvelope, e.to_string())),
     };
     decoded.map_err(|(code, message)| {
         ErrorBody::with_details(

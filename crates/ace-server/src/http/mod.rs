@@ -3,12 +3,15 @@
 //! sure every error answer carries the error body (also those axum or tower-http produce: 405,
 //! a bad path parameter, a timeout).
 //!
-//! Requests are traced (`tower_http::trace`: a span per request, events at debug level).
+//! Requests are traced (`tower_http::trace`: a span per request with the method, the URI — the
+//! value of an `access_token` query parameter redacted — and the version, events at debug
+//! level; no header is recorded).
 //! Handlers only parse and shape; every operation is one `ace_core::Core` call.
 
 mod admin;
 mod agents;
 mod approvals;
+mod asyncapi;
 mod health;
 mod ledger;
 pub(crate) mod messages;
@@ -22,7 +25,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ace_core::Core;
-use ace_envelope::{ErrorBody, ErrorCode};
+use ace_envelope::codec::cloudevents::Mapping;
+use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -55,6 +59,24 @@ pub struct AppState {
     pub(crate) ready_strict: bool,
     /// `auth.metrics: authenticated`: `/metrics` answers only callers the core authenticates.
     pub(crate) metrics_authenticated: bool,
+    /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
+    pub(crate) cloudevents: Arc<CloudEventsIngest>,
+}
+
+/// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
+/// id and, without `time`, its `created_at`.
+#[derive(Clone)]
+pub(crate) struct CloudEventsIngest {
+    pub(crate) mapping: Mapping,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for CloudEventsIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudEventsIngest")
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -72,7 +94,18 @@ impl AppState {
             ws_budgets: Arc::new(ws_budgets),
             ready_strict: false,
             metrics_authenticated: false,
+            cloudevents: Arc::new(CloudEventsIngest {
+                mapping: Mapping::default(),
+                clock: Arc::new(SystemClock),
+            }),
         }
+    }
+
+    /// State placing foreign CloudEvents by `mapping` (the `cloudevents` configuration), their
+    /// ids and arrival times from `clock`; by default the default mapping and the system clock.
+    pub fn with_cloudevents(mut self, mapping: Mapping, clock: Arc<dyn Clock>) -> Self {
+        self.cloudevents = Arc::new(CloudEventsIngest { mapping, clock });
+        self
     }
 
     /// State whose `/ready` answers 503 while a stream is `read_only` or `halted`
@@ -117,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/ws", crate::ws::route())
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/asyncapi.json", get(asyncapi::asyncapi_json))
         .route("/api/v1/admin/reload", post(admin::reload))
         .route("/api/v1/messages", post(messages::publish))
         .route("/api/v1/messages/batch", post(messages::publish_batch))
@@ -177,8 +211,35 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), account))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: what `tower_http`'s default span records, with the URI's
+/// `access_token` value (a bearer token, `/ws?access_token=…`) replaced by `[REDACTED]`.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %redacted_uri(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// `uri` with the value of every `access_token` query parameter redacted.
+fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.to_string();
+    };
+    let param = ace_envelope::api::ws::ACCESS_TOKEN_PARAM;
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case(param) => format!("{name}=[REDACTED]"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), query.join("&"))
 }
 
 /// What is judged before a request's body is read, so a client cannot hold the server on a
@@ -276,4 +337,24 @@ async fn with_error_body(response: Response) -> Response {
         header::HeaderValue::from_static("application/json"),
     );
     answer.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_uris_with_tokens_when_redacted_then_only_the_token_values_go() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        assert_eq!(
+            redacted_uri(&uri("/ws?access_token=eyJ.secret.sig&x=1")),
+            "/ws?access_token=[REDACTED]&x=1"
+        );
+        assert_eq!(
+            redacted_uri(&uri("/ws?a=1&ACCESS_TOKEN=t&access_token=u")),
+            "/ws?a=1&ACCESS_TOKEN=[REDACTED]&access_token=[REDACTED]"
+        );
+        assert_eq!(redacted_uri(&uri("/api/v1/streams")), "/api/v1/streams");
+        assert_eq!(redacted_uri(&uri("/ws?access_token")), "/ws?access_token");
+    }
 }

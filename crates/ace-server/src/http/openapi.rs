@@ -2,8 +2,8 @@
 //! `#[utoipa::path]` of every handler and the `ToSchema` of the `ace-envelope` wire types — and
 //! built once. The tests (`tests/it/openapi.rs`) hold it and the router to each other both ways.
 //!
-//! `/ws` (the WebSocket upgrade) is not an OpenAPI operation and is left out; `/openapi.json`
-//! describes itself.
+//! `/ws` (the WebSocket upgrade) is not an OpenAPI operation and is left out (`/asyncapi.json`
+//! describes it); `/openapi.json` describes itself.
 
 use std::sync::LazyLock;
 
@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use super::{admin, agents, approvals, health, ledger, messages, sessions, streams};
+use super::{admin, agents, approvals, asyncapi, health, ledger, messages, sessions, streams};
 
 /// The 202 answer of a publish: where the envelope went, or the approval that holds it.
 #[derive(Serialize, ToSchema)]
@@ -107,6 +107,7 @@ pub(crate) enum BodyRefusals {
         health::ready,
         health::metrics,
         openapi_json,
+        asyncapi::asyncapi_json,
         messages::publish,
         messages::publish_batch,
         agents::list,
@@ -145,7 +146,7 @@ pub(crate) enum BodyRefusals {
 struct ApiDoc;
 
 /// The credentials the server takes (any one of them), required on every `/api/v1` operation
-/// and on none of the operational routes (`/health`, `/ready`, `/openapi.json`); `/metrics`
+/// and on none of the operational routes (`/health`, `/ready`, `/openapi.json`, `/asyncapi.json`); `/metrics`
 /// takes them when `auth.metrics` is `authenticated`.
 /// In development mode (`auth.mode: development`) nothing is checked.
 struct Security;

@@ -171,6 +171,18 @@ pub(crate) fn media_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether the request's `Accept` names `media` (exactly, case-insensitively, parameters and
+/// other ranges aside); `*/*` and absence do not count, so the default answer stays JSON.
+pub(crate) fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|range| range.split(';').next())
+        .any(|range| range.trim().eq_ignore_ascii_case(media))
+}
+
 /// A JSON request body: read under the body limit, then parsed by [`json`]; the rejection is
 /// the error answer.
 #[derive(Debug)]
@@ -214,6 +226,24 @@ pub(crate) fn json<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn given_accept_headers_when_asked_for_a_media_type_then_only_a_named_range_counts() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, value.parse().unwrap());
+            headers
+        };
+        let ce = "application/cloudevents+json";
+        assert!(accepts(&with("application/cloudevents+json"), ce));
+        assert!(accepts(
+            &with("text/html, Application/CloudEvents+JSON;q=0.9"),
+            ce
+        ));
+        assert!(!accepts(&with("*/*"), ce));
+        assert!(!accepts(&with("application/json"), ce));
+        assert!(!accepts(&HeaderMap::new(), ce));
+    }
 
     #[test]
     fn given_a_bearer_header_when_read_then_the_token_is_taken() {

@@ -1,5 +1,6 @@
 //! Streams, consumers and deliveries over HTTP: create/list/get/delete streams and consumers,
-//! repair a damaged stream, fetch, ack/nak/term, and read one stored message. Each handler
+//! repair a damaged stream, fetch, ack/nak/term, and read one stored message (as JSON or as a
+//! structured CloudEvent). Each handler
 //! parses, calls one `Core` operation, and shapes the answer.
 
 use std::time::Duration;
@@ -9,12 +10,15 @@ use ace_envelope::api::http::{
     AckAnswer, AckFailure, AckRequest, ConsumerConfig, ConsumerInfo, ConsumerList, FetchAnswer,
     FetchRequest, RepairRequest, StoredMessage, StreamConfig, StreamInfo, StreamList, StreamRepair,
 };
+use ace_envelope::codec::cloudevents::STRUCTURED_CONTENT_TYPE;
+use ace_envelope::to_cloudevent_json;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::request::{Ctx, JsonBody};
+use super::request::{self, Ctx, JsonBody};
 use crate::error::ApiError;
 use ace_envelope::ErrorBody;
 
@@ -374,7 +378,9 @@ async fn acknowledge<const VERB: u8>(
     Ok(Json(AckAnswer { done, failed }))
 }
 
-/// `GET /api/v1/streams/{s}/messages/{seq}`: `{seq, stored_at, envelope}`.
+/// `GET /api/v1/streams/{s}/messages/{seq}`: `{seq, stored_at, envelope}`, or with
+/// `Accept: application/cloudevents+json` the envelope as a structured CloudEvent (its
+/// sequence in the `ACE-Seq` header).
 #[utoipa::path(
     get,
     path = "/api/v1/streams/{stream}/messages/{seq}",
@@ -384,7 +390,12 @@ async fn acknowledge<const VERB: u8>(
         ("seq" = u64, Path, description = "The stream sequence"),
     ),
     responses(
-        (status = 200, description = "The stored message", body = StoredMessage),
+        (status = 200, description = "The stored message; a structured CloudEvent of its envelope when `Accept` names `application/cloudevents+json` (the sequence in the `ACE-Seq` header)",
+            content(
+                (StoredMessage = "application/json"),
+                (Object = "application/cloudevents+json"),
+            )
+        ),
         (status = 400, description = "`INVALID_REQUEST`: the sequence is not a number", body = ErrorBody),
         (status = 404, description = "`STREAM_NOT_FOUND`, or `NOT_FOUND` when no message has that sequence", body = ErrorBody),
         super::openapi::Refusals,
@@ -394,6 +405,22 @@ pub(crate) async fn get_message(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path((stream, seq)): Path<(String, u64)>,
-) -> Result<Json<StoredMessage>, ApiError> {
-    Ok(Json(state.core.get_message(&ctx, &stream, seq).await?))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let message = state.core.get_message(&ctx, &stream, seq).await?;
+    if !request::accepts(&headers, STRUCTURED_CONTENT_TYPE) {
+        return Ok(Json(message).into_response());
+    }
+    let event = to_cloudevent_json(&message.envelope).map_err(ApiError::CloudEvent)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, STRUCTURED_CONTENT_TYPE.to_owned()),
+            (
+                header::HeaderName::from_static("ace-seq"),
+                message.seq.to_string(),
+            ),
+        ],
+        event,
+    )
+        .into_response())
 }

@@ -78,22 +78,107 @@ async fn given_a_manual_clock_when_the_ttl_passes_then_the_agent_goes_offline_wi
     clock.advance(Duration::from_millis(1_001));
     assert_error(&server.get("/api/v1/agents/a1").await, 404, "NOT_FOUND");
     assert!(ids(&server.get("/api/v1/agents").await.1).is_empty());
-    let (_, online) = server.get("/api/v1/streams/PRESENCE/messages/1").await;
-    // The count can run ahead of what a read sees while the append is being made durable:
-    // read until the message is there.
-    let mut offline = serde_json::Value::Null;
+    let online = read_back(&server, "PRESENCE", 1).await;
+    let offline = read_back(&server, "PRESENCE", 2).await;
+    let subject = |m: &Value| m["envelope"]["subject"].as_str().unwrap_or("").to_owned();
+    assert_eq!(
+        subject(&online),
+        "ace.comms.system.agent.a1.evt.agent_online.v1",
+        "{online}"
+    );
+    assert_eq!(
+        subject(&offline),
+        "ace.comms.system.agent.a1.evt.agent_offline.v1",
+        "{offline}"
+    );
+    assert_eq!(offline["envelope"]["payload"]["id"], "a1");
+    assert_eq!(offline["envelope"]["name"], "agent_offline");
+    assert_eq!(offline["envelope"]["schema"], "comms.agent.presence@1.0.0");
+    let (_, info) = server.get("/api/v1/streams/PRESENCE").await;
+    assert_eq!(info["messages"], 2, "one online, one offline: {info}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_bad_inputs_when_sent_then_each_answers_its_error_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    assert_error(&server.get("/api/v1/agents/nobody").await, 404, "NOT_FOUND");
+    let url = "/api/v1/agents/a/heartbeat";
+    let broken = server.post_raw(url, "application/json", b"{\"capabilities\": [".to_vec());
+    assert_error(&broken.await, 400, "INVALID_JSON");
+    let unknown = server
+        .post(url, &json!({"capabilities": [], "colour": "red"}))
+        .await;
+    assert_error(&unknown, 400, "INVALID_JSON");
+    let zero = server.post(url, &json!({"ttl_ms": 0})).await;
+    assert_error(&zero, 400, "INVALID_REQUEST");
+    assert_eq!(zero.1["error"]["details"]["field"], "ttl_ms");
+    let clearance = server.post(url, &json!({"clearance": 9})).await;
+    assert_eq!(clearance.1["error"]["details"]["field"], "clearance");
+    let bad_id = server
+        .post("/api/v1/agents/a.b/heartbeat", &json!({}))
+        .await;
+    assert_error(&bad_id, 400, "INVALID_REQUEST");
+    assert_eq!(bad_id.1["error"]["details"]["field"], "id");
+    let text = server.post_raw(url, "text/plain", b"{}".to_vec()).await;
+    assert_error(&text, 415, "UNSUPPORTED_MEDIA_TYPE");
+    let query = server.get("/api/v1/agents?colour=red").await;
+    assert_error(&query, 400, "INVALID_REQUEST");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_nobody_reads_when_presence_expires_then_the_periodic_sweep_publishes_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::fixed());
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.state.agent_sweep_ms = 20;
+    let server = Server::start_clocked(&config, clock.clone()).await;
+    let stream = json!({"name": "PRESENCE", "subjects": ["ace.comms.system.agent.>"]});
+    assert_eq!(server.post("/api/v1/streams", &stream).await.0, 201);
+    let beat = json!({"ttl_ms": 1_000});
+    assert_eq!(
+        server.post("/api/v1/agents/quiet/heartbeat", &beat).await.0,
+        200
+    );
+    clock.advance(Duration::from_millis(1_000));
+    // Only the server's sweep task can notice now: poll the stream, never the agents routes.
+    let mut stored = 0;
     for _ in 0..250 {
-        let (status, body) = server.get("/api/v1/streams/PRESENCE/messages/2").await;
-        offline = body;
-        if status == 200 {
+        stored = server.get("/api/v1/streams/PRESENCE").await.1["messages"]
+            .as_u64()
+            .unwrap_or(0);
+        if stored == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(stored, 2, "online then offline, found by the sweep");
+    let offline = read_back(&server, "PRESENCE", 2).await;
     let subject = &offline["envelope"]["subject"];
     assert_eq!(
         subject, "ace.comms.system.agent.quiet.evt.agent_offline.v1",
         "{offline}"
     );
     server.stop().await;
+}
+
+/// Stored message `seq` of `stream`, read until it is there: a stream's message count includes
+/// an append still being made durable, which a read does not see yet (up to 5 s).
+async fn read_back(server: &Server, stream: &str, seq: u64) -> Value {
+    let path = format!("/api/v1/streams/{stream}/messages/{seq}");
+    let mut last = Value::Null;
+    for _ in 0..250 {
+        let (status, body) = server.get(&path).await;
+        if status == 200 {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{path} never read back: {last}");
 }

@@ -344,7 +344,7 @@ async fn given_a_message_above_a_readers_clearance_when_fetched_then_it_is_withh
     server.stop().await;
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(server: &Server, cred: &Cred) -> Result<Socket, tungstenite::Error> {
@@ -368,7 +368,7 @@ async fn ws_connect(server: &Server, cred: &Cred) -> Result<Socket, tungstenite:
 }
 
 /// Sends `frame` and returns the first answer frame that is not a delivered message.
-async fn ws_ask(socket: &mut Socket, frame: Value) -> Value {
+pub(crate) async fn ws_ask(socket: &mut Socket, frame: Value) -> Value {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await

@@ -8,6 +8,10 @@
 //!   certificates.
 //! - `messages`: publish an envelope, a structured and a binary CloudEvent, duplicates, batches,
 //!   and every error code of the publish routes with a malformed, oversized or unknown input.
+//! - `cloudevents`: the official CloudEvents Python SDK posts structured, binary and batched
+//!   events with a JWT (mapped subject and kind, ids kept, sender from the token, a repeat is a
+//!   duplicate) and parses a stored message read as a CloudEvent; foreign events refused 401,
+//!   403 and 400.
 //! - `streams`: streams, consumers, fetch, ack/nak/term, one message by sequence, and their
 //!   404/409/400/405 answers.
 //! - `router`: the router in process — readiness before start, the request timeout (504).
@@ -17,6 +21,9 @@
 //!   restart that keeps every session.
 //! - `ws`: the WebSocket endpoint — every frame, every error frame, queue groups, consumer push
 //!   with ack and redelivery, the close codes (1009, 4008, 1011, 1001) and the upgrade refusals.
+//! - `ws_auth`: browser credentials on the upgrade — a bearer token as the `ace.bearer.`
+//!   subprotocol (answered `ace.comms.v1`) or the `access_token` query parameter, bad tokens
+//!   401, a lone token subprotocol 400, and no token in any log line at trace level.
 //! - `agents`: heartbeats, listing and filtering, expiry on a manual clock with the
 //!   online/offline events, and the 400/404 answers.
 //! - `sessions`: create, read with `ETag`, replace with `If-Match`, 412/428/413/404/400, and a
@@ -29,6 +36,9 @@
 //! - `integrity`: required signatures (missing, unknown key, tampered, impostor → 401 naming the
 //!   pattern; a good one stored and still verifying), and `governance.pii` fields redacted in
 //!   the stored payload or kept, per `pii.redact_stored`.
+//! - `asyncapi`: `/asyncapi.json` is AsyncAPI 3.0.0, served without credentials, one message per
+//!   variant of the Rust frame enums both ways, frames of the Rust types valid against it and
+//!   broken ones not (python-jsonschema), loaded by the `asyncapi3` object model.
 //! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
 //!   answers validate against the schemas it gives.
 //! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
@@ -61,8 +71,10 @@
 
 mod agents;
 mod approvals;
+mod asyncapi;
 mod attacks;
 mod auth;
+mod cloudevents;
 mod integrity;
 mod ledger;
 mod lifecycle;
@@ -78,6 +90,7 @@ mod storage_faults;
 mod streams;
 mod system_messages;
 mod ws;
+mod ws_auth;
 
 use std::path::Path;
 use std::sync::Arc;

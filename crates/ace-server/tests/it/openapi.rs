@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use crate::{EVENT_SUBJECT, Server, event};
 
 /// Routes that are not OpenAPI operations: the WebSocket upgrade (its frames are documented in
-/// the README and `ace_envelope::api::ws`, not expressible as an HTTP operation).
+/// `/asyncapi.json`, not expressible as an HTTP operation).
 const UNDOCUMENTED: &[&str] = &["/ws"];
 
 /// The methods probed on every route.
@@ -134,7 +134,8 @@ async fn given_the_served_document_when_read_then_it_is_openapi_3_1_with_the_err
             .filter(|(status, _)| status.starts_with('4') || status.starts_with('5'))
             .map(|(_, r)| &r["content"]["application/json"]["schema"]["$ref"])
             .collect();
-        let open = ["/health", "/metrics", "/openapi.json"].contains(&path.as_str());
+        let open =
+            ["/health", "/metrics", "/openapi.json", "/asyncapi.json"].contains(&path.as_str());
         assert!(open || !errors.is_empty(), "{method} {path} has no error");
         for reference in errors {
             assert_eq!(

@@ -81,7 +81,6 @@ fn decode_binary_mode(text: &[u8]) -> Result<Envelope, EnvelopeError> {
         .lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()));
-    let body = body.strip_suffix(b"\n").unwrap_or(body);
     from_binary(headers, body)
 }
 
@@ -98,7 +97,8 @@ fn encode(envelope: &Envelope, to: Format, binary: bool) -> Result<Vec<u8>> {
             }
             text.push(b'\n');
             text.extend_from_slice(&body);
-            text
+            // The body is the payload's bytes exactly: no newline is added after it.
+            return Ok(text);
         }
     };
     bytes.push(b'\n');

@@ -1,8 +1,9 @@
 //! Attacks on who a message or a resource belongs to, against an enforced server with API keys:
 //! a confused deputy through `reply_to` (and a stream's dead-letter subject), impersonation
 //! through `source` and heartbeats, ungoverned sessions, approvals shown to approvers who may not
-//! receive the held message, unrecorded denials, and a far-future `created_at`. Each test states
-//! the refusal and, where it matters, that the refusal is a `denied` ledger entry.
+//! receive the held message, unrecorded denials, a far-future `created_at`, and a CloudEvent
+//! whose `source` names someone else. Each test states the refusal and, where it matters, that
+//! the refusal is a `denied` ledger entry.
 
 use serde_json::{Value, json};
 
@@ -150,6 +151,49 @@ async fn given_an_agent_claiming_another_source_when_publishing_then_403_and_rec
     envelope["source"] = json!({"type": "agent", "id": "agent-1"});
     let own = post_as(&server, &key("agent"), "/api/v1/messages", &envelope).await;
     assert_eq!(own.0, 202, "{}", own.1);
+    server.stop().await;
+}
+
+/// POSTs a structured CloudEvent as `cred`.
+async fn post_cloudevent(server: &Server, cred: &Cred, event: &Value) -> (u16, Value) {
+    let mut request = server
+        .http
+        .post(server.url("/api/v1/messages"))
+        .header("content-type", "application/cloudevents+json")
+        .body(event.to_string());
+    if let Cred::Key(k) = cred {
+        request = request.header("X-ACE-API-Key", k);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn given_a_cloudevent_whose_source_names_another_when_published_then_the_caller_is_the_sender()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_enforced(dir.path(), |_| {}).await;
+    // A foreign event (no acekind) dressed as the admin's: its source is only kept, never believed.
+    let event = json!({
+        "specversion": "1.0", "id": "order-1", "source": "/ace-comms/service/admin-1",
+        "type": "com.example.order.created", "data": {"total": 1}
+    });
+    let first = post_cloudevent(&server, &key("human"), &event).await;
+    assert_eq!(first.0, 202, "{}", first.1);
+    // The same source and id from another principal is not taken for the human's duplicate.
+    let second = post_cloudevent(&server, &key("admin"), &event).await;
+    assert_eq!(second.0, 202, "{}", second.1);
+    assert_eq!(second.1["duplicate"], false, "{}", second.1);
+    for (answer, sender) in [(&first.1, "human-1"), (&second.1, "admin-1")] {
+        let path = format!("/api/v1/streams/ACE_EVENTS/messages/{}", answer["seq"]);
+        let (status, message) = get_as(&server, &key("admin"), &path).await;
+        assert_eq!(status, 200, "{message}");
+        let envelope = &message["envelope"];
+        assert_eq!(envelope["source"]["id"], sender, "{envelope}");
+        assert_eq!(
+            envelope["headers"]["ce-source"],
+            "/ace-comms/service/admin-1"
+        );
+    }
     server.stop().await;
 }
 
