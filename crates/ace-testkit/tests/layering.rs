@@ -44,7 +44,13 @@ fn layers() -> BTreeMap<String, u32> {
 /// Each workspace crate and its normal (not dev, not build) dependencies on workspace crates.
 fn edges() -> BTreeMap<String, Vec<String>> {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata runs");

@@ -635,7 +635,11 @@ impl Session {
             }
             ClientFrame::PublishBatch(batch) => {
                 let envelopes = batch.envelopes.into_iter().map(Ok).collect();
-                match self.state.publish_parsed(&self.ctx, self.ctx.transport, envelopes).await {
+                match self
+                    .state
+                    .publish_parsed(&self.ctx, self.ctx.transport, envelopes)
+                    .await
+                {
                     Ok(results) => Ok(Some(json!(batch_answer(results)))),
                     Err(err) => Err(core_body(&err)),
                 }
