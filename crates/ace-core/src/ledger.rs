@@ -253,6 +253,7 @@ fn write_loop(ledger: &Ledger, clock: &dyn Clock, mut rx: mpsc::Receiver<Job>) {
 /// The ledger's public key, so a client can check checkpoint signatures
 /// (`GET /api/v1/ledger/key`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerPublicKey {
     /// Always `ed25519`.
     pub algorithm: &'static str,

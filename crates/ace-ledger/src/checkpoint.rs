@@ -36,6 +36,7 @@ pub const PUBLIC_KEY_FILE: &str = "signing.pub";
 
 /// A signed tree head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// Number of entries covered (entries `0 .. size`).

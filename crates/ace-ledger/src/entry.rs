@@ -28,6 +28,7 @@ pub const CHAIN_HASH_FIELD: &str = "chain_hash";
 
 /// What happened, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EntryKind {
@@ -196,6 +197,7 @@ impl NewEntry {
 
 /// A recorded entry: the caller's fields plus its place in the ledger and its chain hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// 0-based position; equal to the Merkle leaf index.

@@ -62,6 +62,21 @@ impl<'de> Deserialize<'de> for Hash {
     }
 }
 
+/// A hash on the wire: 64 lower-case hex characters.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Hash {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-f]{64}$"))
+            .description(Some("A SHA-256 digest, 64 lower-case hex characters"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Hash {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

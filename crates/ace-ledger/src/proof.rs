@@ -9,6 +9,7 @@ use crate::merkle::{self, ProofError};
 
 /// Entry `seq` is leaf `seq` of the tree of `tree_size` entries whose head is `root_hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The entry (leaf index).
     pub seq: u64,
@@ -38,6 +39,7 @@ impl InclusionProof {
 
 /// The tree of `from` entries (head `from_root`) is a prefix of the tree of `to` entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The older size.
     pub from: u64,

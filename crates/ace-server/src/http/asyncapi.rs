@@ -261,7 +261,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     get,
     path = "/asyncapi.json",
     tag = "operations",
-    responses((status = 200, description = "The AsyncAPI 3.0 document of the `/ws` WebSocket", content_type = "application/json"))
+    responses((status = 200, description = "The AsyncAPI 3.0 document of the `/ws` WebSocket", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn asyncapi_json() -> impl IntoResponse {
     (

@@ -30,9 +30,11 @@ use super::request::Ctx;
 use crate::error::ApiError;
 
 /// One page of entries and the cursor of the next (`after=`), absent on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct EntryPage {
+    /// The entries, oldest first.
     entries: Vec<Entry>,
+    /// The `after=` of the next page; absent (null) on the last.
     next_after: Option<u64>,
 }
 
@@ -44,7 +46,7 @@ type Params = Query<HashMap<String, String>>;
     path = "/api/v1/ledger/checkpoint",
     tag = "ledger",
     responses(
-        (status = 200, description = "The latest signed tree head `{size, root_hash, chain_head, ts, key_id, signature}`", content_type = "application/json"),
+        (status = 200, description = "The latest signed tree head", body = Checkpoint),
         (status = 404, description = "`NOT_FOUND`: this server keeps no ledger", body = ErrorBody),
         super::openapi::Refusals,
     )
@@ -62,7 +64,7 @@ pub(crate) async fn checkpoint(
     path = "/api/v1/ledger/key",
     tag = "ledger",
     responses(
-        (status = 200, description = "`{algorithm: \"ed25519\", key_id, public_key}`, the key in hex", content_type = "application/json"),
+        (status = 200, description = "The Ed25519 key checkpoints are signed with, in hex", body = ace_core::LedgerPublicKey),
         (status = 404, description = "`NOT_FOUND`: this server keeps no ledger", body = ErrorBody),
         super::openapi::Refusals,
     )
@@ -85,7 +87,7 @@ pub(crate) async fn key(
         ("size" = Option<u64>, Query, description = "The tree size to prove against; default the latest checkpoint's"),
     ),
     responses(
-        (status = 200, description = "`{seq, tree_size, leaf_hash, root_hash, path}`", content_type = "application/json"),
+        (status = 200, description = "The audit path of the entry to the root of the tree of `size` entries", body = InclusionProof),
         (status = 400, description = "`INVALID_REQUEST`: `seq` or `size` is not a number or out of range (the message names it)", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: this server keeps no ledger", body = ErrorBody),
         super::openapi::Refusals,
@@ -116,7 +118,7 @@ pub(crate) async fn inclusion(
         ("to" = u64, Query, description = "The newer tree size"),
     ),
     responses(
-        (status = 200, description = "`{from, to, from_root, to_root, path}`", content_type = "application/json"),
+        (status = 200, description = "The proof that the tree of `from` entries is a prefix of the tree of `to`", body = ConsistencyProof),
         (status = 400, description = "`INVALID_REQUEST`: `from` or `to` missing, not a number, out of range or `from > to`", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: this server keeps no ledger", body = ErrorBody),
         super::openapi::Refusals,
@@ -148,7 +150,7 @@ pub(crate) async fn consistency(
         ("limit" = Option<usize>, Query, description = "At most this many, 1 to 1000 (default 100)"),
     ),
     responses(
-        (status = 200, description = "`{entries: [...], next_after}`: `next_after` is the cursor of the next page, absent on the last", content_type = "application/json"),
+        (status = 200, description = "One page of entries; `next_after` is the cursor of the next page, null on the last", body = EntryPage),
         (status = 400, description = "`INVALID_REQUEST`: a bad parameter (the message names it)", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: this server keeps no ledger", body = ErrorBody),
         super::openapi::Refusals,

@@ -228,7 +228,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn openapi_json() -> impl IntoResponse {
     (

@@ -310,8 +310,80 @@ async fn given_real_answers_of_the_server_when_checked_then_they_match_the_docum
     let schema = answer_schema(&doc, "/api/v1/streams/{stream}", "get", "404");
     assert_valid(&doc, schema, &missing, "stream 404");
 
+    // The ledger's answers: the checkpoint, its key, both proofs and a page of entries.
+    let (status, checkpoint) = server.get("/api/v1/ledger/checkpoint").await;
+    assert_eq!(status, 200, "{checkpoint}");
+    let size = checkpoint["size"].as_u64().expect("a size");
+    assert!(size >= 1, "the publish is recorded: {checkpoint}");
+    for (url, route) in [
+        (
+            "/api/v1/ledger/checkpoint".to_owned(),
+            "/api/v1/ledger/checkpoint",
+        ),
+        ("/api/v1/ledger/key".to_owned(), "/api/v1/ledger/key"),
+        (
+            "/api/v1/ledger/proof/inclusion/0".to_owned(),
+            "/api/v1/ledger/proof/inclusion/{seq}",
+        ),
+        (
+            format!("/api/v1/ledger/proof/consistency?from=1&to={size}"),
+            "/api/v1/ledger/proof/consistency",
+        ),
+        (
+            "/api/v1/ledger/entries?limit=5".to_owned(),
+            "/api/v1/ledger/entries",
+        ),
+    ] {
+        let (status, answer) = server.get(&url).await;
+        assert_eq!(status, 200, "{url}: {answer}");
+        assert_valid(
+            &doc,
+            answer_schema(&doc, route, "get", "200"),
+            &answer,
+            &url,
+        );
+    }
+
     // a schema that must refuse: the answer of another operation
     let wrong = validator(&doc, answer_schema(&doc, "/api/v1/streams", "get", "200"));
     assert!(!wrong.is_valid(&info), "a stream info is not a stream list");
+    let wrong = validator(
+        &doc,
+        answer_schema(&doc, "/api/v1/ledger/proof/inclusion/{seq}", "get", "200"),
+    );
+    assert!(
+        !wrong.is_valid(&checkpoint),
+        "a checkpoint is not an inclusion proof"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_the_served_document_when_read_then_every_successful_answer_with_a_body_is_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let (_, doc) = server.get("/openapi.json").await;
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("an operation map") {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for (status, response) in responses {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                let Some(content) = response["content"].as_object() else {
+                    continue;
+                };
+                for (media, body) in content {
+                    if !body["schema"].is_object() {
+                        untyped.push(format!("{method} {path} {status} {media}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(untyped.is_empty(), "answers without a schema: {untyped:#?}");
     server.stop().await;
 }
