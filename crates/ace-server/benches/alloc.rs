@@ -13,9 +13,9 @@
 //! - `governed_publish_live_1`: `governed_publish` with one live subscriber (in process) taking
 //!   every message.
 //!
-//! Each prints (on stderr, like the other benches' reports) allocations and bytes per message and the budget it is held to; the run fails
-//! (exit 1) when a workload is over its budget, so a change that adds allocations to the path
-//! shows here before it shows in a profile.
+//! Each prints (on stderr, like the other benches' reports) allocations and bytes per message
+//! and the budget it is held to; the run fails (exit 1) when a workload is over its budget, so a
+//! change that adds allocations to the path shows here before it shows in a profile.
 //!
 //! `cargo bench -p ace-server --bench alloc` (`ACE_ALLOC_PROFILE=dhat.json` to also write every
 //! allocation site, with its backtrace, for DHAT's viewer)
@@ -124,7 +124,7 @@ async fn run() -> Vec<Measured> {
     .await;
     out.push(Measured {
         name: "dev_publish",
-        budget: 80,
+        budget: 40,
         allocations,
         bytes,
     });
@@ -132,8 +132,8 @@ async fn run() -> Vec<Measured> {
     let governed = common::open(&dir("governed"), true, Some(LedgerSyncMode::Interval)).await;
     let core = governed.state().core();
     for (name, budget, shape) in [
-        ("governed_publish", 160, Shape::Single),
-        ("governed_publish_batch_64", 140, Shape::Batch),
+        ("governed_publish", 80, Shape::Single),
+        ("governed_publish_batch_64", 36, Shape::Batch),
     ] {
         let (allocations, bytes) = measure(core, &governed_ctx, shape).await;
         out.push(Measured {
@@ -163,7 +163,7 @@ async fn run() -> Vec<Measured> {
     assert_eq!(taken, 2 * MESSAGES, "the subscriber took every message");
     out.push(Measured {
         name: "governed_publish_live_1",
-        budget: 170,
+        budget: 80,
         allocations,
         bytes,
     });
