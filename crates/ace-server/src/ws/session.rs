@@ -30,7 +30,10 @@
 //!   their frames) are in flight per connection; at either limit the reader stops reading frames
 //!   until one completes (backpressure through TCP, never unbounded
 //!   memory). This is what lets one connection fill a durable group commit instead of paying
-//!   one fsync per frame.
+//!   one fsync per frame. A `publish_batch` frame is one such task (one of
+//!   `max_inflight_publishes`, its whole frame charged to the byte bound): its envelopes go
+//!   through `Core::publish_batch` together — one append, one ledger write — and are answered
+//!   by one `ok` frame, in their order.
 //! - **Ordering of pipelined publishes.** Like NATS JetStream's async publish, publishes that are
 //!   in flight together on one connection are **not ordered relative to each other**, even with
 //!   the same subject or `partition_key`: their appends (and so their stream `seq`s) may land in
