@@ -221,7 +221,7 @@ pub(crate) fn batch_answer(results: Vec<Result<Accepted, ErrorBody>>) -> BatchAn
 }
 
 /// The approval holding a batch item, read back from its `PENDING_APPROVAL` body.
-fn held(body: &ErrorBody) -> Option<Pending> {
+pub(crate) fn held(body: &ErrorBody) -> Option<Pending> {
     if body.error.code != ErrorCode::PendingApproval {
         return None;
     }

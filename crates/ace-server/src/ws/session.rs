@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ace_bus::{Delivered, LiveSubscription};
-use ace_core::{AckKind, CoreError, RequestContext};
+use ace_core::{Accepted, AckKind, CoreError, RequestContext};
 use ace_envelope::api::http::Pending;
 use ace_envelope::api::ws::{
     Acknowledge, ClientFrame, Message as MessageFrame, Publish, ServerFrame, Subscribe,
@@ -59,7 +59,7 @@ use ace_envelope::api::ws::{
 use ace_envelope::{Envelope, ErrorBody, ErrorCode};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt as _, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ use super::budget::{Budget, Charge};
 use crate::config::WsLimits;
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::http::messages::batch_answer;
+use crate::http::messages::{batch_answer, held};
 
 /// How long a closing connection waits for its client to take the close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -201,7 +201,7 @@ struct Session {
     /// The publishes in flight, each resolving to its answer and the size of its frame (at
     /// most `limits.ws.max_inflight_publishes` of them and
     /// `limits.ws.max_inflight_publish_bytes` of frames).
-    publishes: JoinSet<(ServerFrame, usize)>,
+    publishes: JoinSet<(Vec<ServerFrame>, usize)>,
     /// Bytes of the frames of `publishes`.
     inflight_bytes: usize,
 }
@@ -247,6 +247,7 @@ pub(super) async fn run(
         inflight_bytes: 0,
     };
     let max_inflight = session.limits.max_inflight_publishes.max(1);
+    let mut stash: Stash = None;
     let max_inflight_bytes = session.limits.max_inflight_publish_bytes;
     loop {
         let reading = session.publishes.len() < max_inflight
@@ -283,8 +284,10 @@ pub(super) async fn run(
                 session.published(done);
             }
             // At the limit the reader stops here: the client's frames wait in TCP (backpressure).
-            frame = incoming.next(), if reading => match frame {
-                Some(Ok(Message::Text(text))) => session.handle(text.as_str()).await,
+            frame = next_message(&mut stash, &mut incoming), if reading => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    session.handle(text.as_str(), &mut incoming, &mut stash).await;
+                }
                 Some(Ok(Message::Binary(_))) => session.answer(&ServerFrame::error(
                     None,
                     ErrorBody::new(
@@ -351,6 +354,17 @@ pub(super) async fn run(
         tracing::debug!("WebSocket writer did not finish in time");
     }
     state.metrics.ws_connections.dec();
+}
+
+/// The next message: the one a coalescing publish left in `stash`, else the socket's next.
+async fn next_message(
+    stash: &mut Stash,
+    incoming: &mut Incoming,
+) -> Option<Result<Message, axum::Error>> {
+    match stash.take() {
+        Some(message) => message,
+        None => incoming.next().await,
+    }
 }
 
 /// Completes when the server starts shutting down (never without a lifetime).
@@ -542,11 +556,11 @@ impl Session {
     }
 
     /// Answers a publish that completed (a task that panicked is answered without an `id`).
-    fn published(&mut self, done: Result<(ServerFrame, usize), tokio::task::JoinError>) {
-        let answer = match done {
-            Ok((answer, bytes)) => {
+    fn published(&mut self, done: Result<(Vec<ServerFrame>, usize), tokio::task::JoinError>) {
+        let answers = match done {
+            Ok((answers, bytes)) => {
                 self.inflight_bytes = self.inflight_bytes.saturating_sub(bytes);
-                answer
+                answers
             }
             Err(err) => {
                 tracing::error!(error = %err, "a WebSocket publish task failed");
@@ -554,42 +568,72 @@ impl Session {
                 if self.publishes.is_empty() {
                     self.inflight_bytes = 0;
                 }
-                ServerFrame::error(
+                vec![ServerFrame::error(
                     None,
                     ErrorBody::new(ErrorCode::Internal, ErrorCode::Internal.meaning()),
-                )
+                )]
             }
         };
-        self.answer(&answer);
+        for answer in &answers {
+            self.answer(answer);
+        }
     }
 
     /// Parses one client frame, applies it, and answers `ok` or `error`; a publish (or a
     /// batch of them) is started on the connection's task set and answered when it completes.
-    async fn handle(&mut self, raw: &str) {
+    /// A `publish` frame takes along the `publish` frames already read off the socket behind it
+    /// (see [`Session::coalesce`]); the first other message found there is left in `stash` for
+    /// the reader loop.
+    async fn handle(&mut self, raw: &str, incoming: &mut Incoming, stash: &mut Stash) {
         let answer = match parse(raw, self.state.limits.max_batch_messages) {
             Err((id, body)) => ServerFrame::error(id, body),
             Ok(Parsed::Frame(ClientFrame::Publish(Publish { id, envelope }))) => {
-                let (state, ctx) = (self.state.clone(), self.ctx.clone());
-                let bytes = raw.len();
+                let first = (id, *envelope, raw.len());
+                let mut publishes = self.coalesce(first, incoming, stash);
+                let bytes = publishes.iter().map(|p| p.2).sum();
                 self.inflight_bytes += bytes;
-                self.publishes.spawn(async move {
-                    let answer = match state.publish(&ctx, *envelope).await {
-                        Ok(accepted) => ServerFrame::Ok {
-                            id,
-                            result: Some(json!(accepted)),
-                        },
-                        // Held for approval: answered like the HTTP 202, not as an error.
-                        Err(CoreError::PendingApproval {
-                            id: held,
-                            approval_id,
-                        }) => ServerFrame::Ok {
-                            id,
-                            result: Some(json!(Pending::new(held, approval_id))),
-                        },
-                        Err(err) => ServerFrame::error(id, core_body(&err)),
-                    };
-                    (answer, bytes)
-                });
+                let (state, ctx) = (self.state.clone(), self.ctx.clone());
+                if publishes.len() == 1 {
+                    let (id, envelope, _) = publishes.remove(0);
+                    self.publishes.spawn(async move {
+                        let answer = match state.publish(&ctx, envelope).await {
+                            Ok(accepted) => ServerFrame::Ok {
+                                id,
+                                result: Some(json!(accepted)),
+                            },
+                            // Held for approval: answered like the HTTP 202, not as an error.
+                            Err(CoreError::PendingApproval {
+                                id: held,
+                                approval_id,
+                            }) => ServerFrame::Ok {
+                                id,
+                                result: Some(json!(Pending::new(held, approval_id))),
+                            },
+                            Err(err) => ServerFrame::error(id, core_body(&err)),
+                        };
+                        (vec![answer], bytes)
+                    });
+                } else {
+                    self.publishes.spawn(async move {
+                        let (ids, envelopes): (Vec<_>, Vec<_>) =
+                            publishes.into_iter().map(|(id, e, _)| (id, Ok(e))).unzip();
+                        let answers =
+                            match state.publish_parsed(&ctx, ctx.transport, envelopes).await {
+                                Ok(results) => ids
+                                    .into_iter()
+                                    .zip(results)
+                                    .map(|(id, result)| publish_answer(id, result))
+                                    .collect(),
+                                Err(err) => {
+                                    let body = core_body(&err);
+                                    ids.into_iter()
+                                        .map(|id| ServerFrame::error(id, body.clone()))
+                                        .collect()
+                                }
+                            };
+                        (answers, bytes)
+                    });
+                }
                 return;
             }
             Ok(Parsed::Batch { id, envelopes }) => {
@@ -604,7 +648,7 @@ impl Session {
                         },
                         Err(err) => ServerFrame::error(id, core_body(&err)),
                     };
-                    (answer, bytes)
+                    (vec![answer], bytes)
                 });
                 return;
             }
@@ -617,6 +661,40 @@ impl Session {
             }
         };
         self.answer(&answer);
+    }
+
+    /// `first` and the `publish` frames that are already read off the socket behind it (the
+    /// client pipelined them), up to `limits.max_batch_messages` envelopes and within the
+    /// connection's in-flight byte bound: they go through the core as one batch — one append,
+    /// one group commit, one ledger write — and each is still answered by its own `ok` or
+    /// `error` frame. Nothing waits for more: what is not there yet is not taken. The first
+    /// other message read (another frame type, a malformed frame, a ping, a close) goes to
+    /// `stash`, so the reader handles it next, in its order.
+    fn coalesce(
+        &self,
+        first: (Option<String>, Envelope, usize),
+        incoming: &mut Incoming,
+        stash: &mut Stash,
+    ) -> Vec<(Option<String>, Envelope, usize)> {
+        let max = self.state.limits.max_batch_messages.max(1);
+        let mut bytes = self.inflight_bytes + first.2;
+        let mut publishes = vec![first];
+        while publishes.len() < max && bytes < self.limits.max_inflight_publish_bytes {
+            let Some(next) = incoming.next().now_or_never() else {
+                break;
+            };
+            if let Some(Ok(Message::Text(text))) = &next
+                && let Ok(Parsed::Frame(ClientFrame::Publish(Publish { id, envelope }))) =
+                    parse(text.as_str(), max)
+            {
+                bytes += text.len();
+                publishes.push((id, *envelope, text.len()));
+                continue;
+            }
+            *stash = Some(next);
+            break;
+        }
+        publishes
     }
 
     async fn apply(&mut self, frame: ClientFrame) -> Result<Option<Value>, ErrorBody> {
@@ -876,6 +954,30 @@ fn text_of(frame: &impl serde::Serialize) -> Message {
         r#"{"type":"error","error":{"code":"INTERNAL","message":"frame serialization failed","details":null}}"#.to_owned()
     });
     Message::Text(text.into())
+}
+
+/// The reading half of the socket.
+type Incoming = futures::stream::SplitStream<WebSocket>;
+
+/// A message read off the socket ahead of its turn, as `incoming.next()` gave it.
+type Stash = Option<Option<Result<Message, axum::Error>>>;
+
+/// The answer to one `publish` of a coalesced batch: what a lone publish would have answered
+/// (`ok` with the publish answer, `ok` with the approval holding it, or `error`).
+fn publish_answer(id: Option<String>, result: Result<Accepted, ErrorBody>) -> ServerFrame {
+    match result {
+        Ok(accepted) => ServerFrame::Ok {
+            id,
+            result: Some(json!(accepted)),
+        },
+        Err(body) => match held(&body) {
+            Some(pending) => ServerFrame::Ok {
+                id,
+                result: Some(json!(pending)),
+            },
+            None => ServerFrame::error(id, body),
+        },
+    }
 }
 
 /// The fields every client frame is routed by, borrowed from the frame's text: the envelopes

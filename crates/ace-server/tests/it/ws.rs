@@ -610,6 +610,68 @@ async fn given_publishes_sent_without_waiting_when_answered_then_each_id_gets_it
 }
 
 #[tokio::test]
+async fn given_publishes_and_other_frames_sent_at_once_when_answered_then_each_frame_gets_its_own_answer()
+ {
+    // Publish frames already read off the socket are appended together; the frames between
+    // them — a refused publish, a subscribe, a malformed frame — keep their own answers.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut socket = connect(&server).await;
+    let mut expired = event(2);
+    expired["created_at"] =
+        json!((chrono::Utc::now() - chrono::Duration::seconds(10)).to_rfc3339());
+    expired["ttl_ms"] = json!(1_000);
+    let frames = [
+        json!({"type": "publish", "id": "1", "envelope": event(1)}).to_string(),
+        json!({"type": "publish", "id": "2", "envelope": expired}).to_string(),
+        json!({"type": "publish", "id": "3", "envelope": event(3)}).to_string(),
+        json!({"type": "subscribe", "id": "sub", "sid": "s1", "pattern": LIVE_SUBJECT}).to_string(),
+        json!({"type": "publish", "id": "4", "envelope": event(4)}).to_string(),
+        "{not json".to_owned(),
+        json!({"type": "publish", "id": "5", "envelope": event(5)}).to_string(),
+    ];
+    for frame in frames {
+        socket.feed(Message::text(frame)).await.expect("queued");
+    }
+    socket.flush().await.expect("sent in one burst");
+    let mut answers = std::collections::HashMap::new();
+    let mut anonymous = Vec::new();
+    while answers.len() + anonymous.len() < 7 {
+        let answer = next(&mut socket).await;
+        match answer["id"].as_str() {
+            Some(id) => assert!(answers.insert(id.to_owned(), answer.clone()).is_none()),
+            None => anonymous.push(answer),
+        }
+    }
+    let mut seqs: Vec<u64> = ["1", "3", "4", "5"]
+        .iter()
+        .map(|id| {
+            let answer = &answers[*id];
+            assert_ok(answer, id);
+            answer["result"]["seq"].as_u64().expect("stored")
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 4, "four publishes, four appends: {answers:?}");
+    assert_error_frame(&answers["2"], Some("2"), "MESSAGE_EXPIRED");
+    assert_ok(&answers["sub"], "sub");
+    assert_eq!(anonymous.len(), 1, "{anonymous:?}");
+    assert_error_frame(&anonymous[0], None, "INVALID_JSON");
+    // The subscribe in the middle of the burst took effect.
+    let live = envelope_on(LIVE_SUBJECT, json!({"n": 6}));
+    send(
+        &mut socket,
+        json!({"type": "publish", "id": "6", "envelope": live}),
+    )
+    .await;
+    let (answer, message) = ok_and_message(&mut socket).await;
+    assert_ok(&answer, "6");
+    assert_eq!(message["sid"], "s1", "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn given_a_small_in_flight_limit_when_many_publishes_are_pipelined_then_all_are_answered() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), |c| c.limits.ws.max_inflight_publishes = 2).await;
