@@ -33,7 +33,12 @@
 //!   one fsync per frame. A `publish_batch` frame is one such task (one of
 //!   `max_inflight_publishes`, its whole frame charged to the byte bound): its envelopes go
 //!   through `Core::publish_batch` together — one append, one ledger write — and are answered
-//!   by one `ok` frame, in their order.
+//!   by one `ok` frame, in their order. `publish` frames that are already read off the socket
+//!   when the reader takes the first of them (a client pipelining faster than the core answers)
+//!   are coalesced the same way — one task, one append, one ledger write, up to
+//!   `limits.max_batch_messages` and within the byte bound — and each is still answered by its
+//!   own frame; the reader never waits for more, and the first other message it meets is handled
+//!   next, in its order.
 //! - **Ordering of pipelined publishes.** Like NATS JetStream's async publish, publishes that are
 //!   in flight together on one connection are **not ordered relative to each other**, even with
 //!   the same subject or `partition_key`: their appends (and so their stream `seq`s) may land in
