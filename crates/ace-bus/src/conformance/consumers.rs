@@ -463,20 +463,11 @@ fn uncleared() -> Accept {
 
 /// `fetch_filtered` with `accept`, as `(seq, delivery_count)`.
 async fn fetch_as(bus: &dyn Bus, consumer: &str, batch: usize, accept: &Accept) -> Vec<(u64, u32)> {
-    bus.fetch_filtered(STREAM, consumer, batch, NONE, Some(accept.clone()))
+    let delivered = bus
+        .fetch_filtered(STREAM, consumer, batch, NONE, Some(accept.clone()))
         .await
-        .expect("fetch")
-        .into_iter()
-        .map(|d| {
-            // every delivery says which attempt it is, in the envelope too
-            assert_eq!(
-                d.envelope.attempt, d.delivery_count,
-                "envelope.attempt of {}",
-                d.seq
-            );
-            (d.seq, d.delivery_count)
-        })
-        .collect()
+        .expect("fetch");
+    super::places(delivered)
 }
 
 /// A message a fetcher's filter refuses is not a delivery: however often a member that may not

@@ -103,12 +103,19 @@ pub(super) async fn publish_n(engine: &dyn TestEngine, from: usize, to: usize) {
 }
 
 pub(super) async fn fetch(bus: &dyn Bus, consumer: &str, batch: usize) -> Vec<(u64, u32)> {
-    bus.fetch(STREAM, consumer, batch, NONE)
-        .await
-        .expect("fetch")
+    places(
+        bus.fetch(STREAM, consumer, batch, NONE)
+            .await
+            .expect("fetch"),
+    )
+}
+
+/// Each delivery as `(seq, delivery_count)`, after checking that its envelope says which attempt
+/// it is too.
+pub(super) fn places(delivered: Vec<crate::Delivered>) -> Vec<(u64, u32)> {
+    delivered
         .into_iter()
         .map(|d| {
-            // every delivery says which attempt it is, in the envelope too
             assert_eq!(
                 d.envelope.attempt, d.delivery_count,
                 "envelope.attempt of {}",
