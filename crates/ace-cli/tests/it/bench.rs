@@ -3,7 +3,8 @@
 //! finish without a refusal because the client's pool holds one kept-alive connection per
 //! publisher; the report names the server process found by its port, with its CPU per message
 //! and peak memory, and labels durability from the stream's own `sync`. Against the local NATS
-//! server too, `bench --nats` measures it and removes the JetStream stream it made.
+//! server too, `bench --nats` measures it and removes the JetStream stream it made. With
+//! `--batch`, publishers send `publish_batch` frames and every message is still stored once.
 
 use crate::serve::start;
 
@@ -42,6 +43,53 @@ fn given_a_default_server_when_bench_runs_4_http_publishers_then_every_publish_s
         "{report}"
     );
     assert!(process["peak_rss_kib"].as_u64().unwrap() > 0, "{report}");
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+}
+
+#[test]
+fn given_batches_when_bench_runs_over_websocket_then_every_message_is_published_and_delivered() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let args = [
+        "--server",
+        server.url.as_str(),
+        "bench",
+        "--batch",
+        "64",
+        "--in-flight",
+        "2",
+        "--count",
+        "1000",
+        "--durable",
+        "--json",
+    ];
+    let run = crate::ace(&args, b"");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON line");
+    assert_eq!(report["batch"], 64, "{report}");
+    assert_eq!(report["transport"], "ws", "{report}");
+    // 1,000 is not a multiple of 64: the last publish_batch frame carries the remaining 40.
+    assert_eq!(report["published"], 1000, "{report}");
+    assert_eq!(report["delivered"], 1000, "{report}");
+    let info = crate::ace(
+        &[
+            "--server",
+            server.url.as_str(),
+            "stream",
+            "info",
+            "ACE_EVENTS",
+            "-o",
+            "json",
+        ],
+        b"",
+    );
+    let info: serde_json::Value = serde_json::from_str(info.stdout.trim()).expect("stream info");
+    assert_eq!(
+        (&info["messages"], &info["counters"]["duplicates"]),
+        (&serde_json::json!(1000), &serde_json::json!(0)),
+        "every message stored once: {info}"
+    );
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "stderr:\n{stderr}");
 }
