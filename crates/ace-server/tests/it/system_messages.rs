@@ -92,6 +92,21 @@ async fn given_a_run_provoking_every_system_message_when_captured_then_each_conf
         .send(Message::Text(subscribe.to_string().into()))
         .await
         .unwrap();
+    // The subscription must be in place before anything is provoked: `agent_online` is
+    // published by the heartbeat itself, once.
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the subscribe is answered")
+            .expect("the socket stays open")
+            .expect("a readable frame");
+        let Message::Text(text) = frame else { continue };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["id"] == "all" {
+            assert_eq!(frame["type"], "ok", "{frame}");
+            break;
+        }
+    }
     let mut ours = HashSet::new();
 
     // Presence: online now, offline when the clock passes the ttl below.
