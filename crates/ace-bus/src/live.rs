@@ -272,7 +272,7 @@ impl LiveHub {
         if !self.shared.index.read().has_match(&subject) {
             return Err(BusError::NoResponders { subject });
         }
-        let inbox = format!("{INBOX_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        let inbox = format!("{INBOX_PREFIX}{}", uuid::Uuid::new_v4().simple());
         msg.headers
             .insert(REPLY_TO_HEADER.to_owned(), inbox.clone());
         msg.correlation_id.get_or_insert_with(|| msg.id.to_string());

@@ -214,14 +214,15 @@ impl WsConnection {
     }
 
     /// Sends `envelope` as a request and waits up to `timeout` for the first reply: subscribes
-    /// to a fresh inbox `ace.comms.system.inbox.<uuid>`, puts it in `headers["reply_to"]`, sets
+    /// to a fresh inbox `ace.comms.system.inbox.<uuid>` (122 random bits: any principal may listen
+    /// on such an inbox, so its token is the capability), puts it in `headers["reply_to"]`, sets
     /// `correlation_id` to the envelope id when it has none, publishes, and awaits.
     pub async fn request(
         &self,
         mut envelope: Envelope,
         timeout: Duration,
     ) -> Result<Envelope, ClientError> {
-        let inbox = format!("{INBOX_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        let inbox = format!("{INBOX_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let mut replies = self.subscribe(&inbox, None).await?;
         envelope
             .headers

@@ -41,11 +41,36 @@ impl Core {
         pattern: &str,
         queue: Option<&str>,
     ) -> Result<Box<dyn LiveSubscription>, CoreError> {
-        let principal = self.allow(ctx, Action::Subscribe(pattern)).await?;
+        let principal = if queue.is_none() && is_private_inbox(pattern) {
+            // A request inbox is a capability, like NATS's `_INBOX`: whoever chose its unguessable
+            // token may listen there, with no subscribe rule of its own. Wildcards over inboxes,
+            // short tokens and queue groups still need the subscribe rule.
+            crate::pipeline::authenticate(&*self.hooks.authenticator, ctx)?
+        } else {
+            self.allow(ctx, Action::Subscribe(pattern)).await?
+        };
         let accept = (!ctx.is_internal())
             .then(|| receivable_by(principal, Arc::clone(&self.hooks.authorizer)));
         Ok(self.bus.subscribe_filtered(pattern, queue, accept).await?)
     }
+}
+
+/// The fewest characters of a request inbox's token that any authenticated principal may
+/// subscribe to without a subscribe rule: 32, a UUID's simple form, so a token made of 122 random
+/// bits (UUIDv4) is not guessed.
+pub const MIN_INBOX_TOKEN: usize = 32;
+
+/// Whether `pattern` is one literal request inbox, `ace.comms.system.inbox.{token}`, whose one
+/// token is at least [`MIN_INBOX_TOKEN`] subject characters long.
+fn is_private_inbox(pattern: &str) -> bool {
+    pattern
+        .strip_prefix(crate::pipeline::INBOX_PREFIX)
+        .is_some_and(|token| {
+            token.len() >= MIN_INBOX_TOKEN
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 /// The bus receive filter of `principal`'s subscriptions: what the authorizer lets it receive.
@@ -267,5 +292,42 @@ mod tests {
         let err = closed.subscribe(&ctx, "ace.>", None).await.err().unwrap();
         assert_eq!(err.code(), ErrorCode::Forbidden);
         assert!(err.to_string().contains("ace.>"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn given_a_principal_without_subscribe_rights_when_it_listens_on_a_private_inbox_then_only_a_long_literal_token_passes()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = Hooks {
+            authorizer: Arc::new(DenyAll),
+            ..Hooks::development()
+        };
+        let core = core(dir.path(), hooks);
+        let ctx = RequestContext::new("test");
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let inbox = format!("ace.comms.system.inbox.{token}");
+        let mut replies = core.subscribe(&ctx, &inbox, None).await.unwrap();
+        let reply = Envelope::builder(Kind::Reply, inbox.as_str())
+            .payload_json(serde_json::json!({"answer": 42}))
+            .build()
+            .unwrap();
+        core.publish(&RequestContext::internal(), reply.clone())
+            .await
+            .unwrap();
+        assert_eq!(replies.next().await.unwrap().id, reply.id);
+
+        let short = "ace.comms.system.inbox.abc";
+        let wildcard = "ace.comms.system.inbox.>";
+        let nested = format!("{inbox}.more");
+        for refused in [short, wildcard, nested.as_str()] {
+            let err = core.subscribe(&ctx, refused, None).await.err().unwrap();
+            assert_eq!(err.code(), ErrorCode::Forbidden, "{refused}");
+        }
+        let err = core.subscribe(&ctx, &inbox, Some("q")).await.err().unwrap();
+        assert_eq!(
+            err.code(),
+            ErrorCode::Forbidden,
+            "a queue group is a subscription rule's business"
+        );
     }
 }
