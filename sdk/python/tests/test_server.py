@@ -99,8 +99,11 @@ def test_given_the_sync_client_when_it_publishes_then_its_iterator_subscription_
             sent = create_envelope("event", a2a(unique), payload={"sync": True})
             answer = client.publish(sent)
             assert isinstance(answer, Accepted) and answer.stream == "ACE_EVENTS"
-            first = next(iter(sub))
+            first = sub.next(timeout=5)
             assert first.envelope.id == sent.id
+            later = create_envelope("event", a2a(unique), payload={"n": 2})
+            client.publish(later)
+            assert next(iter(sub)).envelope.id == later.id, "a plain iterator too"
         assert client.list_streams() == [], "an agent sees no stream it may not read as a whole"
 
 

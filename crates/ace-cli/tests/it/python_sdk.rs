@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 
 use crate::serve::{Serving, start_in};
 
-/// The modules the suite imports.
-const MODULES: &[&str] = &["ace_comms", "pytest", "pytest_asyncio"];
+/// The modules the suite imports (mypy: `test_typing.py`).
+const MODULES: &[&str] = &["ace_comms", "pytest", "pytest_asyncio", "mypy"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
