@@ -32,7 +32,7 @@ def test_given_the_schema_pack_call_when_an_envelope_is_created_then_it_is_a_val
         qos=QoSClass.REALTIME,
         rbac=["intel.read"],
     )
-    result = validate_envelope(envelope.model_dump(by_alias=True, exclude_none=True))
+    result = validate_envelope(envelope.model_dump())  # as the schema pack calls it
     assert result.passed, result.errors
     assert envelope.subject == "ace.comms.internal.kernel.intelligence.evt.intel_infer_completed.v1"
     assert (envelope.kind, envelope.priority, envelope.qos) == ("event", "P0", "realtime")

@@ -286,6 +286,52 @@ async def test_given_a_published_message_when_its_entry_is_proven_then_the_proof
         await admin.ledger_checkpoint(public_key=other_key)
 
 
+async def test_given_an_older_checkpoint_when_the_ledger_grows_then_the_latest_is_proven_to_extend_it(
+    admin: AsyncClient, unique: str
+) -> None:
+    older = await admin.ledger_checkpoint()
+    await admin.publish(create_envelope("event", a2a(unique), payload={"grow": 1}))
+    deadline = time.monotonic() + 10
+    latest = await admin.prove_consistency(older)
+    while latest["size"] == older["size"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        latest = await admin.prove_consistency(older)
+    assert latest["size"] > older["size"]
+    rewritten = {**older, "root_hash": "11" * 32}
+    with pytest.raises(VerificationError):
+        await admin.prove_consistency(rewritten)  # its signature no longer verifies
+
+
+# ---- sessions and agents ----------------------------------------------------------------
+
+
+async def test_given_a_session_when_written_with_versions_then_stale_and_blind_writes_are_refused(
+    agent: AsyncClient, admin: AsyncClient, unique: str
+) -> None:
+    created = await agent.put_session(f"s-{unique}", {"step": 1}, create=True)
+    assert (created["version"], created["data"]) == (1, {"step": 1})
+    replaced = await agent.put_session(f"s-{unique}", {"step": 2}, version=1)
+    assert replaced["version"] == 2
+    with pytest.raises(ApiError) as stale:
+        await agent.put_session(f"s-{unique}", {"step": 3}, version=1)
+    assert (stale.value.code, stale.value.details["current_version"]) == ("PRECONDITION_FAILED", 2)
+    with pytest.raises(ApiError) as blind:
+        await agent.put_session(f"s-{unique}", {"step": 3})
+    assert blind.value.code == "PRECONDITION_REQUIRED" and blind.value.status == 428
+    assert (await agent.get_session(f"s-{unique}"))["data"] == {"step": 2}
+    assert (await admin.get_session(f"s-{unique}"))["version"] == 2, "an admin may read it"
+
+
+async def test_given_an_agent_heartbeat_when_agents_are_listed_then_it_is_present(
+    agent: AsyncClient, admin: AsyncClient
+) -> None:
+    await agent.heartbeat("planner-agent", capabilities=["plan"], ttl_ms=60000)
+    present = {a["id"]: a for a in await admin.list_agents()}
+    assert present["planner-agent"]["capabilities"] == ["plan"]
+    with pytest.raises(Forbidden):
+        await agent.heartbeat("someone-else")
+
+
 # ---- CloudEvents ------------------------------------------------------------------------
 
 

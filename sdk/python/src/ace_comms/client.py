@@ -19,7 +19,12 @@ import httpx
 
 from .envelope import ENV_API_KEY, ENV_SERVER, ENV_TOKEN, Envelope, env_default
 from .errors import ApiError, TransportError, VerificationError
-from .ledger import VerifiedInclusion, verify_checkpoint, verify_entry_in_checkpoint
+from .ledger import (
+    VerifiedInclusion,
+    verify_checkpoint,
+    verify_consistency,
+    verify_entry_in_checkpoint,
+)
 from .models import (
     AckResult,
     Approval,
@@ -257,6 +262,32 @@ class AsyncClient:
         )
         return body
 
+    # ---- sessions -----------------------------------------------------------------------
+
+    async def get_session(self, session_id: str) -> dict[str, Any]:
+        """A session ``{id, version, data, updated_at, owner}`` (its owner or an admin only)."""
+        session: dict[str, Any] = await self._send("GET", f"/api/v1/sessions/{_p(session_id)}")
+        return session
+
+    async def put_session(
+        self, session_id: str, data: Any, *, version: int | None = None, create: bool = False
+    ) -> dict[str, Any]:
+        """Writes a session's ``data``: ``version`` replaces only that version (``If-Match``;
+        another one raises ``PRECONDITION_FAILED`` with ``details.current_version``), ``create``
+        only creates (``If-None-Match: *``); neither creates, or refuses an existing one with
+        ``PRECONDITION_REQUIRED`` rather than overwrite it blindly."""
+        if version is not None and create:
+            raise ValueError("give `version` (replace) or `create`, not both")
+        headers = {}
+        if version is not None:
+            headers["If-Match"] = f'"{version}"'
+        elif create:
+            headers["If-None-Match"] = "*"
+        session: dict[str, Any] = await self._send(
+            "PUT", f"/api/v1/sessions/{_p(session_id)}", json={"data": data}, headers=headers
+        )
+        return session
+
     # ---- the ledger ---------------------------------------------------------------------
 
     async def ledger_key(self) -> dict[str, Any]:
@@ -319,6 +350,36 @@ class AsyncClient:
         )
         entry = await self.ledger_entry(seq)
         return verify_entry_in_checkpoint(entry, proof, checkpoint)
+
+    async def prove_consistency(
+        self, older: dict[str, Any], public_key: str | None = None
+    ) -> dict[str, Any]:
+        """Proves the latest signed checkpoint extends ``older`` (a checkpoint kept from
+        before, e.g. by :meth:`ledger_checkpoint`): both signatures verified here, then the RFC
+        6962 consistency proof between their roots. Returns the latest checkpoint; raises
+        :class:`~ace_comms.errors.VerificationError` when the ledger was rolled back or
+        rewritten since ``older``."""
+        key = public_key or (await self.ledger_key())["public_key"]
+        verify_checkpoint(older, key)
+        latest = await self.ledger_checkpoint(key)
+        if latest["size"] < older["size"]:
+            raise VerificationError(
+                f"rolled back: the checkpoint covers {older['size']} entries, the ledger now "
+                f"{latest['size']}"
+            )
+        proof = await self._send(
+            "GET",
+            "/api/v1/ledger/proof/consistency",
+            params={"from": older["size"], "to": latest["size"]},
+        )
+        verify_consistency(
+            older["size"],
+            latest["size"],
+            bytes.fromhex(older["root_hash"]),
+            bytes.fromhex(latest["root_hash"]),
+            [bytes.fromhex(node) for node in proof["path"]],
+        )
+        return latest
 
     # ---- the WebSocket ------------------------------------------------------------------
 

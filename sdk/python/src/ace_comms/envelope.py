@@ -160,6 +160,14 @@ class Envelope(_Wire):
     signature: Signature | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """pydantic's ``model_dump``, by default with the wire names (``schema``) and without
+        ``None`` fields, so ``validate_envelope(envelope.model_dump())`` checks what would be
+        sent."""
+        kwargs.setdefault("by_alias", True)
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump(**kwargs)
+
     def to_wire(self) -> dict[str, Any]:
         """The JSON object the server reads and writes: absent optional fields and empty
         lists and maps left out (the server refuses an explicit ``null``)."""

@@ -210,6 +210,20 @@ class Client:
         """Entry ``seq`` proven, here, to be in the latest signed checkpoint."""
         return self._run(self._async.prove_inclusion(seq, public_key))
 
+    def prove_consistency(self, older: dict[str, Any], public_key: str | None = None) -> dict[str, Any]:
+        """The latest signed checkpoint, proven here to extend ``older``."""
+        return self._run(self._async.prove_consistency(older, public_key))
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        """A session."""
+        return self._run(self._async.get_session(session_id))
+
+    def put_session(
+        self, session_id: str, data: Any, *, version: int | None = None, create: bool = False
+    ) -> dict[str, Any]:
+        """Writes a session (``version``: only over that version; ``create``: only new)."""
+        return self._run(self._async.put_session(session_id, data, version=version, create=create))
+
     def subscribe(self, pattern: str, queue: str | None = None) -> Subscription:
         """A live subscription, as an iterator."""
         return Subscription(self._loop, self._run(self._async.subscribe(pattern, queue)))
