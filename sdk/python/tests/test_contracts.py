@@ -19,7 +19,12 @@ from importlib import resources
 
 from ace_comms import Envelope, create_envelope, ml, models
 
-PACKAGED = ["comms/envelope.schema.json", "comms/errors.schema.json", "ml/ml_schemas.json"]
+PACKAGED = [
+    "comms/envelope.schema.json",
+    "comms/errors.schema.json",
+    "ml/ml_schemas.json",
+    "ml/ml_events.json",
+]
 
 
 @pytest.mark.parametrize("path", PACKAGED)
@@ -68,23 +73,24 @@ def test_given_the_envelope_model_when_compared_with_the_schema_then_fields_enum
 
 
 def _ml_validator(repo: Path, subject: str) -> jsonschema.Draft202012Validator:
-    registry_text = (repo / "contracts/comms/registry.yaml").read_text()
-    pointer = _pointer_of(registry_text, subject)
-    doc = json.loads((repo / "contracts/ml/ml_schemas.json").read_text())
-    resource = referencing.Resource.from_contents(doc, default_specification=referencing.jsonschema.DRAFT202012)
-    registry = referencing.Registry().with_resource(doc["$id"], resource)
-    schema = {"$ref": f"{doc['$id']}#{pointer}"}
+    file, pointer = _entry_of(repo, subject)
+    registry = referencing.Registry()
+    for name in ("ml_schemas.json", "ml_events.json"):
+        doc = json.loads((repo / "contracts/ml" / name).read_text())
+        resource = referencing.Resource.from_contents(doc, default_specification=referencing.jsonschema.DRAFT202012)
+        registry = registry.with_resource(doc["$id"], resource)
+    schema = {"$ref": f"https://contracts.ace-comms.dev/{file}#{pointer}"}
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
-def _pointer_of(registry_yaml: str, subject: str) -> str:
-    """The pointer of ``subject`` in the manifest (read line by line: no YAML dependency)."""
-    lines = registry_yaml.splitlines()
+def _entry_of(repo: Path, subject: str) -> tuple[str, str]:
+    """The file and pointer of ``subject`` in the manifest (read line by line: no YAML
+    dependency)."""
+    lines = (repo / "contracts/comms/registry.yaml").read_text().splitlines()
     for i, line in enumerate(lines):
         if line.strip() == f"- subject: {subject}":
-            for follow in lines[i + 1 : i + 5]:
-                if follow.strip().startswith("pointer:"):
-                    return follow.split(":", 1)[1].strip()
+            fields = dict(f.strip().split(":", 1) for f in lines[i + 1 : i + 4] if ":" in f)
+            return fields["file"].strip(), fields["pointer"].strip()
     raise AssertionError(f"{subject} is not in contracts/comms/registry.yaml")
 
 
@@ -99,8 +105,10 @@ def _examples(repo: Path, invalid: bool) -> list[tuple[str, Path]]:
 
 
 def test_given_the_ml_examples_when_listed_then_every_model_has_valid_and_invalid_ones(repo: Path) -> None:
-    assert {s for s, _ in _examples(repo, False)} == set(ml.CONTRACTS)
-    assert len(_examples(repo, True)) >= 15
+    with_examples = {s for s, _ in _examples(repo, False)}
+    assert {s for s in ml.CONTRACTS if not s.startswith("ml.event.")} <= with_examples
+    assert set(BUILT_EVENTS) == set(ml.CONTRACTS) - with_examples, "every other model is built below"
+    assert len(_examples(repo, True)) >= 18
 
 
 @pytest.mark.parametrize("invalid", [False, True], ids=["valid", "invalid"])
@@ -137,6 +145,50 @@ def test_given_a_plan_with_every_action_when_built_then_it_validates_against_the
     _ml_validator(repo, "mlt.adaptation_plan").validate(plan.to_json())
     with pytest.raises(pydantic.ValidationError):
         ml.CanaryAction(type="canary", target_model="model_x1", steps=[5, 5])
+
+
+PLAN = {
+    "plan_id": "plan_canary_1", "risk_level": "low", "timestamp": "2026-12-07T12:00:00Z",
+    "actions": [{"type": "canary", "target_model": "model_x1", "steps": [10, 100]}],
+}  # fmt: skip
+TARGET = {"kind": "adaptation_plan", "id": "plan_canary_1"}
+#: The event payloads with no example in contracts/ml/examples: one valid instance and one
+#: that breaks a rule, each given the schema's verdict by the model.
+BUILT_EVENTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "ml.event.experience_ingested": (
+        {"experience_id": "exp_00001", "source": "training", "task": "rl", "ingested_at": "2026-12-07T12:00:00Z"},
+        {"experience_id": "exp_00001", "source": "dreams", "task": "rl", "ingested_at": "2026-12-07T12:00:00Z"},
+    ),
+    "ml.event.adaptation_plan_proposed": (
+        {"plan": PLAN, "requires_approval": True},
+        {"plan": PLAN, "requires_approval": "yes"},
+    ),
+    "ml.event.governance_validation": (
+        {"validation_id": "val_00001", "target": TARGET, "checks": ["fairness"], "requested_at": "2026-12-07T12:00:00Z"},
+        {"validation_id": "val_00001", "target": TARGET, "checks": ["Fairness"], "requested_at": "2026-12-07T12:00:00Z"},
+    ),
+    "ml.event.governance_rejected": (
+        {"validation_id": "val_00001", "target": TARGET, "approver": "human:bob", "reasons": ["risky"], "decided_at": "2026-12-07T12:00:00Z"},
+        {"validation_id": "val_00001", "target": TARGET, "approver": "human:bob", "reasons": [], "decided_at": "2026-12-07T12:00:00Z"},
+    ),
+    "ml.event.plan_applied": (
+        {"plan_id": "plan_canary_1", "snapshot_before": "snap_00001", "applied_actions": 1, "applied_at": "2026-12-07T12:00:00Z"},
+        {"plan_id": "plan_canary_1", "snapshot_before": "snap_00001", "applied_actions": 0, "applied_at": "2026-12-07T12:00:00Z"},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("subject", sorted(BUILT_EVENTS))
+def test_given_an_event_payload_without_an_example_when_validated_then_the_model_agrees_with_the_schema(
+    repo: Path, subject: str
+) -> None:
+    valid, invalid = BUILT_EVENTS[subject]
+    validator = _ml_validator(repo, subject)
+    model = ml.CONTRACTS[subject]
+    validator.validate(model.model_validate(valid).to_json())
+    assert not validator.is_valid(invalid)
+    with pytest.raises(pydantic.ValidationError):
+        model.model_validate(invalid)
 
 
 # ---- the WebSocket frames against the server's AsyncAPI document --------------------------

@@ -1,6 +1,8 @@
 """The ML contracts as pydantic v2 models: :class:`SpecialistReport`, :class:`Experience`,
 :class:`Insight`, :class:`AdaptationPlan` (actions ``hpo``, ``reweight_specialists``,
-``policy_delta``, ``canary``), :class:`GovernanceSnapshot` and :class:`MLTSnapshot`.
+``policy_delta``, ``canary``), :class:`GovernanceSnapshot` and :class:`MLTSnapshot`, and the
+payloads of the ML kernel's ten events (``contracts/ml/ml_events.json``, registered as
+``ml.event.<name>``: :class:`ExperienceIngested` ... :class:`RollbackCompleted`).
 
 They mirror the ``$defs`` of ``contracts/ml/ml_schemas.json`` (registered as ``mlt.experience``,
 ``mlt.insight``, ``mlt.adaptation_plan``, ``ml.specialist_report``, ``governance.snapshot``,
@@ -14,7 +16,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 SemVer = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 UID = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{4,64}$")]
@@ -314,6 +323,143 @@ class MLTSnapshot(_Contract):
     created_at: ISO8601
 
 
+# ---- the ML kernel's event payloads (contracts/ml/ml_events.json) ------------------------
+
+Principal = Annotated[
+    str, StringConstraints(pattern=r"^(agent|human|service|kernel|group):[A-Za-z0-9_.@-]{1,128}$")
+]
+RollbackTarget = Literal["governance", "mlt", "model", "comms"]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class GovernanceTarget(_Contract):
+    """What governance is asked to validate."""
+
+    kind: Literal["adaptation_plan", "deployment", "rollback", "policy"]
+    id: UID
+
+
+class ExperienceIngested(_Contract):
+    """``EXPERIENCE_INGESTED``: the MLT kernel stored an experience."""
+
+    experience_id: UID
+    source: Literal["training", "inference", "evaluation", "monitoring", "governance", "comms"]
+    task: Task
+    ingested_at: ISO8601
+
+
+class InsightReady(_Contract):
+    """``MLT_INSIGHT_READY``: a new insight is available."""
+
+    insight: Insight
+
+
+class AdaptationPlanProposed(_Contract):
+    """``ADAPTATION_PLAN_PROPOSED``: a plan for governance to validate."""
+
+    plan: AdaptationPlan
+    requires_approval: bool
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["plan"] = self.plan.to_json()
+        return out
+
+
+class GovernanceValidation(_Contract):
+    """``GOVERNANCE_VALIDATION``: governance is asked to validate a target."""
+
+    validation_id: UID
+    target: GovernanceTarget
+    checks: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] | None = None
+    requested_by: Principal | None = None
+    requested_at: ISO8601
+
+
+class GovernanceApproved(_Contract):
+    """``GOVERNANCE_APPROVED``: the target may proceed."""
+
+    validation_id: UID
+    target: GovernanceTarget
+    approver: Principal
+    conditions: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] | None = None
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    decided_at: ISO8601
+
+
+class GovernanceRejected(_Contract):
+    """``GOVERNANCE_REJECTED``: the target must not proceed; at least one reason."""
+
+    validation_id: UID
+    target: GovernanceTarget
+    approver: Principal
+    reasons: Annotated[list[Reason], Field(min_length=1)]
+    decided_at: ISO8601
+
+
+class PlanApplied(_Contract):
+    """``MLT_PLAN_APPLIED``: an approved plan was applied."""
+
+    plan_id: UID
+    snapshot_before: UID
+    applied_actions: Annotated[int, Field(ge=1)]
+    applied_at: ISO8601
+
+
+class ModelDriftAlert(_Contract):
+    """``MODEL_DRIFT_ALERT``: a model's drift crossed its threshold."""
+
+    model_key: UID
+    measure: Literal["psi", "ks", "feature_psi", "prediction_shift"]
+    feature: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    value: NonNegative
+    threshold: NonNegative
+    severity: Literal["low", "medium", "high", "critical"]
+    detected_at: ISO8601
+
+
+class RollbackRequested(_Contract):
+    """``ROLLBACK_REQUESTED``: a model rolls back to a version (``model_key`` and
+    ``to_version``), anything else to a snapshot (``to_snapshot``)."""
+
+    rollback_id: UID
+    target: RollbackTarget
+    to_snapshot: UID | None = None
+    model_key: UID | None = None
+    to_version: SemVer | None = None
+    reason: Reason
+    requested_by: Principal
+    requested_at: ISO8601
+
+    @model_validator(mode="after")
+    def _destination(self) -> RollbackRequested:
+        if self.target == "model" and (self.model_key is None or self.to_version is None):
+            raise ValueError("a model rollback names model_key and to_version")
+        if self.target != "model" and self.to_snapshot is None:
+            raise ValueError(f"a {self.target} rollback names to_snapshot")
+        return self
+
+
+class RollbackCompleted(_Contract):
+    """``ROLLBACK_COMPLETED``: ``state_hash`` on success, ``error`` on failure."""
+
+    rollback_id: UID
+    target: RollbackTarget
+    status: Literal["completed", "failed"]
+    restored_snapshot: UID | None = None
+    state_hash: Sha256 | None = None
+    error: Reason | None = None
+    completed_at: ISO8601
+
+    @model_validator(mode="after")
+    def _outcome(self) -> RollbackCompleted:
+        if self.status == "completed" and self.state_hash is None:
+            raise ValueError("a completed rollback names its state_hash")
+        if self.status == "failed" and self.error is None:
+            raise ValueError("a failed rollback names its error")
+        return self
+
+
 #: The registered contract subject of each model (the ``schema`` of an envelope carrying it is
 #: ``{subject}@1.0.0``).
 CONTRACTS: dict[str, type[_Contract]] = {
@@ -323,4 +469,14 @@ CONTRACTS: dict[str, type[_Contract]] = {
     "mlt.adaptation_plan": AdaptationPlan,
     "governance.snapshot": GovernanceSnapshot,
     "mlt.snapshot": MLTSnapshot,
+    "ml.event.experience_ingested": ExperienceIngested,
+    "ml.event.insight_ready": InsightReady,
+    "ml.event.adaptation_plan_proposed": AdaptationPlanProposed,
+    "ml.event.governance_validation": GovernanceValidation,
+    "ml.event.governance_approved": GovernanceApproved,
+    "ml.event.governance_rejected": GovernanceRejected,
+    "ml.event.plan_applied": PlanApplied,
+    "ml.event.model_drift_alert": ModelDriftAlert,
+    "ml.event.rollback_requested": RollbackRequested,
+    "ml.event.rollback_completed": RollbackCompleted,
 }
