@@ -19,6 +19,7 @@ from ace_comms import (
     AsyncClient,
     Client,
     Conflict,
+    ConnectionClosed,
     Forbidden,
     InvalidEnvelope,
     NotFound,
@@ -89,6 +90,26 @@ async def test_given_a_batch_over_http_and_websocket_when_published_then_each_it
     async with await agent.connect() as ws:
         over_ws = await ws.publish_batch([create_envelope("event", a2a(unique), payload={"n": 9})])
         assert over_ws.accepted == 1 and over_ws.results[0].accepted is not None
+
+
+async def test_given_a_subscription_when_ended_or_its_connection_closed_then_iteration_stops_or_raises(
+    agent: AsyncClient, unique: str
+) -> None:
+    async with await agent.connect() as ws:
+        sub = await ws.subscribe(f"ace.comms.a2a.agent.{unique}.>")
+        for n in range(2):
+            await ws.publish(create_envelope("event", a2a(unique), payload={"n": n}))
+        got = [(await sub.next(timeout=5)).envelope.payload["n"] for _ in range(2)]
+        assert got == [0, 1]
+        await sub.unsubscribe()
+        assert [m async for m in sub] == []
+        other = await ws.subscribe(f"ace.comms.a2a.agent.{unique}.>")
+    assert ws.close_status is not None and ws.close_status[0] == 1000
+    with pytest.raises(ConnectionClosed) as closed:
+        await other.next(timeout=5)
+    assert closed.value.code == 1000
+    with pytest.raises(ConnectionClosed):
+        await ws.publish(create_envelope("event", a2a(unique), payload={}))
 
 
 def test_given_the_sync_client_when_it_publishes_then_its_iterator_subscription_receives(

@@ -319,6 +319,8 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
+        if not self._open and self._queue.empty():
+            raise StopAsyncIteration
         item = await self._queue.get()
         if item is _END:
             raise StopAsyncIteration
@@ -337,7 +339,10 @@ class Subscription:
         if self._open:
             self._open = False
             await self._connection.unsubscribe(self.sid)
-            self._queue.put_nowait(_END) if not self._queue.full() else None
+            # the route is gone, so nothing more is queued; a reader waiting on an empty queue
+            # is woken by the marker, one with a full queue reads it out and then stops
+            if not self._queue.full():
+                self._queue.put_nowait(_END)
 
     async def __aenter__(self) -> Subscription:
         return self
