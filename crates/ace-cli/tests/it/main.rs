@@ -23,6 +23,8 @@
 //!   message for `sub` and `consumer next`), and every failure under each format: code,
 //!   message that does not restate it, details, hint, exit code; `session get | put` with its
 //!   preconditions.
+//! - `python_sdk`: the Python SDK's pytest suite (`sdk/python/tests`) and the README's Python
+//!   example run verbatim, each against the tour's server.
 //! - `repair`: `stream repair` offline with the server stopped (dry run, `--accept-loss`, the
 //!   next `serve` with the stream `ok`, the `stream_repaired` entry, `ledger verify`), refused
 //!   while a server holds the data directory, as is a second `serve` on it.
@@ -41,6 +43,7 @@ mod kill;
 mod ledger;
 mod memory;
 mod output;
+mod python_sdk;
 mod repair;
 mod serve;
 mod tls;
