@@ -58,7 +58,7 @@ impl Core {
 /// The fewest characters of a request inbox's token that any authenticated principal may
 /// subscribe to without a subscribe rule: 32, a UUID's simple form, so a token made of 122 random
 /// bits (UUIDv4) is not guessed.
-pub const MIN_INBOX_TOKEN: usize = 32;
+pub(crate) const MIN_INBOX_TOKEN: usize = 32;
 
 /// Whether `pattern` is one literal request inbox, `ace.comms.system.inbox.{token}`, whose one
 /// token is at least [`MIN_INBOX_TOKEN`] subject characters long.

@@ -128,11 +128,13 @@ def test_given_the_sync_client_when_it_publishes_then_its_iterator_subscription_
         assert client.list_streams() == [], "an agent sees no stream it may not read as a whole"
 
 
-async def test_given_a_python_responder_when_a_request_is_sent_then_its_reply_comes_back(
-    admin: AsyncClient, server: Any, unique: str
+async def test_given_a_python_responder_when_an_agent_sends_a_request_then_its_reply_comes_back(
+    agent: AsyncClient, server: Any, unique: str
 ) -> None:
+    # Both ends are agents: the asker listens on its own inbox (a capability, no rule needed)
+    # and the responder answers there (the agent role may publish on inboxes).
     subject = f"ace.comms.a2a.agent.{unique}.qry.ping.v1"
-    async with AsyncClient(server.url, api_key=server.admin) as responder:
+    async with AsyncClient(server.url, api_key=server.agent) as responder:
         requests = await responder.subscribe(subject)
 
         async def serve_one() -> None:
@@ -141,13 +143,13 @@ async def test_given_a_python_responder_when_a_request_is_sent_then_its_reply_co
 
         serving = asyncio.create_task(serve_one())
         question = create_envelope("query", subject, payload={"ping": 41})
-        reply = await admin.request(question, timeout=5)
+        reply = await agent.request(question, timeout=5)
         await serving
     assert reply.kind == "reply"
     assert reply.payload == {"pong": 42}
     assert reply.correlation_id == question.id and reply.causation_id == question.id
     with pytest.raises(RequestTimeout):
-        await admin.request(create_envelope("query", f"{subject}.nobody", payload={}), timeout=0.5)
+        await agent.request(create_envelope("query", f"{subject}.nobody", payload={}), timeout=0.5)
 
 
 # ---- durable consumers ------------------------------------------------------------------
