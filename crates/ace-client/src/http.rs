@@ -22,6 +22,9 @@ use ace_envelope::api::http::{
     FetchAnswer, FetchRequest, FetchedMessage, Heartbeat, Pending, RepairRequest, Session,
     SessionWrite, StoredMessage, StreamConfig, StreamInfo, StreamList, StreamRepair, Verdict,
 };
+use ace_envelope::api::registry::{
+    CompatibilityAnswer, CompatibilityRequest, RegisterSchema, RegisteredSchema, SchemaVersion,
+};
 use ace_envelope::{Envelope, ErrorBody};
 use reqwest::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -480,6 +483,72 @@ impl Client {
                 Precondition::Exists => r.header(IF_MATCH, HeaderValue::from_static("*")),
                 Precondition::Version(v) => r.header(IF_MATCH, format!("\"{v}\"")),
             }
+        })
+        .await
+    }
+
+    // -- schema registry
+
+    /// `GET /api/v1/registry/subjects`: every contract subject, sorted.
+    pub async fn contract_subjects(&self) -> Result<Vec<String>, ClientError> {
+        self.send(Method::GET, &["api", "v1", "registry", "subjects"], |r| r)
+            .await
+    }
+
+    /// `GET /api/v1/registry/subjects/{subject}/versions/{version}` (`latest` for the newest).
+    pub async fn contract(
+        &self,
+        subject: &str,
+        version: &str,
+    ) -> Result<SchemaVersion, ClientError> {
+        let path = [
+            "api", "v1", "registry", "subjects", subject, "versions", version,
+        ];
+        self.send(Method::GET, &path, |r| r).await
+    }
+
+    /// `POST /api/v1/registry/subjects/{subject}/versions`: registers `schema` as `version`
+    /// (409 `CONFLICT` with `details.incompatibilities` when the subject's mode refuses it).
+    pub async fn register_contract(
+        &self,
+        subject: &str,
+        version: &str,
+        schema: serde_json::Value,
+    ) -> Result<RegisteredSchema, ClientError> {
+        let body = RegisterSchema {
+            version: version.to_owned(),
+            schema,
+        };
+        let path = ["api", "v1", "registry", "subjects", subject, "versions"];
+        self.send(Method::POST, &path, |r| r.json(&body)).await
+    }
+
+    /// `POST /api/v1/registry/compatibility/subjects/{subject}/versions/{version}?verbose=true`:
+    /// whether `schema` would be admitted as `version` of `subject`, under `compatibility` or
+    /// the subject's own mode, with every incompatibility.
+    pub async fn check_contract(
+        &self,
+        subject: &str,
+        version: &str,
+        schema: serde_json::Value,
+        compatibility: Option<String>,
+    ) -> Result<CompatibilityAnswer, ClientError> {
+        let body = CompatibilityRequest {
+            schema,
+            compatibility,
+        };
+        let path = [
+            "api",
+            "v1",
+            "registry",
+            "compatibility",
+            "subjects",
+            subject,
+            "versions",
+            version,
+        ];
+        self.send(Method::POST, &path, |r| {
+            r.query(&[("verbose", "true")]).json(&body)
         })
         .await
     }

@@ -167,9 +167,14 @@ pub struct RegisterOutcome {
 }
 
 /// Subjects, their versions and compatibility modes; see the crate documentation.
+///
+/// Cloning is cheap next to compiling: the compiled schemas and the resolved resources are
+/// shared, only the maps and the documents are copied. A server registering at run time clones,
+/// registers into the clone, and swaps it in, so readers never wait on a registration.
+#[derive(Clone)]
 pub struct Registry {
     docs: Documents,
-    resources: jsonschema::Registry<'static>,
+    resources: Arc<jsonschema::Registry<'static>>,
     default_mode: CompatibilityMode,
     modes: BTreeMap<String, CompatibilityMode>,
     subjects: BTreeMap<String, BTreeMap<Version, Arc<RegisteredSchema>>>,
@@ -260,7 +265,7 @@ impl Registry {
             validate::resources(&docs).map_err(|reason| manifest_error("", "", reason))?;
         Ok(Self {
             docs,
-            resources,
+            resources: Arc::new(resources),
             default_mode: CompatibilityMode::Backward,
             modes: BTreeMap::new(),
             subjects: BTreeMap::new(),

@@ -64,7 +64,8 @@ fn accepted(id: uuid::Uuid, ack: PublishAck) -> Accepted {
 #[derive(Clone)]
 pub struct Core {
     pub(crate) bus: Arc<dyn Bus>,
-    pub(crate) registry: Arc<Registry>,
+    /// The schema registry in force, its store and requirements ([`Core::with_contracts`]).
+    pub(crate) registry: Arc<crate::contracts::Contracts>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Hooks,
     pub(crate) limits: CoreLimits,
@@ -102,7 +103,7 @@ impl Core {
     ) -> Self {
         Core {
             bus,
-            registry,
+            registry: Arc::new(crate::contracts::Contracts::new(registry)),
             clock,
             hooks,
             limits,
@@ -274,7 +275,7 @@ impl Core {
                 return Err(err);
             }
         }
-        pipeline::contract(&self.registry, envelope)?;
+        self.registry.check(envelope)?;
         pipeline::redact(&self.integrity.pii, envelope)?;
         if ctx.is_internal() {
             return Ok(Admission::Pass);

@@ -131,8 +131,15 @@ pub enum CoreError {
         current: u64,
     },
     /// The session store failed.
-    #[error(transparent)]
+    #[error("session store: {0}")]
     SessionStore(#[from] crate::sessions::StoreError),
+    /// A registration or compatibility check the registry refused (unknown subject or version,
+    /// a schema that does not compile, an incompatible or out-of-order version).
+    #[error("{0}")]
+    Contract(ace_contracts::ContractError),
+    /// The store of the registry's changes failed.
+    #[error("contract store: {0}")]
+    ContractStore(crate::sessions::StoreError),
     /// No approval of that id.
     #[error("no approval `{id}`")]
     ApprovalNotFound {
@@ -195,7 +202,8 @@ impl CoreError {
             CoreError::SessionTooLarge { .. } => ErrorCode::PayloadTooLarge,
             CoreError::SessionPreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             CoreError::SessionPreconditionRequired { .. } => ErrorCode::PreconditionRequired,
-            CoreError::SessionStore(_) => ErrorCode::Internal,
+            CoreError::SessionStore(_) | CoreError::ContractStore(_) => ErrorCode::Internal,
+            CoreError::Contract(err) => contract_code(err),
             CoreError::Bus(err) => bus_code(err),
             CoreError::Signature(_) => ErrorCode::Unauthenticated,
             CoreError::Ledger { .. } => ErrorCode::Internal,
@@ -232,6 +240,7 @@ impl CoreError {
             CoreError::Expired { expired_at, .. } => json!({ "expired_at": expired_at }),
             CoreError::UnknownSchema { schema, .. } => json!({ "schema": schema }),
             CoreError::Forbidden { reasons, .. } => json!({ "reasons": reasons }),
+            CoreError::Contract(err) => contract_details(err),
             CoreError::PendingApproval { id, approval_id } => {
                 json!({ "id": id, "approval_id": approval_id })
             }
@@ -278,6 +287,49 @@ impl CoreError {
 
 /// The retry hint of `INSUFFICIENT_STORAGE` (`details.retry_after_ms`; HTTP `Retry-After`).
 pub const NO_SPACE_RETRY_MS: u64 = 5000;
+
+/// The wire code of a registry refusal: unknown subjects and versions are `NOT_FOUND`, a
+/// version the subject's history refuses is `CONFLICT`, a malformed one `INVALID_REQUEST`.
+fn contract_code(err: &ace_contracts::ContractError) -> ErrorCode {
+    use ace_contracts::ContractError as E;
+    match err {
+        E::UnknownSubject { .. } | E::UnknownVersion { .. } => ErrorCode::NotFound,
+        E::Incompatible { .. } | E::VersionNotIncreasing { .. } | E::VersionExists { .. } => {
+            ErrorCode::Conflict
+        }
+        _ => ErrorCode::InvalidRequest,
+    }
+}
+
+/// The details of a registry refusal: what a client needs to fix it.
+fn contract_details(err: &ace_contracts::ContractError) -> serde_json::Value {
+    use ace_contracts::ContractError as E;
+    match err {
+        E::Incompatible {
+            subject,
+            version,
+            mode,
+            incompatibilities,
+        } => json!({
+            "subject": subject,
+            "version": version.to_string(),
+            "compatibility": mode,
+            "incompatibilities": incompatibilities,
+        }),
+        E::VersionNotIncreasing {
+            subject,
+            version,
+            latest,
+        } => {
+            json!({ "subject": subject, "version": version.to_string(), "latest": latest.to_string() })
+        }
+        E::VersionExists { subject, version } | E::UnknownVersion { subject, version } => {
+            json!({ "subject": subject, "version": version.to_string() })
+        }
+        E::UnknownSubject { subject } => json!({ "subject": subject }),
+        _ => json!({}),
+    }
+}
 
 /// The wire code of a bus failure: the caller's faults keep their meaning, the engine's own
 /// failures are `INTERNAL`.

@@ -63,6 +63,7 @@ mod agents;
 pub mod approvals;
 mod auth;
 mod context;
+pub mod contracts;
 mod core;
 mod counters;
 mod error;
@@ -91,6 +92,9 @@ pub use auth::{
 pub use context::{
     Credentials, DEVELOPMENT_PRINCIPAL_ID, Principal, RequestContext, SYSTEM_PRINCIPAL_ID,
     system_principal,
+};
+pub use contracts::{
+    ContractStore, MemoryContractStore, RedbContractStore, Registered, RegistryChange, Requirement,
 };
 pub use counters::Counters;
 pub use error::{CoreError, NO_SPACE_RETRY_MS};

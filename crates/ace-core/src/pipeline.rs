@@ -140,13 +140,25 @@ pub fn contract(registry: &Registry, envelope: &Envelope) -> Result<(), CoreErro
             schema: schema_ref.to_owned(),
             reason: err.to_string(),
         })?;
-    let Some(payload) = envelope
+    match inline_json(envelope) {
+        Some(payload) => conforms(&schema, payload),
+        None => Ok(()),
+    }
+}
+
+/// The envelope's inline JSON payload, if it has one (not `payload_ref`, not other content).
+pub(crate) fn inline_json(envelope: &Envelope) -> Option<&serde_json::Value> {
+    envelope
         .payload
         .as_ref()
         .filter(|_| envelope.has_json_payload())
-    else {
-        return Ok(());
-    };
+}
+
+/// `payload` against `schema`: `CONTRACT_VIOLATION` with every error and its pointers.
+pub(crate) fn conforms(
+    schema: &ace_contracts::RegisteredSchema,
+    payload: &serde_json::Value,
+) -> Result<(), CoreError> {
     schema
         .validate(payload)
         .map_err(|errors| CoreError::ContractViolation {

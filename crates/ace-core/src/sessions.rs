@@ -131,9 +131,10 @@ fn apply(
     })
 }
 
-/// Why a store failed (its own fault, not the caller's).
+/// Why a store (of sessions, or of the registry's changes) failed: its own fault, not the
+/// caller's.
 #[derive(Debug, thiserror::Error)]
-#[error("session store: {op}: {reason}")]
+#[error("{op}: {reason}")]
 pub struct StoreError {
     /// What was being done.
     pub op: &'static str,
@@ -142,7 +143,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn new(op: &'static str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(op: &'static str, err: impl std::fmt::Display) -> Self {
         StoreError {
             op,
             reason: err.to_string(),

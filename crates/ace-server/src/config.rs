@@ -58,6 +58,8 @@ pub struct Config {
     /// Where a foreign CloudEvent (one without the `acekind` extension) is published: rules
     /// from its `type`, `source` and `subject` to an ACE subject and kind.
     pub cloudevents: Mapping,
+    /// The schema registry at run time: what subjects require a contract.
+    pub contracts: ContractsConfig,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
             cloudevents: Mapping::default(),
+            contracts: ContractsConfig::default(),
         }
     }
 }
@@ -874,6 +877,7 @@ impl Config {
         if let Err((key, reason)) = self.cloudevents.check() {
             return bad(&format!("cloudevents.{key}"), reason);
         }
+        self.contracts.requirements()?;
         Ok(())
     }
 
@@ -1074,6 +1078,59 @@ impl SignaturesConfig {
             })?);
         }
         Ok(SignaturePolicy::new(keys, require))
+    }
+}
+
+/// The schema registry at run time (registrations are kept in `{data_dir}/contracts.redb`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContractsConfig {
+    /// Subject patterns whose messages must satisfy a contract, whatever their `schema` names.
+    pub require: Vec<ContractRequirement>,
+}
+
+/// One `contracts.require` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractRequirement {
+    /// The message subjects covered (a pattern: `*` one token, `>` the rest).
+    pub subjects: String,
+    /// The contract's subject (`kpi.threshold_breach`), registered when the server starts.
+    pub contract: String,
+}
+
+impl ContractsConfig {
+    /// The rules as the core takes them; a bad pattern or contract name is an error naming it.
+    pub fn requirements(&self) -> Result<Vec<ace_core::Requirement>, ConfigError> {
+        self.require
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let bad = |field: &str, reason: String| ConfigError::Invalid {
+                    key: format!("contracts.require[{i}].{field}"),
+                    reason,
+                };
+                let subjects = ace_envelope::SubjectPattern::new(rule.subjects.as_str())
+                    .map_err(|e| bad("subjects", e.to_string()))?;
+                rule.contract
+                    .parse::<ace_contracts::SchemaRef>()
+                    .ok()
+                    .filter(|r| r.version.is_none())
+                    .ok_or_else(|| {
+                        bad(
+                            "contract",
+                            format!(
+                                "`{}` is not a contract subject (dotted name, no version)",
+                                rule.contract
+                            ),
+                        )
+                    })?;
+                Ok(ace_core::Requirement {
+                    subjects,
+                    contract: rule.contract.clone(),
+                })
+            })
+            .collect()
     }
 }
 

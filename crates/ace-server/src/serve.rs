@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use ace_bus::{Durability, EmbeddedBus, EmbeddedConfig, HealthChange, OsDurability};
 use ace_contracts::Registry;
-use ace_core::{Core, CoreError, RedbApprovalStore, RedbSessionStore, RequestContext};
+use ace_core::{
+    Core, CoreError, RedbApprovalStore, RedbContractStore, RedbSessionStore, RequestContext,
+};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -134,6 +136,20 @@ impl App {
         .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);
         let core = crate::ledger::attach(config, clock.clone(), core)?;
+        // After the ledger: registrations made from now on are recorded.
+        let contracts =
+            RedbContractStore::open(&config.data_dir.join("contracts.redb")).map_err(|err| {
+                ServerError::Core {
+                    op: "opening the contract store",
+                    source: CoreError::ContractStore(err),
+                }
+            })?;
+        let core = core
+            .with_contracts(Arc::new(contracts), config.contracts.requirements()?)
+            .map_err(|source| ServerError::Core {
+                op: "replaying the registered contracts",
+                source,
+            })?;
         if config.streams.create_defaults {
             let created = core
                 .ensure_streams(&RequestContext::internal(), &config.streams.defaults)

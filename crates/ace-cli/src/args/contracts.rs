@@ -27,13 +27,32 @@ pub(crate) enum ContractsCommand {
                             cat message.json | ace-comms contracts validate - --json"
     )]
     Validate(ValidateArgs),
-    /// Check whether NEW may follow OLD under a compatibility mode; every incompatibility is
-    /// printed with its JSON pointer and reason. Exit 0 compatible, 1 incompatible, 2 usage.
+    /// Check whether NEW may follow OLD under a compatibility mode, offline; or, with
+    /// `--subject NAME@VERSION`, whether the server's registry would admit NEW as that version
+    /// (under the subject's own mode unless --mode says). Every incompatibility is printed with
+    /// its JSON pointer and reason. Exit 0 compatible, 1 incompatible, 2 usage.
     #[command(
         after_help = "Examples:\n  ace-comms contracts compat v1.json v2.json\n  \
-                            ace-comms contracts compat v1.json v2.json --mode full --json"
+                            ace-comms contracts compat v1.json v2.json --mode full -o json\n  \
+                            ace-comms contracts compat --subject test.score@2.0.0 v2.json --server http://127.0.0.1:8500"
     )]
     Compat(CompatArgs),
+    /// Register a schema file on the server as NAME@VERSION (admin). Refused with every
+    /// incompatibility when the subject's compatibility mode forbids it (exit 1).
+    #[command(
+        after_help = "Examples:\n  ace-comms contracts register test.score@1.0.0 score.json\n  \
+                            ace-comms contracts register test.score@1.1.0 score.json --server https://ace.example:8500 --api-key $KEY"
+    )]
+    Register(RegisterArgs),
+}
+
+/// `contracts register`.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterArgs {
+    /// The contract and the version to register: `subject@version`.
+    pub(crate) schema: String,
+    /// The JSON Schema file; `-` reads standard input.
+    pub(crate) file: PathBuf,
 }
 
 /// `contracts show`.
@@ -56,13 +75,16 @@ pub(crate) struct ValidateArgs {
 /// `contracts compat`.
 #[derive(Debug, Args)]
 pub(crate) struct CompatArgs {
-    /// The earlier schema (JSON Schema file).
-    pub(crate) old: PathBuf,
-    /// The later schema (JSON Schema file).
-    pub(crate) new: PathBuf,
-    /// backward, backward_transitive, forward, forward_transitive, full, full_transitive or none.
-    #[arg(long, default_value = "backward", value_parser = parse_mode)]
-    pub(crate) mode: CompatibilityMode,
+    /// OLD NEW (two JSON Schema files) offline; NEW alone with --subject.
+    #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Ask the server: would NEW be admitted as this `subject@version` of its registry?
+    #[arg(long, value_name = "NAME@VERSION")]
+    pub(crate) subject: Option<String>,
+    /// backward, backward_transitive, forward, forward_transitive, full, full_transitive or none
+    /// (offline default: backward; with --subject: the subject's own mode).
+    #[arg(long, value_parser = parse_mode)]
+    pub(crate) mode: Option<CompatibilityMode>,
 }
 
 fn parse_mode(s: &str) -> Result<CompatibilityMode, String> {

@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::output::Format as OutputFormat;
 
-pub(crate) use contracts::{CompatArgs, ContractsCommand, ShowArgs, ValidateArgs};
+pub(crate) use contracts::{CompatArgs, ContractsCommand, RegisterArgs, ShowArgs, ValidateArgs};
 pub(crate) use envelope::{ConvertArgs, EnvelopeCommand, Format, NewArgs};
 pub(crate) use ledger::{CheckpointArgs, EntriesArgs, LedgerCommand, ProofArgs, VerifyArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};

@@ -39,7 +39,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
     let format = cli.output.format();
     let server = &cli.server;
     match cli.command {
-        Command::Contracts(command) => contracts::run(command, format, out),
+        Command::Contracts(command) => contracts::run(command, server, format, out),
         Command::Envelope(command) => envelope::run(command, format, out),
         Command::Serve(args) => serve::run(&args, out),
         Command::Pub(args) => publish::run(&args, server, format, out),

@@ -307,3 +307,67 @@ fn given_a_new_required_property_when_compat_checked_then_backward_fails_and_non
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("backward_transitive"), "{}", run.stderr);
 }
+
+#[test]
+fn given_a_running_server_when_registering_and_checking_then_its_registry_answers_with_pointers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::serve::start(&dir.path().join("data"), &[]);
+    let v1 = write(
+        dir.path(),
+        "v1.json",
+        r#"{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}"#,
+    );
+    let v2 = write(
+        dir.path(),
+        "v2.json",
+        r#"{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"integer"}},"required":["a","b"]}"#,
+    );
+    let on = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", server.url.as_str()]);
+        ace(&all, b"")
+    };
+
+    let run = on(&["contracts", "register", "test.cli@1.0.0", &v1]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("registered"), "{}", run.stdout);
+
+    let run = on(&["contracts", "compat", "--subject", "test.cli@2.0.0", &v2]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("/properties/b"), "{}", run.stdout);
+    let run = on(&[
+        "contracts",
+        "compat",
+        "--subject",
+        "test.cli@2.0.0",
+        &v2,
+        "--mode",
+        "none",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["compatible"], true);
+
+    let run = on(&["contracts", "register", "test.cli@2.0.0", &v2, "--json"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("CONFLICT") && run.stderr.contains("/properties/b"),
+        "{}",
+        run.stderr
+    );
+
+    let run = on(&["contracts", "register", "test.cli", &v1]);
+    assert_eq!(run.code, 2, "no version is a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("subject@1.2.3"), "{}", run.stderr);
+    let run = on(&[
+        "contracts",
+        "compat",
+        "--subject",
+        "test.cli@2.0.0",
+        &v1,
+        &v2,
+    ]);
+    assert_ne!(run.code, 0);
+    server.terminate();
+}

@@ -7,6 +7,7 @@
 //!
 //! - [`http`]: request and answer bodies of `/api/v1` — publish answers, stream and consumer
 //!   configurations and their info snapshots, fetch, ack/nak/term, stored messages;
+//! - [`registry`]: the bodies and answers of the schema registry's routes;
 //! - [`repair`]: the body and answer of a stream repair (re-exported by [`http`]);
 //! - [`system`]: the messages the server publishes itself (dead letters, approvals, presence):
 //!   their subjects, names, contracts and payloads;
@@ -15,6 +16,7 @@
 //!   of a browser's token.
 
 pub mod http;
+pub mod registry;
 pub mod repair;
 pub mod system;
 pub mod ws;

@@ -16,6 +16,7 @@ mod health;
 mod ledger;
 pub(crate) mod messages;
 mod openapi;
+mod registry;
 pub(crate) mod request;
 mod sessions;
 mod streams;
@@ -203,6 +204,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/streams/{stream}/messages/{seq}",
             get(streams::get_message),
         )
+        .merge(registry_routes())
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -264,6 +266,29 @@ async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Re
         return next.run(Request::from_parts(parts, body)).await;
     }
     next.run(request).await
+}
+
+/// The schema registry's routes (`registry.rs`).
+fn registry_routes() -> Router<AppState> {
+    let subject = "/api/v1/registry/subjects/{subject}";
+    Router::new()
+        .route("/api/v1/registry/subjects", get(registry::subjects))
+        .route(
+            &format!("{subject}/versions"),
+            get(registry::versions).post(registry::register),
+        )
+        .route(
+            &format!("{subject}/versions/{{version}}"),
+            get(registry::version),
+        )
+        .route(
+            "/api/v1/registry/compatibility/subjects/{subject}/versions/{version}",
+            post(registry::check),
+        )
+        .route(
+            "/api/v1/registry/config/{subject}",
+            get(registry::get_config).put(registry::put_config),
+        )
 }
 
 async fn route_not_found(request: Request) -> ApiError {

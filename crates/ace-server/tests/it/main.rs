@@ -44,6 +44,10 @@
 //! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
 //!   independent RFC 6962 verifier and `ed25519-dalek`; config changes and dead letters as
 //!   entries; bad parameters; `verify_dir` after shutdown.
+//! - `registry`: the schema registry over HTTP — admin-only registration (403 and a `denied`
+//!   entry otherwise), 409 with each incompatibility's pointer and reason, the dry-run check,
+//!   per-subject modes, `config_changed` entries, registrations kept across a restart, and a
+//!   required contract refusing messages without a valid payload; bad input 400/404/409.
 //! - `reload`: credentials and policies reloaded by `POST /api/v1/admin/reload` — keys added
 //!   and removed, a rotated JWT secret, a new Rego rule, broken files refused with the old
 //!   policy serving, monotonic policy counters, admin only, the `config_changed` entry.
@@ -82,6 +86,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod qos;
+mod registry;
 mod reload;
 mod repair;
 mod router;
