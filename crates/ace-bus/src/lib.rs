@@ -108,10 +108,12 @@
 
 pub mod bus;
 pub mod conformance;
+mod dead_letter;
 pub mod embedded;
 pub mod error;
 pub mod index;
 pub mod live;
+pub mod nats;
 
 pub use ace_log::{Durability, OsDurability};
 pub use bus::{
@@ -123,3 +125,4 @@ pub use bus::{
 pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
 pub use live::{CloseReason, LiveConfig, LiveHub, LiveStats, Subscription};
+pub use nats::{NatsBus, NatsConfig};
