@@ -35,6 +35,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The message engine.
     pub engine: Engine,
+    /// The NATS server of `engine: nats`.
+    pub nats: NatsConfig,
     /// Authentication.
     pub auth: AuthConfig,
     /// Authorization policies (RBAC, Rego) and EHI thresholds.
@@ -66,6 +68,7 @@ impl Default for Config {
             listen: "127.0.0.1:8500".to_owned(),
             data_dir: PathBuf::from("./data"),
             engine: Engine::default(),
+            nats: NatsConfig::default(),
             auth: AuthConfig::default(),
             policy: PolicyConfig::default(),
             tls: None,
@@ -85,9 +88,74 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// Streams as files under `data_dir` (the only engine so far).
+    /// Streams as files under `data_dir`.
     #[default]
     Embedded,
+    /// NATS JetStream (`nats.*`): several servers share its streams, consumers and subjects.
+    Nats,
+}
+
+/// The NATS server of `engine: nats` (`nats.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URLs, comma separated; the client reconnects to any of them.
+    pub url: String,
+    /// Prefix of the JetStream stream names this deployment creates.
+    pub stream_prefix: String,
+    /// Prefix of every NATS subject (ACE subject `a.b` is `<prefix>a.b` on NATS), so several
+    /// deployments can share one NATS server.
+    pub subject_prefix: String,
+    /// How long a JetStream call or publish waits for its answer.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream_prefix: String::new(),
+            subject_prefix: String::new(),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl NatsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.url.trim().is_empty() {
+            return bad("nats.url", "must name at least one server");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("nats.request_timeout_ms", "must be above 0");
+        }
+        let name_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !name_ok(&self.stream_prefix) {
+            return bad("nats.stream_prefix", "must be [A-Za-z0-9_-]*");
+        }
+        let p = &self.subject_prefix;
+        let subject_ok = p.is_empty()
+            || (p.ends_with('.')
+                && p[..p.len() - 1]
+                    .split('.')
+                    .all(|t| !t.is_empty() && name_ok(t)));
+        if !subject_ok {
+            return bad(
+                "nats.subject_prefix",
+                "must be empty or tokens of [A-Za-z0-9_-] each followed by `.` (`acme.`)",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How callers are authenticated (`auth.*`).
@@ -836,6 +904,7 @@ impl Config {
             return bad("data_dir", "must not be empty".to_owned());
         }
         self.limits.validate()?;
+        self.nats.validate()?;
         self.state.validate()?;
         self.auth.validate(self.tls.as_ref())?;
         if let Err(err) = self.policy.ehi.validate() {
@@ -1472,6 +1541,33 @@ mod tests {
         assert!(err.contains("cloudevents.default.subject"), "{err}");
         let unknown = "cloudevents:\n  rules:\n    - subject: a.b\n      kinds: event\n";
         assert!(Config::load(Some(unknown), env(&[])).is_err());
+    }
+
+    #[test]
+    fn given_bad_nats_settings_when_validated_then_the_error_names_the_key() {
+        type Spoil = fn(&mut NatsConfig);
+        let cases: [(&str, Spoil); 4] = [
+            ("nats.url", |n| n.url = " ".to_owned()),
+            ("nats.request_timeout_ms", |n| n.request_timeout_ms = 0),
+            ("nats.stream_prefix", |n| n.stream_prefix = "a.b".to_owned()),
+            ("nats.subject_prefix", |n| {
+                n.subject_prefix = "acme".to_owned()
+            }),
+        ];
+        for (key, spoil) in cases {
+            let mut config = Config {
+                engine: Engine::Nats,
+                ..Config::default()
+            };
+            spoil(&mut config.nats);
+            match config.validate() {
+                Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let mut good = Config::default();
+        good.nats.subject_prefix = "acme.eu.".to_owned();
+        good.validate().expect("a dotted prefix is fine");
     }
 
     #[test]

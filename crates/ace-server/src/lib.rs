@@ -61,8 +61,8 @@ mod ws;
 
 pub use config::{
     AuthConfig, AuthMode, ClientAuth, Config, Engine, LedgerConfig, LedgerPostgresConfig,
-    LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess, PolicyConfig, StateConfig,
-    StreamsConfig, TlsConfig, WsLimits, default_streams,
+    LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess, NatsConfig, PolicyConfig,
+    StateConfig, StreamsConfig, TlsConfig, WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ace_bus::{Durability, EmbeddedBus, EmbeddedConfig, HealthChange, OsDurability};
+use ace_bus::{Bus, Durability, EmbeddedBus, EmbeddedConfig, HealthChange, NatsBus, OsDurability};
 use ace_contracts::Registry;
 use ace_core::{Core, CoreError, RedbApprovalStore, RedbSessionStore, RequestContext};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
@@ -39,7 +39,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
 use crate::census::Census;
-use crate::config::{Config, LimitsConfig};
+use crate::config::{Config, Engine, LimitsConfig};
 use crate::error::ServerError;
 use crate::governance::Governance;
 use crate::http::request::Deadline;
@@ -63,6 +63,23 @@ pub struct App {
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
+}
+
+/// Connects the NATS JetStream engine of `engine: nats` (`nats.*`).
+async fn open_nats(config: &Config, clock: Arc<dyn Clock>) -> Result<NatsBus, ServerError> {
+    let mut nats = ace_bus::NatsConfig::new(config.nats.url.clone());
+    nats.stream_prefix = config.nats.stream_prefix.clone();
+    nats.subject_prefix = config.nats.subject_prefix.clone();
+    nats.request_timeout = Duration::from_millis(config.nats.request_timeout_ms);
+    nats.clock = clock;
+    // As for the embedded engine: a live buffer holds no more than its connection's queue.
+    nats.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
+    NatsBus::connect(nats)
+        .await
+        .map_err(|source| ServerError::Nats {
+            url: config.nats.url.clone(),
+            source,
+        })
 }
 
 impl App {
@@ -94,18 +111,24 @@ impl App {
         let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
-        let mut engine = EmbeddedConfig {
-            dedup_max_entries: config.streams.dedup_max_entries,
-            durability,
-            ..EmbeddedConfig::new(&config.data_dir)
+        let bus: Arc<dyn Bus> = match config.engine {
+            Engine::Embedded => {
+                let mut engine = EmbeddedConfig {
+                    dedup_max_entries: config.streams.dedup_max_entries,
+                    durability,
+                    ..EmbeddedConfig::new(&config.data_dir)
+                };
+                // A live subscription's buffer in the bus holds no more bytes than its
+                // connection's queue may (`limits.ws.max_queued_bytes`).
+                engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
+                let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
+                    data_dir: config.data_dir.display().to_string(),
+                    source,
+                })?;
+                Arc::new(bus)
+            }
+            Engine::Nats => Arc::new(open_nats(config, clock.clone()).await?),
         };
-        // A live subscription's buffer in the bus holds no more bytes than its connection's
-        // queue may (`limits.ws.max_queued_bytes`).
-        engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
-        let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
-            data_dir: config.data_dir.display().to_string(),
-            source,
-        })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
         let sessions =
             RedbSessionStore::open(&config.data_dir.join("sessions.redb")).map_err(|err| {
@@ -122,7 +145,7 @@ impl App {
                 }
             })?;
         let core = Core::new(
-            Arc::new(bus),
+            bus,
             Arc::new(registry),
             clock.clone(),
             governance.hooks.clone(),

@@ -17,7 +17,6 @@ use ace_bus::{Accept, Bus, ConsumerConfig, NatsBus, NatsConfig, Ordering, Stream
 use ace_envelope::{Envelope, Kind, Label, Priority, SourceType};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use futures::future::BoxFuture;
 
 /// The NATS engine under test, on its own prefixes.
@@ -72,25 +71,9 @@ impl Drop for Nats {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(delete_streams(&url, &prefix));
+            rt.block_on(ace_testkit::delete_nats_streams(&url, &prefix));
         });
         let _ = cleanup.join();
-    }
-}
-
-/// Deletes every JetStream stream whose name starts with `prefix`.
-async fn delete_streams(url: &str, prefix: &str) {
-    let Ok(client) = async_nats::connect(url).await else {
-        return;
-    };
-    let js = async_nats::jetstream::new(client);
-    let names: Vec<String> = js
-        .stream_names()
-        .filter_map(|n| async move { n.ok() })
-        .collect()
-        .await;
-    for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
-        let _ = js.delete_stream(&name).await;
     }
 }
 

@@ -1,0 +1,131 @@
+//! The whole server on the NATS JetStream engine (`engine: nats`), two servers on one NATS
+//! server (`ACE_TEST_NATS_URL`; fails under `CI=true` when unreachable, skips loudly otherwise):
+//! a message published over HTTP on one reaches a WebSocket subscriber of the other, both see
+//! the same streams and consumers, and a durable consumer's messages fetched and acknowledged
+//! on one are done for the other.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::ws::{ask, connect};
+use crate::{Server, event};
+
+/// Prefixes of its own for one test, so it shares the NATS server with any other.
+fn prefixes() -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("s{:x}{}", nanos % (1 << 48), std::process::id());
+    (format!("{tag}_"), format!("{tag}."))
+}
+
+async fn start(dir: &Path, url: &str, (streams, subjects): &(String, String)) -> Server {
+    Server::start_with(dir, |c| {
+        c.engine = ace_server::Engine::Nats;
+        c.nats.url = url.to_owned();
+        c.nats.stream_prefix = streams.clone();
+        c.nats.subject_prefix = subjects.clone();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_two_servers_on_one_nats_when_publishing_on_one_then_the_other_delivers_and_shares_the_consumer()
+ {
+    let Some(url) = ace_testkit::nats_url("server on nats") else {
+        return;
+    };
+    let names = prefixes();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(dir_a.path(), &url, &names).await;
+    let b = start(dir_b.path(), &url, &names).await;
+
+    let mut socket = connect(&b).await;
+    let ok = ask(
+        &mut socket,
+        json!({"type": "subscribe", "id": "1", "sid": "s1", "pattern": "ace.comms.http.>"}),
+    )
+    .await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let first = event(1);
+    let (status, accepted) = a.post("/api/v1/messages", &first).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["stream"], "ACE_EVENTS");
+    assert_eq!(accepted["seq"], 1);
+    let message = next_message(&mut socket).await;
+    assert_eq!(message["sid"], "s1");
+    assert_eq!(
+        message["envelope"]["id"], first["id"],
+        "published on A, delivered by B"
+    );
+
+    let base = "/api/v1/streams/ACE_EVENTS/consumers";
+    let (status, info) = a
+        .post(base, &json!({"name": "worker", "ack_wait": 60000}))
+        .await;
+    assert_eq!(status, 201, "{info}");
+    let (status, list) = b.get(base).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["consumers"][0]["config"]["name"], "worker",
+        "B sees A's consumer"
+    );
+    for n in 2..=4 {
+        assert_eq!(b.post("/api/v1/messages", &event(n)).await.0, 202);
+    }
+    let on_b = b.fetch_seqs("ACE_EVENTS", "worker", 2).await;
+    let on_a = a.fetch_seqs("ACE_EVENTS", "worker", 2).await;
+    assert_eq!(on_b, [1, 2]);
+    assert_eq!(on_a, [3, 4], "A gets the rest, nothing twice");
+    for (server, seqs) in [(&b, on_b), (&a, on_a)] {
+        let (status, acked) = server
+            .post(&format!("{base}/worker/ack"), &json!({ "seqs": seqs }))
+            .await;
+        assert_eq!(status, 200, "{acked}");
+        assert_eq!(acked["done"], json!(seqs));
+    }
+    let (status, info) = a.get(&format!("{base}/worker")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        (info["ack_floor"].as_u64(), info["ack_pending"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let (_, none) = a
+        .post(
+            &format!("{base}/worker/fetch"),
+            &json!({"batch": 10, "expires_ms": 300}),
+        )
+        .await;
+    assert_eq!(none["messages"], json!([]), "all done, on either server");
+
+    drop(socket);
+    a.stop().await;
+    b.stop().await;
+    ace_testkit::delete_nats_streams(&url, &names.0).await;
+}
+
+/// The next `message` frame of `socket`.
+async fn next_message(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("readable");
+        if let Message::Text(text) = frame {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == "message" {
+                return v;
+            }
+        }
+    }
+}
