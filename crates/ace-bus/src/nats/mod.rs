@@ -26,14 +26,16 @@
 //!
 //! # Where it differs from the embedded engine
 //!
-//! Each is a tested exception of the conformance kit (`crates/ace-bus/tests/it/nats.rs`).
+//! Each is a tested exception of the conformance kit (`crates/ace-bus/tests/it/on_nats.rs`).
 //!
 //! - **Priority lanes**: JetStream delivers a consumer's messages in stream order; NATS 2.9 has
 //!   no per-message priority, so `priority_lanes` is accepted and has no effect (a P0 message
 //!   waits behind the backlog before it).
 //! - **`ordering: per_key`** is served as `strict`: one delivery in flight at a time
 //!   (`max_ack_pending: 1`). Order per key holds because order holds for the whole consumer;
-//!   keys do not go in parallel.
+//!   keys do not go in parallel. On NATS 2.9 a nak'ed delivery of such a consumer comes back
+//!   only after its `ack_wait` (JetStream 2.9 holds pulls while `max_ack_pending` is reached),
+//!   still before anything later in the stream.
 //! - **Fetch filters**: a message a fetcher's `Accept` refuses has already been delivered by
 //!   JetStream; it is nak'ed with a delay of the fetch's remaining wait (at least 50 ms), so it
 //!   counts as a delivery toward `max_deliver`, and another member sees it after that delay.
@@ -55,8 +57,14 @@
 //!   delivery happens before JetStream's dedup). A request on a subject a stream captures is
 //!   stored by JetStream.
 //! - `repair_stream` and `watch_health` are not offered (JetStream repairs its own store).
-//! - A dead letter from an advisory exists only if some server was connected when NATS sent
-//!   the advisory.
+//! - The last delivery `max_deliver` allows is dead-lettered by the server that handed it out
+//!   once its ack deadline passes (NATS 2.9 itself notices only when the consumer is pulled
+//!   again, and then sends the `MAX_DELIVERIES` advisory); a delivery whose server went away is
+//!   dead-lettered from that advisory by any server connected when NATS sends it. A backoff list
+//!   is cut to `max_deliver - 1` delays, so JetStream's own timer for the last delivery is the
+//!   list's last kept delay (the dead letter still waits for the full schedule).
+//! - A message over `max_msg_size` is judged by JetStream on the body and headers together
+//!   (the embedded engine: the stored record).
 
 mod api;
 mod consume;

@@ -6,7 +6,7 @@
 //! Every test engine gets its own subject prefix (`t<id>.`) and stream prefix (`t<id>_`), so tests
 //! run in parallel on one server, and deletes its streams when dropped. Time is the server's:
 //! `advance` sleeps (plus 200 ms for the server's timers), so run this module with many test
-//! threads (`.ci/run` does: `-- nats:: --test-threads 48`); it sleeps, it does not compute.
+//! threads (`.ci/run` does: `-- on_nats:: --test-threads 48`); it sleeps, it does not compute.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
