@@ -73,6 +73,7 @@ mod live;
 mod ops;
 pub mod pipeline;
 pub mod sessions;
+mod sessions_pg;
 mod storage;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
@@ -110,6 +111,7 @@ pub use ops::{AckKind, AckOutcome};
 pub use sessions::{
     MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError, Writer,
 };
+pub use sessions_pg::PostgresSessionStore;
 pub use storage::{storage_damaged_entry, stream_repaired_entry};
 
 #[cfg(test)]

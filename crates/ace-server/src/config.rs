@@ -429,6 +429,42 @@ pub struct StateConfig {
     pub agent_sweep_ms: u64,
     /// Largest session `data`, bytes of compact JSON (413 `PAYLOAD_TOO_LARGE` beyond).
     pub max_session_bytes: usize,
+    /// Where sessions are kept: `redb` (`{data_dir}/sessions.redb`, this server's) or
+    /// `postgres` (`state.postgres`, shared by every server using it).
+    pub sessions: SessionsStoreKind,
+    /// The PostgreSQL database of `sessions: postgres`.
+    pub postgres: StatePostgresConfig,
+}
+
+/// Where sessions are kept (`state.sessions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionsStoreKind {
+    /// `{data_dir}/sessions.redb`.
+    #[default]
+    Redb,
+    /// PostgreSQL (`state.postgres`), shared by several servers.
+    Postgres,
+}
+
+/// `state.postgres.*`: the PostgreSQL database of shared state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatePostgresConfig {
+    /// Connection URL (`postgres://user:password@host:5432/db`); required with
+    /// `sessions: postgres`.
+    pub url: String,
+    /// Schema of the tables (versioned migrations), created if missing: `[a-z_][a-z0-9_]*`.
+    pub schema: String,
+}
+
+impl Default for StatePostgresConfig {
+    fn default() -> Self {
+        StatePostgresConfig {
+            url: String::new(),
+            schema: "ace_state".to_owned(),
+        }
+    }
 }
 
 impl Default for StateConfig {
@@ -438,6 +474,8 @@ impl Default for StateConfig {
             max_agent_ttl_ms: 3_600_000,
             agent_sweep_ms: 1_000,
             max_session_bytes: 256 * 1024,
+            sessions: SessionsStoreKind::Redb,
+            postgres: StatePostgresConfig::default(),
         }
     }
 }
@@ -462,6 +500,35 @@ impl StateConfig {
                 key: (*key).to_owned(),
                 reason: "must be above 0".to_owned(),
             });
+        }
+        if self.sessions == SessionsStoreKind::Postgres {
+            let refuse = |key: &str, reason: String| {
+                Err(ConfigError::Invalid {
+                    key: key.to_owned(),
+                    reason,
+                })
+            };
+            if self.postgres.url.trim().is_empty() {
+                return refuse(
+                    "state.postgres.url",
+                    "is required with state.sessions: postgres".to_owned(),
+                );
+            }
+            if asks_for_tls(&self.postgres.url) {
+                return refuse(
+                    "state.postgres.url",
+                    "asks for TLS (sslmode=require/verify-*), which the state's PostgreSQL \
+                     connection does not speak yet (sslmode=disable)"
+                        .to_owned(),
+                );
+            }
+            let schema = &self.postgres.schema;
+            if !ace_ledger::PostgresStore::is_plain_schema(schema) {
+                return refuse(
+                    "state.postgres.schema",
+                    format!("`{schema}` is not a plain identifier ([a-z_][a-z0-9_]*)"),
+                );
+            }
         }
         if self.agent_ttl_ms > self.max_agent_ttl_ms {
             return Err(ConfigError::Invalid {
@@ -1568,6 +1635,25 @@ mod tests {
         let mut good = Config::default();
         good.nats.subject_prefix = "acme.eu.".to_owned();
         good.validate().expect("a dotted prefix is fine");
+    }
+
+    #[test]
+    fn given_postgres_sessions_without_a_url_or_with_a_bad_schema_when_validated_then_the_key_is_named()
+     {
+        let mut config = Config::default();
+        config.state.sessions = SessionsStoreKind::Postgres;
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "state.postgres.url"),
+            other => panic!("{other:?}"),
+        }
+        config.state.postgres.url = "postgres://postgres@127.0.0.1/test".to_owned();
+        config.state.postgres.schema = "Bad-Name".to_owned();
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "state.postgres.schema"),
+            other => panic!("{other:?}"),
+        }
+        config.state.postgres.schema = "ace_state".to_owned();
+        config.validate().expect("valid");
     }
 
     #[test]

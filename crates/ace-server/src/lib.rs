@@ -62,7 +62,8 @@ mod ws;
 pub use config::{
     AuthConfig, AuthMode, ClientAuth, Config, Engine, LedgerConfig, LedgerPostgresConfig,
     LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess, NatsConfig, PolicyConfig,
-    StateConfig, StreamsConfig, TlsConfig, WsLimits, default_streams,
+    SessionsStoreKind, StateConfig, StatePostgresConfig, StreamsConfig, TlsConfig, WsLimits,
+    default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};

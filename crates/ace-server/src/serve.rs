@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use ace_bus::{Bus, Durability, EmbeddedBus, EmbeddedConfig, HealthChange, NatsBus, OsDurability};
 use ace_contracts::Registry;
-use ace_core::{Core, CoreError, RedbApprovalStore, RedbSessionStore, RequestContext};
+use ace_core::{
+    Core, CoreError, PostgresSessionStore, RedbApprovalStore, RedbSessionStore, RequestContext,
+    SessionStore,
+};
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -39,7 +42,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
 use crate::census::Census;
-use crate::config::{Config, Engine, LimitsConfig};
+use crate::config::{Config, Engine, LimitsConfig, SessionsStoreKind};
 use crate::error::ServerError;
 use crate::governance::Governance;
 use crate::http::request::Deadline;
@@ -63,6 +66,36 @@ pub struct App {
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
+}
+
+/// The session store `state.sessions` names.
+async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, ServerError> {
+    let failed = |err| ServerError::Core {
+        op: "opening the session store",
+        source: CoreError::from(err),
+    };
+    match config.state.sessions {
+        SessionsStoreKind::Redb => {
+            let store = RedbSessionStore::open(&config.data_dir.join("sessions.redb"));
+            Ok(Arc::new(store.map_err(failed)?))
+        }
+        SessionsStoreKind::Postgres => {
+            let (url, schema) = (
+                config.state.postgres.url.clone(),
+                config.state.postgres.schema.clone(),
+            );
+            let store =
+                tokio::task::spawn_blocking(move || PostgresSessionStore::connect(&url, &schema))
+                    .await
+                    .map_err(|e| {
+                        failed(ace_core::StoreError {
+                            op: "connect",
+                            reason: e.to_string(),
+                        })
+                    })?;
+            Ok(Arc::new(store.map_err(failed)?))
+        }
+    }
 }
 
 /// Connects the NATS JetStream engine of `engine: nats` (`nats.*`).
@@ -130,13 +163,7 @@ impl App {
             Engine::Nats => Arc::new(open_nats(config, clock.clone()).await?),
         };
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
-        let sessions =
-            RedbSessionStore::open(&config.data_dir.join("sessions.redb")).map_err(|err| {
-                ServerError::Core {
-                    op: "opening the session store",
-                    source: CoreError::from(err),
-                }
-            })?;
+        let sessions = open_sessions(config).await?;
         let approvals =
             RedbApprovalStore::open(&config.data_dir.join("approvals.redb")).map_err(|err| {
                 ServerError::Core {
@@ -152,7 +179,7 @@ impl App {
             config.limits.core(),
         )
         .with_presence(config.state.presence())
-        .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
+        .with_sessions(sessions, config.state.max_session_bytes)
         .with_approvals(Arc::new(approvals), config.approvals.ttl())
         .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);

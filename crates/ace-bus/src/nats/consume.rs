@@ -470,6 +470,9 @@ impl Inner {
     }
 }
 
+/// How long past its ack deadline a delivery's entry is kept for a late ack.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
+
 /// How often the engine looks for last deliveries past their ack deadline.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
@@ -483,6 +486,13 @@ pub(super) fn sweep_last_deliveries(inner: &Arc<Inner>) -> tokio::task::JoinHand
             tokio::time::sleep(SWEEP_EVERY).await;
             let Some(inner) = weak.upgrade() else { break };
             let now = tokio::time::Instant::now();
+            // A delivery left unacknowledged past its deadline is JetStream's to redeliver (to
+            // any server); its entry is kept a while for a late ack, then forgotten, so the
+            // table stays bounded by what is in flight.
+            inner
+                .handed
+                .lock()
+                .retain(|_, h| h.last || h.due + FORGET_AFTER > now);
             let due: Vec<((String, String, u64), Handed)> = inner
                 .handed
                 .lock()

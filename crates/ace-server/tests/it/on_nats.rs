@@ -24,12 +24,22 @@ fn prefixes() -> (String, String) {
     (format!("{tag}_"), format!("{tag}."))
 }
 
-async fn start(dir: &Path, url: &str, (streams, subjects): &(String, String)) -> Server {
+async fn start(dir: &Path, url: &str, names: &(String, String)) -> Server {
+    start_with(dir, url, names, |_| {}).await
+}
+
+async fn start_with(
+    dir: &Path,
+    url: &str,
+    (streams, subjects): &(String, String),
+    tweak: impl FnOnce(&mut ace_server::Config),
+) -> Server {
     Server::start_with(dir, |c| {
         c.engine = ace_server::Engine::Nats;
         c.nats.url = url.to_owned();
         c.nats.stream_prefix = streams.clone();
         c.nats.subject_prefix = subjects.clone();
+        tweak(c);
     })
     .await
 }
@@ -128,4 +138,54 @@ async fn next_message(
             }
         }
     }
+}
+
+/// Two servers on one NATS and one PostgreSQL (`state.sessions: postgres`): a session written on
+/// one is read on the other, and a write with a version the other server already replaced is
+/// refused (412), so the two keep one history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_two_servers_sharing_postgres_sessions_when_one_writes_then_the_other_reads_and_guards_it()
+ {
+    let Some(url) = ace_testkit::nats_url("sessions across servers") else {
+        return;
+    };
+    let Some(pg) = ace_testkit::postgres_url("sessions across servers") else {
+        return;
+    };
+    let names = prefixes();
+    let schema = format!("ace_state_{}", names.0.trim_end_matches('_'));
+    let shared = |c: &mut ace_server::Config| {
+        c.state.sessions = ace_server::SessionsStoreKind::Postgres;
+        c.state.postgres.url = pg.clone();
+        c.state.postgres.schema = schema.clone();
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_with(dir_a.path(), &url, &names, shared).await;
+    let b = start_with(dir_b.path(), &url, &names, shared).await;
+    let path = "/api/v1/sessions/chat-7";
+    let (status, tag, made) = a.put_with(path, &json!({"data": {"turn": 1}}), &[]).await;
+    assert_eq!((status, tag.as_deref()), (201, Some("\"1\"")), "{made}");
+    let (status, read) = b.get(path).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["data"], json!({"turn": 1}), "written on A, read on B");
+    let next = json!({"data": {"turn": 2}});
+    let (status, _, body) = b.put_with(path, &next, &[("if-match", "\"1\"")]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, stale) = a.put_with(path, &next, &[("if-match", "\"1\"")]).await;
+    assert_eq!(
+        status, 412,
+        "A's version 1 is stale after B wrote 2: {stale}"
+    );
+    let (_, read) = a.get(path).await;
+    assert_eq!(read["version"], 2);
+    a.stop().await;
+    b.stop().await;
+    ace_testkit::delete_nats_streams(&url, &names.0).await;
+    let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&pg, postgres::NoTls).expect("cleanup");
+        client.batch_execute(&drop_schema).expect("schema dropped");
+    })
+    .await
+    .unwrap();
 }
