@@ -61,6 +61,7 @@
 
 mod agents;
 pub mod approvals;
+mod approvals_pg;
 mod auth;
 mod context;
 mod core;
@@ -71,6 +72,7 @@ pub mod integrity;
 mod ledger;
 mod live;
 mod ops;
+mod pg;
 pub mod pipeline;
 pub mod sessions;
 mod sessions_pg;
@@ -84,6 +86,7 @@ pub use approvals::{
     Approval, ApprovalStatus, ApprovalStore, ApprovalStoreError, Decided, MemoryApprovalStore,
     Pending, RedbApprovalStore, Verdict,
 };
+pub use approvals_pg::PostgresApprovalStore;
 pub use auth::{
     DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
     RELOAD_SUBJECT, action_subject, decide_subject, manage_agent_subject, manage_session_subject,

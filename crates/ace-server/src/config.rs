@@ -436,11 +436,11 @@ pub struct StateConfig {
     pub postgres: StatePostgresConfig,
 }
 
-/// Where sessions are kept (`state.sessions`).
+/// Where sessions (`state.sessions`) or approvals (`approvals.store`) are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionsStoreKind {
-    /// `{data_dir}/sessions.redb`.
+    /// `{data_dir}/sessions.redb` (or `approvals.redb`).
     #[default]
     Redb,
     /// PostgreSQL (`state.postgres`), shared by several servers.
@@ -489,7 +489,7 @@ impl StateConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, approvals: SessionsStoreKind) -> Result<(), ConfigError> {
         let positive = [
             ("state.agent_ttl_ms", self.agent_ttl_ms),
             ("state.agent_sweep_ms", self.agent_sweep_ms),
@@ -501,7 +501,8 @@ impl StateConfig {
                 reason: "must be above 0".to_owned(),
             });
         }
-        if self.sessions == SessionsStoreKind::Postgres {
+        if self.sessions == SessionsStoreKind::Postgres || approvals == SessionsStoreKind::Postgres
+        {
             let refuse = |key: &str, reason: String| {
                 Err(ConfigError::Invalid {
                     key: key.to_owned(),
@@ -511,7 +512,7 @@ impl StateConfig {
             if self.postgres.url.trim().is_empty() {
                 return refuse(
                     "state.postgres.url",
-                    "is required with state.sessions: postgres".to_owned(),
+                    "is required with state.sessions or approvals.store: postgres".to_owned(),
                 );
             }
             if asks_for_tls(&self.postgres.url) {
@@ -555,6 +556,9 @@ pub struct ApprovalsConfig {
     /// How long a decided or expired approval stays readable (`GET /api/v1/approvals/{id}`)
     /// before the sweep forgets it, milliseconds; the ledger keeps its decisions.
     pub retain_decided_ms: u64,
+    /// Where held messages are kept: `redb` (`{data_dir}/approvals.redb`, this server's) or
+    /// `postgres` (`state.postgres`, shared: any server lists, decides and releases them).
+    pub store: SessionsStoreKind,
 }
 
 impl Default for ApprovalsConfig {
@@ -563,6 +567,7 @@ impl Default for ApprovalsConfig {
             ttl_ms: 24 * 3_600_000,
             sweep_ms: 1_000,
             retain_decided_ms: 7 * 24 * 3_600_000,
+            store: SessionsStoreKind::Redb,
         }
     }
 }
@@ -972,7 +977,7 @@ impl Config {
         }
         self.limits.validate()?;
         self.nats.validate()?;
-        self.state.validate()?;
+        self.state.validate(self.approvals.store)?;
         self.auth.validate(self.tls.as_ref())?;
         if let Err(err) = self.policy.ehi.validate() {
             return bad("policy.ehi", err.to_string());

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use ace_bus::{Bus, Durability, EmbeddedBus, EmbeddedConfig, HealthChange, NatsBus, OsDurability};
 use ace_contracts::Registry;
 use ace_core::{
-    Core, CoreError, PostgresSessionStore, RedbApprovalStore, RedbSessionStore, RequestContext,
-    SessionStore,
+    ApprovalStore, Core, CoreError, PostgresApprovalStore, PostgresSessionStore, RedbApprovalStore,
+    RedbSessionStore, RequestContext, SessionStore,
 };
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
@@ -70,32 +70,62 @@ pub struct App {
 
 /// The session store `state.sessions` names.
 async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, ServerError> {
-    let failed = |err| ServerError::Core {
-        op: "opening the session store",
-        source: CoreError::from(err),
-    };
-    match config.state.sessions {
+    let op = "opening the session store";
+    Ok(match config.state.sessions {
         SessionsStoreKind::Redb => {
             let store = RedbSessionStore::open(&config.data_dir.join("sessions.redb"));
-            Ok(Arc::new(store.map_err(failed)?))
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
         }
         SessionsStoreKind::Postgres => {
-            let (url, schema) = (
-                config.state.postgres.url.clone(),
-                config.state.postgres.schema.clone(),
-            );
-            let store =
-                tokio::task::spawn_blocking(move || PostgresSessionStore::connect(&url, &schema))
-                    .await
-                    .map_err(|e| {
-                        failed(ace_core::StoreError {
-                            op: "connect",
-                            reason: e.to_string(),
-                        })
-                    })?;
-            Ok(Arc::new(store.map_err(failed)?))
+            let store = on_state_db(config, op, PostgresSessionStore::connect).await?;
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
         }
+    })
+}
+
+/// The approval store `approvals.store` names.
+async fn open_approvals(config: &Config) -> Result<Arc<dyn ApprovalStore>, ServerError> {
+    let op = "opening the approvals store";
+    Ok(match config.approvals.store {
+        SessionsStoreKind::Redb => {
+            let store = RedbApprovalStore::open(&config.data_dir.join("approvals.redb"));
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+        SessionsStoreKind::Postgres => {
+            let store = on_state_db(config, op, PostgresApprovalStore::connect).await?;
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+    })
+}
+
+fn core_failed(op: &'static str, err: impl Into<CoreError>) -> ServerError {
+    ServerError::Core {
+        op,
+        source: err.into(),
     }
+}
+
+/// Runs a store's blocking `connect` to `state.postgres` off the async workers.
+async fn on_state_db<T: Send + 'static>(
+    config: &Config,
+    op: &'static str,
+    connect: fn(&str, &str) -> T,
+) -> Result<T, ServerError> {
+    let (url, schema) = (
+        config.state.postgres.url.clone(),
+        config.state.postgres.schema.clone(),
+    );
+    tokio::task::spawn_blocking(move || connect(&url, &schema))
+        .await
+        .map_err(|e| {
+            core_failed(
+                op,
+                ace_core::StoreError {
+                    op: "connect",
+                    reason: e.to_string(),
+                },
+            )
+        })
 }
 
 /// Connects the NATS JetStream engine of `engine: nats` (`nats.*`).
@@ -164,13 +194,7 @@ impl App {
         };
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
         let sessions = open_sessions(config).await?;
-        let approvals =
-            RedbApprovalStore::open(&config.data_dir.join("approvals.redb")).map_err(|err| {
-                ServerError::Core {
-                    op: "opening the approvals store",
-                    source: CoreError::from(err),
-                }
-            })?;
+        let approvals = open_approvals(config).await?;
         let core = Core::new(
             bus,
             Arc::new(registry),
@@ -180,7 +204,7 @@ impl App {
         )
         .with_presence(config.state.presence())
         .with_sessions(sessions, config.state.max_session_bytes)
-        .with_approvals(Arc::new(approvals), config.approvals.ttl())
+        .with_approvals(approvals, config.approvals.ttl())
         .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);
         let core = crate::ledger::attach(config, clock.clone(), core)?;

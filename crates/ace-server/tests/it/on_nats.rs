@@ -140,28 +140,75 @@ async fn next_message(
     }
 }
 
+/// Two servers on one NATS whose `tweak`ed state lives in one fresh PostgreSQL schema of
+/// `state.postgres`; `None` (after the notice) without NATS or PostgreSQL.
+async fn pair_on_postgres(
+    test: &str,
+    tweak: fn(&mut ace_server::Config),
+) -> Option<(Server, Server, Shared)> {
+    let url = ace_testkit::nats_url(test)?;
+    let pg = ace_testkit::postgres_url(test)?;
+    let names = prefixes();
+    let schema = format!("ace_state_{}", names.0.trim_end_matches('_'));
+    let shared = |c: &mut ace_server::Config| {
+        tweak(c);
+        c.state.postgres.url = pg.clone();
+        c.state.postgres.schema = schema.clone();
+    };
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_with(dirs.0.path(), &url, &names, shared).await;
+    let b = start_with(dirs.1.path(), &url, &names, shared).await;
+    Some((
+        a,
+        b,
+        Shared {
+            url,
+            names,
+            pg,
+            schema,
+            _dirs: dirs,
+        },
+    ))
+}
+
+/// What a pair of servers shares, removed by `cleanup`.
+struct Shared {
+    url: String,
+    names: (String, String),
+    pg: String,
+    schema: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Shared {
+    /// Stops both servers, then deletes the streams and the schema.
+    async fn cleanup(self, a: Server, b: Server) {
+        a.stop().await;
+        b.stop().await;
+        ace_testkit::delete_nats_streams(&self.url, &self.names.0).await;
+        let (pg, drop_schema) = (self.pg, format!("DROP SCHEMA {} CASCADE", self.schema));
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&pg, postgres::NoTls).expect("cleanup");
+            client.batch_execute(&drop_schema).expect("schema dropped");
+        })
+        .await
+        .unwrap();
+    }
+}
+
 /// Two servers on one NATS and one PostgreSQL (`state.sessions: postgres`): a session written on
 /// one is read on the other, and a write with a version the other server already replaced is
 /// refused (412), so the two keep one history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_two_servers_sharing_postgres_sessions_when_one_writes_then_the_other_reads_and_guards_it()
  {
-    let Some(url) = ace_testkit::nats_url("sessions across servers") else {
-        return;
-    };
-    let Some(pg) = ace_testkit::postgres_url("sessions across servers") else {
-        return;
-    };
-    let names = prefixes();
-    let schema = format!("ace_state_{}", names.0.trim_end_matches('_'));
-    let shared = |c: &mut ace_server::Config| {
+    let Some((a, b, shared)) = pair_on_postgres("sessions across servers", |c| {
         c.state.sessions = ace_server::SessionsStoreKind::Postgres;
-        c.state.postgres.url = pg.clone();
-        c.state.postgres.schema = schema.clone();
+    })
+    .await
+    else {
+        return;
     };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = start_with(dir_a.path(), &url, &names, shared).await;
-    let b = start_with(dir_b.path(), &url, &names, shared).await;
     let path = "/api/v1/sessions/chat-7";
     let (status, tag, made) = a.put_with(path, &json!({"data": {"turn": 1}}), &[]).await;
     assert_eq!((status, tag.as_deref()), (201, Some("\"1\"")), "{made}");
@@ -178,14 +225,44 @@ async fn given_two_servers_sharing_postgres_sessions_when_one_writes_then_the_ot
     );
     let (_, read) = a.get(path).await;
     assert_eq!(read["version"], 2);
-    a.stop().await;
-    b.stop().await;
-    ace_testkit::delete_nats_streams(&url, &names.0).await;
-    let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
-    tokio::task::spawn_blocking(move || {
-        let mut client = postgres::Client::connect(&pg, postgres::NoTls).expect("cleanup");
-        client.batch_execute(&drop_schema).expect("schema dropped");
+    shared.cleanup(a, b).await;
+}
+
+/// Two servers on one NATS and one PostgreSQL (`approvals.store: postgres`): a message held by
+/// one is listed by the other, approved there, and released into the shared stream with its
+/// approval id, which the first server reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_message_held_by_one_server_when_another_approves_it_then_it_is_released_once() {
+    let Some((a, b, shared)) = pair_on_postgres("approvals across servers", |c| {
+        c.approvals.store = ace_server::SessionsStoreKind::Postgres;
     })
     .await
-    .unwrap();
+    else {
+        return;
+    };
+    let (id, approval_id) = crate::approvals::hold(&a).await;
+    let (status, list) = b.get("/api/v1/approvals").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["approvals"][0]["approval_id"],
+        approval_id.as_str(),
+        "B lists A's hold"
+    );
+    let path = format!("/api/v1/approval/{approval_id}");
+    let (status, decided) = b.post(&path, &json!({"decision": "approve"})).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["accepted"]["stream"], "ACE_EVENTS");
+    let seq = decided["accepted"]["seq"].as_u64().expect("released");
+    let (status, stored) = a
+        .get(&format!("/api/v1/streams/ACE_EVENTS/messages/{seq}"))
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["envelope"]["id"], id.as_str());
+    assert_eq!(
+        stored["envelope"]["governance"]["approval_id"],
+        approval_id.as_str()
+    );
+    let (status, again) = a.post(&path, &json!({"decision": "reject"})).await;
+    assert_eq!(status, 409, "decided once, on either server: {again}");
+    shared.cleanup(a, b).await;
 }
