@@ -699,7 +699,10 @@ impl Client {
                 url: what.to_owned(),
                 reason: "a streamed body cannot be sent twice".to_owned(),
             })?;
-            *this.url_mut() = self.url_at(i, segments);
+            // The server's place, with the query the request was shaped with.
+            let mut url = self.url_at(i, segments);
+            url.set_query(request.url().query());
+            *this.url_mut() = url;
             match self.http.execute(this).await {
                 Ok(response) => break response,
                 Err(e) if e.is_connect() && attempt + 1 < self.bases.len() => {

@@ -29,6 +29,26 @@ async fn given_a_dead_first_server_when_publishing_then_the_client_moves_on_to_t
     assert_eq!(client.server().as_str().trim_end_matches('/'), server.base);
     let ws = client.connect_ws().await;
     assert!(ws.is_ok(), "the WebSocket goes to the live server too");
+    let fresh = Client::new(&format!("{},{}", dead_url(), server.base)).expect("two URLs");
+    let query = ace_client::LedgerQuery {
+        kind: Some("accepted".to_owned()),
+        ..ace_client::LedgerQuery::default()
+    };
+    let page: serde_json::Value = fresh
+        .ledger_entries(&query)
+        .await
+        .expect("read on the second");
+    let kinds: Vec<&str> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["accepted"],
+        "the query went along to the next server"
+    );
     server.stop().await;
 }
 
