@@ -7,6 +7,7 @@
 //! no pull is left open on the server when the fetch returns (a message it delivered then would
 //! wait out its `ack_wait` unseen).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ use crate::bus::{Accept, AckPolicy, Backoff, ConsumerConfig, Delivered};
 use crate::dead_letter;
 use crate::error::BusError;
 
-/// The least delay a refused message is nak'ed with, so the refusing fetch does not meet it
-/// again at once.
+/// How long past the refusing fetch's end a refused message is held back (its nak's delay is the
+/// fetch's remaining wait plus this).
 const REFUSAL_DELAY: Duration = Duration::from_millis(50);
 
 /// The `expires` of a pull that does not wait. NATS 2.9 keeps a `no_wait` pull that found some
@@ -119,9 +120,20 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + expires;
         let config = self.consumer_config(stream, consumer).await?;
         let mut out = Vec::new();
+        // What this fetch's `accept` refused: a message back within the same fetch (its nak's
+        // delay and the pull's expiry are timers of the server) is not asked about again.
+        let mut refused = HashSet::new();
         let msgs = self.pull(stream, consumer, batch, None).await?;
-        self.take(stream, &config, msgs, deadline, &accept, &mut out)
-            .await;
+        self.take(
+            stream,
+            &config,
+            msgs,
+            deadline,
+            &accept,
+            &mut refused,
+            &mut out,
+        )
+        .await;
         while out.is_empty() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left < Duration::from_millis(10) {
@@ -131,12 +143,28 @@ impl Inner {
             if msgs.is_empty() {
                 break;
             }
-            self.take(stream, &config, msgs, deadline, &accept, &mut out)
-                .await;
+            self.take(
+                stream,
+                &config,
+                msgs,
+                deadline,
+                &accept,
+                &mut refused,
+                &mut out,
+            )
+            .await;
             if !out.is_empty() && out.len() < batch {
                 let msgs = self.pull(stream, consumer, batch - out.len(), None).await?;
-                self.take(stream, &config, msgs, deadline, &accept, &mut out)
-                    .await;
+                self.take(
+                    stream,
+                    &config,
+                    msgs,
+                    deadline,
+                    &accept,
+                    &mut refused,
+                    &mut out,
+                )
+                .await;
             }
         }
         Ok(out)
@@ -144,6 +172,7 @@ impl Inner {
 
     /// Turns pulled messages into deliveries: an expired one is acked and counted, one before
     /// its `not_before` nak'ed until then, one `accept` refuses nak'ed past this fetch.
+    #[allow(clippy::too_many_arguments)]
     async fn take(
         &self,
         stream: &str,
@@ -151,6 +180,7 @@ impl Inner {
         msgs: Vec<async_nats::Message>,
         deadline: tokio::time::Instant,
         accept: &Option<Accept>,
+        refused: &mut HashSet<u64>,
         out: &mut Vec<Delivered>,
     ) {
         let consumer = config.name.as_str();
@@ -186,11 +216,10 @@ impl Inner {
                 self.send_nak(&reply, Some(delay)).await.ok();
                 continue;
             }
-            if accept.as_ref().is_some_and(|a| !a(&envelope)) {
+            if refused.contains(&seq) || accept.as_ref().is_some_and(|a| !a(&envelope)) {
+                refused.insert(seq);
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                self.send_nak(&reply, Some(left.max(REFUSAL_DELAY)))
-                    .await
-                    .ok();
+                self.send_nak(&reply, Some(left + REFUSAL_DELAY)).await.ok();
                 continue;
             }
             {

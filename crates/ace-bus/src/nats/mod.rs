@@ -37,8 +37,9 @@
 //!   only after its `ack_wait` (JetStream 2.9 holds pulls while `max_ack_pending` is reached),
 //!   still before anything later in the stream.
 //! - **Fetch filters**: a message a fetcher's `Accept` refuses has already been delivered by
-//!   JetStream; it is nak'ed with a delay of the fetch's remaining wait (at least 50 ms), so it
-//!   counts as a delivery toward `max_deliver`, and another member sees it after that delay.
+//!   JetStream; it is nak'ed with a delay of the fetch's remaining wait plus 50 ms (and not
+//!   asked about again should it come back within that fetch), so it counts as a delivery toward
+//!   `max_deliver`, and another member sees it after that delay.
 //! - **`not_before`** is kept on top: a message fetched early is nak'ed until its time, so its
 //!   first real delivery has a delivery count of 2. Expired messages (TTL, deadline) are acked
 //!   and counted when a fetch meets them.
