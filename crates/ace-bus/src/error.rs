@@ -200,6 +200,14 @@ pub enum BusError {
         /// The process holding it, as its `LOCK` file says.
         pid: Option<u32>,
     },
+    /// The engine's server (NATS JetStream) failed or could not be reached.
+    #[error("the engine's server failed during {op}: {reason}")]
+    Engine {
+        /// The operation.
+        op: String,
+        /// What failed.
+        reason: String,
+    },
     /// A configuration this engine does not support.
     #[error("unsupported by this engine: {feature}")]
     Unsupported {
@@ -223,9 +231,10 @@ impl BusError {
     pub fn code(&self) -> ErrorCode {
         match self {
             BusError::Timeout { .. } => ErrorCode::Timeout,
-            BusError::NoResponders { .. } | BusError::Closed | BusError::Locked { .. } => {
-                ErrorCode::Unavailable
-            }
+            BusError::NoResponders { .. }
+            | BusError::Closed
+            | BusError::Locked { .. }
+            | BusError::Engine { .. } => ErrorCode::Unavailable,
             BusError::SlowConsumer { .. }
             | BusError::TooManySubscriptions { .. }
             | BusError::StreamFull { .. } => ErrorCode::Backpressure,

@@ -6,9 +6,13 @@
 //! - `embedded`: [`EmbeddedBus`], the default engine — streams as `ace-log` segment files,
 //!   stream and consumer configs and consumer state in one redb database (`state.redb`), core
 //!   pub/sub through the live hub.
+//! - `nats`: [`NatsBus`], the NATS JetStream engine (2.9 and later) for several servers sharing
+//!   streams, durable consumers and live subjects; its module docs give the mapping onto NATS
+//!   (subjects, streams, consumers, `Nats-Msg-Id` dedup, the `ace-*` headers, acks, dead letters
+//!   from advisories) and where it departs from the guarantees below.
 //! - `conformance`: the guarantees below as test functions over an engine factory
-//!   ([`conformance::TestEngine`], [`conformance_suite!`]), so every engine (embedded today, NATS
-//!   JetStream later) passes the same kit.
+//!   ([`conformance::TestEngine`], [`conformance_suite!`]), so every engine passes the same kit
+//!   (the NATS engine runs it test by test, its exceptions listed and tested).
 //! - `error`: [`BusError`], the one error type.
 //! - `index`: [`index::SubjectIndex`], the wildcard subject trie that finds the subscriptions
 //!   matching a subject, fast with 100k of them.
@@ -17,6 +21,8 @@
 //!   no-responders.
 //!
 //! # Invariants
+//!
+//! Of the embedded engine; the NATS engine's differences are listed in `nats`.
 //!
 //! - A publish captured by a stream is answered `{stream, seq, duplicate}` only once its record is
 //!   durable per the stream's `sync` policy (group commit: one writer thread per stream appends
@@ -108,10 +114,12 @@
 
 pub mod bus;
 pub mod conformance;
+mod dead_letter;
 pub mod embedded;
 pub mod error;
 pub mod index;
 pub mod live;
+pub mod nats;
 
 pub use ace_log::{Durability, OsDurability};
 pub use bus::{
@@ -123,3 +131,4 @@ pub use bus::{
 pub use embedded::{DEFAULT_DEDUP_MAX_ENTRIES, EmbeddedBus, EmbeddedConfig};
 pub use error::BusError;
 pub use live::{CloseReason, LiveConfig, LiveHub, LiveStats, Subscription};
+pub use nats::{NatsBus, NatsConfig};

@@ -112,7 +112,10 @@ pub struct Client {
     http: reqwest::Client,
     /// One permit per connection: held from sending a request until its answer is read.
     permits: Arc<Semaphore>,
-    base: Url,
+    /// The servers, in the order given; requests go to `current` and move on to the next when
+    /// it cannot be reached.
+    bases: Arc<Vec<Url>>,
+    current: Arc<std::sync::atomic::AtomicUsize>,
     credentials: Option<Credentials>,
     timeout: Option<Duration>,
     ws_tls: WsTls,
@@ -139,23 +142,10 @@ impl Client {
         tls: &TlsSettings,
         max_connections: NonZeroUsize,
     ) -> Result<Client, ClientError> {
-        let invalid = |reason: &str| ClientError::InvalidUrl {
-            url: server.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let mut base = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
-        match base.scheme() {
-            "http" | "https" => {}
-            other => return Err(invalid(&format!("scheme {other:?} is not http or https"))),
-        }
-        if base.cannot_be_a_base() || base.host().is_none() {
-            return Err(invalid("no host"));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(invalid("a server URL has no query or fragment"));
-        }
-        let path = base.path().trim_end_matches('/').to_owned();
-        base.set_path(&path);
+        let bases = server
+            .split(',')
+            .map(|one| parse_base(one.trim()))
+            .collect::<Result<Vec<Url>, ClientError>>()?;
         let mut config = tls.client_config()?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let ws_tls = WsTls(Arc::new(config.clone()));
@@ -171,7 +161,8 @@ impl Client {
         Ok(Client {
             http,
             permits: Arc::new(Semaphore::new(max_connections.get())),
-            base,
+            bases: Arc::new(bases),
+            current: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             credentials: None,
             timeout: None,
             ws_tls,
@@ -198,9 +189,30 @@ impl Client {
         self
     }
 
-    /// The server's base URL.
+    /// The base URL of the server requests go to now (the first given, until it could not be
+    /// reached).
     pub fn server(&self) -> &Url {
-        &self.base
+        &self.bases[self.at()]
+    }
+
+    /// Every server given, in order.
+    pub fn servers(&self) -> &[Url] {
+        &self.bases
+    }
+
+    fn at(&self) -> usize {
+        self.current.load(std::sync::atomic::Ordering::Acquire) % self.bases.len()
+    }
+
+    /// Moves on from server `from` to the next one (unless another request already did).
+    pub(crate) fn fail_over(&self, from: usize) {
+        let next = (from + 1) % self.bases.len();
+        let _ = self.current.compare_exchange(
+            from,
+            next,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
     }
 
     pub(crate) fn credentials(&self) -> Option<&Credentials> {
@@ -662,9 +674,14 @@ impl Client {
 
     // -- plumbing
 
-    /// The URL of `segments` under the base, each percent-encoded.
+    /// The URL of `segments` under the current server, each percent-encoded.
     pub(crate) fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
+        self.url_at(self.at(), segments)
+    }
+
+    /// The URL of `segments` under server `i`.
+    pub(crate) fn url_at(&self, i: usize, segments: &[&str]) -> Url {
+        let mut url = self.bases[i % self.bases.len()].clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
@@ -711,9 +728,8 @@ impl Client {
         let what = format!("{method} {url}");
         // held until the body is read: only then is the connection free for another request
         let _permit = self.permit(&what).await?;
-        let response = self
-            .exchange(shape(self.request(method, url)), &what)
-            .await?;
+        let request = shape(self.request(method, url));
+        let response = self.exchange(request, segments, &what).await?;
         let bytes = response
             .bytes()
             .await
@@ -726,17 +742,45 @@ impl Client {
         let url = self.url(segments);
         let what = format!("{method} {url}");
         let _permit = self.permit(&what).await?;
-        self.exchange(self.request(method, url), &what)
+        self.exchange(self.request(method, url), segments, &what)
             .await
             .map(drop)
     }
 
-    /// Sends, and turns a non-2xx answer into [`ClientError::Api`].
-    async fn exchange(&self, request: RequestBuilder, what: &str) -> Result<Response, ClientError> {
-        let response = request
-            .send()
-            .await
+    /// Sends, and turns a non-2xx answer into [`ClientError::Api`]. A server that cannot be
+    /// reached (no connection: the request never left) is left for the next one given, each
+    /// tried once, so a client of several servers carries on when one is down; any other
+    /// failure is not retried (the server may have acted on it).
+    async fn exchange(
+        &self,
+        request: RequestBuilder,
+        segments: &[&str],
+        what: &str,
+    ) -> Result<Response, ClientError> {
+        let request = request
+            .build()
             .map_err(|e| ClientError::transport(what, e))?;
+        let first = self.at();
+        let mut attempt = 0;
+        let response = loop {
+            let i = (first + attempt) % self.bases.len();
+            let mut this = request.try_clone().ok_or_else(|| ClientError::InvalidUrl {
+                url: what.to_owned(),
+                reason: "a streamed body cannot be sent twice".to_owned(),
+            })?;
+            // The server's place, with the query the request was shaped with.
+            let mut url = self.url_at(i, segments);
+            url.set_query(request.url().query());
+            *this.url_mut() = url;
+            match self.http.execute(this).await {
+                Ok(response) => break response,
+                Err(e) if e.is_connect() && attempt + 1 < self.bases.len() => {
+                    self.fail_over(i);
+                    attempt += 1;
+                }
+                Err(e) => return Err(ClientError::transport(what, e)),
+            }
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -747,6 +791,28 @@ impl Client {
             .map_err(|e| ClientError::transport(what, e))?;
         api_error(status, &bytes, what)
     }
+}
+
+/// One server URL: http or https, a host, a path prefix at most (no query or fragment).
+fn parse_base(server: &str) -> Result<Url, ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidUrl {
+        url: server.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut base = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
+    match base.scheme() {
+        "http" | "https" => {}
+        other => return Err(invalid(&format!("scheme {other:?} is not http or https"))),
+    }
+    if base.cannot_be_a_base() || base.host().is_none() {
+        return Err(invalid("no host"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(invalid("a server URL has no query or fragment"));
+    }
+    let path = base.path().trim_end_matches('/').to_owned();
+    base.set_path(&path);
+    Ok(base)
 }
 
 /// The 202 answer of a publish: stored, or held for approval.

@@ -56,8 +56,31 @@ type Delivery = Result<Message, ClientError>;
 
 impl Client {
     /// Opens a WebSocket to the server's `/ws` (with this client's credentials).
+    /// With several servers, one that cannot be reached is left for the next, each tried
+    /// once (a refused upgrade is an answer, not a failover).
     pub async fn connect_ws(&self) -> Result<WsConnection, ClientError> {
-        let mut url = self.url(&["ws"]);
+        let first = self.servers().iter().position(|s| s == self.server());
+        let first = first.unwrap_or(0);
+        let n = self.servers().len();
+        let mut last = None;
+        for attempt in 0..n {
+            let i = (first + attempt) % n;
+            match self.connect_ws_at(i).await {
+                Err(e @ ClientError::Transport { .. }) if attempt + 1 < n => {
+                    self.fail_over(i);
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(ClientError::InvalidUrl {
+            url: String::new(),
+            reason: "no server".to_owned(),
+        }))
+    }
+
+    async fn connect_ws_at(&self, i: usize) -> Result<WsConnection, ClientError> {
+        let mut url = self.url_at(i, &["ws"]);
         // http -> ws, https -> wss keep host, port and path; `Client::new` admits only these
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
         let _ = url.set_scheme(scheme);

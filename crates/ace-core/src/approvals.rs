@@ -137,7 +137,7 @@ pub struct Settlement {
     pub comment: Option<String>,
 }
 
-fn apply(approval: &mut Approval, settlement: Settlement) {
+pub(crate) fn apply(approval: &mut Approval, settlement: Settlement) {
     approval.status = settlement.status;
     approval.decided_by = Some(settlement.by);
     approval.decided_at = Some(settlement.at);
@@ -1076,7 +1076,7 @@ fn correlation(held: &Envelope) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use ace_bus::{EmbeddedBus, EmbeddedConfig, StreamConfig};
@@ -1517,7 +1517,7 @@ mod tests {
         assert_eq!(dead.details["stream"], Value::Null, "kept nowhere");
     }
 
-    fn approval(id: &str) -> Approval {
+    pub(crate) fn approval(id: &str) -> Approval {
         let envelope = Envelope::builder(Kind::Event, FREE)
             .payload_json(json!({}))
             .build()
@@ -1539,7 +1539,7 @@ mod tests {
         }
     }
 
-    fn settlement(by: &str) -> Settlement {
+    pub(crate) fn settlement(by: &str) -> Settlement {
         Settlement {
             status: ApprovalStatus::Approved,
             by: by.into(),

@@ -347,7 +347,9 @@ fn bus_code(err: &BusError) -> ErrorCode {
         BusError::MessageTooLarge { .. } => ErrorCode::PayloadTooLarge,
         BusError::NotPending { .. } => ErrorCode::NotFound,
         BusError::Timeout { .. } => ErrorCode::Timeout,
-        BusError::NoResponders { .. } | BusError::Closed => ErrorCode::Unavailable,
+        BusError::NoResponders { .. } | BusError::Closed | BusError::Engine { .. } => {
+            ErrorCode::Unavailable
+        }
         BusError::StreamDamaged { .. } => ErrorCode::StreamDamaged,
         BusError::NoSpace { .. } => ErrorCode::InsufficientStorage,
         _ => ErrorCode::Internal,

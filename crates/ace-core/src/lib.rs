@@ -61,6 +61,7 @@
 
 mod agents;
 pub mod approvals;
+mod approvals_pg;
 mod auth;
 mod context;
 pub mod contracts;
@@ -72,8 +73,10 @@ pub mod integrity;
 mod ledger;
 mod live;
 mod ops;
+mod pg;
 pub mod pipeline;
 pub mod sessions;
+mod sessions_pg;
 mod storage;
 
 pub use crate::core::{Accepted, Core, CoreLimits};
@@ -84,6 +87,7 @@ pub use approvals::{
     Approval, ApprovalStatus, ApprovalStore, ApprovalStoreError, Decided, MemoryApprovalStore,
     Pending, RedbApprovalStore, Verdict,
 };
+pub use approvals_pg::PostgresApprovalStore;
 pub use auth::{
     DevAuthorizer, LEDGER_SUBJECTS, NO_CREDENTIALS, PolicyAuthenticator, PolicyAuthorizer,
     RELOAD_SUBJECT, action_subject, decide_subject, manage_agent_subject, manage_session_subject,
@@ -114,6 +118,7 @@ pub use ops::{AckKind, AckOutcome};
 pub use sessions::{
     MemorySessionStore, Precondition, RedbSessionStore, Session, SessionStore, StoreError, Writer,
 };
+pub use sessions_pg::PostgresSessionStore;
 pub use storage::{storage_damaged_entry, stream_repaired_entry};
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub fn decide(current: Option<u64>, precondition: &Precondition) -> Result<u64, 
 
 /// The session a write would store given the current one, or the refusal: ownership first
 /// (a session belongs to the principal that created it), then [`decide`].
-fn apply(
+pub(crate) fn apply(
     current: Option<&Session>,
     id: &str,
     data: serde_json::Value,

@@ -35,6 +35,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The message engine.
     pub engine: Engine,
+    /// The NATS server of `engine: nats`.
+    pub nats: NatsConfig,
     /// Authentication.
     pub auth: AuthConfig,
     /// Authorization policies (RBAC, Rego) and EHI thresholds.
@@ -68,6 +70,7 @@ impl Default for Config {
             listen: "127.0.0.1:8500".to_owned(),
             data_dir: PathBuf::from("./data"),
             engine: Engine::default(),
+            nats: NatsConfig::default(),
             auth: AuthConfig::default(),
             policy: PolicyConfig::default(),
             tls: None,
@@ -88,9 +91,74 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// Streams as files under `data_dir` (the only engine so far).
+    /// Streams as files under `data_dir`.
     #[default]
     Embedded,
+    /// NATS JetStream (`nats.*`): several servers share its streams, consumers and subjects.
+    Nats,
+}
+
+/// The NATS server of `engine: nats` (`nats.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URLs, comma separated; the client reconnects to any of them.
+    pub url: String,
+    /// Prefix of the JetStream stream names this deployment creates.
+    pub stream_prefix: String,
+    /// Prefix of every NATS subject (ACE subject `a.b` is `<prefix>a.b` on NATS), so several
+    /// deployments can share one NATS server.
+    pub subject_prefix: String,
+    /// How long a JetStream call or publish waits for its answer.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream_prefix: String::new(),
+            subject_prefix: String::new(),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl NatsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.url.trim().is_empty() {
+            return bad("nats.url", "must name at least one server");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("nats.request_timeout_ms", "must be above 0");
+        }
+        let name_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !name_ok(&self.stream_prefix) {
+            return bad("nats.stream_prefix", "must be [A-Za-z0-9_-]*");
+        }
+        let p = &self.subject_prefix;
+        let subject_ok = p.is_empty()
+            || (p.ends_with('.')
+                && p[..p.len() - 1]
+                    .split('.')
+                    .all(|t| !t.is_empty() && name_ok(t)));
+        if !subject_ok {
+            return bad(
+                "nats.subject_prefix",
+                "must be empty or tokens of [A-Za-z0-9_-] each followed by `.` (`acme.`)",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How callers are authenticated (`auth.*`).
@@ -364,6 +432,42 @@ pub struct StateConfig {
     pub agent_sweep_ms: u64,
     /// Largest session `data`, bytes of compact JSON (413 `PAYLOAD_TOO_LARGE` beyond).
     pub max_session_bytes: usize,
+    /// Where sessions are kept: `redb` (`{data_dir}/sessions.redb`, this server's) or
+    /// `postgres` (`state.postgres`, shared by every server using it).
+    pub sessions: SessionsStoreKind,
+    /// The PostgreSQL database of `sessions: postgres`.
+    pub postgres: StatePostgresConfig,
+}
+
+/// Where sessions (`state.sessions`) or approvals (`approvals.store`) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionsStoreKind {
+    /// `{data_dir}/sessions.redb` (or `approvals.redb`).
+    #[default]
+    Redb,
+    /// PostgreSQL (`state.postgres`), shared by several servers.
+    Postgres,
+}
+
+/// `state.postgres.*`: the PostgreSQL database of shared state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatePostgresConfig {
+    /// Connection URL (`postgres://user:password@host:5432/db`); required with
+    /// `sessions: postgres`.
+    pub url: String,
+    /// Schema of the tables (versioned migrations), created if missing: `[a-z_][a-z0-9_]*`.
+    pub schema: String,
+}
+
+impl Default for StatePostgresConfig {
+    fn default() -> Self {
+        StatePostgresConfig {
+            url: String::new(),
+            schema: "ace_state".to_owned(),
+        }
+    }
 }
 
 impl Default for StateConfig {
@@ -373,6 +477,8 @@ impl Default for StateConfig {
             max_agent_ttl_ms: 3_600_000,
             agent_sweep_ms: 1_000,
             max_session_bytes: 256 * 1024,
+            sessions: SessionsStoreKind::Redb,
+            postgres: StatePostgresConfig::default(),
         }
     }
 }
@@ -386,7 +492,7 @@ impl StateConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, approvals: SessionsStoreKind) -> Result<(), ConfigError> {
         let positive = [
             ("state.agent_ttl_ms", self.agent_ttl_ms),
             ("state.agent_sweep_ms", self.agent_sweep_ms),
@@ -397,6 +503,36 @@ impl StateConfig {
                 key: (*key).to_owned(),
                 reason: "must be above 0".to_owned(),
             });
+        }
+        if self.sessions == SessionsStoreKind::Postgres || approvals == SessionsStoreKind::Postgres
+        {
+            let refuse = |key: &str, reason: String| {
+                Err(ConfigError::Invalid {
+                    key: key.to_owned(),
+                    reason,
+                })
+            };
+            if self.postgres.url.trim().is_empty() {
+                return refuse(
+                    "state.postgres.url",
+                    "is required with state.sessions or approvals.store: postgres".to_owned(),
+                );
+            }
+            if asks_for_tls(&self.postgres.url) {
+                return refuse(
+                    "state.postgres.url",
+                    "asks for TLS (sslmode=require/verify-*), which the state's PostgreSQL \
+                     connection does not speak yet (sslmode=disable)"
+                        .to_owned(),
+                );
+            }
+            let schema = &self.postgres.schema;
+            if !ace_ledger::PostgresStore::is_plain_schema(schema) {
+                return refuse(
+                    "state.postgres.schema",
+                    format!("`{schema}` is not a plain identifier ([a-z_][a-z0-9_]*)"),
+                );
+            }
         }
         if self.agent_ttl_ms > self.max_agent_ttl_ms {
             return Err(ConfigError::Invalid {
@@ -423,6 +559,9 @@ pub struct ApprovalsConfig {
     /// How long a decided or expired approval stays readable (`GET /api/v1/approvals/{id}`)
     /// before the sweep forgets it, milliseconds; the ledger keeps its decisions.
     pub retain_decided_ms: u64,
+    /// Where held messages are kept: `redb` (`{data_dir}/approvals.redb`, this server's) or
+    /// `postgres` (`state.postgres`, shared: any server lists, decides and releases them).
+    pub store: SessionsStoreKind,
 }
 
 impl Default for ApprovalsConfig {
@@ -431,6 +570,7 @@ impl Default for ApprovalsConfig {
             ttl_ms: 24 * 3_600_000,
             sweep_ms: 1_000,
             retain_decided_ms: 7 * 24 * 3_600_000,
+            store: SessionsStoreKind::Redb,
         }
     }
 }
@@ -839,7 +979,8 @@ impl Config {
             return bad("data_dir", "must not be empty".to_owned());
         }
         self.limits.validate()?;
-        self.state.validate()?;
+        self.nats.validate()?;
+        self.state.validate(self.approvals.store)?;
         self.auth.validate(self.tls.as_ref())?;
         if let Err(err) = self.policy.ehi.validate() {
             return bad("policy.ehi", err.to_string());
@@ -1529,6 +1670,52 @@ mod tests {
         assert!(err.contains("cloudevents.default.subject"), "{err}");
         let unknown = "cloudevents:\n  rules:\n    - subject: a.b\n      kinds: event\n";
         assert!(Config::load(Some(unknown), env(&[])).is_err());
+    }
+
+    #[test]
+    fn given_bad_nats_settings_when_validated_then_the_error_names_the_key() {
+        type Spoil = fn(&mut NatsConfig);
+        let cases: [(&str, Spoil); 4] = [
+            ("nats.url", |n| n.url = " ".to_owned()),
+            ("nats.request_timeout_ms", |n| n.request_timeout_ms = 0),
+            ("nats.stream_prefix", |n| n.stream_prefix = "a.b".to_owned()),
+            ("nats.subject_prefix", |n| {
+                n.subject_prefix = "acme".to_owned()
+            }),
+        ];
+        for (key, spoil) in cases {
+            let mut config = Config {
+                engine: Engine::Nats,
+                ..Config::default()
+            };
+            spoil(&mut config.nats);
+            match config.validate() {
+                Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let mut good = Config::default();
+        good.nats.subject_prefix = "acme.eu.".to_owned();
+        good.validate().expect("a dotted prefix is fine");
+    }
+
+    #[test]
+    fn given_postgres_sessions_without_a_url_or_with_a_bad_schema_when_validated_then_the_key_is_named()
+     {
+        let mut config = Config::default();
+        config.state.sessions = SessionsStoreKind::Postgres;
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "state.postgres.url"),
+            other => panic!("{other:?}"),
+        }
+        config.state.postgres.url = "postgres://postgres@127.0.0.1/test".to_owned();
+        config.state.postgres.schema = "Bad-Name".to_owned();
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "state.postgres.schema"),
+            other => panic!("{other:?}"),
+        }
+        config.state.postgres.schema = "ace_state".to_owned();
+        config.validate().expect("valid");
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub enum ServerError {
         #[source]
         source: ace_bus::BusError,
     },
+    /// The NATS JetStream engine (`engine: nats`) could not connect.
+    #[error("connecting the NATS engine to `{url}`: {source}")]
+    Nats {
+        /// `nats.url`.
+        url: String,
+        /// The engine's error.
+        #[source]
+        source: ace_bus::BusError,
+    },
     /// The embedded contracts did not load.
     #[error("loading the embedded contracts: {0}")]
     Contracts(#[source] ace_contracts::ContractError),

@@ -62,7 +62,8 @@ mod ws;
 pub use config::{
     AuthConfig, AuthMode, ClientAuth, Config, ContractRequirement, ContractsConfig, Engine,
     LedgerConfig, LedgerPostgresConfig, LedgerStoreKind, LedgerSyncMode, LimitsConfig,
-    MetricsAccess, PolicyConfig, StateConfig, StreamsConfig, TlsConfig, WsLimits, default_streams,
+    MetricsAccess, NatsConfig, PolicyConfig, SessionsStoreKind, StateConfig, StatePostgresConfig,
+    StreamsConfig, TlsConfig, WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};

@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ace_bus::{Durability, EmbeddedBus, EmbeddedConfig, HealthChange, OsDurability};
+use ace_bus::{Bus, Durability, EmbeddedBus, EmbeddedConfig, HealthChange, NatsBus, OsDurability};
 use ace_contracts::Registry;
 use ace_core::{
-    Core, CoreError, RedbApprovalStore, RedbContractStore, RedbSessionStore, RequestContext,
+    ApprovalStore, Core, CoreError, PostgresApprovalStore, PostgresSessionStore, RedbApprovalStore,
+    RedbContractStore, RedbSessionStore, RequestContext, SessionStore,
 };
 use ace_envelope::{Clock, ErrorBody, ErrorCode, SystemClock};
 use axum::Router;
@@ -41,7 +42,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tower::ServiceExt;
 
 use crate::census::Census;
-use crate::config::{Config, LimitsConfig};
+use crate::config::{Config, Engine, LimitsConfig, SessionsStoreKind};
 use crate::error::ServerError;
 use crate::governance::Governance;
 use crate::http::request::Deadline;
@@ -65,6 +66,83 @@ pub struct App {
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
+}
+
+/// The session store `state.sessions` names.
+async fn open_sessions(config: &Config) -> Result<Arc<dyn SessionStore>, ServerError> {
+    let op = "opening the session store";
+    Ok(match config.state.sessions {
+        SessionsStoreKind::Redb => {
+            let store = RedbSessionStore::open(&config.data_dir.join("sessions.redb"));
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+        SessionsStoreKind::Postgres => {
+            let store = on_state_db(config, op, PostgresSessionStore::connect).await?;
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+    })
+}
+
+/// The approval store `approvals.store` names.
+async fn open_approvals(config: &Config) -> Result<Arc<dyn ApprovalStore>, ServerError> {
+    let op = "opening the approvals store";
+    Ok(match config.approvals.store {
+        SessionsStoreKind::Redb => {
+            let store = RedbApprovalStore::open(&config.data_dir.join("approvals.redb"));
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+        SessionsStoreKind::Postgres => {
+            let store = on_state_db(config, op, PostgresApprovalStore::connect).await?;
+            Arc::new(store.map_err(|e| core_failed(op, e))?)
+        }
+    })
+}
+
+fn core_failed(op: &'static str, err: impl Into<CoreError>) -> ServerError {
+    ServerError::Core {
+        op,
+        source: err.into(),
+    }
+}
+
+/// Runs a store's blocking `connect` to `state.postgres` off the async workers.
+async fn on_state_db<T: Send + 'static>(
+    config: &Config,
+    op: &'static str,
+    connect: fn(&str, &str) -> T,
+) -> Result<T, ServerError> {
+    let (url, schema) = (
+        config.state.postgres.url.clone(),
+        config.state.postgres.schema.clone(),
+    );
+    tokio::task::spawn_blocking(move || connect(&url, &schema))
+        .await
+        .map_err(|e| {
+            core_failed(
+                op,
+                ace_core::StoreError {
+                    op: "connect",
+                    reason: e.to_string(),
+                },
+            )
+        })
+}
+
+/// Connects the NATS JetStream engine of `engine: nats` (`nats.*`).
+async fn open_nats(config: &Config, clock: Arc<dyn Clock>) -> Result<NatsBus, ServerError> {
+    let mut nats = ace_bus::NatsConfig::new(config.nats.url.clone());
+    nats.stream_prefix = config.nats.stream_prefix.clone();
+    nats.subject_prefix = config.nats.subject_prefix.clone();
+    nats.request_timeout = Duration::from_millis(config.nats.request_timeout_ms);
+    nats.clock = clock;
+    // As for the embedded engine: a live buffer holds no more than its connection's queue.
+    nats.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
+    NatsBus::connect(nats)
+        .await
+        .map_err(|source| ServerError::Nats {
+            url: config.nats.url.clone(),
+            source,
+        })
 }
 
 impl App {
@@ -96,43 +174,37 @@ impl App {
         let governance = Governance::from_config(config)?;
         // The registered signature keys are read before anything is opened.
         let integrity = config.integrity()?;
-        let mut engine = EmbeddedConfig {
-            dedup_max_entries: config.streams.dedup_max_entries,
-            durability,
-            ..EmbeddedConfig::new(&config.data_dir)
+        let bus: Arc<dyn Bus> = match config.engine {
+            Engine::Embedded => {
+                let mut engine = EmbeddedConfig {
+                    dedup_max_entries: config.streams.dedup_max_entries,
+                    durability,
+                    ..EmbeddedConfig::new(&config.data_dir)
+                };
+                // A live subscription's buffer in the bus holds no more bytes than its
+                // connection's queue may (`limits.ws.max_queued_bytes`).
+                engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
+                let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
+                    data_dir: config.data_dir.display().to_string(),
+                    source,
+                })?;
+                Arc::new(bus)
+            }
+            Engine::Nats => Arc::new(open_nats(config, clock.clone()).await?),
         };
-        // A live subscription's buffer in the bus holds no more bytes than its connection's
-        // queue may (`limits.ws.max_queued_bytes`).
-        engine.live.subscriber_buffer_bytes = config.limits.ws.max_queued_bytes;
-        let bus = EmbeddedBus::open(engine).map_err(|source| ServerError::Engine {
-            data_dir: config.data_dir.display().to_string(),
-            source,
-        })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
-        let sessions =
-            RedbSessionStore::open(&config.data_dir.join("sessions.redb")).map_err(|err| {
-                ServerError::Core {
-                    op: "opening the session store",
-                    source: CoreError::from(err),
-                }
-            })?;
-        let approvals =
-            RedbApprovalStore::open(&config.data_dir.join("approvals.redb")).map_err(|err| {
-                ServerError::Core {
-                    op: "opening the approvals store",
-                    source: CoreError::from(err),
-                }
-            })?;
+        let sessions = open_sessions(config).await?;
+        let approvals = open_approvals(config).await?;
         let core = Core::new(
-            Arc::new(bus),
+            bus,
             Arc::new(registry),
             clock.clone(),
             governance.hooks.clone(),
             config.limits.core(),
         )
         .with_presence(config.state.presence())
-        .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
-        .with_approvals(Arc::new(approvals), config.approvals.ttl())
+        .with_sessions(sessions, config.state.max_session_bytes)
+        .with_approvals(approvals, config.approvals.ttl())
         .with_decided_retention(config.approvals.retain_decided())
         .with_integrity(integrity);
         let core = crate::ledger::attach(config, clock.clone(), core)?;

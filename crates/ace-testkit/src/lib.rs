@@ -74,6 +74,25 @@ pub fn nats_url(test: &str) -> Option<String> {
     }
 }
 
+/// Deletes every JetStream stream of the NATS server at `url` whose name starts with `prefix`
+/// (a test's own streams, whatever it left behind). Best effort: an unreachable server or a
+/// stream deleted meanwhile is not an error.
+pub async fn delete_nats_streams(url: &str, prefix: &str) {
+    use futures::StreamExt as _;
+    let Ok(client) = async_nats::connect(url).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = js
+        .stream_names()
+        .filter_map(|n| async move { n.ok() })
+        .collect()
+        .await;
+    for name in names.into_iter().filter(|n| n.starts_with(prefix)) {
+        let _ = js.delete_stream(&name).await;
+    }
+}
+
 /// A Python interpreter for `test` that can import every module of `modules` (independent
 /// checkers from PyPI, e.g. `openapi_spec_validator`): `ACE_TEST_PYTHON` (`.ci/run` points it at
 /// the virtual environment it installs them into), by default `python3`. `None` after a loud

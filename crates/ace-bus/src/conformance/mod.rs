@@ -132,6 +132,49 @@ pub(super) async fn ack_all(bus: &dyn Bus, consumer: &str, seqs: &[(u64, u32)]) 
     }
 }
 
+/// The name of every kit test, in the order `conformance_suite!` runs them (an engine that runs
+/// them one by one checks its list against this one; keep the two equal).
+pub const ALL: &[&str] = &[
+    "publish_is_stored_and_read_back",
+    "publish_without_stream_is_live_only",
+    "queue_group_delivers_once",
+    "queue_group_skips_a_member_that_refuses",
+    "filtered_subscriber_gets_only_what_it_accepts",
+    "request_reply_and_no_responders",
+    "duplicate_is_stored_once",
+    "replayed_envelope_is_stored_once",
+    "idempotency_key_is_scoped_by_sender",
+    "dedup_window_survives_restart_then_expires",
+    "discard_new_refuses_when_full",
+    "max_msg_size_is_refused",
+    "overlapping_streams_are_refused",
+    "publish_batch_answers_each_in_order",
+    "publishes_survive_a_concurrent_update",
+    "dead_letter_without_another_fetch",
+    "stream_admin_keeps_consumers",
+    "workqueue_deletes_acked_messages",
+    "interest_deletes_once_all_acked",
+    "consumer_state_survives_restart",
+    "ack_wait_redelivers",
+    "backoff_then_dead_letter_with_reason",
+    "term_moves_to_dead_letter",
+    "nak_with_delay_and_in_progress",
+    "max_ack_pending_bounds_in_flight",
+    "deliver_policies_start_where_asked",
+    "per_key_order_holds_under_redelivery",
+    "strict_order_is_one_at_a_time",
+    "p0_overtakes_p3_backlog",
+    "p3_is_never_starved",
+    "expired_is_counted_never_delivered",
+    "not_before_holds_across_restart",
+    "ack_none_needs_no_ack",
+    "slow_live_subscriber_is_cut_off",
+    "errors_name_what_is_missing",
+    "fetch_filter_refusal_is_not_a_delivery",
+    "fetch_filter_keeps_ordering",
+    "fetch_filter_is_asked_once_per_message_per_fetch",
+];
+
 /// Generates one `#[tokio::test]` per kit test, running it against `$factory`.
 #[macro_export]
 macro_rules! conformance_suite {

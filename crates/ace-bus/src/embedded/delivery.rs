@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ace_envelope::api::system;
-use ace_envelope::{Envelope, Kind, SourceType, Subject};
+use ace_envelope::{Envelope, Subject};
 
 use super::consumer::{ConsumerCore, DeadLetter, Handout, NotPending};
 use super::record::{self, Header, Meta, decode_envelope};
@@ -67,55 +66,16 @@ impl Inner {
             Ok(None) => return Ok(None),
             Err(source) => return Err(s.log_error(source)),
         };
-        let subject = s.config().dead_letter_subject();
-        let now = self.config.clock.now();
-        let (priority, original_id) = (original.priority, original.id.to_string());
-        let correlation = original
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| original_id.clone());
-        // The engine re-publishes on its own (not through the core): one more hop than its cause.
-        let hops = original.hops.saturating_add(1);
-        let payload = system::DeadLetter {
-            message_id: original_id.clone(),
-            stream: Some(s.name.clone()),
-            seq: Some(d.seq),
-            subject: original.subject.clone(),
-            consumer: Some(consumer.to_owned()),
-            deliveries: Some(d.deliveries),
+        let origin = crate::dead_letter::Origin {
+            stream: &s.name,
+            subject: s.config().dead_letter_subject(),
+            consumer,
+            seq: d.seq,
+            deliveries: d.deliveries,
             reason: d.reason,
-            detail: Some(system::clip(&d.detail, system::MAX_DETAIL_CHARS)),
-            dead_lettered_at: now,
-            original: Some(Box::new(original)),
-            approval_id: None,
+            detail: &d.detail,
         };
-        let payload = serde_json::to_value(&payload).map_err(|e| BusError::InvalidEnvelope {
-            subject: subject.clone(),
-            reason: e.to_string(),
-        })?;
-        Envelope::builder(Kind::Event, subject.clone())
-            .clock(&*self.config.clock)
-            .domain(system::DOMAIN)
-            .name(system::DEAD_LETTER_NAME)
-            .schema(system::DEAD_LETTER_SCHEMA)
-            .hops(hops)
-            .source(SourceType::Service, "ace-bus")
-            .priority(priority)
-            .correlation_id(correlation)
-            .causation_id(original_id)
-            .idempotency_key(format!("dlq:{}:{consumer}:{}", s.name, d.seq))
-            .header("ace-dlq-stream", s.name.clone())
-            .header("ace-dlq-seq", d.seq.to_string())
-            .header("ace-dlq-consumer", consumer)
-            .header("ace-dlq-deliveries", d.deliveries.to_string())
-            .header("ace-dlq-reason", d.reason.as_str())
-            .payload_json(payload)
-            .build()
-            .map(Some)
-            .map_err(|e| BusError::InvalidEnvelope {
-                subject,
-                reason: e.to_string(),
-            })
+        crate::dead_letter::envelope(original, &origin, &*self.config.clock).map(Some)
     }
 
     pub(super) async fn publish(&self, envelope: Envelope) -> Result<PublishAck, BusError> {

@@ -68,6 +68,7 @@ use parking_lot::{Mutex, RwLock};
 use self::admin::parse_filter;
 use self::consumer::ConsumerCore;
 use self::lock::DataDirLock;
+pub(crate) use self::record::scoped_idempotency_key;
 use self::record::{decode_envelope, unix_nanos};
 use self::state::{StateDb, consumer_key};
 use self::stream::{Consumer, Stream};

@@ -4,6 +4,8 @@
 //!   behaviour (restart on the same data directory).
 //! - `index`: the subject index against `SubjectPattern::matches` (proptest), and 100k
 //!   subscriptions inserted, matched and removed.
+//! - `on_nats`: the conformance kit against the NATS JetStream engine on a real NATS server, its
+//!   documented exceptions, a plain NATS client reading and publishing, two engines sharing work.
 //! - `live`: the live hub — queue groups, slow-consumer cutoff, request/reply, unsubscribe on drop.
 //! - `powerloss`: a simulated power cut after every operation of a run of the engine (its logs
 //!   and `state.redb`): no acknowledged publish lost, no sequence reused, dedup kept, no
@@ -18,6 +20,7 @@
 mod embedded;
 mod index;
 mod live;
+mod on_nats;
 mod powerloss;
 mod repair;
 mod storage;

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 /// Where the server listens and the credentials to present, for every verb that talks to one.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServerArgs {
-    /// Base URL of the ace-comms server.
+    /// Base URL of the ace-comms server; several, comma separated, are tried in turn when one
+    /// cannot be reached (servers sharing one NATS engine).
     #[arg(
         long,
         global = true,

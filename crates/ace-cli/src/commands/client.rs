@@ -77,12 +77,27 @@ pub(crate) fn client_with(
     })
 }
 
-/// `--server` as a URL: `host:port` (like `nats -s`) means `http://host:port`.
+/// `--server` as a URL: `host:port` (like `nats -s`) means `http://host:port`; several, comma
+/// separated, each so.
 pub(crate) fn server_url(server: &str) -> std::borrow::Cow<'_, str> {
-    if server.contains("://") {
+    let one = |s: &str| {
+        if s.contains("://") {
+            s.to_owned()
+        } else {
+            format!("http://{s}")
+        }
+    };
+    if server.contains(',') {
+        server
+            .split(',')
+            .map(|s| one(s.trim()))
+            .collect::<Vec<_>>()
+            .join(",")
+            .into()
+    } else if server.contains("://") {
         server.into()
     } else {
-        format!("http://{server}").into()
+        one(server).into()
     }
 }
 
@@ -208,5 +223,10 @@ mod tests {
     fn given_host_and_port_when_used_as_server_then_http_is_assumed() {
         assert_eq!(server_url("127.0.0.1:8500"), "http://127.0.0.1:8500");
         assert_eq!(server_url("https://h:1"), "https://h:1");
+        assert_eq!(
+            server_url("a:1, https://b:2"),
+            "http://a:1,https://b:2",
+            "several servers, each with its scheme"
+        );
     }
 }

@@ -4,6 +4,9 @@
 //! Modules:
 //! - `approvals`: a held publish over HTTP and WebSocket is `ClientError::Held`; list, approve,
 //!   reject, and a second decision refused `CONFLICT`.
+//! - `failover`: a client given several servers — one that cannot be reached is left for the
+//!   next over HTTP and WebSocket; two servers on one NATS (`engine: nats`), the first stopped
+//!   mid-run, the client carries on with the second and reads every message it published.
 //! - `http`: every HTTP method of `Client` — publish, batch, streams, consumers, fetch,
 //!   ack/nak/term, stored messages, health — and the error mapping (404 unknown stream,
 //!   400 bad envelope, 413 oversized body, an unreachable server).
@@ -20,6 +23,7 @@
 //!   publish, request/reply, error frames, and the 1009, 4008 and 1001 closes.
 
 mod approvals;
+mod failover;
 mod http;
 mod pool;
 mod presence;

@@ -56,6 +56,8 @@
 //!   expired, the requester's answer), all captured over a WebSocket subscription to `>` and
 //!   checked by python-jsonschema against `contracts/` and the catalogue's subjects.
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
+//! - `on_nats`: two servers with `engine: nats` on one NATS server: published over HTTP on one,
+//!   delivered over WebSocket by the other; one durable consumer's work shared, none twice.
 //! - `metrics`: `/metrics` after traffic of every kind (HTTP, CloudEvents, WebSocket, a
 //!   consumer, approvals, agents, a session) read by the official `prometheus_client` parser,
 //!   each family of the specification with its labels and values; `deploy/check.py` holding
@@ -84,6 +86,7 @@ mod ledger;
 mod lifecycle;
 mod messages;
 mod metrics;
+mod on_nats;
 mod openapi;
 mod qos;
 mod registry;

@@ -10,7 +10,7 @@ const PATH: &str = "/api/v1/sessions/chat-42";
 
 impl Server {
     /// `PUT path` with a JSON body and extra headers; the status, the `ETag` and the answer.
-    async fn put_with(
+    pub(crate) async fn put_with(
         &self,
         path: &str,
         body: &Value,
