@@ -58,6 +58,9 @@ pub struct Config {
     /// Where a foreign CloudEvent (one without the `acekind` extension) is published: rules
     /// from its `type`, `source` and `subject` to an ACE subject and kind.
     pub cloudevents: Mapping,
+    /// The ML kernel under `/api/ml/v1`: its insight thresholds and windows, and the EHI of a
+    /// plan by its risk level.
+    pub mlt: ace_mlt::MltConfig,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
             cloudevents: Mapping::default(),
+            mlt: ace_mlt::MltConfig::default(),
         }
     }
 }
@@ -840,6 +844,9 @@ impl Config {
         self.auth.validate(self.tls.as_ref())?;
         if let Err(err) = self.policy.ehi.validate() {
             return bad("policy.ehi", err.to_string());
+        }
+        if let Err(reason) = self.mlt.validate() {
+            return bad("mlt", reason);
         }
         if let Some(tls) = &self.tls {
             if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {

@@ -155,7 +155,9 @@ impl App {
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned())
             .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
+        let mlt = crate::http::mlt::open(config, &core, clock.clone()).await?;
         let state = AppState::new(core, metrics, config.limits.clone())
+            .with_mlt(mlt)
             .with_governance(governance)
             .with_ready_strict(config.streams.ready_strict)
             .with_metrics_access(config.auth.metrics)

@@ -15,6 +15,7 @@ mod asyncapi;
 mod health;
 mod ledger;
 pub(crate) mod messages;
+pub(crate) mod mlt;
 mod openapi;
 pub(crate) mod request;
 mod sessions;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub(crate) metrics_authenticated: bool,
     /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
     pub(crate) cloudevents: Arc<CloudEventsIngest>,
+    /// The ML kernel behind `/api/ml/v1` (none: those routes answer 503).
+    pub(crate) mlt: Option<Arc<ace_mlt::Kernel>>,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -98,7 +101,14 @@ impl AppState {
                 mapping: Mapping::default(),
                 clock: Arc::new(SystemClock),
             }),
+            mlt: None,
         }
+    }
+
+    /// State serving the ML kernel `kernel` under `/api/ml/v1`.
+    pub fn with_mlt(mut self, kernel: Arc<ace_mlt::Kernel>) -> Self {
+        self.mlt = Some(kernel);
+        self
     }
 
     /// State placing foreign CloudEvents by `mapping` (the `cloudevents` configuration), their
@@ -203,6 +213,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/streams/{stream}/messages/{seq}",
             get(streams::get_message),
         )
+        .merge(mlt::routes())
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
