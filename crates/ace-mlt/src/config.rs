@@ -24,6 +24,40 @@ pub struct MltConfig {
     pub ehi_by_risk: EhiByRisk,
     /// Score at or above which a plan is held for a human's approval.
     pub ehi_hitl_threshold: f64,
+    /// Where the kernel keeps its data.
+    pub store: StoreKind,
+    /// The PostgreSQL store (`store: postgres`).
+    pub postgres: PostgresConfig,
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// `mlt.redb` under the data directory.
+    #[default]
+    Embedded,
+    /// PostgreSQL, with `contracts/ml/ml_database_schema.sql` as migration 1.
+    Postgres,
+}
+
+/// The PostgreSQL store's connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/db` (no TLS).
+    pub url: String,
+    /// The schema holding the kernel's tables (created if missing).
+    pub schema: String,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: String::new(),
+            schema: "ace_mlt".to_owned(),
+        }
+    }
 }
 
 /// The EHI score of each risk level.
@@ -52,6 +86,8 @@ impl Default for MltConfig {
                 high: 0.9,
             },
             ehi_hitl_threshold: 0.7,
+            store: StoreKind::Embedded,
+            postgres: PostgresConfig::default(),
         }
     }
 }
@@ -88,6 +124,9 @@ impl MltConfig {
         }
         if self.latency_regression_ratio.is_nan() || self.latency_regression_ratio <= 1.0 {
             return Err("latency_regression_ratio must be above 1".to_owned());
+        }
+        if self.store == StoreKind::Postgres && self.postgres.url.is_empty() {
+            return Err("postgres.url must be set when store is postgres".to_owned());
         }
         Ok(())
     }

@@ -14,7 +14,8 @@
 //!   contract; [`Publisher`] and [`Submitted`].
 //! - `state`: the MLT and governance states, their canonical SHA-256, snapshot documents, and
 //!   what each plan action changes.
-//! - `store`: the [`Store`] trait and [`RedbStore`].
+//! - `store`: the [`Store`] trait, [`RedbStore`] (embedded) and [`PostgresStore`]
+//!   (`contracts/ml/ml_database_schema.sql` as migration 1, versioned migrations at open).
 //! - `contracts`: every body checked against its contract, compiled once.
 //! - `config`: [`MltConfig`], the rules' thresholds and windows and the EHI of each risk level.
 //!
@@ -41,9 +42,9 @@ pub mod state;
 pub mod stats;
 pub mod store;
 
-pub use config::{EhiByRisk, MltConfig};
+pub use config::{EhiByRisk, MltConfig, PostgresConfig, StoreKind};
 pub use contracts::{Contracts, api_document, schemas_document};
 pub use error::MltError;
 pub use events::{Event, EventKind, Publisher, Submitted};
 pub use kernel::{Decision, Kernel, POLICY_APPROVER, iso, principal};
-pub use store::{RedbStore, Store};
+pub use store::{PostgresStore, RedbStore, Store};

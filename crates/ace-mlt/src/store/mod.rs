@@ -1,13 +1,15 @@
 //! Where the kernel keeps what it learned: the [`Store`] trait and its records, with the
-//! embedded [`RedbStore`]. Every method is one atomic step of the store and blocking; the
+//! embedded [`RedbStore`] and the [`PostgresStore`]. Every method is one atomic step of the store and blocking; the
 //! kernel calls them off the async threads.
 
+mod postgres;
 mod redb;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
 use crate::MltError;
 

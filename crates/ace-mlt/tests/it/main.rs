@@ -9,12 +9,16 @@
 //! - `plans`: a low-risk plan approved by policy and applied, a high-risk plan held, approved
 //!   by a human and applied, one rejected by a human, one refused by policy, a conflicting
 //!   re-proposal, and every contract refusal naming its pointer.
+//! - `postgres`: the store over PostgreSQL (`ACE_TEST_POSTGRES_URL`, a schema per test): the
+//!   versioned migrations applied once, then drift, a held plan approved and applied, and a
+//!   rollback, as on the embedded store.
 //! - `snapshots`: export and rollback of the MLT and governance states with their hashes, a
 //!   model rolled back to a version, a snapshot whose hash does not verify failing the
 //!   rollback and changing nothing, unknown snapshots 404.
 
 mod insights;
 mod plans;
+mod postgres;
 mod snapshots;
 
 use std::sync::{Arc, Mutex};

@@ -373,9 +373,22 @@ pub(crate) async fn open(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Kernel>, crate::ServerError> {
     let failed = |reason: String| crate::ServerError::Mlt { reason };
-    let store = ace_mlt::RedbStore::open(&config.data_dir.join("mlt.redb"))
-        .map_err(|e| failed(e.to_string()))?;
-    let kernel = Kernel::new(Arc::new(store), config.mlt.clone(), clock.clone()).map_err(failed)?;
+    let store: Arc<dyn ace_mlt::Store> = match config.mlt.store {
+        ace_mlt::StoreKind::Embedded => Arc::new(
+            ace_mlt::RedbStore::open(&config.data_dir.join("mlt.redb"))
+                .map_err(|e| failed(e.to_string()))?,
+        ),
+        ace_mlt::StoreKind::Postgres => {
+            let pg = config.mlt.postgres.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                ace_mlt::PostgresStore::open(&pg.url, &pg.schema)
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+            Arc::new(opened.map_err(|e| failed(e.to_string()))?)
+        }
+    };
+    let kernel = Kernel::new(store, config.mlt.clone(), clock.clone()).map_err(failed)?;
     let kernel = Arc::new(kernel);
     listen_for_decisions(core.clone(), kernel.clone(), clock)
         .await

@@ -132,10 +132,42 @@ async fn plan_reaches(server: &Server, id: &str, status: &str) {
 #[tokio::test]
 async fn given_the_ml_event_flow_when_driven_over_http_then_every_event_conforms_and_is_in_the_ledger()
  {
-    let test = "mlt_event_flow";
-    let python = ace_testkit::python(test, &["jsonschema", "referencing", "yaml"]);
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
+    flow(server, dir.path(), "mlt_event_flow").await;
+}
+
+#[tokio::test]
+async fn given_the_postgres_store_when_the_ml_event_flow_runs_then_it_behaves_as_embedded() {
+    let test = "mlt_event_flow_postgres";
+    let Some(url) = ace_testkit::postgres_url(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("mlt_server_it_{}_{nanos}", std::process::id());
+    let server = Server::start_with(dir.path(), |config| {
+        config.mlt.baseline_window = 10;
+        config.mlt.current_window = 10;
+        config.mlt.store = ace_mlt::StoreKind::Postgres;
+        config.mlt.postgres = ace_mlt::PostgresConfig { url, schema };
+    })
+    .await;
+    flow(server, dir.path(), test).await;
+    assert!(
+        !dir.path().join("mlt.redb").exists(),
+        "nothing kept in the embedded store"
+    );
+}
+
+/// Experiences in → drift insight → plan proposed → held for a human → approved → applied →
+/// snapshot → rollback completed; then every event read from its stream, in the ledger, and
+/// valid for python-jsonschema.
+async fn flow(server: Server, dir: &Path, test: &str) {
+    let python = ace_testkit::python(test, &["jsonschema", "referencing", "yaml"]);
 
     // Experiences: ten around 0.90, then ten around 0.70 — a drift of accuracy.
     for n in 0..20 {
@@ -289,8 +321,7 @@ async fn given_the_ml_event_flow_when_driven_over_http_then_every_event_conforms
 
     // And python-jsonschema agrees with the contracts and the catalogue.
     if let Some(python) = python {
-        let (passed, stdout, stderr) =
-            crate::system_messages::check(&python, dir.path(), &envelopes);
+        let (passed, stdout, stderr) = crate::system_messages::check(&python, dir, &envelopes);
         assert!(
             passed,
             "python-jsonschema refused an ML event:\n{stderr}{stdout}"
