@@ -79,6 +79,8 @@ pub struct Core {
     pub(crate) integrity: Arc<Integrity>,
     /// Held messages and their outcomes ([`Core::counters`]).
     pub(crate) counters: Arc<crate::counters::Counters>,
+    /// Contracts that messages on some subjects must carry ([`Core::with_required_contracts`]).
+    pub(crate) required: Arc<[pipeline::RequiredContract]>,
 }
 
 impl std::fmt::Debug for Core {
@@ -113,7 +115,15 @@ impl Core {
             ledger: None,
             integrity: Arc::default(),
             counters: Arc::default(),
+            required: Arc::from(Vec::new()),
         }
+    }
+
+    /// The same core refusing any message on a subject one of `required` covers unless it
+    /// carries that contract (see [`pipeline::required_contract`]); the first match applies.
+    pub fn with_required_contracts(mut self, required: Vec<pipeline::RequiredContract>) -> Self {
+        self.required = Arc::from(required);
+        self
     }
 
     /// The same core with these presence ttls.
@@ -274,6 +284,7 @@ impl Core {
                 return Err(err);
             }
         }
+        pipeline::required_contract(&self.required, envelope)?;
         pipeline::contract(&self.registry, envelope)?;
         pipeline::redact(&self.integrity.pii, envelope)?;
         if ctx.is_internal() {

@@ -155,6 +155,71 @@ pub fn contract(registry: &Registry, envelope: &Envelope) -> Result<(), CoreErro
         })
 }
 
+/// A contract the messages on some subjects must carry, whatever their publisher names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredContract {
+    /// The subjects it covers.
+    pub subjects: ace_envelope::SubjectPattern,
+    /// The registry subject the payload must be valid against (`mlt.experience`), at any of its
+    /// versions, or one version of it (`mlt.experience@1.0.0`).
+    pub schema: String,
+}
+
+impl RequiredContract {
+    /// Whether `schema_ref` (an envelope's `schema`) names this contract.
+    fn named_by(&self, schema_ref: &str) -> bool {
+        match self.schema.split_once('@') {
+            Some(_) => schema_ref == self.schema,
+            None => schema_ref.split('@').next() == Some(self.schema.as_str()),
+        }
+    }
+}
+
+/// Step 3, first: a message on a subject some [`RequiredContract`] covers must name that
+/// contract in `schema` and carry an inline JSON payload, which [`contract`] then validates. A
+/// message without one, naming another, or with referenced or non-JSON content, is refused
+/// (`CONTRACT_VIOLATION` at `/schema` or `/payload`).
+pub fn required_contract(
+    required: &[RequiredContract],
+    envelope: &Envelope,
+) -> Result<(), CoreError> {
+    let Some(rule) = required
+        .iter()
+        .find(|r| r.subjects.matches(&envelope.subject))
+    else {
+        return Ok(());
+    };
+    let refuse = |pointer: &str, message: String| CoreError::ContractViolation {
+        schema: rule.schema.clone(),
+        errors: vec![ace_contracts::ValidationError {
+            instance_pointer: pointer.to_owned(),
+            schema_pointer: String::new(),
+            message,
+        }],
+    };
+    match envelope.schema.as_deref() {
+        Some(named) if rule.named_by(named) => {}
+        named => {
+            return Err(refuse(
+                "/schema",
+                format!(
+                    "subjects matching `{}` require a payload valid against `{}`; the message names {}",
+                    rule.subjects.as_str(),
+                    rule.schema,
+                    named.map_or_else(|| "no schema".to_owned(), |n| format!("`{n}`")),
+                ),
+            ));
+        }
+    }
+    if envelope.payload.is_none() || !envelope.has_json_payload() {
+        return Err(refuse(
+            "/payload",
+            format!("`{}` requires an inline JSON payload", rule.schema),
+        ));
+    }
+    Ok(())
+}
+
 /// Steps 4 and 5: may the principal publish on the envelope's subject, and must a human approve
 /// it first. A denial is `FORBIDDEN`; an approval request is [`Admission::Hold`].
 pub fn authorize(
@@ -529,5 +594,55 @@ mod tests {
         assert!(err.to_string().contains("/created_at"), "{err}");
         env.created_at = now + chrono::Duration::seconds(59);
         assert!(validate(&env, &CoreLimits::default(), now).is_ok());
+    }
+
+    #[test]
+    fn given_a_required_contract_when_messages_name_it_or_not_then_only_those_naming_it_pass() {
+        let required = vec![RequiredContract {
+            subjects: ace_envelope::SubjectPattern::new("ace.comms.http.service.ml.evt.>").unwrap(),
+            schema: "mlt.experience".to_owned(),
+        }];
+        let on = |subject: &str, schema: Option<&str>| {
+            let mut b = Envelope::builder(ace_envelope::Kind::Event, subject)
+                .payload_json(serde_json::json!({"any": 1}));
+            if let Some(schema) = schema {
+                b = b.schema(schema);
+            }
+            b.build().unwrap()
+        };
+        let covered = "ace.comms.http.service.ml.evt.experience.v1";
+        let pointer = |r: Result<(), CoreError>| match r {
+            Err(CoreError::ContractViolation { errors, .. }) => errors[0].instance_pointer.clone(),
+            other => panic!("refused as a contract violation, not {other:?}"),
+        };
+        assert_eq!(
+            pointer(required_contract(&required, &on(covered, None))),
+            "/schema"
+        );
+        let other = on(covered, Some("comms.agent.presence@1.0.0"));
+        assert_eq!(pointer(required_contract(&required, &other)), "/schema");
+        let look_alike = on(covered, Some("mlt.experience_v2@1.0.0"));
+        assert_eq!(
+            pointer(required_contract(&required, &look_alike)),
+            "/schema"
+        );
+        assert!(required_contract(&required, &on(covered, Some("mlt.experience@1.0.0"))).is_ok());
+        let elsewhere = on("ace.comms.http.service.kpi.evt.v1", None);
+        assert!(
+            required_contract(&required, &elsewhere).is_ok(),
+            "other subjects are free"
+        );
+        let pinned = vec![RequiredContract {
+            schema: "mlt.experience@1.0.0".to_owned(),
+            ..required[0].clone()
+        }];
+        assert!(required_contract(&pinned, &on(covered, Some("mlt.experience@1.0.0"))).is_ok());
+        assert_eq!(
+            pointer(required_contract(
+                &pinned,
+                &on(covered, Some("mlt.experience@2.0.0"))
+            )),
+            "/schema"
+        );
     }
 }

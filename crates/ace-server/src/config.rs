@@ -58,6 +58,8 @@ pub struct Config {
     /// Where a foreign CloudEvent (one without the `acekind` extension) is published: rules
     /// from its `type`, `source` and `subject` to an ACE subject and kind.
     pub cloudevents: Mapping,
+    /// Contracts the messages on some subjects must carry, whatever their publisher names.
+    pub contracts: ContractsConfig,
     /// The ML kernel under `/api/ml/v1`: its insight thresholds and windows, and the EHI of a
     /// plan by its risk level.
     pub mlt: ace_mlt::MltConfig,
@@ -80,8 +82,55 @@ impl Default for Config {
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
             cloudevents: Mapping::default(),
+            contracts: ContractsConfig::default(),
             mlt: ace_mlt::MltConfig::default(),
         }
+    }
+}
+
+/// The `contracts` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContractsConfig {
+    /// Subject patterns and the contract their messages must carry; the first match applies.
+    pub required: Vec<RequiredContractConfig>,
+}
+
+/// One required contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredContractConfig {
+    /// A subject pattern (`*` one token, `>` the rest).
+    pub subjects: String,
+    /// A registry subject (any of its versions) or `subject@version`.
+    pub schema: String,
+}
+
+impl ContractsConfig {
+    /// The rules for the core, each schema resolved in `registry`; an error names the key.
+    pub(crate) fn rules(
+        &self,
+        registry: &ace_contracts::Registry,
+    ) -> Result<Vec<ace_core::pipeline::RequiredContract>, ConfigError> {
+        self.required
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let invalid = |field: &str, reason: String| ConfigError::Invalid {
+                    key: format!("contracts.required[{i}].{field}"),
+                    reason,
+                };
+                let subjects = ace_envelope::SubjectPattern::new(rule.subjects.clone())
+                    .map_err(|e| invalid("subjects", e.to_string()))?;
+                registry
+                    .resolve(&rule.schema)
+                    .map_err(|e| invalid("schema", e.to_string()))?;
+                Ok(ace_core::pipeline::RequiredContract {
+                    subjects,
+                    schema: rule.schema.clone(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -60,9 +60,10 @@ mod tls;
 mod ws;
 
 pub use config::{
-    AuthConfig, AuthMode, ClientAuth, Config, Engine, LedgerConfig, LedgerPostgresConfig,
-    LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess, PolicyConfig, StateConfig,
-    StreamsConfig, TlsConfig, WsLimits, default_streams,
+    AuthConfig, AuthMode, ClientAuth, Config, ContractsConfig, Engine, LedgerConfig,
+    LedgerPostgresConfig, LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess,
+    PolicyConfig, RequiredContractConfig, StateConfig, StreamsConfig, TlsConfig, WsLimits,
+    default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};

@@ -107,6 +107,7 @@ impl App {
             source,
         })?;
         let registry = Registry::embedded().map_err(ServerError::Contracts)?;
+        let required = config.contracts.rules(&registry)?;
         let sessions =
             RedbSessionStore::open(&config.data_dir.join("sessions.redb")).map_err(|err| {
                 ServerError::Core {
@@ -132,7 +133,8 @@ impl App {
         .with_sessions(Arc::new(sessions), config.state.max_session_bytes)
         .with_approvals(Arc::new(approvals), config.approvals.ttl())
         .with_decided_retention(config.approvals.retain_decided())
-        .with_integrity(integrity);
+        .with_integrity(integrity)
+        .with_required_contracts(required);
         let core = crate::ledger::attach(config, clock.clone(), core)?;
         if config.streams.create_defaults {
             let created = core

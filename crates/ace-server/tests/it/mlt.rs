@@ -394,3 +394,87 @@ async fn given_the_served_ml_api_when_schemathesis_fuzzes_it_then_every_check_pa
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn given_a_subject_that_requires_a_contract_when_messages_arrive_then_only_valid_ones_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), |config| {
+        config.contracts.required = vec![ace_server::RequiredContractConfig {
+            subjects: "ace.comms.http.service.ml.evt.>".to_owned(),
+            schema: "mlt.experience".to_owned(),
+        }];
+    })
+    .await;
+    let subject = "ace.comms.http.service.ml.evt.experience.v1";
+    let with_schema = |payload: Value, schema: Option<&str>| {
+        let mut envelope = crate::envelope_on(subject, payload);
+        if let Some(schema) = schema {
+            envelope["schema"] = json!(schema);
+        }
+        envelope
+    };
+    // No schema named: refused, whatever the payload.
+    let answer = server
+        .post("/api/v1/messages", &with_schema(experience(1, 0.9), None))
+        .await;
+    assert_error(&answer, 422, "CONTRACT_VIOLATION");
+    assert_eq!(
+        answer.1["error"]["details"]["errors"][0]["instance_pointer"],
+        "/schema"
+    );
+    // Another contract named, which the payload satisfies: refused too.
+    let presence = json!({"id": "a1", "status": "online"});
+    let other = with_schema(presence, Some("comms.agent.presence@1.0.0"));
+    assert_error(
+        &server.post("/api/v1/messages", &other).await,
+        422,
+        "CONTRACT_VIOLATION",
+    );
+    // The contract named, the payload breaking it: refused with the payload's pointer.
+    let mut broken = experience(2, 0.9);
+    broken["task"] = json!("astrology");
+    let answer = server
+        .post(
+            "/api/v1/messages",
+            &with_schema(broken, Some("mlt.experience@1.0.0")),
+        )
+        .await;
+    assert_error(&answer, 422, "CONTRACT_VIOLATION");
+    assert_eq!(
+        answer.1["error"]["details"]["errors"][0]["instance_pointer"],
+        "/task"
+    );
+    // Valid: stored.
+    let valid = with_schema(experience(3, 0.9), Some("mlt.experience@1.0.0"));
+    let (status, body) = server.post("/api/v1/messages", &valid).await;
+    assert_eq!(status, 202, "{body}");
+    // Other subjects are free.
+    assert_eq!(
+        server.post("/api/v1/messages", &crate::event(1)).await.0,
+        202
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_a_required_contract_naming_an_unknown_schema_when_the_server_opens_then_it_refuses_naming_the_key()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ace_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        contracts: ace_server::ContractsConfig {
+            required: vec![ace_server::RequiredContractConfig {
+                subjects: "ace.comms.http.>".to_owned(),
+                schema: "no.such.contract".to_owned(),
+            }],
+        },
+        ..ace_server::Config::default()
+    };
+    let Err(err) = ace_server::App::open(&config).await else {
+        panic!("a required contract naming an unknown schema is refused at start");
+    };
+    assert!(
+        err.to_string().contains("contracts.required[0].schema"),
+        "{err}"
+    );
+}
