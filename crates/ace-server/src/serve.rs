@@ -63,6 +63,8 @@ pub struct App {
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
+    /// The approvals' decisions for the ML kernel, subscribed at open, handed over by `serve`.
+    decisions: Arc<std::sync::Mutex<Option<crate::http::mlt::Decisions>>>,
 }
 
 impl App {
@@ -157,7 +159,7 @@ impl App {
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned())
             .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
-        let mlt = crate::http::mlt::open(config, &core, clock.clone()).await?;
+        let (mlt, decisions) = crate::http::mlt::open(config, &core, clock.clone()).await?;
         let state = AppState::new(core, metrics, config.limits.clone())
             .with_mlt(mlt)
             .with_governance(governance)
@@ -173,6 +175,7 @@ impl App {
             agent_sweep_ms: config.state.agent_sweep_ms,
             ledger_checkpoint_ms: config.ledger.checkpoint_interval_ms,
             approval_sweep_ms: config.approvals.sweep_ms,
+            decisions: Arc::new(std::sync::Mutex::new(Some(decisions))),
         })
     }
 
@@ -208,6 +211,12 @@ impl App {
             .take();
         let damage =
             watch.map(|w| tokio::spawn(crate::recovery::record_damage(self.state.core.clone(), w)));
+        let decisions = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .map(crate::http::mlt::Decisions::spawn);
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
         let open = Arc::new(OpenConnections::default());
@@ -280,6 +289,9 @@ impl App {
             damage.abort();
         }
         self.drain(stop_tx, done_tx, &mut done_rx).await;
+        if let Some(decisions) = decisions {
+            decisions.stop().await;
+        }
         self.state
             .core
             .close()

@@ -371,7 +371,7 @@ pub(crate) async fn open(
     config: &crate::Config,
     core: &Core,
     clock: Arc<dyn Clock>,
-) -> Result<Arc<Kernel>, crate::ServerError> {
+) -> Result<(Arc<Kernel>, Decisions), crate::ServerError> {
     let failed = |reason: String| crate::ServerError::Mlt { reason };
     let store: Arc<dyn ace_mlt::Store> = match config.mlt.store {
         ace_mlt::StoreKind::Embedded => Arc::new(
@@ -390,50 +390,98 @@ pub(crate) async fn open(
     };
     let kernel = Kernel::new(store, config.mlt.clone(), clock.clone()).map_err(failed)?;
     let kernel = Arc::new(kernel);
-    listen_for_decisions(core.clone(), kernel.clone(), clock)
+    let decisions = Decisions::subscribe(core.clone(), kernel.clone(), clock)
         .await
         .map_err(|source| crate::ServerError::Core {
             op: "subscribing the ML kernel to approval decisions",
             source,
         })?;
-    Ok(kernel)
+    Ok((kernel, decisions))
 }
 
-/// Subscribes (as the server) to the approvals' decisions and hands each to the kernel, which
-/// applies or rejects the plan whose validation the approval held. Runs until the bus closes.
-pub(crate) async fn listen_for_decisions(
+/// The approvals' decisions, subscribed to (as the server) when the kernel opens, so none made
+/// once the server accepts requests is missed; [`Decisions::spawn`] hands each to the kernel,
+/// which applies or rejects the plan whose validation the approval held.
+pub(crate) struct Decisions {
+    subscription: Box<dyn ace_bus::LiveSubscription>,
     core: Core,
     kernel: Arc<Kernel>,
     clock: Arc<dyn Clock>,
-) -> Result<(), CoreError> {
-    let mut decisions = core
-        .subscribe(&RequestContext::internal(), DECISIONS, None)
-        .await?;
-    tokio::spawn(async move {
-        let publisher = CorePublisher::internal(core, clock);
-        while let Some(message) = decisions.next().await {
-            let Some(decided) = message
-                .payload
-                .clone()
-                .and_then(|v| serde_json::from_value::<ApprovalDecided>(v).ok())
-            else {
-                continue;
-            };
-            let decision = Decision {
-                approval_id: decided.approval_id.clone(),
-                approved: decided.decision == ApprovalOutcome::Approved,
-                decided_by: decided
-                    .decided_by
-                    .unwrap_or_else(|| "service:ace-comms-system".into()),
-                reason: decided.reason.or_else(|| {
-                    (decided.decision == ApprovalOutcome::Expired)
-                        .then(|| "the approval expired".to_owned())
-                }),
-            };
-            if let Err(err) = kernel.decided(decision, &publisher).await {
-                tracing::error!(approval = %decided.approval_id, error = %err, "the ML kernel could not act on a decision");
+}
+
+impl std::fmt::Debug for Decisions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decisions").finish_non_exhaustive()
+    }
+}
+
+/// The running task of [`Decisions`] and how to stop it.
+pub(crate) struct DecisionsTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DecisionsTask {
+    /// Stops taking decisions (one being applied is finished first) and waits for the task,
+    /// so the core it holds is released before the core closes.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+impl Decisions {
+    async fn subscribe(
+        core: Core,
+        kernel: Arc<Kernel>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, CoreError> {
+        let subscription = core
+            .subscribe(&RequestContext::internal(), DECISIONS, None)
+            .await?;
+        Ok(Decisions {
+            subscription,
+            core,
+            kernel,
+            clock,
+        })
+    }
+
+    /// Runs until stopped or the bus closes.
+    pub(crate) fn spawn(mut self) -> DecisionsTask {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let publisher = CorePublisher::internal(self.core.clone(), self.clock.clone());
+            loop {
+                let message = tokio::select! {
+                    _ = &mut stopped => break,
+                    message = self.subscription.next() => message,
+                };
+                let Some(message) = message else { break };
+                if let Some(decision) = decision_of(&message) {
+                    let approval = decision.approval_id.clone();
+                    if let Err(err) = self.kernel.decided(decision, &publisher).await {
+                        tracing::error!(approval = %approval, error = %err, "the ML kernel could not act on a decision");
+                    }
+                }
             }
-        }
-    });
-    Ok(())
+        });
+        DecisionsTask { stop, task }
+    }
+}
+
+/// The kernel's view of an `approval_decided` event.
+fn decision_of(message: &Envelope) -> Option<Decision> {
+    let decided: ApprovalDecided = serde_json::from_value(message.payload.clone()?).ok()?;
+    let expired = decided.decision == ApprovalOutcome::Expired;
+    Some(Decision {
+        approval_id: decided.approval_id,
+        approved: decided.decision == ApprovalOutcome::Approved,
+        decided_by: decided
+            .decided_by
+            .unwrap_or_else(|| "service:ace-comms-system".into()),
+        reason: decided
+            .reason
+            .or_else(|| expired.then(|| "the approval expired".to_owned())),
+    })
 }

@@ -478,3 +478,40 @@ async fn given_a_required_contract_naming_an_unknown_schema_when_the_server_open
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn given_a_plan_held_when_the_server_restarts_then_approving_it_still_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let plan = json!({
+        "plan_id": "plan_restart_1",
+        "actions": [{"type": "hpo", "target": "churn_model", "budget": {"trials": 20}, "success_metric": "auroc"}],
+        "risk_level": "high",
+        "timestamp": "2026-06-01T01:00:00Z"
+    });
+    let (status, proposed) = server.post("/api/ml/v1/plan/propose", &plan).await;
+    assert_eq!(
+        (status, proposed["status"].as_str()),
+        (202, Some("pending"))
+    );
+    // Stopping releases every store (the kernel's decision task holds the core until then).
+    server.stop().await;
+
+    let server = self::server(dir.path()).await;
+    plan_reaches(&server, "plan_restart_1", "pending").await;
+    let (_, pending) = server.get("/api/v1/approvals?status=pending").await;
+    let id = pending["approvals"][0]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decide = json!({"decision": "approve"});
+    assert_eq!(
+        server
+            .post(&format!("/api/v1/approval/{id}"), &decide)
+            .await
+            .0,
+        200
+    );
+    plan_reaches(&server, "plan_restart_1", "applied").await;
+    server.stop().await;
+}
