@@ -11,19 +11,24 @@
 
 BEGIN;
 
--- Shared patterns as domains, so each rule is written once.
+-- Shared patterns as domains, so each rule is written once; looked up in the current schema
+-- only, so the DDL can be applied in several schemas of one database.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_uid') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_uid'
+                   AND typnamespace = current_schema()::regnamespace) THEN
         CREATE DOMAIN mlt_uid AS text CHECK (VALUE ~ '^[a-z][a-z0-9_-]{4,64}$');
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_semver') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_semver'
+                   AND typnamespace = current_schema()::regnamespace) THEN
         CREATE DOMAIN mlt_semver AS text CHECK (VALUE ~ '^[0-9]+\.[0-9]+\.[0-9]+$');
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_sha256') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_sha256'
+                   AND typnamespace = current_schema()::regnamespace) THEN
         CREATE DOMAIN mlt_sha256 AS text CHECK (VALUE ~ '^sha256:[a-f0-9]{64}$');
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_task') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mlt_task'
+                   AND typnamespace = current_schema()::regnamespace) THEN
         CREATE DOMAIN mlt_task AS text
             CHECK (VALUE IN ('classification', 'regression', 'clustering', 'dimred', 'rl'));
     END IF;

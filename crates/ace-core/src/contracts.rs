@@ -12,9 +12,10 @@
 //!   shipped roles only `admin` may; a refusal is a `denied` entry like every other) and is a
 //!   `config_changed` ledger entry naming the subject, version and the schema's SHA-256.
 //! - Requirements ([`Requirement`]): a subject pattern may require a contract, so a message on a
-//!   matching subject is checked against it whatever its publisher names in `schema` — against
-//!   the named version when `schema` names the required contract, against its latest version
-//!   otherwise — and a message with no inline JSON payload there is refused.
+//!   matching subject is checked against it whatever its publisher names: against the named
+//!   version when `schema` names the required contract, against its latest version when it names
+//!   none; a message naming another contract there (`/schema`) or carrying no inline JSON
+//!   payload is refused.
 //!
 //! Changes are replayed in their order when the server starts ([`Core::with_contracts`]): a
 //! change the shipped contracts no longer admit stops the start, naming it.
@@ -174,11 +175,11 @@ impl Contracts {
         Arc::clone(&self.current.read())
     }
 
-    /// Step 3 of the pipeline: the contract `envelope` names, then every requirement its
-    /// subject matches.
+    /// Step 3 of the pipeline: every requirement the envelope's subject matches, then the
+    /// contract it names (so a message naming the wrong contract where one is required is told
+    /// so at `/schema`).
     pub(crate) fn check(&self, envelope: &Envelope) -> Result<(), CoreError> {
         let registry = self.current();
-        pipeline::contract(&registry, envelope)?;
         for required in self
             .requirements
             .iter()
@@ -186,7 +187,7 @@ impl Contracts {
         {
             required_contract(&registry, required, envelope)?;
         }
-        Ok(())
+        pipeline::contract(&registry, envelope)
     }
 }
 
@@ -199,9 +200,21 @@ fn required_contract(
     let named = envelope
         .schema
         .as_deref()
-        .and_then(|s| s.parse::<ace_contracts::SchemaRef>().ok())
-        .filter(|s| s.subject == required.contract)
-        .and_then(|s| s.version);
+        .and_then(|s| s.parse::<ace_contracts::SchemaRef>().ok());
+    if let Some(other) = named.as_ref().filter(|s| s.subject != required.contract) {
+        return Err(CoreError::ContractViolation {
+            schema: required.contract.clone(),
+            errors: vec![ace_contracts::ValidationError {
+                instance_pointer: "/schema".to_owned(),
+                schema_pointer: String::new(),
+                message: format!(
+                    "messages on `{}` carry `{}`; this one names `{other}`",
+                    required.subjects, required.contract
+                ),
+            }],
+        });
+    }
+    let named = named.and_then(|s| s.version);
     let schema = registry
         .get(&required.contract, named.as_ref())
         .map_err(|err| CoreError::UnknownSchema {

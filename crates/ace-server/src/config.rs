@@ -62,6 +62,9 @@ pub struct Config {
     pub cloudevents: Mapping,
     /// The schema registry at run time: what subjects require a contract.
     pub contracts: ContractsConfig,
+    /// The ML kernel under `/api/ml/v1`: its insight thresholds and windows, and the EHI of a
+    /// plan by its risk level.
+    pub mlt: ace_mlt::MltConfig,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             pii: PiiConfig::default(),
             cloudevents: Mapping::default(),
             contracts: ContractsConfig::default(),
+            mlt: ace_mlt::MltConfig::default(),
         }
     }
 }
@@ -984,6 +988,9 @@ impl Config {
         self.auth.validate(self.tls.as_ref())?;
         if let Err(err) = self.policy.ehi.validate() {
             return bad("policy.ehi", err.to_string());
+        }
+        if let Err(reason) = self.mlt.validate() {
+            return bad("mlt", reason);
         }
         if let Some(tls) = &self.tls {
             if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {

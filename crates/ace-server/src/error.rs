@@ -73,6 +73,12 @@ pub enum ServerError {
         #[source]
         source: CoreError,
     },
+    /// The ML kernel could not open its store or compile its contracts.
+    #[error("opening the ML kernel: {reason}")]
+    Mlt {
+        /// Why.
+        reason: String,
+    },
     /// The metrics registry refused a metric (a duplicate name).
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),

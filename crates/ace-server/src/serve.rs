@@ -66,6 +66,8 @@ pub struct App {
     agent_sweep_ms: u64,
     ledger_checkpoint_ms: u64,
     approval_sweep_ms: u64,
+    /// The approvals' decisions for the ML kernel, subscribed at open, handed over by `serve`.
+    decisions: Arc<std::sync::Mutex<Option<crate::http::mlt::Decisions>>>,
 }
 
 /// The session store `state.sessions` names.
@@ -243,7 +245,9 @@ impl App {
             .map_err(ServerError::Metrics)?
             .with_policy(governance.authorizer().cloned())
             .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
+        let (mlt, decisions) = crate::http::mlt::open(config, &core, clock.clone()).await?;
         let state = AppState::new(core, metrics, config.limits.clone())
+            .with_mlt(mlt)
             .with_governance(governance)
             .with_ready_strict(config.streams.ready_strict)
             .with_metrics_access(config.auth.metrics)
@@ -257,6 +261,7 @@ impl App {
             agent_sweep_ms: config.state.agent_sweep_ms,
             ledger_checkpoint_ms: config.ledger.checkpoint_interval_ms,
             approval_sweep_ms: config.approvals.sweep_ms,
+            decisions: Arc::new(std::sync::Mutex::new(Some(decisions))),
         })
     }
 
@@ -292,6 +297,12 @@ impl App {
             .take();
         let damage =
             watch.map(|w| tokio::spawn(crate::recovery::record_damage(self.state.core.clone(), w)));
+        let decisions = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .map(crate::http::mlt::Decisions::spawn);
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         let per_address = Arc::new(Census::default());
         let open = Arc::new(OpenConnections::default());
@@ -364,6 +375,9 @@ impl App {
             damage.abort();
         }
         self.drain(stop_tx, done_tx, &mut done_rx).await;
+        if let Some(decisions) = decisions {
+            decisions.stop().await;
+        }
         self.state
             .core
             .close()

@@ -15,6 +15,7 @@ mod asyncapi;
 mod health;
 mod ledger;
 pub(crate) mod messages;
+pub(crate) mod mlt;
 mod openapi;
 mod registry;
 pub(crate) mod request;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub(crate) metrics_authenticated: bool,
     /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
     pub(crate) cloudevents: Arc<CloudEventsIngest>,
+    /// The ML kernel behind `/api/ml/v1` (none: those routes answer 503).
+    pub(crate) mlt: Option<Arc<ace_mlt::Kernel>>,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -99,7 +102,14 @@ impl AppState {
                 mapping: Mapping::default(),
                 clock: Arc::new(SystemClock),
             }),
+            mlt: None,
         }
+    }
+
+    /// State serving the ML kernel `kernel` under `/api/ml/v1`.
+    pub fn with_mlt(mut self, kernel: Arc<ace_mlt::Kernel>) -> Self {
+        self.mlt = Some(kernel);
+        self
     }
 
     /// State placing foreign CloudEvents by `mapping` (the `cloudevents` configuration), their
@@ -205,6 +215,7 @@ pub fn router(state: AppState) -> Router {
             get(streams::get_message),
         )
         .merge(registry_routes())
+        .merge(mlt::routes())
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -39,6 +39,10 @@
 //! - `asyncapi`: `/asyncapi.json` is AsyncAPI 3.0.0, served without credentials, one message per
 //!   variant of the Rust frame enums both ways, frames of the Rust types valid against it and
 //!   broken ones not (python-jsonschema), loaded by the `asyncapi3` object model.
+//! - `mlt`: the ML kernel's API under `/api/ml/v1` — its document equal to
+//!   `contracts/ml/ml_api.json`, the ML event flow end to end (experiences, drift insight, a
+//!   plan held for a human, approved, applied, snapshot, rollback) with every event checked by
+//!   python-jsonschema and found in the ledger, schemathesis over every operation, the errors.
 //! - `openapi`: `/openapi.json` is OpenAPI 3.1, agrees with the router both ways, and real
 //!   answers validate against the schemas it gives.
 //! - `ledger`: entries, checkpoints, inclusion and consistency proofs over HTTP, checked with an
@@ -86,6 +90,7 @@ mod ledger;
 mod lifecycle;
 mod messages;
 mod metrics;
+mod mlt;
 mod on_nats;
 mod openapi;
 mod qos;

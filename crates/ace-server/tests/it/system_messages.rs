@@ -200,7 +200,7 @@ async fn given_a_run_provoking_every_system_message_when_captured_then_each_conf
 
 /// Runs `system_messages.py` over `messages` (written under `dir`), with [`INBOX`] as the one
 /// reply subject: whether all passed, its stdout and its stderr.
-fn check(python: &Path, dir: &Path, messages: &[Value]) -> (bool, String, String) {
+pub(crate) fn check(python: &Path, dir: &Path, messages: &[Value]) -> (bool, String, String) {
     let lines: Vec<String> = messages.iter().map(Value::to_string).collect();
     let file = dir.join("messages.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
