@@ -60,6 +60,9 @@ fn accepted(id: uuid::Uuid, ack: PublishAck) -> Accepted {
     }
 }
 
+/// The most instance pointers a contract refusal's ledger entry lists.
+const MAX_RECORDED_POINTERS: usize = 16;
+
 /// The command path of ACE::COMMS; cheap to clone (every part is shared).
 #[derive(Clone)]
 pub struct Core {
@@ -241,6 +244,43 @@ impl Core {
         admission
     }
 
+    /// The `denied` entry of a message its contract refused: the contract and the pointers at
+    /// fault (at most [`MAX_RECORDED_POINTERS`]), never the messages, which may quote the payload.
+    async fn record_contract_refusal(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        envelope: &Envelope,
+        err: &CoreError,
+    ) {
+        let (schema, pointers) = match err {
+            CoreError::ContractViolation { schema, errors } => (
+                schema.clone(),
+                errors
+                    .iter()
+                    .take(MAX_RECORDED_POINTERS)
+                    .map(|e| e.instance_pointer.clone())
+                    .collect(),
+            ),
+            CoreError::UnknownSchema { schema, .. } => (schema.clone(), Vec::new()),
+            _ => return,
+        };
+        let details = serde_json::json!({
+            "transport": ctx.transport,
+            "code": err.code().as_str(),
+            "schema": schema,
+            "pointers": pointers,
+        });
+        let entry = pipeline::entry(
+            EntryKind::Denied,
+            principal,
+            envelope,
+            format!("deny: contract {schema}"),
+            details,
+        );
+        pipeline::record(&*self.hooks.recorder, vec![entry]).await;
+    }
+
     /// Steps 2 to 5 (after authentication, before the append): no side effect on the bus. A
     /// policy denial is recorded (`denied`) before it is returned. Internal requests (the
     /// server's own messages) are validated but neither signature-checked (the server holds no
@@ -275,7 +315,13 @@ impl Core {
                 return Err(err);
             }
         }
-        self.registry.check(envelope)?;
+        if let Err(err) = self.registry.check(envelope) {
+            if !ctx.is_internal() {
+                self.record_contract_refusal(ctx, principal, envelope, &err)
+                    .await;
+            }
+            return Err(err);
+        }
         pipeline::redact(&self.integrity.pii, envelope)?;
         if ctx.is_internal() {
             return Ok(Admission::Pass);

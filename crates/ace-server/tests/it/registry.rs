@@ -230,6 +230,29 @@ async fn given_an_enforced_server_when_contracts_are_registered_then_admin_only_
     )
     .await;
     assert_eq!(status, 202, "{body}");
+    let path = "/api/v1/ledger/entries?kind=denied&limit=1000";
+    let (_, denied) = get_as(&server, &role("admin"), path).await;
+    let refusals: Vec<&Value> = denied["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subject"] == SCORED)
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        3,
+        "each contract refusal is a denied entry: {denied}"
+    );
+    assert!(refusals.iter().all(|e| {
+        e["decision"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("deny: contract"))
+    }));
+    assert_eq!(
+        refusals[1]["details"]["pointers"],
+        json!(["/score"]),
+        "pointers, never values"
+    );
     server.stop().await;
 }
 
