@@ -52,6 +52,7 @@ mod error;
 mod governance;
 mod http;
 mod ledger;
+pub mod mcp;
 mod metrics;
 mod offline;
 mod recovery;
@@ -61,8 +62,8 @@ mod ws;
 
 pub use config::{
     AuthConfig, AuthMode, ClientAuth, Config, Engine, LedgerConfig, LedgerPostgresConfig,
-    LedgerStoreKind, LedgerSyncMode, LimitsConfig, MetricsAccess, PolicyConfig, StateConfig,
-    StreamsConfig, TlsConfig, WsLimits, default_streams,
+    LedgerStoreKind, LedgerSyncMode, LimitsConfig, McpLimits, MetricsAccess, PolicyConfig,
+    StateConfig, StreamsConfig, TlsConfig, WsLimits, default_streams,
 };
 pub use error::{ApiError, ConfigError, ServerError};
 pub use governance::{Governance, Reloaded};

@@ -209,6 +209,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
         ))
+        // after the timeout: a streamable HTTP answer may be a long event stream
+        .merge(crate::mcp::route(&state))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), account))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -52,6 +52,9 @@
 //!   expired, the requester's answer), all captured over a WebSocket subscription to `>` and
 //!   checked by python-jsonschema against `contracts/` and the catalogue's subjects.
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
+//! - `mcp`: `/mcp` as JSON-RPC over HTTP — a foreign Host or Origin refused 403, no or a wrong
+//!   credential 401, configured hosts and origins admitted; a session's tool calls judged as
+//!   its caller (a denial as an error result with `FORBIDDEN` and a `denied` ledger entry).
 //! - `metrics`: `/metrics` after traffic of every kind (HTTP, CloudEvents, WebSocket, a
 //!   consumer, approvals, agents, a session) read by the official `prometheus_client` parser,
 //!   each family of the specification with its labels and values; `deploy/check.py` holding
@@ -78,6 +81,7 @@ mod cloudevents;
 mod integrity;
 mod ledger;
 mod lifecycle;
+mod mcp;
 mod messages;
 mod metrics;
 mod openapi;
