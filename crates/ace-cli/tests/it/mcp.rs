@@ -6,7 +6,9 @@
 //! `query_agent` answered by a responder subscribed on the bus (a Rust `ace-client` here), a
 //! contract check, a verified ledger proof; as the agent, a denied call (recorded as a `denied`
 //! ledger entry), a call held by its EHI score that the approver releases while the agent polls
-//! `approval_status`, and a `request_approval`.
+//! `approval_status`, and a `request_approval`. Last, the README's desktop-agent configuration
+//! (its `mcpServers` JSON, verbatim but for the server's URL) starts `ace-comms mcp` from the
+//! `PATH` as the tour's agent.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,10 +60,17 @@ async fn respond(url: String) {
     }
 }
 
-/// Runs the Python MCP client with `config` and returns what it printed.
+/// Runs the Python MCP client with `config` and returns what it printed; `ace-comms` is on
+/// its `PATH`, as a desktop agent finds it.
 fn drive(python: &Path, config: &Value) -> Value {
     let script = repo().join("crates/ace-server/tests/it/mcp_client.py");
+    let bin = Path::new(env!("CARGO_BIN_EXE_ace-comms")).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
     let out = Command::new(python)
+        .env("PATH", path)
         .arg(script)
         .arg(config.to_string())
         .output()
@@ -73,6 +82,19 @@ fn drive(python: &Path, config: &Value) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+}
+
+/// The `json` block of the README's "MCP" section: a desktop agent's configuration.
+fn readme_mcp_config(readme: &str) -> String {
+    let section = readme
+        .split("\n## MCP\n")
+        .nth(1)
+        .expect("a `## MCP` section");
+    let block = section
+        .split("```json\n")
+        .nth(1)
+        .expect("a json block in it");
+    block.split("```").next().unwrap().to_owned()
 }
 
 /// The checks every transport must pass.
@@ -294,5 +316,18 @@ fn given_the_python_mcp_client_when_it_calls_every_tool_over_http_and_stdio_then
         denied_entries(&server).len(),
         2,
         "the denied stdio call is a ledger entry"
+    );
+
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let desktop = readme_mcp_config(&readme).replace("http://127.0.0.1:8500", &server.url);
+    let desktop: Value = serde_json::from_str(&desktop).expect("the README's MCP configuration");
+    let seen = drive(&python, &desktop);
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 11, "{seen}");
+    assert_eq!(seen["sent"]["status"], "accepted", "{seen}");
+    assert_eq!(seen["denied"]["error"]["code"], "FORBIDDEN", "{seen}");
+    assert_eq!(
+        denied_entries(&server).len(),
+        3,
+        "the README agent's denied call too"
     );
 }

@@ -7,6 +7,10 @@ Usage: mcp_client.py CONFIG_JSON, where CONFIG_JSON is
    "keys": {"admin": KEY, "agent": KEY, "approver": KEY},
    "stream": NAME, "consumer": NAME, "agent_id": ID, "responder": ID}
 
+Or CONFIG_JSON is a desktop agent's configuration {"mcpServers": {"ace-comms": {command, args,
+env}}} (the README's): the client starts that server as given, lists its tools and publishes
+once where the tour's agent may and once where it may not.
+
 As the admin it lists every tool, resource and template, reads resources, and calls every tool;
 as the agent it makes a denied call, a held call (EHI) that the approver releases over the HTTP
 API while the agent polls `approval_status`, and a `request_approval`. Prints one JSON object
@@ -137,8 +141,26 @@ async def as_agent(config, out):
         out["unknown_tool"] = await call(s, "no_such_tool", {})
 
 
+async def desktop(config):
+    server = config["mcpServers"]["ace-comms"]
+    params = StdioServerParameters(
+        command=server["command"], args=server["args"], env=server.get("env"))
+    async with stdio_client(params) as (r, w):
+        async with ClientSession(r, w) as s:
+            await s.initialize()
+            tools = sorted(t.name for t in (await s.list_tools()).tools)
+            sent = await call(s, "send_message", {
+                "subject": "ace.comms.a2a.agent.planner.evt.hello.v1", "payload": {"hi": 1}})
+            denied = await call(s, "send_message", {
+                "subject": "ace.comms.http.ops.db.cmd.drop_table.v1", "payload": {"table": "users"}})
+    print(json.dumps({"tools": tools, "sent": sent, "denied": denied}))
+
+
 async def main():
     config = json.loads(sys.argv[1])
+    if "mcpServers" in config:
+        await desktop(config)
+        return
     out = {}
     await as_admin(config, out)
     await as_agent(config, out)
