@@ -4,12 +4,13 @@
 //! authenticated session initializes, lists the tools with their schemas, and a tool call is
 //! judged as the caller — the agent's call on a subject its role may not publish on is an
 //! error result carrying `FORBIDDEN` and a `denied` ledger entry, the admin's is stored.
+//! A bearer JWT is a principal as on `/api/v1`; an expired one is 401.
 //! (The official Python client over both transports is in `ace-cli`'s `mcp` test.)
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
-use crate::auth::{Cred, get_as, role, start_enforced};
+use crate::auth::{Cred, claims, get_as, role, signed, start_enforced};
 use crate::{Server, answer, assert_error};
 
 const MCP_ACCEPT: &str = "application/json, text/event-stream";
@@ -39,8 +40,10 @@ async fn post(
         .header(CONTENT_TYPE, "application/json")
         .header("MCP-Protocol-Version", "2025-11-25")
         .json(body);
-    if let Cred::Key(key) = cred {
-        request = request.header("X-ACE-API-Key", key);
+    match cred {
+        Cred::Key(key) => request = request.header("X-ACE-API-Key", key),
+        Cred::Bearer(token) => request = request.bearer_auth(token),
+        Cred::Nothing => {}
     }
     if let Some(id) = session {
         request = request.header("Mcp-Session-Id", id);
@@ -244,5 +247,40 @@ async fn given_a_session_when_tools_are_called_then_each_is_judged_as_its_caller
             && e["subject"] == "ace.comms.a2a.agent.agent-1.evt.hello.v1"),
         "{accepted:?}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_a_bearer_jwt_when_a_session_calls_a_tool_then_the_token_is_the_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_enforced(dir.path(), |_| {}).await;
+    let jwt = Cred::Bearer(signed(&claims()));
+    let session = open(&server, &jwt).await;
+    let hello =
+        json!({"subject": "ace.comms.a2a.agent.jwt-agent.evt.hello.v1", "payload": {"hi": 2}});
+    let sent = call(&server, &jwt, &session, "send_message", hello).await;
+    assert_eq!(sent["structuredContent"]["status"], "accepted", "{sent}");
+    let accepted = get_as(
+        &server,
+        &role("admin"),
+        "/api/v1/ledger/entries?kind=accepted",
+    )
+    .await;
+    let accepted = accepted.1["entries"].as_array().unwrap().clone();
+    assert!(
+        accepted.iter().any(|e| e["actor"] == "jwt-agent"),
+        "{accepted:?}"
+    );
+
+    let mut expired = claims();
+    expired["exp"] = json!(crate::auth::now() - 10);
+    let stale = post(
+        &server,
+        &Cred::Bearer(signed(&expired)),
+        None,
+        &initialize(),
+    )
+    .await;
+    assert_error(&answer(stale).await, 401, "UNAUTHENTICATED");
     server.stop().await;
 }
