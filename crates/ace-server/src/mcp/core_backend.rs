@@ -70,8 +70,12 @@ impl Backend for CoreBackend {
         ctx: &RequestContext,
         envelope: Envelope,
     ) -> Result<Publication, ErrorBody> {
+        let kind = envelope.kind;
         match self.state.core.publish(ctx, envelope).await {
-            Ok(accepted) => Ok(Publication::Accepted(accepted)),
+            Ok(accepted) => {
+                self.state.count_published(&accepted, "mcp", kind);
+                Ok(Publication::Accepted(accepted))
+            }
             Err(ace_core::CoreError::PendingApproval { id, approval_id }) => {
                 Ok(Publication::Held(Pending::new(id, approval_id)))
             }

@@ -272,6 +272,9 @@ async fn given_a_bearer_jwt_when_a_session_calls_a_tool_then_the_token_is_the_pr
         "{accepted:?}"
     );
 
+    let counted = r#"ace_comms_messages_total{protocol="mcp",type="event"} 1"#;
+    assert!(server.metrics().await.contains(counted), "{counted}");
+
     let mut expired = claims();
     expired["exp"] = json!(crate::auth::now() - 10);
     let stale = post(
