@@ -61,6 +61,9 @@ pub struct AppState {
     pub(crate) metrics_authenticated: bool,
     /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
     pub(crate) cloudevents: Arc<CloudEventsIngest>,
+    /// Cancelled when shutdown begins: ends every `/mcp` session and its event streams, so the
+    /// drain does not wait on them.
+    pub(crate) mcp_sessions: tokio_util::sync::CancellationToken,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -98,6 +101,7 @@ impl AppState {
                 mapping: Mapping::default(),
                 clock: Arc::new(SystemClock),
             }),
+            mcp_sessions: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -132,6 +136,11 @@ impl AppState {
     pub fn set_ready(&self, ready: bool) {
         self.ready
             .store(ready, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Shutdown has begun: ends the `/mcp` sessions and their event streams.
+    pub(crate) fn end_mcp_sessions(&self) {
+        self.mcp_sessions.cancel();
     }
 
     /// The core behind the routes.

@@ -22,7 +22,8 @@
 //!   publish) with that HTTP request's credentials, never a side door to the bus: RBAC, Rego,
 //!   EHI holds and the ledger apply as on `/api/v1`.
 //! - `/mcp` is not under the HTTP request timeout (a streamable HTTP response may be an event
-//!   stream); its bodies are bounded by `limits.max_body_bytes`.
+//!   stream); its bodies are bounded by `limits.max_body_bytes`; when shutdown begins every
+//!   session and its streams end (`AppState::end_mcp_sessions`), so the drain never waits on one.
 
 mod backend;
 mod core_backend;
@@ -60,7 +61,8 @@ pub(crate) fn route(state: &AppState) -> Router<AppState> {
         // the gate checks Host and Origin against the configuration, with our error body
         .disable_allowed_hosts()
         .disable_allowed_origins()
-        .with_max_request_body_bytes(state.limits.max_body_bytes);
+        .with_max_request_body_bytes(state.limits.max_body_bytes)
+        .with_cancellation_token(state.mcp_sessions.child_token());
     let service = StreamableHttpService::new(
         move || Ok(McpServer::new(backend.clone())),
         Arc::new(LocalSessionManager::default()),

@@ -4,7 +4,8 @@
 //! authenticated session initializes, lists the tools with their schemas, and a tool call is
 //! judged as the caller — the agent's call on a subject its role may not publish on is an
 //! error result carrying `FORBIDDEN` and a `denied` ledger entry, the admin's is stored.
-//! A bearer JWT is a principal as on `/api/v1`; an expired one is 401.
+//! A bearer JWT is a principal as on `/api/v1`; an expired one is 401. An open event stream does
+//! not hold up the server's shutdown.
 //! (The official Python client over both transports is in `ace-cli`'s `mcp` test.)
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN, WWW_AUTHENTICATE};
@@ -286,4 +287,33 @@ async fn given_a_bearer_jwt_when_a_session_calls_a_tool_then_the_token_is_the_pr
     .await;
     assert_error(&answer(stale).await, 401, "UNAUTHENTICATED");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn given_an_open_event_stream_when_the_server_shuts_down_then_the_drain_does_not_wait_for_it()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_enforced(dir.path(), |_| {}).await;
+    let agent = role("agent");
+    let session = open(&server, &agent).await;
+    let Cred::Key(key) = &agent else {
+        unreachable!()
+    };
+    let stream = server
+        .http
+        .get(server.url("/mcp"))
+        .header(ACCEPT, "text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .header("Mcp-Session-Id", &session)
+        .header("X-ACE-API-Key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200, "the standalone event stream is open");
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), server.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown waited on the open /mcp event stream"
+    );
+    drop(stream);
 }
