@@ -13,7 +13,7 @@ use std::time::Duration;
 use ace_client::{Client, ClientError};
 use ace_contracts::Registry;
 use ace_envelope::api::http::{
-    AckAnswer, AgentPresence, Approval, ApprovalStatus, FetchedMessage, StoredMessage, StreamInfo,
+    AckAnswer, AgentPresence, Approval, FetchedMessage, StoredMessage, StreamInfo,
 };
 use ace_envelope::{Envelope, ErrorBody, ErrorCode};
 use ace_ledger::{Checkpoint, InclusionProof};
@@ -151,13 +151,6 @@ impl Backend for ClientBackend {
 
     async fn message(&self, _: &(), stream: &str, seq: u64) -> Result<StoredMessage, ErrorBody> {
         self.client.get_message(stream, seq).await.map_err(body)
-    }
-
-    async fn approvals(&self, _: &()) -> Result<Vec<Approval>, ErrorBody> {
-        self.client
-            .approvals(Some(ApprovalStatus::Pending))
-            .await
-            .map_err(body)
     }
 
     async fn approval(&self, _: &(), id: &str) -> Result<Approval, ErrorBody> {

@@ -211,6 +211,11 @@ fn assert_scenario(seen: &Value, transport: &str) {
     let proof = &seen["ledger_proof"];
     assert_eq!(proof["verified"], true, "{transport}: {proof}");
 
+    let agent_resources = seen["agent_resources"].as_array().unwrap();
+    assert!(
+        agent_resources.contains(&json!("contract://mlt.experience@1.0.0")),
+        "{transport}: the agent lists resources too: {agent_resources:?}"
+    );
     let denied = &seen["denied"]["error"];
     assert_eq!(denied["code"], "FORBIDDEN", "{transport}: {denied}");
     assert_eq!(seen["held"]["status"], "pending_approval", "{transport}");

@@ -106,9 +106,6 @@ pub trait Backend: Send + Sync + 'static {
         seq: u64,
     ) -> Result<StoredMessage, ErrorBody>;
 
-    /// The pending approvals the caller may see.
-    async fn approvals(&self, caller: &Self::Caller) -> Result<Vec<Approval>, ErrorBody>;
-
     /// One approval.
     async fn approval(&self, caller: &Self::Caller, id: &str) -> Result<Approval, ErrorBody>;
 

@@ -216,15 +216,6 @@ impl Backend for CoreBackend {
             .map_err(|e| body(&e))
     }
 
-    async fn approvals(&self, ctx: &RequestContext) -> Result<Vec<Approval>, ErrorBody> {
-        let pending = Some(ace_core::ApprovalStatus::Pending);
-        self.state
-            .core
-            .approvals(ctx, pending)
-            .await
-            .map_err(|e| body(&e))
-    }
-
     async fn approval(&self, ctx: &RequestContext, id: &str) -> Result<Approval, ErrorBody> {
         self.state
             .core

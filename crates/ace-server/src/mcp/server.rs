@@ -6,8 +6,9 @@
 //!
 //! Resources: `stream://{name}` (the stream's info and its most recent messages),
 //! `contract://{name}@{version}` (the JSON Schema), `agent://{id}` (a present agent's presence)
-//! and `approval://{id}` (a held message's approval). `resources/list` lists every stream,
-//! contract and present agent and the pending approvals the caller may see.
+//! and `approval://{id}` (a held message's approval). `resources/list` lists the streams the
+//! caller may read, every contract and the present agents; approvals are read by id (the
+//! template): listing them is the approvers' right, and each refusal would be a ledger entry.
 
 use std::time::Duration;
 
@@ -247,14 +248,6 @@ impl<B: Backend> McpServer<B> {
             let id = &agent.id;
             all.push(
                 Resource::new(format!("agent://{id}"), format!("agent {id}"))
-                    .with_mime_type("application/json"),
-            );
-        }
-        for approval in self.backend.approvals(caller).await? {
-            let id = &approval.approval_id;
-            all.push(
-                Resource::new(format!("approval://{id}"), format!("approval {id}"))
-                    .with_description(format!("held message on {}", approval.envelope.subject))
                     .with_mime_type("application/json"),
             );
         }

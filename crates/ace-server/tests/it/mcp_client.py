@@ -115,6 +115,7 @@ async def as_admin(config, out):
 
 async def as_agent(config, out):
     async with session(config, config["keys"]["agent"]) as s:
+        out["agent_resources"] = sorted(str(r.uri) for r in (await s.list_resources()).resources)
         out["denied"] = await call(s, "send_message", {
             "subject": "ace.comms.http.ops.db.cmd.drop_table.v1", "payload": {"table": "users"}})
         out["held"] = await call(s, "send_message", {
