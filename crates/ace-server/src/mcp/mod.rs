@@ -7,7 +7,7 @@
 //!   error results carrying the server's error body.
 //! - `core_backend`: [`CoreBackend`], the backend of `/mcp` over `ace_core::Core`.
 //!
-//! Two transports run the same [`McpServer`]: streamable HTTP at `/mcp` here ([`route`]), and
+//! Two transports run the same [`McpServer`]: streamable HTTP at `/mcp` here (`route`), and
 //! stdio in `ace-comms mcp --server URL`, whose backend calls a remote server through
 //! `ace-client`.
 //!
