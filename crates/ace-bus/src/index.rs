@@ -216,10 +216,11 @@ impl<T> Children<T> {
     }
 
     fn get_or_insert(&mut self, token: &str) -> &mut Node<T> {
-        if let Children::Few(few) = self {
-            if few.len() >= FEW && !few.iter().any(|(t, _)| &**t == token) {
-                *self = Children::Many(Box::new(std::mem::take(few).into_iter().collect()));
-            }
+        if let Children::Few(few) = self
+            && few.len() >= FEW
+            && !few.iter().any(|(t, _)| &**t == token)
+        {
+            *self = Children::Many(Box::new(std::mem::take(few).into_iter().collect()));
         }
         match self {
             Children::Few(few) => match few.iter().position(|(t, _)| &**t == token) {
@@ -299,10 +300,10 @@ impl<T> MatchCache<T> {
         if self.results.contains_key(subject) {
             return;
         }
-        if self.results.len() >= self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.results.remove(&oldest);
-            }
+        if self.results.len() >= self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.results.remove(&oldest);
         }
         let subject: Arc<str> = subject.into();
         self.order.push_back(Arc::clone(&subject));
@@ -370,10 +371,10 @@ impl<T> SubjectIndex<T> {
         let (taken, moved) = self
             .root
             .take(Some(location.pattern.as_str()), location.slot);
-        if let Some(moved) = moved {
-            if let Some(moved) = self.entries.get_mut(&moved) {
-                moved.slot = location.slot;
-            }
+        if let Some(moved) = moved
+            && let Some(moved) = self.entries.get_mut(&moved)
+        {
+            moved.slot = location.slot;
         }
         self.forget_cached(&location.pattern);
         Some(taken.value)

@@ -251,11 +251,11 @@ impl LiveHub {
     pub fn publish(&self, msg: Arc<Envelope>) -> usize {
         if let Some(due) = msg.not_before {
             let early = (due - self.shared.clock.now()).to_std();
-            if let (Ok(wait), Ok(runtime)) = (early, tokio::runtime::Handle::try_current()) {
-                if !wait.is_zero() {
-                    self.shared.defer(&runtime, msg, wait);
-                    return 0;
-                }
+            if let (Ok(wait), Ok(runtime)) = (early, tokio::runtime::Handle::try_current())
+                && !wait.is_zero()
+            {
+                self.shared.defer(&runtime, msg, wait);
+                return 0;
             }
         }
         self.shared.publish(&msg)

@@ -27,9 +27,14 @@ fn main() -> ExitCode {
         Err(err) => return usage(&err),
     };
     let format = cli.output.format();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match commands::run(cli, &mut out) {
+    // `mcp` writes MCP messages to standard output from its runtime's threads, so no lock on it
+    // may be held here; every other command prints through one locked handle.
+    let result = if matches!(cli.command, args::Command::Mcp) {
+        commands::run(cli, &mut std::io::sink())
+    } else {
+        commands::run(cli, &mut std::io::stdout().lock())
+    };
+    match result {
         Ok(commands::Outcome::Success) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Invalid) => ExitCode::from(1),
         // A reader that went away (`ace-comms stream ls | head -1`) ends the command quietly.

@@ -568,13 +568,13 @@ impl Core {
         comment: Option<String>,
     ) -> Result<Decided, CoreError> {
         let principal = self.allow(ctx, Action::Decide(id)).await?;
-        if let Some(c) = &comment {
-            if c.len() > MAX_COMMENT_BYTES {
-                return Err(CoreError::InvalidRequest {
-                    field: "comment",
-                    reason: format!("is {} bytes, more than {MAX_COMMENT_BYTES}", c.len()),
-                });
-            }
+        if let Some(c) = &comment
+            && c.len() > MAX_COMMENT_BYTES
+        {
+            return Err(CoreError::InvalidRequest {
+                field: "comment",
+                reason: format!("is {} bytes, more than {MAX_COMMENT_BYTES}", c.len()),
+            });
         }
         let status = match verdict {
             Verdict::Approve => ApprovalStatus::Approved,
@@ -745,22 +745,38 @@ impl Core {
     }
 
     /// The approval `id`; `NOT_FOUND` when there is none, or when the caller may not receive
-    /// its held message (its existence is not revealed either, as for a stored message).
+    /// its held message (its existence is not revealed either, as for a stored message). The
+    /// principal that published the held message may always read its own approval (it was
+    /// answered the id, and polls it); anyone else must be allowed the approval events, and is
+    /// judged before the store is asked, so a refused caller learns nothing of the id.
     pub async fn approval(&self, ctx: &RequestContext, id: &str) -> Result<Approval, CoreError> {
-        let principal = self.allow(ctx, Action::Subscribe(APPROVAL_EVENTS)).await?;
+        let principal = crate::pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
+        let own = self
+            .stored_approval(id)
+            .await?
+            .is_some_and(|approval| approval.requested_by.id == principal.id);
+        if !own {
+            self.judged(ctx, &principal, Action::Subscribe(APPROVAL_EVENTS))
+                .await?;
+        }
         self.expire_if_due(id).await;
-        let found = match &self.approvals.store {
-            Some(store) => store.get(id).await?,
-            None => None,
-        };
-        found
-            .filter(|approval| self.may_see(ctx, &principal, approval))
+        self.stored_approval(id)
+            .await?
+            .filter(|approval| own || self.may_see(ctx, &principal, approval))
             .ok_or_else(|| CoreError::ApprovalNotFound { id: id.to_owned() })
     }
 
     /// Whether `principal` may see `approval`: only one who may receive the held message
     /// (`Authorizer::can_receive`: its `rbac` list and label against the principal's
     /// clearance) sees it, in the list, by id, or to decide it.
+    /// Approval `id` as stored, if there is a store and it holds one.
+    async fn stored_approval(&self, id: &str) -> Result<Option<Approval>, CoreError> {
+        match &self.approvals.store {
+            Some(store) => Ok(store.get(id).await?),
+            None => Ok(None),
+        }
+    }
+
     fn may_see(&self, ctx: &RequestContext, principal: &Principal, approval: &Approval) -> bool {
         ctx.is_internal()
             || self

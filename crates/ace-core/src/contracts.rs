@@ -1,5 +1,8 @@
-//! The schema registry at run time: contracts registered, listed and checked through the core,
-//! kept in a [`ContractStore`], recorded in the ledger, and required by subject.
+//! The schema registry at run time: contracts registered, listed, read and checked through the
+//! core ([`Core::contracts`], [`Core::contract_list`], [`Core::contract`],
+//! [`Core::validate_payload`] for any authenticated caller, so no adapter reads the registry
+//! around the core), kept in a [`ContractStore`], recorded in the ledger, and required by
+//! subject.
 //!
 //! The registry the pipeline's step 3 reads is an `Arc<Registry>` swapped whole: a registration
 //! clones the current registry (cheap: compiled schemas are shared), registers into the clone
@@ -296,6 +299,51 @@ impl Core {
     pub fn contracts(&self, ctx: &RequestContext) -> Result<Arc<Registry>, CoreError> {
         pipeline::authenticate(&*self.hooks.authenticator, ctx)?;
         Ok(self.registry.current())
+    }
+
+    /// Every registered contract, each subject's versions oldest first (subjects sorted).
+    pub fn contract_list(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Arc<ace_contracts::RegisteredSchema>>, CoreError> {
+        let registry = self.contracts(ctx)?;
+        let mut all = Vec::new();
+        for subject in registry.subjects() {
+            for version in registry.versions(subject).unwrap_or_default() {
+                if let Ok(schema) = registry.get(subject, Some(&version)) {
+                    all.push(schema);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// The contract `schema_ref` names (`name@version`, or `name` for its latest version);
+    /// `UNKNOWN_SCHEMA` when there is none.
+    pub fn contract(
+        &self,
+        ctx: &RequestContext,
+        schema_ref: &str,
+    ) -> Result<Arc<ace_contracts::RegisteredSchema>, CoreError> {
+        self.contracts(ctx)?
+            .resolve(schema_ref)
+            .map_err(|err| CoreError::UnknownSchema {
+                schema: schema_ref.to_owned(),
+                reason: err.to_string(),
+            })
+    }
+
+    /// Checks `payload` against the contract `schema_ref` names, as step 3 of a publish would,
+    /// publishing nothing: `CONTRACT_VIOLATION` with every error's pointers, or `UNKNOWN_SCHEMA`.
+    pub fn validate_payload(
+        &self,
+        ctx: &RequestContext,
+        schema_ref: &str,
+        payload: &Value,
+    ) -> Result<Arc<ace_contracts::RegisteredSchema>, CoreError> {
+        let schema = self.contract(ctx, schema_ref)?;
+        pipeline::conforms(&schema, payload)?;
+        Ok(schema)
     }
 
     /// The requirements in force.
@@ -628,6 +676,41 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("no.such"), "{err}");
+    }
+
+    #[test]
+    fn given_the_embedded_registry_when_listed_then_every_subject_and_version_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), Hooks::development());
+        let all = core.contract_list(&RequestContext::new("test")).unwrap();
+        let refs: Vec<String> = all.iter().map(|s| s.schema_ref()).collect();
+        assert!(
+            refs.contains(&"comms.dlq.dead_letter@1.1.0".to_owned()),
+            "{refs:?}"
+        );
+        let latest = core
+            .contract(&RequestContext::new("test"), "comms.dlq.dead_letter")
+            .unwrap();
+        assert_eq!(latest.subject(), "comms.dlq.dead_letter");
+    }
+
+    #[test]
+    fn given_a_payload_when_validated_then_violations_and_unknown_contracts_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), Hooks::development());
+        let ctx = RequestContext::new("test");
+        let bad = core
+            .validate_payload(
+                &ctx,
+                "mlt.experience@1.0.0",
+                &json!({"not": "an experience"}),
+            )
+            .unwrap_err();
+        assert_eq!(bad.code(), ErrorCode::ContractViolation);
+        let unknown = core
+            .validate_payload(&ctx, "no.such.contract@1.0.0", &json!({}))
+            .unwrap_err();
+        assert_eq!(unknown.code(), ErrorCode::UnknownSchema);
     }
 
     #[tokio::test]

@@ -295,25 +295,24 @@ impl Core {
         let source_stamped = envelope.source.is_none();
         pipeline::stamp_source(principal, envelope);
         pipeline::validate(envelope, &self.limits, self.clock.now())?;
-        if !ctx.is_internal() {
-            if let Err(err) =
+        if !ctx.is_internal()
+            && let Err(err) =
                 pipeline::signature(&self.integrity.signatures, envelope, source_stamped)
-            {
-                // A refused signature is a decision on the message, kept like a policy denial.
-                if let CoreError::Signature(refusal) = &err {
-                    let mut details = refusal.details();
-                    details["transport"] = serde_json::json!(ctx.transport);
-                    let entry = pipeline::entry(
-                        EntryKind::Denied,
-                        principal,
-                        envelope,
-                        format!("deny: signature {}", refusal.problem.as_str()),
-                        details,
-                    );
-                    pipeline::record(&*self.hooks.recorder, vec![entry]).await;
-                }
-                return Err(err);
+        {
+            // A refused signature is a decision on the message, kept like a policy denial.
+            if let CoreError::Signature(refusal) = &err {
+                let mut details = refusal.details();
+                details["transport"] = serde_json::json!(ctx.transport);
+                let entry = pipeline::entry(
+                    EntryKind::Denied,
+                    principal,
+                    envelope,
+                    format!("deny: signature {}", refusal.problem.as_str()),
+                    details,
+                );
+                pipeline::record(&*self.hooks.recorder, vec![entry]).await;
             }
+            return Err(err);
         }
         if let Err(err) = self.registry.check(envelope) {
             if !ctx.is_internal() {

@@ -380,13 +380,13 @@ impl Core {
                 reason: format!("must be 1 to {MAX_ENTRIES_PAGE}, got {limit}"),
             });
         }
-        if let (Some(since), Some(until)) = (query.since, query.until) {
-            if since > until {
-                return Err(CoreError::InvalidRequest {
-                    field: "since",
-                    reason: format!("must not be after `until` ({since} > {until})"),
-                });
-            }
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since > until
+        {
+            return Err(CoreError::InvalidRequest {
+                field: "since",
+                reason: format!("must not be after `until` ({since} > {until})"),
+            });
         }
         let ledger = self.ledger_for(ctx).await?;
         let filter = EntryFilter {

@@ -8,6 +8,8 @@
 //! - `core`: [`Core`] (injected `Arc<dyn Bus>`, contracts [`Registry`](ace_contracts::Registry),
 //!   [`Clock`](ace_envelope::Clock), governance [`Hooks`], [`CoreLimits`]) with
 //!   [`Core::publish`] and [`Core::publish_batch`] answering [`Accepted`].
+//! - `contracts`: [`Core::contracts`], [`Core::contract`] and [`Core::validate_payload`], the
+//!   registry read by authenticated callers (the MCP adapter's contracts and `validate_payload`).
 //! - `live`: [`Core::subscribe`], live subscriptions authorized like every other operation.
 //! - `ops`: streams, consumers, fetch, [`Core::acknowledge`] (ack/nak/term), get one message.
 //! - `governance`: the hook traits ([`Authenticator`], [`Authorizer`], [`Gate`], [`Recorder`])

@@ -111,12 +111,13 @@ pub(crate) fn apply(
     writer: &Writer,
     now: DateTime<Utc>,
 ) -> PutOutcome {
-    if let Some(current) = current {
-        if current.owner.as_deref() != Some(writer.id.as_str()) && !writer.may_manage {
-            return Err(Refusal::NotOwner {
-                owner: current.owner.clone(),
-            });
-        }
+    if let Some(current) = current
+        && current.owner.as_deref() != Some(writer.id.as_str())
+        && !writer.may_manage
+    {
+        return Err(Refusal::NotOwner {
+            owner: current.owner.clone(),
+        });
     }
     let owner = match current {
         Some(current) => current.owner.clone(),

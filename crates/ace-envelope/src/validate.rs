@@ -67,10 +67,10 @@ impl Findings {
     }
 
     fn pattern(&mut self, path: &str, value: Option<&str>, ok: fn(&str) -> bool, what: &str) {
-        if let Some(v) = value {
-            if !ok(v) {
-                self.add(path, format!("{v:?} is not {what}"));
-            }
+        if let Some(v) = value
+            && !ok(v)
+        {
+            self.add(path, format!("{v:?} is not {what}"));
         }
     }
 }
@@ -186,14 +186,14 @@ impl Envelope {
                 "must not be null (JSON null cannot be told from an absent payload)",
             );
         }
-        if let Some(payload) = &self.payload {
-            if !is_json_content_type(&self.content_type) && !payload.as_str().is_some_and(is_base64)
-            {
-                f.add(
-                    "/payload",
-                    "must be a standard padded base64 string for non-JSON content",
-                );
-            }
+        if let Some(payload) = &self.payload
+            && !is_json_content_type(&self.content_type)
+            && !payload.as_str().is_some_and(is_base64)
+        {
+            f.add(
+                "/payload",
+                "must be a standard padded base64 string for non-JSON content",
+            );
         }
         if let Some(r) = &self.payload_ref {
             f.pattern("/payload_ref/uri", Some(&r.uri), is_uri, "an absolute URI");
@@ -242,10 +242,10 @@ impl Envelope {
 
     fn check_governance(&self, f: &mut Findings) {
         let g = &self.governance;
-        if let Some(score) = g.ehi_score {
-            if !(0.0..=1.0).contains(&score) {
-                f.add("/governance/ehi_score", format!("{score} is outside 0..=1"));
-            }
+        if let Some(score) = g.ehi_score
+            && !(0.0..=1.0).contains(&score)
+        {
+            f.add("/governance/ehi_score", format!("{score} is outside 0..=1"));
         }
         for (i, field) in g.pii.iter().enumerate() {
             f.id_like(&format!("/governance/pii/{i}"), Some(field));

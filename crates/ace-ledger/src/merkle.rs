@@ -160,7 +160,7 @@ impl Tree {
 
     /// MTH of leaves `start .. start + len` (`len >= 1`, inside the tree).
     fn subtree(&self, start: u64, len: u64) -> Hash {
-        if len.is_power_of_two() && start % len == 0 {
+        if len.is_power_of_two() && start.is_multiple_of(len) {
             let height = len.trailing_zeros() as usize;
             return self.levels[height][(start / len) as usize];
         }

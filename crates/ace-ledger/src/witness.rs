@@ -86,10 +86,8 @@ impl FileWitness {
                 std::io::Error::other("a witness file must be a regular file"),
             ));
         }
-        if !existed {
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                sync_dir(dir)?;
-            }
+        if !existed && let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            sync_dir(dir)?;
         }
         Ok(file)
     }

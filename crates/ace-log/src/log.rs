@@ -211,10 +211,10 @@ impl Log {
 
     /// One group-commit sync: flush + watermark under the lock, fdatasync outside it.
     fn lead_sync(&self) -> Result<u64, LogError> {
-        if let SyncPolicy::Batch { max_delay } = self.config.sync {
-            if !max_delay.is_zero() {
-                std::thread::sleep(max_delay);
-            }
+        if let SyncPolicy::Batch { max_delay } = self.config.sync
+            && !max_delay.is_zero()
+        {
+            std::thread::sleep(max_delay);
         }
         let (file, path, base, len, last) = {
             let mut store = self.store.write();

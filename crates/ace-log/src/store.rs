@@ -126,10 +126,10 @@ impl Store {
     /// Runs a write-path step; any error halts the log, except a full device (`NoSpace`),
     /// whose refused records were forgotten and left nothing unknown behind.
     pub(crate) fn guard<T>(&mut self, r: Result<T, LogError>) -> Result<T, LogError> {
-        if let Err(e) = &r {
-            if !matches!(e, LogError::NoSpace { .. }) {
-                self.halted.get_or_insert_with(|| Halt::from_error(e));
-            }
+        if let Err(e) = &r
+            && !matches!(e, LogError::NoSpace { .. })
+        {
+            self.halted.get_or_insert_with(|| Halt::from_error(e));
         }
         r
     }

@@ -325,6 +325,32 @@ pub struct LimitsConfig {
     pub max_clock_skew_ms: u64,
     /// The WebSocket endpoint `/ws`.
     pub ws: WsLimits,
+    /// The MCP endpoint `/mcp`.
+    pub mcp: McpLimits,
+}
+
+/// Who may reach the MCP endpoint `/mcp` (`limits.mcp.*`), checked before its credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpLimits {
+    /// `Host` names (any port) or `host:port` authorities a request may name, or `*` for any;
+    /// loopback names by default, so a web page cannot reach a local server through DNS
+    /// rebinding. Another host is refused 403.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed (`scheme://host[:port]` exactly, or `*` for any); a request
+    /// without `Origin` (not a browser) is always allowed, another one is refused 403.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpLimits {
+    fn default() -> Self {
+        McpLimits {
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
+                .map(str::to_owned)
+                .to_vec(),
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 /// Bounds and policy of the WebSocket endpoint `/ws` (`limits.ws.*`).
@@ -407,6 +433,7 @@ impl Default for LimitsConfig {
             max_ack_seqs: 1_000,
             max_clock_skew_ms: 60_000,
             ws: WsLimits::default(),
+            mcp: McpLimits::default(),
         }
     }
 }
@@ -992,13 +1019,14 @@ impl Config {
         if let Err(reason) = self.mlt.validate() {
             return bad("mlt", reason);
         }
-        if let Some(tls) = &self.tls {
-            if tls.client_auth != ClientAuth::None && tls.client_ca.is_none() {
-                return bad(
-                    "tls.client_ca",
-                    "is required when tls.client_auth is optional or required".to_owned(),
-                );
-            }
+        if let Some(tls) = &self.tls
+            && tls.client_auth != ClientAuth::None
+            && tls.client_ca.is_none()
+        {
+            return bad(
+                "tls.client_ca",
+                "is required when tls.client_auth is optional or required".to_owned(),
+            );
         }
         self.ledger.validate(&self.data_dir)?;
         self.signatures.validate()?;

@@ -52,6 +52,7 @@ mod error;
 mod governance;
 mod http;
 mod ledger;
+pub mod mcp;
 mod metrics;
 mod offline;
 mod recovery;
@@ -61,7 +62,7 @@ mod ws;
 
 pub use config::{
     AuthConfig, AuthMode, ClientAuth, Config, ContractRequirement, ContractsConfig, Engine,
-    LedgerConfig, LedgerPostgresConfig, LedgerStoreKind, LedgerSyncMode, LimitsConfig,
+    LedgerConfig, LedgerPostgresConfig, LedgerStoreKind, LedgerSyncMode, LimitsConfig, McpLimits,
     MetricsAccess, NatsConfig, PolicyConfig, SessionsStoreKind, StateConfig, StatePostgresConfig,
     StreamsConfig, TlsConfig, WsLimits, default_streams,
 };

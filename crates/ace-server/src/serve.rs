@@ -395,6 +395,7 @@ impl App {
         done_rx: &mut mpsc::Receiver<()>,
     ) {
         self.state.set_ready(false);
+        self.state.end_mcp_sessions();
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
         drop(done);

@@ -633,10 +633,11 @@ impl Bus for EmbeddedBus {
         if rec.is_none() {
             // An acknowledged message the damage took: say so rather than "not found".
             let state = s.log.state();
-            if seq > state.last_seq && seq <= state.high_water {
-                if let Some(refusal) = s.refusal() {
-                    return Err(refusal);
-                }
+            if seq > state.last_seq
+                && seq <= state.high_water
+                && let Some(refusal) = s.refusal()
+            {
+                return Err(refusal);
             }
         }
         rec.map(|rec| {

@@ -532,17 +532,16 @@ impl Stream {
             offset,
             reason,
         } = &source
+            && self.log.state().damage.is_none()
         {
-            if self.log.state().damage.is_none() {
-                let segment = file_name(segment);
-                let bad = self.first_unreadable(&segment);
-                let damage = StreamDamage {
-                    reason: format!("found on a read: {reason}"),
-                    segment: Some(segment),
-                    offset: Some(*offset),
-                };
-                self.mark_damaged_at(damage, bad);
-            }
+            let segment = file_name(segment);
+            let bad = self.first_unreadable(&segment);
+            let damage = StreamDamage {
+                reason: format!("found on a read: {reason}"),
+                segment: Some(segment),
+                offset: Some(*offset),
+            };
+            self.mark_damaged_at(damage, bad);
         }
         match &source {
             LogError::Corrupt { .. } | LogError::SyncFailed { .. } => {

@@ -49,7 +49,7 @@ struct Seen {
 fn envelope(n: u64) -> Envelope {
     let builder =
         Envelope::builder(Kind::Event, SUBJECT).payload_json(serde_json::json!({ "n": n }));
-    let builder = if n % 2 == 0 {
+    let builder = if n.is_multiple_of(2) {
         builder.idempotency_key(format!("key-{n}"))
     } else {
         builder

@@ -99,6 +99,18 @@ pub(crate) enum Command {
                             ace-comms reload --json"
     )]
     Reload,
+    /// Serve MCP on stdin/stdout for a desktop agent, carrying out every call on --server.
+    #[command(
+        after_help = "The same tools and resources as the server's /mcp endpoint (send_message, \
+                            request, query_agent, fetch_messages, ack, list_agents, list_streams, \
+                            request_approval, approval_status, validate_payload, ledger_proof), \
+                            each call made on --server with --token or --api-key, so the server \
+                            authenticates, authorizes and records it as that principal. Only MCP \
+                            messages are written to standard output.\n\nExamples:\n  \
+                            ace-comms mcp --server http://127.0.0.1:8500 --api-key \"$ACE_API_KEY\"\n  \
+                            ACE_TOKEN=\"$JWT\" ace-comms mcp --server https://comms.example.com"
+    )]
+    Mcp,
     /// Measure a running server (and NATS JetStream with --nats): msgs/s and latency.
     Bench(Box<BenchArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

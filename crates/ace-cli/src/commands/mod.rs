@@ -9,6 +9,7 @@ mod contracts;
 mod envelope;
 mod input;
 mod ledger;
+mod mcp;
 mod publish;
 mod reload;
 mod request;
@@ -52,6 +53,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Session(command) => session::run(command, server, format, out),
         Command::Ledger(command) => ledger::run(command, server, format, out),
         Command::Reload => reload::run(server, format, out),
+        Command::Mcp => mcp::run(server),
         Command::Bench(args) => bench::run(&args, server, format, out),
         Command::Completions { shell } => {
             let mut command = <crate::args::Cli as clap::CommandFactory>::command();

@@ -16,6 +16,9 @@
 //!   and every acknowledged message delivered.
 //! - `ledger`: `ledger verify` on an intact ledger, then one tampered on disk; `ledger
 //!   checkpoint|entries|proof` against the real server, then `verify` on what it wrote.
+//! - `mcp`: the official Python MCP client against the real `serve` enforcing API keys, over
+//!   `/mcp` (streamable HTTP) and `ace-comms mcp` (stdio): every tool, resource and template, a
+//!   denied call in the ledger, a held call released by the approver, a request answered.
 //! - `memory`: the server's resident memory under sixteen never-reading WebSocket subscribers
 //!   and 0.9 MB publishes stays under its bound, and another principal is served throughout.
 //! - `output`: `-o table|json|yaml` and `--json` on every data command (JSON and YAML the same
@@ -41,6 +44,7 @@ mod contracts;
 mod envelope;
 mod kill;
 mod ledger;
+mod mcp;
 mod memory;
 mod output;
 mod python_sdk;

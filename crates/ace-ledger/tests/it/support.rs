@@ -31,7 +31,11 @@ pub(crate) fn new_entry(i: u64) -> NewEntry {
         format!("ace.comms.test.{i}"),
     )
     .message_id(format!("msg-{i}"))
-    .decision(if i % 2 == 0 { "allow" } else { "deny: no role" })
+    .decision(if i.is_multiple_of(2) {
+        "allow"
+    } else {
+        "deny: no role"
+    })
     .details(json!({"i": i, "note": "ünïcode \"quoted\""}))
 }
 

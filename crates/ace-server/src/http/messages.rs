@@ -314,7 +314,7 @@ impl AppState {
         Ok(answers.into_iter().flatten().collect())
     }
 
-    fn count_published(&self, accepted: &Accepted, protocol: &str, kind: Kind) {
+    pub(crate) fn count_published(&self, accepted: &Accepted, protocol: &str, kind: Kind) {
         let stream = accepted.stream.as_deref().unwrap_or("none");
         let duplicate = if accepted.duplicate { "true" } else { "false" };
         self.metrics

@@ -65,6 +65,9 @@ pub struct AppState {
     pub(crate) cloudevents: Arc<CloudEventsIngest>,
     /// The ML kernel behind `/api/ml/v1` (none: those routes answer 503).
     pub(crate) mlt: Option<Arc<ace_mlt::Kernel>>,
+    /// Cancelled when shutdown begins: ends every `/mcp` session and its event streams, so the
+    /// drain does not wait on them.
+    pub(crate) mcp_sessions: tokio_util::sync::CancellationToken,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -103,6 +106,7 @@ impl AppState {
                 clock: Arc::new(SystemClock),
             }),
             mlt: None,
+            mcp_sessions: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -143,6 +147,11 @@ impl AppState {
     pub fn set_ready(&self, ready: bool) {
         self.ready
             .store(ready, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Shutdown has begun: ends the `/mcp` sessions and their event streams.
+    pub(crate) fn end_mcp_sessions(&self) {
+        self.mcp_sessions.cancel();
     }
 
     /// The core behind the routes.
@@ -222,6 +231,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
         ))
+        // after the timeout: a streamable HTTP answer may be a long event stream
+        .merge(crate::mcp::route(&state))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), account))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -2,7 +2,7 @@
 //! `process_*` ones; `deploy/` holds a Grafana dashboard and alert rules over them.
 //!
 //! Counted where they happen: messages accepted from clients by protocol and envelope kind
-//! (`ace_comms_messages_total{protocol, type}`: `protocol` is `http`, `ws` or `cloudevents` —
+//! (`ace_comms_messages_total{protocol, type}`: `protocol` is `http`, `ws`, `mcp` or `cloudevents` —
 //! a CloudEvent over HTTP, structured, binary or batched —, `type` the envelope `kind`;
 //! duplicates answered from the dedup window count too; the server's own messages do not) and
 //! by stream (`ace_comms_messages_published_total{stream, duplicate}`), publish latency, errors
@@ -192,7 +192,7 @@ impl Metrics {
         let messages = IntCounterVec::new(
             Opts::new(
                 "ace_comms_messages_total",
-                "Messages accepted from clients, by protocol (http, ws, cloudevents) and envelope kind.",
+                "Messages accepted from clients, by protocol (http, ws, cloudevents, mcp) and envelope kind.",
             ),
             &["protocol", "type"],
         )?;
@@ -304,4 +304,4 @@ const WS_CLOSE_REASONS: [&str; 7] = [
 ];
 
 /// The `protocol` labels of `ace_comms_messages_total`, each series present from the start.
-pub(crate) const PROTOCOLS: [&str; 3] = ["http", "ws", "cloudevents"];
+pub(crate) const PROTOCOLS: [&str; 4] = ["http", "ws", "cloudevents", "mcp"];

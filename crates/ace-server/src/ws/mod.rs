@@ -224,7 +224,7 @@ fn accept(
 }
 
 /// Whether a browser `Origin` may upgrade: listed exactly (case-insensitively), or `*` listed.
-fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], origin: &str) -> bool {
     allowed
         .iter()
         .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))

@@ -62,6 +62,9 @@
 //! - `attacks`: the security regression suite (see its module index and SECURITY.md).
 //! - `on_nats`: two servers with `engine: nats` on one NATS server: published over HTTP on one,
 //!   delivered over WebSocket by the other; one durable consumer's work shared, none twice.
+//! - `mcp`: `/mcp` as JSON-RPC over HTTP — a foreign Host or Origin refused 403, no or a wrong
+//!   credential 401, configured hosts and origins admitted; a session's tool calls judged as
+//!   its caller (a denial as an error result with `FORBIDDEN` and a `denied` ledger entry).
 //! - `metrics`: `/metrics` after traffic of every kind (HTTP, CloudEvents, WebSocket, a
 //!   consumer, approvals, agents, a session) read by the official `prometheus_client` parser,
 //!   each family of the specification with its labels and values; `deploy/check.py` holding
@@ -88,6 +91,7 @@ mod cloudevents;
 mod integrity;
 mod ledger;
 mod lifecycle;
+mod mcp;
 mod messages;
 mod metrics;
 mod mlt;

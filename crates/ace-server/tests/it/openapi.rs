@@ -14,8 +14,9 @@ use tower::ServiceExt;
 use crate::{EVENT_SUBJECT, Server, event};
 
 /// Routes that are not OpenAPI operations: the WebSocket upgrade (its frames are documented in
-/// `/asyncapi.json`, not expressible as an HTTP operation).
-const UNDOCUMENTED: &[&str] = &["/ws"];
+/// `/asyncapi.json`, not expressible as an HTTP operation) and the MCP endpoint (JSON-RPC of the
+/// Model Context Protocol's streamable HTTP transport; its tools announce their own schemas).
+const UNDOCUMENTED: &[&str] = &["/ws", "/mcp"];
 
 /// The methods probed on every route.
 const METHODS: [Method; 5] = [

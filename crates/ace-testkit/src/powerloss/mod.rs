@@ -481,10 +481,10 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// thousands of crash images cost no disk I/O.
 pub fn scratch_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new().prefix("ace-pl-").tempdir_in(shm) {
-            return dir;
-        }
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new().prefix("ace-pl-").tempdir_in(shm)
+    {
+        return dir;
     }
     tempfile::Builder::new()
         .prefix("ace-pl-")

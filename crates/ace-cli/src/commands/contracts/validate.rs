@@ -127,19 +127,19 @@ fn envelope(registry: &Registry, value: Value) -> Result<Vec<Finding>> {
         pointer: v.path,
         message: v.message,
     }));
-    if let (Some(schema_ref), Some(payload)) = (&envelope.schema, &envelope.payload) {
-        if envelope.has_json_payload() {
-            match registry.resolve(schema_ref) {
-                Ok(schema) => {
-                    let found = schema.validate(payload).err().unwrap_or_default();
-                    findings.extend(from_schema("payload", "/payload", found));
-                }
-                Err(e) => findings.push(Finding {
-                    check: "payload",
-                    pointer: "/schema".into(),
-                    message: e.to_string(),
-                }),
+    if let (Some(schema_ref), Some(payload)) = (&envelope.schema, &envelope.payload)
+        && envelope.has_json_payload()
+    {
+        match registry.resolve(schema_ref) {
+            Ok(schema) => {
+                let found = schema.validate(payload).err().unwrap_or_default();
+                findings.extend(from_schema("payload", "/payload", found));
             }
+            Err(e) => findings.push(Finding {
+                check: "payload",
+                pointer: "/schema".into(),
+                message: e.to_string(),
+            }),
         }
     }
     Ok(findings)

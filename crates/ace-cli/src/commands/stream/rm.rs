@@ -25,10 +25,8 @@ pub(super) fn run(
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let deleted = args.force || confirmed(&args.name)?;
-    if deleted {
-        if let Err(err) = session.block_on(session.client.delete_stream(&args.name)) {
-            return failed(err);
-        }
+    if deleted && let Err(err) = session.block_on(session.client.delete_stream(&args.name)) {
+        return failed(err);
     }
     let removal = Removal {
         stream: &args.name,

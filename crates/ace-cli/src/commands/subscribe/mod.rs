@@ -59,10 +59,10 @@ async fn receive(
         };
         print(&message, format, out)?;
         out.flush()?;
-        if let (true, Some(seq)) = (args.ack, message.seq) {
-            if let Err(err) = subscription.ack(seq).await {
-                return failed(err);
-            }
+        if let (true, Some(seq)) = (args.ack, message.seq)
+            && let Err(err) = subscription.ack(seq).await
+        {
+            return failed(err);
         }
         received += 1;
     }
