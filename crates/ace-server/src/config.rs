@@ -58,6 +58,8 @@ pub struct Config {
     /// Where a foreign CloudEvent (one without the `acekind` extension) is published: rules
     /// from its `type`, `source` and `subject` to an ACE subject and kind.
     pub cloudevents: Mapping,
+    /// The workflows run on the events of `ACE_EVENTS`.
+    pub workflows: crate::workflows::WorkflowsConfig,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             signatures: SignaturesConfig::default(),
             pii: PiiConfig::default(),
             cloudevents: Mapping::default(),
+            workflows: crate::workflows::WorkflowsConfig::default(),
         }
     }
 }
@@ -852,6 +855,7 @@ impl Config {
         self.ledger.validate(&self.data_dir)?;
         self.signatures.validate()?;
         self.approvals.validate()?;
+        self.workflows.validate()?;
         let mut names: Vec<&str> = self
             .streams
             .defaults

@@ -12,7 +12,7 @@
 //! `on_failure` events. Runs of one file's workflows are bounded by its
 //! `max_parallel_workflows`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,6 +87,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     templates: Templates,
     limits: Mutex<HashMap<String, (usize, Arc<Semaphore>)>>,
+    /// Runs executing in this process: a second delivery of a trigger whose run is still going
+    /// (the bus redelivered it past its ack wait) does not run it twice.
+    active: Mutex<HashSet<String>>,
 }
 
 impl Engine {
@@ -106,6 +109,7 @@ impl Engine {
             clock,
             templates: Templates::default(),
             limits: Mutex::default(),
+            active: Mutex::default(),
         }
     }
 
@@ -132,7 +136,18 @@ impl Engine {
     /// Routes `event` and runs every workflow it starts, concurrently; returns when each run
     /// is finished and journaled (acknowledge the trigger then, not before).
     pub async fn handle(&self, event: &Event) -> Result<Vec<RunSummary>, StateError> {
-        let fires = self.router.route(event, self.now_ms())?;
+        let fires = self.route(event)?;
+        self.run_all(fires).await
+    }
+
+    /// The workflows `event` starts now (its decision journaled): call in delivery order, one
+    /// event at a time, then [`Engine::run_all`] may go on concurrently.
+    pub fn route(&self, event: &Event) -> Result<Vec<Fire>, StateError> {
+        self.router.route(event, self.now_ms())
+    }
+
+    /// Runs `fires` concurrently; returns when each run is finished and journaled.
+    pub async fn run_all(&self, fires: Vec<Fire>) -> Result<Vec<RunSummary>, StateError> {
         join_all(fires.into_iter().map(|fire| self.run(fire)))
             .await
             .into_iter()
@@ -219,6 +234,17 @@ impl Engine {
                 repeated: false,
             });
         };
+        if !self.active.lock().insert(id.clone()) {
+            return Ok(RunSummary {
+                workflow: fire.workflow,
+                run_id: id,
+                status: RunStatus::Running,
+                error: None,
+                repeated: true,
+            });
+        }
+        let key = id.clone();
+        let _active = Active(&self.active, &key);
         let (record, _) = self.begin(&fire)?;
         if record.status != RunStatus::Running {
             return Ok(RunSummary {
@@ -239,6 +265,15 @@ impl Engine {
             started: Instant::now(),
         };
         run.execute().await
+    }
+}
+
+/// Removes a run from the active set when it ends, however it ends.
+struct Active<'a>(&'a Mutex<HashSet<String>>, &'a str);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(self.1);
     }
 }
 

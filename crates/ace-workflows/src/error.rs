@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 /// One problem of a workflow file: where, and what.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
 #[error("{file}: {}{path}: {message}", workflow.as_deref().map(|w| format!("workflow `{w}` at ")).unwrap_or_default())]
 pub struct Problem {

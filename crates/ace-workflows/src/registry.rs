@@ -87,6 +87,7 @@ struct FileEntry {
 }
 
 /// What a reload did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {
     /// Files read again because they changed, appeared or went away.

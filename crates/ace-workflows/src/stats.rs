@@ -44,6 +44,7 @@ impl Default for PerWorkflow {
 }
 
 /// The counts of one workflow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowCounts {
     /// Runs started.
@@ -65,6 +66,7 @@ pub struct WorkflowCounts {
 }
 
 /// A copy of every counter.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Events the router looked at.

@@ -19,6 +19,7 @@ mod openapi;
 pub(crate) mod request;
 mod sessions;
 mod streams;
+mod workflows;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub(crate) metrics_authenticated: bool,
     /// Where foreign CloudEvents go (`cloudevents`), and the clock that stamps them.
     pub(crate) cloudevents: Arc<CloudEventsIngest>,
+    /// The workflow runtime (`workflows.enabled`), if it runs.
+    pub(crate) workflows: Option<Arc<crate::workflows::Workflows>>,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -98,7 +101,17 @@ impl AppState {
                 mapping: Mapping::default(),
                 clock: Arc::new(SystemClock),
             }),
+            workflows: None,
         }
+    }
+
+    /// State serving the workflow routes of `workflows`.
+    pub(crate) fn with_workflows(
+        mut self,
+        workflows: Option<Arc<crate::workflows::Workflows>>,
+    ) -> Self {
+        self.workflows = workflows;
+        self
     }
 
     /// State placing foreign CloudEvents by `mapping` (the `cloudevents` configuration), their
@@ -203,6 +216,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/streams/{stream}/messages/{seq}",
             get(streams::get_message),
         )
+        .merge(workflows::routes())
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -14,7 +14,9 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use super::{admin, agents, approvals, asyncapi, health, ledger, messages, sessions, streams};
+use super::{
+    admin, agents, approvals, asyncapi, health, ledger, messages, sessions, streams, workflows,
+};
 
 /// The 202 answer of a publish: where the envelope went, or the approval that holds it.
 #[derive(Serialize, ToSchema)]
@@ -139,6 +141,12 @@ pub(crate) enum BodyRefusals {
         ledger::inclusion,
         ledger::consistency,
         admin::reload,
+        workflows::list,
+        workflows::get_workflow,
+        workflows::enable,
+        workflows::disable,
+        workflows::reload,
+        workflows::stats,
     ),
     components(schemas(PublishAnswer, ErrorBody)),
     modifiers(&Security)
