@@ -25,6 +25,8 @@ pub struct Call<'a> {
     pub attempt: u32,
     /// The event that started the run (its hops continue, its correlation id is carried).
     pub trigger: &'a Event,
+    /// The action's `ehi_score`, for its envelope's governance.
+    pub ehi_score: Option<f64>,
 }
 
 /// A run's lifecycle events, each with its contract.

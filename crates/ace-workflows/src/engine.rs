@@ -302,6 +302,7 @@ impl Run<'_> {
             action,
             attempt,
             trigger,
+            ehi_score: None,
         }
     }
 
@@ -569,7 +570,10 @@ impl Run<'_> {
             None => json!({}),
         };
         let trigger = self.trigger();
-        let call = self.call(&action.name, attempt, &trigger);
+        let call = Call {
+            ehi_score: action.ehi_score,
+            ..self.call(&action.name, attempt, &trigger)
+        };
         let effects = &self.engine.effects;
         match action.kind() {
             Some(ActionKind::Kernel(kernel, handler)) => {

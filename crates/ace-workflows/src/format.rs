@@ -338,6 +338,11 @@ pub struct Action {
     /// A failure is counted but does not fail the run.
     #[serde(default)]
     pub continue_on_error: bool,
+    /// The Ethical Harm Index of what the action does (0..1), set on its envelope's
+    /// `governance.ehi_score`: at or above its threshold the command or event waits for a
+    /// human's approval like any message, and the run with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ehi_score: Option<f64>,
 }
 
 /// What an action does, resolved.

@@ -62,7 +62,11 @@ impl CoreEffects {
         payload: Value,
     ) -> Result<Envelope, RunError> {
         let domain = name.split('.').next().unwrap_or(name).to_owned();
-        Envelope::builder(kind, subject)
+        let mut builder = Envelope::builder(kind, subject);
+        if let Some(score) = call.ehi_score {
+            builder = builder.ehi_score(score);
+        }
+        builder
             .clock(&*self.clock)
             .domain(domain)
             .name(name)

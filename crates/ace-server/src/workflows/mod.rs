@@ -20,7 +20,7 @@ use std::time::Duration;
 use ace_bus::ConsumerConfig;
 use ace_core::{AckKind, Core, RequestContext};
 use ace_envelope::Clock;
-use ace_workflows::{Engine, Event, Registry, ReloadReport, Router, State, Stats};
+use ace_workflows::{Engine, Event, Registry, ReloadReport, Router, RunStatus, State, Stats};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -195,6 +195,12 @@ impl Workflows {
                 runs.spawn(async move {
                     let outcome = this.engine.run_all(fires).await;
                     let kind = match outcome {
+                        // A run still going on another delivery of this trigger (redelivered
+                        // past its ack wait): that delivery acknowledges it when it ends.
+                        Ok(runs) if runs.iter().any(|r| r.status == RunStatus::Running) => {
+                            drop(permit);
+                            return;
+                        }
                         Ok(_) => AckKind::Ack,
                         Err(err) => {
                             tracing::error!(%err, seq, "journaling a workflow run failed; redelivering");

@@ -707,3 +707,240 @@ async fn given_workflows_off_when_their_routes_are_asked_then_they_answer_404_sa
     );
     server.stop().await;
 }
+
+const TWO_STEPS: &str = r#"
+configuration:
+  default_timeout_ms: 300
+  retry_policy: { max_retries: 0 }
+workflows:
+  - name: two_steps
+    trigger: { event: kpi.threshold_breach }
+    steps:
+      - actions:
+          - name: first
+            kernel: probe_kernel.first
+            params: { component_id: "{{ payload.component_id }}" }
+      - actions:
+          - name: second
+            kernel: probe_kernel.second
+            params: { ticket: "{{ steps.first.result.ticket }}" }
+"#;
+
+#[tokio::test]
+async fn given_a_run_stopped_mid_way_when_the_server_starts_again_then_it_resumes_without_repeating_the_completed_step()
+ {
+    let data = tempfile::tempdir().unwrap();
+    // A resumed command may go out before the test's kernel is back on the bus (live delivery):
+    // the retry reaches it.
+    let dir = workflow_dir(
+        &TWO_STEPS
+            .replace("default_timeout_ms: 300", "default_timeout_ms: 1500")
+            .replace("max_retries: 0", "max_retries: 5, backoff_ms: [200]"),
+    );
+    let quick_redelivery = |config: &mut Config| config.workflows.ack_wait_ms = 1_000;
+    let server = start_with(data.path(), dir.path(), quick_redelivery).await;
+    // the first step is answered, the second never: the server stops while the run waits
+    let answer: Answer = Arc::new(|c| {
+        (c["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.first.v1")
+            .then(|| json!({"ticket": 7}))
+    });
+    let (before, _events, tasks) = kernel_and_observer(&server, answer).await;
+    publish(&server, &breach("c1", "CRITICAL")).await;
+    before
+        .wait_for("the second step", |e| {
+            e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.second.v1"
+        })
+        .await;
+    tasks.iter().for_each(JoinHandle::abort);
+    server.stop().await;
+
+    let server = start_with(data.path(), dir.path(), quick_redelivery).await;
+    let (after, events, tasks) = kernel_and_observer(&server, kernel_answer()).await;
+    let completed = events
+        .wait_for("workflow.completed", |e| e["name"] == "workflow.completed")
+        .await;
+    assert_eq!(completed["payload"]["workflow"], "two_steps");
+    let second = after
+        .wait_for("the second step again", |e| {
+            e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.second.v1"
+        })
+        .await;
+    assert_eq!(
+        second["payload"],
+        json!({"ticket": 7}),
+        "rendered from the journaled result of the first step"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        after.count(|e| e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.first.v1"),
+        0,
+        "the completed step is not repeated"
+    );
+    // the trigger, redelivered, finds its run finished: acknowledged, nothing runs again
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, consumer) = server
+            .get("/api/v1/streams/ACE_EVENTS/consumers/ace-workflows")
+            .await;
+        if consumer["ack_pending"] == 0 && consumer["counters"]["acked"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the trigger was never acknowledged: {consumer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        after.count(|e| e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.first.v1"),
+        0,
+        "the redelivered trigger repeated nothing"
+    );
+    tasks.iter().for_each(JoinHandle::abort);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_an_action_over_its_ehi_threshold_when_run_then_it_waits_for_a_human_and_resumes_once_approved()
+ {
+    let data = tempfile::tempdir().unwrap();
+    let held = TWO_STEPS
+        .replace("default_timeout_ms: 300", "default_timeout_ms: 5000")
+        .replace(
+            "kernel: probe_kernel.first\n",
+            "kernel: probe_kernel.first\n            ehi_score: 0.95\n",
+        );
+    let dir = workflow_dir(&held);
+    let server = start(data.path(), dir.path()).await;
+    let answer: Answer = Arc::new(|_| Some(json!({"ticket": 9})));
+    let (commands, events, tasks) = kernel_and_observer(&server, answer).await;
+    publish(&server, &breach("c1", "CRITICAL")).await;
+    let requested = events
+        .wait_for("approval_requested", |e| {
+            e["name"] == "approval.requested"
+                || e["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with("approval_requested.v1"))
+        })
+        .await;
+    assert_eq!(
+        commands.count(|_| true),
+        0,
+        "nothing reaches the kernel before the decision"
+    );
+    let approval_id = requested["payload"]["approval_id"]
+        .as_str()
+        .expect("an approval id")
+        .to_owned();
+    let (status, decided) = server
+        .post(
+            &format!("/api/v1/approval/{approval_id}"),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    let first = commands
+        .wait_for("the released command", |e| {
+            e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.first.v1"
+        })
+        .await;
+    assert_eq!(first["governance"]["approval_id"], approval_id.as_str());
+    commands
+        .wait_for("the second step", |e| {
+            e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.second.v1"
+        })
+        .await;
+    events
+        .wait_for("workflow.completed", |e| e["name"] == "workflow.completed")
+        .await;
+    tasks.iter().for_each(JoinHandle::abort);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn given_a_workflow_whose_action_its_role_may_not_publish_when_run_then_it_is_refused_and_recorded_like_any_principal()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = workflow_dir(
+        r#"
+workflows:
+  - name: overreach
+    trigger: { event: kpi.threshold_breach }
+    actions:
+      - name: announce
+        emit: { event: kpi.metric_updated, subject: ace.comms.http.service.dashboard.evt.kpi.v1 }
+        params: { component_id: "{{ payload.component_id }}" }
+"#,
+    );
+    let wf = dir.path().to_path_buf();
+    let server = crate::auth::start_enforced(tmp.path(), |config| {
+        config.workflows = WorkflowsConfig {
+            enabled: true,
+            dir: wf,
+            reload_interval_ms: 100,
+            tick_ms: 50,
+            ..WorkflowsConfig::default()
+        };
+    })
+    .await;
+    let key = crate::auth::key_of("admin");
+    let send = server
+        .http
+        .post(server.url("/api/v1/messages"))
+        .header("X-ACE-API-Key", &key);
+    let response = send.json(&breach("c1", "CRITICAL")).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let denied = loop {
+        let get = server
+            .http
+            .get(server.url("/api/v1/ledger/entries?kind=denied&limit=100"));
+        let (_, entries) =
+            crate::answer(get.header("X-ACE-API-Key", &key).send().await.unwrap()).await;
+        let found = entries["entries"].as_array().and_then(|a| {
+            a.iter()
+                .find(|e| e["actor"] == "workflow:overreach")
+                .cloned()
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no denied entry for the workflow: {entries}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        denied["subject"], "ace.comms.http.service.dashboard.evt.kpi.v1",
+        "{denied}"
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let stats = loop {
+        let get = server
+            .http
+            .get(server.url("/api/v1/workflows/stats"))
+            .header("X-ACE-API-Key", &key);
+        let (_, stats) = crate::answer(get.send().await.unwrap()).await;
+        if stats["workflows"]["overreach"]["failed"] == 1 {
+            break stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never failed: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        stats["actions_retried"], 0,
+        "a refusal is not retried: {stats}"
+    );
+    // and the workflow routes are governed too: an observer may not reload
+    let post = server
+        .http
+        .post(server.url("/api/v1/workflows/reload"))
+        .header("X-ACE-API-Key", crate::auth::key_of("agent"));
+    let refused = crate::answer(post.send().await.unwrap()).await;
+    crate::assert_error(&refused, 403, "FORBIDDEN");
+    server.stop().await;
+}
