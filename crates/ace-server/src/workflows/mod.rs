@@ -13,6 +13,7 @@
 
 mod config;
 mod effects;
+mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,6 +100,11 @@ impl Workflows {
             config: settings.clone(),
             stop: watch::Sender::new(false),
         })))
+    }
+
+    /// The workflow families of `/metrics`.
+    pub(crate) fn metrics_text(&self) -> String {
+        metrics::render(&self.stats.snapshot())
     }
 
     /// Reads the directory again now.

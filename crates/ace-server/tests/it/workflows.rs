@@ -944,3 +944,38 @@ workflows:
     crate::assert_error(&refused, 403, "FORBIDDEN");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn given_runs_when_metrics_are_scraped_then_the_workflow_families_hold_the_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &shipped()).await;
+    let (_commands, _events, tasks) = kernel_and_observer(&server, kernel_answer()).await;
+    publish(&server, &breach("api_gateway", "CRITICAL")).await;
+    stats_until(&server, "the run completed", |s| {
+        s["workflows_completed"] == 1
+    })
+    .await;
+    let text = server.metrics().await;
+    let received = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ace_comms_workflow_events_received_total "))
+        .expect("events received");
+    assert!(
+        received.parse::<f64>().unwrap() >= 1.0,
+        "the trigger and its follow-up: {received}"
+    );
+    for line in [
+        "ace_comms_workflow_events_filtered_total{reason=\"compare\"} 1",
+        "ace_comms_workflow_runs_total{outcome=\"completed\",workflow=\"kpi_critical_healing\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains(
+        "ace_comms_workflow_run_latency_ms{quantile=\"0.99\",workflow=\"kpi_critical_healing\"}"
+    ));
+    tasks.iter().for_each(JoinHandle::abort);
+    server.stop().await;
+}
