@@ -22,6 +22,7 @@ pub fn key_of(root: &Value, path: Option<&str>) -> String {
 }
 
 /// Whether `glob` matches `text`; `*` matches any characters (dots too), everything else itself.
+/// Allocation-free: routing asks it for every glob trigger of every event.
 pub fn glob_matches(glob: &str, text: &str) -> bool {
     let Some((head, rest)) = glob.split_once('*') else {
         return glob == text;
@@ -29,9 +30,11 @@ pub fn glob_matches(glob: &str, text: &str) -> bool {
     let Some(mut remaining) = text.strip_prefix(head) else {
         return false;
     };
-    let parts: Vec<&str> = rest.split('*').collect();
-    let (last, middle) = parts.split_last().unwrap_or((&"", &[]));
-    for part in middle {
+    let (middle, last) = match rest.rsplit_once('*') {
+        Some((middle, last)) => (Some(middle), last),
+        None => (None, rest),
+    };
+    for part in middle.into_iter().flat_map(|m| m.split('*')) {
         match remaining.find(part) {
             Some(at) => remaining = &remaining[at + part.len()..],
             None => return false,

@@ -5,8 +5,10 @@
 //!
 //! Routing reads an immutable [`Snapshot`] behind an `Arc` swapped as a whole by a reload, so a
 //! router never sees half a reload and never waits for one. The index: exact event names in a
-//! hash map (one lookup, whatever the number of workflows), globs in a list scanned only for
-//! names; a workflow with multi-event conditions is indexed under each of its events' globs.
+//! hash map (one lookup, whatever the number of workflows), globs by the first dotted token of
+//! their literal prefix (a second lookup, then only the globs that can match; globs starting
+//! with `*` are tried for every name); a workflow with multi-event conditions is indexed under
+//! each of its events' globs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,9 @@ use crate::validate::{Compiled, load};
 pub struct Snapshot {
     workflows: Vec<Arc<Compiled>>,
     exact: HashMap<String, Vec<usize>>,
-    globs: Vec<(String, usize)>,
+    /// Globs by the first dotted token of their literal prefix (`kpi` for `kpi.*`); globs whose
+    /// first token holds a `*` are under the empty key and tried for every name.
+    globs: HashMap<String, Vec<(String, usize)>>,
     by_name: HashMap<String, usize>,
 }
 
@@ -41,7 +45,10 @@ impl Snapshot {
             };
             for glob in globs {
                 if is_glob(glob) {
-                    snapshot.globs.push((glob.clone(), i));
+                    let first = glob.split('.').next().unwrap_or_default();
+                    let key = if first.contains('*') { "" } else { first };
+                    let bucket = snapshot.globs.entry(key.to_owned()).or_default();
+                    bucket.push((glob.clone(), i));
                 } else {
                     let list = snapshot.exact.entry(glob.clone()).or_default();
                     if !list.contains(&i) {
@@ -56,8 +63,13 @@ impl Snapshot {
 
     /// The workflows whose trigger may match an event named `name`, each once, in load order.
     pub fn candidates(&self, name: &str) -> Vec<&Arc<Compiled>> {
-        let mut hits: Vec<usize> = self.exact.get(name).cloned().unwrap_or_default();
-        for (glob, i) in &self.globs {
+        let mut hits: Vec<usize> = match self.exact.get(name) {
+            Some(exact) => exact.clone(),
+            None => Vec::new(),
+        };
+        let first = name.split('.').next().unwrap_or_default();
+        let buckets = [self.globs.get(first), self.globs.get("")];
+        for (glob, i) in buckets.into_iter().flatten().flatten() {
             if glob_matches(glob, name) && !hits.contains(i) {
                 hits.push(*i);
             }
@@ -88,7 +100,7 @@ struct FileEntry {
 
 /// What a reload did.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReloadReport {
     /// Files read again because they changed, appeared or went away.
     pub changed: Vec<String>,

@@ -31,6 +31,9 @@
 //!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server in a temporary
 //!   directory.
+//! - `workflows`: `workflows validate` offline (the shipped directory, a broken file naming
+//!   file, workflow and path, exit 1) and `list`, `show`, `disable`, `enable`, `reload`, `stats`
+//!   against a server running the shipped workflows.
 
 mod approvals;
 mod bench;
@@ -45,6 +48,7 @@ mod repair;
 mod serve;
 mod tls;
 mod tour;
+mod workflows;
 
 use std::{
     io::Write,
