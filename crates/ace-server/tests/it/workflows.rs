@@ -979,3 +979,91 @@ async fn given_runs_when_metrics_are_scraped_then_the_workflow_families_hold_the
     tasks.iter().for_each(JoinHandle::abort);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn given_a_webhook_action_when_run_then_the_rendered_body_is_posted_and_its_answer_feeds_the_next_step()
+ {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A plain HTTP/1.1 endpoint: keeps each request's x-ace-workflow header and JSON body and
+    // answers {"ticket": "T-42"}.
+    let received = Arc::new(Mutex::new(Vec::<(String, Value)>::new()));
+    let kept = Arc::clone(&received);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let web = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body) = loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let workflow = head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-ace-workflow: "))
+                .unwrap_or_default()
+                .to_owned();
+            kept.lock()
+                .unwrap()
+                .push((workflow, serde_json::from_str(&body).unwrap()));
+            let answer = r#"{"ticket":"T-42"}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+        }
+    });
+    let data = tempfile::tempdir().unwrap();
+    let dir = workflow_dir(&format!(
+        r#"
+workflows:
+  - name: hooked
+    trigger: {{ event: kpi.threshold_breach }}
+    steps:
+      - actions:
+          - name: notify
+            webhook: {{ url: "{url}", headers: {{ x-severity: "{{{{ payload.severity }}}}" }} }}
+            params: {{ component: "{{{{ payload.component_id }}}}", value: "{{{{ payload.value }}}}" }}
+      - actions:
+          - name: record
+            kernel: probe_kernel.record
+            params: {{ ticket: "{{{{ steps.notify.result.ticket }}}}" }}
+"#
+    ));
+    let server = start(data.path(), dir.path()).await;
+    let (commands, _events, tasks) = kernel_and_observer(&server, kernel_answer()).await;
+    publish(&server, &breach("c9", "CRITICAL")).await;
+    let record = commands
+        .wait_for("the next step", |e| {
+            e["subject"] == "ace.comms.internal.kernel.probe_kernel.cmd.record.v1"
+        })
+        .await;
+    assert_eq!(record["payload"], json!({"ticket": "T-42"}));
+    let posted = received.lock().unwrap().clone();
+    assert_eq!(
+        posted,
+        vec![(
+            "hooked".to_owned(),
+            json!({"component": "c9", "value": 950.0})
+        )]
+    );
+    tasks.iter().for_each(JoinHandle::abort);
+    web.abort();
+    server.stop().await;
+}
