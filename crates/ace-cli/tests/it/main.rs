@@ -33,7 +33,8 @@
 //!   directory.
 //! - `workflows`: `workflows validate` offline (the shipped directory, a broken file naming
 //!   file, workflow and path, exit 1) and `list`, `show`, `disable`, `enable`, `reload`, `stats`
-//!   against a server running the shipped workflows.
+//!   against a server running the shipped workflows; a server SIGKILLed while a run waits on its
+//!   second step restarts, resumes the run and completes it without repeating the first.
 
 mod approvals;
 mod bench;
