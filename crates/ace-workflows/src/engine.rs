@@ -408,6 +408,8 @@ impl Run<'_> {
             (total, record.actions_failed)
         };
         let duration_ms = self.started.elapsed().as_millis() as u64;
+        // Counted before it is announced: whoever sees the event sees the count.
+        self.engine.stats.finished(self.name(), true, duration_ms);
         self.announce(
             Lifecycle::Completed,
             json!({
@@ -420,7 +422,7 @@ impl Run<'_> {
             }),
         )
         .await;
-        self.close(RunStatus::Completed, None, duration_ms)
+        self.close(RunStatus::Completed, None)
     }
 
     async fn finish_failed(
@@ -445,21 +447,14 @@ impl Run<'_> {
         if let Some(action) = action {
             payload["failed_action"] = json!(action);
         }
+        self.engine.stats.finished(self.name(), false, duration_ms);
         self.announce(Lifecycle::Failed, payload).await;
-        self.close(RunStatus::Failed, Some(err), duration_ms)
+        self.close(RunStatus::Failed, Some(err))
     }
 
-    fn close(
-        &self,
-        status: RunStatus,
-        error: Option<RunError>,
-        duration_ms: u64,
-    ) -> Result<RunSummary, StateError> {
+    fn close(&self, status: RunStatus, error: Option<RunError>) -> Result<RunSummary, StateError> {
         self.record.lock().status = status;
         self.save()?;
-        self.engine
-            .stats
-            .finished(self.name(), status == RunStatus::Completed, duration_ms);
         Ok(RunSummary {
             workflow: self.name().to_owned(),
             run_id: self.id.to_owned(),
