@@ -615,6 +615,45 @@ impl Client {
         self.send(Method::POST, &path, |r| r).await
     }
 
+    // -- workflows: the answers are `ace-workflows`' JSON shapes (decode them into its types or
+    // into `serde_json::Value`; this crate does not depend on it).
+
+    /// `GET /api/v1/workflows`: `{workflows: [{name, file, enabled, definition}], problems}`.
+    pub async fn workflows<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        self.send(Method::GET, &["api", "v1", "workflows"], |r| r)
+            .await
+    }
+
+    /// `GET /api/v1/workflows/{name}`: `{name, file, enabled, definition}`.
+    pub async fn workflow<T: DeserializeOwned>(&self, name: &str) -> Result<T, ClientError> {
+        self.send(Method::GET, &["api", "v1", "workflows", name], |r| r)
+            .await
+    }
+
+    /// `POST /api/v1/workflows/{name}/enable` (or `disable`): the run-time switch, kept across
+    /// restarts; answers the workflow.
+    pub async fn set_workflow_enabled<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<T, ClientError> {
+        let verb = if enabled { "enable" } else { "disable" };
+        let path = ["api", "v1", "workflows", name, verb];
+        self.send(Method::POST, &path, |r| r).await
+    }
+
+    /// `POST /api/v1/workflows/reload`: `{changed, workflows, problems}`.
+    pub async fn reload_workflows<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let path = ["api", "v1", "workflows", "reload"];
+        self.send(Method::POST, &path, |r| r).await
+    }
+
+    /// `GET /api/v1/workflows/stats`: the workflow counters and latency percentiles.
+    pub async fn workflow_stats<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let path = ["api", "v1", "workflows", "stats"];
+        self.send(Method::GET, &path, |r| r).await
+    }
+
     // -- ledger: the answers are `ace-ledger`'s own JSON shapes (hashes and signatures in hex);
     // decode them into `ace_ledger::{Checkpoint, InclusionProof, ConsistencyProof}` or into
     // `serde_json::Value` (this crate does not depend on `ace-ledger`).

@@ -62,6 +62,9 @@ pub struct RequestContext {
     pub peer_certificate: Option<Arc<[u8]>>,
     /// Set only by [`RequestContext::internal`]: the server acting on its own behalf.
     internal: bool,
+    /// Set only by [`RequestContext::acting_as`]: a principal the server itself runs (a
+    /// workflow), authenticated by construction and authorized like any other.
+    acting: Option<Arc<Principal>>,
 }
 
 impl RequestContext {
@@ -73,6 +76,7 @@ impl RequestContext {
             credentials: Credentials::None,
             peer_certificate: None,
             internal: false,
+            acting: None,
         }
     }
 
@@ -89,6 +93,23 @@ impl RequestContext {
     /// Whether this is [`RequestContext::internal`].
     pub fn is_internal(&self) -> bool {
         self.internal
+    }
+
+    /// The server running an actor of its own under that actor's principal (a workflow is
+    /// `workflow:<name>`): step 1 answers `principal` without asking the authenticator (the
+    /// server made it; no credential names it), and every later step — identity, RBAC, Rego,
+    /// EHI holds, the ledger — judges it exactly like a client. Adapters never build one from
+    /// what a client sent.
+    pub fn acting_as(transport: &'static str, principal: Principal) -> Self {
+        RequestContext {
+            acting: Some(Arc::new(principal)),
+            ..RequestContext::new(transport)
+        }
+    }
+
+    /// The principal of [`RequestContext::acting_as`], if this is one.
+    pub fn acting(&self) -> Option<&Principal> {
+        self.acting.as_deref()
     }
 }
 

@@ -29,13 +29,17 @@ use crate::governance::{Action, Authenticator, Authorizer, Decision, Recorder};
 use crate::integrity::{PiiPolicy, SignatureCheck, SignaturePolicy};
 
 /// Step 1: the principal behind the request; an internal request is the server's own
-/// [`system_principal`] and never reaches the authenticator.
+/// [`system_principal`] and an actor of the server ([`RequestContext::acting_as`]) its own
+/// principal, neither reaching the authenticator.
 pub fn authenticate(
     authenticator: &dyn Authenticator,
     ctx: &RequestContext,
 ) -> Result<Principal, CoreError> {
     if ctx.is_internal() {
         return Ok(system_principal());
+    }
+    if let Some(principal) = ctx.acting() {
+        return Ok(principal.clone());
     }
     authenticator.authenticate(ctx)
 }
@@ -377,6 +381,19 @@ mod tests {
     {
         let principal = authenticate(&DevAuthenticator, &RequestContext::new("test")).unwrap();
         assert_eq!(principal.id, crate::DEVELOPMENT_PRINCIPAL_ID);
+    }
+
+    #[test]
+    fn given_an_actor_of_the_server_when_authenticating_then_its_own_principal_is_returned() {
+        let workflow = Principal {
+            id: "workflow:heal".into(),
+            kind: ace_envelope::SourceType::Service,
+            roles: vec!["workflow".into()],
+            clearance: 1,
+        };
+        let ctx = RequestContext::acting_as("workflow", workflow.clone());
+        assert!(!ctx.is_internal(), "authorized like any client");
+        assert_eq!(authenticate(&DevAuthenticator, &ctx).unwrap(), workflow);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Config {
     /// The ML kernel under `/api/ml/v1`: its insight thresholds and windows, and the EHI of a
     /// plan by its risk level.
     pub mlt: ace_mlt::MltConfig,
+    /// The workflows run on the events of `ACE_EVENTS`.
+    pub workflows: crate::workflows::WorkflowsConfig,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             cloudevents: Mapping::default(),
             contracts: ContractsConfig::default(),
             mlt: ace_mlt::MltConfig::default(),
+            workflows: crate::workflows::WorkflowsConfig::default(),
         }
     }
 }
@@ -1031,6 +1034,7 @@ impl Config {
         self.ledger.validate(&self.data_dir)?;
         self.signatures.validate()?;
         self.approvals.validate()?;
+        self.workflows.validate()?;
         let mut names: Vec<&str> = self
             .streams
             .defaults

@@ -82,6 +82,12 @@ pub enum ServerError {
     /// The metrics registry refused a metric (a duplicate name).
     #[error("registering metrics: {0}")]
     Metrics(#[source] prometheus::Error),
+    /// The workflow engine could not start (its state or its consumer).
+    #[error("starting the workflows: {message}")]
+    Workflows {
+        /// What failed.
+        message: String,
+    },
     /// A policy, key or API-key file named by the configuration cannot be used.
     #[error("config key `{key}`: {source}")]
     Policy {
@@ -201,6 +207,10 @@ pub enum ApiError {
     /// The core refused or failed.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// A failure of ours outside the core (the workflow state); its detail is logged where it
+    /// happened, never answered.
+    #[error("internal error")]
+    Internal,
 }
 
 impl ApiError {
@@ -219,6 +229,7 @@ impl ApiError {
             ApiError::BodyTimeout { .. } => ErrorCode::Timeout,
             ApiError::Route(_) => ErrorCode::NotFound,
             ApiError::Core(err) => err.code(),
+            ApiError::Internal => ErrorCode::Internal,
         }
     }
 

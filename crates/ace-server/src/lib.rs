@@ -25,6 +25,9 @@
 //! - `recovery`: the `storage_recovered` ledger entries of the streams whose recovery cut a torn
 //!   tail or found damage, recorded at start, and the `storage_damaged` entries of streams that
 //!   stop taking writes while the server runs.
+//! - `workflows`: the workflow runtime (`workflows.*`, [`WorkflowsConfig`]): the `ace-workflows`
+//!   engine fed by the durable consumer [`TRIGGER_CONSUMER`] on [`TRIGGER_STREAM`], every effect
+//!   published through the core as the workflow's own principal; `/api/v1/workflows…`.
 //! - `offline`: [`repair_offline`], a stream repaired with the server stopped (the data
 //!   directory's lock refuses it while a server runs), recorded in the server's ledger.
 //! - `error`: [`ConfigError`], [`ServerError`], and [`ApiError`] with the one `IntoResponse`.
@@ -58,6 +61,7 @@ mod offline;
 mod recovery;
 mod serve;
 mod tls;
+mod workflows;
 mod ws;
 
 pub use config::{
@@ -73,3 +77,4 @@ pub use metrics::{MAX_AGENT_TYPES, MAX_CONSUMERS, MAX_STREAMS, Metrics};
 pub use offline::repair_offline;
 pub use serve::{App, run};
 pub use tls::Tls;
+pub use workflows::{TRIGGER_CONSUMER, TRIGGER_STREAM, WorkflowsConfig};

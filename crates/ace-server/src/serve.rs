@@ -246,8 +246,10 @@ impl App {
             .with_policy(governance.authorizer().cloned())
             .with_ledger(core.ledger().map(|recorder| recorder.ledger().clone()));
         let (mlt, decisions) = crate::http::mlt::open(config, &core, clock.clone()).await?;
+        let workflows = crate::workflows::Workflows::open(config, &core, clock.clone()).await?;
         let state = AppState::new(core, metrics, config.limits.clone())
             .with_mlt(mlt)
+            .with_workflows(workflows)
             .with_governance(governance)
             .with_ready_strict(config.streams.ready_strict)
             .with_metrics_access(config.auth.metrics)
@@ -290,6 +292,12 @@ impl App {
             &self.state.core,
             Duration::from_millis(self.ledger_checkpoint_ms),
         );
+        let workflow_tasks = self
+            .state
+            .workflows
+            .as_ref()
+            .map(crate::workflows::Workflows::spawn)
+            .unwrap_or_default();
         let watch = self
             .damage
             .lock()
@@ -368,6 +376,9 @@ impl App {
             });
         }
         drop(listener);
+        if let Some(workflows) = &self.state.workflows {
+            workflows.shutdown(workflow_tasks).await;
+        }
         sweep.abort();
         ledger_tasks.abort();
         expiry.abort();

@@ -14,6 +14,7 @@ mod serve;
 mod session;
 mod stream;
 mod sub;
+mod workflows;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -34,6 +35,7 @@ pub(crate) use req::ReqArgs;
 pub(crate) use session::SessionCommand;
 pub(crate) use stream::{NameArgs, RepairArgs, RmArgs, StreamAddArgs, StreamCommand};
 pub(crate) use sub::SubArgs;
+pub(crate) use workflows::WorkflowsCommand;
 
 /// ACE::COMMS — a governed message backbone for AI agents, humans and ML services.
 #[derive(Debug, Parser)]
@@ -80,6 +82,9 @@ pub(crate) enum Command {
     /// The agents present on the server.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The server's workflows: list, show, enable, disable, reload, stats; validate files offline.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
     /// Messages held for a human's approval: list, approve, reject.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),

@@ -17,6 +17,7 @@ pub(crate) mod serve;
 mod session;
 mod stream;
 mod subscribe;
+mod workflows;
 
 use std::io::Write;
 
@@ -50,6 +51,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Consumer(command) => consumer::run(command, server, format, out),
         Command::Agents(command) => agents::run(command, server, format, out),
         Command::Approvals(command) => approvals::run(command, server, format, out),
+        Command::Workflows(command) => workflows::run(command, server, format, out),
         Command::Session(command) => session::run(command, server, format, out),
         Command::Ledger(command) => ledger::run(command, server, format, out),
         Command::Reload => reload::run(server, format, out),

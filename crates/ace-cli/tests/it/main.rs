@@ -36,6 +36,10 @@
 //!   ls), refused without it; a missing CA file and `--tls-cert` without `--tls-key` exit 2.
 //! - `tour`: the README's five-minute tour, run verbatim against a fresh server in a temporary
 //!   directory.
+//! - `workflows`: `workflows validate` offline (the shipped directory, a broken file naming
+//!   file, workflow and path, exit 1) and `list`, `show`, `disable`, `enable`, `reload`, `stats`
+//!   against a server running the shipped workflows; a server SIGKILLed while a run waits on its
+//!   second step restarts, resumes the run and completes it without repeating the first.
 
 mod approvals;
 mod bench;
@@ -52,6 +56,7 @@ mod repair;
 mod serve;
 mod tls;
 mod tour;
+mod workflows;
 
 use std::{
     io::Write,

@@ -125,12 +125,43 @@ fn given_a_publish_to_a_pattern_when_authorized_then_even_admin_is_refused() {
 }
 
 #[test]
-fn given_the_shipped_file_when_loaded_then_it_defines_the_seed_roles_approver_and_auditor() {
+fn given_the_shipped_file_when_loaded_then_it_defines_the_seed_roles_approver_auditor_and_workflow()
+{
     let rbac = rbac();
     let names: Vec<&str> = rbac.role_names().collect();
     assert_eq!(
         names,
-        ["admin", "agent", "approver", "auditor", "human", "observer"]
+        [
+            "admin", "agent", "approver", "auditor", "human", "observer", "workflow"
+        ]
+    );
+}
+
+#[test]
+fn given_a_workflow_when_authorized_then_it_commands_kernels_and_publishes_their_events_only() {
+    let rbac = rbac();
+    let allowed = [
+        "ace.comms.internal.kernel.avn_core.cmd.escalate_healing.v1",
+        "ace.comms.internal.kernel.avn_core.evt.healing_escalation_requested.v1",
+    ];
+    for subject in allowed {
+        check(&rbac, "workflow", Action::Publish, subject, 'A');
+    }
+    let refused = [
+        "ace.comms.internal.agent.planner.cmd.plan.v1",
+        "ace.comms.http.service.dashboard.evt.kpi.v1",
+        "ace.comms.system.hitl.approval.a1.cmd.decide.v1",
+        "ace.comms.system.workflow.w.cmd.manage.v1",
+    ];
+    for subject in refused {
+        check(&rbac, "workflow", Action::Publish, subject, 'D');
+    }
+    check(
+        &rbac,
+        "workflow",
+        Action::Subscribe,
+        "ace.comms.internal.kernel.*.cmd.>",
+        'D',
     );
 }
 

@@ -121,11 +121,15 @@ pub(crate) async fn metrics(
     if state.metrics_authenticated {
         state.core.authenticate(&ctx)?;
     }
+    let mut scraped = state.metrics.scrape(&state.core).await;
+    if let Some(workflows) = &state.workflows {
+        scraped.push_str(&workflows.metrics_text());
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.scrape(&state.core).await,
+        scraped,
     ))
 }

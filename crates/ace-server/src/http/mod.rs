@@ -21,6 +21,7 @@ mod registry;
 pub(crate) mod request;
 mod sessions;
 mod streams;
+mod workflows;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -68,6 +69,8 @@ pub struct AppState {
     /// Cancelled when shutdown begins: ends every `/mcp` session and its event streams, so the
     /// drain does not wait on them.
     pub(crate) mcp_sessions: tokio_util::sync::CancellationToken,
+    /// The workflow runtime (`workflows.enabled`), if it runs.
+    pub(crate) workflows: Option<Arc<crate::workflows::Workflows>>,
 }
 
 /// What turns a foreign CloudEvent into an envelope: the mapping and the clock giving its new
@@ -107,7 +110,17 @@ impl AppState {
             }),
             mlt: None,
             mcp_sessions: tokio_util::sync::CancellationToken::new(),
+            workflows: None,
         }
+    }
+
+    /// State serving the workflow routes of `workflows`.
+    pub(crate) fn with_workflows(
+        mut self,
+        workflows: Option<Arc<crate::workflows::Workflows>>,
+    ) -> Self {
+        self.workflows = workflows;
+        self
     }
 
     /// State serving the ML kernel `kernel` under `/api/ml/v1`.
@@ -225,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(registry_routes())
         .merge(mlt::routes())
+        .merge(workflows::routes())
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

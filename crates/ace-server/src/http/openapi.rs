@@ -16,6 +16,7 @@ use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use super::{
     admin, agents, approvals, asyncapi, health, ledger, messages, registry, sessions, streams,
+    workflows,
 };
 
 /// The 202 answer of a publish: where the envelope went, or the approval that holds it.
@@ -148,6 +149,12 @@ pub(crate) enum BodyRefusals {
         registry::check,
         registry::get_config,
         registry::put_config,
+        workflows::list,
+        workflows::get_workflow,
+        workflows::enable,
+        workflows::disable,
+        workflows::reload,
+        workflows::stats,
     ),
     components(schemas(PublishAnswer, ErrorBody)),
     modifiers(&Security)

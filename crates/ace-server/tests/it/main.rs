@@ -81,6 +81,11 @@
 //!   publish above the high-water mark, the durable consumer continuing, the `stream_repaired`
 //!   entry), admin only (403 and a `denied` entry otherwise), and a stream halted by a failed
 //!   fsync while running recorded once as `storage_damaged`, then repaired.
+//! - `workflows`: the nine shipped workflows, each from its trigger published to the server to a
+//!   real handler subscribed on its kernel subject (the rendered parameters, the workflow's own
+//!   principal) and its follow-up event; a filtered, a rate-limited, a timed-out-and-retried and
+//!   a failed run counted; a workflow file edited and broken while the server runs; the
+//!   run-time switch; the routes when workflows are off.
 
 mod agents;
 mod approvals;
@@ -106,6 +111,7 @@ mod sessions;
 mod storage_faults;
 mod streams;
 mod system_messages;
+mod workflows;
 mod ws;
 mod ws_auth;
 
