@@ -165,7 +165,32 @@ async fn switch(
         return Err(ApiError::Route(format!("no workflow `{name}` is loaded")));
     }
     tracing::info!(workflow = name, enabled, by = %principal.id, "workflow switched");
+    let decision = if enabled {
+        "workflow enabled"
+    } else {
+        "workflow disabled"
+    };
+    let details =
+        serde_json::json!({"change": decision, "workflow": name, "transport": ctx.transport});
+    record_change(state, &principal.id, &subject, decision, details).await;
     Ok(Json(info(workflows, name)?))
+}
+
+/// The `config_changed` entry of a workflow switch or reload, recorded once it is done; a
+/// recording failure is logged (the change is made).
+async fn record_change(
+    state: &AppState,
+    actor: &str,
+    subject: &str,
+    decision: &str,
+    details: Value,
+) {
+    let mut entry = ace_ledger::NewEntry::new(ace_ledger::EntryKind::ConfigChanged, actor, subject);
+    entry.decision = decision.to_owned();
+    entry.details = details;
+    if let Err(err) = state.core.record(vec![entry]).await {
+        tracing::error!(%err, subject, "a workflow change was made but not recorded");
+    }
 }
 
 /// `POST /api/v1/workflows/{name}/enable`.
@@ -226,11 +251,27 @@ pub(crate) async fn reload(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
 ) -> Result<Json<ReloadReport>, ApiError> {
-    state
+    let principal = state
         .core
         .permit(&ctx, Action::Publish(RELOAD_SUBJECT))
         .await?;
-    Ok(Json(running(&state)?.reload()))
+    let report = running(&state)?.reload();
+    let details = serde_json::json!({
+        "change": "workflows reloaded",
+        "changed": report.changed,
+        "workflows": report.workflows,
+        "refused_files": report.problems.iter().map(|p| p.file.clone()).collect::<Vec<_>>(),
+        "transport": ctx.transport,
+    });
+    record_change(
+        &state,
+        &principal.id,
+        RELOAD_SUBJECT,
+        "workflows reloaded",
+        details,
+    )
+    .await;
+    Ok(Json(report))
 }
 
 /// `GET /api/v1/workflows/stats`.

@@ -689,6 +689,27 @@ async fn given_a_disabled_workflow_when_its_trigger_arrives_then_it_does_not_run
         .post("/api/v1/workflows/nope/enable", &json!({}))
         .await;
     assert_eq!(status, 404, "{missing}");
+    let (status, _) = server.post("/api/v1/workflows/reload", &json!({})).await;
+    assert_eq!(status, 200);
+    let (_, page) = server
+        .get("/api/v1/ledger/entries?kind=config_changed&limit=1000")
+        .await;
+    let changes: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["details"]["change"].as_str())
+        .filter(|c| c.starts_with("workflow"))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "workflow disabled",
+            "workflow enabled",
+            "workflows reloaded"
+        ],
+        "each switch and reload is a config_changed entry: {page}"
+    );
     tasks.iter().for_each(JoinHandle::abort);
     server.stop().await;
 }
