@@ -3,7 +3,8 @@
 //! HTTP at `/mcp` and stdio through `ace-comms mcp --server URL --api-key KEY`. The client
 //! (`crates/ace-server/tests/it/mcp_client.py`) lists every tool, resource and template, reads
 //! resources and calls every tool: a publish, a fetch and its ack, a request and a
-//! `query_agent` answered by a responder subscribed on the bus (a Rust `ace-client` here), a
+//! `query_agent` answered by a responder subscribed on the bus (the Python SDK, as the tour's
+//! agent: `mcp_responder.py`), a
 //! contract check, a verified ledger proof; as the agent, a denied call (recorded as a `denied`
 //! ledger entry), a call held by its EHI score that the approver releases while the agent polls
 //! `approval_status`, and a `request_approval`. Last, the README's desktop-agent configuration
@@ -12,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use ace_client::Client;
 use ace_envelope::api::http::Heartbeat;
@@ -38,26 +38,26 @@ fn enforced(dir: &Path) -> Server {
     Server::start_with(&["--config", config.to_str().unwrap()], &[])
 }
 
-/// Answers every query on the responder's subject with `{"answer": 42, "asked": payload}`,
-/// as the admin, until the runtime ends.
-async fn respond(url: String) {
-    let client = Client::new(&url).unwrap().with_api_key(ADMIN);
-    let ws = client.connect_ws().await.unwrap();
-    let subject = format!("ace.comms.a2a.agent.{RESPONDER}.cmd.query.v1");
-    let mut queries = ws.subscribe(&subject, None).await.unwrap();
-    while let Some(Ok(message)) = queries.next().await {
-        let query = *message.envelope;
-        let Some(reply_to) = query.headers.get("reply_to").cloned() else {
-            continue;
-        };
-        let asked = query.payload.clone().unwrap_or(Value::Null);
-        let reply = query
-            .reply_builder(reply_to)
-            .payload_json(json!({ "answer": 42, "asked": asked }))
-            .build()
-            .unwrap();
-        ws.publish(&reply).await.unwrap();
-    }
+/// The Python SDK responder (`mcp_responder.py`) as the tour's agent: answers every query on
+/// the responder's subject with `{"answer": 42, "asked": payload}` until killed. Returns once it
+/// has subscribed.
+fn python_responder(python: &Path, url: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_responder.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args([url, AGENT, RESPONDER])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the responder starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the responder speaks");
+    assert_eq!(first.trim(), "ready", "the responder subscribed");
+    child
 }
 
 /// Runs the Python MCP client with `config` and returns what it printed; `ace-comms` is on
@@ -263,7 +263,7 @@ fn given_the_python_mcp_client_when_it_calls_every_tool_over_http_and_stdio_then
 {
     let Some(python) = ace_testkit::python(
         "given_the_python_mcp_client_when_it_calls_every_tool_over_http_and_stdio_then_each_is_governed",
-        &["mcp"],
+        &["mcp", "ace_comms"],
     ) else {
         return;
     };
@@ -290,8 +290,7 @@ fn given_the_python_mcp_client_when_it_calls_every_tool_over_http_and_stdio_then
     runtime
         .block_on(agent.heartbeat("planner-agent", &beat))
         .unwrap();
-    runtime.spawn(respond(server.url.clone()));
-    std::thread::sleep(Duration::from_millis(300)); // the responder's subscription is made
+    let mut responder = python_responder(&python, &server.url);
 
     let mut config = json!({
         "base": server.url,
@@ -335,4 +334,6 @@ fn given_the_python_mcp_client_when_it_calls_every_tool_over_http_and_stdio_then
         3,
         "the README agent's denied call too"
     );
+    let _ = responder.kill();
+    let _ = responder.wait();
 }
