@@ -346,11 +346,6 @@ impl Core {
         Ok(schema)
     }
 
-    /// The requirements in force.
-    pub fn contract_requirements(&self) -> &[Requirement] {
-        &self.registry.requirements
-    }
-
     /// Registers `schema` as `version` of `subject` under the subject's compatibility mode:
     /// judged as a publish on [`REGISTER_SUBJECT`], refused `CONFLICT` with every
     /// incompatibility (pointer and reason) when the mode forbids it, stored, recorded as a
@@ -409,9 +404,15 @@ impl Core {
         mode: CompatibilityMode,
     ) -> Result<(), CoreError> {
         let principal = self.allow(ctx, Action::Publish(REGISTER_SUBJECT)).await?;
-        subject
+        let parsed = subject
             .parse::<ace_contracts::SchemaRef>()
             .map_err(CoreError::Contract)?;
+        if parsed.version.is_some() {
+            return Err(CoreError::InvalidRequest {
+                field: "subject",
+                reason: format!("`{subject}` names a version; a mode belongs to a whole subject"),
+            });
+        }
         let _one_at_a_time = self.registry.writing.lock().await;
         let mut next = (*self.registry.current()).clone();
         next.set_compatibility(subject, mode);

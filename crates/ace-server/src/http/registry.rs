@@ -3,7 +3,7 @@
 //! Reads and dry-run checks need an authenticated caller; a registration or a mode change is
 //! the core's (`ace_core::Core::register_contract`): judged, stored, recorded, then in force.
 
-use ace_contracts::{CompatibilityMode, Registry, Version};
+use ace_contracts::{CompatibilityMode, Version};
 use ace_envelope::ErrorBody;
 use ace_envelope::api::registry::{
     CompatibilityAnswer, CompatibilityRequest, Incompatibility, RegisterSchema, RegisteredSchema,
@@ -95,7 +95,7 @@ pub(crate) async fn version(
         subject: found.subject().to_owned(),
         version: found.version().to_string(),
         schema: found.schema().clone(),
-        compatibility: mode_name(registry.compatibility(&subject)),
+        compatibility: registry.compatibility(&subject).to_string(),
     }))
 }
 
@@ -139,7 +139,7 @@ pub(crate) async fn register(
         Json(RegisteredSchema {
             subject: done.subject,
             version: done.version.to_string(),
-            compatibility: mode_name(done.compatibility),
+            compatibility: done.compatibility.to_string(),
             checked_against: done
                 .checked_against
                 .iter()
@@ -222,9 +222,9 @@ pub(crate) async fn get_config(
     Ctx(ctx): Ctx,
     Path(subject): Path<String>,
 ) -> Result<Json<SubjectConfig>, ApiError> {
-    let registry: std::sync::Arc<Registry> = state.core.contracts(&ctx)?;
+    let registry = state.core.contracts(&ctx)?;
     Ok(Json(SubjectConfig {
-        compatibility: mode_name(registry.compatibility(&subject)),
+        compatibility: registry.compatibility(&subject).to_string(),
     }))
 }
 
@@ -255,7 +255,7 @@ pub(crate) async fn put_config(
         .set_contract_compatibility(&ctx, &subject, mode)
         .await?;
     Ok(Json(SubjectConfig {
-        compatibility: mode_name(mode),
+        compatibility: mode.to_string(),
     }))
 }
 
@@ -271,10 +271,6 @@ fn mode(given: &str) -> Result<CompatibilityMode, ApiError> {
         field: "compatibility",
         reason,
     })
-}
-
-fn mode_name(mode: CompatibilityMode) -> String {
-    mode.to_string()
 }
 
 fn wire(found: &ace_contracts::Incompatibility) -> Incompatibility {

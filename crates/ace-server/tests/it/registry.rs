@@ -104,6 +104,23 @@ async fn given_an_enforced_server_when_contracts_are_registered_then_admin_only_
         assert_error(&(status, body.clone()), 403, "FORBIDDEN");
         let (_, body) = get_as(&server, &role("agent"), config).await;
         assert_eq!(body["compatibility"], "full", "any caller reads the mode");
+        let versioned = "/api/v1/registry/config/test.score@1.0.0";
+        let (status, body) = put_as(
+            &server,
+            &admin,
+            versioned,
+            &json!({"compatibility": "none"}),
+        )
+        .await;
+        assert_error(&(status, body.clone()), 400, "INVALID_REQUEST");
+        let (status, body) = put_as(
+            &server,
+            &admin,
+            config,
+            &json!({"compatibility": "sideways"}),
+        )
+        .await;
+        assert_error(&(status, body.clone()), 400, "INVALID_REQUEST");
 
         // A new required field: old data lacks it, so `full` (and `backward`) refuse it.
         let narrowed = json!({"type": "object", "required": ["score", "why"],
